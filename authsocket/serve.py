@@ -72,7 +72,7 @@ def transport_message_limit() -> int:
 class _Instance:
     """One live ASGI application instance, as seen by the drain registry."""
 
-    __slots__ = ("scope_type", "send", "accepted", "closed")
+    __slots__ = ("accepted", "closed", "scope_type", "send")
 
     def __init__(self, scope_type, send):
         self.scope_type = scope_type
@@ -144,7 +144,7 @@ class DrainRegistry:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self._idle = None
