@@ -55,7 +55,8 @@ def render(
             raise ValueError(f"unknown placeholder @{name}@ in the template")
         return values[name]
 
-    return PLACEHOLDER.sub(fill, text)
+    header = "# Rendered by deploy/nginx/render.py: edit the template, not this.\n"
+    return header + PLACEHOLDER.sub(fill, text)
 
 
 def main(argv=None):
