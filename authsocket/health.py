@@ -60,7 +60,7 @@ async def _run_check(name, check) -> tuple[str, str]:
     except TimeoutError:
         logger.warning("readyz: %s did not answer within %.1fs", name, CHECK_TIMEOUT)
         return name, "timeout"
-    except Exception as e:  # any failure means "not ready"; say which
+    except Exception as e:  # noqa: BLE001 - any failure means "not ready"
         logger.warning("readyz: %s failed: %s", name, type(e).__name__)
         return name, "error"
     return name, "ok"
@@ -69,9 +69,7 @@ async def _run_check(name, check) -> tuple[str, str]:
 async def readiness() -> tuple[int, dict]:
     """Run every check concurrently; 200 only if all of them pass."""
     started = time.monotonic()
-    results = dict(
-        await asyncio.gather(*(_run_check(n, c) for n, c in CHECKS.items()))
-    )
+    results = dict(await asyncio.gather(*(_run_check(n, c) for n, c in CHECKS.items())))
     ready = all(state == "ok" for state in results.values())
     body = {
         "status": "ok" if ready else "unavailable",

@@ -219,17 +219,21 @@ class GracefulCommandLineInterface(CommandLineInterface):
         self.registry = DrainRegistry(super().load_asgi_app(asgi_app_path))
         return self.registry
 
-    def run(self, args):
+    def configure(self):
+        """Read the environment: payload limits, drain grace, the server class."""
         limit = transport_message_limit()
         self.parser.set_defaults(
             websocket_max_message_size=limit, websocket_max_frame_size=limit
         )
         grace = _env_float("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
-        # load_asgi_app runs inside super().run(), before the server is built,
-        # so the factory looks the registry up only when it is called.
+        # load_asgi_app runs inside run(), before the server is built, so the
+        # factory looks the registry up only when it is called.
         self.server_class = lambda **kwargs: GracefulServer(
             registry=self.registry, grace=grace, **kwargs
         )
+
+    def run(self, args):
+        self.configure()
         super().run(args)
 
 

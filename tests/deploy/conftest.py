@@ -1,0 +1,200 @@
+"""Fixtures for the deployment tests: PostgreSQL, Redis, daphne processes, nginx.
+
+The machine's PostgreSQL and Redis are used (override with
+AUTHSOCKET_TEST_POSTGRES / AUTHSOCKET_TEST_REDIS). When one is unreachable the
+tests SKIP with the reason, except under CI=true, where they FAIL: CI must
+exercise them.
+"""
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .processes import ROOT, NginxProcess, RedisProcess, ServerProcess
+
+CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "AUTHSOCKET_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+# A database number of its own, so group and channel names of other test runs
+# on the same Redis never meet these.
+REDIS_URL = os.environ.get("AUTHSOCKET_TEST_REDIS", "redis://127.0.0.1:6379/9")
+DEMO_PASSWORD = "deploy-" + secrets.token_urlsafe(12)
+
+
+def unavailable(reason: str):
+    """Skip on a laptop without the service; fail in CI, which must have it."""
+    if CI:
+        pytest.fail(f"{reason} (CI=true: the deployment tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "services: needs the machine's PostgreSQL, Redis and nginx"
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url():
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            pass
+    except Exception as e:  # noqa: BLE001 - any reason to be unreachable
+        unavailable(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {e}")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except Exception as e:  # noqa: BLE001 - any reason to be unreachable
+        unavailable(f"Redis unreachable at {REDIS_URL}: {e}")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def nginx_available():
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        unavailable("nginx is not installed (apt-get install nginx-light)")
+
+
+@pytest.fixture(scope="session")
+def redis_server_available():
+    if not shutil.which("redis-server"):
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+
+
+@pytest.fixture(scope="session")
+def deploy_database(postgres_admin_url):
+    """A PostgreSQL database of this test session, dropped at its end."""
+    import psycopg
+
+    name = f"authsocket_deploy_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("deploy-logs")
+
+
+def production_env(database_url: str, redis_url: str) -> dict:
+    """The environment of a production process, as docs/deploy.md §2.5 sets it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "AUTHSOCKET_", "PYTEST_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="authsocket.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=SECRET_KEY,
+        AUTHSOCKET_JWT_SECRET=JWT_SECRET,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        AUTHSOCKET_TRUSTED_PROXIES="1",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        DEMO_PASSWORD=DEMO_PASSWORD,
+        AUTHSOCKET_SHUTDOWN_GRACE="5",
+        # Tests log in far more often than people do.
+        AUTHSOCKET_LOGIN_THROTTLE="1000/min",
+        AUTHSOCKET_LOGIN_ADDRESS_THROTTLE="1000/min",
+        AUTHSOCKET_TICKET_THROTTLE="1000/min",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+SECRET_KEY = secrets.token_urlsafe(50)
+JWT_SECRET = secrets.token_urlsafe(48)
+
+
+def manage(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, (
+        f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    )
+    return result
+
+
+@pytest.fixture(scope="session")
+def deploy_env(deploy_database, redis_url):
+    """Production-like env over a migrated database holding the demo data."""
+    env = production_env(deploy_database, redis_url)
+    manage(env, "migrate", "--noinput")
+    manage(env, "demo_data")
+    return env
+
+
+def start_servers(env: dict, log_dir: Path, *names: str) -> list[ServerProcess]:
+    servers = []
+    try:
+        for name in names:
+            servers.append(ServerProcess(name, env, log_dir).start())
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+@pytest.fixture(scope="module")
+def cluster(deploy_env, log_dir, request):
+    """Two daphne processes, A and B, sharing PostgreSQL and Redis."""
+    prefix = request.module.__name__.rsplit(".", 1)[-1]
+    servers = start_servers(deploy_env, log_dir, f"{prefix}-a", f"{prefix}-b")
+    try:
+        yield tuple(servers)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(cluster, nginx_available, tmp_path_factory):
+    """A real nginx on a free port with the project's config, over A and B."""
+    nginx = NginxProcess(
+        tmp_path_factory.mktemp("nginx"), [server.port for server in cluster]
+    )
+    try:
+        yield nginx.start()
+    finally:
+        nginx.stop()
+
+
+@pytest.fixture
+def own_redis(redis_server_available, log_dir):
+    """A redis-server this test may stop and start again on the same port."""
+    server = RedisProcess(log_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
