@@ -24,7 +24,10 @@ def _request(method: str, url: str, body, token, headers) -> tuple[int, object]:
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as e:
         status, raw = e.code, e.read()
-    return status, (json.loads(raw) if raw else None)
+    try:
+        return status, (json.loads(raw) if raw else None)
+    except ValueError:  # an HTML error page: keep it for the assertion message
+        return status, raw.decode(errors="replace")[:500]
 
 
 async def http(method, url, body=None, *, token=None, headers=None):

@@ -59,7 +59,7 @@ class OutputProcess:
         self._reader = None
 
     def start(self):
-        self.lines = []
+        """Start (or start again: output keeps accumulating across runs)."""
         self.proc = subprocess.Popen(
             self.args,
             cwd=ROOT,
@@ -160,8 +160,11 @@ class ServerProcess(OutputProcess):
         self.port = None
 
     def start(self, timeout: float = 30.0):
+        mark = len(self.lines)
         super().start()
-        match = self.wait_for(r"Listening on TCP address 127\.0\.0\.1:(\d+)", timeout)
+        match = self.wait_for(
+            r"Listening on TCP address 127\.0\.0\.1:(\d+)", timeout, start=mark
+        )
         self.port = int(match.group(1))
         return self
 
