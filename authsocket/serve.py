@@ -7,7 +7,8 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
 * the WebSocket message and frame size limits default to twice
   ``AUTHSOCKET_MAX_MESSAGE_BYTES``, so a message a little over the limit still
   reaches the consumer (which answers 4413) while a huge one is cut by the
-  transport (1009) before it is buffered;
+  transport with a 1009 close frame (not a bare TCP drop) before it is
+  buffered;
 * SIGTERM and SIGINT drain the process instead of killing it: stop listening
   (the proxy sends new connections to the other upstreams), close every live
   WebSocket with 4503 through the ASGI ``websocket.close`` message, wait up to
@@ -163,8 +164,16 @@ class GracefulServer(Server):
         self.draining = False
 
     def run(self):
-        reactor.callWhenRunning(self._install_signal_handlers)
+        reactor.callWhenRunning(self._on_startup)
         super().run()
+
+    def _on_startup(self):
+        # autobahn drops the TCP connection on a protocol violation such as a
+        # message over --websocket-max-message-size (failByDrop): the client
+        # then sees 1006. Send the close frame (1009) instead, so it learns why.
+        # Runs before the reactor accepts its first connection.
+        self.ws_factory.setProtocolOptions(failByDrop=False)
+        self._install_signal_handlers()
 
     def listen_success(self, port):
         self.ports.append(port)

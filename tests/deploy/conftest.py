@@ -96,7 +96,7 @@ def log_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("deploy-logs")
 
 
-def production_env(database_url: str, redis_url: str) -> dict:
+def production_env(database_url: str, redis_url: str | None) -> dict:
     """The environment of a production process, as docs/deploy.md §2.5 sets it."""
     env = {
         k: v
@@ -111,7 +111,6 @@ def production_env(database_url: str, redis_url: str) -> dict:
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         AUTHSOCKET_TRUSTED_PROXIES="1",
         DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
         DEMO_PASSWORD=DEMO_PASSWORD,
         AUTHSOCKET_SHUTDOWN_GRACE="5",
         # Tests log in far more often than people do.
@@ -121,6 +120,10 @@ def production_env(database_url: str, redis_url: str) -> dict:
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
     )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    else:
+        env.pop("REDIS_URL", None)
     return env
 
 
@@ -164,6 +167,16 @@ def start_servers(env: dict, log_dir: Path, *names: str) -> list[ServerProcess]:
             server.stop()
         raise
     return servers
+
+
+@pytest.fixture(scope="module")
+def sqlite_env(tmp_path_factory):
+    """One-process env (SQLite, in-memory layer): for tests of the entry point."""
+    directory = tmp_path_factory.mktemp("sqlite")
+    env = production_env(f"sqlite:///{directory / 'db.sqlite3'}", None)
+    manage(env, "migrate", "--noinput")
+    manage(env, "demo_data")
+    return env
 
 
 @pytest.fixture(scope="module")
