@@ -35,9 +35,12 @@ from daphne.cli import CommandLineInterface  # isort:skip
 from daphne.server import Server  # isort:skip
 from twisted.internet import reactor  # isort:skip
 
+from realtime.protocol import CloseCode  # isort:skip  (plain enums, no Django)
+
 logger = logging.getLogger("authsocket.serve")
 
-SHUTDOWN_CLOSE_CODE = 4503
+# int(): autobahn refuses anything but a plain int as a close code.
+SHUTDOWN_CLOSE_CODE = int(CloseCode.SHUTTING_DOWN)
 DEFAULT_MAX_MESSAGE_BYTES = 65536
 DEFAULT_SHUTDOWN_GRACE = 5.0
 
@@ -49,7 +52,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise SystemExit(f"{name} must be an integer number of bytes, not {raw!r}")
+        raise SystemExit(
+            f"{name} must be an integer number of bytes, not {raw!r}"
+        ) from None
     if value <= 0:
         raise SystemExit(f"{name} must be positive, not {raw!r}")
     return value
@@ -62,7 +67,7 @@ def _env_float(name: str, default: float) -> float:
     try:
         return max(0.0, float(raw))
     except ValueError:
-        raise SystemExit(f"{name} must be a number of seconds, not {raw!r}")
+        raise SystemExit(f"{name} must be a number of seconds, not {raw!r}") from None
 
 
 def transport_message_limit() -> int:

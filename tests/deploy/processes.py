@@ -39,9 +39,11 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
-        except OSError:
+        except OSError as e:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+                raise TimeoutError(
+                    f"nothing listens on port {port} after {timeout}s"
+                ) from e
             time.sleep(0.05)
 
 

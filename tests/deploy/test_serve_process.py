@@ -1,5 +1,6 @@
 """A real `python -m authsocket.serve` process: limits and draining (no services)."""
 
+import contextlib
 import signal
 import time
 
@@ -49,10 +50,8 @@ async def test_message_over_twice_the_limit_is_cut_by_the_transport(small_limit_
     # with 1009 (message too big) before buffering it for the application.
     alice = await login(small_limit_server.http, "alice", DEMO_PASSWORD)
     ws, _ = await connect(small_limit_server.ws, token=alice["access"])
-    try:
+    with contextlib.suppress(websockets.ConnectionClosed):
         await ws.send("x" * 2001)
-    except websockets.ConnectionClosed:
-        pass
     assert await close_code(ws, timeout=5) == 1009
 
 
