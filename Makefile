@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# daphne refuses WebSocket messages larger than the protocol's limit itself.
-MAX_MESSAGE_BYTES ?= 65536
+# authsocket.serve (daphne + graceful SIGTERM) sets daphne's WebSocket size
+# limits from AUTHSOCKET_MAX_MESSAGE_BYTES (docs/deploy.md §5.3).
 
 .PHONY: install install-dev run test test-fast lint format bench bench-quick clean
 
@@ -35,8 +35,8 @@ run: install
 	@echo "  authsocket demo: http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  logins: alice, bob, carol, admin — password: $${DEMO_PASSWORD:-authsocket-demo}"
 	@echo ""
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(BIN)/daphne -b $(HOST) -p $(PORT) \
-		authsocket.asgi:application
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(BIN)/python -m authsocket.serve \
+		-b $(HOST) -p $(PORT) authsocket.asgi:application
 
 ## lint: ruff, formatting, migrations in sync, deploy checks with production settings
 lint: install-dev

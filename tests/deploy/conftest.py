@@ -9,13 +9,13 @@ exercise them.
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .processes import ROOT, NginxProcess, RedisProcess, ServerProcess
+from tests.servers import manage, server_env
+
+from .processes import NginxProcess, RedisProcess, ServerProcess
 
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -97,55 +97,21 @@ def log_dir(tmp_path_factory):
 
 
 def production_env(database_url: str, redis_url: str | None) -> dict:
-    """The environment of a production process, as docs/deploy.md §2.5 sets it."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "AUTHSOCKET_", "PYTEST_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="authsocket.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY=SECRET_KEY,
-        AUTHSOCKET_JWT_SECRET=JWT_SECRET,
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        AUTHSOCKET_TRUSTED_PROXIES="1",
-        DATABASE_URL=database_url,
-        DEMO_PASSWORD=DEMO_PASSWORD,
-        AUTHSOCKET_SHUTDOWN_GRACE="5",
+    """tests/servers.py's production-like env, behind one proxy, on `redis_url`."""
+    overrides = {
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "AUTHSOCKET_TRUSTED_PROXIES": "1",
+        "DEMO_PASSWORD": DEMO_PASSWORD,
+        "AUTHSOCKET_SHUTDOWN_GRACE": "5",
         # Tests log in far more often than people do.
-        AUTHSOCKET_LOGIN_THROTTLE="1000/min",
-        AUTHSOCKET_LOGIN_ADDRESS_THROTTLE="1000/min",
-        AUTHSOCKET_TICKET_THROTTLE="1000/min",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=str(ROOT),
-    )
+        "AUTHSOCKET_LOGIN_THROTTLE": "1000/min",
+        "AUTHSOCKET_LOGIN_ADDRESS_THROTTLE": "1000/min",
+        "AUTHSOCKET_TICKET_THROTTLE": "1000/min",
+    }
     if redis_url:
-        env["REDIS_URL"] = redis_url
-    else:
-        env.pop("REDIS_URL", None)
-    return env
-
-
-SECRET_KEY = secrets.token_urlsafe(50)
-JWT_SECRET = secrets.token_urlsafe(48)
-
-
-def manage(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, (
-        f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    )
-    return result
+        overrides["REDIS_URL"] = redis_url
+    env = server_env(database_url, **overrides)
+    return {k: v for k, v in env.items() if not k.startswith("PYTEST_")}
 
 
 @pytest.fixture(scope="session")

@@ -17,15 +17,10 @@ import threading
 import time
 from pathlib import Path
 
+from tests.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 RENDER = ROOT / "deploy" / "nginx" / "render.py"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for programs that cannot take 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None):

@@ -83,6 +83,48 @@ def drained_pair(deploy_env, log_dir, nginx_available, tmp_path):
 
 
 @pytest.mark.asyncio
+async def test_sigterm_closes_only_that_process_sockets_with_4503_and_they_reconnect_through_nginx(
+    drained_pair,
+):
+    a, b, nginx = drained_pair
+    alice = await login(nginx.http, "alice", DEMO_PASSWORD)
+    token = alice["access"]
+    # Enough sockets through nginx that least_conn puts some on each process.
+    sockets = [(await connect(nginx.ws, token=token))[0] for _ in range(6)]
+    a_mark = len(a.lines)
+    a.signal(signal.SIGTERM)
+
+    async def outcome(ws):
+        """4503 → reconnect through nginx; still open → it was on B."""
+        try:
+            await send_json(ws, {"type": "ping"})
+            await recv_until(ws, lambda f: f["type"] == "pong", timeout=3)
+        except websockets.ConnectionClosed:
+            code = ws.close_code
+            again, welcome = await connect(nginx.ws, token=token)
+            await again.close()
+            return code, welcome["type"]
+        await ws.close()
+        return None, None
+
+    drain = await asyncio.to_thread(
+        a.wait_for, r"closing (\d+) WebSocket\(s\) with 4503", 10, a_mark
+    )
+    results = await asyncio.gather(*(outcome(ws) for ws in sockets))
+    closed = [(code, welcome) for code, welcome in results if code is not None]
+    assert closed, "no socket was on the stopped process: least_conn did not spread"
+    assert len(closed) < len(sockets), "sockets on B were closed too"
+    assert closed == [(4503, "welcome")] * len(closed)
+    assert int(drain.group(1)) == len(closed)
+    assert a.wait_exit(15) == 0
+
+
+@pytest.mark.xfail(
+    reason="pending: needs the streams feature (issue 3: subscribe/publish, "
+    "POST /api/rooms/<slug>/messages, replay with since), not on main yet",
+    strict=False,
+)
+@pytest.mark.asyncio
 async def test_sigterm_closes_sockets_with_4503_and_clients_resume_elsewhere_losing_nothing(
     drained_pair,
 ):
