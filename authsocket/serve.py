@@ -9,6 +9,8 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
   reaches the consumer (which answers 4413) while a huge one is cut by the
   transport with a 1009 close frame (not a bare TCP drop) before it is
   buffered;
+* the access log never shows query strings (daphne logs them for HTTP), and
+  is JSON lines with ``AUTHSOCKET_LOG_FORMAT=json``;
 * SIGTERM and SIGINT drain the process instead of killing it: stop listening
   (the proxy sends new connections to the other upstreams), close every live
   WebSocket with 4503 through the ASGI ``websocket.close`` message, wait up to
@@ -22,6 +24,7 @@ clients see 1006. See docs/deploy.md, "Graceful shutdown".
 """
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -31,6 +34,7 @@ from functools import partial
 
 # daphne.server installs the asyncio reactor; it must be imported before
 # anything else touches twisted.internet.reactor.
+from daphne.access import AccessLogGenerator  # isort:skip
 from daphne.cli import CommandLineInterface  # isort:skip
 from daphne.server import Server  # isort:skip
 from twisted.internet import reactor  # isort:skip
@@ -73,6 +77,45 @@ def _env_float(name: str, default: float) -> float:
 def transport_message_limit() -> int:
     """The daphne/autobahn payload limit matching AUTHSOCKET_MAX_MESSAGE_BYTES."""
     return 2 * _env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def _without_query(request: str) -> str:
+    method, _, target = request.partition(" ")
+    return f"{method} {target.split('?', 1)[0]}" if target else request
+
+
+class PathOnlyAccessLog(AccessLogGenerator):
+    """daphne's access log minus query strings (PROTOCOL §6).
+
+    daphne logs an HTTP request's full target, so `GET /ws/?token=…` sent as
+    plain HTTP, or any `?ticket=` a client puts on an API URL, would reach
+    the log; only the path is kept.
+    """
+
+    def write_entry(self, host, date, request, *args, **kwargs):
+        super().write_entry(host, date, _without_query(request), *args, **kwargs)
+
+
+class JsonAccessLog(PathOnlyAccessLog):
+    """The same entries as JSON lines (AUTHSOCKET_LOG_FORMAT=json)."""
+
+    def write_entry(
+        self, host, date, request, status=None, length=None, ident=None, user=None
+    ):
+        request = _without_query(request)
+        entry = {
+            # The format of authsocket.logging.JsonFormatter's "time".
+            "time": date.strftime("%Y-%m-%d %H:%M:%S")
+            + f",{date.microsecond // 1000:03d}",
+            "level": "INFO",
+            "logger": "daphne.access",
+            "message": f'"{request}" {status or "-"} {length or "-"}',
+            "client": host,
+            "request": request,
+            "status": status,
+            "bytes": length,
+        }
+        self.stream.write(json.dumps(entry) + "\n")
 
 
 class _Instance:
@@ -242,9 +285,16 @@ class GracefulCommandLineInterface(CommandLineInterface):
         grace = _env_float("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
         # load_asgi_app runs inside run(), before the server is built, so the
         # factory looks the registry up only when it is called.
-        self.server_class = lambda **kwargs: GracefulServer(
-            registry=self.registry, grace=grace, **kwargs
-        )
+        json_logs = os.environ.get("AUTHSOCKET_LOG_FORMAT", "").strip() == "json"
+
+        def build_server(**kwargs):
+            access_log = kwargs.get("action_logger")
+            if isinstance(access_log, AccessLogGenerator):
+                kind = JsonAccessLog if json_logs else PathOnlyAccessLog
+                kwargs["action_logger"] = kind(access_log.stream)
+            return GracefulServer(registry=self.registry, grace=grace, **kwargs)
+
+        self.server_class = build_server
 
     def run(self, args):
         self.configure()

@@ -150,3 +150,74 @@ def test_daphne_options_pass_through_and_limits_default_from_env(monkeypatch):
     assert args.proxy_headers
     args = cli.parser.parse_args(["--websocket-max-message-size", "5", "x:y"])
     assert args.websocket_max_message_size == 5
+
+
+def test_json_access_log_is_one_object_a_line_without_query_strings():
+    import datetime
+    import io
+    import json
+
+    stream = io.StringIO()
+    log = serve.JsonAccessLog(stream)
+    log(
+        "http",
+        "complete",
+        {
+            "client": "203.0.113.5:0",
+            "method": "GET",
+            "path": "/api/me",
+            "status": 200,
+            "size": 42,
+        },
+    )
+    log("websocket", "connected", {"client": "203.0.113.5:0", "path": "/ws/"})
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["request"] == "GET /api/me"
+    assert (first["status"], first["bytes"], first["client"]) == (
+        200,
+        42,
+        "203.0.113.5:0",
+    )
+    assert second["request"] == "WSCONNECT /ws/"
+    datetime.datetime.strptime(first["time"], "%Y-%m-%d %H:%M:%S,%f")
+
+
+def test_json_access_log_is_chosen_by_the_log_format_variable(monkeypatch):
+    monkeypatch.setenv("AUTHSOCKET_LOG_FORMAT", "json")
+    cli = serve.GracefulCommandLineInterface()
+    cli.configure()
+    cli.registry = serve.DrainRegistry(None)
+    server = cli.server_class(
+        application=cli.registry,
+        endpoints=["tcp:port=0:interface=127.0.0.1"],
+        action_logger=serve.AccessLogGenerator(None),
+    )
+    assert isinstance(server.action_logger, serve.JsonAccessLog)
+    monkeypatch.setenv("AUTHSOCKET_LOG_FORMAT", "plain")
+    cli.configure()
+    server = cli.server_class(
+        application=cli.registry,
+        endpoints=["tcp:port=0:interface=127.0.0.1"],
+        action_logger=serve.AccessLogGenerator(None),
+    )
+    assert type(server.action_logger) is serve.PathOnlyAccessLog
+
+
+def test_access_log_drops_query_strings_in_both_formats():
+    import io
+
+    for kind in (serve.PathOnlyAccessLog, serve.JsonAccessLog):
+        stream = io.StringIO()
+        kind(stream)(
+            "http",
+            "complete",
+            {
+                "client": "127.0.0.1:1",
+                "method": "GET",
+                "path": "/ws/?token=eyJhbGciOi.secret.sig&ticket=t1",
+                "status": 400,
+                "size": 1,
+            },
+        )
+        assert "/ws/" in stream.getvalue()
+        assert "token" not in stream.getvalue() and "t1" not in stream.getvalue()

@@ -1,13 +1,15 @@
 """A real `python -m authsocket.serve` process: limits and draining (no services)."""
 
+import asyncio
 import contextlib
 import signal
 import time
+import uuid
 
 import pytest
 import websockets
 
-from .client import close_code, connect, login, recv_until, send_json
+from .client import close_code, connect, http, login, recv_until, send_json
 from .conftest import DEMO_PASSWORD, start_servers
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,3 +82,17 @@ async def test_signal_closes_every_socket_with_4503_then_exits_cleanly(
             await connect(server.ws, token=alice["access"], timeout=2)
     finally:
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_query_strings_never_reach_the_access_log(small_limit_server):
+    # daphne itself logs an HTTP request's full target; authsocket.serve keeps
+    # the path only (PROTOCOL §6).
+    server = small_limit_server
+    secret = f"eyJ{uuid.uuid4().hex}.x.y"
+    mark = len(server.lines)
+    await http("GET", f"{server.http}/ws/?token={secret}")
+    await http("GET", f"{server.http}/api/me?ticket={secret}")
+    await asyncio.to_thread(server.wait_for, r'"GET /api/me"', 5, mark)
+    assert '"GET /ws/"' in server.output
+    assert secret not in server.output
