@@ -22,7 +22,7 @@ from .client import (
 from .conftest import DEMO_PASSWORD
 from .processes import ROOT
 
-pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 @pytest.mark.xfail(

@@ -21,7 +21,7 @@ from .client import (
 from .conftest import DEMO_PASSWORD, start_servers
 from .processes import NginxProcess
 
-pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 @pytest.mark.asyncio

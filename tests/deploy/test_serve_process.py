@@ -12,7 +12,7 @@ import websockets
 from .client import close_code, connect, http, login, recv_until, send_json
 from .conftest import DEMO_PASSWORD, start_servers
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
