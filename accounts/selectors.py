@@ -5,21 +5,26 @@ from datetime import datetime
 from accounts.models import AuthSession, SessionRevocation
 
 
-def live_session(*, sid: str, user_id: int) -> AuthSession | None:
-    """The session if it belongs to `user_id`, is live and its user active.
+def session_accepts(session: AuthSession | None, *, user_id: int) -> bool:
+    """The one rule: the session is the user's, live, and its user active."""
+    return (
+        session is not None
+        and session.user_id == user_id
+        and session.is_live
+        and session.user.is_active
+    )
 
-    One query: the session and its user together. This is the rule every
-    credential check uses (HTTP Bearer, WebSocket handshake, `auth` frame).
-    """
+
+def live_session(*, sid: str, user_id: int) -> AuthSession | None:
+    """The session (with its user, one query) if `session_accepts` it."""
     session = AuthSession.objects.select_related("user").filter(sid=sid).first()
-    if (
-        session is None
-        or session.user_id != user_id
-        or not session.is_live
-        or not session.user.is_active
-    ):
-        return None
-    return session
+    return session if session_accepts(session, user_id=user_id) else None
+
+
+def sessions_by_sid(sids: list[str]) -> dict[str, AuthSession]:
+    """Many sessions with their users in one query (batched handshakes)."""
+    sessions = AuthSession.objects.select_related("user").filter(sid__in=sids)
+    return {session.sid: session for session in sessions}
 
 
 def revoked_sids_since(since: datetime) -> list[str]:

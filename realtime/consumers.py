@@ -9,6 +9,7 @@ type (`session.revoked` → `session_revoked`).
 import json
 import logging
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -46,6 +47,20 @@ class StreamConsumer(AsyncWebsocketConsumer):
     """One authenticated socket: welcome, ping, auth renewal, streams."""
 
     handlers: dict = {}  # frame type → coroutine method; filled below
+
+    async def dispatch(self, message: dict) -> None:
+        """Route an ASGI or channel-layer message to its handler.
+
+        Channels' version first runs `close_old_connections` on the shared
+        sync thread for EVERY message: a thread hop per frame and per fan-out
+        delivery. Our handlers never touch the ORM on the event loop; they go
+        through `database_sync_to_async` (which does that clean-up itself) or
+        the session guard's threads, so the hop is skipped.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- lifecycle ---------------------------------------------------------
 
