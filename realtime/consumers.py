@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.tokens import InvalidToken, decode_access
+from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
 from realtime.groups import session_group, user_group
@@ -187,10 +188,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def session_revoked(self, event: dict) -> None:
         await self.close(code=CloseCode.REVOKED)
 
+    async def stream_message(self, event: dict) -> None:
+        await stream_frames.on_stream_message(self, event)
+
+    async def stream_revoke(self, event: dict) -> None:
+        await stream_frames.on_stream_revoke(self, event)
+
 
 StreamConsumer.handlers = {
     ClientFrame.PING: StreamConsumer.on_ping,
     ClientFrame.AUTH: StreamConsumer.on_auth,
+    ClientFrame.SUBSCRIBE: stream_frames.on_subscribe,
+    ClientFrame.UNSUBSCRIBE: stream_frames.on_unsubscribe,
+    ClientFrame.PUBLISH: stream_frames.on_publish,
 }
 
 
