@@ -214,7 +214,7 @@ def _utf8_length(text: str) -> int:
 def _parse_frame(text: str) -> dict:
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting fits in 64 KiB
         raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError(
