@@ -96,7 +96,8 @@ class Message(models.Model):
         on_delete=models.SET_NULL,
         related_name="sent_messages",
     )
-    data = models.JSONField()
+    # JSON null is stored as SQL NULL (Django's JSONField default): same value back.
+    data = models.JSONField(null=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -55,6 +55,14 @@ async def test_alice_publishes_bob_receives_carol_gets_nothing(
     assert await c.receive_nothing(timeout=QUIET)
 
 
+async def test_any_json_is_published_null_included(connect, alice, rooms):
+    a = await connect(alice)
+    await subscribe(a, "room:team")
+    for n, data in enumerate([None, 0, "", [], {"a": [None, 1.5]}], start=1):
+        assert (await publish(a, "room:team", data))["id"] == n
+        assert (await next_message(a))["data"] == data
+
+
 async def test_replay_with_since_returns_exactly_the_missed_messages(
     connect, alice, bob, rooms
 ):
