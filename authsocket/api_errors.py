@@ -5,7 +5,7 @@ unknown URLs with an HTML page; both are normalized here so that clients can
 switch on `code` and never parse HTML.
 """
 
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -37,6 +37,8 @@ def _messages(detail) -> dict:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, Http404):  # DRF converts it too, but we need the type
+        exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a real bug: let Django log it and answer 500

@@ -14,6 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.tokens import InvalidToken, decode_access
+from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
 from realtime.groups import session_group, user_group
@@ -207,10 +208,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def session_revoked(self, event: dict) -> None:
         await self.close(code=CloseCode.REVOKED)
 
+    async def stream_message(self, event: dict) -> None:
+        await stream_frames.on_stream_message(self, event)
+
+    async def stream_revoke(self, event: dict) -> None:
+        await stream_frames.on_stream_revoke(self, event)
+
 
 StreamConsumer.handlers = {
     ClientFrame.PING: StreamConsumer.on_ping,
     ClientFrame.AUTH: StreamConsumer.on_auth,
+    ClientFrame.SUBSCRIBE: stream_frames.on_subscribe,
+    ClientFrame.UNSUBSCRIBE: stream_frames.on_unsubscribe,
+    ClientFrame.PUBLISH: stream_frames.on_publish,
 }
 
 
@@ -224,7 +234,7 @@ def _utf8_length(text: str) -> int:
 def _parse_frame(text: str) -> dict:
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting fits in 64 KiB
         raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError(
