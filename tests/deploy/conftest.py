@@ -1,66 +1,31 @@
 """Fixtures for the deployment tests: PostgreSQL, Redis, daphne processes, nginx.
 
-The machine's PostgreSQL and Redis are used (override with
-AUTHSOCKET_TEST_POSTGRES / AUTHSOCKET_TEST_REDIS). When one is unreachable the
-tests SKIP with the reason, except under CI=true, where they FAIL: CI must
-exercise them.
+The machine's PostgreSQL and Redis come from tests/backing.py: when one is
+unreachable the tests SKIP with the reason, except under CI=true, where they
+FAIL. nginx and redis-server binaries follow the same rule.
 """
 
-import os
 import secrets
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests import backing
 from tests.servers import manage, server_env
 
 from .processes import NginxProcess, RedisProcess, ServerProcess
 
-CI = os.environ.get("CI", "").lower() == "true"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "AUTHSOCKET_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"
-)
-# A database number of its own, so group and channel names of other test runs
-# on the same Redis never meet these.
-REDIS_URL = os.environ.get("AUTHSOCKET_TEST_REDIS", "redis://127.0.0.1:6379/9")
+# The machine's Redis, on a database number of its own so that group names of
+# other end-to-end tests (same user ids, other databases) never meet these.
+REDIS_DB = 9
 DEMO_PASSWORD = "deploy-" + secrets.token_urlsafe(12)
-
-
-def unavailable(reason: str):
-    """Skip on a laptop without the service; fail in CI, which must have it."""
-    if CI:
-        pytest.fail(f"{reason} (CI=true: the deployment tests must run)", pytrace=False)
-    pytest.skip(reason)
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "services: needs the machine's PostgreSQL, Redis and nginx"
-    )
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_url():
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
-            pass
-    except Exception as e:  # noqa: BLE001 - any reason to be unreachable
-        unavailable(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {e}")
-    return POSTGRES_ADMIN_URL
+unavailable = backing.unavailable
 
 
 @pytest.fixture(scope="session")
 def redis_url():
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except Exception as e:  # noqa: BLE001 - any reason to be unreachable
-        unavailable(f"Redis unreachable at {REDIS_URL}: {e}")
-    return REDIS_URL
+    return backing.redis_url().rsplit("/", 1)[0] + f"/{REDIS_DB}"
 
 
 @pytest.fixture(scope="session")
@@ -76,19 +41,10 @@ def redis_server_available():
 
 
 @pytest.fixture(scope="session")
-def deploy_database(postgres_admin_url):
+def deploy_database():
     """A PostgreSQL database of this test session, dropped at its end."""
-    import psycopg
-
-    name = f"authsocket_deploy_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_admin_url.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with backing.postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,6 @@ from .processes import ROOT
 pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-@pytest.mark.xfail(
-    reason="pending: needs the streams feature (issue 3: subscribe/publish), "
-    "not on main yet",
-    strict=False,
-)
 @pytest.mark.asyncio
 async def test_message_published_on_a_reaches_a_subscriber_on_b(cluster):
     a, b = cluster
@@ -111,11 +106,6 @@ async def test_ticket_minted_on_a_is_accepted_by_b_once_and_only_once(cluster):
     assert sum(results) == 1
 
 
-@pytest.mark.xfail(
-    reason="pending: needs `manage.py notify` (PROTOCOL §5, streams issue), "
-    "not on main yet",
-    strict=False,
-)
 @pytest.mark.asyncio
 async def test_notify_command_in_a_third_process_reaches_a_socket_on_b(
     cluster, deploy_env

@@ -119,11 +119,6 @@ async def test_sigterm_closes_only_that_process_sockets_with_4503_and_they_recon
     assert a.wait_exit(15) == 0
 
 
-@pytest.mark.xfail(
-    reason="pending: needs the streams feature (issue 3: subscribe/publish, "
-    "POST /api/rooms/<slug>/messages, replay with since), not on main yet",
-    strict=False,
-)
 @pytest.mark.asyncio
 async def test_sigterm_closes_sockets_with_4503_and_clients_resume_elsewhere_losing_nothing(
     drained_pair,
