@@ -26,7 +26,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.selectors import live_session, revoked_sids_since
+from accounts.selectors import live_session, revocations_since
 from realtime.connections import registry
 from realtime.protocol import CloseCode
 
@@ -61,6 +61,7 @@ class SessionGuard:
         self._revoked: dict[str, float] = {}
         self._last_ok = float("-inf")
         self._cursor = timezone.now() - CLOCK_MARGIN
+        self._after_pk: int | None = None  # highest revocation log row seen
         self._failing = False
 
     async def check(self, *, sid: str, user_id: int):
@@ -124,8 +125,8 @@ class SessionGuard:
     async def poll_once(self) -> None:
         started, started_wall = time.monotonic(), timezone.now()
         try:
-            sids = await database_sync_to_async(revoked_sids_since)(
-                self._cursor - CLOCK_MARGIN
+            sids, self._after_pk = await database_sync_to_async(revocations_since)(
+                self._cursor - CLOCK_MARGIN, self._after_pk
             )
         except Exception:
             if not self._failing:
