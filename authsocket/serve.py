@@ -9,8 +9,9 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
   reaches the consumer (which answers 4413) while a huge one is cut by the
   transport with a 1009 close frame (not a bare TCP drop) before it is
   buffered;
-* the access log never shows query strings (daphne logs them for HTTP), and
-  is JSON lines with ``AUTHSOCKET_LOG_FORMAT=json``;
+* the access log never shows query strings (daphne logs them for HTTP;
+  ``authsocket.logging.redact_daphne_access_log``), and is JSON lines with
+  ``AUTHSOCKET_LOG_FORMAT=json``;
 * SIGTERM and SIGINT drain the process instead of killing it: stop listening
   (the proxy sends new connections to the other upstreams), close every live
   WebSocket with 4503 through the ASGI ``websocket.close`` message, wait up to
@@ -39,6 +40,10 @@ from daphne.cli import CommandLineInterface  # isort:skip
 from daphne.server import Server  # isort:skip
 from twisted.internet import reactor  # isort:skip
 
+from authsocket.logging import (  # isort:skip  (no Django imports)
+    redact_access_log_request,
+    redact_daphne_access_log,
+)
 from realtime.protocol import CloseCode  # isort:skip  (plain enums, no Django)
 
 logger = logging.getLogger("authsocket.serve")
@@ -79,30 +84,17 @@ def transport_message_limit() -> int:
     return 2 * _env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
 
 
-def _without_query(request: str) -> str:
-    method, _, target = request.partition(" ")
-    return f"{method} {target.split('?', 1)[0]}" if target else request
+class JsonAccessLog(AccessLogGenerator):
+    """daphne's access log as JSON lines (AUTHSOCKET_LOG_FORMAT=json).
 
-
-class PathOnlyAccessLog(AccessLogGenerator):
-    """daphne's access log minus query strings (PROTOCOL §6).
-
-    daphne logs an HTTP request's full target, so `GET /ws/?token=…` sent as
-    plain HTTP, or any `?ticket=` a client puts on an API URL, would reach
-    the log; only the path is kept.
+    The same entries as daphne's NCSA lines, with the query string blanked
+    like every other access log of the project (PROTOCOL §6).
     """
-
-    def write_entry(self, host, date, request, *args, **kwargs):
-        super().write_entry(host, date, _without_query(request), *args, **kwargs)
-
-
-class JsonAccessLog(PathOnlyAccessLog):
-    """The same entries as JSON lines (AUTHSOCKET_LOG_FORMAT=json)."""
 
     def write_entry(
         self, host, date, request, status=None, length=None, ident=None, user=None
     ):
-        request = _without_query(request)
+        request = redact_access_log_request(request)
         entry = {
             # The format of authsocket.logging.JsonFormatter's "time".
             "time": date.strftime("%Y-%m-%d %H:%M:%S")
@@ -287,11 +279,13 @@ class GracefulCommandLineInterface(CommandLineInterface):
         # factory looks the registry up only when it is called.
         json_logs = os.environ.get("AUTHSOCKET_LOG_FORMAT", "").strip() == "json"
 
+        # Whatever the application, no query string reaches the access log.
+        redact_daphne_access_log()
+
         def build_server(**kwargs):
             access_log = kwargs.get("action_logger")
-            if isinstance(access_log, AccessLogGenerator):
-                kind = JsonAccessLog if json_logs else PathOnlyAccessLog
-                kwargs["action_logger"] = kind(access_log.stream)
+            if json_logs and isinstance(access_log, AccessLogGenerator):
+                kwargs["action_logger"] = JsonAccessLog(access_log.stream)
             return GracefulServer(registry=self.registry, grace=grace, **kwargs)
 
         self.server_class = build_server

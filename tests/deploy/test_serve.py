@@ -200,13 +200,14 @@ def test_json_access_log_is_chosen_by_the_log_format_variable(monkeypatch):
         endpoints=["tcp:port=0:interface=127.0.0.1"],
         action_logger=serve.AccessLogGenerator(None),
     )
-    assert type(server.action_logger) is serve.PathOnlyAccessLog
+    assert type(server.action_logger) is serve.AccessLogGenerator
 
 
 def test_access_log_drops_query_strings_in_both_formats():
     import io
 
-    for kind in (serve.PathOnlyAccessLog, serve.JsonAccessLog):
+    serve.GracefulCommandLineInterface().configure()  # installs the plain redaction
+    for kind in (serve.AccessLogGenerator, serve.JsonAccessLog):
         stream = io.StringIO()
         kind(stream)(
             "http",
