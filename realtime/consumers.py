@@ -8,6 +8,7 @@ type (`session.revoked` → `session_revoked`).
 
 import json
 import logging
+import re
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -201,13 +202,26 @@ def _utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+# A JSON escape of a UTF-16 surrogate; alone it decodes to text UTF-8 cannot carry.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _parse_frame(text: str) -> dict:
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting overflows the C parser
         raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError(
             ErrorCode.BAD_REQUEST, 'A frame is a JSON object with a "type".'
         )
+    if _SURROGATE_ESCAPE.search(text):
+        # Echoed back (`ref`) or stored, a lone surrogate would make daphne's
+        # UTF-8 encoding of our reply fail; refuse it here instead.
+        try:
+            dumps(frame).encode("utf-8")
+        except UnicodeEncodeError:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, "Frames must be valid Unicode text."
+            ) from None
     return frame
