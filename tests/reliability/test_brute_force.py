@@ -9,6 +9,7 @@ throttled), and the `auth` frame and the ticket endpoint are flooded.
 import json
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from realtime.protocol import CloseCode, ErrorCode, ServerFrame
@@ -137,3 +138,33 @@ def test_login_throttles_hold_on_a_real_server(throttled_server):
     status, body, _ = attempt(server, "bob", "authsocket-demo")
     assert (status, body["code"]) == (429, "throttled")
     assert "Traceback" not in server.logs()
+
+
+class UnreachableCache:
+    """A shared cache whose server is down (as Django's RedisCache raises)."""
+
+    def get(self, *args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    set = get
+
+
+@pytest.mark.django_db
+def test_login_throttle_counts_in_memory_while_the_shared_cache_is_down(
+    alice, settings, monkeypatch
+):
+    from accounts import throttles
+
+    monkeypatch.setattr(throttles, "shared_cache", UnreachableCache())
+    monkeypatch.setattr(
+        throttles.SettingsRateThrottle, "cache", throttles.FallbackCache()
+    )
+    settings.AUTHSOCKET_LOGIN_THROTTLE = "3/min"
+    api = APIClient()
+
+    def login(password):
+        body = {"username": "alice", "password": password}
+        return api.post("/api/auth/login", body, format="json").status_code
+
+    assert [login("wrong") for _ in range(3)] == [401, 401, 401]  # not 500
+    assert login("pw-alice-123") == 429

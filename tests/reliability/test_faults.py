@@ -1,0 +1,106 @@
+"""Faults on real daphne processes: Redis and the database go away and return.
+
+Redis down: existing sockets stay open, new handshakes are refused (HTTP 403:
+no channel layer, no fan-out), revocation still closes sockets through the
+database poll, the HTTP API keeps its throttles in process memory, and when
+Redis returns, new sockets are welcomed and old ones receive layer messages
+again. Database down: handshakes are refused cleanly, logged once, and the
+server recovers by itself. A consumer bug closes only its own socket (1011).
+"""
+
+import asyncio
+import time
+
+import pytest
+from channels_redis.core import RedisChannelLayer
+
+from realtime.groups import session_group
+from realtime.protocol import CloseCode
+from tests.http import call, login
+from tests.reliability.services import RedisServer, wait_until
+from tests.reliability.wsclient import close_code, open_socket, ping, refused_status
+from tests.servers import DaphneServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PASSWORD = "authsocket-demo"
+
+
+async def stays_open(sockets, seconds: float) -> bool:
+    """Every socket answers pings for `seconds` (asserting that nothing happens)."""
+    deadline = time.monotonic() + seconds
+    ref = 0
+    while time.monotonic() < deadline:
+        for socket in sockets:
+            ref += 1
+            if not await ping(socket, ref):
+                return False
+        await asyncio.sleep(0.25)
+    return True
+
+
+@pytest.fixture
+def redis():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_daphne(e2e_env, redis, tmp_path):
+    server = DaphneServer(
+        {**e2e_env, "REDIS_URL": redis.url}, log_path=tmp_path / "daphne.log"
+    ).start()
+    yield server
+    server.stop()
+
+
+async def layer_send(redis_url: str, group: str, event: dict) -> None:
+    """Send on the channel layer from outside the server (as another process would)."""
+    layer = RedisChannelLayer(hosts=[redis_url])
+    try:
+        await layer.group_send(group, event)
+    finally:
+        await layer.close_pools()
+
+
+async def test_redis_outage_keeps_sockets_open_and_revocation_working(
+    redis, redis_daphne
+):
+    server = redis_daphne
+    alice = login(server.http, "alice", PASSWORD)
+    bob = login(server.http, "bob", PASSWORD)
+    a, _ = await open_socket(server, alice["access"])
+    b, b_welcome = await open_socket(server, bob["access"])
+
+    redis.stop()
+    # channels_redis raises out of receive(); without the guard in
+    # realtime.layers every socket of the process closes with 1011 right here.
+    assert await stays_open([a, b], seconds=3), "a socket died with Redis"
+    carol = login(server.http, "carol", PASSWORD)  # throttles fall back to memory
+    assert await refused_status(server, carol["access"]) == 403
+    status, _, _ = call("POST", f"{server.http}/api/auth/logout", token=alice["access"])
+    assert status == 204
+    assert await close_code(a, timeout=5) == CloseCode.REVOKED  # the database poll
+    assert await ping(b, "still-here")
+
+    redis.start()
+    c, c_welcome = await open_socket(server, carol["access"])
+    # A restarted Redis forgot every group: the server re-adds its sockets'.
+    sid = b_welcome["session"]
+    wait_until(
+        lambda: redis.command("ZCARD", f"asgi:group:{session_group(sid)}") == ":1",
+        10,
+        "the old socket's group membership to be restored",
+    )
+    # Not revoked in the database: only the channel layer can close it now.
+    await layer_send(redis.url, session_group(sid), {"type": "session.revoked"})
+    assert await close_code(b, timeout=5) == CloseCode.REVOKED
+    await layer_send(
+        redis.url, session_group(c_welcome["session"]), {"type": "session.revoked"}
+    )
+    assert await close_code(c, timeout=5) == CloseCode.REVOKED
+
+    logs = server.logs()
+    assert "Traceback" not in logs
+    assert server.process.poll() is None
