@@ -10,6 +10,7 @@ import json
 import logging
 import re
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -108,6 +109,22 @@ class StreamConsumer(AsyncWebsocketConsumer):
             except Exception:  # the layer expires stale members by itself
                 break
         self.groups_joined.clear()
+
+    async def dispatch(self, message: dict) -> None:
+        """A handler's exception still releases this socket's place and groups.
+
+        Channels lets it end the consumer without calling `disconnect()`, so
+        the registry would count a dead socket against the user's limit for
+        the life of the process. Re-raised: daphne logs it and closes 1011.
+        """
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            if getattr(self, "registered", False):
+                await self.disconnect(CloseCode.INTERNAL_ERROR)
+            raise
 
     async def close(self, code=None, reason=None) -> None:
         # autobahn (under daphne) accepts only a plain int as a close code: an
