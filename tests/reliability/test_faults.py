@@ -9,6 +9,7 @@ server recovers by itself. A consumer bug closes only its own socket (1011).
 """
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -18,12 +19,21 @@ from realtime.groups import session_group
 from realtime.protocol import CloseCode
 from tests.http import call, login
 from tests.reliability.services import RedisServer, wait_until
-from tests.reliability.wsclient import close_code, open_socket, ping, refused_status
+from tests.reliability.wsclient import (
+    close_code,
+    open_socket,
+    ping,
+    refused_status,
+    serving,
+)
 from tests.servers import DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PASSWORD = "authsocket-demo"
+CRASH_FRAME = (
+    "test.crash"  # tests/reliability/crashing_asgi.py (not imported: it patches)
+)
 
 
 async def stays_open(sockets, seconds: float) -> bool:
@@ -104,3 +114,30 @@ async def test_redis_outage_keeps_sockets_open_and_revocation_working(
     logs = server.logs()
     assert "Traceback" not in logs
     assert server.process.poll() is None
+
+
+async def test_a_consumer_exception_closes_only_its_own_socket_with_1011(
+    e2e_env, tmp_path
+):
+    env = {**e2e_env, "AUTHSOCKET_MAX_CONNECTIONS_PER_USER": "2"}
+    server = serving(DaphneServer, "tests.reliability.crashing_asgi:application")(
+        env, log_path=tmp_path / "daphne.log"
+    ).start()
+    try:
+        alice = login(server.http, "alice", PASSWORD)
+        bob = login(server.http, "bob", PASSWORD)
+        victim, _ = await open_socket(server, alice["access"])
+        same_user, _ = await open_socket(server, alice["access"])
+        other_user, _ = await open_socket(server, bob["access"])
+        await victim.send(json.dumps({"type": CRASH_FRAME}))
+        assert await close_code(victim, timeout=5) == CloseCode.INTERNAL_ERROR
+        assert await stays_open([same_user, other_user], seconds=1)
+        # The dead socket released its place: alice may hold 2 again.
+        fresh, _ = await open_socket(server, alice["access"])
+        assert await ping(fresh, "after")
+        logs = server.logs()
+        assert logs.count("Exception inside application") == 1  # with its traceback
+        for socket in (same_user, other_user, fresh):
+            await socket.close()
+    finally:
+        server.stop()

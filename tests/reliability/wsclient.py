@@ -51,3 +51,28 @@ async def close_code(socket, timeout: float = 5) -> int | None:
         return socket.close_code
     except TimeoutError:
         return None
+
+
+def serving(server_class, app: str):
+    """A DaphneServer subclass that serves another ASGI application path."""
+
+    class AppServer(server_class):
+        def start(self):
+            import subprocess
+
+            from tests.servers import PROJECT, PYTHON
+
+            log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app],
+                cwd=PROJECT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            if log is not subprocess.DEVNULL:
+                log.close()
+            self._wait_ready()
+            return self
+
+    return AppServer
