@@ -142,6 +142,8 @@ class TcpCutout:
 
     def cut(self) -> None:
         if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
             self._listener.close()
             self._listener = None
         with self._lock:
@@ -149,7 +151,11 @@ class TcpCutout:
         for end in pairs:
             with contextlib.suppress(OSError):
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-                end.close()  # linger 0: the peer sees a reset
+                # shutdown() wakes the pipe thread blocked in recv(); a bare
+                # close() from this thread would not release the socket.
+                end.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                end.close()
 
     def restore(self) -> None:
         self.start()

@@ -18,15 +18,24 @@ from channels_redis.core import RedisChannelLayer
 from realtime.groups import session_group
 from realtime.protocol import CloseCode
 from tests.http import call, login
-from tests.reliability.services import RedisServer, wait_until
+from tests.reliability.services import (
+    POSTGRES_HOST,
+    POSTGRES_PORT,
+    RedisServer,
+    TcpCutout,
+    postgres_database,
+    postgres_url,
+    wait_until,
+)
 from tests.reliability.wsclient import (
     close_code,
     open_socket,
     ping,
+    refusal,
     refused_status,
     serving,
 )
-from tests.servers import DaphneServer
+from tests.servers import DaphneServer, manage, server_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -141,3 +150,69 @@ async def test_a_consumer_exception_closes_only_its_own_socket_with_1011(
             await socket.close()
     finally:
         server.stop()
+
+
+@pytest.fixture
+def postgres_daphne(tmp_path):
+    """daphne on a private PostgreSQL database reached through a cut-out."""
+    with postgres_database() as name:
+        env = server_env(postgres_url(name))
+        manage(env, "migrate", "--noinput")
+        manage(env, "demo_data")
+        cutout = TcpCutout(POSTGRES_HOST, POSTGRES_PORT).start()
+        server = DaphneServer(
+            {**env, "DATABASE_URL": postgres_url(name, cutout.port)},
+            log_path=tmp_path / "daphne.log",
+        ).start()
+        try:
+            yield server, cutout
+        finally:
+            server.stop()
+            cutout.stop()
+
+
+async def test_database_outage_refuses_handshakes_cleanly_then_recovers(
+    postgres_daphne,
+):
+    server, cutout = postgres_daphne
+    alice = login(server.http, "alice", PASSWORD)
+    bob = login(server.http, "bob", PASSWORD)  # never seen at a handshake: no cache
+    a, _ = await open_socket(server, alice["access"])
+
+    cutout.cut()
+    refused = 0
+    status, body = await refusal(server, bob["access"])
+    refused += 1
+    assert status == 403 and b"Traceback" not in body
+    # alice's session is cached, but only while the revocation poll succeeds:
+    # within a second every handshake goes to the database, and is refused.
+    deadline = time.monotonic() + 2
+    while (answer := await refusal(server, alice["access"])) is None:
+        assert time.monotonic() < deadline, "a cached session outlived the outage"
+        await asyncio.sleep(0.05)  # state in another process: poll it
+    refused += 1
+    assert answer[0] == 403 and b"Traceback" not in answer[1]
+    assert await ping(a, "during")  # an authenticated socket needs no database
+    status, body, _ = call("GET", f"{server.http}/api/me", token=bob["access"])
+    assert status >= 500 and body == {
+        "detail": "Internal server error.",
+        "code": "server_error",
+    }
+
+    cutout.restore()
+    deadline = time.monotonic() + 10
+    while (answer := await refusal(server, bob["access"])) is not None:
+        refused += 1
+        assert time.monotonic() < deadline, "no recovery after the database returned"
+        await asyncio.sleep(0.05)
+    assert await ping(a, "after")
+    assert call("GET", f"{server.http}/api/me", token=bob["access"])[0] == 200
+    wait_until(
+        lambda: "revocation poll recovered" in server.logs(), 5, "the poll to recover"
+    )
+    logs = server.logs()
+    # One WARNING line per refused handshake, naming the error, no traceback.
+    assert logs.count("websocket refused: database unavailable (") == refused
+    assert logs.count("revocation poll failed") == 1  # once per outage, not per poll
+    assert "Traceback" not in logs.split("GET /api/me")[0]  # before the 500
+    await a.close()

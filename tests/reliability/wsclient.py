@@ -76,3 +76,15 @@ def serving(server_class, app: str):
             return self
 
     return AppServer
+
+
+async def refusal(server, token: str) -> tuple[int, bytes] | None:
+    """`(HTTP status, body)` of a refused handshake; None if it was accepted."""
+    try:
+        socket = await websockets.connect(
+            f"{server.ws}?token={token}", open_timeout=OPEN_TIMEOUT
+        )
+    except websockets.InvalidStatus as exc:
+        return exc.response.status_code, exc.response.body or b""
+    await socket.close()
+    return None
