@@ -53,8 +53,8 @@ async def close_code(socket, timeout: float = 5) -> int | None:
         return None
 
 
-def serving(server_class, app: str):
-    """A DaphneServer subclass that serves another ASGI application path."""
+def serving(server_class, app: str = "authsocket.asgi:application", *options: str):
+    """A DaphneServer subclass serving another ASGI path, or with daphne options."""
 
     class AppServer(server_class):
         def start(self):
@@ -64,7 +64,8 @@ def serving(server_class, app: str):
 
             log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
             self.process = subprocess.Popen(
-                [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app],
+                [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+                + [*options, app],
                 cwd=PROJECT,
                 env=self.env,
                 stdout=log,
