@@ -182,7 +182,10 @@ class SessionGuard:
         interval = settings.AUTHSOCKET_REVOCATION_POLL
         while True:
             started = time.monotonic()
-            await self.poll_once()
+            try:
+                await self.poll_once()
+            except Exception:  # the safety net must outlive any one bad poll
+                logger.exception("revocation poll crashed; polling on")
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def poll_once(self) -> None:
@@ -222,7 +225,10 @@ class SessionGuard:
             self._revoked.setdefault(sid, now)
             self._verified.pop(sid, None)
             for socket in registry.of_session(sid):
-                await socket.close_for(CloseCode.REVOKED)
+                try:
+                    await socket.close_for(CloseCode.REVOKED)
+                except Exception:  # one broken socket must not spare the others
+                    logger.exception("closing a revoked socket failed")
 
     async def stop(self) -> None:
         """Cancel the watcher (tests, shutdown)."""
