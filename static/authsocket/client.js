@@ -146,6 +146,7 @@ export class AuthSocket extends EventTarget {
     this._generation = 0; // bumped on sign-in/out so stale async work stops
     this._refreshing = null;
     this._tokenWaiters = new Set();
+    this._lastShared = null; // { message, at }: the last token another tab shared
     this._ws = null;
     this._opening = false;
     this._welcomed = false;
@@ -349,6 +350,7 @@ export class AuthSocket extends EventTarget {
 
   async _refreshExclusive(generation) {
     const startedWith = this._access;
+    const startedAt = Date.now();
     const run = async () => {
       if (generation !== this._generation) throw new Cancelled();
       // While we waited for the lock another tab may have refreshed and
@@ -357,7 +359,7 @@ export class AuthSocket extends EventTarget {
         this._forceRefresh = false;
         return "shared";
       }
-      return this._refreshOnce(generation, startedWith, true);
+      return this._refreshOnce(generation, startedWith, startedAt, true);
     };
     if (this.options.useLocks && navigator.locks?.request) {
       return navigator.locks.request(REFRESH_LOCK, run);
@@ -365,7 +367,7 @@ export class AuthSocket extends EventTarget {
     return run();
   }
 
-  async _refreshOnce(generation, startedWith, mayRetry) {
+  async _refreshOnce(generation, startedWith, startedAt, mayRetry) {
     this.stats.refreshes++;
     const response = await this._fetch("/api/auth/refresh", {
       method: "POST",
@@ -383,16 +385,22 @@ export class AuthSocket extends EventTarget {
       // Another tab refreshed with the same cookie a moment ago (§2): it won,
       // and its answer set the newest cookie. Take its token, or refresh again.
       this.stats.rotated++;
-      if (await this._waitForSharedToken(startedWith)) return "shared";
+      if (await this._waitForSharedToken(startedWith, startedAt)) return "shared";
       if (generation !== this._generation) throw new Cancelled();
-      if (mayRetry) return this._refreshOnce(generation, startedWith, false);
+      if (mayRetry) return this._refreshOnce(generation, startedWith, startedAt, false);
     }
     if (!error.transient) this._signOutLocal(error.code);
     throw error;
   }
 
-  _waitForSharedToken(startedWith) {
+  _waitForSharedToken(startedWith, startedAt) {
     if (this._access && this._access !== startedWith) return Promise.resolve(true);
+    // The winner's token may have arrived before our own answer did.
+    const shared = this._lastShared;
+    if (shared && shared.at >= startedAt && (this.user === null || shared.message.user?.id === this.user.id)) {
+      this._adoptShared(shared.message);
+      return Promise.resolve(true);
+    }
     return new Promise((resolve) => {
       const waiter = () => {
         clearTimeout(timer);
@@ -500,18 +508,26 @@ export class AuthSocket extends EventTarget {
   _onBroadcast(message) {
     if (!message || typeof message !== "object") return;
     if (message.type === "token") {
-      if (this.state === STATE.SIGNED_OUT && this._refreshing === null) {
+      // Every tab of this browser shares one refresh cookie, hence one user.
+      const sameUser = this.user !== null && message.user?.id === this.user.id;
+      this._lastShared = { message, at: Date.now() };
+      if (this._tokenWaiters.size > 0 && (sameUser || this.user === null)) {
+        this._adoptShared(message);
+      } else if (this.state === STATE.SIGNED_OUT && this._refreshing === null) {
         // Signed in from another tab of this browser: the cookie is ours too.
-        this.stats.sharedTokens++;
-        this._adopt(message, { expiresAt: message.expiresAt });
+        this._adoptShared(message);
         this._open();
-      } else if (this.user && message.user?.id === this.user.id && message.expiresAt > this._expiresAt) {
-        this.stats.sharedTokens++;
-        this._adopt(message, { expiresAt: message.expiresAt });
+      } else if (sameUser && message.expiresAt > this._expiresAt) {
+        this._adoptShared(message);
       }
     } else if (message.type === "signed-out" && this.sid && message.sid === this.sid) {
       this._signOutLocal("signed_out_in_another_tab");
     }
+  }
+
+  _adoptShared(message) {
+    this.stats.sharedTokens++;
+    this._adopt(message, { expiresAt: message.expiresAt });
   }
 
   // ---- socket ---------------------------------------------------------------
