@@ -546,7 +546,9 @@ export class AuthSocket extends EventTarget {
     try {
       if (this._forceRefresh || this._remainingMs() < this._marginMs()) await this.refresh();
       if (generation !== this._generation) return;
-      let protocols = [SUBPROTOCOL];
+      // Ticket mode offers no subprotocol: a server that selects none would
+      // make the browser fail a handshake that offered one.
+      let protocols = [];
       let url = this.wsUrl;
       if (this.options.transport === "ticket") {
         const { ticket } = await this.api("/api/auth/ticket", { method: "POST" });
