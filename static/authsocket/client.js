@@ -326,6 +326,14 @@ export class AuthSocket extends EventTarget {
     return this._request({ type: "publish", stream, data }, { kind: "publish", stream });
   }
 
+  /** Round trip over the live socket; resolves with the time it took, in ms. */
+  async ping() {
+    if (!this._isLive()) throw new AuthSocketError("not_connected", "the socket is not live");
+    const sentAt = performance.now();
+    await this._request({ type: "ping" }, { kind: "ping" });
+    return performance.now() - sentAt;
+  }
+
   /** Try to connect now (after OFFLINE, or to skip a backoff wait). */
   reconnect() {
     if (!this._access) return;
@@ -839,6 +847,10 @@ export class AuthSocket extends EventTarget {
     this._emit("message", frame);
   }
 
+  _onPong(frame) {
+    this._settle(frame.ref);
+  }
+
   _onReplayTruncated(frame) {
     // More stored messages than one replay carries: ask for the rest.
     if (this._streams.has(frame.stream)) this._sendSubscribe(frame.stream, frame.next_since);
@@ -940,7 +952,7 @@ export class AuthSocket extends EventTarget {
 
 const FRAME_HANDLERS = {
   welcome: AuthSocket.prototype._onWelcome,
-  pong: () => {},
+  pong: AuthSocket.prototype._onPong,
   subscribed: AuthSocket.prototype._onSubscribed,
   unsubscribed: AuthSocket.prototype._onUnsubscribed,
   message: AuthSocket.prototype._onMessage,

@@ -119,6 +119,7 @@ function resetApp() {
   $("who").hidden = true;
   $("account-actions").hidden = true;
   $("admin-link").hidden = true;
+  delete document.body.dataset.me;
 }
 
 // ---- messages ---------------------------------------------------------------
@@ -261,6 +262,7 @@ async function loadMe() {
   } catch (error) {
     log(`me: ${error.code}`);
   }
+  document.body.dataset.me = "loaded";
 }
 
 function describeAgent(agent) {
