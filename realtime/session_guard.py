@@ -1,0 +1,161 @@
+"""This process's view of which sessions are alive (PROTOCOL §3 "Revocation").
+
+The handshake must check that the session is not revoked, and doing that with
+a database query every time costs ~40 % of handshake throughput on daphne
+(PEERS.md). So verified sessions are remembered, and a watcher polls the
+revocation log every `AUTHSOCKET_REVOCATION_POLL` seconds: it forgets revoked
+sessions, refuses their new handshakes and closes this process's sockets of
+them, whether or not a channel-layer message arrived.
+
+The memory is trusted only while the watcher is healthy: an entry is used only
+if the last successful poll STARTED less than `TRUST_WINDOW` ago. A revocation
+committed at T is therefore seen by every poll started after T, and a cached
+answer is never older than that — at T + 1 s every handshake refuses it. When
+the database is unreachable, polls fail, the trust lapses, and every check goes
+to the database (and is refused).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.selectors import live_session, revoked_sids_since
+from realtime.connections import registry
+from realtime.protocol import CloseCode
+
+logger = logging.getLogger(__name__)
+
+TRUST_WINDOW = 0.9  # seconds; < 1 s so PROTOCOL §3's bound holds
+ENTRY_TTL = 30.0  # re-read user fields (username) at least this often
+CLOCK_MARGIN = timedelta(seconds=5)  # commit lag and clock skew between processes
+REVOKED_MEMORY = 120.0  # seconds a revoked sid is refused without asking the database
+MAX_ENTRIES = 100_000
+
+
+class SessionRefused(Exception):
+    """The session is revoked, expired, of another user, or its user inactive."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSession:
+    user: object
+    expires_at: float  # session's absolute expiry, UNIX seconds
+    checked_at: float  # monotonic
+
+
+class SessionGuard:
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._verified: dict[str, VerifiedSession] = {}
+        self._revoked: dict[str, float] = {}
+        self._last_ok = float("-inf")
+        self._cursor = timezone.now() - CLOCK_MARGIN
+        self._failing = False
+
+    async def check(self, *, sid: str, user_id: int):
+        """The session's user if the session is live; else `SessionRefused`."""
+        self._ensure_watching()
+        if sid in self._revoked:
+            raise SessionRefused("revoked")
+        now = time.monotonic()
+        entry = self._verified.get(sid)
+        if entry is not None and self._trusted(entry, now):
+            if entry.user.pk != user_id or entry.expires_at <= time.time():
+                raise SessionRefused("revoked")
+            return entry.user
+        session = await database_sync_to_async(live_session)(sid=sid, user_id=user_id)
+        if session is None or sid in self._revoked:  # revoked while we queried
+            raise SessionRefused("revoked")
+        self._remember(sid, session, now)
+        return session.user
+
+    def is_revoked(self, sid: str) -> bool:
+        return sid in self._revoked
+
+    def mark_revoked(self, sids: list[str]) -> None:
+        """Refuse these sessions now (called by this process's own revocations).
+
+        Safe from any thread: single dict operations are atomic under the GIL.
+        Other processes learn of it from the channel layer or their poll.
+        """
+        now = time.monotonic()
+        for sid in sids:
+            self._revoked.setdefault(sid, now)
+            self._verified.pop(sid, None)
+
+    def _trusted(self, entry: VerifiedSession, now: float) -> bool:
+        return now - self._last_ok < TRUST_WINDOW and now - entry.checked_at < ENTRY_TTL
+
+    def _remember(self, sid: str, session, now: float) -> None:
+        if len(self._verified) >= MAX_ENTRIES:
+            self._verified.clear()
+        self._verified[sid] = VerifiedSession(
+            session.user, session.expires_at.timestamp(), now
+        )
+
+    # --- the watcher -------------------------------------------------------
+
+    def _ensure_watching(self) -> None:
+        """Start the poll on this event loop (tests run one loop per test)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._task is not None and not self._task.done():
+            return
+        if self._loop is not loop:
+            self._reset()
+            self._loop = loop
+        self._task = loop.create_task(self._watch(), name="authsocket-revocation-watch")
+
+    async def _watch(self) -> None:
+        while True:
+            await self.poll_once()
+            await asyncio.sleep(settings.AUTHSOCKET_REVOCATION_POLL)
+
+    async def poll_once(self) -> None:
+        started, started_wall = time.monotonic(), timezone.now()
+        try:
+            sids = await database_sync_to_async(revoked_sids_since)(
+                self._cursor - CLOCK_MARGIN
+            )
+        except Exception:
+            if not self._failing:
+                logger.warning("revocation poll failed; checking every handshake")
+            self._failing = True
+            return
+        if self._failing:
+            logger.warning("revocation poll recovered")
+        self._failing = False
+        await self._apply(sids, started)
+        self._cursor = started_wall
+        self._last_ok = started
+
+    async def _apply(self, sids: list[str], now: float) -> None:
+        for sid, seen in list(self._revoked.items()):
+            if now - seen > REVOKED_MEMORY:
+                del self._revoked[sid]
+        for sid in sids:
+            self._revoked.setdefault(sid, now)
+            self._verified.pop(sid, None)
+            for socket in registry.of_session(sid):
+                await socket.close_for(CloseCode.REVOKED)
+
+    async def stop(self) -> None:
+        """Cancel the watcher (tests, shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._reset()
+
+
+guard = SessionGuard()
