@@ -17,17 +17,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.servers import DaphneServer, manage, server_env, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "browser"
@@ -35,14 +30,7 @@ DOCS_SCREENSHOT = ROOT / "docs" / "screenshots" / "demo.png"
 CHROMIUM = os.environ.get("AUTHSOCKET_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("AUTHSOCKET_CHROMEDRIVER", "/usr/bin/chromedriver")
 DEMO_PASSWORD = "authsocket-demo"
-SERVER_START_TIMEOUT = 30
 WAIT = 10  # seconds for ordinary UI conditions
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "browser: drives headless Chromium against a real daphne process"
-    )
 
 
 def _browser_missing() -> str | None:
@@ -54,6 +42,17 @@ def _browser_missing() -> str | None:
     except ImportError:
         return "selenium is not installed: pip install -r requirements-dev.txt"
     return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip before any fixture (database, server) is built when there is no browser."""
+    reason = _browser_missing()
+    if not reason or os.environ.get("CI") == "true":
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
@@ -68,147 +67,18 @@ def _require_browser():
 # --- the server -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture
+def notify():
+    """Store a notification through the publishing service, not over HTTP.
 
+    ``manage.py notify`` writes to the same database, so it works while the
+    server is down; the message waits there for replay (PROTOCOL §5).
+    """
 
-def base_env(database: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AUTHSOCKET_", "DJANGO_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env.update(
-        DJANGO_DEBUG="1",
-        DJANGO_SECRET_KEY="browser-tests-only-" + "x" * 40,
-        DATABASE_URL=f"sqlite:///{database}",
-        DJANGO_SETTINGS_MODULE="authsocket.settings",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    def send(server: DaphneServer, username: str, text: str) -> None:
+        manage(server.env, "notify", username, text)
 
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(  # noqa: PLW1510 - the return code is checked below
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"manage.py {' '.join(args)} failed ({result.returncode}):\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-@pytest.fixture(scope="session")
-def template_database(tmp_path_factory) -> Path:
-    """One migrated database with the demo data, copied for every test."""
-    _require_browser_now()
-    database = tmp_path_factory.mktemp("browser-db") / "template.sqlite3"
-    env = base_env(database)
-    manage(env, "migrate", "--noinput")
-    manage(env, "demo_data")
-    return database
-
-
-def _require_browser_now():
-    reason = _browser_missing()
-    if reason and os.environ.get("CI") != "true":
-        pytest.skip(reason)
-
-
-@dataclass
-class Server:
-    """A daphne process serving the whole project on 127.0.0.1:<port>."""
-
-    workdir: Path
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-    starts: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        # authsocket.serve closes sockets with 4503 on SIGTERM (PROTOCOL §4.3);
-        # plain daphne is the fallback while that module is not there.
-        module = (
-            "authsocket.serve"
-            if (ROOT / "authsocket" / "serve.py").exists()
-            else "daphne"
-        )
-        return [
-            sys.executable, "-m", module,
-            "-b", "127.0.0.1", "-p", str(self.port),
-            "authsocket.asgi:application",
-        ]  # fmt: skip
-
-    def start(self) -> None:
-        assert self.process is None, "already running"
-        self.starts += 1
-        with open(self.workdir / f"daphne-{self.starts}.log", "wb") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited at start:\n{self.log_tail()}")
-            if self._answers():
-                return
-            time.sleep(0.1)  # polling a port that is not open yet: nothing to wait on
-        self.stop()
-        raise RuntimeError(
-            f"daphne did not answer in {SERVER_START_TIMEOUT}s:\n{self.log_tail()}"
-        )
-
-    def _answers(self) -> bool:
-        try:
-            urllib.request.urlopen(self.url + "/api/me", timeout=2)
-        except urllib.error.HTTPError as error:
-            return error.code == 401
-        except OSError:
-            return False
-        return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the process (SIGTERM drains with 4503; SIGKILL drops: 1006)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.process = None
-
-    def manage(self, *args: str) -> subprocess.CompletedProcess:
-        return manage(self.env, *args)
-
-    def notify(self, username: str, text: str) -> None:
-        """Store a notification through the publishing service (works while down)."""
-        self.manage("notify", username, text)
-
-    def log_tail(self, lines: int = 60) -> str:
-        logs = sorted(self.workdir.glob("daphne-*.log"))
-        if not logs:
-            return "(no log)"
-        return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:])
+    return send
 
 
 @pytest.fixture
@@ -221,31 +91,34 @@ def artifacts(request) -> Path:
 
 
 @pytest.fixture
-def server_factory(template_database, tmp_path, artifacts):
-    """Start a server with extra environment: ``server_factory(AUTHSOCKET_ACCESS_TTL=5)``."""
-    servers: list[Server] = []
+def server_factory(migrated_template, tmp_path, artifacts):
+    """Start a server with extra settings: ``server_factory(AUTHSOCKET_ACCESS_TTL=5)``.
 
-    def start(**settings: str | int) -> Server:
+    Debug mode, as ``make run`` serves the demo: static files come straight
+    from ``static/`` and the refresh cookie is not ``Secure`` on plain http.
+    """
+    servers: list[DaphneServer] = []
+
+    def start(**settings: str | int) -> DaphneServer:
         workdir = tmp_path / f"server{len(servers)}"
         workdir.mkdir()
-        database = workdir / "db.sqlite3"
-        shutil.copyfile(template_database, database)
-        env = base_env(database)
-        env.update({key: str(value) for key, value in settings.items()})
-        server = Server(workdir=workdir, env=env)
+        shutil.copyfile(migrated_template, workdir / "db.sqlite3")
+        env = server_env(
+            sqlite_url(workdir),
+            DJANGO_DEBUG="1",
+            **{key: str(value) for key, value in settings.items()},
+        )
+        server = DaphneServer(env, log_path=artifacts / f"daphne-{len(servers)}.log")
         servers.append(server)
-        server.start()
-        return server
+        return server.start()
 
     yield start
     for server in servers:
         server.stop()
-        for log in server.workdir.glob("daphne-*.log"):
-            shutil.copyfile(log, artifacts / log.name)
 
 
 @pytest.fixture
-def server(server_factory) -> Server:
+def server(server_factory) -> DaphneServer:
     return server_factory()
 
 
@@ -278,7 +151,7 @@ def new_driver():
 class DemoPage:
     """The demo page at `/` in one browser tab, driven like a user would."""
 
-    def __init__(self, driver, server: Server, artifacts: Path, name: str):
+    def __init__(self, driver, server: DaphneServer, artifacts: Path, name: str):
         self.driver = driver
         self.server = server
         self.artifacts = artifacts
@@ -294,7 +167,7 @@ class DemoPage:
 
     def open(self, query: str = "") -> DemoPage:
         self.focus()
-        self.driver.get(self.server.url + "/" + query)
+        self.driver.get(self.server.http + "/" + query)
         self.wait_for(
             lambda d: d.execute_script("return document.body.dataset.ready"), WAIT
         )
@@ -438,12 +311,12 @@ class DemoPage:
 class Browsers:
     """Creates browser contexts (separate profiles: separate cookie jars)."""
 
-    server_for_pages: Server | None
+    server_for_pages: DaphneServer | None
     artifacts: Path
     drivers: list = field(default_factory=list)
     pages: list[DemoPage] = field(default_factory=list)
 
-    def context(self, name: str, server: Server | None = None) -> DemoPage:
+    def context(self, name: str, server: DaphneServer | None = None) -> DemoPage:
         driver = new_driver()
         self.drivers.append(driver)
         page = DemoPage(driver, server or self.server_for_pages, self.artifacts, name)
@@ -459,7 +332,7 @@ class Browsers:
         return page
 
     def signed_in(
-        self, name: str, username: str, server: Server | None = None
+        self, name: str, username: str, server: DaphneServer | None = None
     ) -> DemoPage:
         page = self.context(name, server).open()
         page.login(username)

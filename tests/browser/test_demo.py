@@ -157,11 +157,13 @@ def test_token_renewal_keeps_the_socket_live(server_factory, browsers):
 
 
 @pytest.mark.parametrize(
-    "stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["drain", "crash"]
+    "stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"]
 )
-def test_reconnect_replays_messages_stored_while_down(server, browsers, stop_signal):
+def test_reconnect_replays_messages_stored_while_down(
+    server, browsers, notify, stop_signal
+):
     alice = browsers.signed_in("alice", "alice")
-    server.notify("alice", "before the restart")
+    notify(server, "alice", "before the restart")
     # Without REDIS_URL the command cannot reach the server process live, so
     # this one also shows the replay on a fresh subscribe; reload to see it.
     alice.open()
@@ -173,7 +175,7 @@ def test_reconnect_replays_messages_stored_while_down(server, browsers, stop_sig
     alice.screenshot("reconnecting")
     missed = [f"missed {n}" for n in range(1, 4)]
     for text in missed:
-        server.notify("alice", text)
+        notify(server, "alice", text)
     server.start()
 
     alice.wait_state("live", timeout=40)
