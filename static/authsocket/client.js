@@ -203,6 +203,7 @@ export class AuthSocket extends EventTarget {
   /** Sign in with a password; the refresh token goes to the HttpOnly cookie. */
   async login(username, password) {
     this._generation++; // supersedes a resume still waiting for the server
+    this._refreshing = null;
     this._setState(STATE.CONNECTING, "login");
     let response;
     try {
@@ -292,9 +293,10 @@ export class AuthSocket extends EventTarget {
   refresh() {
     if (!this._refreshing) {
       const generation = this._generation;
-      this._refreshing = this._refreshExclusive(generation).finally(() => {
-        this._refreshing = null;
+      const running = this._refreshExclusive(generation).finally(() => {
+        if (this._refreshing === running) this._refreshing = null;
       });
+      this._refreshing = running;
     }
     return this._refreshing;
   }
@@ -886,6 +888,7 @@ export class AuthSocket extends EventTarget {
 
   _signOutLocal(reason) {
     this._generation++;
+    this._refreshing = null;
     this._clearTimers();
     this._closeSocket(CLOSE.NORMAL);
     this._access = null;

@@ -147,9 +147,7 @@ def test_token_renewal_keeps_the_socket_live(server_factory, browsers):
         stats = page.client("c.stats")
         assert stats["connects"] == 1, f"{page.name} reconnected: {page.log_lines()}"
         assert stats["renewals"] >= 3, stats
-        assert not any(
-            "reconnecting" in line or "signed-out" in line for line in page.log_lines()
-        )
+        assert not any("reconnecting" in line for line in page.log_lines())
     assert sent >= 4, sent
     expected = [text for n in range(1, sent + 1) for text in (f"tick {n}", f"tock {n}")]
     assert bob.texts(LOBBY)[-2 * sent :] == expected
@@ -290,3 +288,32 @@ def test_refused_handshake_with_good_credentials_gives_up_after_bounded_tries(
     )
     assert result["final"] == "offline", result
     assert result["states"].count("reconnecting") == 2, result
+
+
+def test_expired_socket_is_refreshed_and_reconnected(server_factory, browsers):
+    # 4401 (PROTOCOL §4.3): the token ran out with no `auth` frame; the client
+    # refreshes and reconnects by itself instead of signing out.
+    server = server_factory(AUTHSOCKET_ACCESS_TTL=5, AUTHSOCKET_LEEWAY=0)
+    alice = browsers.signed_in("alice", "alice", server)
+    alice.js("window.authsocketDemo.client._timedRefresh = async () => {};")
+    alice.wait_for(
+        lambda _d: alice.client("c.stats.connects") >= 2 and alice.state() == "live",
+        timeout=20,
+        message="no reconnect after the socket expired",
+    )
+    assert any("token_expired" in line for line in alice.log_lines())
+    assert alice.js_async("return await window.authsocketDemo.client.ping();") >= 0
+
+
+def test_too_many_connections_is_reported_and_retried_later(server_factory, browsers):
+    server = server_factory(AUTHSOCKET_MAX_CONNECTIONS_PER_USER=1)
+    first = browsers.signed_in("alice-1", "alice", server)
+    second = browsers.context("alice-2", server).open()
+    second.login("alice")
+    second.wait_visible('[data-testid="alert"]')
+    assert "Too many open connections" in second.js(
+        "return document.getElementById('alert').textContent"
+    )
+    assert second.state() == "reconnecting"
+    assert first.state() == "live"
+    second.screenshot("too-many-connections")
