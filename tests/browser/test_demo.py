@@ -15,8 +15,16 @@ LOBBY = "room:lobby"
 TEAM = "room:team"
 
 
-def test_room_message_reaches_members_and_not_carol(server, browsers, docs_screenshot):
+def test_room_message_reaches_members_and_not_carol(
+    server, browsers, notify, docs_screenshot
+):
+    notify(
+        server, "alice", "Welcome! Stored before you signed in, replayed on connect."
+    )
     alice = browsers.signed_in("alice", "alice")
+    alice.wait_message(
+        "user", "Welcome! Stored before you signed in, replayed on connect."
+    )
     bob = browsers.signed_in("bob", "bob")
     carol = browsers.signed_in("carol", "carol")
 
