@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.servers import manage
+
 pytestmark = pytest.mark.browser
 
 LOBBY = "room:lobby"
@@ -325,3 +327,21 @@ def test_too_many_connections_is_reported_and_retried_later(server_factory, brow
     assert second.state() == "reconnecting"
     assert first.state() == "live"
     second.screenshot("too-many-connections")
+
+
+def test_join_button_adds_a_public_room_and_its_pane(server, browsers):
+    manage(
+        server.env,
+        "shell",
+        "-c",
+        "from realtime.models import Room;"
+        "Room.objects.create(slug='random', title='Random', public=True)",
+    )
+    carol = browsers.signed_in("carol", "carol")
+    # By keyboard: Enter on the focused button (WebDriver's key code U+E007).
+    carol.wait_visible('[data-testid="join-random"]').send_keys("\ue007")
+    carol.wait_visible('[data-testid="room-random"] .tag.member')
+    carol.wait_pane("room:random")
+    carol.send("room:random", "carol was here")
+    carol.wait_message("room:random", "carol was here")
+    carol.screenshot("joined")
