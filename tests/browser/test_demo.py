@@ -345,3 +345,61 @@ def test_join_button_adds_a_public_room_and_its_pane(server, browsers):
     carol.send("room:random", "carol was here")
     carol.wait_message("room:random", "carol was here")
     carol.screenshot("joined")
+
+
+# Holds the page's requests to a path until released, like a slow network:
+# a way to photograph the short-lived states for real, not by faking them.
+FETCH_GATE = """
+if (!window.__gate) {
+  window.__gate = {};
+  const realFetch = window.fetch;
+  window.fetch = (input, init) => {
+    const url = String(input && input.url ? input.url : input);
+    const path = Object.keys(window.__gate).find((held) => url.includes(held));
+    if (!path) return realFetch(input, init);
+    return new Promise((resolve) => {
+      window.__gate[path].push(() => resolve(realFetch(input, init)));
+    });
+  };
+}
+"""
+HOLD = "window.__gate[arguments[0]] = [];"
+RELEASE = (
+    "const queued = window.__gate[arguments[0]] || [];"
+    "delete window.__gate[arguments[0]]; queued.forEach((go) => go());"
+)
+
+
+def test_screenshot_of_each_connection_state(server, browsers):
+    page = browsers.context("alice").open()
+    page.wait_state("signed-out")
+    page.screenshot("signed-out")
+
+    page.js(FETCH_GATE)
+    page.js(HOLD, "/api/auth/ticket")
+    page.login("alice")
+    page.wait_state("connecting")
+    page.screenshot("connecting")
+    page.js(RELEASE, "/api/auth/ticket")
+    page.wait_state("live")
+    page.wait_pane(LOBBY)
+    page.screenshot("live")
+
+    page.js(HOLD, "/api/auth/refresh")
+    page.js("window.authsocketDemo.client._timedRefresh();")
+    page.wait_state("renewing")
+    page.screenshot("renewing")
+    page.js(RELEASE, "/api/auth/refresh")
+    page.wait_state("live")
+
+    server.stop()
+    page.wait_state("reconnecting")
+    page.screenshot("reconnecting")
+    server.start()
+    page.wait_state("live", timeout=40)
+
+    page.click("logout")
+    page.wait_state("signed-out")
+    page.screenshot("signed-out-after-logout")
+    shots = sorted(path.name for path in page.artifacts.glob("*.png"))
+    assert len(shots) == 6, shots
