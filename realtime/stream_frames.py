@@ -64,8 +64,9 @@ async def on_subscribe(consumer, frame: dict) -> None:
     replay = await database_sync_to_async(_snapshot)(
         consumer.user, stream, since, settings.AUTHSOCKET_REPLAY_LIMIT
     )
-    if replay is None:
-        if is_new_room:
+    if replay is None:  # a subscription already held ends too: the right is gone
+        if stream.is_room:
+            subs.remove(stream.key)
             await _group_discard(consumer, stream.group)
         await _forbidden(consumer, frame)
         return

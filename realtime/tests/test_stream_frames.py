@@ -1,6 +1,9 @@
 """Streams over real sockets (PROTOCOL §4.2): delivery, replay, rights re-checked."""
 
+import asyncio
+
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from realtime.groups import room_group
@@ -119,6 +122,48 @@ async def test_live_copies_of_replayed_messages_are_dropped(connect, alice, bob,
             },
         )
     assert (await b.receive_json_from(timeout=TIMEOUT))["id"] == 4
+    assert await b.receive_nothing(timeout=QUIET)
+
+
+async def test_subscribing_mid_stream_under_load_misses_and_repeats_nothing(
+    connect, alice, bob, rooms
+):
+    """Publishers in several threads while bob subscribes with since=0."""
+    writers, per_writer = 3, 20
+    total = writers * per_writer
+    store = database_sync_to_async(publish_to_room, thread_sensitive=False)
+    some_stored = asyncio.Event()
+
+    async def publisher() -> None:
+        for n in range(per_writer):
+            await store(room=rooms["team"], sender=alice, data=n)
+            if n == 3:
+                some_stored.set()
+
+    b = await connect(bob)
+    tasks = [asyncio.create_task(publisher()) for _ in range(writers)]
+    await asyncio.wait_for(some_stored.wait(), TIMEOUT)
+    await subscribe(b, "room:team", since=0)
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    ids = [(await next_message(b))["id"] for _ in range(total)]
+    assert sorted(ids) == list(range(1, total + 1))
+    assert await b.receive_nothing(timeout=QUIET)
+
+
+async def test_resubscribing_after_losing_the_right_ends_the_subscription(
+    connect, alice, bob, rooms
+):
+    b = await connect(bob)
+    await subscribe(b, "room:team")
+    # A raw delete bypasses the signal: the socket learns it at resubscribe.
+    await db(
+        lambda: Membership.objects.filter(user=bob, room=rooms["team"])._raw_delete(
+            "default"
+        )
+    )
+    answer = await send(b, {"type": "subscribe", "stream": "room:team"})
+    assert answer["code"] == "forbidden"
+    await db(publish_to_room, room=rooms["team"], sender=alice, data="x")
     assert await b.receive_nothing(timeout=QUIET)
 
 
