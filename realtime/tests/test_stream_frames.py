@@ -266,6 +266,43 @@ async def test_unsubscribe_stops_delivery(connect, alice, bob, rooms):
     assert await b.receive_nothing(timeout=QUIET)
 
 
+async def test_fan_out_is_one_group_send_whatever_the_subscribers(
+    connect, alice, bob, rooms, monkeypatch
+):
+    sockets = [await connect(user) for user in (alice, bob, alice, bob)]
+    for socket in sockets:
+        await subscribe(socket, "room:team")
+    layer, sent = get_channel_layer(), []
+    original = layer.group_send
+
+    async def counting(group, message):
+        sent.append(group)
+        await original(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counting)
+    await publish(sockets[0], "room:team", "to all")
+    for socket in sockets:
+        assert (await next_message(socket))["data"] == "to all"
+    assert sent == ["room.team"]
+
+
+async def test_channel_layer_down_at_subscribe_closes_4503(
+    connect, alice, rooms, monkeypatch
+):
+    a = await connect(alice)
+    layer = get_channel_layer()
+
+    async def broken(group, channel):
+        raise ConnectionError("layer down")
+
+    monkeypatch.setattr(layer, "group_add", broken)
+    await a.send_json_to({"type": "subscribe", "stream": "room:team"})
+    assert await a.receive_output(timeout=TIMEOUT) == {
+        "type": "websocket.close",
+        "code": 4503,
+    }
+
+
 async def test_subscription_limit(connect, alice, rooms, settings):
     settings.AUTHSOCKET_MAX_SUBSCRIPTIONS = 2
     a = await connect(alice)
