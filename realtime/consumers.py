@@ -150,6 +150,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 break
         self.groups_joined.clear()
 
+    async def close(self, code=None, reason=None) -> None:
+        # autobahn (under daphne) accepts only a plain int as a close code: an
+        # IntEnum member raises inside daphne and the client gets 1011.
+        await super().close(code=None if code is None else int(code), reason=reason)
+
     async def close_for(self, code: int) -> None:
         """Close from outside this socket's own handlers (revocation, shutdown)."""
         await self.close(code=code)
