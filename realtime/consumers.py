@@ -124,6 +124,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Close from outside this socket's own handlers (revocation, shutdown)."""
         await self.close(code=code)
 
+    async def close(self, code=None, reason=None) -> None:
+        """Every close goes out with a plain `int` code.
+
+        daphne hands the code to autobahn, which raises on anything whose
+        `type()` is not exactly `int`: a `CloseCode` (an IntEnum) crashed the
+        handler instead of closing with 4401/4403/4409…
+        """
+        await super().close(code=None if code is None else int(code), reason=reason)
+
     # --- frames ------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
