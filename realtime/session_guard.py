@@ -119,7 +119,10 @@ class SessionGuard:
 
     async def _watch(self) -> None:
         while True:
-            await self.poll_once()
+            try:
+                await self.poll_once()
+            except Exception:  # the safety net must outlive any one failure
+                logger.exception("revocation poll crashed; polling on")
             await asyncio.sleep(settings.AUTHSOCKET_REVOCATION_POLL)
 
     async def poll_once(self) -> None:
@@ -148,7 +151,10 @@ class SessionGuard:
             self._revoked.setdefault(sid, now)
             self._verified.pop(sid, None)
             for socket in registry.of_session(sid):
-                await socket.close_for(CloseCode.REVOKED)
+                try:
+                    await socket.close_for(CloseCode.REVOKED)
+                except Exception:  # one broken socket must not spare the others
+                    logger.exception("could not close a revoked socket")
 
     async def stop(self) -> None:
         """Cancel the watcher (tests, shutdown)."""
