@@ -183,3 +183,28 @@ async def test_cache_is_not_trusted_while_the_poll_fails(
         assert time.monotonic() < deadline, "cached answer trusted without a poll"
     assert await still_open(communicator)  # no log row: not closed, but refused
     await communicator.disconnect()
+
+
+class FakeSocket:
+    def __init__(self, sid: str, user_id: int, broken: bool = False):
+        self.sid, self.user_id, self.broken, self.codes = sid, user_id, broken, []
+
+    async def close_for(self, code: int) -> None:
+        if self.broken:
+            raise RuntimeError("transport gone")
+        self.codes.append(code)
+
+
+async def test_one_failing_close_spares_neither_the_others_nor_the_watcher(
+    alice, open_session, monkeypatch
+):
+    from realtime.connections import registry
+
+    tokens = await db(open_session, alice)
+    broken = FakeSocket(tokens.session.sid, alice.pk, broken=True)
+    healthy = FakeSocket(tokens.session.sid, alice.pk)
+    monkeypatch.setattr(registry, "of_session", lambda sid: [broken, healthy])
+    await guard.poll_once()
+    await db(revoke_as_another_process, tokens.session)
+    await guard.poll_once()  # does not raise
+    assert healthy.codes == [CloseCode.REVOKED]
