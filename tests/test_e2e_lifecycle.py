@@ -15,7 +15,7 @@ import websockets
 
 from tests.http import call, login
 from tests.servers import DaphneServer, manage, server_env
-from tests.services import postgres_database
+from tests.services import postgres_database, require_redis
 
 pytestmark = [pytest.mark.e2e]
 
@@ -183,3 +183,33 @@ async def test_lifecycle_close_codes_reach_a_real_client(e2e_env, tmp_path):
         assert closed_at >= warning["expires_at"]
     finally:
         server.stop()
+
+
+@pytest.mark.services
+async def test_logout_on_one_process_closes_the_socket_on_another_via_redis(
+    e2e_env, tmp_path
+):
+    """The fast path across processes: the channel-layer message, well under the poll."""
+    env = {**e2e_env, "REDIS_URL": require_redis()}
+    servers = [DaphneServer(env, log_path=tmp_path / f"d{i}.log") for i in range(2)]
+    try:
+        for server in servers:
+            await asyncio.to_thread(server.start)
+        tokens = login(servers[0].http, "carol", "authsocket-demo")
+        socket = await open_socket(servers[1], tokens["access"])
+        waiting = asyncio.ensure_future(closed(socket, 5))
+        started = time.time()
+        status, _, _ = await asyncio.to_thread(
+            call, "POST", f"{servers[0].http}/api/auth/logout", None, tokens["access"]
+        )
+        answered = time.time()
+        assert status == 204
+        code, closed_at = await waiting
+        print(
+            f"logout on A → close 4403 on B (Redis): {closed_at - started:.3f} s "
+            f"(the logout request itself: {answered - started:.3f} s)"
+        )
+        assert code == 4403 and closed_at - started < 1.0
+    finally:
+        for server in servers:
+            server.stop()
