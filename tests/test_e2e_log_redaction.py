@@ -216,6 +216,9 @@ def test_access_log_request_lines_lose_their_query(line, expected):
         '{"refresh": "SECRETREFRESH", "password": "SECRETPW"}',
         "subprotocol authsocket.token.eyJhbGciOi.eyJzdWIiOi.SIGNATURE",
         "new_password=SECRETPW&old_password=SECRETPW",
+        "GET /cb?access_token=SECRETPW&client_secret=SECRETPW",
+        '{"refresh_token": "SECRETREFRESH"}',
+        "authsocket_refresh_cookie=SECRETREFRESH",
     ],
 )
 def test_redact_removes_credential_values(text):
