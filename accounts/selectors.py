@@ -7,21 +7,40 @@ from django.db.models import Q
 from accounts.models import AuthSession, SessionRevocation
 
 
-def live_session(*, sid: str, user_id: int) -> AuthSession | None:
-    """The session if it belongs to `user_id`, is live and its user active.
+def session_accepts(session: AuthSession | None, *, user_id: int) -> bool:
+    """The one rule: the session is the user's, live, and its user active."""
+    return (
+        session is not None
+        and session.user_id == user_id
+        and session.is_live
+        and session.user.is_active
+    )
 
-    One query: the session and its user together. This is the rule every
-    credential check uses (HTTP Bearer, WebSocket handshake, `auth` frame).
-    """
+
+def live_session(*, sid: str, user_id: int) -> AuthSession | None:
+    """The session (with its user, one query) if `session_accepts` it."""
     session = AuthSession.objects.select_related("user").filter(sid=sid).first()
-    if (
-        session is None
-        or session.user_id != user_id
-        or not session.is_live
-        or not session.user.is_active
-    ):
-        return None
-    return session
+    return session if session_accepts(session, user_id=user_id) else None
+
+
+def sessions_by_sid(sids: list[str]) -> dict[str, AuthSession]:
+    """Many sessions with their users in one query (batched handshakes)."""
+    sessions = AuthSession.objects.select_related("user").filter(sid__in=sids)
+    return {session.sid: session for session in sessions}
+
+
+def sessions_used_since(since: datetime, *, limit: int) -> list[AuthSession]:
+    """Live sessions that logged in or refreshed at or after `since`, with users.
+
+    Only these can hold an unexpired access token, so a process that knows
+    them answers nearly every handshake from memory.
+    """
+    return list(
+        AuthSession.objects.live()
+        .select_related("user")
+        .filter(last_used_at__gte=since, user__is_active=True)
+        .order_by("-last_used_at")[:limit]
+    )
 
 
 def revocations_since(

@@ -166,37 +166,56 @@ async def test_configured_allowed_origins_replace_the_default(
     await communicator.disconnect()
 
 
-class QueryCounter:
-    """Counts SQL statements on every thread (the database thread included)."""
+class QueryLog:
+    """Records SQL on every thread (the database and guard threads included);
+    pytest-django's `django_assert_num_queries` only sees the test's thread."""
 
     def __init__(self, monkeypatch):
-        self.count = 0
+        self.statements: list[str] = []
         self._lock = threading.Lock()
         original = CursorWrapper._execute
 
-        def counting(cursor, *args, **kwargs):
+        def recording(cursor, sql, *args, **kwargs):
             with self._lock:
-                self.count += 1
-            return original(cursor, *args, **kwargs)
+                self.statements.append(sql)
+            return original(cursor, sql, *args, **kwargs)
 
-        monkeypatch.setattr(CursorWrapper, "_execute", counting)
+        monkeypatch.setattr(CursorWrapper, "_execute", recording)
+
+    def session_lookups(self) -> int:
+        """Handshake lookups by sid (the watcher's poll reads by time instead)."""
+        return sum('"accounts_authsession"."sid" IN' in sql for sql in self.statements)
 
 
-async def test_handshake_costs_one_query_then_none_while_cached(
-    ws, alice, open_session, monkeypatch
+async def test_handshake_of_a_new_session_costs_one_query_then_none(
+    ws, alice, open_session, monkeypatch, settings
 ):
-    tokens = await db(open_session, alice)
-    await guard.poll_once()  # the watcher is healthy, so cached answers are trusted
-    queries = QueryCounter(monkeypatch)
+    settings.AUTHSOCKET_REVOCATION_POLL = 60  # this test drives the polls itself
+    await guard.poll_once()
+    tokens = await db(open_session, alice)  # opened after the poll: unknown
+    queries = QueryLog(monkeypatch)
     first = ws(f"token={tokens.access}")
     await welcomed(first)
-    after_first = queries.count
+    assert queries.session_lookups() == 1  # session and user in one join
+    await guard.poll_once()  # keeps the cache trusted
     second = ws(f"token={tokens.access}")
     await welcomed(second)
-    assert after_first <= 2  # the session+user join (and maybe one watcher poll)
-    assert queries.count - after_first <= 1  # cached: at most a watcher poll
+    assert queries.session_lookups() == 1  # answered from memory
     await first.disconnect()
     await second.disconnect()
+
+
+async def test_sessions_used_recently_are_known_before_their_first_handshake(
+    ws, alice, open_session, monkeypatch, settings
+):
+    settings.AUTHSOCKET_REVOCATION_POLL = 60
+    tokens = await db(open_session, alice)
+    await guard.poll_once()  # learns the sessions used within a token lifetime
+    queries = QueryLog(monkeypatch)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    assert queries.session_lookups() == 0
+    await communicator.disconnect()
 
 
 async def test_cached_session_is_refused_within_a_second_of_revocation(

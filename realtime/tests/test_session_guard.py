@@ -144,10 +144,10 @@ async def test_database_failure_at_the_handshake_is_one_logged_refusal(
 ):
     tokens = await db(open_session, alice)
 
-    def database_down(**kwargs):
+    def database_down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(session_guard, "live_session", database_down)
+    monkeypatch.setattr(session_guard, "sessions_by_sid", database_down)
     with caplog.at_level(logging.INFO):
         assert await refused(ws(f"token={tokens.access}"))
     refusals = [r for r in caplog.records if "websocket refused" in r.getMessage()]
