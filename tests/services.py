@@ -3,7 +3,8 @@
 A test that needs a service the machine lacks SKIPS with the reason on a
 laptop and FAILS under `CI=true` (CI must run it). Call `require_postgres()`
 or `require_redis()` first; `postgres_database()` gives a fresh, uniquely
-named database and drops it afterwards.
+named database and drops it afterwards. (`tests/backing.py` offers the same
+under other names; the two are meant to become one.)
 """
 
 import contextlib
@@ -17,7 +18,9 @@ import pytest
 POSTGRES_HOST = os.environ.get("PGHOST", "127.0.0.1")
 POSTGRES_PORT = int(os.environ.get("PGPORT", 5432))
 POSTGRES_USER = os.environ.get("PGUSER", "postgres")
-REDIS_TEST_URL = os.environ.get("AUTHSOCKET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_TEST_URL = os.environ.get(
+    "AUTHSOCKET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
+)
 
 
 def in_ci() -> bool:
