@@ -106,7 +106,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # write one file: WAL lets readers run beside a writer, IMMEDIATE takes
     # the write lock at BEGIN (no deadlocking lock upgrades), and the timeout
     # makes a busy writer wait instead of failing.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
