@@ -40,9 +40,10 @@ def fuzz_user(make_user):
     return make_user("fuzz", "pw-fuzz-123456")
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),
@@ -54,3 +55,17 @@ def test_every_operation_answers_by_its_schema_and_never_5xx(case, fuzz_user):
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
     response = case.call_wsgi()
     case.validate_response(response)
+
+
+def test_unknown_api_paths_are_json_404_for_every_method_with_csrf_enforced(db):
+    """A real client sends no CSRF token; Django's test client skips the check."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    for method in ("get", "post", "put", "patch", "delete"):
+        response = getattr(client, method)("/api/users/-1/notify")
+        assert (response.status_code, response["Content-Type"]) == (
+            404,
+            "application/json",
+        ), method
+        assert response.json()["code"] == "not_found"

@@ -279,3 +279,88 @@ def test_a_valid_token_with_extra_claims_is_accepted(extra):
         sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
     )
     assert claims.user_id == 5
+
+
+# --- stream names and permissions ----------------------------------------------
+
+ROOMS = {"lobby": True, "team": False, "secret": False, "open": True}  # slug → public
+MEMBERS = {"lobby": {"alice", "bob", "carol"}, "team": {"alice", "bob"}}
+MEMBERS["secret"] = {"alice"}
+
+
+@pytest.fixture
+def world(make_user):
+    from realtime.demo import demo_rooms_create
+    from realtime.models import Room
+
+    users = {
+        name: make_user(name, f"pw-{name}-123") for name in ("alice", "bob", "carol")
+    }
+    demo_rooms_create(users=users)
+    Room.objects.create(slug="open", title="Open", public=True)  # nobody in it
+    users["dave"] = make_user("dave", "pw-dave-123")  # in no room at all
+    return users
+
+
+def expected(user, name: str, action) -> bool:
+    """The rules of PROTOCOL §4.2 written out independently of realtime/."""
+    from realtime.permissions import Action
+
+    if name in ("user", f"user:{user.pk}"):
+        return action is Action.READ
+    for slug, public in ROOMS.items():
+        if name == f"room:{slug}":
+            if user.username in MEMBERS.get(slug, ()):
+                return True
+            return public and action in (Action.READ, Action.JOIN)
+    return False
+
+
+def mutations(name: str):
+    """Near misses of a real stream name."""
+    return st.sampled_from(
+        [
+            name.upper(),
+            name.title(),
+            f" {name}",
+            f"{name} ",
+            f"{name}\n",
+            f"{name}\x00",
+            name + ":",
+            name + ":1",
+            name.replace(":", "::"),
+            name.replace(":", ": "),
+            name.replace(":", "："),  # fullwidth colon
+            name.replace("o", "о"),  # Cyrillic o
+            name + "/..",
+            "../" + name,
+            name * 2,
+        ]
+    )
+
+
+real_names = (
+    st.sampled_from(["user", *(f"room:{slug}" for slug in ROOMS), "room:nope", "room:"])
+    | st.integers(-3, 12).map(lambda n: f"user:{n}")
+    | st.integers(1, 9).map(lambda n: f"user:0{n}")
+)
+stream_names = (
+    real_names
+    | real_names.flatmap(mutations)
+    | st.text(max_size=20)
+    | st.text(alphabet="roomuser:lobbyteamsecret0123456789-_", max_size=16)
+)
+
+
+@pytest.mark.django_db
+@BOUNDED
+@given(name=stream_names, who=st.sampled_from(["alice", "bob", "carol", "dave"]))
+def test_stream_names_never_authorize_beyond_the_rules(world, name, who):
+    from realtime.permissions import Action, stream_access
+    from realtime.streams import stream_parse
+
+    user = world[who]
+    stream = stream_parse(name, user_id=user.pk)
+    for action in Action:
+        decision = stream_access(user=user, stream=stream, action=action)
+        assert decision.allowed == expected(user, name, action), (name, who, action)
