@@ -50,9 +50,10 @@ frames = st.fixed_dictionaries(
     optional={
         "ref": json_values,
         "token": json_values | st.text(alphabet="abc.-_", max_size=40),
-        "stream": json_values | st.sampled_from(["user", "room:lobby", "room:"]),
+        "stream": json_values
+        | st.sampled_from(["user", "room:lobby", "room:team", "room:nope", "room:"]),
         "data": json_values,
-        "since": json_values,
+        "since": json_values | st.integers(0, 3),
     },
 )
 frame_texts = (
@@ -71,12 +72,23 @@ class Stub:
         pass
 
 
-def make_consumer(sent: list) -> StreamConsumer:
+class StubLayer:
+    """Group changes succeed; nothing is delivered back to this consumer."""
+
+    async def group_add(self, group, channel):
+        pass
+
+    async def group_discard(self, group, channel):
+        pass
+
+
+def make_consumer(sent: list, user) -> StreamConsumer:
     """A consumer past its handshake, whose outgoing messages land in `sent`."""
     consumer = StreamConsumer()
     consumer.scope = {"type": "websocket", "path": "/ws/"}
-    consumer.user_id, consumer.sid, consumer.registered = 1, "prop-session", False
-    consumer.groups_joined = []
+    consumer.user, consumer.user_id, consumer.sid = user, user.pk, "prop-session"
+    consumer.registered, consumer.groups_joined = False, []
+    consumer.channel_layer, consumer.channel_name = StubLayer(), "prop.channel"
     consumer.limiter = FrameLimiter("1000000/s")
     consumer.expiry = Stub()
 
@@ -96,18 +108,24 @@ def utf8_safe(value) -> bool:
 
 
 def check_answer(text: str, sent: list) -> None:
-    assert len(sent) == 1, sent
-    message = sent[0]
-    if message["type"] == "websocket.close":
-        assert message.get("code") in set(CloseCode)
-        return
-    assert message["type"] == "websocket.send"
-    out = message["text"]
-    out.encode("utf-8")  # daphne encodes every text frame: it must not fail
-    frame = json.loads(out)
+    """One answer (or a close); only replayed messages may follow it."""
+    assert sent, "a frame went unanswered"
+    frames = []
+    for message in sent:
+        if message["type"] == "websocket.close":
+            assert message.get("code") in set(CloseCode) and len(sent) == 1
+            return
+        assert message["type"] == "websocket.send"
+        message["text"].encode("utf-8")  # daphne encodes every text frame
+        frames.append(json.loads(message["text"]))
+    frame = frames[0]
     assert frame["type"] in set(ServerFrame)
     if frame["type"] == ServerFrame.ERROR:
         assert frame["code"] in set(ErrorCode)
+    assert all(
+        f["type"] in (ServerFrame.MESSAGE, ServerFrame.REPLAY_TRUNCATED)
+        for f in frames[1:]
+    ), frames
     try:
         request = json.loads(text)
     except (ValueError, RecursionError):
@@ -123,15 +141,16 @@ def check_answer(text: str, sent: list) -> None:
         )
 
 
-@BOUNDED
+@pytest.mark.django_db(transaction=True)  # handlers query from their own threads
+@settings(BOUNDED, max_examples=200)
 @given(text=frame_texts)
 @example(text='{"type":"ping","ref":"\\ud800"}')
 @example(text='{"type":"nope\\udfff"}')
 @example(text="[" * 10_000)
 @example(text='{"type":"auth","token":"' + "a" * 5000 + '"}')
-def test_dispatcher_answers_any_text_with_one_valid_frame(text):
+def test_dispatcher_answers_any_text_with_one_valid_frame(world, text):
     sent = []
-    consumer = make_consumer(sent)
+    consumer = make_consumer(sent, world["alice"])
     asyncio.run(consumer.receive(text_data=text))
     check_answer(text, sent)
 
