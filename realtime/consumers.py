@@ -59,6 +59,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
         delivery. Our handlers never touch the ORM on the event loop; they go
         through `database_sync_to_async` (which does that clean-up itself) or
         the session guard's threads, so the hop is skipped.
+
+        A handler's exception still releases this socket's place and groups:
+        Channels would end the consumer without `disconnect()`, and the
+        registry would count a dead socket against the user's limit for the
+        life of the process. Re-raised: daphne logs it and closes 1011.
         """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -68,10 +73,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             raise
         except Exception:
-            # Channels ends the consumer without calling disconnect(): release
-            # this socket's registry place and groups here, or a dead socket
-            # counts against the user's limit for the life of the process.
-            # Re-raised: daphne logs it and closes this socket (1011) only.
             if getattr(self, "registered", False):
                 await self.disconnect(CloseCode.INTERNAL_ERROR)
             raise
@@ -270,7 +271,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 def _parse_frame(text: str) -> dict:
     try:
         frame = json.loads(text)
-    except (ValueError, RecursionError):  # deep nesting fits in 64 KiB
+    except (ValueError, RecursionError):  # deep nesting overflows the C parser
         raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError(
