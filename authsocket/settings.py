@@ -173,7 +173,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "authsocket.api_errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular, plus every operation's error answers (authsocket/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "authsocket.openapi.ErrorAnswersSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "NUM_PROXIES": env_int("AUTHSOCKET_TRUSTED_PROXIES", 0),
 }
