@@ -85,6 +85,7 @@ def test_log_out_everywhere_signs_out_the_other_context(server, browsers):
     first.wait_visible("#login-form")
     assert first.js("return document.getElementById('app').hidden") is True
     first.screenshot("signed-out")
+    assert any("signed-out (revoked)" in line for line in first.log_lines())
     # And its refresh cookie is dead too: a reload does not resume.
     first.open()
     assert first.state() == "signed-out"
