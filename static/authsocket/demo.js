@@ -50,6 +50,15 @@ const ERROR_TEXT = {
   forbidden: "Not allowed.",
 };
 
+// Why the page went back to the sign-in form, when the user did not ask.
+const SIGNED_OUT_TEXT = {
+  revoked: "This session was signed out from another device or by an admin.",
+  token_reused: "This session was ended: an old refresh token was used again (possible theft).",
+  session_expired: "Your session expired; please sign in again.",
+  signed_out_in_another_tab: "You signed out in another tab.",
+  invalid_token: "Your sign-in is no longer valid; please sign in again.",
+};
+
 // ---- connection state -------------------------------------------------------
 
 const STATE_TEXT = {
@@ -72,10 +81,7 @@ client.addEventListener("state", (event) => {
   if (state === STATE.SIGNED_OUT) {
     $("login").hidden = false;
     $("app").hidden = true;
-    if (reason === "revoked") showAlert("This session was signed out (from another device or by an admin).");
-    else if (reason && !["logout", "logout_all", "resume", "not_authenticated"].includes(reason)) {
-      log(`signed out: ${reason}`);
-    }
+    showAlert(SIGNED_OUT_TEXT[reason] ?? "");
   }
 });
 
