@@ -188,6 +188,9 @@ def test_reconnect_replays_messages_stored_while_down(
     server.start()
 
     alice.wait_state("live", timeout=40)
+    # SIGTERM drains with 4503 (authsocket.serve); SIGKILL drops the TCP: 1006.
+    why = "server_restarting" if stop_signal == signal.SIGTERM else "dropped_1006"
+    assert any(f"reconnecting ({why})" in line for line in alice.log_lines())
     alice.wait_message("user", missed[-1], timeout=10)
     texts = alice.texts("user")
     assert texts == ["before the restart", *missed], texts
