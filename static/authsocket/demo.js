@@ -44,7 +44,7 @@ function showAlert(text) {
 
 const ERROR_TEXT = {
   too_many_connections: "Too many open connections for this user: close a tab and it will retry.",
-  rate_limited: "The server closed the socket for sending too fast; retrying later.",
+  rate_limited: "Sending too fast: the server is dropping frames (and closes the socket if it goes on).",
   handshake_refused: "The server keeps refusing the connection although you are signed in.",
   network: "The server cannot be reached; retrying.",
   forbidden: "Not allowed.",
