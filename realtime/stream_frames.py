@@ -64,8 +64,9 @@ async def on_subscribe(consumer, frame: dict) -> None:
     replay = await database_sync_to_async(_snapshot)(
         consumer.user, stream, since, settings.AUTHSOCKET_REPLAY_LIMIT
     )
-    if replay is None:
-        if is_new_room:
+    if replay is None:  # a subscription already held ends too: the right is gone
+        if stream.is_room:
+            subs.remove(stream.key)
             await _group_discard(consumer, stream.group)
         await _forbidden(consumer, frame)
         return
@@ -197,8 +198,10 @@ async def _group_add(consumer, group: str) -> bool:
     try:
         await consumer.channel_layer.group_add(group, consumer.channel_name)
     except Exception as exc:
+        # daphne cannot send 1011; 4503 tells the client exactly what to do:
+        # reconnect with backoff and resubscribe with `since`.
         logger.warning("channel layer unavailable on subscribe: %s", type(exc).__name__)
-        await consumer.close(code=CloseCode.INTERNAL_ERROR)
+        await consumer.close(code=CloseCode.SHUTTING_DOWN)
         return False
     consumer.groups_joined.append(group)
     return True
