@@ -278,6 +278,24 @@ def test_staff_see_the_admin_link_and_others_do_not(server, browsers):
         bob.js("return document.querySelector('[data-testid=\"admin-link\"]').hidden")
         is True
     )
+    link = admin.wait_visible('[data-testid="admin-link"]')
+    assert link.get_attribute("href") == server.http + "/admin/"
+
+
+def test_staff_notification_reaches_the_users_page_live(server, browsers):
+    bob = browsers.signed_in("bob", "bob")
+    admin = browsers.signed_in("admin", "admin")
+    status = admin.js_async(
+        "await window.authsocketDemo.client.api("
+        "  '/api/users/' + arguments[0] + '/notify',"
+        "  {method: 'POST', body: {data: {text: 'Your build is green'}}});"
+        "return 'sent';",
+        bob.client("c.user.id"),
+    )
+    assert status == "sent"
+    bob.wait_message("user", "Your build is green")
+    assert bob.messages("user")[-1]["from"] == "server"
+    bob.screenshot("notified")
 
 
 def test_refused_handshake_with_good_credentials_gives_up_after_bounded_tries(
