@@ -1,0 +1,358 @@
+"""Turns the runner's medians into results/<date>.json, RESULTS.md and a chart.
+
+Every authsocket figure is shown next to the no-auth and peer baselines of
+the same run, with its ratio to each, and the issue 7 targets are judged
+here, in one table.
+"""
+
+import json
+import platform
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+BASELINES = ("noauth", "peer")
+SUBJECT = "authsocket"
+HEADLINE_KEYS = (
+    "connections_per_s",
+    "refusals_per_s",
+    "round_trips_per_s",
+    "kib_per_connection",
+    "last_p99_ms",
+    "p99_ms",
+    "seconds_to_all_back",
+    "errors",
+    "loadgen_cpu_share",
+)
+
+# (label, case, metric, higher is better)
+ROWS = (
+    ("Handshakes/s, `?token=`", "handshake/token", "connections_per_s", True),
+    ("Handshakes/s, subprotocol", "handshake/subprotocol", "connections_per_s", True),
+    (
+        "Handshakes/s, `Authorization` header",
+        "handshake/header",
+        "connections_per_s",
+        True,
+    ),
+    (
+        "Handshakes/s, `?ticket=` incl. its POST",
+        "handshake/ticket",
+        "connections_per_s",
+        True,
+    ),
+    ("Handshake p50 ms, `?token=`", "handshake/token", "p50_ms", False),
+    ("Handshake p99 ms, `?token=`", "handshake/token", "p99_ms", False),
+    ("Refusals/s, bad tokens", "reject", "refusals_per_s", True),
+    ("Bad tokens accepted", "reject", "accepted_bad_tokens", False),
+    ("Echo round trips/s", "echo", "round_trips_per_s", True),
+    ("Echo RTT p50 ms", "echo", "rtt_p50_ms", False),
+    ("Echo RTT p99 ms", "echo", "rtt_p99_ms", False),
+    ("KiB per idle connection", "idle", "kib_per_connection", False),
+    ("Fan-out 1,000: last subscriber p50 ms", "fanout", "last_p50_ms", False),
+    ("Fan-out 1,000: last subscriber p99 ms", "fanout", "last_p99_ms", False),
+    ("Fan-out 1,000: any delivery p99 ms", "fanout", "delivery_p99_ms", False),
+    ("Revocation p50 ms, in-memory layer", "revocation/memory", "p50_ms", False),
+    ("Revocation p99 ms, in-memory layer", "revocation/memory", "p99_ms", False),
+    (
+        "Revocation p99 ms, Redis, same process",
+        "revocation/redis-same-process",
+        "p99_ms",
+        False,
+    ),
+    (
+        "Revocation p50 ms, Redis, across processes",
+        "revocation/redis-cross-process",
+        "p50_ms",
+        False,
+    ),
+    (
+        "Revocation p99 ms, Redis, across processes",
+        "revocation/redis-cross-process",
+        "p99_ms",
+        False,
+    ),
+    ("Storm: seconds until all back", "storm", "seconds_to_all_back", False),
+    ("Storm: failed attempts", "storm", "errors", False),
+    ("Storm: clients that gave up", "storm", "gave_up", False),
+)
+
+
+def machine_info(python: str) -> dict:
+    """What the figures depend on: CPU, kernel, Python and stack versions."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    probe = (
+        "import importlib.metadata as m, json;"
+        "print(json.dumps({p: m.version(p) for p in ('Django', 'channels', 'daphne',"
+        " 'Twisted', 'autobahn', 'websockets', 'channels_auth_token_middlewares',"
+        " 'djangorestframework_simplejwt', 'PyJWT')}))"
+    )
+    versions = json.loads(
+        subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout
+    )
+    return {
+        "cpu": cpu,
+        "cores": len(__import__("os").sched_getaffinity(0)),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def metric(medians: dict, server: str, case: str, key: str):
+    """A median figure, or None when that stack lacks it (or it was n/a)."""
+    result = medians.get(server, {}).get(case)
+    if not result or result.get("status") != "ok":
+        return None
+    return result.get(key)
+
+
+def baseline_case(medians: dict, server: str, case: str) -> str:
+    """A baseline lacking a handshake transport is compared on its ?token=."""
+    if case.startswith("handshake/") and case not in medians.get(server, {}):
+        return "handshake/token"
+    return case
+
+
+def ratio(value, base) -> float | None:
+    if value is None or base in (None, 0):
+        return None
+    return value / base
+
+
+def cell(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
+    return f"{value:,}"
+
+
+def ratio_cell(value) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def figures_table(medians: dict) -> list[str]:
+    lines = [
+        "| figure | authsocket | no-auth | peer | ×no-auth | ×peer |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, case, key, _ in ROWS:
+        value = metric(medians, SUBJECT, case, key)
+        bases = [
+            metric(medians, b, baseline_case(medians, b, case), key) for b in BASELINES
+        ]
+        ratios = [ratio(value, b) for b in bases]
+        lines.append(
+            f"| {label} | {cell(value)} | {cell(bases[0])} | {cell(bases[1])} "
+            f"| {ratio_cell(ratios[0])} | {ratio_cell(ratios[1])} |"
+        )
+    return lines
+
+
+def targets(medians: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, passed) for each issue 7 target; None = not measured."""
+    get = lambda server, case, key: metric(medians, server, case, key)  # noqa: E731
+    hs = get(SUBJECT, "handshake/token", "connections_per_s")
+    hs_noauth = ratio(hs, get("noauth", "handshake/token", "connections_per_s"))
+    hs_peer = ratio(hs, get("peer", "handshake/token", "connections_per_s"))
+    echo = ratio(
+        get(SUBJECT, "echo", "round_trips_per_s"),
+        get("noauth", "echo", "round_trips_per_s"),
+    )
+    idle = ratio(
+        get(SUBJECT, "idle", "kib_per_connection"),
+        get("noauth", "idle", "kib_per_connection"),
+    )
+    rev_one = get(SUBJECT, "revocation/memory", "p99_ms")
+    rev_two = get(SUBJECT, "revocation/redis-cross-process", "p99_ms")
+    fan = get(SUBJECT, "fanout", "last_p99_ms")
+    storm_s = get(SUBJECT, "storm", "seconds_to_all_back")
+    storm_bad = (
+        sum(get(SUBJECT, "storm", k) or 0 for k in ("errors", "gave_up"))
+        if storm_s is not None
+        else None
+    )
+    return [
+        judge("handshakes/s ≥ 0.9× no-auth", hs_noauth, lambda r: r >= 0.9, "×"),
+        judge("handshakes/s ≥ 1.5× peer", hs_peer, lambda r: r >= 1.5, "×"),
+        judge("echo round trips/s ≥ 1.0× no-auth", echo, lambda r: r >= 1.0, "×"),
+        judge("KiB per idle connection ≤ 1.1× no-auth", idle, lambda r: r <= 1.1, "×"),
+        judge(
+            "revocation p99 ≤ 100 ms, one process", rev_one, lambda v: v <= 100, " ms"
+        ),
+        judge(
+            "revocation p99 ≤ 300 ms, across processes",
+            rev_two,
+            lambda v: v <= 300,
+            " ms",
+        ),
+        judge("fan-out 1,000 p99 ≤ 250 ms", fan, lambda v: v <= 250, " ms"),
+        judge(
+            "storm of 2,000 back ≤ 10 s, zero errors",
+            storm_s,
+            lambda v: v <= 10 and storm_bad == 0,
+            f" s, {storm_bad} errors",
+        ),
+    ]
+
+
+def judge(name: str, value, test, unit: str):
+    if value is None:
+        return name, "n/a", None
+    shown = f"{value:.2f}{unit}"
+    return name, shown, bool(test(value))
+
+
+def targets_table(medians: dict) -> list[str]:
+    lines = ["| target | measured | verdict |", "|---|---:|---|"]
+    for name, shown, passed in targets(medians):
+        verdict = {True: "**pass**", False: "**FAIL**", None: "not measured"}[passed]
+        lines.append(f"| {name} | {shown} | {verdict} |")
+    return lines
+
+
+def notes(summary: dict) -> list[str]:
+    """n/a reasons, skipped stacks and the load generator's own CPU share."""
+    lines = []
+    for server, reason in summary["skipped"].items():
+        lines.append(f"- {server}: not run ({reason}).")
+    for server, by_case in summary["medians"].items():
+        for case, result in by_case.items():
+            if result.get("status") != "ok":
+                why = result.get("reason") or result.get("error")
+                lines.append(f"- {server} `{case}`: {result.get('status')} ({why}).")
+    busiest = max(
+        (
+            (r["result"].get("loadgen_cpu_share", 0), r["server"], r["case"])
+            for r in summary["records"]
+            if r["result"].get("status") == "ok"
+        ),
+        default=None,
+    )
+    if busiest:
+        share, server, case = busiest
+        lines.append(
+            f"- Load generator: highest CPU share {share:.0%} of its core "
+            f"({server} `{case}`); a figure is flagged when it exceeds 85 %."
+        )
+    bound = sorted(
+        {
+            (r["server"], r["case"])
+            for r in summary["records"]
+            if r["result"].get("loadgen_bound")
+        }
+    )
+    for server, case in bound:
+        lines.append(
+            f"- {server} `{case}`: the load generator may have been the limit."
+        )
+    return lines
+
+
+def markdown(summary: dict, chart_name: str) -> str:
+    machine, plan = summary["machine"], summary["plan"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    limits = ", ".join(f"`{k}={v}`" for k, v in summary["raised_limits"].items())
+    parts = [
+        "# authsocket benchmark results",
+        "",
+        f"Run {summary['started_at']} ({summary['mode']} mode, {plan['runs']} run(s), "
+        "medians; stacks alternated each run). Generated by `bench/run.py`; "
+        "raw figures in `bench/results/`.",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, Linux "
+        f"{machine['kernel']}, Python {machine['python']}. Servers: daphne `-v 0` "
+        "pinned to core 0, fresh SQLite database each; load generator (Python "
+        "asyncio + websockets, uvloop) pinned to core 1, 127.0.0.1 only. "
+        f"Versions: {versions}.",
+        "",
+        f"authsocket limits raised for the bench: {limits}.",
+        "",
+        "Baselines: **no-auth** is the same Channels consumer shape with no "
+        "authentication; **peer** is channels-auth-token-middlewares + "
+        "djangorestframework-simplejwt (one user query per handshake). A "
+        "baseline without a handshake transport is compared on its `?token=`.",
+        "",
+        f"Sizes: {json.dumps({k: v for k, v in plan.items() if k != 'runs'})}",
+        "",
+        "## Targets (issue 7)",
+        "",
+        *targets_table(summary["medians"]),
+        "",
+        "## Figures",
+        "",
+        *figures_table(summary["medians"]),
+        "",
+        f"![chart](results/{chart_name})",
+        "",
+        "## Notes",
+        "",
+        *notes(summary),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def chart(summary: dict, path: Path) -> None:
+    """Three panels: handshakes/s per transport, echo round trips/s, KiB/idle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    medians = summary["medians"]
+    servers = [s for s in (SUBJECT, *BASELINES) if s in medians]
+    transports = ("token", "subprotocol", "header", "ticket")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
+    width = 0.8 / max(len(servers), 1)
+    for i, server in enumerate(servers):
+        values = [
+            metric(medians, server, f"handshake/{t}", "connections_per_s") or 0
+            for t in transports
+        ]
+        axes[0].bar(
+            [x + i * width for x in range(len(transports))], values, width, label=server
+        )
+    axes[0].set_xticks(
+        [x + width * (len(servers) - 1) / 2 for x in range(4)], transports
+    )
+    axes[0].set_title("handshakes/s (higher is better)")
+    axes[0].legend()
+    for ax, case, key, title in (
+        (axes[1], "echo", "round_trips_per_s", "echo round trips/s (higher is better)"),
+        (
+            axes[2],
+            "idle",
+            "kib_per_connection",
+            "KiB per idle socket (lower is better)",
+        ),
+    ):
+        values = [metric(medians, s, case, key) or 0 for s in servers]
+        ax.bar(servers, values, color=["C0", "C1", "C2"][: len(servers)])
+        ax.set_title(title)
+    fig.suptitle(
+        f"authsocket vs baselines, {summary['started_at']} ({summary['mode']})"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_all(summary: dict, results_dir: Path, bench_dir: Path) -> list[Path]:
+    """Writes the JSON, the chart and RESULTS.md; returns their paths."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    day = datetime.fromisoformat(summary["started_at"]).strftime("%Y-%m-%d")
+    stem = day if summary["mode"] == "full" else f"{day}-{summary['mode']}"
+    json_path = results_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(summary, indent=1) + "\n")
+    chart_path = results_dir / f"{stem}.png"
+    chart(summary, chart_path)
+    md_path = bench_dir / "RESULTS.md"
+    md_path.write_text(markdown(summary, chart_path.name))
+    return [json_path, chart_path, md_path]

@@ -1,0 +1,364 @@
+"""Benchmark runner: authsocket against the no-auth and peer baselines.
+
+    bench/.venv-peers/bin/python -m bench.run [--quick] [--runs N]
+
+Prepares a fresh migrated SQLite database per stack, mints tokens, starts
+each server (daphne -v 0, core 0), then runs every scenario on every stack
+in turn, rotating the order each run (A/B alternation), and writes the
+medians to bench/results/<date>.json, bench/RESULTS.md and a PNG chart.
+"""
+
+import argparse
+import json
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import report
+from bench.servers import (
+    AUTHSOCKET,
+    BENCH_DIR,
+    BENCH_PYTHON,
+    KINDS,
+    LOADGEN_CORE,
+    RAISED_LIMITS,
+    REPO_DIR,
+    Deployment,
+    Server,
+    pinned,
+)
+
+LOADGEN_TIMEOUT_S = 240.0
+TOKEN_TTL_S = 6 * 3600
+FANOUT_ROOM = "lobby"  # public room made by `manage.py demo_data`
+ORIGIN = "http://127.0.0.1"  # browsers always send one; every stack checks it
+
+
+@dataclass
+class Plan:
+    """Sizes of every scenario; --quick shrinks them to about a minute."""
+
+    runs: int
+    handshake: dict
+    reject: dict
+    echo: dict
+    idle: dict
+    fanout: dict
+    revocation: dict
+    storm: dict
+    users: int = field(init=False)
+
+    def __post_init__(self):
+        self.users = max(
+            self.storm["count"], self.idle["count"], self.fanout["subscribers"] + 1
+        )
+
+
+FULL = Plan(
+    runs=3,
+    handshake={"count": 2000, "concurrency": 50},
+    reject={"count": 2000, "concurrency": 50},
+    echo={"concurrency": 50, "duration": 10},
+    idle={"count": 2000, "concurrency": 50},
+    fanout={"subscribers": 1000, "publishes": 20},
+    revocation={"samples": 100},
+    storm={"count": 2000, "concurrency": 100},
+)
+QUICK = Plan(
+    runs=1,
+    handshake={"count": 300, "concurrency": 20},
+    reject={"count": 300, "concurrency": 20},
+    echo={"concurrency": 20, "duration": 2},
+    idle={"count": 1000, "concurrency": 50},
+    fanout={"subscribers": 1000, "publishes": 5},
+    revocation={"samples": 20},
+    storm={"count": 2000, "concurrency": 100},
+)
+SCENARIO_ORDER = (
+    "handshake",
+    "reject",
+    "echo",
+    "idle",
+    "fanout",
+    "revocation",
+    "storm",
+)
+REVOCATION_VARIANTS = ("memory", "redis-same-process", "redis-cross-process")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short run")
+    parser.add_argument("--runs", type=int, help="override the number of runs")
+    parser.add_argument("--servers", default="authsocket,noauth,peer")
+    parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER))
+    parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--out", default=str(BENCH_DIR / "results"))
+    return parser.parse_args()
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def core_missing() -> str | None:
+    """Why authsocket cannot be benchmarked from this tree, or None."""
+    for needed in ("manage.py", "authsocket/asgi.py"):
+        if not (REPO_DIR / needed).exists():
+            return f"core missing: no {needed} on this branch"
+    return None
+
+
+def redis_missing(url: str) -> str | None:
+    """Why the Redis variants cannot run, or None."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
+    except OSError as exc:
+        return f"Redis not reachable for {url}: {exc}"
+    return None
+
+
+class Stack:
+    """A prepared deployment, its main server and its token files."""
+
+    def __init__(
+        self, deployment: Deployment, plan: Plan, revocations: int, redis_url: str
+    ):
+        self.deployment = deployment
+        self.redis_url = redis_url
+        self.kind = deployment.kind
+        self.tokens = deployment.mint("bench", plan.users, TOKEN_TTL_S)
+        self.revocation_tokens = (
+            deployment.mint("rev", revocations, TOKEN_TTL_S)
+            if "revocation" in self.kind.scenarios
+            else None
+        )
+        self.server = Server(deployment, self.kind.name).start()
+
+
+def build_stack(name: str, args, plan: Plan, workdir: Path, skipped: dict):
+    """Prepares one stack, or records why it is skipped and returns None."""
+    kind = KINDS[name]
+    reason = core_missing() if kind is AUTHSOCKET else None
+    if reason:
+        skipped[name] = reason
+        log(f"{name}: n/a ({reason})")
+        return None
+    deployment = Deployment.create(kind, workdir / name, args.python)
+    deployment.manage("migrate", "--no-input", "-v", "0")
+    if kind.has_demo_data:
+        try:
+            deployment.manage("demo_data")
+        except RuntimeError as exc:
+            log(f"{name}: demo_data failed, fan-out will be n/a: {exc}")
+    revocations = plan.revocation["samples"] * len(REVOCATION_VARIANTS) * plan.runs
+    stack = Stack(deployment, plan, revocations, args.redis_url)
+    log(f"{name}: ready on port {stack.server.port} (pid {stack.server.pid})")
+    return stack
+
+
+def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
+    """Runs one scenario in a separate, pinned load-generator process."""
+    spec = {
+        "scenario": scenario,
+        "ws_url": server.ws_url,
+        "origin": ORIGIN,
+        "tokens_file": str(tokens),
+        "params": params,
+    }
+    argv = pinned(LOADGEN_CORE, [sys.executable, "-m", "bench.loadgen"])
+    try:
+        done = subprocess.run(
+            [*argv, json.dumps(spec)],
+            cwd=REPO_DIR,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=LOADGEN_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "status": "error",
+            "error": f"load generator over {LOADGEN_TIMEOUT_S} s",
+        }
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return {"status": "error", "error": done.stderr[-500:]}
+    return json.loads(lines[-1])
+
+
+def cases(scenario: str, stack: Stack, plan: Plan, run: int):
+    """Yields (case name, callable) for one scenario on one stack."""
+    params = dict(getattr(plan, scenario))
+    if scenario == "handshake":
+        for transport in stack.kind.transports:
+            yield (
+                f"handshake/{transport}",
+                lambda t=transport: loadgen(
+                    stack.server, "handshake", stack.tokens, {**params, "transport": t}
+                ),
+            )
+    elif scenario == "idle":
+        yield "idle", lambda: idle_case(stack, params)
+    elif scenario == "revocation":
+        for variant in REVOCATION_VARIANTS:
+            yield (
+                f"revocation/{variant}",
+                lambda v=variant: revocation_case(stack, params, v, run),
+            )
+    elif scenario == "fanout":
+        yield (
+            "fanout",
+            lambda: loadgen(
+                stack.server, "fanout", stack.tokens, {**params, "room": FANOUT_ROOM}
+            ),
+        )
+    else:
+        yield scenario, lambda: loadgen(stack.server, scenario, stack.tokens, params)
+
+
+def idle_case(stack: Stack, params: dict) -> dict:
+    """Idle memory is measured on a freshly started server process."""
+    stack.server.restart()
+    return loadgen(
+        stack.server, "idle", stack.tokens, {**params, "server_pid": stack.server.pid}
+    )
+
+
+def revocation_case(stack: Stack, params: dict, variant: str, run: int) -> dict:
+    """Logout → 4403 in one process (in-memory layer) or with Redis (1 or 2)."""
+    samples = params["samples"]
+    offset = run * len(REVOCATION_VARIANTS) + REVOCATION_VARIANTS.index(variant)
+    tokens = slice_tokens(stack, offset * samples, samples, variant)
+    if variant == "memory":
+        return loadgen(stack.server, "revocation", tokens, params)
+    why = redis_missing(stack.redis_url)
+    if why:
+        return {"status": "n/a", "reason": why}
+    env = {"REDIS_URL": stack.redis_url}
+    first = Server(stack.deployment, f"{stack.kind.name}-redis-a", env).start()
+    second = Server(stack.deployment, f"{stack.kind.name}-redis-b", env)
+    try:
+        if variant == "redis-cross-process":
+            second.start()
+            params = {**params, "logout_ws_url": second.ws_url}
+        return loadgen(first, "revocation", tokens, params)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def slice_tokens(stack: Stack, start: int, count: int, label: str) -> Path:
+    """Writes the revocation tokens reserved for one case: each is used once."""
+    lines = stack.revocation_tokens.read_text().split()[start : start + count]
+    path = stack.deployment.workdir / f"tokens-rev-{label}.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_all(stacks: list[Stack], plan: Plan, scenarios: list[str]) -> list[dict]:
+    """Every scenario on every stack, the stack order rotated each run."""
+    records = []
+    for run in range(plan.runs):
+        order = stacks[run % len(stacks) :] + stacks[: run % len(stacks)]
+        for scenario in scenarios:
+            for stack in order:
+                if scenario in stack.kind.scenarios:
+                    records += run_cases(scenario, stack, plan, run)
+    return records
+
+
+def run_cases(scenario: str, stack: Stack, plan: Plan, run: int) -> list[dict]:
+    records = []
+    for case, measure in cases(scenario, stack, plan, run):
+        if not stack.server.alive():
+            log(f"{stack.kind.name}: server died, restarting")
+            stack.server.start()
+        result = measure()
+        log(f"run {run + 1} {stack.kind.name:10} {case:32} {brief(result)}")
+        records.append(
+            {"run": run, "server": stack.kind.name, "case": case, "result": result}
+        )
+    return records
+
+
+def brief(result: dict) -> str:
+    """A one-line summary of a result for the console."""
+    if result.get("status") != "ok":
+        return f"{result.get('status')}: {result.get('reason') or result.get('error')}"
+    keys = [k for k in report.HEADLINE_KEYS if k in result]
+    return " ".join(f"{k}={result[k]}" for k in keys)
+
+
+def medians(records: list[dict]) -> dict:
+    """server → case → metric → median over runs (numbers only).
+
+    A case that was n/a or failed in every run keeps its last status/reason.
+    """
+    grouped: dict = {}
+    for record in records:
+        grouped.setdefault(record["server"], {}).setdefault(record["case"], []).append(
+            record["result"]
+        )
+    return {
+        server: {case: median_of(results) for case, results in by_case.items()}
+        for server, by_case in grouped.items()
+    }
+
+
+def median_of(results: list[dict]) -> dict:
+    ok = [r for r in results if r.get("status") == "ok"]
+    if not ok:
+        return results[-1]
+    merged = {"status": "ok", "runs": len(ok), "failed_runs": len(results) - len(ok)}
+    for key in ok[0]:
+        values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
+        if values and not isinstance(ok[0][key], bool):
+            merged[key] = round(statistics.median(values), 3)
+    merged["loadgen_bound"] = any(r.get("loadgen_bound") for r in ok)
+    return merged
+
+
+def main() -> None:
+    args = parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.runs:
+        plan.runs = args.runs
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    started = datetime.now(UTC)
+    workdir = Path(args.out) / "tmp" / started.strftime("%Y%m%dT%H%M%S")
+    log(f"raised authsocket limits: {RAISED_LIMITS}")
+    skipped, stacks = {}, []
+    try:
+        for name in args.servers.split(","):
+            stack = build_stack(name, args, plan, workdir, skipped)
+            if stack:
+                stacks.append(stack)
+        records = run_all(stacks, plan, args.scenarios.split(","))
+    finally:
+        for stack in stacks:
+            stack.server.stop()
+    summary = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "plan": asdict(plan),
+        "raised_limits": RAISED_LIMITS,
+        "skipped": skipped,
+        "machine": report.machine_info(args.python),
+        "medians": medians(records),
+        "records": records,
+    }
+    paths = report.write_all(summary, Path(args.out), BENCH_DIR)
+    log("wrote " + ", ".join(str(p) for p in paths))
+
+
+if __name__ == "__main__":
+    main()
