@@ -41,11 +41,24 @@ ROWS = (
         "connections_per_s",
         True,
     ),
+    (
+        "Server CPU ms per handshake, `?token=`",
+        "handshake/token",
+        "server_cpu_ms_per_op",
+        False,
+    ),
+    (
+        "Server CPU ms per handshake, `?ticket=`",
+        "handshake/ticket",
+        "server_cpu_ms_per_op",
+        False,
+    ),
     ("Handshake p50 ms, `?token=`", "handshake/token", "p50_ms", False),
     ("Handshake p99 ms, `?token=`", "handshake/token", "p99_ms", False),
     ("Refusals/s, bad tokens", "reject", "refusals_per_s", True),
     ("Bad tokens accepted", "reject", "accepted_bad_tokens", False),
     ("Echo round trips/s", "echo", "round_trips_per_s", True),
+    ("Server CPU ms per echo round trip", "echo", "server_cpu_ms_per_op", False),
     ("Echo RTT p50 ms", "echo", "rtt_p50_ms", False),
     ("Echo RTT p99 ms", "echo", "rtt_p99_ms", False),
     ("KiB per idle connection", "idle", "kib_per_connection", False),
@@ -75,6 +88,7 @@ ROWS = (
     ("Storm: seconds until all back", "storm", "seconds_to_all_back", False),
     ("Storm: failed attempts", "storm", "errors", False),
     ("Storm: clients that gave up", "storm", "gave_up", False),
+    ("Storm: clients back within 10 s", "storm", "back_within_10s", True),
 )
 
 
@@ -155,71 +169,120 @@ def figures_table(medians: dict) -> list[str]:
     return lines
 
 
-def targets(medians: dict) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, passed) for each issue 7 target; None = not measured."""
+def targets(medians: dict) -> list[tuple[str, str, bool | None, str]]:
+    """(target, measured, passed, CPU-based ratio) per issue 7 target.
+
+    Rates are judged, as the issue asks; the ratio of server CPU per
+    operation is shown beside them because it survives a busy machine.
+    """
     get = lambda server, case, key: metric(medians, server, case, key)  # noqa: E731
-    hs = get(SUBJECT, "handshake/token", "connections_per_s")
-    hs_noauth = ratio(hs, get("noauth", "handshake/token", "connections_per_s"))
-    hs_peer = ratio(hs, get("peer", "handshake/token", "connections_per_s"))
-    echo = ratio(
-        get(SUBJECT, "echo", "round_trips_per_s"),
-        get("noauth", "echo", "round_trips_per_s"),
-    )
+
+    def rate_ratio(case, key, base):
+        return ratio(get(SUBJECT, case, key), get(base, case, key))
+
+    def cpu_ratio(case, base):  # > 1 when authsocket spends less CPU per op
+        key = "server_cpu_ms_per_op"
+        return ratio(get(base, case, key), get(SUBJECT, case, key))
+
+    hs, echo = ("handshake/token", "connections_per_s"), ("echo", "round_trips_per_s")
     idle = ratio(
         get(SUBJECT, "idle", "kib_per_connection"),
         get("noauth", "idle", "kib_per_connection"),
     )
-    rev_one = get(SUBJECT, "revocation/memory", "p99_ms")
-    rev_two = get(SUBJECT, "revocation/redis-cross-process", "p99_ms")
-    fan = get(SUBJECT, "fanout", "last_p99_ms")
     storm_s = get(SUBJECT, "storm", "seconds_to_all_back")
-    storm_bad = (
-        sum(get(SUBJECT, "storm", k) or 0 for k in ("errors", "gave_up"))
-        if storm_s is not None
-        else None
-    )
-    return [
-        judge("handshakes/s ≥ 0.9× no-auth", hs_noauth, lambda r: r >= 0.9, "×"),
-        judge("handshakes/s ≥ 1.5× peer", hs_peer, lambda r: r >= 1.5, "×"),
-        judge("echo round trips/s ≥ 1.0× no-auth", echo, lambda r: r >= 1.0, "×"),
-        judge("KiB per idle connection ≤ 1.1× no-auth", idle, lambda r: r <= 1.1, "×"),
+    storm_bad = sum(get(SUBJECT, "storm", k) or 0 for k in ("errors", "gave_up"))
+    storm_done = get(SUBJECT, "storm", "recovered") is not None
+    rows = [
         judge(
-            "revocation p99 ≤ 100 ms, one process", rev_one, lambda v: v <= 100, " ms"
+            "handshakes/s ≥ 0.9× no-auth",
+            rate_ratio(*hs, "noauth"),
+            0.9,
+            "×",
+            cpu_ratio(hs[0], "noauth"),
+        ),
+        judge(
+            "handshakes/s ≥ 1.5× peer",
+            rate_ratio(*hs, "peer"),
+            1.5,
+            "×",
+            cpu_ratio(hs[0], "peer"),
+        ),
+        judge(
+            "echo round trips/s ≥ 1.0× no-auth",
+            rate_ratio(*echo, "noauth"),
+            1.0,
+            "×",
+            cpu_ratio("echo", "noauth"),
+        ),
+        judge("KiB per idle connection ≤ 1.1× no-auth", idle, -1.1, "×"),
+        judge(
+            "revocation p99 ≤ 100 ms, one process",
+            get(SUBJECT, "revocation/memory", "p99_ms"),
+            -100,
+            " ms",
         ),
         judge(
             "revocation p99 ≤ 300 ms, across processes",
-            rev_two,
-            lambda v: v <= 300,
+            get(SUBJECT, "revocation/redis-cross-process", "p99_ms"),
+            -300,
             " ms",
         ),
-        judge("fan-out 1,000 p99 ≤ 250 ms", fan, lambda v: v <= 250, " ms"),
         judge(
-            "storm of 2,000 back ≤ 10 s, zero errors",
-            storm_s,
-            lambda v: v <= 10 and storm_bad == 0,
-            f" s, {storm_bad} errors",
+            "fan-out 1,000 p99 ≤ 250 ms",
+            get(SUBJECT, "fanout", "last_p99_ms"),
+            -250,
+            " ms",
         ),
     ]
+    if storm_done:
+        shown = (
+            f"{storm_s} s, {storm_bad} errors"
+            if storm_s
+            else (f"not all back; {storm_bad} errors/give-ups")
+        )
+        rows.append(
+            (
+                "storm of 2,000 back ≤ 10 s, zero errors",
+                shown,
+                bool(storm_s and storm_s <= 10 and storm_bad == 0),
+                "",
+            )
+        )
+    else:
+        rows.append(("storm of 2,000 back ≤ 10 s, zero errors", "n/a", None, ""))
+    return rows
 
 
-def judge(name: str, value, test, unit: str):
+def judge(name: str, value, bound: float, unit: str, cpu=None):
+    """A positive bound is a floor (value ≥ bound), a negative one a ceiling."""
+    cpu_shown = "" if cpu is None else f"{cpu:.2f}×"
     if value is None:
-        return name, "n/a", None
-    shown = f"{value:.2f}{unit}"
-    return name, shown, bool(test(value))
+        return name, "n/a", None, cpu_shown
+    passed = value >= bound if bound > 0 else value <= -bound
+    return name, f"{value:.2f}{unit}", passed, cpu_shown
 
 
 def targets_table(medians: dict) -> list[str]:
-    lines = ["| target | measured | verdict |", "|---|---:|---|"]
-    for name, shown, passed in targets(medians):
+    lines = [
+        "| target | measured | verdict | same ratio by server CPU per op |",
+        "|---|---:|---|---:|",
+    ]
+    for name, shown, passed, cpu in targets(medians):
         verdict = {True: "**pass**", False: "**FAIL**", None: "not measured"}[passed]
-        lines.append(f"| {name} | {shown} | {verdict} |")
+        lines.append(f"| {name} | {shown} | {verdict} | {cpu or '–'} |")
     return lines
 
 
 def notes(summary: dict) -> list[str]:
     """n/a reasons, skipped stacks and the load generator's own CPU share."""
-    lines = []
+    load = summary["loadavg_1m"]
+    worst = max((r.get("loadavg_1m", 0) for r in summary["records"]), default=0)
+    lines = [
+        f"- Machine load (1-min average, {summary['machine']['cores']} cores): "
+        f"{load['start']} before the run, {load['end']} after, at most {worst} "
+        "at the start of a case. Anything above about 2 means other work shared "
+        "the cores: compare CPU ms per operation, which moves less than rates."
+    ]
     for server, reason in summary["skipped"].items():
         lines.append(f"- {server}: not run ({reason}).")
     for server, by_case in summary["medians"].items():

@@ -10,13 +10,14 @@ medians to bench/results/<date>.json, bench/RESULTS.md and a PNG chart.
 
 import argparse
 import json
+import os
 import resource
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +39,9 @@ LOADGEN_TIMEOUT_S = 240.0
 TOKEN_TTL_S = 6 * 3600
 FANOUT_ROOM = "lobby"  # public room made by `manage.py demo_data`
 ORIGIN = "http://127.0.0.1"  # browsers always send one; every stack checks it
+WARMUP = {"count": 50, "concurrency": 10}
+# The result key that counts operations, per scenario that has one.
+OPERATION_COUNTS = ("ok", "refused", "round_trips")
 
 
 @dataclass
@@ -68,17 +72,17 @@ FULL = Plan(
     idle={"count": 2000, "concurrency": 50},
     fanout={"subscribers": 1000, "publishes": 20},
     revocation={"samples": 100},
-    storm={"count": 2000, "concurrency": 100},
+    storm={"count": 2000, "concurrency": 100, "deadline": 30},
 )
 QUICK = Plan(
     runs=1,
-    handshake={"count": 300, "concurrency": 20},
-    reject={"count": 300, "concurrency": 20},
+    handshake={"count": 500, "concurrency": 20},
+    reject={"count": 500, "concurrency": 20},
     echo={"concurrency": 20, "duration": 2},
     idle={"count": 1000, "concurrency": 50},
     fanout={"subscribers": 1000, "publishes": 5},
     revocation={"samples": 20},
-    storm={"count": 2000, "concurrency": 100},
+    storm={"count": 2000, "concurrency": 100, "deadline": 15},
 )
 SCENARIO_ORDER = (
     "handshake",
@@ -100,6 +104,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER))
     parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--app-dir", default=str(REPO_DIR), help="the authsocket checkout to run"
+    )
     parser.add_argument("--out", default=str(BENCH_DIR / "results"))
     return parser.parse_args()
 
@@ -108,11 +115,11 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def core_missing() -> str | None:
+def core_missing(app_dir: Path) -> str | None:
     """Why authsocket cannot be benchmarked from this tree, or None."""
     for needed in ("manage.py", "authsocket/asgi.py"):
-        if not (REPO_DIR / needed).exists():
-            return f"core missing: no {needed} on this branch"
+        if not (app_dir / needed).exists():
+            return f"core missing: no {needed} in {app_dir}"
     return None
 
 
@@ -141,12 +148,29 @@ class Stack:
             else None
         )
         self.server = Server(deployment, self.kind.name).start()
+        self.warm()
+
+    def warm(self) -> None:
+        """A few handshakes per transport, not recorded: imports, first queries
+        and connection setup happen here rather than in the first measurement.
+        """
+        for transport in self.kind.transports:
+            loadgen(
+                self.server, "handshake", self.tokens, WARMUP | {"transport": transport}
+            )
+
+    def restart(self) -> None:
+        self.server.restart()
+        self.warm()
 
 
 def build_stack(name: str, args, plan: Plan, workdir: Path, skipped: dict):
     """Prepares one stack, or records why it is skipped and returns None."""
     kind = KINDS[name]
-    reason = core_missing() if kind is AUTHSOCKET else None
+    reason = None
+    if kind is AUTHSOCKET:
+        kind = replace(kind, project_dir=Path(args.app_dir).resolve())
+        reason = core_missing(kind.project_dir)
     if reason:
         skipped[name] = reason
         log(f"{name}: n/a ({reason})")
@@ -174,6 +198,7 @@ def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
         "params": params,
     }
     argv = pinned(LOADGEN_CORE, [sys.executable, "-m", "bench.loadgen"])
+    cpu_before = server.cpu_seconds()
     try:
         done = subprocess.run(
             [*argv, json.dumps(spec)],
@@ -191,7 +216,20 @@ def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
     lines = done.stdout.strip().splitlines()
     if not lines:
         return {"status": "error", "error": done.stderr[-500:]}
-    return json.loads(lines[-1])
+    return with_server_cpu(json.loads(lines[-1]), server.cpu_seconds() - cpu_before)
+
+
+def with_server_cpu(result: dict, cpu: float) -> dict:
+    """Adds the server's CPU time, and per operation where there is a count.
+
+    CPU per operation moves much less than throughput when something else
+    shares the machine, so it is the steadier figure to compare.
+    """
+    result["server_cpu_s"] = round(cpu, 3)
+    ops = next((result[k] for k in OPERATION_COUNTS if result.get(k)), None)
+    if ops:
+        result["server_cpu_ms_per_op"] = round(cpu * 1000 / ops, 3)
+    return result
 
 
 def cases(scenario: str, stack: Stack, plan: Plan, run: int):
@@ -207,6 +245,8 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
             )
     elif scenario == "idle":
         yield "idle", lambda: idle_case(stack, params)
+    elif scenario == "storm":
+        yield "storm", lambda: storm_case(stack, params)
     elif scenario == "revocation":
         for variant in REVOCATION_VARIANTS:
             yield (
@@ -226,10 +266,23 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
 
 def idle_case(stack: Stack, params: dict) -> dict:
     """Idle memory is measured on a freshly started server process."""
-    stack.server.restart()
+    stack.restart()
     return loadgen(
         stack.server, "idle", stack.tokens, {**params, "server_pid": stack.server.pid}
     )
+
+
+def storm_case(stack: Stack, params: dict) -> dict:
+    """The storm starts on a fresh process and leaves one behind.
+
+    A stack that collapses under the storm keeps working off abandoned
+    handshakes for a while; the next scenario must not pay for that.
+    """
+    stack.restart()
+    try:
+        return loadgen(stack.server, "storm", stack.tokens, params)
+    finally:
+        stack.restart()
 
 
 def revocation_case(stack: Stack, params: dict, variant: str, run: int) -> dict:
@@ -281,10 +334,18 @@ def run_cases(scenario: str, stack: Stack, plan: Plan, run: int) -> list[dict]:
         if not stack.server.alive():
             log(f"{stack.kind.name}: server died, restarting")
             stack.server.start()
+            stack.warm()
+        load = os.getloadavg()[0]
         result = measure()
         log(f"run {run + 1} {stack.kind.name:10} {case:32} {brief(result)}")
         records.append(
-            {"run": run, "server": stack.kind.name, "case": case, "result": result}
+            {
+                "run": run,
+                "server": stack.kind.name,
+                "case": case,
+                "loadavg_1m": round(load, 2),
+                "result": result,
+            }
         )
     return records
 
@@ -335,7 +396,9 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = datetime.now(UTC)
     workdir = Path(args.out) / "tmp" / started.strftime("%Y%m%dT%H%M%S")
+    load_start = round(os.getloadavg()[0], 2)
     log(f"raised authsocket limits: {RAISED_LIMITS}")
+    log(f"1-min load average before the run: {load_start}")
     skipped, stacks = {}, []
     try:
         for name in args.servers.split(","):
@@ -353,6 +416,7 @@ def main() -> None:
         "raised_limits": RAISED_LIMITS,
         "skipped": skipped,
         "machine": report.machine_info(args.python),
+        "loadavg_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
         "medians": medians(records),
         "records": records,
     }

@@ -21,12 +21,12 @@ from bench.client import (
     latency_summary,
     now,
     open_welcomed,
+    percentile,
     recv_type,
     ws_open,
 )
 
 REVOKED_CLOSE_CODE = 4403  # PROTOCOL §4.3
-STORM_DEADLINE_S = 30.0
 STORM_MAX_BACKOFF_S = 1.0
 
 
@@ -346,7 +346,7 @@ async def wait_closed(ws, logout_status: int) -> None:
         raise RuntimeError(f"closed with {ws.close_code}, not {REVOKED_CLOSE_CODE}")
 
 
-async def storm(target, tokens, *, count, concurrency) -> dict:
+async def storm(target, tokens, *, count, concurrency, deadline) -> dict:
     """N sockets dropped at once (no close handshake), all reconnecting at once.
 
     Each client retries with capped, jittered exponential backoff, as
@@ -358,31 +358,41 @@ async def storm(target, tokens, *, count, concurrency) -> dict:
     errors = ErrorTally()
     start = now()
     results = await asyncio.gather(
-        *(reconnect(target, tokens[i % len(tokens)], errors) for i in range(count))
+        *(
+            reconnect(target, tokens[i % len(tokens)], errors, start + deadline)
+            for i in range(count)
+        )
     )
-    back = [ws for ws in results if ws is not None]
-    recovered = now() - start
+    back = [ws for ws, _ in results if ws is not None]
+    times = [at - start for _, at in results if at is not None]
     await abort_all(back)
     return {
         "sockets": count,
         "recovered": len(back),
         "gave_up": count - len(back),
-        "seconds_to_all_back": round(recovered, 3),
+        "seconds_to_all_back": round(max(times), 3) if len(back) == count else None,
+        "back_within_10s": sum(t <= 10 for t in times),
+        **{f"back_p{q}_s": round(percentile(times, q), 3) for q in (50, 90) if times},
         **errors.as_dict(),
     }
 
 
-async def reconnect(target, token, errors: ErrorTally):
-    """Reconnects until welcomed or STORM_DEADLINE_S passes; None on giving up."""
-    deadline, delay = now() + STORM_DEADLINE_S, 0.05
+async def reconnect(target, token, errors: ErrorTally, deadline: float):
+    """Reconnects until welcomed or `deadline` passes.
+
+    Returns (socket, time it was welcomed), or (None, None) on giving up.
+    """
+    delay = 0.05
     while now() < deadline:
         try:
-            return await open_welcomed(target, token)
+            ws = await open_welcomed(target, token)
         except Exception as exc:
             errors.add(exc)
+        else:
+            return ws, now()
         await asyncio.sleep(random.uniform(0, delay))  # backoff, not a wait
         delay = min(delay * 2, STORM_MAX_BACKOFF_S)
-    return None
+    return None, None
 
 
 SCENARIOS = {

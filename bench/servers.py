@@ -208,6 +208,12 @@ class Server:
                 time.sleep(0.05)  # not up yet; nothing to await in another process
         raise TimeoutError(f"{self.label} not answering after {START_TIMEOUT_S} s")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
