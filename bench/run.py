@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,11 @@ class Plan:
     fanout: dict
     revocation: dict
     storm: dict
+    revocation_variants: tuple[str, ...] = (
+        "memory",
+        "redis-same-process",
+        "redis-cross-process",
+    )
     users: int = field(init=False)
 
     def __post_init__(self):
@@ -79,10 +85,11 @@ QUICK = Plan(
     handshake={"count": 500, "concurrency": 20},
     reject={"count": 500, "concurrency": 20},
     echo={"concurrency": 20, "duration": 2},
-    idle={"count": 1000, "concurrency": 50},
-    fanout={"subscribers": 1000, "publishes": 5},
-    revocation={"samples": 20},
-    storm={"count": 2000, "concurrency": 100, "deadline": 15},
+    idle={"count": 500, "concurrency": 50},
+    fanout={"subscribers": 200, "publishes": 5},
+    revocation={"samples": 10},
+    storm={"count": 500, "concurrency": 100, "deadline": 15},
+    revocation_variants=("memory", "redis-cross-process"),
 )
 SCENARIO_ORDER = (
     "handshake",
@@ -93,7 +100,6 @@ SCENARIO_ORDER = (
     "revocation",
     "storm",
 )
-REVOCATION_VARIANTS = ("memory", "redis-same-process", "redis-cross-process")
 
 
 def parse_args() -> argparse.Namespace:
@@ -175,6 +181,7 @@ def build_stack(name: str, args, plan: Plan, workdir: Path, skipped: dict):
         skipped[name] = reason
         log(f"{name}: n/a ({reason})")
         return None
+    started = time.monotonic()
     deployment = Deployment.create(kind, workdir / name, args.python)
     deployment.manage("migrate", "--no-input", "-v", "0")
     if kind.has_demo_data:
@@ -182,10 +189,37 @@ def build_stack(name: str, args, plan: Plan, workdir: Path, skipped: dict):
             deployment.manage("demo_data")
         except RuntimeError as exc:
             log(f"{name}: demo_data failed, fan-out will be n/a: {exc}")
-    revocations = plan.revocation["samples"] * len(REVOCATION_VARIANTS) * plan.runs
+    revocations = plan.revocation["samples"] * len(plan.revocation_variants) * plan.runs
     stack = Stack(deployment, plan, revocations, args.redis_url)
-    log(f"{name}: ready on port {stack.server.port} (pid {stack.server.pid})")
+    log(
+        f"{name}: ready on port {stack.server.port} (pid {stack.server.pid}), "
+        f"prepared in {time.monotonic() - started:.1f} s"
+    )
     return stack
+
+
+def build_stacks(args, plan: Plan, workdir: Path, skipped: dict) -> list[Stack]:
+    """Prepares the stacks side by side (preparation is not measured).
+
+    A stack that fails to prepare is reported as skipped; the others run.
+    """
+    names = args.servers.split(",")
+    with ThreadPoolExecutor() as pool:
+        futures = [
+            pool.submit(build_stack, name, args, plan, workdir, skipped)
+            for name in names
+        ]
+    stacks = []
+    for name, future in zip(names, futures, strict=True):
+        try:
+            stack = future.result()
+        except Exception as exc:
+            skipped[name] = f"could not be prepared: {exc}"[:500]
+            log(f"{name}: {skipped[name]}")
+            continue
+        if stack is not None:
+            stacks.append(stack)
+    return stacks
 
 
 def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
@@ -246,12 +280,12 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
     elif scenario == "idle":
         yield "idle", lambda: idle_case(stack, params)
     elif scenario == "storm":
-        yield "storm", lambda: storm_case(stack, params)
+        yield "storm", lambda: storm_case(stack, params, run < plan.runs - 1)
     elif scenario == "revocation":
-        for variant in REVOCATION_VARIANTS:
+        for variant in plan.revocation_variants:
             yield (
                 f"revocation/{variant}",
-                lambda v=variant: revocation_case(stack, params, v, run),
+                lambda v=variant: revocation_case(stack, params, plan, v, run),
             )
     elif scenario == "fanout":
         yield (
@@ -272,23 +306,26 @@ def idle_case(stack: Stack, params: dict) -> dict:
     )
 
 
-def storm_case(stack: Stack, params: dict) -> dict:
-    """The storm starts on a fresh process and leaves one behind.
+def storm_case(stack: Stack, params: dict, restart_after: bool) -> dict:
+    """The storm leaves a fresh process behind when more runs follow.
 
     A stack that collapses under the storm keeps working off abandoned
-    handshakes for a while; the next scenario must not pay for that.
+    handshakes for a while; the next run must not pay for that.
     """
-    stack.restart()
     try:
         return loadgen(stack.server, "storm", stack.tokens, params)
     finally:
-        stack.restart()
+        if restart_after:
+            stack.restart()
 
 
-def revocation_case(stack: Stack, params: dict, variant: str, run: int) -> dict:
+def revocation_case(
+    stack: Stack, params: dict, plan: Plan, variant: str, run: int
+) -> dict:
     """Logout → 4403 in one process (in-memory layer) or with Redis (1 or 2)."""
     samples = params["samples"]
-    offset = run * len(REVOCATION_VARIANTS) + REVOCATION_VARIANTS.index(variant)
+    variants = plan.revocation_variants
+    offset = run * len(variants) + variants.index(variant)
     tokens = slice_tokens(stack, offset * samples, samples, variant)
     if variant == "memory":
         return loadgen(stack.server, "revocation", tokens, params)
@@ -336,7 +373,10 @@ def run_cases(scenario: str, stack: Stack, plan: Plan, run: int) -> list[dict]:
             stack.server.start()
             stack.warm()
         load = os.getloadavg()[0]
-        result = measure()
+        try:
+            result = measure()
+        except Exception as exc:  # one failed case must not lose the others
+            result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:500]}
         log(f"run {run + 1} {stack.kind.name:10} {case:32} {brief(result)}")
         records.append(
             {
@@ -401,10 +441,7 @@ def main() -> None:
     log(f"1-min load average before the run: {load_start}")
     skipped, stacks = {}, []
     try:
-        for name in args.servers.split(","):
-            stack = build_stack(name, args, plan, workdir, skipped)
-            if stack:
-                stacks.append(stack)
+        stacks += build_stacks(args, plan, workdir, skipped)
         records = run_all(stacks, plan, args.scenarios.split(","))
     finally:
         for stack in stacks:
