@@ -1,0 +1,64 @@
+# authsocket: the two commands a newcomer needs are `make run` and `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# daphne refuses WebSocket messages larger than the protocol's limit itself.
+MAX_MESSAGE_BYTES ?= 65536
+
+.PHONY: install install-dev run test test-fast lint format bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+## install: create .venv with the runtime dependencies
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## run: migrate, load the demo users and rooms, serve on daphne (debug mode)
+run: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py demo_data
+	@echo ""
+	@echo "  authsocket demo: http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "  logins: alice, bob, carol, admin — password: $${DEMO_PASSWORD:-authsocket-demo}"
+	@echo ""
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(BIN)/daphne -b $(HOST) -p $(PORT) \
+		authsocket.asgi:application
+
+## lint: ruff, formatting, migrations in sync, deploy checks with production settings
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=0 DJANGO_SECRET_KEY=lint-only-$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') \
+		AUTHSOCKET_JWT_SECRET=lint-only-jwt-secret-0123456789-0123456789 \
+		DJANGO_HSTS_SECONDS=31536000 DJANGO_SECURE_SSL_REDIRECT=1 \
+		DJANGO_HSTS_INCLUDE_SUBDOMAINS=1 DJANGO_HSTS_PRELOAD=1 \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+## test: install what tests need, lint, run every test
+test: lint
+	$(BIN)/python -m pytest
+
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

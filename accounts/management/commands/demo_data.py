@@ -1,0 +1,56 @@
+"""`manage.py demo_data`: the demo users and rooms of PROTOCOL §5 (idempotent)."""
+
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import User
+
+DEFAULT_PASSWORD = "authsocket-demo"
+DEMO_USERS = ["alice", "bob", "carol"]
+
+
+class Command(BaseCommand):
+    help = "Create the demo users (alice, bob, carol, admin) and rooms."
+
+    def handle(self, *args, **options):
+        password = os.environ.get("DEMO_PASSWORD", "")
+        if not password:
+            if not settings.DEBUG:
+                raise CommandError(
+                    "Refusing to create demo users with a known password outside "
+                    "debug mode: set DEMO_PASSWORD."
+                )
+            password = DEFAULT_PASSWORD
+        with transaction.atomic():
+            users = {name: self._user(name, password) for name in DEMO_USERS}
+            users["admin"] = self._user("admin", password, staff=True)
+            self._rooms(users)
+        self.stdout.write(
+            f"Demo users: {', '.join(users)} (password: "
+            f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else password})"
+        )
+
+    def _user(self, username: str, password: str, staff: bool = False) -> User:
+        user, created = User.objects.get_or_create(
+            username=username,
+            defaults={
+                "email": f"{username}@example.com",
+                "is_staff": staff,
+                "is_superuser": staff,
+            },
+        )
+        if created or not user.check_password(password):
+            user.set_password(password)
+            user.save()
+        return user
+
+    def _rooms(self, users: dict[str, User]) -> None:
+        """Rooms come with the streams feature (realtime.demo)."""
+        try:
+            from realtime.demo import demo_rooms_create
+        except ImportError:
+            return
+        demo_rooms_create(users=users)

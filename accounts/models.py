@@ -1,0 +1,102 @@
+"""Users, login sessions, refresh tokens and WebSocket tickets.
+
+Only hashes of refresh tokens and tickets are stored: a database leak must not
+hand out live credentials. Every refresh token ever issued is kept (with the
+time it was rotated) so that reuse of an old one is recognized as theft.
+"""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class User(AbstractUser):
+    """The project's user: custom from day one, so fields can be added later."""
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+
+class AuthSessionQuerySet(models.QuerySet):
+    def live(self) -> "AuthSessionQuerySet":
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class AuthSession(models.Model):
+    """One login: the thing that logout, revocation and refresh act upon.
+
+    `expires_at` is absolute from login; refreshing never extends it.
+    """
+
+    sid = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="auth_sessions"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoke_reason = models.CharField(max_length=32, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AuthSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "session"
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.sid[:8]}…"
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class RefreshToken(models.Model):
+    """A refresh token ever issued, by hash; `rotated_at` set once it was used."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    session = models.ForeignKey(
+        AuthSession, on_delete=models.CASCADE, related_name="refresh_tokens"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"refresh token of {self.session}"
+
+
+class SessionRevocation(models.Model):
+    """Append-only log of revocations that every server process polls.
+
+    It has no foreign key on purpose: when a user is deleted, the sessions go
+    with it, but the log rows stay so that other processes still learn to close
+    those sockets and forget cached sessions.
+    """
+
+    sid = models.CharField(max_length=64, db_index=True)
+    user_id = models.BigIntegerField()
+    revoked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    reason = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"{self.sid[:8]}… revoked ({self.reason})"
+
+
+class WebSocketTicket(models.Model):
+    """A one-time credential for the WebSocket URL, bound to a session."""
+
+    ticket_hash = models.CharField(max_length=64, unique=True)
+    session = models.ForeignKey(
+        AuthSession, on_delete=models.CASCADE, related_name="tickets"
+    )
+    access_expires_at = models.IntegerField(
+        help_text="exp of the access token that asked for it (UNIX seconds)"
+    )
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"ticket of {self.session}"

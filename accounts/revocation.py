@@ -1,0 +1,85 @@
+"""Revoking sessions: the one service every trigger goes through.
+
+The database is the source of truth (PROTOCOL §3). A revocation marks the
+sessions, appends to the `SessionRevocation` log that every server process
+polls, and after commit tells live sockets through the channel layer so they
+close at once. The channel-layer message is only the fast path: if it is lost,
+each process's poll (realtime.watcher) closes the sockets within a second.
+
+Bulk `QuerySet.update(is_active=False)` or `update(password=...)` bypass the
+model signals that call this service: call `user_sessions_revoke()` after them.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import AuthSession, SessionRevocation
+from realtime.groups import session_group
+from realtime.session_guard import guard
+
+logger = logging.getLogger(__name__)
+
+SESSION_REVOKED_EVENT = "session.revoked"
+
+
+def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
+    """Revoke every still-live session of `sessions`; returns their sids."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            sessions.filter(revoked_at__isnull=True)
+            .select_for_update()
+            .values_list("pk", "sid", "user_id")
+        )
+        if not rows:
+            return []
+        AuthSession.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
+            revoked_at=now, revoke_reason=reason
+        )
+        SessionRevocation.objects.bulk_create(
+            SessionRevocation(sid=sid, user_id=user_id, revoked_at=now, reason=reason)
+            for _, sid, user_id in rows
+        )
+        sids = [sid for _, sid, _ in rows]
+        transaction.on_commit(lambda: _notify_sockets(sids))
+    logger.info("revoked %d session(s): %s", len(sids), reason)
+    return sids
+
+
+def session_revoke(*, session: AuthSession, reason: str) -> bool:
+    """Revoke one session; False when it was already revoked."""
+    return bool(
+        sessions_revoke(
+            sessions=AuthSession.objects.filter(pk=session.pk), reason=reason
+        )
+    )
+
+
+def user_sessions_revoke(
+    *, user_id: int, reason: str, keep_sid: str | None = None
+) -> list[str]:
+    """Revoke all sessions of a user, except `keep_sid` when given."""
+    sessions = AuthSession.objects.filter(user_id=user_id)
+    if keep_sid:
+        sessions = sessions.exclude(sid=keep_sid)
+    return sessions_revoke(sessions=sessions, reason=reason)
+
+
+def _notify_sockets(sids: list[str]) -> None:
+    """Fast path: tell each session's sockets to close now (best effort)."""
+    guard.mark_revoked(list(sids))
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        for sid in sids:
+            async_to_sync(layer.group_send)(
+                session_group(sid), {"type": SESSION_REVOKED_EVENT}
+            )
+    except Exception:  # the database poll still closes them within a second
+        logger.warning("channel layer unreachable; revocation left to the poll")

@@ -1,0 +1,214 @@
+"""Login sessions: login, refresh with rotation, logout, tickets, passwords.
+
+Interfaces (DRF views, admin, management commands) call these keyword-only
+functions; the rules of PROTOCOL §2–3 live here and nowhere else.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import authenticate, password_validation
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.errors import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidTicket,
+    SessionExpired,
+    SessionRevoked,
+    TokenReused,
+    TokenRotated,
+    WrongPassword,
+)
+from accounts.models import AuthSession, RefreshToken, User, WebSocketTicket
+from accounts.revocation import sessions_revoke, user_sessions_revoke
+from accounts.tokens import encode_access
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access: str
+    access_expires_at: int
+    refresh: str
+    session: AuthSession
+
+    @property
+    def user(self) -> User:
+        return self.session.user
+
+
+def credential_hash(value: str) -> str:
+    """SHA-256 of a random credential (≥ 256 bits, so no salt or stretching)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_credential() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def session_login(
+    *, request, username: str, password: str, user_agent: str = "", client_address=None
+) -> IssuedTokens:
+    """Check the password and open a session.
+
+    `authenticate()` hashes the password even for unknown users and refuses
+    inactive ones after checking it, so all three failures take the same time
+    and give the same answer (no user enumeration).
+    """
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        raise InvalidCredentials()
+    now = timezone.now()
+    session = AuthSession.objects.create(
+        sid=secrets.token_urlsafe(24),
+        user=user,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(seconds=settings.AUTHSOCKET_REFRESH_TTL),
+        user_agent=(user_agent or "")[:256],
+        client_address=client_address,
+    )
+    return _issue(session)
+
+
+def session_open(
+    *, user: User, user_agent: str = "", access_ttl: int | None = None
+) -> IssuedTokens:
+    """Open a session without a password (management commands, tests)."""
+    now = timezone.now()
+    session = AuthSession.objects.create(
+        sid=secrets.token_urlsafe(24),
+        user=user,
+        expires_at=now + timedelta(seconds=settings.AUTHSOCKET_REFRESH_TTL),
+        user_agent=user_agent[:256],
+    )
+    return _issue(session, access_ttl)
+
+
+def _issue(session: AuthSession, access_ttl: int | None = None) -> IssuedTokens:
+    refresh = new_credential()
+    RefreshToken.objects.create(token_hash=credential_hash(refresh), session=session)
+    access, exp = encode_access(
+        user_id=session.user_id, sid=session.sid, ttl=access_ttl
+    )
+    return IssuedTokens(access, exp, refresh, session)
+
+
+def session_refresh(*, refresh_token: str) -> IssuedTokens:
+    """Rotate a refresh token: the old one dies, a new pair is issued.
+
+    The rotation is one conditional UPDATE, so of two concurrent refreshes with
+    the same token exactly one wins. A loser inside the grace window is told
+    `token_rotated` (two tabs raced); an old token used again means it was
+    stolen, so the whole session is revoked (`token_reused`).
+    """
+    now = timezone.now()
+    record = (
+        RefreshToken.objects.select_related("session__user")
+        .filter(token_hash=credential_hash(refresh_token))
+        .first()
+    )
+    if record is None:
+        raise InvalidRefreshToken()
+    session = record.session
+    _check_session_usable(session, now)
+    rotated = RefreshToken.objects.filter(pk=record.pk, rotated_at__isnull=True).update(
+        rotated_at=now
+    )
+    if not rotated:
+        _refuse_rotated(record, session, now)
+    with transaction.atomic():
+        AuthSession.objects.filter(pk=session.pk).update(last_used_at=now)
+        session.last_used_at = now
+        return _issue(session)
+
+
+def _check_session_usable(session: AuthSession, now) -> None:
+    if session.revoked_at is not None or not session.user.is_active:
+        raise SessionRevoked()
+    if session.expires_at <= now:
+        raise SessionExpired()
+
+
+def _refuse_rotated(record: RefreshToken, session: AuthSession, now) -> None:
+    record.refresh_from_db(fields=["rotated_at"])
+    grace = timedelta(seconds=settings.AUTHSOCKET_REFRESH_GRACE)
+    if record.rotated_at and now - record.rotated_at < grace:
+        raise TokenRotated()
+    sessions_revoke(
+        sessions=AuthSession.objects.filter(pk=session.pk), reason="token_reused"
+    )
+    raise TokenReused()
+
+
+def session_for_refresh_token(refresh_token: str) -> AuthSession | None:
+    """The session a refresh token (current or rotated) belongs to."""
+    record = (
+        RefreshToken.objects.select_related("session")
+        .filter(token_hash=credential_hash(refresh_token))
+        .first()
+    )
+    return record.session if record else None
+
+
+def session_logout(*, session: AuthSession) -> None:
+    sessions_revoke(sessions=AuthSession.objects.filter(pk=session.pk), reason="logout")
+
+
+def session_logout_others(*, session: AuthSession) -> None:
+    user_sessions_revoke(
+        user_id=session.user_id, reason="logout_others", keep_sid=session.sid
+    )
+
+
+def session_logout_all(*, user: User) -> None:
+    user_sessions_revoke(user_id=user.pk, reason="logout_all")
+
+
+def session_delete(*, user: User, sid: str) -> bool:
+    """Revoke one of the user's own sessions; False if no such live session."""
+    sessions = AuthSession.objects.live().filter(user=user, sid=sid)
+    return bool(sessions_revoke(sessions=sessions, reason="deleted"))
+
+
+def password_change(
+    *, user: User, old_password: str, new_password: str, keep_sid: str
+) -> None:
+    """Change the password; every other session is revoked (by the model signal)."""
+    if not user.check_password(old_password):
+        raise WrongPassword()
+    password_validation.validate_password(new_password, user)
+    user.set_password(new_password)
+    user._authsocket_keep_sid = keep_sid  # read by accounts.signals
+    user.save(update_fields=["password"])
+
+
+def ticket_issue(*, session: AuthSession, access_expires_at: int) -> tuple[str, int]:
+    """A one-time WebSocket ticket for this session; returns `(ticket, ttl)`."""
+    ticket = new_credential()
+    ttl = settings.AUTHSOCKET_TICKET_TTL
+    WebSocketTicket.objects.create(
+        ticket_hash=credential_hash(ticket),
+        session=session,
+        access_expires_at=access_expires_at,
+        expires_at=timezone.now() + timedelta(seconds=ttl),
+    )
+    return ticket, ttl
+
+
+def ticket_consume(*, ticket: str) -> WebSocketTicket:
+    """Use a ticket up. One conditional UPDATE: of concurrent uses, one wins."""
+    now = timezone.now()
+    ticket_hash = credential_hash(ticket)
+    used = WebSocketTicket.objects.filter(
+        ticket_hash=ticket_hash, used_at__isnull=True, expires_at__gt=now
+    ).update(used_at=now)
+    if not used:
+        raise InvalidTicket()
+    return WebSocketTicket.objects.select_related("session__user").get(
+        ticket_hash=ticket_hash
+    )

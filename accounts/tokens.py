@@ -1,0 +1,130 @@
+"""Access tokens: the only module that imports PyJWT.
+
+Verification follows RFC 8725 (JWT best current practices): the algorithm list
+is pinned to the one configured (§3.1, never `none`, never a symmetric and
+asymmetric mix), the key is chosen by `kid` among ours only, every claim we rely
+on is required, and `typ` separates access tokens from anything else (§3.11).
+PyJWT's exceptions never leave this module: callers see `InvalidToken` or its
+subclass `TokenExpired`, each carrying the wire `code`.
+"""
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+from django.conf import settings
+
+from accounts.keys import keyring
+
+MAX_TOKEN_BYTES = 4096
+ACCESS_TYPE = "access"
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "iat", "exp", "jti", "typ"]
+
+
+class InvalidToken(Exception):
+    """The token cannot be trusted; `reason` is for logs, never for clients."""
+
+    code = "invalid_token"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TokenExpired(InvalidToken):
+    """Well formed and correctly signed, but past `exp` + leeway."""
+
+    code = "token_expired"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    sid: str
+    exp: int
+    iat: int
+    jti: str
+
+
+def encode_access(
+    *, user_id: int, sid: str, now: int | None = None, ttl: int | None = None
+) -> tuple[str, int]:
+    """Sign an access token for a session; returns `(token, exp)`."""
+    keys = keyring()
+    issued_at = int(time.time()) if now is None else now
+    expires = issued_at + (settings.AUTHSOCKET_ACCESS_TTL if ttl is None else ttl)
+    claims = {
+        "iss": settings.AUTHSOCKET_JWT_ISSUER,
+        "aud": settings.AUTHSOCKET_JWT_AUDIENCE,
+        "sub": str(user_id),
+        "sid": sid,
+        "iat": issued_at,
+        "exp": expires,
+        "jti": secrets.token_urlsafe(12),
+        "typ": ACCESS_TYPE,
+    }
+    token = jwt.encode(
+        claims,
+        keys.signing_key,
+        algorithm=keys.algorithm,
+        headers={"kid": keys.signing_kid},
+    )
+    return token, expires
+
+
+def decode_access(token: object) -> AccessClaims:
+    """Verify an access token completely, or raise `InvalidToken`/`TokenExpired`."""
+    if not isinstance(token, str) or not token:
+        raise InvalidToken("missing or not a string")
+    # Refuse oversized input before any base64 or JSON parsing (PROTOCOL §3).
+    if (
+        len(token) > MAX_TOKEN_BYTES
+        or len(token.encode("utf-8", "replace")) > MAX_TOKEN_BYTES
+    ):
+        raise InvalidToken("token too large")
+    keys = keyring()
+    try:
+        header = jwt.get_unverified_header(token)
+        key = keys.verification_keys.get(header.get("kid"))
+        if key is None:
+            raise InvalidToken("unknown kid")
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=[keys.algorithm],
+            audience=settings.AUTHSOCKET_JWT_AUDIENCE,
+            issuer=settings.AUTHSOCKET_JWT_ISSUER,
+            leeway=settings.AUTHSOCKET_LEEWAY,
+            options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenExpired("expired") from exc
+    except (jwt.PyJWTError, ValueError, TypeError, UnicodeError) as exc:
+        raise InvalidToken(type(exc).__name__) from exc
+    return _access_claims(payload)
+
+
+def _access_claims(payload: dict) -> AccessClaims:
+    """Check the claims PyJWT does not know about and type the result."""
+    if payload.get("typ") != ACCESS_TYPE:
+        raise InvalidToken("not an access token")
+    sub, sid, jti = payload["sub"], payload["sid"], payload["jti"]
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) < 20):
+        raise InvalidToken("bad sub")
+    if not (isinstance(sid, str) and 0 < len(sid) <= 64):
+        raise InvalidToken("bad sid")
+    if not isinstance(jti, str):
+        raise InvalidToken("bad jti")
+    return AccessClaims(
+        user_id=int(sub),
+        sid=sid,
+        exp=int(payload["exp"]),
+        iat=int(payload["iat"]),
+        jti=jti,
+    )
+
+
+def public_jwks() -> dict | None:
+    """The JWKS document of our verification keys; None under HS256."""
+    return keyring().jwks

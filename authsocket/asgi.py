@@ -1,0 +1,27 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+The order is fixed: Django is set up by `get_asgi_application()` BEFORE any
+module that touches models is imported. For WebSockets the Origin check is
+outermost (a cross-site page never reaches token parsing), then the JWT
+middleware, then the URL router.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authsocket.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from realtime.middleware import JWTAuthMiddleware  # noqa: E402
+from realtime.origin import OriginCheck  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -1,0 +1,92 @@
+"""Typed readers for the environment variables of PROTOCOL §1.
+
+Settings are parsed once here, so a bad value fails at start-up with a message
+that names the variable instead of surfacing later as a confusing error.
+"""
+
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = env_str(name)
+    if not raw:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0, not {raw!r}.")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}.")
+    return value
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    raw = env_str(name)
+    if not raw:
+        return list(default or [])
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_rate(name: str, default: str) -> str:
+    """Validate an `N/period` rate (DRF's format) and return it unchanged."""
+    raw = env_str(name) or default
+    if not _RATE.match(raw):
+        raise ImproperlyConfigured(f"{name} must look like '10/min' or '50/s'.")
+    return raw
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """`"50/s"` → `(50, 1)`: the number of events and the period in seconds."""
+    match = _RATE.match(rate)
+    if not match:
+        raise ValueError(f"not a rate: {rate!r}")
+    return int(match.group(1)), _PERIOD_SECONDS[match.group(2)[0]]
+
+
+def development_secret_key(path: Path) -> str:
+    """The debug-only secret key, generated once and shared through a file.
+
+    Several processes (two daphnes, `manage.py notify`) must agree on it or
+    each would reject the others' tokens, so it is created atomically with
+    O_EXCL and read by everyone after the first writer.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process may be between creating the file and writing it.
+        for _ in range(100):
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.01)
+        raise ImproperlyConfigured(
+            f"{path} is empty; delete it to regenerate."
+        ) from None
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key

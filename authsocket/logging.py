@@ -1,0 +1,74 @@
+"""Logging that can never leak a credential.
+
+Every handler of the project carries `RedactSecretsFilter`: whatever a message
+or traceback contains (a URL with `?token=`, a header, a JSON body), JWTs,
+bearer values and credential-named fields are replaced before it is written.
+"""
+
+import json
+import logging
+import re
+
+REDACTED = "[redacted]"
+
+_PATTERNS = [
+    # Anything shaped like a JWT (also inside `authsocket.token.<jwt>`).
+    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"(?i)(bearer\s+)[^\s,;\"']+"), r"\1" + REDACTED),
+    # key=value in query strings and form bodies.
+    (
+        re.compile(
+            r"(?i)\b(token|ticket|refresh|access|password|old_password|new_password)"
+            r"=[^&\s\"']*"
+        ),
+        r"\1=" + REDACTED,
+    ),
+    # "key": "value" in JSON bodies.
+    (
+        re.compile(
+            r"(?i)(\"(?:token|ticket|refresh|access|password|old_password|"
+            r"new_password)\"\s*:\s*)\"[^\"]*\""
+        ),
+        r'\1"' + REDACTED + '"',
+    ),
+]
+
+
+def redact(text: str) -> str:
+    """Return `text` with every credential-looking value replaced."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Rewrite the record's final message (and traceback) in place."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the record
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (AUTHSOCKET_LOG_FORMAT=json)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text or record.exc_info:
+            entry["exception"] = record.exc_text or self.formatException(
+                record.exc_info
+            )
+        return json.dumps(entry)

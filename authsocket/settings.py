@@ -1,0 +1,301 @@
+"""authsocket settings, read from the environment (PROTOCOL §1).
+
+One file, one labelled block per concern. Every variable is listed in
+`.env.example`. Outside debug mode the server refuses to start without the
+secrets it needs, with a message that says what to set.
+"""
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from authsocket.env import (
+    development_secret_key,
+    env_bool,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Core -------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is not 1. Set it to a "
+            "long random value, e.g. the output of: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = development_secret_key(BASE_DIR / ".dev-secret-key")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "accounts",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "authsocket.urls"
+ASGI_APPLICATION = "authsocket.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Database ---------------------------------------------------------------
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several daphne processes, `manage.py notify` and the database thread all
+    # write one file: WAL lets readers run beside a writer, IMMEDIATE takes
+    # the write lock at BEGIN (no deadlocking lock upgrades), and the timeout
+    # makes a busy writer wait instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so that close_old_connections() in the database
+    # thread does not throw the test database away.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+
+# --- Channel layer and cache --------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Passwords --------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
+
+# --- Static files -----------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the finders in debug/tests, so no collectstatic is needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- HTTP API (Django REST framework) -----------------------------------------
+
+REST_FRAMEWORK = {
+    # Bearer JWTs only: no session or basic auth, so a 401 stays a 401 with
+    # WWW-Authenticate and the API is never reachable with a cookie (no CSRF).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "authsocket.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "NUM_PROXIES": env_int("AUTHSOCKET_TRUSTED_PROXIES", 0),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "authsocket API",
+    "DESCRIPTION": "JWT-authenticated realtime streams (see docs/protocol.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- CORS (HTTP API called from another site) ---------------------------------
+
+CORS_ALLOWED_ORIGINS = env_list("AUTHSOCKET_CORS_ORIGINS")
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = True
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "x-authsocket-cookie"]
+
+# --- Tokens (PROTOCOL §1, §3) ------------------------------------------------
+
+AUTHSOCKET_JWT_ALGORITHM = env_str("AUTHSOCKET_JWT_ALGORITHM", "HS256")
+if AUTHSOCKET_JWT_ALGORITHM not in {"HS256", "RS256", "ES256", "EdDSA"}:
+    raise ImproperlyConfigured(
+        "AUTHSOCKET_JWT_ALGORITHM must be one of HS256, RS256, ES256, EdDSA."
+    )
+AUTHSOCKET_JWT_PRIVATE_KEY_FILE = env_str("AUTHSOCKET_JWT_PRIVATE_KEY_FILE")
+AUTHSOCKET_JWT_PUBLIC_KEY_FILES = env_list("AUTHSOCKET_JWT_PUBLIC_KEY_FILES")
+AUTHSOCKET_JWT_SECRET = env_str("AUTHSOCKET_JWT_SECRET")
+if AUTHSOCKET_JWT_ALGORITHM == "HS256":
+    if not AUTHSOCKET_JWT_SECRET:
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                "AUTHSOCKET_JWT_SECRET is required when DJANGO_DEBUG is not 1 "
+                "(at least 32 random bytes), or configure an asymmetric algorithm "
+                "with AUTHSOCKET_JWT_ALGORITHM and AUTHSOCKET_JWT_PRIVATE_KEY_FILE."
+            )
+        AUTHSOCKET_JWT_SECRET = hmac.new(
+            SECRET_KEY.encode(), b"authsocket-jwt", hashlib.sha256
+        ).hexdigest()
+    if len(AUTHSOCKET_JWT_SECRET.encode()) < 32:
+        raise ImproperlyConfigured("AUTHSOCKET_JWT_SECRET must be at least 32 bytes.")
+elif not AUTHSOCKET_JWT_PRIVATE_KEY_FILE:
+    raise ImproperlyConfigured(
+        f"AUTHSOCKET_JWT_ALGORITHM={AUTHSOCKET_JWT_ALGORITHM} needs "
+        "AUTHSOCKET_JWT_PRIVATE_KEY_FILE (PEM) to sign tokens."
+    )
+
+AUTHSOCKET_JWT_ISSUER = env_str("AUTHSOCKET_JWT_ISSUER", "authsocket")
+AUTHSOCKET_JWT_AUDIENCE = env_str("AUTHSOCKET_JWT_AUDIENCE", "authsocket-ws")
+AUTHSOCKET_ACCESS_TTL = env_int("AUTHSOCKET_ACCESS_TTL", 300, minimum=1)
+AUTHSOCKET_REFRESH_TTL = env_int("AUTHSOCKET_REFRESH_TTL", 1_209_600, minimum=1)
+AUTHSOCKET_REFRESH_GRACE = env_int("AUTHSOCKET_REFRESH_GRACE", 10)
+AUTHSOCKET_TICKET_TTL = env_int("AUTHSOCKET_TICKET_TTL", 30, minimum=1)
+AUTHSOCKET_LEEWAY = env_int("AUTHSOCKET_LEEWAY", 10)
+AUTHSOCKET_REFRESH_COOKIE = "authsocket_refresh"
+
+# --- Throttles (per process cache, or Redis when REDIS_URL is set) --------------
+
+AUTHSOCKET_LOGIN_THROTTLE = env_rate("AUTHSOCKET_LOGIN_THROTTLE", "10/min")
+AUTHSOCKET_LOGIN_ADDRESS_THROTTLE = env_rate(
+    "AUTHSOCKET_LOGIN_ADDRESS_THROTTLE", "60/min"
+)
+AUTHSOCKET_TICKET_THROTTLE = env_rate("AUTHSOCKET_TICKET_THROTTLE", "60/min")
+
+# --- WebSocket (PROTOCOL §4) ------------------------------------------------
+
+AUTHSOCKET_QUERY_TOKEN = env_bool("AUTHSOCKET_QUERY_TOKEN", True)
+AUTHSOCKET_ALLOWED_ORIGINS = env_list("AUTHSOCKET_ALLOWED_ORIGINS")
+AUTHSOCKET_MAX_MESSAGE_BYTES = env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", 65536, minimum=1)
+AUTHSOCKET_FRAME_RATE = env_rate("AUTHSOCKET_FRAME_RATE", "50/s")
+AUTHSOCKET_MAX_SUBSCRIPTIONS = env_int("AUTHSOCKET_MAX_SUBSCRIPTIONS", 100, minimum=1)
+AUTHSOCKET_REPLAY_LIMIT = env_int("AUTHSOCKET_REPLAY_LIMIT", 1000, minimum=1)
+AUTHSOCKET_MAX_CONNECTIONS_PER_USER = env_int(
+    "AUTHSOCKET_MAX_CONNECTIONS_PER_USER", 50, minimum=1
+)
+# How often each process polls the database for revoked sessions (the safety
+# net behind channel-layer notifications; PROTOCOL §3 allows one second).
+AUTHSOCKET_REVOCATION_POLL = 0.5
+
+# --- Proxies ----------------------------------------------------------------
+
+AUTHSOCKET_TRUSTED_PROXIES = env_int("AUTHSOCKET_TRUSTED_PROXIES", 0)
+if AUTHSOCKET_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Security headers and cookies (outside debug) ------------------------------
+
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+
+# --- Logging ----------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "authsocket.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "authsocket.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact"],
+            "formatter": env_str("AUTHSOCKET_LOG_FORMAT", "plain"),
+        }
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Django logs 4xx with the full path (query string included): our
+        # filter redacts it, and the level keeps routine 401s out of the log.
+        "django.request": {
+            "handlers": ["console"],
+            "level": "ERROR",
+            "propagate": False,
+        },
+    },
+}

@@ -1,0 +1,29 @@
+"""URL map: the API under /api/, admin, the browser demo at /."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from accounts.views import JwksView
+from authsocket import api_errors
+
+api_patterns = [
+    path("", include("accounts.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
+    # Anything else under /api/ is a JSON 404, never Django's HTML page.
+    re_path(r"^.*$", api_errors.api_not_found),
+]
+
+urlpatterns = [
+    path("api/", include(api_patterns)),
+    path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
+    path("admin/", admin.site.urls),
+    path("", TemplateView.as_view(template_name="index.html"), name="demo"),
+]
+
+handler400 = "authsocket.api_errors.json_400"
+handler403 = "authsocket.api_errors.json_403"
+handler404 = "authsocket.api_errors.json_404"
+handler500 = "authsocket.api_errors.json_500"

@@ -1,0 +1,228 @@
+"""The one WebSocket endpoint, `/ws/` (PROTOCOL §4).
+
+Thin on purpose: authentication happened in the middleware, frame rules live in
+small handlers picked from a dispatch table, streams and permissions in their
+own modules. Channel-layer events are handled by methods named after their
+type (`session.revoked` → `session_revoked`).
+"""
+
+import json
+import logging
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.utils import get_handler_name
+from django.conf import settings
+
+from accounts.tokens import InvalidToken, decode_access
+from realtime.connections import registry
+from realtime.expiry import ExpiryTimer
+from realtime.groups import session_group, user_group
+from realtime.protocol import (
+    SUBPROTOCOL,
+    ClientFrame,
+    CloseCode,
+    ErrorCode,
+    ServerFrame,
+    Transport,
+)
+from realtime.ratelimit import FrameLimiter
+from realtime.session_guard import SessionRefused, guard
+
+logger = logging.getLogger(__name__)
+
+
+def dumps(frame: dict) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+class FrameError(Exception):
+    """A frame the client got wrong: answered with an error, the socket stays."""
+
+    def __init__(self, code: ErrorCode, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+class StreamConsumer(AsyncWebsocketConsumer):
+    """One authenticated socket: welcome, ping, auth renewal, streams."""
+
+    handlers: dict = {}  # frame type → coroutine method; filled below
+
+    async def dispatch(self, message: dict) -> None:
+        """Route an ASGI or channel-layer message to its handler.
+
+        Channels' version first runs `close_old_connections` on the shared
+        sync thread for EVERY message: a thread hop per frame and per fan-out
+        delivery. Our handlers never touch the ORM on the event loop; they go
+        through `database_sync_to_async` (which does that clean-up itself) or
+        the session guard's threads, so the hop is skipped.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- lifecycle ---------------------------------------------------------
+
+    async def connect(self) -> None:
+        user, auth = self.scope["user"], self.scope["auth"]
+        self.registered = False
+        self.groups_joined: list[str] = []
+        if not user.is_authenticated:
+            logger.info("websocket refused: %s", auth.error)
+            await self.close()  # before accept: daphne answers HTTP 403
+            return
+        self.user, self.user_id, self.sid = user, user.pk, auth.sid
+        self.subprotocol = (
+            SUBPROTOCOL if auth.transport is Transport.SUBPROTOCOL else None
+        )
+        if not registry.add(self, limit=settings.AUTHSOCKET_MAX_CONNECTIONS_PER_USER):
+            logger.info("websocket closed: user %s at the connection limit", user.pk)
+            await self.accept(self.subprotocol)
+            await self.close(code=CloseCode.TOO_MANY_CONNECTIONS)
+            return
+        self.registered = True
+        if guard.is_revoked(self.sid) or not await self._join_groups():
+            await self.close()
+            return
+        await self.accept(self.subprotocol)
+        self.limiter = FrameLimiter(settings.AUTHSOCKET_FRAME_RATE)
+        self.expiry = ExpiryTimer(self._warn_expiring, self._expire)
+        self.expiry.schedule(auth.expires_at)
+        await self.send_frame(
+            ServerFrame.WELCOME,
+            user={"id": user.pk, "username": user.get_username()},
+            session=self.sid,
+            expires_at=auth.expires_at,
+        )
+
+    async def _join_groups(self) -> bool:
+        """Join the session and user groups; a layer failure refuses the socket."""
+        try:
+            for group in (session_group(self.sid), user_group(self.user_id)):
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.append(group)
+        except Exception as exc:
+            logger.warning(
+                "websocket refused: channel layer unavailable (%s)", type(exc).__name__
+            )
+            return False
+        return True
+
+    async def disconnect(self, code: int) -> None:
+        if not self.registered:
+            return
+        self.registered = False
+        registry.remove(self)
+        if hasattr(self, "expiry"):
+            self.expiry.cancel()
+        for group in self.groups_joined:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # the layer expires stale members by itself
+                break
+        self.groups_joined.clear()
+
+    async def close_for(self, code: int) -> None:
+        """Close from outside this socket's own handlers (revocation, shutdown)."""
+        await self.close(code=code)
+
+    # --- frames ------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if text_data is None:
+            await self.close(code=CloseCode.BINARY_FRAME)
+            return
+        if _utf8_length(text_data) > settings.AUTHSOCKET_MAX_MESSAGE_BYTES:
+            await self.close(code=CloseCode.MESSAGE_TOO_BIG)
+            return
+        if not self.limiter.take():
+            if self.limiter.flooding:
+                await self.close(code=CloseCode.RATE_LIMITED)
+            else:
+                await self.send_error(
+                    ErrorCode.RATE_LIMITED, "Too many frames; slow down."
+                )
+            return
+        frame = None
+        try:
+            frame = _parse_frame(text_data)
+            handler = self.handlers.get(frame["type"])
+            if handler is None:
+                raise FrameError(
+                    ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {frame['type']!r}."
+                )
+            await handler(self, frame)
+        except FrameError as exc:
+            await self.send_error(exc.code, exc.detail, frame)
+
+    async def send_frame(
+        self, frame_type: str, request: dict | None = None, **fields
+    ) -> None:
+        """Send one frame; `ref` of the request it answers is echoed."""
+        frame = {"type": frame_type, **fields}
+        if request is not None and "ref" in request:
+            frame["ref"] = request["ref"]
+        await self.send(text_data=dumps(frame))
+
+    async def send_error(
+        self, code: ErrorCode, detail: str, request: dict | None = None
+    ) -> None:
+        await self.send_frame(ServerFrame.ERROR, request, code=code, detail=detail)
+
+    async def on_ping(self, frame: dict) -> None:
+        await self.send_frame(ServerFrame.PONG, frame)
+
+    async def on_auth(self, frame: dict) -> None:
+        """Renew the socket's credential in-band; its expiry moves to the new token's."""
+        try:
+            claims = decode_access(frame.get("token"))
+            if claims.user_id != self.user_id or claims.sid != self.sid:
+                raise InvalidToken("token of another user or session")
+        except InvalidToken:
+            raise FrameError(
+                ErrorCode.INVALID_TOKEN, "Invalid token; the old expiry stands."
+            ) from None
+        try:
+            await guard.check(sid=claims.sid, user_id=claims.user_id)
+        except SessionRefused:
+            await self.close(code=CloseCode.REVOKED)
+            return
+        self.expiry.schedule(claims.exp)
+        await self.send_frame(ServerFrame.AUTH_OK, frame, expires_at=claims.exp)
+
+    # --- timers and channel-layer events -----------------------------------
+
+    async def _warn_expiring(self, expires_at: int) -> None:
+        await self.send_frame(ServerFrame.AUTH_EXPIRING, expires_at=expires_at)
+
+    async def _expire(self) -> None:
+        await self.close(code=CloseCode.TOKEN_EXPIRED)
+
+    async def session_revoked(self, event: dict) -> None:
+        await self.close(code=CloseCode.REVOKED)
+
+
+StreamConsumer.handlers = {
+    ClientFrame.PING: StreamConsumer.on_ping,
+    ClientFrame.AUTH: StreamConsumer.on_auth,
+}
+
+
+def _utf8_length(text: str) -> int:
+    """UTF-8 size without encoding when the answer is obvious from the length."""
+    if len(text) * 4 <= settings.AUTHSOCKET_MAX_MESSAGE_BYTES:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _parse_frame(text: str) -> dict:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise FrameError(
+            ErrorCode.BAD_REQUEST, 'A frame is a JSON object with a "type".'
+        )
+    return frame

@@ -1,0 +1,78 @@
+"""Turn a handshake's credential into a user (PROTOCOL §4.1).
+
+Never raises: every failure becomes `AnonymousUser` plus a reason in
+`scope["auth"]`, and the consumer refuses the connection. A database failure
+is a refusal too, logged in one line.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError
+
+from accounts.errors import AuthError
+from accounts.services import ticket_consume
+from accounts.tokens import AccessClaims, InvalidToken, decode_access
+from realtime.credentials import BadCredential, Credential, credential_of
+from realtime.protocol import Transport
+from realtime.session_guard import SessionRefused, guard
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeAuth:
+    """`scope["auth"]`: how the socket authenticated, or why it could not."""
+
+    transport: Transport | None = None
+    sid: str | None = None
+    expires_at: int | None = None
+    claims: AccessClaims | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+async def authenticate_scope(scope: dict) -> tuple[object, HandshakeAuth]:
+    """`(user, auth)` for `scope["user"]` and `scope["auth"]`."""
+    try:
+        credential = credential_of(scope)
+        if credential is None:
+            return AnonymousUser(), HandshakeAuth(error="no credential")
+        if credential.transport is Transport.TICKET:
+            return await _from_ticket(credential)
+        return await _from_access_token(credential)
+    except BadCredential as exc:
+        return AnonymousUser(), HandshakeAuth(error=f"bad credential: {exc}")
+    except InvalidToken as exc:
+        return AnonymousUser(), HandshakeAuth(error=f"{exc.code}: {exc.reason}")
+    except (SessionRefused, AuthError) as exc:
+        return AnonymousUser(), HandshakeAuth(error=f"session refused: {exc}")
+    except (DatabaseError, OSError) as exc:
+        logger.warning(
+            "websocket refused: database unavailable (%s)", type(exc).__name__
+        )
+        return AnonymousUser(), HandshakeAuth(error="database unavailable")
+
+
+async def _from_access_token(credential: Credential) -> tuple[object, HandshakeAuth]:
+    claims = decode_access(credential.value)
+    user = await guard.check(sid=claims.sid, user_id=claims.user_id)
+    auth = HandshakeAuth(credential.transport, claims.sid, claims.exp, claims)
+    return user, auth
+
+
+async def _from_ticket(credential: Credential) -> tuple[object, HandshakeAuth]:
+    """A ticket lives on after its HTTP request; it dies with the access token."""
+    ticket = await database_sync_to_async(ticket_consume)(ticket=credential.value)
+    if ticket.access_expires_at <= time.time():
+        raise InvalidToken("ticket's access token expired")
+    session = ticket.session
+    user = await guard.check(sid=session.sid, user_id=session.user_id)
+    auth = HandshakeAuth(credential.transport, session.sid, ticket.access_expires_at)
+    return user, auth

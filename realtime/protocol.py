@@ -1,0 +1,70 @@
+"""Names of the wire contract (PROTOCOL.md §4), mirrored in docs/protocol.md.
+
+Everything a client can switch on (close codes, error codes, frame types,
+stream prefixes, subprotocols) is a named constant here and nowhere else.
+"""
+
+from enum import IntEnum, StrEnum
+
+
+class CloseCode(IntEnum):
+    """§4.3. Only 1000 and 3000–4999 pass through daphne; reasons are dropped."""
+
+    IDLE = 1000
+    INTERNAL_ERROR = 1011
+    TOKEN_EXPIRED = 4401
+    REVOKED = 4403
+    TOO_MANY_CONNECTIONS = 4409
+    MESSAGE_TOO_BIG = 4413
+    BINARY_FRAME = 4415
+    RATE_LIMITED = 4429
+    SHUTTING_DOWN = 4503
+
+
+class ErrorCode(StrEnum):
+    """`{"type": "error", "code": ...}` values of §4.2."""
+
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_TYPE = "unknown_type"
+    FORBIDDEN = "forbidden"
+    INVALID_TOKEN = "invalid_token"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+
+
+class ClientFrame(StrEnum):
+    PING = "ping"
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    PUBLISH = "publish"
+    AUTH = "auth"
+
+
+class ServerFrame(StrEnum):
+    WELCOME = "welcome"
+    PONG = "pong"
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    PUBLISHED = "published"
+    MESSAGE = "message"
+    REPLAY_TRUNCATED = "replay.truncated"
+    AUTH_OK = "auth.ok"
+    AUTH_EXPIRING = "auth.expiring"
+    ERROR = "error"
+
+
+class Transport(StrEnum):
+    """How the handshake carried its credential (§4.1), in precedence order."""
+
+    SUBPROTOCOL = "subprotocol"
+    HEADER = "header"
+    TICKET = "ticket"
+    QUERY_TOKEN = "query"
+
+
+SUBPROTOCOL = "authsocket.v1"
+TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token."
+
+USER_STREAM = "user"
+USER_STREAM_PREFIX = "user:"
+ROOM_STREAM_PREFIX = "room:"

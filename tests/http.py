@@ -1,0 +1,34 @@
+"""A tiny JSON-over-HTTP client for end-to-end tests (stdlib only)."""
+
+import json
+import urllib.error
+import urllib.request
+
+
+def call(method: str, url: str, body=None, token: str | None = None, headers=None):
+    """Returns `(status, parsed JSON or None, headers)`; never raises on 4xx/5xx."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            status, raw, response_headers = (
+                response.status,
+                response.read(),
+                response.headers,
+            )
+    except urllib.error.HTTPError as error:
+        status, raw, response_headers = error.code, error.read(), error.headers
+    return status, (json.loads(raw) if raw else None), response_headers
+
+
+def login(base: str, username: str, password: str) -> dict:
+    status, body, _ = call(
+        "POST", f"{base}/api/auth/login", {"username": username, "password": password}
+    )
+    assert status == 200, body
+    return body
