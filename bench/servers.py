@@ -149,10 +149,13 @@ class Deployment:
 class Server:
     """One daphne process of a deployment, on its own listening socket."""
 
-    def __init__(self, deployment: Deployment, label: str, extra_env=None):
+    def __init__(
+        self, deployment: Deployment, label: str, extra_env=None, module="daphne"
+    ):
         self.deployment = deployment
         self.label = label
         self.extra_env = extra_env or {}
+        self.module = module  # bench.profiled_daphne wraps daphne in a profiler
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
 
@@ -171,7 +174,7 @@ class Server:
         listener.listen(LISTEN_BACKLOG)
         self.port = listener.getsockname()[1]
         fd = listener.fileno()
-        argv = [self.deployment.python, "-m", "daphne", "-v", "0", "--fd", str(fd)]
+        argv = [self.deployment.python, "-m", self.module, "-v", "0", "--fd", str(fd)]
         log_path = self.deployment.workdir / f"{self.label}.log"
         with open(log_path, "ab") as log:
             try:

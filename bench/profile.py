@@ -1,0 +1,136 @@
+"""Profiles one server under handshake (or echo) load: where the time goes.
+
+    bench/.venv-peers/bin/python -m bench.profile [--server authsocket]
+        [--scenario handshake] [--transport token] [--count 3000]
+
+Reports, for the measured load only: the server CPU per operation, how that
+CPU splits between the event-loop thread and the other threads (the
+`database_sync_to_async` thread among them), and pyinstrument's call tree
+of the event-loop thread (text and HTML in bench/results/tmp/profile-*/).
+"""
+
+import argparse
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.run import WARMUP, loadgen
+from bench.servers import BENCH_DIR, BENCH_PYTHON, KINDS, REPO_DIR, Deployment, Server
+
+REPORT_WAIT_S = 60.0
+TREE_LINES = 120
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default="authsocket", choices=sorted(KINDS))
+    parser.add_argument(
+        "--scenario", default="handshake", choices=("handshake", "echo")
+    )
+    parser.add_argument("--transport", default="token")
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10.0, help="echo only")
+    parser.add_argument("--app-dir", default=str(REPO_DIR))
+    return parser.parse_args()
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of every thread of a process, by thread id."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def cpu_split(pid: int, before: dict, after: dict) -> dict:
+    """CPU used during the load by the event-loop thread and by all others."""
+    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    others = sorted((v for t, v in used.items() if t != pid), reverse=True)
+    return {
+        "event_loop_thread_s": round(used.get(pid, 0.0), 3),
+        "other_threads_s": round(sum(others), 3),
+        "busiest_other_threads_s": [round(v, 3) for v in others[:4]],
+    }
+
+
+def wait_for(path: Path) -> None:
+    """Waits (bounded) for the profiler to finish writing its report."""
+    deadline = time.monotonic() + REPORT_WAIT_S
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # written by another process on a signal
+    if not path.exists():
+        raise TimeoutError(f"no profile written to {path}")
+
+
+def profile(args, workdir: Path) -> None:
+    kind = KINDS[args.server]
+    if kind.name == "authsocket":
+        kind = replace(kind, project_dir=Path(args.app_dir).resolve())
+    deployment = Deployment.create(kind, workdir, str(BENCH_PYTHON))
+    deployment.env["PYTHONPATH"] = os.pathsep.join(
+        [str(kind.project_dir), str(REPO_DIR)]
+    )
+    deployment.manage("migrate", "--no-input", "-v", "0")
+    tokens = deployment.mint("bench", min(args.count, 2000), 3600)
+    out = workdir / "profile"
+    server = Server(
+        deployment,
+        "profiled",
+        {"BENCH_PROFILE_OUT": str(out)},
+        module="bench.profiled_daphne",
+    ).start()
+    try:
+        loadgen(server, "handshake", tokens, WARMUP | {"transport": args.transport})
+        params = {"concurrency": args.concurrency}
+        if args.scenario == "handshake":
+            params |= {"count": args.count, "transport": args.transport}
+        else:
+            params |= {"duration": args.duration}
+        before = thread_cpu(server.pid)
+        os.kill(server.pid, signal.SIGUSR1)
+        result = loadgen(server, args.scenario, tokens, params)
+        os.kill(server.pid, signal.SIGUSR2)
+        split = cpu_split(server.pid, before, thread_cpu(server.pid))
+        wait_for(out.with_suffix(".txt"))
+    finally:
+        server.stop()
+    show(args, result, split, out)
+
+
+def show(args, result: dict, split: dict, out: Path) -> None:
+    keys = (
+        "connections_per_s",
+        "round_trips_per_s",
+        "p50_ms",
+        "p99_ms",
+        "server_cpu_s",
+        "server_cpu_ms_per_op",
+        "errors",
+    )
+    print(f"{args.server} {args.scenario} ({args.transport}):")
+    print("  " + ", ".join(f"{k}={result[k]}" for k in keys if k in result))
+    print(f"  CPU split while loaded: {split}")
+    print("  (profiles under load include the profiler's own overhead)")
+    print(f"  call tree of the event-loop thread: {out}.txt / {out}.html\n")
+    lines = out.with_suffix(".txt").read_text().splitlines()
+    print("\n".join(lines[:TREE_LINES]))
+
+
+def main() -> None:
+    args = parse_args()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    workdir = BENCH_DIR / "results" / "tmp" / f"profile-{args.server}-{stamp}"
+    profile(args, workdir)
+
+
+if __name__ == "__main__":
+    main()
