@@ -9,8 +9,8 @@ type (`session.revoked` → `session_revoked`).
 import json
 import logging
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.utils import get_handler_name
 from django.conf import settings
 
 from accounts.tokens import InvalidToken, decode_access
