@@ -100,10 +100,45 @@ def profile(args, workdir: Path) -> None:
         result = loadgen(server, args.scenario, tokens, params)
         os.kill(server.pid, signal.SIGUSR2)
         split = cpu_split(server.pid, before, thread_cpu(server.pid))
-        wait_for(out.with_suffix(".txt"))
+        wait_for(out.with_suffix(".pyisession"))  # written last
     finally:
         server.stop()
     show(args, result, split, out)
+
+
+def package_of(file_path: str) -> str:
+    """The top-level package a frame's file belongs to (site-packages or ours)."""
+    path = file_path or "?"
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "/lib/python3" in path:
+        return "stdlib:" + path.rsplit("/", 1)[-1].removesuffix(".py")
+    parts = Path(path).parts
+    return "/".join(parts[-2:-1]) or path
+
+
+def self_times(out: Path) -> tuple[dict, dict]:
+    """Self time per package and per function over the whole sampled tree."""
+    from pyinstrument.session import Session
+
+    by_package, by_function = {}, {}
+    stack = [Session.load(str(out.with_suffix(".pyisession"))).root_frame()]
+    while stack:
+        frame = stack.pop()
+        stack.extend(frame.children)
+        if frame.children and frame.total_self_time == 0:
+            continue
+        package = package_of(frame.file_path)
+        name = f"{frame.function} ({package})"
+        by_package[package] = by_package.get(package, 0.0) + frame.total_self_time
+        by_function[name] = by_function.get(name, 0.0) + frame.total_self_time
+    return by_package, by_function
+
+
+def top(table: dict, count: int) -> str:
+    total = sum(table.values()) or 1.0
+    rows = sorted(table.items(), key=lambda item: -item[1])[:count]
+    return "\n".join(f"  {v / total:6.1%}  {k}" for k, v in rows)
 
 
 def show(args, result: dict, split: dict, out: Path) -> None:
@@ -121,8 +156,13 @@ def show(args, result: dict, split: dict, out: Path) -> None:
     print(f"  CPU split while loaded: {split}")
     print("  (profiles under load include the profiler's own overhead)")
     print(f"  call tree of the event-loop thread: {out}.txt / {out}.html\n")
+    by_package, by_function = self_times(out)
+    print("self time of the event-loop thread by package (idle wait included):")
+    print(top(by_package, 15))
+    print("\nby function:")
+    print(top(by_function, 25))
     lines = out.with_suffix(".txt").read_text().splitlines()
-    print("\n".join(lines[:TREE_LINES]))
+    print("\n" + "\n".join(lines[:TREE_LINES]))
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ NOAUTH = ServerKind(
     project_dir=BENCH_DIR / "baselines" / "noauth",
     asgi_app="noauth.asgi:application",
     transports=("token",),
-    scenarios=frozenset({"handshake", "echo", "idle", "storm"}),
+    scenarios=frozenset({"handshake", "echo", "idle", "fanout", "storm"}),
 )
 PEER = ServerKind(
     name="peer",
