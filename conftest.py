@@ -6,6 +6,7 @@ from django.core.cache import cache
 
 from accounts.models import User
 from accounts.services import session_open
+from realtime.connections import registry
 from realtime.session_guard import guard
 
 
@@ -26,8 +27,10 @@ def _empty_cache():
 async def _fresh_realtime_state():
     """Each test gets its own event loop, so per-process realtime state is reset."""
     channel_layers.backends.clear()
+    registry.clear()
     yield
     await guard.stop()
+    registry.clear()
     channel_layers.backends.clear()
 
 

@@ -16,6 +16,23 @@ class User(AbstractUser):
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 
+    # While these run, a save can only be Django's hash upgrade (same password,
+    # new hasher or iterations): accounts.signals must not revoke for it, or a
+    # Django upgrade would log everyone out of every other device at login.
+    def check_password(self, raw_password) -> bool:
+        self._authsocket_rehashing = True
+        try:
+            return super().check_password(raw_password)
+        finally:
+            self._authsocket_rehashing = False
+
+    async def acheck_password(self, raw_password) -> bool:
+        self._authsocket_rehashing = True
+        try:
+            return await super().acheck_password(raw_password)
+        finally:
+            self._authsocket_rehashing = False
+
 
 class AuthSessionQuerySet(models.QuerySet):
     def live(self) -> "AuthSessionQuerySet":

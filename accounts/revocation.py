@@ -4,7 +4,7 @@ The database is the source of truth (PROTOCOL §3). A revocation marks the
 sessions, appends to the `SessionRevocation` log that every server process
 polls, and after commit tells live sockets through the channel layer so they
 close at once. The channel-layer message is only the fast path: if it is lost,
-each process's poll (realtime.watcher) closes the sockets within a second.
+each process's poll (realtime.session_guard) closes the sockets within a second.
 
 Bulk `QuerySet.update(is_active=False)` or `update(password=...)` bypass the
 model signals that call this service: call `user_sessions_revoke()` after them.
@@ -29,7 +29,6 @@ SESSION_REVOKED_EVENT = "session.revoked"
 
 def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
     """Revoke every still-live session of `sessions`; returns their sids."""
-    now = timezone.now()
     with transaction.atomic():
         rows = list(
             sessions.filter(revoked_at__isnull=True)
@@ -38,6 +37,9 @@ def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
         )
         if not rows:
             return []
+        # Stamped after the locks are held: the pollers' time window is
+        # measured from here, so waiting for a lock does not eat into it.
+        now = timezone.now()
         AuthSession.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
             revoked_at=now, revoke_reason=reason
         )

@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+from django.db.models import Max, Q
+
 from accounts.models import AuthSession, SessionRevocation
 
 
@@ -27,10 +29,21 @@ def sessions_by_sid(sids: list[str]) -> dict[str, AuthSession]:
     return {session.sid: session for session in sessions}
 
 
-def revoked_sids_since(since: datetime) -> list[str]:
-    """Sessions revoked at or after `since` (the revocation log, indexed)."""
-    return list(
-        SessionRevocation.objects.filter(revoked_at__gte=since).values_list(
-            "sid", flat=True
-        )
-    )
+def revocations_since(
+    since: datetime, after_pk: int | None = None
+) -> tuple[list[str], int | None]:
+    """Sessions revoked at or after `since`, or logged after row `after_pk`.
+
+    Returns `(sids, highest pk seen)`. The time window catches rows committed
+    late with a small pk (PostgreSQL); the pk catches rows whose `revoked_at`
+    is older than the window because their commit waited on a lock (SQLite
+    serializes writers, so its pks follow commit order).
+    """
+    recent = Q(revoked_at__gte=since)
+    if after_pk is not None:
+        recent |= Q(pk__gt=after_pk)
+    rows = list(SessionRevocation.objects.filter(recent).values_list("pk", "sid"))
+    if after_pk is None:  # first look: anchor at the end of the log
+        after_pk = SessionRevocation.objects.aggregate(top=Max("pk"))["top"]
+    pks = [pk for pk, _ in rows] + ([] if after_pk is None else [after_pk])
+    return [sid for _, sid in rows], max(pks, default=None)

@@ -21,6 +21,8 @@ def remember_credentials(sender, instance: User, update_fields=None, **kwargs) -
     instance._authsocket_before = None
     if instance.pk is None or (update_fields and not _WATCHED & set(update_fields)):
         return
+    if getattr(instance, "_authsocket_rehashing", False):
+        return  # a hash upgrade during check_password: same password
     instance._authsocket_before = (
         User.objects.filter(pk=instance.pk).values_list("password", "is_active").first()
     )

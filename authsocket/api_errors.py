@@ -5,7 +5,8 @@ unknown URLs with an HTML page; both are normalized here so that clients can
 switch on `code` and never parse HTML.
 """
 
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -37,6 +38,13 @@ def _messages(detail) -> dict:
 
 
 def exception_handler(exc, context):
+    # DRF converts these to NotFound/PermissionDenied only inside its own
+    # handler; without this, `raise Http404` in a view answered `{"detail"}`
+    # with no `code`.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a real bug: let Django log it and answer 500

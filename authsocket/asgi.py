@@ -15,9 +15,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from authsocket.logging import redact_daphne_access_log  # noqa: E402
 from realtime.middleware import JWTAuthMiddleware  # noqa: E402
 from realtime.origin import OriginCheck  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+# daphne's access log bypasses logging filters and prints HTTP query strings.
+redact_daphne_access_log()
 
 application = ProtocolTypeRouter(
     {

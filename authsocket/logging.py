@@ -72,3 +72,35 @@ class JsonFormatter(logging.Formatter):
                 record.exc_info
             )
         return json.dumps(entry)
+
+
+def redact_access_log_request(request: str) -> str:
+    """An access-log request line with its query string blanked out.
+
+    Like nginx's `$uri`: whatever a client put after `?` (a `?token=`, a
+    `?ticket=`, anything under another name) never reaches the log.
+    """
+    path, question, _ = request.partition("?")
+    return redact(path + (f"?{REDACTED}" if question else ""))
+
+
+def redact_daphne_access_log() -> None:
+    """Make daphne's access log drop query strings (idempotent).
+
+    daphne writes that log straight to a stream, past every logging filter,
+    and its HTTP lines carry the whole URI: a plain GET of `/ws/?token=…`
+    (a proxy that dropped the Upgrade header) would print the token.
+    """
+    from daphne.access import AccessLogGenerator
+
+    original = AccessLogGenerator.write_entry
+    if getattr(original, "redacts_queries", False):
+        return
+
+    def write_entry(self, host, date, request, *args, **kwargs):
+        return original(
+            self, host, date, redact_access_log_request(request), *args, **kwargs
+        )
+
+    write_entry.redacts_queries = True
+    AccessLogGenerator.write_entry = write_entry

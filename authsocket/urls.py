@@ -10,6 +10,7 @@ from authsocket import api_errors
 
 api_patterns = [
     path("", include("accounts.urls")),
+    path("", include("realtime.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
     # Anything else under /api/ is a JSON 404, never Django's HTML page.

@@ -49,5 +49,10 @@ class ConnectionRegistry:
     def count(self, user_id: int) -> int:
         return self._per_user.get(user_id, 0)
 
+    def clear(self) -> None:
+        """Forget every socket (tests: each runs its own event loop)."""
+        self._by_session.clear()
+        self._per_user.clear()
+
 
 registry = ConnectionRegistry()

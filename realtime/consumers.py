@@ -12,8 +12,10 @@ import logging
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from accounts.tokens import InvalidToken, decode_access
+from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
 from realtime.groups import session_group, user_group
@@ -23,7 +25,6 @@ from realtime.protocol import (
     CloseCode,
     ErrorCode,
     ServerFrame,
-    Transport,
 )
 from realtime.ratelimit import FrameLimiter
 from realtime.session_guard import SessionRefused, guard
@@ -69,20 +70,32 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.registered = False
         self.groups_joined: list[str] = []
         if not user.is_authenticated:
-            logger.info("websocket refused: %s", auth.error)
+            # The one log line of a refusal: its reason, never the credential.
+            level = logging.WARNING if auth.unavailable else logging.INFO
+            logger.log(level, "websocket refused: %s", auth.error)
             await self.close()  # before accept: daphne answers HTTP 403
             return
         self.user, self.user_id, self.sid = user, user.pk, auth.sid
-        self.subprotocol = (
-            SUBPROTOCOL if auth.transport is Transport.SUBPROTOCOL else None
-        )
+        # Select authsocket.v1 whenever it was offered (always with the token
+        # subprotocol); the token subprotocol itself is never echoed.
+        offered = self.scope.get("subprotocols") or ()
+        self.subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
         if not registry.add(self, limit=settings.AUTHSOCKET_MAX_CONNECTIONS_PER_USER):
             logger.info("websocket closed: user %s at the connection limit", user.pk)
             await self.accept(self.subprotocol)
             await self.close(code=CloseCode.TOO_MANY_CONNECTIONS)
             return
+        # Registered BEFORE joining the groups: from here on the revocation
+        # watcher finds this socket, so a revocation committed after the
+        # middleware's check is never lost, whatever the channel layer does.
         self.registered = True
-        if guard.is_revoked(self.sid) or not await self._join_groups():
+        if not await self._join_groups():
+            await self.close()
+            return
+        # A revocation seen while we joined (its group message went nowhere):
+        # checked after the last await, so nothing can slip in before accept.
+        if guard.is_revoked(self.sid):
+            logger.info("websocket refused: session revoked during the handshake")
             await self.close()
             return
         await self.accept(self.subprotocol)
@@ -188,6 +201,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except SessionRefused:
             await self.close(code=CloseCode.REVOKED)
             return
+        except (DatabaseError, OSError) as exc:
+            logger.warning(
+                "auth frame refused: database unavailable (%s)", type(exc).__name__
+            )
+            raise FrameError(
+                ErrorCode.INVALID_TOKEN, "Cannot verify now; the old expiry stands."
+            ) from None
         self.expiry.schedule(claims.exp)
         await self.send_frame(ServerFrame.AUTH_OK, frame, expires_at=claims.exp)
 
@@ -202,10 +222,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def session_revoked(self, event: dict) -> None:
         await self.close(code=CloseCode.REVOKED)
 
+    async def stream_message(self, event: dict) -> None:
+        await stream_frames.on_stream_message(self, event)
+
+    async def stream_revoke(self, event: dict) -> None:
+        await stream_frames.on_stream_revoke(self, event)
+
 
 StreamConsumer.handlers = {
     ClientFrame.PING: StreamConsumer.on_ping,
     ClientFrame.AUTH: StreamConsumer.on_auth,
+    ClientFrame.SUBSCRIBE: stream_frames.on_subscribe,
+    ClientFrame.UNSUBSCRIBE: stream_frames.on_unsubscribe,
+    ClientFrame.PUBLISH: stream_frames.on_publish,
 }
 
 
@@ -219,7 +248,7 @@ def _utf8_length(text: str) -> int:
 def _parse_frame(text: str) -> dict:
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting fits in 64 KiB
         raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError(

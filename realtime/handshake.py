@@ -2,10 +2,10 @@
 
 Never raises: every failure becomes `AnonymousUser` plus a reason in
 `scope["auth"]`, and the consumer refuses the connection. A database failure
-is a refusal too, logged in one line.
+is a refusal too; the consumer logs each refusal's reason once (never the
+credential).
 """
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -20,7 +20,7 @@ from realtime.credentials import BadCredential, Credential, credential_of
 from realtime.protocol import Transport
 from realtime.session_guard import SessionRefused, guard
 
-logger = logging.getLogger(__name__)
+DATABASE_UNAVAILABLE = "database unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,11 @@ class HandshakeAuth:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def unavailable(self) -> bool:
+        """Refused because the database failed, not because of the credential."""
+        return bool(self.error and self.error.startswith(DATABASE_UNAVAILABLE))
 
 
 async def authenticate_scope(scope: dict) -> tuple[object, HandshakeAuth]:
@@ -54,10 +59,10 @@ async def authenticate_scope(scope: dict) -> tuple[object, HandshakeAuth]:
     except (SessionRefused, AuthError) as exc:
         return AnonymousUser(), HandshakeAuth(error=f"session refused: {exc}")
     except (DatabaseError, OSError) as exc:
-        logger.warning(
-            "websocket refused: database unavailable (%s)", type(exc).__name__
+        # Not logged here: the consumer logs every refusal once, with this reason.
+        return AnonymousUser(), HandshakeAuth(
+            error=f"{DATABASE_UNAVAILABLE} ({type(exc).__name__})"
         )
-        return AnonymousUser(), HandshakeAuth(error="database unavailable")
 
 
 async def _from_access_token(credential: Credential) -> tuple[object, HandshakeAuth]:

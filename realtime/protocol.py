@@ -68,3 +68,18 @@ TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token."
 USER_STREAM = "user"
 USER_STREAM_PREFIX = "user:"
 ROOM_STREAM_PREFIX = "room:"
+
+# --- streams (§4.2) -----------------------------------------------------------
+
+MAX_STREAM_NAME_LENGTH = 128
+# Lowercase so that group names (`room.<slug>`) stay short and unambiguous.
+ROOM_SLUG_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+USER_ID_PATTERN = r"[1-9][0-9]{0,18}"
+UNSUBSCRIBED_FORBIDDEN = "forbidden"  # `reason` of a server-side `unsubscribed`
+
+
+class StreamEvent(StrEnum):
+    """Channel-layer event types of streams (handler = type with `.` → `_`)."""
+
+    MESSAGE = "stream.message"  # a stored message, its frame pre-serialized
+    REVOKE = "stream.revoke"  # a right to read may have been lost: re-check

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from accounts.selectors import revoked_sids_since, session_accepts, sessions_by_sid
+from accounts.selectors import revocations_since, session_accepts, sessions_by_sid
 from realtime.connections import registry
 from realtime.protocol import CloseCode
 
@@ -82,6 +82,7 @@ class SessionGuard:
         self._flushing = False
         self._last_ok = float("-inf")
         self._cursor = timezone.now() - CLOCK_MARGIN
+        self._after_pk: int | None = None  # highest revocation log row seen
         self._failing = False
 
     async def check(self, *, sid: str, user_id: int):
@@ -188,11 +189,12 @@ class SessionGuard:
         self._ensure_loop()
         started, started_wall = time.monotonic(), timezone.now()
         try:
-            sids = await self._loop.run_in_executor(
+            sids, self._after_pk = await self._loop.run_in_executor(
                 self._poll_thread,
                 _in_fresh_connection,
-                revoked_sids_since,
+                revocations_since,
                 self._cursor - CLOCK_MARGIN,
+                self._after_pk,
             )
         except Exception:
             if not self._failing:

@@ -1,0 +1,27 @@
+"""`manage.py notify <username> <text>` (PROTOCOL §5)."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import User
+from realtime.publish import publish_to_user
+
+
+class Command(BaseCommand):
+    help = "Store {'text': TEXT} on a user's private stream and deliver it live."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("text")
+
+    def handle(self, *args, username: str, text: str, **options):
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user named {username!r}.")
+        message = publish_to_user(user=user, data={"text": text})
+        self.stdout.write(f"stored as user stream message {message.seq}")
+        if not settings.REDIS_URL:
+            self.stderr.write(
+                "REDIS_URL is not set: no server process can be reached live; "
+                "the message is stored and replayable with `since`."
+            )

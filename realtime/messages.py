@@ -1,0 +1,61 @@
+"""The §4.2 `message` shape, built in one place for live, replay and REST."""
+
+import json
+
+from django.conf import settings
+
+from realtime.models import Message
+from realtime.protocol import ROOM_STREAM_PREFIX, USER_STREAM, ServerFrame
+
+
+class InvalidData(ValueError):
+    """Message data that could not be stored or sent as JSON."""
+
+
+def message_frame(message: Message, *, replay: bool = False) -> dict:
+    """The wire form; `message.room` and `message.sender` should be preloaded."""
+    frame = {
+        "type": ServerFrame.MESSAGE.value,
+        "stream": message_stream_name(message),
+        "id": message.seq,
+        "sender": (
+            {"id": message.sender_id, "username": message.sender.get_username()}
+            if message.sender_id
+            else None
+        ),
+        "data": message.data,
+        "ts_ms": int(message.created_at.timestamp() * 1000),
+    }
+    if replay:
+        frame["replay"] = True
+    return frame
+
+
+def message_stream_name(message: Message) -> str:
+    """Room messages carry `room:<slug>`; private ones always plain `user`."""
+    if message.room_id is None:
+        return USER_STREAM
+    return f"{ROOM_STREAM_PREFIX}{message.room.slug}"
+
+
+def frame_text(frame: dict) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def data_check(data) -> None:
+    """Refuse data JSON storage cannot hold: NaN, lone surrogates, NUL, too big.
+
+    PostgreSQL's jsonb rejects NaN and `\\u0000`, and UTF-8 cannot encode a
+    lone surrogate; each would otherwise be a 500 or a dead socket.
+    """
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+        size = len(text.encode("utf-8"))
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidData("Data must be finite JSON in valid Unicode.") from exc
+    if "\\u0000" in text:
+        raise InvalidData("Data must not contain NUL characters.")
+    if size > settings.AUTHSOCKET_MAX_MESSAGE_BYTES:
+        raise InvalidData(
+            f"Data is larger than {settings.AUTHSOCKET_MAX_MESSAGE_BYTES} bytes."
+        )

@@ -1,0 +1,41 @@
+"""Telling live sockets that a right to read a stream may have been lost.
+
+PROTOCOL §4.2: leaving or being removed from a room, a room made private or
+deleted end the subscriptions that depended on it. After the change commits,
+one `stream.revoke` event goes to the sockets concerned; each re-checks its own
+user's right with realtime.permissions (or, for a deleted room, just drops it)
+and answers `unsubscribed` with reason `forbidden` when it is gone.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from realtime.groups import room_group, user_group
+from realtime.protocol import StreamEvent
+from realtime.streams import room_stream
+
+logger = logging.getLogger(__name__)
+
+
+def room_access_changed(*, slug: str, user_id: int | None = None, gone=False) -> None:
+    """After commit: re-check `room:<slug>` on one user's sockets, or on all."""
+    group = user_group(user_id) if user_id is not None else room_group(slug)
+    event = {
+        "type": StreamEvent.REVOKE.value,
+        "stream": room_stream(slug).key,
+        "gone": gone,
+    }
+    transaction.on_commit(lambda: _send(group, event))
+
+
+def _send(group: str, event: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception as exc:  # sockets keep the stream until they resubscribe
+        logger.warning("access change not delivered: %s", type(exc).__name__)

@@ -1,0 +1,51 @@
+"""Request and response shapes of the streams API (PROTOCOL §2, §4.2)."""
+
+from rest_framework import serializers
+
+from accounts.serializers import UserRefSerializer
+from realtime.messages import InvalidData, data_check
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+class RoomSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    public = serializers.BooleanField()
+    member = serializers.BooleanField(source="is_member")
+
+
+class MessageSerializer(serializers.Serializer):
+    """Documents the §4.2 `message` frame; realtime.messages builds it."""
+
+    type = serializers.CharField(default="message")
+    stream = serializers.CharField()
+    id = serializers.IntegerField()
+    sender = UserRefSerializer(allow_null=True)
+    data = serializers.JSONField()
+    ts_ms = serializers.IntegerField()
+
+
+class PublishSerializer(serializers.Serializer):
+    data = serializers.JSONField(allow_null=True, help_text="Any JSON value.")
+
+    def validate_data(self, value):
+        try:
+            data_check(value)
+        except InvalidData as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def to_internal_value(self, data):
+        # JSONField treats a missing key with a null body oddly; be explicit.
+        if not isinstance(data, dict) or "data" not in data:
+            raise serializers.ValidationError({"data": ["This field is required."]})
+        return super().to_internal_value(data)
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, required=False)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE
+    )

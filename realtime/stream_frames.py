@@ -1,0 +1,213 @@
+"""The stream frames of PROTOCOL §4.2 and the channel-layer events behind them.
+
+Each function takes the consumer (the dispatch table in realtime.consumers
+calls them like its own methods). Rights come from realtime.permissions; an
+unknown, malformed or forbidden stream gets the same `forbidden` answer.
+"""
+
+import logging
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from realtime.messages import InvalidData, data_check, frame_text, message_frame
+from realtime.permissions import Action, stream_access
+from realtime.protocol import (
+    UNSUBSCRIBED_FORBIDDEN,
+    CloseCode,
+    ErrorCode,
+    ServerFrame,
+)
+from realtime.publish import Published, afanout, room_message_store
+from realtime.selectors import messages_after
+from realtime.streams import Stream, stream_parse
+from realtime.subscriptions import Subscription, SubscriptionSet
+
+logger = logging.getLogger(__name__)
+
+FORBIDDEN_DETAIL = "No such stream, or not allowed."  # one text: nothing leaks
+
+
+def subscriptions_of(consumer) -> SubscriptionSet:
+    """The socket's subscriptions, created on first use (user stream included)."""
+    subs = getattr(consumer, "subscriptions", None)
+    if subs is None:
+        subs = consumer.subscriptions = SubscriptionSet(user_id=consumer.user_id)
+    return subs
+
+
+# --- client frames ---------------------------------------------------------------
+
+
+async def on_subscribe(consumer, frame: dict) -> None:
+    name, since = frame.get("stream"), frame.get("since")
+    if not isinstance(name, str) or not _is_message_id(since, optional=True):
+        await consumer.send_error(
+            ErrorCode.BAD_REQUEST, '"stream" must be a string, "since" an id.', frame
+        )
+        return
+    stream = stream_parse(name, user_id=consumer.user_id)
+    if stream is None:
+        await _forbidden(consumer, frame)
+        return
+    subs = subscriptions_of(consumer)
+    is_new_room = stream.is_room and subs.get(stream.key) is None
+    if is_new_room and subs.room_count() >= settings.AUTHSOCKET_MAX_SUBSCRIPTIONS:
+        await consumer.send_error(
+            ErrorCode.TOO_MANY_SUBSCRIPTIONS, "Subscription limit reached.", frame
+        )
+        return
+    # Join first, then check and read: a message committed after the read is
+    # delivered live, one already read is dropped as a duplicate (no gap).
+    if is_new_room and not await _group_add(consumer, stream.group):
+        return
+    replay = await database_sync_to_async(_snapshot)(
+        consumer.user, stream, since, settings.AUTHSOCKET_REPLAY_LIMIT
+    )
+    if replay is None:
+        if is_new_room:
+            await _group_discard(consumer, stream.group)
+        await _forbidden(consumer, frame)
+        return
+    subs.add(stream)
+    await consumer.send_frame(ServerFrame.SUBSCRIBED, frame, stream=name)
+    await _replay(consumer, stream, name, replay)
+
+
+async def on_unsubscribe(consumer, frame: dict) -> None:
+    """Idempotent; unsubscribing `user` mutes the private stream on this socket."""
+    name = frame.get("stream")
+    if not isinstance(name, str):
+        await consumer.send_error(
+            ErrorCode.BAD_REQUEST, '"stream" must be a string.', frame
+        )
+        return
+    stream = stream_parse(name, user_id=consumer.user_id)
+    if stream is not None and stream.user_id in (None, consumer.user_id):
+        sub = subscriptions_of(consumer).remove(stream.key)
+        if sub is not None and stream.is_room:
+            await _group_discard(consumer, stream.group)
+    await consumer.send_frame(ServerFrame.UNSUBSCRIBED, frame, stream=name)
+
+
+async def on_publish(consumer, frame: dict) -> None:
+    """Store, acknowledge, then fan out: `published` precedes the message."""
+    name = frame.get("stream")
+    if not isinstance(name, str) or "data" not in frame:
+        await consumer.send_error(
+            ErrorCode.BAD_REQUEST, 'A publish needs "stream" and "data".', frame
+        )
+        return
+    try:
+        data_check(frame["data"])
+    except InvalidData as exc:
+        await consumer.send_error(ErrorCode.BAD_REQUEST, str(exc), frame)
+        return
+    stream = stream_parse(name, user_id=consumer.user_id)
+    published = await database_sync_to_async(_publish_checked)(
+        consumer.user, stream, frame["data"]
+    )
+    if published is None:
+        await _forbidden(consumer, frame)
+        return
+    await consumer.send_frame(
+        ServerFrame.PUBLISHED, frame, stream=name, id=published.message.seq
+    )
+    await afanout(published)
+
+
+# --- channel-layer events ---------------------------------------------------------
+
+
+async def on_stream_message(consumer, event: dict) -> None:
+    """A live message: its frame was serialized once by the publisher."""
+    if subscriptions_of(consumer).accepts(event["stream"], event["id"]):
+        await consumer.send(text_data=event["text"])
+
+
+async def on_stream_revoke(consumer, event: dict) -> None:
+    """A right may be gone: re-check this socket's user, end the stream if so."""
+    subs = subscriptions_of(consumer)
+    sub = subs.get(event["stream"])
+    if sub is None or not sub.stream.is_room:
+        return
+    if not event.get("gone"):
+        decision = await database_sync_to_async(stream_access)(
+            user=consumer.user, stream=sub.stream, action=Action.READ
+        )
+        if decision.allowed:
+            return
+    await _end(consumer, sub)
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+def _is_message_id(value, *, optional: bool) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _snapshot(user, stream: Stream, since: int | None, limit: int) -> list | None:
+    """None when `user` may not read; else the frames to replay (limit + 1 max)."""
+    if not stream_access(user=user, stream=stream, action=Action.READ).allowed:
+        return None
+    if since is None:
+        return []
+    messages = messages_after(stream=stream, after=since, limit=limit + 1)
+    return [message_frame(message, replay=True) for message in messages]
+
+
+def _publish_checked(user, stream: Stream | None, data) -> Published | None:
+    decision = stream_access(user=user, stream=stream, action=Action.PUBLISH)
+    if not decision.allowed:
+        return None
+    return room_message_store(room=decision.room, sender=user, data=data)
+
+
+async def _replay(consumer, stream: Stream, name: str, frames: list) -> None:
+    limit = settings.AUTHSOCKET_REPLAY_LIMIT
+    for frame in frames[:limit]:
+        await consumer.send(text_data=frame_text(frame))
+    if not frames:
+        return
+    last_id = frames[:limit][-1]["id"]
+    subscriptions_of(consumer).replayed(stream.key, last_id)
+    if len(frames) > limit:
+        await consumer.send_frame(
+            ServerFrame.REPLAY_TRUNCATED, stream=name, next_since=last_id
+        )
+
+
+async def _end(consumer, sub: Subscription) -> None:
+    subscriptions_of(consumer).remove(sub.stream.key)
+    await _group_discard(consumer, sub.stream.group)
+    await consumer.send_frame(
+        ServerFrame.UNSUBSCRIBED, stream=sub.stream.key, reason=UNSUBSCRIBED_FORBIDDEN
+    )
+
+
+async def _forbidden(consumer, frame: dict) -> None:
+    await consumer.send_error(ErrorCode.FORBIDDEN, FORBIDDEN_DETAIL, frame)
+
+
+async def _group_add(consumer, group: str) -> bool:
+    """Join a room group; the disconnect handler leaves it with the others."""
+    try:
+        await consumer.channel_layer.group_add(group, consumer.channel_name)
+    except Exception as exc:
+        logger.warning("channel layer unavailable on subscribe: %s", type(exc).__name__)
+        await consumer.close(code=CloseCode.INTERNAL_ERROR)
+        return False
+    consumer.groups_joined.append(group)
+    return True
+
+
+async def _group_discard(consumer, group: str) -> None:
+    if group in consumer.groups_joined:
+        consumer.groups_joined.remove(group)
+    try:
+        await consumer.channel_layer.group_discard(group, consumer.channel_name)
+    except Exception:  # the layer expires stale members by itself
+        logger.warning("channel layer unavailable on unsubscribe")

@@ -1,0 +1,84 @@
+"""Fixtures for stream tests: rooms, connected sockets, an API client."""
+
+import asyncio
+import contextlib
+
+import pytest
+from channels.db import database_sync_to_async
+from rest_framework.test import APIClient
+
+from realtime.protocol import ServerFrame
+from realtime.services import membership_create, room_create
+
+TIMEOUT = 5
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol", "pw-carol-123")
+
+
+@pytest.fixture
+def rooms(alice, bob, carol):
+    """lobby (public: all), plaza (public: bob), team (alice, bob), secret (bob)."""
+    made = {}
+    for slug, public, members in [
+        ("lobby", True, [alice, bob, carol]),
+        ("plaza", True, [bob]),
+        ("team", False, [alice, bob]),
+        ("secret", False, [bob]),
+    ]:
+        made[slug] = room_create(slug=slug, title=slug.title(), public=public)
+        for user in members:
+            membership_create(user=user, room=made[slug])
+    return made
+
+
+@pytest.fixture
+def api(open_session):
+    """`api(user)` → a DRF client sending that user's Bearer token."""
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {open_session(user).access}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def connect(ws, open_session):
+    """`await connect(user)` → a welcomed communicator, disconnected afterwards."""
+    opened = []
+
+    async def connect_(user):
+        tokens = await database_sync_to_async(open_session)(user)
+        communicator = ws(f"token={tokens.access}")
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        welcome = await communicator.receive_json_from(timeout=TIMEOUT)
+        assert welcome["type"] == ServerFrame.WELCOME
+        opened.append(communicator)
+        return communicator
+
+    yield connect_
+    for communicator in opened:
+        # Already closed by the server, or cancelled by a timed-out receive.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await communicator.disconnect()
+
+
+async def db(function, *args, **kwargs):
+    return await database_sync_to_async(function)(*args, **kwargs)
+
+
+async def send(communicator, frame: dict) -> dict:
+    """Send a frame and return the next frame received."""
+    await communicator.send_json_to(frame)
+    return await communicator.receive_json_from(timeout=TIMEOUT)
+
+
+async def subscribe(communicator, stream: str, **fields) -> dict:
+    answer = await send(communicator, {"type": "subscribe", "stream": stream, **fields})
+    assert answer == {"type": "subscribed", "stream": stream}, answer
+    return answer

@@ -1,0 +1,80 @@
+"""The realtime admin: rooms with members, read-only messages, signals fire."""
+
+import pytest
+from django.test import Client
+
+from realtime.models import Message, Room
+from realtime.publish import publish_to_room, publish_to_user
+from realtime.tests.conftest import TIMEOUT, db, subscribe
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def admin_client(make_user) -> Client:
+    make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
+    client = Client()
+    assert client.login(username="root", password="pw-root-123")
+    return client
+
+
+def test_rooms_list_shows_member_counts(admin_client, rooms):
+    response = admin_client.get("/admin/realtime/room/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert '<td class="field-member_count">3</td>' in body  # lobby
+    assert '<td class="field-member_count">2</td>' in body  # team
+
+
+def test_room_page_has_memberships_inline(admin_client, rooms):
+    response = admin_client.get(f"/admin/realtime/room/{rooms['team'].pk}/change/")
+    assert response.status_code == 200
+    assert "memberships-TOTAL_FORMS" in response.content.decode()
+
+
+def test_messages_are_read_only_and_filter_by_stream(admin_client, alice, rooms):
+    publish_to_room(room=rooms["team"], sender=alice, data="in team")
+    publish_to_room(room=rooms["lobby"], sender=alice, data="in lobby")
+    publish_to_user(user=alice, data="private")
+    team = admin_client.get(
+        "/admin/realtime/message/?stream=room:team"
+    ).content.decode()
+    assert "in team" in team and "in lobby" not in team and "private" not in team
+    users = admin_client.get("/admin/realtime/message/?stream=user").content.decode()
+    assert "private" in users and "in team" not in users
+    assert admin_client.get("/admin/realtime/message/add/").status_code == 403
+    message = Message.objects.first()
+    response = admin_client.post(
+        f"/admin/realtime/message/{message.pk}/change/", {"data": '"edited"'}
+    )
+    assert response.status_code == 403
+    assert Message.objects.get(pk=message.pk).data == message.data
+
+
+@pytest.mark.asyncio
+async def test_unticking_public_in_the_admin_ends_non_member_subscriptions(
+    admin_client, connect, carol, rooms
+):
+    socket = await connect(carol)
+    await subscribe(socket, "room:plaza")
+    room = rooms["plaza"]
+    form = {
+        "slug": "plaza",
+        "title": "Plaza",
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "1",
+        "memberships-0-id": str(await db(lambda: room.memberships.get().pk)),
+        "memberships-0-room": str(room.pk),
+        "memberships-0-user": str(await db(lambda: room.memberships.get().user_id)),
+        "memberships-0-role": "member",
+    }  # `public` unticked
+    response = await db(
+        admin_client.post, f"/admin/realtime/room/{room.pk}/change/", form
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not (await db(Room.objects.get, pk=room.pk)).public
+    assert await socket.receive_json_from(timeout=TIMEOUT) == {
+        "type": "unsubscribed",
+        "stream": "room:plaza",
+        "reason": "forbidden",
+    }

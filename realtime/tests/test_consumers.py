@@ -1,0 +1,114 @@
+"""Frame abuse (PROTOCOL §1, §4.2): bad frames get errors, limits close."""
+
+import json
+
+import pytest
+
+from realtime.protocol import CloseCode
+from realtime.tests.conftest import TIMEOUT, send
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+async def still_works(communicator) -> None:
+    assert await send(communicator, {"type": "ping", "ref": "alive"}) == {
+        "type": "pong",
+        "ref": "alive",
+    }
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("not json", "bad_request"),
+        ("{", "bad_request"),
+        ("[1, 2]", "bad_request"),
+        ('"ping"', "bad_request"),
+        ("null", "bad_request"),
+        ("{}", "bad_request"),
+        ('{"type": 5}', "bad_request"),
+        ('{"type": null}', "bad_request"),
+        ('{"type": "subscribe"}', "bad_request"),
+        ('{"type": "subscribe", "stream": 5}', "bad_request"),
+        ('{"type": "subscribe", "stream": "room:lobby", "since": "1"}', "bad_request"),
+        ('{"type": "subscribe", "stream": "room:lobby", "since": -1}', "bad_request"),
+        ('{"type": "subscribe", "stream": "room:lobby", "since": 1.5}', "bad_request"),
+        ('{"type": "subscribe", "stream": "room:lobby", "since": true}', "bad_request"),
+        ('{"type": "unsubscribe", "stream": ["room:lobby"]}', "bad_request"),
+        ('{"type": "publish", "stream": "room:lobby"}', "bad_request"),
+        ('{"type": "publish", "data": 1}', "bad_request"),
+        ('{"type": "publish", "stream": "room:lobby", "data": NaN}', "bad_request"),
+        (
+            '{"type": "publish", "stream": "room:lobby", "data": "\\u0000"}',
+            "bad_request",
+        ),
+        (
+            '{"type": "publish", "stream": "room:lobby", "data": "\\ud800"}',
+            "bad_request",
+        ),
+        ('{"type": "auth", "token": 5}', "invalid_token"),
+        ('{"type": "shout"}', "unknown_type"),
+        ('{"type": ""}', "unknown_type"),
+        pytest.param("[" * 5000 + "]" * 5000, "bad_request", id="deep-nesting"),
+    ],
+)
+async def test_bad_frame_gets_an_error_and_the_socket_still_works(
+    connect, alice, rooms, text, code
+):
+    communicator = await connect(alice)
+    await communicator.send_to(text_data=text)
+    answer = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert answer["type"] == "error" and answer["code"] == code, answer
+    await still_works(communicator)
+
+
+async def test_error_echoes_the_ref_of_the_bad_frame(connect, alice):
+    communicator = await connect(alice)
+    answer = await send(communicator, {"type": "nope", "ref": {"n": 1}})
+    assert answer["code"] == "unknown_type" and answer["ref"] == {"n": 1}
+
+
+async def test_oversize_message_closes_4413(connect, alice, settings):
+    settings.AUTHSOCKET_MAX_MESSAGE_BYTES = 1000
+    communicator = await connect(alice)
+    await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": "é" * 600}))
+    assert await communicator.receive_output(timeout=TIMEOUT) == {
+        "type": "websocket.close",
+        "code": CloseCode.MESSAGE_TOO_BIG,
+    }
+
+
+async def test_message_at_the_limit_is_accepted(connect, alice, settings):
+    settings.AUTHSOCKET_MAX_MESSAGE_BYTES = 1000
+    communicator = await connect(alice)
+    frame = json.dumps({"type": "ping", "pad": ""})
+    frame = frame.replace('""', '"' + "x" * (1000 - len(frame)) + '"')
+    assert len(frame.encode()) == 1000
+    await communicator.send_to(text_data=frame)
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["type"] == "pong"
+
+
+async def test_binary_frame_closes_4415(connect, alice):
+    communicator = await connect(alice)
+    await communicator.send_to(bytes_data=b'{"type": "ping"}')
+    assert await communicator.receive_output(timeout=TIMEOUT) == {
+        "type": "websocket.close",
+        "code": CloseCode.BINARY_FRAME,
+    }
+
+
+async def test_flood_is_rate_limited_then_closed_4429(connect, alice, settings):
+    settings.AUTHSOCKET_FRAME_RATE = "5/s"
+    communicator = await connect(alice)
+    for _ in range(40):
+        await communicator.send_json_to({"type": "ping"})
+    outputs = []
+    while True:
+        output = await communicator.receive_output(timeout=TIMEOUT)
+        outputs.append(output)
+        if output["type"] == "websocket.close":
+            break
+    frames = [json.loads(o["text"]) for o in outputs if o["type"] == "websocket.send"]
+    assert [f["type"] for f in frames[:10]] == ["pong"] * 10  # the burst of 2N
+    assert {"type": "error", "code": "rate_limited"}.items() <= frames[10].items()
+    assert outputs[-1] == {"type": "websocket.close", "code": CloseCode.RATE_LIMITED}

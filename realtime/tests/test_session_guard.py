@@ -1,0 +1,185 @@
+"""The per-process safety net (PROTOCOL §3): revocations reach live sockets
+within a second even when no channel-layer message does, including the
+window between the middleware's check and the consumer joining its groups."""
+
+import logging
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from accounts.models import AuthSession, SessionRevocation
+from accounts.revocation import session_revoke
+from realtime import session_guard
+from realtime.consumers import StreamConsumer
+from realtime.protocol import CloseCode
+from realtime.session_guard import guard
+from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def revoke_as_another_process(session: AuthSession, revoked_at=None) -> None:
+    """The database only: no channel-layer message, no mark in this process."""
+    now = revoked_at or timezone.now()
+    AuthSession.objects.filter(pk=session.pk).update(revoked_at=now)
+    SessionRevocation.objects.create(
+        sid=session.sid, user_id=session.user_id, revoked_at=now, reason="test"
+    )
+
+
+async def test_poll_closes_a_socket_revoked_elsewhere_within_a_second(
+    ws, alice, open_session
+):
+    tokens = await db(open_session, alice)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    await db(revoke_as_another_process, tokens.session)
+    revoked = time.time()
+    code, closed_at = await close_code(communicator, timeout=2)
+    assert code == CloseCode.REVOKED
+    assert closed_at - revoked < 1.0
+    await communicator.disconnect()
+
+
+async def test_sockets_close_when_the_channel_layer_is_down(
+    ws, alice, open_session, monkeypatch, caplog
+):
+    tokens = await db(open_session, alice)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    from channels.layers import get_channel_layer
+
+    async def unreachable(*args, **kwargs):
+        raise ConnectionError("layer down")
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", unreachable)
+    started = time.time()
+    assert await db(session_revoke, session=tokens.session, reason="test")
+    code, closed_at = await close_code(communicator, timeout=2)
+    assert code == CloseCode.REVOKED
+    assert closed_at - started < 1.0
+    assert "revocation left to the poll" in caplog.text
+    await communicator.disconnect()
+
+
+@pytest.fixture
+def revoke_while_joining(monkeypatch):
+    """Run `revoke()` after the middleware's check, just before the group join."""
+    hooks = []
+    original = StreamConsumer._join_groups
+
+    async def join_after_revoking(consumer):
+        for hook in hooks:
+            await hook()
+        return await original(consumer)
+
+    monkeypatch.setattr(StreamConsumer, "_join_groups", join_after_revoking)
+    return hooks.append
+
+
+async def test_revocation_elsewhere_between_check_and_join_still_closes(
+    ws, alice, open_session, revoke_while_joining
+):
+    tokens = await db(open_session, alice)
+    stamps = []
+
+    async def revoke():
+        await db(revoke_as_another_process, tokens.session)
+        stamps.append(time.time())
+
+    revoke_while_joining(revoke)
+    communicator = ws(f"token={tokens.access}")
+    connected, _ = await communicator.connect(timeout=5)
+    if connected:  # accepted before the poll noticed: it must close it soon
+        await communicator.receive_json_from(timeout=2)  # welcome
+        code, closed_at = await close_code(communicator, timeout=2)
+        assert code == CloseCode.REVOKED
+        assert closed_at - stamps[0] < 1.0
+    await communicator.disconnect()
+
+
+async def test_revocation_here_between_check_and_join_refuses_before_accept(
+    ws, alice, open_session, revoke_while_joining
+):
+    """The group message is sent before the socket joins; the local mark decides."""
+    tokens = await db(open_session, alice)
+
+    async def revoke():
+        assert await db(session_revoke, session=tokens.session, reason="test")
+
+    revoke_while_joining(revoke)
+    assert await refused(ws(f"token={tokens.access}"))
+
+
+async def test_revoked_session_is_refused_at_the_next_handshake(
+    ws, alice, open_session
+):
+    tokens = await db(open_session, alice)
+    first = ws(f"token={tokens.access}")
+    await welcomed(first)
+    await db(session_revoke, session=tokens.session, reason="test")
+    assert (await close_code(first, timeout=2))[0] == CloseCode.REVOKED
+    assert await refused(ws(f"token={tokens.access}"))
+    await first.disconnect()
+
+
+async def test_poll_sees_a_revocation_whose_commit_came_late(alice, open_session):
+    """Its `revoked_at` is older than the poll's time window; its pk is not."""
+    seen = await db(open_session, alice)
+    late = await db(open_session, alice)
+    await db(revoke_as_another_process, seen.session)
+    await guard.poll_once()
+    assert guard.is_revoked(seen.session.sid)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    await db(revoke_as_another_process, late.session, revoked_at=long_ago)
+    await guard.poll_once()
+    assert guard.is_revoked(late.session.sid)
+
+
+async def test_database_failure_at_the_handshake_is_one_logged_refusal(
+    ws, alice, open_session, monkeypatch, caplog
+):
+    tokens = await db(open_session, alice)
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(session_guard, "sessions_by_sid", database_down)
+    with caplog.at_level(logging.INFO):
+        assert await refused(ws(f"token={tokens.access}"))
+    refusals = [r for r in caplog.records if "websocket refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert "database unavailable (OperationalError)" in refusals[0].getMessage()
+    assert refusals[0].levelno == logging.WARNING
+    assert not any(r.exc_info for r in caplog.records)
+    assert tokens.access not in caplog.text
+
+
+async def test_cache_is_not_trusted_while_the_poll_fails(
+    ws, alice, open_session, monkeypatch
+):
+    tokens = await db(open_session, alice)
+    await guard.poll_once()
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)  # cached and trusted
+
+    def log_unreadable(*args, **kwargs):
+        raise OperationalError("log table locked")
+
+    monkeypatch.setattr(session_guard, "revocations_since", log_unreadable)
+    # Revoked without a log row the poll could see: only a fresh query can tell.
+    await db(
+        AuthSession.objects.filter(pk=tokens.session.pk).update,
+        revoked_at=timezone.now(),
+    )
+    deadline = time.monotonic() + 2
+    while True:  # the trust lapses within TRUST_WINDOW of the last good poll
+        attempt = ws(f"token={tokens.access}")
+        if await refused(attempt):
+            break
+        assert time.monotonic() < deadline, "cached answer trusted without a poll"
+    assert await still_open(communicator)  # no log row: not closed, but refused
+    await communicator.disconnect()

@@ -1,0 +1,23 @@
+from django.urls import path
+
+from realtime import views
+
+urlpatterns = [
+    path("rooms", views.RoomListView.as_view(), name="rooms"),
+    path(
+        "rooms/<str:slug>/membership",
+        views.MembershipView.as_view(),
+        name="room-membership",
+    ),
+    path(
+        "rooms/<str:slug>/messages",
+        views.RoomMessagesView.as_view(),
+        name="room-messages",
+    ),
+    path(
+        "users/<int:user_id>/messages",
+        views.UserMessagesView.as_view(),
+        name="user-messages",
+    ),
+    path("users/<int:user_id>/notify", views.UserNotifyView.as_view(), name="notify"),
+]

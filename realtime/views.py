@@ -1,0 +1,133 @@
+"""The streams HTTP API (PROTOCOL §2): thin DRF views over the services.
+
+Who may do what comes from realtime.permissions: a room the user may not see
+is a 404 whether or not it exists; a visible room he may not post in is 403.
+"""
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from realtime import services
+from realtime.messages import message_frame
+from realtime.permissions import Access, Action, Decision, may_notify, room_access
+from realtime.publish import publish_to_room, publish_to_user
+from realtime.selectors import messages_after, messages_latest, rooms_readable
+from realtime.serializers import (
+    HistoryQuerySerializer,
+    MessageSerializer,
+    PublishSerializer,
+    RoomSerializer,
+)
+from realtime.streams import Stream, room_stream, slug_is_valid, user_stream
+
+
+class IsNotifier(BasePermission):
+    message = "Only staff may notify users."
+
+    def has_permission(self, request, view) -> bool:
+        return may_notify(request.user)
+
+
+def room_decision(request, slug: str, action: Action) -> Decision:
+    """404 for what the user may not see, 403 for a visible room he may not use."""
+    if not slug_is_valid(slug):
+        raise Http404
+    decision = room_access(user=request.user, slug=slug, action=action)
+    if decision.access is Access.HIDDEN:
+        raise Http404
+    if decision.access is Access.FORBIDDEN:
+        raise exceptions.PermissionDenied("Join the room to post in it.")
+    return decision
+
+
+def history(request, stream: Stream) -> Response:
+    query = HistoryQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    limit, after = query.validated_data["limit"], query.validated_data.get("after")
+    if after is None:
+        messages = messages_latest(stream=stream, limit=limit)
+    else:
+        messages = messages_after(stream=stream, after=after, limit=limit)
+    return Response([message_frame(message) for message in messages])
+
+
+def published_data(request):
+    body = PublishSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data["data"]
+
+
+HISTORY_PARAMETERS = [
+    OpenApiParameter("after", int, description="Only messages with a larger id."),
+    OpenApiParameter("limit", int, description="1–200, default 50."),
+]
+
+
+class RoomListView(APIView):
+    @extend_schema(responses=RoomSerializer(many=True))
+    def get(self, request):
+        rooms = rooms_readable(user=request.user)
+        return Response(RoomSerializer(rooms, many=True).data)
+
+
+class MembershipView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, slug: str):
+        """Join a public room (idempotent)."""
+        room = room_decision(request, slug, Action.JOIN).room
+        services.membership_create(user=request.user, room=room)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, slug: str):
+        """Leave (also when not a member); live subscriptions that needed it end."""
+        room = room_decision(request, slug, Action.READ).room
+        services.membership_delete(user=request.user, room=room)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RoomMessagesView(APIView):
+    @extend_schema(
+        parameters=HISTORY_PARAMETERS, responses=MessageSerializer(many=True)
+    )
+    def get(self, request, slug: str):
+        room_decision(request, slug, Action.READ)
+        return history(request, room_stream(slug))
+
+    @extend_schema(request=PublishSerializer, responses={201: MessageSerializer})
+    def post(self, request, slug: str):
+        room = room_decision(request, slug, Action.PUBLISH).room
+        message = publish_to_room(
+            room=room, sender=request.user, data=published_data(request)
+        )
+        return Response(message_frame(message), status=status.HTTP_201_CREATED)
+
+
+class UserMessagesView(APIView):
+    """History of the caller's own `user` stream (anyone else's: 404)."""
+
+    @extend_schema(
+        parameters=HISTORY_PARAMETERS, responses=MessageSerializer(many=True)
+    )
+    def get(self, request, user_id: int):
+        if user_id != request.user.pk:
+            raise Http404
+        return history(request, user_stream(user_id))
+
+
+class UserNotifyView(APIView):
+    permission_classes = [IsNotifier]
+
+    @extend_schema(request=PublishSerializer, responses={201: MessageSerializer})
+    def post(self, request, user_id: int):
+        """Store a server notification on that user's stream and deliver it live."""
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            raise Http404
+        message = publish_to_user(user=user, data=published_data(request), sender=None)
+        return Response(message_frame(message), status=status.HTTP_201_CREATED)

@@ -1,0 +1,135 @@
+"""Streams end to end on real daphne processes (PROTOCOL §2, §4.2, §5)."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from tests.backing import redis_url
+from tests.http import call, login
+from tests.servers import DaphneServer, manage, running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+
+PASSWORD = "authsocket-demo"
+TIMEOUT = 10
+QUIET = 0.5
+
+
+async def open_socket(server, username: str):
+    tokens = login(server.http, username, PASSWORD)
+    socket = await websockets.connect(
+        f"{server.ws}?token={tokens['access']}", open_timeout=TIMEOUT
+    )
+    assert json.loads(await socket.recv())["type"] == "welcome"
+    return socket, tokens
+
+
+async def request(socket, frame: dict) -> dict:
+    await socket.send(json.dumps(frame))
+    return await receive(socket)
+
+
+async def receive(socket) -> dict:
+    return json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+
+
+async def silent(socket) -> bool:
+    try:
+        await asyncio.wait_for(socket.recv(), QUIET)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_team_room_between_two_real_sockets(daphne_server):
+    alice, alice_tokens = await open_socket(daphne_server, "alice")
+    bob, bob_tokens = await open_socket(daphne_server, "bob")
+    carol, _ = await open_socket(daphne_server, "carol")
+    try:
+        for socket in (alice, bob):
+            assert await request(
+                socket, {"type": "subscribe", "stream": "room:team"}
+            ) == {
+                "type": "subscribed",
+                "stream": "room:team",
+            }
+        refused = await request(carol, {"type": "subscribe", "stream": "room:team"})
+        assert refused["code"] == "forbidden"
+
+        ack = await request(
+            alice, {"type": "publish", "stream": "room:team", "data": "one"}
+        )
+        assert ack == {"type": "published", "stream": "room:team", "id": 1}
+        for socket in (alice, bob):
+            message = await receive(socket)
+            assert (message["id"], message["data"], message["sender"]["username"]) == (
+                1,
+                "one",
+                "alice",
+            )
+        assert await silent(carol)
+
+        status, body, _ = call(
+            "POST",
+            f"{daphne_server.http}/api/rooms/team/messages",
+            {"data": "two"},
+            token=alice_tokens["access"],
+        )
+        assert status == 201 and body["id"] == 2
+        assert (await receive(bob))["data"] == "two"
+        await receive(alice)
+
+        late, _ = await open_socket(daphne_server, "bob")
+        await request(late, {"type": "subscribe", "stream": "room:team", "since": 0})
+        assert [(await receive(late))["id"] for _ in range(2)] == [1, 2]
+        await late.close()
+
+        status, _, _ = call(
+            "DELETE",
+            f"{daphne_server.http}/api/rooms/team/membership",
+            token=bob_tokens["access"],
+        )
+        assert status == 204
+        assert await receive(bob) == {
+            "type": "unsubscribed",
+            "stream": "room:team",
+            "reason": "forbidden",
+        }
+        await request(
+            alice, {"type": "publish", "stream": "room:team", "data": "three"}
+        )
+        await receive(alice)
+        assert await silent(bob)
+    finally:
+        for socket in (alice, bob, carol):
+            await socket.close()
+
+
+@pytest.mark.services
+async def test_redis_layer_delivers_across_processes_and_from_notify(e2e_env, tmp_path):
+    """Two daphne processes and `manage.py notify` share one Redis channel layer."""
+    env = {**e2e_env, "REDIS_URL": redis_url()}
+    with (
+        running(DaphneServer(env, log_path=tmp_path / "a.log")) as first,
+        running(DaphneServer(env, log_path=tmp_path / "b.log")) as second,
+    ):
+        alice, _ = await open_socket(first, "alice")
+        bob, _ = await open_socket(second, "bob")
+        try:
+            await request(bob, {"type": "subscribe", "stream": "room:lobby"})
+            await request(
+                alice, {"type": "publish", "stream": "room:lobby", "data": "across"}
+            )
+            assert (await receive(bob))["data"] == "across"
+
+            await asyncio.to_thread(manage, env, "notify", "bob", "from the shell")
+            message = await receive(bob)
+            assert (message["stream"], message["data"]) == (
+                "user",
+                {"text": "from the shell"},
+            )
+        finally:
+            await alice.close()
+            await bob.close()
