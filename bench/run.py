@@ -165,9 +165,10 @@ class Stack:
                 self.server, "handshake", self.tokens, WARMUP | {"transport": transport}
             )
 
-    def restart(self) -> None:
+    def restart(self, warm: bool = True) -> None:
         self.server.restart()
-        self.warm()
+        if warm:
+            self.warm()
 
 
 def build_stack(name: str, args, plan: Plan, workdir: Path, skipped: dict):
@@ -299,8 +300,11 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
 
 
 def idle_case(stack: Stack, params: dict) -> dict:
-    """Idle memory is measured on a freshly started server process."""
-    stack.restart()
+    """Idle memory is measured on a freshly started server process.
+
+    The scenario warms the process itself before its first RSS reading.
+    """
+    stack.restart(warm=False)
     return loadgen(
         stack.server, "idle", stack.tokens, {**params, "server_pid": stack.server.pid}
     )
