@@ -25,70 +25,43 @@ HEADLINE_KEYS = (
     "loadgen_cpu_share",
 )
 
-# (label, case, metric, higher is better)
+HS = "handshake/"
+REV = "revocation/"
+CPU = "server_cpu_ms_per_op"
+# (label, case, metric): the rows of the figures table, in reading order.
 ROWS = (
-    ("Handshakes/s, `?token=`", "handshake/token", "connections_per_s", True),
-    ("Handshakes/s, subprotocol", "handshake/subprotocol", "connections_per_s", True),
-    (
-        "Handshakes/s, `Authorization` header",
-        "handshake/header",
-        "connections_per_s",
-        True,
-    ),
-    (
-        "Handshakes/s, `?ticket=` incl. its POST",
-        "handshake/ticket",
-        "connections_per_s",
-        True,
-    ),
-    (
-        "Server CPU ms per handshake, `?token=`",
-        "handshake/token",
-        "server_cpu_ms_per_op",
-        False,
-    ),
-    (
-        "Server CPU ms per handshake, `?ticket=`",
-        "handshake/ticket",
-        "server_cpu_ms_per_op",
-        False,
-    ),
-    ("Handshake p50 ms, `?token=`", "handshake/token", "p50_ms", False),
-    ("Handshake p99 ms, `?token=`", "handshake/token", "p99_ms", False),
-    ("Refusals/s, bad tokens", "reject", "refusals_per_s", True),
-    ("Bad tokens accepted", "reject", "accepted_bad_tokens", False),
-    ("Echo round trips/s", "echo", "round_trips_per_s", True),
-    ("Server CPU ms per echo round trip", "echo", "server_cpu_ms_per_op", False),
-    ("Echo RTT p50 ms", "echo", "rtt_p50_ms", False),
-    ("Echo RTT p99 ms", "echo", "rtt_p99_ms", False),
-    ("KiB per idle connection", "idle", "kib_per_connection", False),
-    ("Fan-out 1,000: last subscriber p50 ms", "fanout", "last_p50_ms", False),
-    ("Fan-out 1,000: last subscriber p99 ms", "fanout", "last_p99_ms", False),
-    ("Fan-out 1,000: any delivery p99 ms", "fanout", "delivery_p99_ms", False),
-    ("Revocation p50 ms, in-memory layer", "revocation/memory", "p50_ms", False),
-    ("Revocation p99 ms, in-memory layer", "revocation/memory", "p99_ms", False),
-    (
-        "Revocation p99 ms, Redis, same process",
-        "revocation/redis-same-process",
-        "p99_ms",
-        False,
-    ),
-    (
-        "Revocation p50 ms, Redis, across processes",
-        "revocation/redis-cross-process",
-        "p50_ms",
-        False,
-    ),
-    (
-        "Revocation p99 ms, Redis, across processes",
-        "revocation/redis-cross-process",
-        "p99_ms",
-        False,
-    ),
-    ("Storm: seconds until all back", "storm", "seconds_to_all_back", False),
-    ("Storm: failed attempts", "storm", "errors", False),
-    ("Storm: clients that gave up", "storm", "gave_up", False),
-    ("Storm: clients back within 10 s", "storm", "back_within_10s", True),
+    ("Handshakes/s, `?token=`", HS + "token", "connections_per_s"),
+    ("Handshakes/s, subprotocol", HS + "subprotocol", "connections_per_s"),
+    ("Handshakes/s, `Authorization` header", HS + "header", "connections_per_s"),
+    ("Handshakes/s, `?ticket=` incl. its POST", HS + "ticket", "connections_per_s"),
+    ("Server CPU ms/handshake, `?token=`", HS + "token", CPU),
+    ("Server CPU ms/handshake, subprotocol", HS + "subprotocol", CPU),
+    ("Server CPU ms/handshake, header", HS + "header", CPU),
+    ("Server CPU ms/handshake, `?ticket=`", HS + "ticket", CPU),
+    ("Handshake p50 ms, `?token=`", HS + "token", "p50_ms"),
+    ("Handshake p99 ms, `?token=`", HS + "token", "p99_ms"),
+    ("Refusals/s, bad tokens", "reject", "refusals_per_s"),
+    ("Server CPU ms/refusal", "reject", CPU),
+    ("Bad tokens accepted", "reject", "accepted_bad_tokens"),
+    ("Echo round trips/s", "echo", "round_trips_per_s"),
+    ("Server CPU ms/echo round trip", "echo", CPU),
+    ("Echo RTT p50 ms", "echo", "rtt_p50_ms"),
+    ("Echo RTT p99 ms", "echo", "rtt_p99_ms"),
+    ("KiB per idle connection", "idle", "kib_per_connection"),
+    ("Fan-out: subscribers", "fanout", "subscribers"),
+    ("Fan-out: last subscriber p50 ms", "fanout", "last_p50_ms"),
+    ("Fan-out: last subscriber p99 ms", "fanout", "last_p99_ms"),
+    ("Fan-out: any delivery p99 ms", "fanout", "delivery_p99_ms"),
+    ("Revocation p50 ms, in-memory layer", REV + "memory", "p50_ms"),
+    ("Revocation p99 ms, in-memory layer", REV + "memory", "p99_ms"),
+    ("Revocation p99 ms, Redis, same process", REV + "redis-same-process", "p99_ms"),
+    ("Revocation p50 ms, Redis, 2 processes", REV + "redis-cross-process", "p50_ms"),
+    ("Revocation p99 ms, Redis, 2 processes", REV + "redis-cross-process", "p99_ms"),
+    ("Storm: sockets", "storm", "sockets"),
+    ("Storm: seconds until all back", "storm", "seconds_to_all_back"),
+    ("Storm: failed attempts", "storm", "errors"),
+    ("Storm: clients that gave up", "storm", "gave_up"),
+    ("Storm: clients back within 10 s", "storm", "back_within_10s"),
 )
 
 
@@ -156,7 +129,7 @@ def figures_table(medians: dict) -> list[str]:
         "| figure | authsocket | no-auth | peer | ×no-auth | ×peer |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, case, key, _ in ROWS:
+    for label, case, key in ROWS:
         value = metric(medians, SUBJECT, case, key)
         bases = [
             metric(medians, b, baseline_case(medians, b, case), key) for b in BASELINES
@@ -353,7 +326,8 @@ def markdown(summary: dict, chart_name: str) -> str:
     parts = [
         "# authsocket benchmark results",
         "",
-        f"Run {summary['started_at']} ({summary['mode']} mode, {plan['runs']} run(s), "
+        f"Run {summary['started_at']} of authsocket `{summary.get('app_commit')}` "
+        f"({summary['mode']} mode, {plan['runs']} run(s), "
         "medians; stacks alternated each run). Generated by `bench/run.py`; "
         "raw figures in `bench/results/`.",
         "",

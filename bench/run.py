@@ -129,6 +129,18 @@ def core_missing(app_dir: Path) -> str | None:
     return None
 
 
+def app_commit(app_dir: Path) -> str:
+    """The commit of the authsocket tree under test, '+dirty' if it has edits."""
+
+    def git(*argv):
+        return subprocess.run(
+            ["git", "-C", str(app_dir), *argv], capture_output=True, text=True
+        ).stdout.strip()
+
+    dirty = "+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
+
+
 def redis_missing(url: str) -> str | None:
     """Why the Redis variants cannot run, or None."""
     try:
@@ -457,6 +469,7 @@ def main() -> None:
         "raised_limits": RAISED_LIMITS,
         "skipped": skipped,
         "machine": report.machine_info(args.python),
+        "app_commit": app_commit(Path(args.app_dir)),
         "loadavg_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
         "medians": medians(records),
         "records": records,
