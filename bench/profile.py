@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.run import WARMUP, loadgen
+from bench.run import FANOUT_ROOM, WARMUP, loadgen
 from bench.servers import BENCH_DIR, BENCH_PYTHON, KINDS, REPO_DIR, Deployment, Server
 
 REPORT_WAIT_S = 60.0
@@ -27,12 +27,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="authsocket", choices=sorted(KINDS))
     parser.add_argument(
-        "--scenario", default="handshake", choices=("handshake", "echo")
+        "--scenario", default="handshake", choices=("handshake", "echo", "fanout")
     )
     parser.add_argument("--transport", default="token")
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10.0, help="echo only")
+    parser.add_argument("--subscribers", type=int, default=1000, help="fanout only")
+    parser.add_argument("--publishes", type=int, default=10, help="fanout only")
     parser.add_argument("--app-dir", default=str(REPO_DIR))
     return parser.parse_args()
 
@@ -71,6 +73,22 @@ def wait_for(path: Path) -> None:
         raise TimeoutError(f"no profile written to {path}")
 
 
+def scenario_params(args) -> dict:
+    if args.scenario == "handshake":
+        return {
+            "count": args.count,
+            "concurrency": args.concurrency,
+            "transport": args.transport,
+        }
+    if args.scenario == "echo":
+        return {"concurrency": args.concurrency, "duration": args.duration}
+    return {
+        "subscribers": args.subscribers,
+        "publishes": args.publishes,
+        "room": FANOUT_ROOM,
+    }
+
+
 def profile(args, workdir: Path) -> None:
     kind = KINDS[args.server]
     if kind.name == "authsocket":
@@ -80,7 +98,10 @@ def profile(args, workdir: Path) -> None:
         [str(kind.project_dir), str(REPO_DIR)]
     )
     deployment.manage("migrate", "--no-input", "-v", "0")
-    tokens = deployment.mint("bench", min(args.count, 2000), 3600)
+    if kind.has_demo_data:
+        deployment.manage("demo_data")  # the public room fan-out publishes to
+    users = max(min(args.count, 2000), args.subscribers + 1)
+    tokens = deployment.mint("bench", users, 3600)
     out = workdir / "profile"
     server = Server(
         deployment,
@@ -90,11 +111,7 @@ def profile(args, workdir: Path) -> None:
     ).start()
     try:
         loadgen(server, "handshake", tokens, WARMUP | {"transport": args.transport})
-        params = {"concurrency": args.concurrency}
-        if args.scenario == "handshake":
-            params |= {"count": args.count, "transport": args.transport}
-        else:
-            params |= {"duration": args.duration}
+        params = scenario_params(args)
         before = thread_cpu(server.pid)
         os.kill(server.pid, signal.SIGUSR1)
         result = loadgen(server, args.scenario, tokens, params)

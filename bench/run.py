@@ -301,12 +301,8 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
                 lambda v=variant: revocation_case(stack, params, plan, v, run),
             )
     elif scenario == "fanout":
-        yield (
-            "fanout",
-            lambda: loadgen(
-                stack.server, "fanout", stack.tokens, {**params, "room": FANOUT_ROOM}
-            ),
-        )
+        for layer in ("memory", "redis"):
+            yield f"fanout/{layer}", lambda v=layer: fanout_case(stack, params, v)
     else:
         yield scenario, lambda: loadgen(stack.server, scenario, stack.tokens, params)
 
@@ -333,6 +329,27 @@ def storm_case(stack: Stack, params: dict, restart_after: bool) -> dict:
     finally:
         if restart_after:
             stack.restart()
+
+
+def fanout_case(stack: Stack, params: dict, layer: str) -> dict:
+    """Fan-out through the in-memory layer, or through channels_redis.
+
+    The in-memory layer scans every channel and group on each receive, so
+    its fan-out cost grows with the square of the subscribers; the Redis
+    case shows the same process without that.
+    """
+    params = {**params, "room": FANOUT_ROOM}
+    if layer == "memory":
+        return loadgen(stack.server, "fanout", stack.tokens, params)
+    why = redis_missing(stack.redis_url)
+    if why:
+        return {"status": "n/a", "reason": why}
+    label = f"{stack.kind.name}-fanout-redis"
+    server = Server(stack.deployment, label, {"REDIS_URL": stack.redis_url}).start()
+    try:
+        return loadgen(server, "fanout", stack.tokens, params)
+    finally:
+        server.stop()
 
 
 def revocation_case(

@@ -24,9 +24,16 @@ DATABASES = {
         "NAME": os.environ.get("BENCH_DB_PATH", "db.sqlite3"),
     }
 }
-# Same layer as authsocket without REDIS_URL, so every consumer gets a
-# channel name as it does there.
+# The same layer as authsocket: in-memory, or channels_redis when REDIS_URL is
+# set, so every consumer gets a channel name as it does there.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if os.environ.get("REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+        }
+    }
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {"version": 1, "disable_existing_loggers": False}
