@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# daphne refuses WebSocket messages larger than the protocol's limit itself.
-MAX_MESSAGE_BYTES ?= 65536
+# authsocket.serve (daphne + graceful SIGTERM) sets daphne's WebSocket size
+# limits from AUTHSOCKET_MAX_MESSAGE_BYTES (docs/deploy.md §5.3).
 
-.PHONY: install install-dev run test test-fast lint format bench bench-quick clean
+.PHONY: install install-dev run test test-fast test-compat lint format bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,8 @@ run: install
 	@echo "  authsocket demo: http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  logins: alice, bob, carol, admin — password: $${DEMO_PASSWORD:-authsocket-demo}"
 	@echo ""
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(BIN)/daphne -b $(HOST) -p $(PORT) \
-		authsocket.asgi:application
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(BIN)/python -m authsocket.serve \
+		-b $(HOST) -p $(PORT) authsocket.asgi:application
 
 ## lint: ruff, formatting, migrations in sync, deploy checks with production settings
 lint: install-dev
@@ -56,9 +56,30 @@ test: lint
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
+## test-compat: the suite on Python 3.13 + Django 6 in .venv-compat (CI runs it)
+# pyenv's shim answers `command -v python3.13` even when it cannot run it, so
+# look for a real interpreter first.
+COMPAT_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+	$(shell command -v python3.13 2>/dev/null))
+COMPAT_VENV := .venv-compat
+
+$(COMPAT_VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -n "$(COMPAT_PYTHON)" || { echo "test-compat needs Python 3.13: set COMPAT_PYTHON=/path/to/python3.13" >&2; exit 1; }
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	@# requirements.txt pins the Django 5.2 LTS line: swap in Django 6 only.
+	sed -e '/^Django[<>=~]/d' requirements.txt > $(COMPAT_VENV)/runtime.txt
+	echo 'Django>=6.0,<7' >> $(COMPAT_VENV)/runtime.txt
+	sed -e 's#^-r requirements.txt#-r runtime.txt#' requirements-dev.txt > $(COMPAT_VENV)/dev.txt
+	$(COMPAT_VENV)/bin/pip install --quiet -r $(COMPAT_VENV)/dev.txt
+	touch $@
+
+test-compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/python -c 'import sys, django; print("compat:", sys.version.split()[0], "Django", django.__version__)'
+	$(COMPAT_VENV)/bin/python -m pytest -m "not slow and not browser"
+
 format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) staticfiles .pytest_cache .ruff_cache

@@ -29,6 +29,20 @@ def sessions_by_sid(sids: list[str]) -> dict[str, AuthSession]:
     return {session.sid: session for session in sessions}
 
 
+def sessions_used_since(since: datetime, *, limit: int) -> list[AuthSession]:
+    """Live sessions that logged in or refreshed at or after `since`, with users.
+
+    Only these can hold an unexpired access token, so a process that knows
+    them answers nearly every handshake from memory.
+    """
+    return list(
+        AuthSession.objects.live()
+        .select_related("user")
+        .filter(last_used_at__gte=since, user__is_active=True)
+        .order_by("-last_used_at")[:limit]
+    )
+
+
 def revocations_since(
     since: datetime, after_pk: int | None = None
 ) -> tuple[list[str], int | None]:

@@ -6,9 +6,61 @@ says, so a client cannot pick its own address to escape the limit.
 """
 
 import hashlib
+import logging
 
 from django.conf import settings
+from django.core.cache import cache as shared_cache
+from django.core.cache.backends.locmem import LocMemCache
+from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class FallbackCache:
+    """The shared cache (Redis when configured), or process memory while it is down.
+
+    A throttle that raises answers 500 to every login during a Redis outage;
+    one that allows everything invites guessing. Counting in this process's
+    memory meanwhile keeps each process's limit, at the cost of the shared one.
+    """
+
+    errors = (RedisError, OSError)
+
+    def __init__(self) -> None:
+        self.local = LocMemCache("authsocket-throttle-fallback", {})
+        self.failing = False
+
+    def get(self, key, default=None):
+        try:
+            value = shared_cache.get(key, default)
+        except self.errors as exc:
+            self._failed(exc)
+            return self.local.get(key, default)
+        self._recovered()
+        return value
+
+    def set(self, key, value, timeout=None) -> None:
+        try:
+            shared_cache.set(key, value, timeout)
+        except self.errors as exc:
+            self._failed(exc)
+            self.local.set(key, value, timeout)
+            return
+        self._recovered()
+
+    def _failed(self, exc: Exception) -> None:
+        if not self.failing:
+            logger.warning(
+                "throttle cache unreachable (%s); counting in process memory",
+                type(exc).__name__,
+            )
+        self.failing = True
+
+    def _recovered(self) -> None:
+        if self.failing:
+            logger.warning("throttle cache recovered")
+        self.failing = False
 
 
 class SettingsRateThrottle(SimpleRateThrottle):
@@ -19,6 +71,7 @@ class SettingsRateThrottle(SimpleRateThrottle):
     """
 
     rate_setting = ""
+    cache = FallbackCache()
 
     def get_rate(self) -> str:
         return getattr(settings, self.rate_setting)

@@ -15,6 +15,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
 from realtime.middleware import JWTAuthMiddleware  # noqa: E402
 from realtime.origin import OriginCheck  # noqa: E402
@@ -25,7 +26,9 @@ redact_daphne_access_log()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # /healthz and /readyz are answered before Django: probes use their
+        # own Host and plain HTTP (see authsocket/health.py).
+        "http": HealthMiddleware(django_asgi_app),
         "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -8,8 +8,10 @@ type (`session.revoked` → `session_revoked`).
 
 import json
 import logging
+import re
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -57,11 +59,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
         delivery. Our handlers never touch the ORM on the event loop; they go
         through `database_sync_to_async` (which does that clean-up itself) or
         the session guard's threads, so the hop is skipped.
+
+        A handler's exception still releases this socket's place and groups:
+        Channels would end the consumer without `disconnect()`, and the
+        registry would count a dead socket against the user's limit for the
+        life of the process. Re-raised: daphne logs it and closes 1011.
         """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            if getattr(self, "registered", False):
+                await self.disconnect(CloseCode.INTERNAL_ERROR)
+            raise
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -136,9 +150,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 break
         self.groups_joined.clear()
 
+    async def close(self, code=None, reason=None) -> None:
+        # autobahn (under daphne) accepts only a plain int as a close code: an
+        # IntEnum member raises inside daphne and the client gets 1011.
+        await super().close(code=None if code is None else int(code), reason=reason)
+
     async def close_for(self, code: int) -> None:
         """Close from outside this socket's own handlers (revocation, shutdown)."""
         await self.close(code=code)
+
+    async def close(self, code=None, reason=None) -> None:
+        # autobahn (under daphne) refuses any close code whose type is not
+        # exactly int, so an IntEnum member raises instead of closing: plain int.
+        await super().close(code=None if code is None else int(code), reason=reason)
 
     # --- frames ------------------------------------------------------------
 
@@ -245,13 +269,26 @@ def _utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+# A JSON escape of a UTF-16 surrogate; alone it decodes to text UTF-8 cannot carry.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _parse_frame(text: str) -> dict:
     try:
         frame = json.loads(text)
-    except (ValueError, RecursionError):  # deep nesting fits in 64 KiB
+    except (ValueError, RecursionError):  # deep nesting overflows the C parser
         raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError(
             ErrorCode.BAD_REQUEST, 'A frame is a JSON object with a "type".'
         )
+    if _SURROGATE_ESCAPE.search(text):
+        # Echoed back (`ref`) or stored, a lone surrogate would make daphne's
+        # UTF-8 encoding of our reply fail; refuse it here instead.
+        try:
+            dumps(frame).encode("utf-8")
+        except UnicodeEncodeError:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, "Frames must be valid Unicode text."
+            ) from None
     return frame

@@ -7,6 +7,9 @@ revocation log every `AUTHSOCKET_REVOCATION_POLL` seconds: it forgets revoked
 sessions, refuses their new handshakes and closes this process's sockets of
 them, whether or not a channel-layer message arrived.
 
+The same poll also learns the sessions that logged in or refreshed since its
+last look (at start: within one access-token lifetime, the only ones that can
+hold a valid token), so a handshake rarely has to ask the database at all.
 Cache misses are batched: concurrent handshakes share one `sid IN (...)` query.
 Lookups and polls run on this module's own threads, not on the single thread
 `database_sync_to_async` shares with everything else, so a burst of handshakes
@@ -32,7 +35,12 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from accounts.selectors import revocations_since, session_accepts, sessions_by_sid
+from accounts.selectors import (
+    revocations_since,
+    session_accepts,
+    sessions_by_sid,
+    sessions_used_since,
+)
 from realtime.connections import registry
 from realtime.protocol import CloseCode
 
@@ -44,6 +52,17 @@ CLOCK_MARGIN = timedelta(seconds=5)  # commit lag and clock skew between process
 REVOKED_MEMORY = 120.0  # seconds a revoked sid is refused without asking the database
 MAX_ENTRIES = 100_000
 MAX_BATCH = 500
+
+
+def _poll_database(since, after_pk, used_since):
+    """One poll: sessions used recently, THEN the revocation log.
+
+    In this order, a revocation committed between the two reads is in the
+    second one and evicts what the first one loaded.
+    """
+    sessions = sessions_used_since(used_since, limit=MAX_ENTRIES)
+    sids, after_pk = revocations_since(since, after_pk)
+    return sessions, sids, after_pk
 
 
 def _in_fresh_connection(function, *args):
@@ -182,19 +201,23 @@ class SessionGuard:
         interval = settings.AUTHSOCKET_REVOCATION_POLL
         while True:
             started = time.monotonic()
-            await self.poll_once()
+            try:
+                await self.poll_once()
+            except Exception:  # the safety net must outlive any one bad poll
+                logger.exception("revocation poll crashed; polling on")
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def poll_once(self) -> None:
         self._ensure_loop()
         started, started_wall = time.monotonic(), timezone.now()
         try:
-            sids, self._after_pk = await self._loop.run_in_executor(
+            sessions, sids, self._after_pk = await self._loop.run_in_executor(
                 self._poll_thread,
                 _in_fresh_connection,
-                revocations_since,
+                _poll_database,
                 self._cursor - CLOCK_MARGIN,
                 self._after_pk,
+                self._used_cursor(),
             )
         except Exception:
             if not self._failing:
@@ -204,9 +227,18 @@ class SessionGuard:
         if self._failing:
             logger.warning("revocation poll recovered")
         self._failing = False
+        for session in sessions:
+            self._remember(session.sid, session, started)
         await self._apply(sids, started)
         self._cursor = started_wall
         self._last_ok = started
+
+    def _used_cursor(self):
+        """Since when to load used sessions: the last poll, or one token lifetime."""
+        if self._last_ok == float("-inf"):
+            lifetime = settings.AUTHSOCKET_ACCESS_TTL + settings.AUTHSOCKET_LEEWAY
+            return timezone.now() - timedelta(seconds=lifetime)
+        return self._cursor - CLOCK_MARGIN
 
     def _ensure_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -222,7 +254,10 @@ class SessionGuard:
             self._revoked.setdefault(sid, now)
             self._verified.pop(sid, None)
             for socket in registry.of_session(sid):
-                await socket.close_for(CloseCode.REVOKED)
+                try:
+                    await socket.close_for(CloseCode.REVOKED)
+                except Exception:  # one broken socket must not spare the others
+                    logger.exception("closing a revoked socket failed")
 
     async def stop(self) -> None:
         """Cancel the watcher (tests, shutdown)."""

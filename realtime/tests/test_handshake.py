@@ -183,24 +183,39 @@ class QueryLog:
         monkeypatch.setattr(CursorWrapper, "_execute", recording)
 
     def session_lookups(self) -> int:
-        """Queries reading sessions (the watcher reads only the revocation log)."""
-        return sum('FROM "accounts_authsession"' in sql for sql in self.statements)
+        """Handshake lookups by sid (the watcher's poll reads by time instead)."""
+        return sum('"accounts_authsession"."sid" IN' in sql for sql in self.statements)
 
 
-async def test_handshake_costs_one_query_then_none_while_cached(
-    ws, alice, open_session, monkeypatch
+async def test_handshake_of_a_new_session_costs_one_query_then_none(
+    ws, alice, open_session, monkeypatch, settings
 ):
-    tokens = await db(open_session, alice)
-    await guard.poll_once()  # the watcher is healthy, so cached answers are trusted
+    settings.AUTHSOCKET_REVOCATION_POLL = 60  # this test drives the polls itself
+    await guard.poll_once()
+    tokens = await db(open_session, alice)  # opened after the poll: unknown
     queries = QueryLog(monkeypatch)
     first = ws(f"token={tokens.access}")
     await welcomed(first)
     assert queries.session_lookups() == 1  # session and user in one join
+    await guard.poll_once()  # keeps the cache trusted
     second = ws(f"token={tokens.access}")
     await welcomed(second)
-    assert queries.session_lookups() == 1  # cached: no query at all
+    assert queries.session_lookups() == 1  # answered from memory
     await first.disconnect()
     await second.disconnect()
+
+
+async def test_sessions_used_recently_are_known_before_their_first_handshake(
+    ws, alice, open_session, monkeypatch, settings
+):
+    settings.AUTHSOCKET_REVOCATION_POLL = 60
+    tokens = await db(open_session, alice)
+    await guard.poll_once()  # learns the sessions used within a token lifetime
+    queries = QueryLog(monkeypatch)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    assert queries.session_lookups() == 0
+    await communicator.disconnect()
 
 
 async def test_cached_session_is_refused_within_a_second_of_revocation(

@@ -1,0 +1,303 @@
+"""Run daphne with authsocket's limits and a graceful SIGTERM (PROTOCOL §4.3, §6).
+
+    python -m authsocket.serve [daphne options] authsocket.asgi:application
+
+Takes exactly daphne's command line. Differences from plain ``daphne``:
+
+* the WebSocket message and frame size limits default to twice
+  ``AUTHSOCKET_MAX_MESSAGE_BYTES``, so a message a little over the limit still
+  reaches the consumer (which answers 4413) while a huge one is cut by the
+  transport with a 1009 close frame (not a bare TCP drop) before it is
+  buffered;
+* the access log never shows query strings (daphne logs them for HTTP;
+  ``authsocket.logging.redact_daphne_access_log``), and is JSON lines with
+  ``AUTHSOCKET_LOG_FORMAT=json``;
+* SIGTERM and SIGINT drain the process instead of killing it: stop listening
+  (the proxy sends new connections to the other upstreams), close every live
+  WebSocket with 4503 through the ASGI ``websocket.close`` message, wait up to
+  ``AUTHSOCKET_SHUTDOWN_GRACE`` seconds (default 5) for the application
+  instances to finish, then stop the reactor. A second signal stops at once.
+
+Plain daphne cannot send 4503 by itself: on SIGTERM Twisted calls
+``reactor.stop()``, daphne's "before shutdown" trigger cancels every
+application instance, and the reactor then drops the TCP connections, so
+clients see 1006. See docs/deploy.md, "Graceful shutdown".
+"""
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from functools import partial
+
+# daphne.server installs the asyncio reactor; it must be imported before
+# anything else touches twisted.internet.reactor.
+from daphne.access import AccessLogGenerator  # isort:skip
+from daphne.cli import CommandLineInterface  # isort:skip
+from daphne.server import Server  # isort:skip
+from twisted.internet import reactor  # isort:skip
+
+from authsocket.logging import (  # isort:skip  (no Django imports)
+    redact_access_log_request,
+    redact_daphne_access_log,
+)
+from realtime.protocol import CloseCode  # isort:skip  (plain enums, no Django)
+
+logger = logging.getLogger("authsocket.serve")
+
+# int(): autobahn refuses anything but a plain int as a close code.
+SHUTDOWN_CLOSE_CODE = int(CloseCode.SHUTTING_DOWN)
+DEFAULT_MAX_MESSAGE_BYTES = 65536
+DEFAULT_SHUTDOWN_GRACE = 5.0
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(
+            f"{name} must be an integer number of bytes, not {raw!r}"
+        ) from None
+    if value <= 0:
+        raise SystemExit(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, not {raw!r}") from None
+
+
+def transport_message_limit() -> int:
+    """The daphne/autobahn payload limit matching AUTHSOCKET_MAX_MESSAGE_BYTES."""
+    return 2 * _env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
+
+
+class JsonAccessLog(AccessLogGenerator):
+    """daphne's access log as JSON lines (AUTHSOCKET_LOG_FORMAT=json).
+
+    The same entries as daphne's NCSA lines, with the query string blanked
+    like every other access log of the project (PROTOCOL §6).
+    """
+
+    def write_entry(
+        self, host, date, request, status=None, length=None, ident=None, user=None
+    ):
+        request = redact_access_log_request(request)
+        entry = {
+            # The format of authsocket.logging.JsonFormatter's "time".
+            "time": date.strftime("%Y-%m-%d %H:%M:%S")
+            + f",{date.microsecond // 1000:03d}",
+            "level": "INFO",
+            "logger": "daphne.access",
+            "message": f'"{request}" {status or "-"} {length or "-"}',
+            "client": host,
+            "request": request,
+            "status": status,
+            "bytes": length,
+        }
+        self.stream.write(json.dumps(entry) + "\n")
+
+
+class _Instance:
+    """One live ASGI application instance, as seen by the drain registry."""
+
+    __slots__ = ("accepted", "closed", "scope_type", "send")
+
+    def __init__(self, scope_type, send):
+        self.scope_type = scope_type
+        self.send = send
+        self.accepted = False
+        self.closed = False
+
+
+class DrainRegistry:
+    """ASGI middleware that knows every live instance and can close sockets.
+
+    Closing goes through the same ``send`` the application uses, so daphne
+    sends a real close frame; the client's answer comes back to the
+    application as an ordinary ``websocket.disconnect`` and consumers clean up
+    (group_discard, timers) exactly as on any other close.
+    """
+
+    def __init__(self, application):
+        self.application = application
+        self.instances: set[_Instance] = set()
+        self._idle = None
+
+    async def __call__(self, scope, receive, send):
+        instance = _Instance(scope["type"], send)
+        self.instances.add(instance)
+        try:
+            await self.application(scope, receive, partial(self._send, instance))
+        finally:
+            self.instances.discard(instance)
+            if not self.instances and self._idle is not None:
+                self._idle.set()
+
+    async def _send(self, instance, message):
+        if instance.closed:
+            # We closed this socket for shutdown: autobahn would raise
+            # Disconnected on a send in the CLOSING state, so drop it here.
+            return
+        kind = message["type"]
+        if kind == "websocket.accept":
+            instance.accepted = True
+        elif kind == "websocket.close":
+            instance.closed = True
+        await instance.send(message)
+
+    async def close_websockets(self, code: int = SHUTDOWN_CLOSE_CODE) -> int:
+        """Close every open or opening WebSocket; returns how many were closed."""
+        closed = 0
+        for instance in list(self.instances):
+            if instance.scope_type != "websocket" or instance.closed:
+                continue
+            instance.closed = True
+            # Before accept, a close is a refusal (HTTP 403): the client's
+            # reconnect lands on another process.
+            message = {"type": "websocket.close"}
+            if instance.accepted:
+                message["code"] = code
+            try:
+                await instance.send(message)
+            except Exception:  # the peer vanished meanwhile; nothing to tell it
+                logger.debug("close on shutdown failed", exc_info=True)
+            closed += 1
+        return closed
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no instance is live, at most ``timeout`` seconds."""
+        if not self.instances:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._idle = None
+
+
+class GracefulServer(Server):
+    """daphne's Server with a draining signal handler instead of Twisted's."""
+
+    def __init__(self, *args, registry: DrainRegistry, grace: float, **kwargs):
+        # Twisted's own handlers would call reactor.stop() straight away.
+        kwargs["signal_handlers"] = False
+        super().__init__(*args, **kwargs)
+        self.registry = registry
+        self.grace = grace
+        self.ports = []
+        self.draining = False
+
+    def run(self):
+        reactor.callWhenRunning(self._on_startup)
+        super().run()
+
+    def _on_startup(self):
+        # autobahn drops the TCP connection on a protocol violation such as a
+        # message over --websocket-max-message-size (failByDrop): the client
+        # then sees 1006. Send the close frame (1009) instead, so it learns why.
+        # Runs before the reactor accepts its first connection.
+        self.ws_factory.setProtocolOptions(failByDrop=False)
+        self._install_signal_handlers()
+
+    def listen_success(self, port):
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def _install_signal_handlers(self):
+        loop = asyncio.get_event_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def _on_signal(self, signum):
+        if self.draining:
+            logger.warning("Second %s: stopping now", signal.Signals(signum).name)
+            self.stop()
+            return
+        self.draining = True
+        asyncio.ensure_future(self.drain(signal.Signals(signum).name))
+
+    async def drain(self, reason: str = "shutdown"):
+        """Stop listening, close sockets with 4503, wait, stop the reactor."""
+        started = time.monotonic()
+        for port in self.ports:
+            port.stopListening()
+        closed = await self.registry.close_websockets(SHUTDOWN_CLOSE_CODE)
+        logger.info(
+            "%s: stopped listening, closing %d WebSocket(s) with %d",
+            reason,
+            closed,
+            SHUTDOWN_CLOSE_CODE,
+        )
+        idle = await self.registry.wait_idle(self.grace)
+        if not idle:
+            logger.warning(
+                "%d application instance(s) still running after %.1fs; cancelling",
+                len(self.registry.instances),
+                self.grace,
+            )
+        logger.info("Drained in %.2fs", time.monotonic() - started)
+        self.stop()
+
+
+class GracefulCommandLineInterface(CommandLineInterface):
+    """daphne's CLI, wired to GracefulServer and authsocket's size limits."""
+
+    description = "authsocket's daphne: HTTP/WebSocket server with graceful drain"
+
+    def __init__(self):
+        super().__init__()
+        self.registry = None
+
+    def load_asgi_app(self, asgi_app_path):
+        self.registry = DrainRegistry(super().load_asgi_app(asgi_app_path))
+        return self.registry
+
+    def configure(self):
+        """Read the environment: payload limits, drain grace, the server class."""
+        limit = transport_message_limit()
+        self.parser.set_defaults(
+            websocket_max_message_size=limit, websocket_max_frame_size=limit
+        )
+        grace = _env_float("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
+        # load_asgi_app runs inside run(), before the server is built, so the
+        # factory looks the registry up only when it is called.
+        json_logs = os.environ.get("AUTHSOCKET_LOG_FORMAT", "").strip() == "json"
+
+        # Whatever the application, no query string reaches the access log.
+        redact_daphne_access_log()
+
+        def build_server(**kwargs):
+            access_log = kwargs.get("action_logger")
+            if json_logs and isinstance(access_log, AccessLogGenerator):
+                kwargs["action_logger"] = JsonAccessLog(access_log.stream)
+            return GracefulServer(registry=self.registry, grace=grace, **kwargs)
+
+        self.server_class = build_server
+
+    def run(self, args):
+        self.configure()
+        super().run(args)
+
+
+def main(argv=None):
+    GracefulCommandLineInterface().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()

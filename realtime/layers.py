@@ -1,0 +1,82 @@
+"""A Redis channel layer that rides out Redis outages (PROTOCOL §1 `REDIS_URL`).
+
+channels_redis lets a connection error escape `receive()`, and the consumer's
+receive loop dies with it: when Redis blinks, every socket of the process
+closes with 1011. Here `receive()` backs off and retries instead, and once
+Redis answers again this process re-adds its sockets' group memberships (a
+restarted Redis has forgotten them). `send`, `group_send` and `group_add`
+still raise, so their callers decide: a handshake is refused, a revocation is
+left to the database poll. `group_discard` never raises: the membership is
+forgotten here and expires in Redis by itself.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+
+from channels_redis.core import RedisChannelLayer
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+OUTAGE_ERRORS = (RedisError, OSError)  # OSError covers ConnectionError, TimeoutError
+RETRY_FIRST = 0.1  # seconds
+RETRY_MAX = 2.0
+
+
+class ResilientRedisChannelLayer(RedisChannelLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._memberships: dict[str, set[str]] = {}  # channel → groups, this process
+        self._outage = False
+        self._rejoining = False
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await super().group_add(group, channel)
+        self._memberships.setdefault(channel, set()).add(group)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        groups = self._memberships.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._memberships[channel]
+        # On failure Redis drops the member after group_expiry; we no longer rejoin it.
+        with contextlib.suppress(*OUTAGE_ERRORS):
+            await super().group_discard(group, channel)
+
+    async def receive(self, channel: str) -> dict:
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await super().receive(channel)
+            except OUTAGE_ERRORS as exc:
+                if not self._outage:
+                    logger.warning(
+                        "channel layer unreachable (%s); sockets stay open, retrying",
+                        type(exc).__name__,
+                    )
+                self._outage = True
+            # Jitter spreads the retries of many sockets over the interval.
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RETRY_MAX)
+            await self._rejoin()
+
+    async def _rejoin(self) -> None:
+        """After an outage, one caller re-adds every membership of this process."""
+        if not self._outage or self._rejoining:
+            return
+        self._rejoining = True
+        try:
+            pairs = [(g, c) for c, groups in self._memberships.items() for g in groups]
+            for group, channel in pairs:
+                await super().group_add(group, channel)
+        except OUTAGE_ERRORS:
+            return  # still down: the next retry tries again
+        finally:
+            self._rejoining = False
+        self._outage = False
+        logger.warning(
+            "channel layer recovered; re-added %d group membership(s)", len(pairs)
+        )

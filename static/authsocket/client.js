@@ -1,0 +1,967 @@
+// authsocket browser client: one authenticated, multiplexed WebSocket.
+//
+// Copy this file into your front end; it has no dependencies. It follows the
+// wire contract in PROTOCOL.md (docs/protocol.md):
+//   - the refresh token lives only in the HttpOnly cookie (§2 cookie mode);
+//     the access token lives only in memory, never in localStorage;
+//   - the access token is refreshed before it expires, one refresh at a time
+//     across tabs (Web Locks), and shared with the other tabs (BroadcastChannel);
+//   - the live socket is renewed with an `auth` frame, not reconnected;
+//   - the socket is opened with a one-time ticket or the subprotocol transport,
+//     never `?token=` (URLs end up in logs);
+//   - after a drop it reconnects with capped exponential backoff and jitter and
+//     re-subscribes each stream with `since` = the last id it saw (§4.2);
+//   - close codes and refused handshakes are handled as §4.3 says.
+//
+//   const client = new AuthSocket();
+//   client.addEventListener("state", (e) => console.log(e.detail.state));
+//   client.addEventListener("message", (e) => console.log(e.detail));
+//   if (!(await client.resume())) await client.login("alice", "authsocket-demo");
+//   client.subscribe("room:lobby", { since: 0 });
+//   await client.publish("room:lobby", { text: "hi" });
+
+export const STATE = Object.freeze({
+  CONNECTING: "connecting",
+  LIVE: "live",
+  RENEWING: "renewing",
+  RECONNECTING: "reconnecting",
+  // Signed in, but the server kept refusing the handshake although the
+  // credentials are fine (§4.3: give up after a bounded number of tries).
+  OFFLINE: "offline",
+  SIGNED_OUT: "signed-out",
+});
+
+// PROTOCOL §4.3. daphne drops close reasons: the code is all a client gets.
+export const CLOSE = Object.freeze({
+  NORMAL: 1000,
+  ABNORMAL: 1006,
+  INTERNAL_ERROR: 1011,
+  TOKEN_EXPIRED: 4401,
+  REVOKED: 4403,
+  TOO_MANY_CONNECTIONS: 4409,
+  MESSAGE_TOO_LARGE: 4413,
+  BINARY_FRAME: 4415,
+  RATE_LIMITED: 4429,
+  SHUTTING_DOWN: 4503,
+});
+
+const COOKIE_HEADER = { "X-AuthSocket-Cookie": "1" };
+const SUBPROTOCOL = "authsocket.v1";
+const TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token.";
+const REFRESH_LOCK = "authsocket-refresh";
+const SEEN_IDS_KEPT = 2000;
+
+const DEFAULTS = Object.freeze({
+  baseUrl: "",
+  wsUrl: null,
+  transport: "ticket", // or "subprotocol"
+  useLocks: true,
+  channelName: "authsocket",
+  backoffBaseMs: 500,
+  backoffCapMs: 15000,
+  longBackoffMs: 30000, // 4409 and 4429: "retry later"
+  maxRefusals: 6, // handshakes refused while the credentials are fine
+  heartbeatMs: 25000,
+  requestTimeoutMs: 10000,
+  sharedTokenWaitMs: 3000,
+});
+
+/** An HTTP or protocol failure, with the wire `code` (§2, §4.2). */
+export class AuthSocketError extends Error {
+  constructor(code, detail = "", { status = 0, transient = false, retryAfterMs = 0 } = {}) {
+    super(detail ? `${code}: ${detail}` : code);
+    this.name = "AuthSocketError";
+    this.code = code;
+    this.detail = detail;
+    this.status = status;
+    this.transient = transient;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+class Cancelled extends Error {}
+
+// Credentials are dead when the server says so; everything else may pass.
+const DEAD_CREDENTIALS = new Set([
+  "invalid_token",
+  "revoked",
+  "not_authenticated",
+  "token_reused",
+  "session_expired",
+  "invalid_credentials",
+]);
+
+function defaultWsUrl(baseUrl) {
+  const url = new URL("/ws/", baseUrl || window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}
+
+function retryAfterMs(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+}
+
+async function errorOf(response) {
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's error page): the status still says enough.
+  }
+  const code = typeof body.code === "string" ? body.code : `http_${response.status}`;
+  return new AuthSocketError(code, typeof body.detail === "string" ? body.detail : "", {
+    status: response.status,
+    transient: response.status === 429 || response.status >= 500,
+    retryAfterMs: retryAfterMs(response),
+  });
+}
+
+/** The claims of a JWT, unverified: only for display (`sid`), never for trust. */
+function claimsOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+  } catch {
+    return {};
+  }
+}
+
+export class AuthSocket extends EventTarget {
+  constructor(options = {}) {
+    super();
+    this.options = { ...DEFAULTS, ...options };
+    if (!["ticket", "subprotocol"].includes(this.options.transport)) {
+      throw new TypeError(`transport must be "ticket" or "subprotocol", not ${this.options.transport}`);
+    }
+    this.wsUrl = this.options.wsUrl || defaultWsUrl(this.options.baseUrl);
+    this.state = STATE.SIGNED_OUT;
+    this.user = null;
+    this.sid = null;
+    this.stats = { connects: 0, refreshes: 0, renewals: 0, sharedTokens: 0, rotated: 0 };
+
+    this._access = null;
+    this._expiresAt = 0; // local clock, ms
+    this._ttlMs = 0;
+    this._generation = 0; // bumped on sign-in/out so stale async work stops
+    this._refreshing = null;
+    this._tokenWaiters = new Set();
+    this._lastShared = null; // { message, at }: the last token another tab shared
+    this._ws = null;
+    this._opening = false;
+    this._welcomed = false;
+    this._connectedWith = null;
+    this._everLive = false;
+    this._attempt = 0;
+    this._refusals = 0;
+    this._forceRefresh = false;
+    this._streams = new Map(); // stream -> { floor, lastId, seen: Set }
+    this._pending = new Map(); // ref -> { resolve, reject, kind, stream, timer }
+    this._nextRef = 1;
+    this._timers = { refresh: null, reconnect: null, heartbeat: null };
+    this._lastFrameAt = 0;
+
+    this._channel =
+      typeof BroadcastChannel === "function" ? new BroadcastChannel(this.options.channelName) : null;
+    if (this._channel) this._channel.onmessage = (event) => this._onBroadcast(event.data);
+    this._onOnline = () => this._wakeUp("online");
+    this._onVisible = () => document.visibilityState === "visible" && this._wakeUp("visible");
+    window.addEventListener("online", this._onOnline);
+    document.addEventListener("visibilitychange", this._onVisible);
+  }
+
+  // ---- public API ---------------------------------------------------------
+
+  get accessToken() {
+    return this._access;
+  }
+
+  /** Resume a signed-in session from the refresh cookie; false when there is none. */
+  async resume() {
+    const generation = this._generation;
+    this._setState(STATE.CONNECTING, "resume");
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.refresh();
+        break;
+      } catch (error) {
+        if (generation !== this._generation) return this._access !== null;
+        if (!error.transient) {
+          this._signOutLocal(error.code || "resume_failed");
+          return false;
+        }
+        // Server unreachable: we cannot tell yet whether we are signed in.
+        this._setState(STATE.RECONNECTING, error.code);
+        await this._delay(this._backoffMs(attempt, error.retryAfterMs));
+        if (generation !== this._generation) return this._access !== null;
+      }
+    }
+    this._open();
+    return true;
+  }
+
+  /** Sign in with a password; the refresh token goes to the HttpOnly cookie. */
+  async login(username, password) {
+    this._generation++; // supersedes a resume still waiting for the server
+    this._refreshing = null;
+    this._setState(STATE.CONNECTING, "login");
+    let response;
+    try {
+      response = await this._fetch("/api/auth/login", {
+        method: "POST",
+        cookie: true,
+        body: { username, password },
+      });
+    } catch (error) {
+      this._setState(STATE.SIGNED_OUT, "network");
+      throw error;
+    }
+    if (!response.ok) {
+      const error = await errorOf(response);
+      this._setState(STATE.SIGNED_OUT, error.code);
+      throw error;
+    }
+    this._adopt(await response.json(), { broadcast: true, fresh: true });
+    this._open();
+    return this.user;
+  }
+
+  /** Sign out this session (this tab and the other tabs that share it). */
+  async logout() {
+    try {
+      await this.api("/api/auth/logout", { method: "POST", cookie: true });
+    } catch {
+      // Signing out locally is what matters; the session dies with its TTL.
+    }
+    this._broadcast({ type: "signed-out", sid: this.sid });
+    this._signOutLocal("logout");
+  }
+
+  /** Revoke every session of the user, this one included. */
+  async logoutAll() {
+    await this.api("/api/auth/logout-all", { method: "POST" });
+    this._broadcast({ type: "signed-out", sid: this.sid });
+    this._signOutLocal("logout_all");
+  }
+
+  /** Revoke every other session of the user. */
+  async logoutOthers() {
+    await this.api("/api/auth/logout-others", { method: "POST" });
+  }
+
+  sessions() {
+    return this.api("/api/auth/sessions");
+  }
+
+  async revokeSession(sid) {
+    await this.api(`/api/auth/sessions/${encodeURIComponent(sid)}`, { method: "DELETE" });
+    if (sid === this.sid) {
+      this._broadcast({ type: "signed-out", sid });
+      this._signOutLocal("logout");
+    }
+  }
+
+  /**
+   * Call the HTTP API with the access token; answers parsed JSON (null for 204).
+   * An expired token is refreshed once and the call retried; dead credentials
+   * sign out. Failures throw AuthSocketError with the wire `code`.
+   */
+  async api(path, { method = "GET", body, cookie = false } = {}) {
+    for (let attempt = 0; ; attempt++) {
+      if (!this._access) throw new AuthSocketError("not_authenticated", "signed out");
+      const response = await this._fetch(path, { method, body, cookie, auth: true });
+      if (response.ok) {
+        return response.status === 204 ? null : response.json();
+      }
+      const error = await errorOf(response);
+      if (response.status === 401 && error.code === "token_expired" && attempt === 0) {
+        this._forceRefresh = true;
+        await this.refresh();
+        continue;
+      }
+      if (response.status === 401 && DEAD_CREDENTIALS.has(error.code)) {
+        this._signOutLocal(error.code);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Get a new access token from the refresh cookie. Only one refresh runs at a
+   * time in this tab, and (with Web Locks) across all tabs of this browser.
+   */
+  refresh() {
+    if (!this._refreshing) {
+      const generation = this._generation;
+      const running = this._refreshExclusive(generation).finally(() => {
+        if (this._refreshing === running) this._refreshing = null;
+      });
+      this._refreshing = running;
+    }
+    return this._refreshing;
+  }
+
+  /** Follow a stream. `since`: the last id the caller already has (0: all stored). */
+  subscribe(stream, { since = null } = {}) {
+    let entry = this._streams.get(stream);
+    if (!entry) {
+      entry = { floor: 0, lastId: null, seen: new Set() };
+      this._streams.set(stream, entry);
+    }
+    if (since !== null && since !== undefined) {
+      entry.floor = Math.max(entry.floor, since);
+      entry.lastId = Math.max(entry.lastId ?? 0, since);
+    }
+    if (this._isLive()) this._sendSubscribe(stream);
+  }
+
+  unsubscribe(stream) {
+    this._streams.delete(stream);
+    if (this._isLive()) this._send({ type: "unsubscribe", stream });
+  }
+
+  /** Publish over the socket; resolves with the stored message id. Never queued. */
+  publish(stream, data) {
+    if (!this._isLive()) {
+      return Promise.reject(new AuthSocketError("not_connected", "the socket is not live"));
+    }
+    return this._request({ type: "publish", stream, data }, { kind: "publish", stream });
+  }
+
+  /** Round trip over the live socket; resolves with the time it took, in ms. */
+  async ping() {
+    if (!this._isLive()) throw new AuthSocketError("not_connected", "the socket is not live");
+    const sentAt = performance.now();
+    await this._request({ type: "ping" }, { kind: "ping" });
+    return performance.now() - sentAt;
+  }
+
+  /** Try to connect now (after OFFLINE, or to skip a backoff wait). */
+  reconnect() {
+    if (!this._access) return;
+    this._attempt = 0;
+    this._refusals = 0;
+    clearTimeout(this._timers.reconnect);
+    this._open();
+  }
+
+  /** Stop everything without signing out (the refresh cookie stays valid). */
+  close() {
+    this._generation++;
+    this._clearTimers();
+    this._closeSocket(CLOSE.NORMAL);
+    this._channel?.close();
+    this._channel = null;
+    window.removeEventListener("online", this._onOnline);
+    document.removeEventListener("visibilitychange", this._onVisible);
+  }
+
+  // ---- tokens ---------------------------------------------------------------
+
+  async _refreshExclusive(generation) {
+    const startedWith = this._access;
+    const startedAt = Date.now();
+    const run = async () => {
+      if (generation !== this._generation) throw new Cancelled();
+      // While we waited for the lock another tab may have refreshed and
+      // shared its token: then there is nothing left to do.
+      if (this._access && this._access !== startedWith && this._remainingMs() > this._marginMs()) {
+        this._forceRefresh = false;
+        return "shared";
+      }
+      return this._refreshOnce(generation, startedWith, startedAt, true);
+    };
+    if (this.options.useLocks && navigator.locks?.request) {
+      return navigator.locks.request(REFRESH_LOCK, run);
+    }
+    return run();
+  }
+
+  async _refreshOnce(generation, startedWith, startedAt, mayRetry) {
+    this.stats.refreshes++;
+    const response = await this._fetch("/api/auth/refresh", {
+      method: "POST",
+      cookie: true,
+      body: {},
+    });
+    if (generation !== this._generation) throw new Cancelled();
+    if (response.ok) {
+      this._forceRefresh = false;
+      this._adopt(await response.json(), { broadcast: true });
+      return "refreshed";
+    }
+    const error = await errorOf(response);
+    if (response.status === 401 && error.code === "token_rotated") {
+      // Another tab refreshed with the same cookie a moment ago (§2): it won,
+      // and its answer set the newest cookie. Take its token, or refresh again.
+      this.stats.rotated++;
+      if (await this._waitForSharedToken(startedWith, startedAt)) return "shared";
+      if (generation !== this._generation) throw new Cancelled();
+      if (mayRetry) return this._refreshOnce(generation, startedWith, startedAt, false);
+    }
+    if (!error.transient) this._signOutLocal(error.code);
+    throw error;
+  }
+
+  _waitForSharedToken(startedWith, startedAt) {
+    if (this._access && this._access !== startedWith) return Promise.resolve(true);
+    // The winner's token may have arrived before our own answer did.
+    const shared = this._lastShared;
+    if (shared && shared.at >= startedAt && (this.user === null || shared.message.user?.id === this.user.id)) {
+      this._adoptShared(shared.message);
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        this._tokenWaiters.delete(waiter);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this._tokenWaiters.delete(waiter);
+        resolve(false);
+      }, this.options.sharedTokenWaitMs);
+      this._tokenWaiters.add(waiter);
+    });
+  }
+
+  /** Take a login/refresh answer (or another tab's) as the current credentials. */
+  _adopt(body, { broadcast = false, fresh = false, expiresAt = null } = {}) {
+    const claims = claimsOf(body.access);
+    const userChanged = this.user !== null && body.user && body.user.id !== this.user.id;
+    const sessionChanged = this.sid !== null && claims.sid && claims.sid !== this.sid;
+    if (fresh || userChanged) this._resetIdentity();
+    const ttlMs = Math.max(1, Number(body.expires_in) || 0) * 1000;
+    this._access = body.access;
+    this._ttlMs = ttlMs;
+    this._expiresAt = expiresAt ?? Date.now() + ttlMs;
+    this.sid = claims.sid ?? this.sid;
+    const announce = this.user === null;
+    this.user = body.user ?? this.user;
+    if (announce) this._emit("user", { user: this.user, sid: this.sid });
+    if (broadcast) {
+      this._broadcast({
+        type: "token",
+        access: body.access,
+        expires_in: body.expires_in,
+        expiresAt: this._expiresAt,
+        user: this.user,
+      });
+    }
+    for (const waiter of [...this._tokenWaiters]) waiter();
+    this._scheduleRefresh();
+    if (!fresh && (userChanged || sessionChanged)) {
+      // A socket cannot change user or session: open a new one.
+      this._closeSocket(CLOSE.NORMAL);
+      this._open();
+    } else if (this._isLive()) {
+      this._sendAuth();
+    }
+  }
+
+  _resetIdentity() {
+    this._closeSocket(CLOSE.NORMAL);
+    this._streams.clear();
+    this.user = null;
+    this.sid = null;
+    this._everLive = false;
+  }
+
+  _remainingMs() {
+    return this._expiresAt - Date.now();
+  }
+
+  // Refresh when a third of the lifetime is left (at most 30 s before exp),
+  // like the server's `auth.expiring` (§4.2).
+  _marginMs() {
+    return Math.min(30000, Math.max(1000, this._ttlMs / 3));
+  }
+
+  _scheduleRefresh() {
+    clearTimeout(this._timers.refresh);
+    // Jitter spreads the tabs out; the first one to refresh shares its token.
+    const jitter = Math.random() * this._marginMs() * 0.2;
+    const delay = Math.max(0, this._remainingMs() - this._marginMs() - jitter);
+    this._timers.refresh = setTimeout(() => this._timedRefresh(), delay);
+  }
+
+  async _timedRefresh() {
+    if (!this._access) return;
+    if (this.state === STATE.LIVE) this._setState(STATE.RENEWING, "refresh");
+    try {
+      await this.refresh();
+      // Another tab's token may have been taken (and sent) already.
+      if (this.state === STATE.RENEWING && !this._hasPending("auth")) {
+        this._setState(STATE.LIVE, "renewed");
+      }
+    } catch (error) {
+      if (error instanceof Cancelled || !error.transient) return;
+      if (this.state === STATE.RENEWING) this._setState(STATE.LIVE, "refresh_failed");
+      // Try again while the token still works; if it runs out, the server
+      // closes with 4401 and the reconnect path refreshes.
+      const delay = Math.max(1000, Math.min(this._remainingMs() / 2, 5000), error.retryAfterMs);
+      clearTimeout(this._timers.refresh);
+      this._timers.refresh = setTimeout(() => this._timedRefresh(), delay);
+    }
+  }
+
+  // ---- other tabs -----------------------------------------------------------
+
+  _broadcast(message) {
+    try {
+      this._channel?.postMessage(message);
+    } catch {
+      // A closed channel: the other tabs refresh on their own.
+    }
+  }
+
+  _onBroadcast(message) {
+    if (!message || typeof message !== "object") return;
+    if (message.type === "token") {
+      // Every tab of this browser shares one refresh cookie, hence one user.
+      const sameUser = this.user !== null && message.user?.id === this.user.id;
+      this._lastShared = { message, at: Date.now() };
+      if (this._tokenWaiters.size > 0 && (sameUser || this.user === null)) {
+        this._adoptShared(message);
+      } else if (this.state === STATE.SIGNED_OUT && this._refreshing === null) {
+        // Signed in from another tab of this browser: the cookie is ours too.
+        this._adoptShared(message);
+        this._open();
+      } else if (sameUser && message.expiresAt > this._expiresAt) {
+        this._adoptShared(message);
+      }
+    } else if (message.type === "signed-out" && this.sid && message.sid === this.sid) {
+      this._signOutLocal("signed_out_in_another_tab");
+    }
+  }
+
+  _adoptShared(message) {
+    this.stats.sharedTokens++;
+    this._adopt(message, { expiresAt: message.expiresAt });
+  }
+
+  // ---- socket ---------------------------------------------------------------
+
+  /** Open and welcomed: frames may be sent. */
+  _isLive() {
+    return this._welcomed && this._ws !== null && this._ws.readyState === WebSocket.OPEN;
+  }
+
+  async _open() {
+    if (this._ws || this._opening || !this._access) return;
+    const generation = this._generation;
+    this._opening = true;
+    clearTimeout(this._timers.reconnect);
+    this._setState(this._everLive ? STATE.RECONNECTING : STATE.CONNECTING, "connect");
+    try {
+      if (this._forceRefresh || this._remainingMs() < this._marginMs()) await this.refresh();
+      if (generation !== this._generation) return;
+      // Ticket mode offers no subprotocol: a server that selects none would
+      // make the browser fail a handshake that offered one.
+      let protocols = [];
+      let url = this.wsUrl;
+      if (this.options.transport === "ticket") {
+        const { ticket } = await this.api("/api/auth/ticket", { method: "POST" });
+        if (generation !== this._generation) return;
+        url += (url.includes("?") ? "&" : "?") + "ticket=" + encodeURIComponent(ticket);
+      } else {
+        protocols = [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + this._access];
+      }
+      this._connectedWith = this._access;
+      this._attach(new WebSocket(url, protocols));
+    } catch (error) {
+      if (error instanceof Cancelled || generation !== this._generation) return;
+      if (this.state === STATE.SIGNED_OUT) return; // dead credentials
+      this._emitError(error.code || "network", error.detail || String(error));
+      this._scheduleReconnect(error.code || "network", error.retryAfterMs);
+    } finally {
+      this._opening = false;
+    }
+  }
+
+  _attach(ws) {
+    this._ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this._lastFrameAt = Date.now();
+    };
+    ws.onmessage = (event) => {
+      if (ws === this._ws) this._onFrame(event.data);
+    };
+    ws.onerror = () => {}; // a close event follows with the code
+    ws.onclose = (event) => {
+      if (ws !== this._ws) return;
+      this._detach();
+      this._onClose(event.code, opened);
+    };
+  }
+
+  _detach() {
+    clearInterval(this._timers.heartbeat);
+    this._ws = null;
+    this._welcomed = false;
+    for (const [ref, pending] of this._pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new AuthSocketError("disconnected", "the socket closed before the answer"));
+      this._pending.delete(ref);
+    }
+  }
+
+  _closeSocket(code) {
+    const ws = this._ws;
+    if (!ws) return;
+    this._detach();
+    try {
+      ws.close(code);
+    } catch {
+      // Already closing.
+    }
+  }
+
+  _onClose(code, opened) {
+    if (this.state === STATE.SIGNED_OUT || !this._access) return;
+    if (!opened) {
+      // §4.3: a refused handshake reaches a browser as 1006 with no reason.
+      this._diagnoseRefusal();
+      return;
+    }
+    switch (code) {
+      case CLOSE.TOKEN_EXPIRED:
+        this._forceRefresh = true;
+        this._scheduleReconnect("token_expired", 0, { immediate: this._attempt === 0 });
+        break;
+      case CLOSE.REVOKED:
+        this._signOutLocal("revoked");
+        break;
+      case CLOSE.TOO_MANY_CONNECTIONS:
+        this._emitError("too_many_connections", "close another tab or device first");
+        this._scheduleReconnect("too_many_connections", this.options.longBackoffMs);
+        break;
+      case CLOSE.RATE_LIMITED:
+        this._emitError("rate_limited", "the server closed the socket for sending too fast");
+        this._scheduleReconnect("rate_limited", 2 * this.options.longBackoffMs);
+        break;
+      case CLOSE.MESSAGE_TOO_LARGE:
+      case CLOSE.BINARY_FRAME:
+        // A bug in the caller; the offending frame is not resent.
+        this._emitError(code === CLOSE.BINARY_FRAME ? "binary_frame" : "message_too_large", "");
+        this._scheduleReconnect(`closed_${code}`);
+        break;
+      case CLOSE.SHUTTING_DOWN:
+        this._scheduleReconnect("server_restarting");
+        break;
+      case CLOSE.NORMAL:
+        this._scheduleReconnect("closed", 0, { immediate: this._attempt === 0 });
+        break;
+      default:
+        this._scheduleReconnect(`dropped_${code}`);
+    }
+  }
+
+  async _diagnoseRefusal() {
+    const generation = this._generation;
+    let response;
+    try {
+      response = await this._fetch("/api/me", { auth: true });
+    } catch {
+      // The server is unreachable: a plain drop, retried without a bound.
+      this._scheduleReconnect("unreachable");
+      return;
+    }
+    if (generation !== this._generation) return;
+    this._refusals++;
+    if (response.ok) {
+      if (this._refusals > this.options.maxRefusals) {
+        this._emitError("handshake_refused", "the server keeps refusing the socket; credentials are fine");
+        this._setState(STATE.OFFLINE, "handshake_refused");
+        return;
+      }
+      this._scheduleReconnect("handshake_refused");
+      return;
+    }
+    const error = await errorOf(response);
+    if (response.status === 401 && error.code === "token_expired" && this._refusals <= this.options.maxRefusals) {
+      this._forceRefresh = true;
+      this._scheduleReconnect("token_expired", 0, { immediate: true });
+    } else if (response.status === 401) {
+      this._signOutLocal(error.code);
+    } else {
+      this._scheduleReconnect(error.code, error.retryAfterMs);
+    }
+  }
+
+  _backoffMs(attempt, minMs = 0) {
+    const { backoffBaseMs, backoffCapMs } = this.options;
+    const ceiling = Math.min(backoffCapMs, backoffBaseMs * 2 ** Math.min(attempt, 20));
+    // "Equal jitter": never zero, never all clients at the same instant.
+    return Math.max(minMs, ceiling / 2 + Math.random() * (ceiling / 2));
+  }
+
+  _scheduleReconnect(reason, minMs = 0, { immediate = false } = {}) {
+    clearTimeout(this._timers.reconnect);
+    const delay = immediate ? 0 : this._backoffMs(this._attempt, minMs);
+    this._attempt++;
+    this._setState(STATE.RECONNECTING, reason);
+    this._timers.reconnect = setTimeout(() => this._open(), delay);
+  }
+
+  _wakeUp(reason) {
+    if (!this._access) return;
+    if (this._remainingMs() < this._marginMs() && this._refreshing === null) this._timedRefresh();
+    if (this.state === STATE.RECONNECTING && !this._ws && !this._opening) {
+      clearTimeout(this._timers.reconnect);
+      this._open();
+    }
+  }
+
+  _startHeartbeat() {
+    clearInterval(this._timers.heartbeat);
+    const every = this.options.heartbeatMs;
+    this._timers.heartbeat = setInterval(() => {
+      if (!this._isLive()) return;
+      if (Date.now() - this._lastFrameAt > 2 * every) {
+        // No pong for two periods: the connection is half-open. Drop it.
+        this._closeSocket(CLOSE.NORMAL);
+        this._scheduleReconnect("heartbeat_timeout");
+        return;
+      }
+      this._send({ type: "ping" });
+    }, every);
+  }
+
+  _send(frame) {
+    this._ws.send(JSON.stringify(frame));
+  }
+
+  _request(frame, { kind, stream = null }) {
+    const ref = this._nextRef++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(ref);
+        reject(new AuthSocketError("timeout", `no answer to ${frame.type}`));
+      }, this.options.requestTimeoutMs);
+      this._pending.set(ref, { resolve, reject, kind, stream, timer });
+      this._send({ ...frame, ref });
+    });
+  }
+
+  _hasPending(kind) {
+    for (const pending of this._pending.values()) if (pending.kind === kind) return true;
+    return false;
+  }
+
+  _settle(ref, error, value) {
+    const pending = this._pending.get(ref);
+    if (!pending) return null;
+    this._pending.delete(ref);
+    clearTimeout(pending.timer);
+    if (error) pending.reject(error);
+    else pending.resolve(value);
+    return pending;
+  }
+
+  _sendSubscribe(stream, since = undefined) {
+    const entry = this._streams.get(stream);
+    if (!entry) return;
+    const from = since ?? entry.lastId;
+    // `user` is subscribed automatically (§4.2); it is only asked for to replay.
+    if (stream === "user" && from === null) return;
+    const frame = { type: "subscribe", stream };
+    if (from !== null) frame.since = from;
+    this._request(frame, { kind: "subscribe", stream }).catch(() => {});
+  }
+
+  _sendAuth() {
+    if (this.state === STATE.LIVE) this._setState(STATE.RENEWING, "auth");
+    this._request({ type: "auth", token: this._access }, { kind: "auth" }).then(
+      () => {
+        this.stats.renewals++;
+        if (this.state === STATE.RENEWING) this._setState(STATE.LIVE, "renewed");
+      },
+      (error) => {
+        if (error.code === "invalid_token" && this._isLive()) {
+          // A token this socket cannot take (another session): reconnect with it.
+          this._closeSocket(CLOSE.NORMAL);
+          this._open();
+        } else if (this.state === STATE.RENEWING) {
+          this._setState(STATE.LIVE, "renew_failed");
+        }
+      },
+    );
+  }
+
+  // ---- frames (§4.2) --------------------------------------------------------
+
+  _onFrame(raw) {
+    this._lastFrameAt = Date.now();
+    let frame;
+    try {
+      frame = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    const handler = FRAME_HANDLERS[frame?.type];
+    if (handler) handler.call(this, frame);
+  }
+
+  _onWelcome(frame) {
+    this._attempt = 0;
+    this._refusals = 0;
+    this._everLive = true;
+    this.stats.connects++;
+    this.sid = frame.session ?? this.sid;
+    if (frame.user && !this.user) this.user = frame.user;
+    this._welcomed = true;
+    this._startHeartbeat();
+    this._setState(STATE.LIVE, "welcome");
+    for (const stream of this._streams.keys()) this._sendSubscribe(stream);
+    // Refreshed while the handshake ran: move the socket to the newer token.
+    if (this._access !== this._connectedWith) this._sendAuth();
+  }
+
+  _onSubscribed(frame) {
+    this._settle(frame.ref);
+    this._emit("subscription", { stream: frame.stream, status: "subscribed" });
+  }
+
+  _onUnsubscribed(frame) {
+    this._settle(frame.ref);
+    if (frame.reason) {
+      this._streams.delete(frame.stream);
+      this._emit("subscription", { stream: frame.stream, status: "unsubscribed", reason: frame.reason });
+    }
+  }
+
+  _onMessage(frame) {
+    const entry = this._streams.get(frame.stream);
+    if (entry) {
+      // Replay and reconnects may repeat a message: ids decide (§4.2).
+      if (frame.id <= entry.floor || entry.seen.has(frame.id)) return;
+      entry.seen.add(frame.id);
+      entry.lastId = Math.max(entry.lastId ?? 0, frame.id);
+      if (entry.seen.size > SEEN_IDS_KEPT) {
+        const ids = [...entry.seen].sort((a, b) => a - b).slice(0, SEEN_IDS_KEPT / 2);
+        for (const id of ids) entry.seen.delete(id);
+        entry.floor = ids[ids.length - 1];
+      }
+    }
+    this._emit("message", frame);
+  }
+
+  _onPong(frame) {
+    this._settle(frame.ref);
+  }
+
+  _onReplayTruncated(frame) {
+    // More stored messages than one replay carries: ask for the rest.
+    if (this._streams.has(frame.stream)) this._sendSubscribe(frame.stream, frame.next_since);
+  }
+
+  _onPublished(frame) {
+    this._settle(frame.ref, null, frame.id);
+  }
+
+  _onAuthOk(frame) {
+    this._settle(frame.ref, null, frame.expires_at);
+  }
+
+  _onAuthExpiring() {
+    // The refresh timer may have been throttled (background tab): act now.
+    if (this._refreshing === null) this._timedRefresh();
+  }
+
+  _onError(frame) {
+    const error = new AuthSocketError(frame.code || "error", frame.detail || "");
+    const pending = this._settle(frame.ref, error);
+    const stream = frame.stream ?? pending?.stream ?? null;
+    if (frame.code === "forbidden" && stream && pending?.kind === "subscribe") {
+      this._streams.delete(stream);
+      this._emit("subscription", { stream, status: "unsubscribed", reason: "forbidden" });
+    }
+    if (pending?.kind !== "publish") {
+      this._emitError(error.code, error.detail, { stream, ref: frame.ref });
+    }
+  }
+
+  // ---- state ----------------------------------------------------------------
+
+  _signOutLocal(reason) {
+    this._generation++;
+    this._refreshing = null;
+    this._clearTimers();
+    this._closeSocket(CLOSE.NORMAL);
+    this._access = null;
+    this._expiresAt = 0;
+    this._forceRefresh = false;
+    this._attempt = 0;
+    this._refusals = 0;
+    this._everLive = false;
+    this._streams.clear();
+    const hadUser = this.user !== null;
+    this.user = null;
+    this.sid = null;
+    this._setState(STATE.SIGNED_OUT, reason);
+    if (hadUser) this._emit("user", { user: null, sid: null });
+  }
+
+  _clearTimers() {
+    clearTimeout(this._timers.refresh);
+    clearTimeout(this._timers.reconnect);
+    clearInterval(this._timers.heartbeat);
+  }
+
+  _setState(state, reason = "") {
+    if (state === this.state && state !== STATE.RECONNECTING) return;
+    const previous = this.state;
+    this.state = state;
+    this._emit("state", { state, previous, reason });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _emitError(code, detail = "", extra = {}) {
+    this._emit("error", { code, detail, ...extra });
+  }
+
+  _delay(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  async _fetch(path, { method = "GET", body, cookie = false, auth = false } = {}) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (cookie) Object.assign(headers, COOKIE_HEADER);
+    if (auth && this._access) headers.Authorization = `Bearer ${this._access}`;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.options.requestTimeoutMs);
+    try {
+      return await fetch(new URL(path, this.options.baseUrl || window.location.href), {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+        signal: controller.signal,
+      });
+    } catch (error) {
+      throw new AuthSocketError("network", String(error?.message || error), { transient: true });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const FRAME_HANDLERS = {
+  welcome: AuthSocket.prototype._onWelcome,
+  pong: AuthSocket.prototype._onPong,
+  subscribed: AuthSocket.prototype._onSubscribed,
+  unsubscribed: AuthSocket.prototype._onUnsubscribed,
+  message: AuthSocket.prototype._onMessage,
+  "replay.truncated": AuthSocket.prototype._onReplayTruncated,
+  published: AuthSocket.prototype._onPublished,
+  "auth.ok": AuthSocket.prototype._onAuthOk,
+  "auth.expiring": AuthSocket.prototype._onAuthExpiring,
+  error: AuthSocket.prototype._onError,
+};

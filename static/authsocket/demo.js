@@ -1,0 +1,376 @@
+// The demo page at `/`: wires AuthSocket (client.js) to plain DOM.
+// User data is only ever put in the page with textContent, never innerHTML.
+
+import { AuthSocket, STATE } from "./client.js";
+
+const DEMO_PASSWORD = "authsocket-demo";
+const LOG_KEPT = 200;
+const HISTORY_LIMIT = 50;
+
+const params = new URLSearchParams(window.location.search);
+const client = new AuthSocket({
+  transport: params.get("transport") === "subprotocol" ? "subprotocol" : "ticket",
+});
+// Tests and curious developers can reach the client from the console.
+window.authsocketDemo = { client };
+
+const $ = (id) => document.getElementById(id);
+const panes = new Map(); // stream -> { section, list }
+
+function el(tag, { text, className, attrs } = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  return node;
+}
+
+function time(seconds) {
+  return seconds ? new Date(seconds * 1000).toLocaleString() : "–";
+}
+
+function log(text) {
+  const list = $("log");
+  const item = el("li", { text: `${new Date().toLocaleTimeString()} ${text}` });
+  list.prepend(item);
+  while (list.children.length > LOG_KEPT) list.lastElementChild.remove();
+}
+
+function showAlert(text) {
+  const alert = $("alert");
+  alert.textContent = text;
+  alert.hidden = !text;
+}
+
+const ERROR_TEXT = {
+  too_many_connections: "Too many open connections for this user: close a tab and it will retry.",
+  rate_limited: "The server closed the socket for sending too fast; retrying later.",
+  handshake_refused: "The server keeps refusing the connection although you are signed in.",
+  network: "The server cannot be reached; retrying.",
+  forbidden: "Not allowed.",
+};
+
+// ---- connection state -------------------------------------------------------
+
+const STATE_TEXT = {
+  [STATE.CONNECTING]: "connecting",
+  [STATE.LIVE]: "live",
+  [STATE.RENEWING]: "renewing",
+  [STATE.RECONNECTING]: "reconnecting",
+  [STATE.OFFLINE]: "offline",
+  [STATE.SIGNED_OUT]: "signed out",
+};
+
+client.addEventListener("state", (event) => {
+  const { state, reason } = event.detail;
+  $("state").dataset.state = state;
+  $("state-text").textContent = STATE_TEXT[state] ?? state;
+  document.body.dataset.state = state;
+  log(`${state}${reason ? ` (${reason})` : ""}`);
+  if (state === STATE.LIVE) showAlert("");
+  if (state === STATE.OFFLINE) showAlert(ERROR_TEXT.handshake_refused);
+  if (state === STATE.SIGNED_OUT) {
+    $("login").hidden = false;
+    $("app").hidden = true;
+    if (reason === "revoked") showAlert("This session was signed out (from another device or by an admin).");
+    else if (reason && !["logout", "logout_all", "resume", "not_authenticated"].includes(reason)) {
+      log(`signed out: ${reason}`);
+    }
+  }
+});
+
+client.addEventListener("error", (event) => {
+  const { code, detail, stream } = event.detail;
+  log(`error ${code}${stream ? ` on ${stream}` : ""}${detail ? `: ${detail}` : ""}`);
+  if (ERROR_TEXT[code] && code !== "forbidden") showAlert(ERROR_TEXT[code]);
+});
+
+client.addEventListener("subscription", (event) => {
+  const { stream, status, reason } = event.detail;
+  log(`${status} ${stream}${reason ? ` (${reason})` : ""}`);
+  const pane = panes.get(stream);
+  if (pane && status === "unsubscribed") {
+    pane.section.dataset.closed = "true";
+    pane.status.textContent = "You can no longer read this room.";
+  }
+});
+
+client.addEventListener("user", (event) => {
+  const { user } = event.detail;
+  resetApp();
+  if (!user) return;
+  $("who").textContent = `Signed in as ${user.username}`;
+  $("who").hidden = false;
+  $("account-actions").hidden = false;
+  $("login").hidden = true;
+  $("app").hidden = false;
+  client.subscribe("user", { since: 0 }); // every stored notification, then live
+  loadMe();
+  loadRooms();
+  loadSessions();
+});
+
+function resetApp() {
+  for (const pane of panes.values()) pane.section.remove();
+  panes.clear();
+  $("messages-user").replaceChildren();
+  $("rooms").replaceChildren();
+  $("sessions").replaceChildren();
+  $("who").hidden = true;
+  $("account-actions").hidden = true;
+  $("admin-link").hidden = true;
+  delete document.body.dataset.me;
+}
+
+// ---- messages ---------------------------------------------------------------
+
+function messageText(data) {
+  if (data && typeof data === "object" && typeof data.text === "string") return data.text;
+  return JSON.stringify(data);
+}
+
+function renderMessage(list, message) {
+  const item = el("li", {
+    className: "message",
+    attrs: { "data-id": String(message.id), "data-testid": "message" },
+  });
+  item.append(
+    el("span", { className: "from", text: message.sender ? message.sender.username : "server" }),
+    el("span", { className: "text", text: messageText(message.data) }),
+    el("time", {
+      text: message.ts_ms ? new Date(message.ts_ms).toLocaleTimeString() : "",
+      attrs: message.ts_ms ? { datetime: new Date(message.ts_ms).toISOString() } : {},
+    }),
+  );
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+}
+
+client.addEventListener("message", (event) => {
+  const message = event.detail;
+  const list = message.stream === "user" ? $("messages-user") : panes.get(message.stream)?.list;
+  if (list) renderMessage(list, message);
+});
+
+// ---- rooms ------------------------------------------------------------------
+
+async function loadRooms() {
+  let rooms;
+  try {
+    rooms = await client.api("/api/rooms");
+  } catch (error) {
+    log(`rooms: ${error.code}`);
+    return;
+  }
+  const list = $("rooms");
+  list.replaceChildren();
+  for (const room of rooms) {
+    const item = el("li", { attrs: { "data-testid": `room-${room.slug}`, "data-slug": room.slug } });
+    item.append(
+      el("span", { className: "room-title", text: room.title }),
+      el("span", { className: `tag ${room.public ? "public" : "private"}`, text: room.public ? "public" : "private" }),
+    );
+    if (room.member) {
+      item.append(el("span", { className: "tag member", text: "member" }));
+      openPane(room);
+    } else {
+      const join = el("button", {
+        text: "Join",
+        attrs: { type: "button", "data-testid": `join-${room.slug}`, "aria-label": `Join ${room.title}` },
+      });
+      join.addEventListener("click", () => joinRoom(room.slug));
+      item.append(join);
+    }
+    list.append(item);
+  }
+}
+
+async function joinRoom(slug) {
+  try {
+    await client.api(`/api/rooms/${encodeURIComponent(slug)}/membership`, { method: "POST" });
+    log(`joined ${slug}`);
+  } catch (error) {
+    showAlert(`Could not join ${slug}: ${error.code}`);
+  }
+  await loadRooms();
+}
+
+async function openPane(room) {
+  const stream = `room:${room.slug}`;
+  if (panes.has(stream)) return;
+  const section = $("pane-template").content.firstElementChild.cloneNode(true);
+  const titleId = `pane-title-${room.slug}`;
+  const inputId = `send-${room.slug}`;
+  section.dataset.testid = `pane-${stream}`;
+  section.dataset.stream = stream;
+  section.setAttribute("aria-labelledby", titleId);
+  const title = section.querySelector(".pane-title");
+  title.id = titleId;
+  title.textContent = room.title;
+  const list = section.querySelector(".messages");
+  list.dataset.testid = `messages-${stream}`;
+  const label = section.querySelector(".send-label");
+  label.htmlFor = inputId;
+  label.textContent = `Message to ${room.title}`;
+  const input = section.querySelector(".send-input");
+  input.id = inputId;
+  input.dataset.testid = `send-input-${stream}`;
+  const button = section.querySelector(".send-button");
+  button.dataset.testid = `send-${stream}`;
+  const status = el("p", { className: "pane-status", attrs: { role: "status" } });
+  section.append(status);
+  const form = section.querySelector(".send");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    button.disabled = true;
+    try {
+      await client.publish(stream, { text });
+      input.value = "";
+      status.textContent = "";
+    } catch (error) {
+      status.textContent = `Not sent (${error.code}).`;
+    } finally {
+      button.disabled = false;
+      input.focus();
+    }
+  });
+  panes.set(stream, { section, list, status });
+  $("panes").append(section);
+
+  // History over HTTP, then the socket from the last id on: no gap, no double.
+  let since = 0;
+  try {
+    const history = await client.api(
+      `/api/rooms/${encodeURIComponent(room.slug)}/messages?limit=${HISTORY_LIMIT}`,
+    );
+    for (const message of history) renderMessage(list, { ...message, stream });
+    if (history.length) since = history[history.length - 1].id;
+  } catch (error) {
+    log(`history of ${stream}: ${error.code}; replaying from the socket`);
+  }
+  if (panes.get(stream)?.section === section) client.subscribe(stream, { since });
+}
+
+// ---- account ----------------------------------------------------------------
+
+async function loadMe() {
+  try {
+    const me = await client.api("/api/me");
+    $("admin-link").hidden = !me.is_staff;
+  } catch (error) {
+    log(`me: ${error.code}`);
+  }
+  document.body.dataset.me = "loaded";
+}
+
+function describeAgent(agent) {
+  if (!agent) return "unknown client";
+  const match = agent.match(/(Firefox|Edg|Chrome|Chromium|Safari)\/[\d.]+/);
+  return match ? match[0] : agent.slice(0, 60);
+}
+
+async function loadSessions() {
+  let sessions;
+  try {
+    sessions = await client.api("/api/auth/sessions");
+  } catch (error) {
+    log(`sessions: ${error.code}`);
+    return;
+  }
+  const list = $("sessions");
+  list.replaceChildren();
+  for (const session of sessions) {
+    const item = el("li", {
+      attrs: { "data-testid": "session", "data-sid": session.id, "data-current": String(session.current) },
+    });
+    const what = el("span", { className: "session-agent", text: describeAgent(session.user_agent) });
+    if (session.user_agent) what.title = session.user_agent;
+    item.append(what);
+    if (session.current) item.append(el("span", { className: "tag member", text: "this browser" }));
+    item.append(
+      el("span", {
+        className: "session-times",
+        text: `signed in ${time(session.created_at)}, last used ${time(session.last_used_at)}`,
+      }),
+    );
+    const revoke = el("button", {
+      text: "Log out this one",
+      className: "revoke",
+      attrs: { type: "button", "data-testid": "revoke-session" },
+    });
+    revoke.addEventListener("click", async () => {
+      try {
+        await client.revokeSession(session.id);
+      } catch (error) {
+        showAlert(`Could not log that session out: ${error.code}`);
+      }
+      if (client.user) loadSessions();
+    });
+    item.append(revoke);
+    list.append(item);
+  }
+}
+
+$("sessions-reload").addEventListener("click", loadSessions);
+
+$("logout-others").addEventListener("click", async () => {
+  try {
+    await client.logoutOthers();
+    log("logged out every other session");
+  } catch (error) {
+    showAlert(`Could not log the other sessions out: ${error.code}`);
+  }
+  loadSessions();
+});
+
+$("logout").addEventListener("click", () => client.logout());
+
+$("logout-all").addEventListener("click", async () => {
+  try {
+    await client.logoutAll();
+  } catch (error) {
+    showAlert(`Could not log out everywhere: ${error.code}`);
+  }
+});
+
+// ---- sign in ----------------------------------------------------------------
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = $("login-error");
+  error.hidden = true;
+  $("login-submit").disabled = true;
+  try {
+    await client.login($("username").value.trim(), $("password").value);
+    $("password").value = "";
+  } catch (failure) {
+    error.textContent =
+      failure.code === "invalid_credentials"
+        ? "Wrong username or password."
+        : failure.code === "throttled"
+          ? "Too many attempts; wait a minute."
+          : `Sign-in failed (${failure.code}).`;
+    error.hidden = false;
+    $("password").focus();
+  } finally {
+    $("login-submit").disabled = false;
+  }
+});
+
+for (const button of document.querySelectorAll("button.fill")) {
+  button.addEventListener("click", () => {
+    $("username").value = button.dataset.username;
+    $("password").value = DEMO_PASSWORD;
+    $("login-submit").focus();
+  });
+}
+
+window.authsocketDemo.ready = client.resume().then((resumed) => {
+  if (!resumed) {
+    $("login").hidden = false;
+  }
+  document.body.dataset.ready = "true";
+  return resumed;
+});

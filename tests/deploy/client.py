@@ -1,0 +1,108 @@
+"""A small protocol client for the deployment tests (HTTP API + WebSocket)."""
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+TIMEOUT = 10.0
+
+
+def _request(method: str, url: str, body, token, headers) -> tuple[int, object]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, (json.loads(raw) if raw else None)
+    except ValueError:  # an HTML error page: keep it for the assertion message
+        return status, raw.decode(errors="replace")[:500]
+
+
+async def http(method, url, body=None, *, token=None, headers=None):
+    """(status, decoded JSON or None), without blocking the event loop."""
+    return await asyncio.to_thread(_request, method, url, body, token, headers)
+
+
+async def login(base: str, username: str, password: str) -> dict:
+    status, body = await http(
+        "POST", f"{base}/api/auth/login", {"username": username, "password": password}
+    )
+    assert status == 200, (status, body)
+    return body
+
+
+async def ticket(base: str, access: str) -> str:
+    status, body = await http("POST", f"{base}/api/auth/ticket", token=access)
+    assert status == 200, (status, body)
+    return body["ticket"]
+
+
+async def connect(base_ws: str, *, token=None, ticket=None, timeout=TIMEOUT):
+    """Open /ws/ with ?token= or ?ticket= and return (socket, welcome frame)."""
+    query = f"?ticket={ticket}" if ticket else f"?token={token}"
+    ws = await asyncio.wait_for(
+        websockets.connect(f"{base_ws}/ws/{query}", open_timeout=timeout), timeout
+    )
+    welcome = await recv_json(ws, timeout)
+    assert welcome["type"] == "welcome", welcome
+    return ws, welcome
+
+
+async def recv_json(ws, timeout=TIMEOUT) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def send_json(ws, frame: dict):
+    await ws.send(json.dumps(frame))
+
+
+async def recv_until(ws, predicate, timeout=TIMEOUT) -> dict:
+    """The first frame for which `predicate` holds; others are skipped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no matching frame")
+        frame = await recv_json(ws, remaining)
+        if predicate(frame):
+            return frame
+
+
+async def close_code(ws, timeout=TIMEOUT) -> int | None:
+    """Wait until the server closes `ws` (reading what comes); its close code."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed:
+        pass
+    return ws.close_code if ws.close_code is not None else None
+
+
+async def subscribe(ws, stream: str, since=None, timeout=TIMEOUT) -> dict:
+    """Send `subscribe` and return its answer (`subscribed` or an error)."""
+    ref = f"sub-{stream}-{time.monotonic_ns()}"
+    frame = {"type": "subscribe", "stream": stream, "ref": ref}
+    if since is not None:
+        frame["since"] = since
+    await send_json(ws, frame)
+    return await recv_until(
+        ws,
+        lambda f: (
+            f.get("ref") == ref
+            or (f["type"] == "subscribed" and f.get("stream") == stream)
+        ),
+        timeout,
+    )

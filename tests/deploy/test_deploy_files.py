@@ -1,0 +1,90 @@
+"""systemd, Procfile, Dockerfile, compose: every way of starting a process drains."""
+
+import re
+import shlex
+
+import pytest
+import yaml
+
+from authsocket import serve
+
+from .processes import ROOT
+
+SERVE_ARGS = re.compile(r"-m authsocket\.serve (.*)")
+
+
+def daphne_args(command: str) -> list[str]:
+    """The arguments after `-m authsocket.serve` in a shell command line."""
+    match = SERVE_ARGS.search(command)
+    assert match, f"not started through authsocket.serve: {command}"
+    return shlex.split(match.group(1).replace("%i", "8001").replace("$PORT", "5000"))
+
+
+def parse(args: list[str]):
+    cli = serve.GracefulCommandLineInterface()
+    cli.configure()
+    return cli.parser.parse_args(args)
+
+
+def unit_value(text: str, key: str) -> str:
+    return re.search(rf"^{key}=((?:.*\\\n)*.*)", text, re.MULTILINE).group(1)
+
+
+def test_systemd_unit_runs_the_draining_entry_point_behind_the_proxy():
+    unit = (ROOT / "deploy" / "systemd" / "authsocket@.service").read_text()
+    exec_start = unit_value(unit, "ExecStart").replace("\\\n", " ")
+    args = parse(daphne_args(exec_start))
+    assert args.host == "127.0.0.1"  # only nginx may reach a --proxy-headers daphne
+    assert args.proxy_headers
+    assert args.application == "authsocket.asgi:application"
+    assert "EnvironmentFile=/etc/authsocket/authsocket.env" in unit
+    assert unit_value(unit, "KillSignal") == "SIGTERM"
+    # systemd must not SIGKILL before the drain grace has run out.
+    assert int(unit_value(unit, "TimeoutStopSec")) > serve.DEFAULT_SHUTDOWN_GRACE
+    assert unit_value(unit, "User") != "root"
+
+
+def test_procfile_runs_the_draining_entry_point():
+    lines = dict(
+        line.split(":", 1)
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if line.strip()
+    )
+    args = parse(daphne_args(lines["web"]))
+    assert args.proxy_headers and args.port == 5000
+    assert "migrate" in lines["release"]
+
+
+def test_dockerfile_is_slim_non_root_and_runs_the_draining_entry_point():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim$", text, re.MULTILINE)
+    assert re.search(r"^USER authsocket$", text, re.MULTILINE)
+    assert "collectstatic --noinput" in text
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.MULTILINE)
+    cmd = re.search(r"^CMD (\[.*?\])$", text, re.MULTILINE | re.DOTALL).group(1)
+    args = yaml.safe_load(cmd.replace("\\\n", " "))
+    assert args[:3] == ["python", "-m", "authsocket.serve"]
+    assert parse(args[3:]).proxy_headers
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_two_daphnes_nginx_postgres_and_redis(compose):
+    services = compose["services"]
+    assert {"daphne1", "daphne2", "nginx", "postgres", "redis"} <= set(services)
+    for name in ("daphne1", "daphne2"):
+        env = services[name]["environment"]
+        assert env["DJANGO_DEBUG"] == "0"
+        assert env["DATABASE_URL"].startswith("postgres://")
+        assert env["REDIS_URL"].startswith("redis://")
+        assert env["AUTHSOCKET_TRUSTED_PROXIES"] == "1"
+        grace = float(env["AUTHSOCKET_SHUTDOWN_GRACE"])
+        assert int(services[name]["stop_grace_period"].rstrip("s")) > grace
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+    volume = services["nginx"]["volumes"][0]
+    assert volume.startswith("./deploy/nginx/docker.conf:")

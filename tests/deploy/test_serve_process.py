@@ -1,0 +1,98 @@
+"""A real `python -m authsocket.serve` process: limits and draining (no services)."""
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+
+import pytest
+import websockets
+
+from .client import close_code, connect, http, login, recv_until, send_json
+from .conftest import DEMO_PASSWORD, start_servers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def small_limit_server(sqlite_env, log_dir):
+    env = {**sqlite_env, "AUTHSOCKET_MAX_MESSAGE_BYTES": "1000"}
+    (server,) = start_servers(env, log_dir, "limits")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_message_just_over_the_limit_reaches_the_consumer_and_gets_4413(
+    small_limit_server,
+):
+    alice = await login(small_limit_server.http, "alice", DEMO_PASSWORD)
+    ws, _ = await connect(small_limit_server.ws, token=alice["access"])
+    await send_json(ws, {"type": "ping", "pad": "x" * 1000})
+    assert await close_code(ws, timeout=5) == 4413
+
+
+@pytest.mark.asyncio
+async def test_message_within_the_limit_is_answered(small_limit_server):
+    alice = await login(small_limit_server.http, "alice", DEMO_PASSWORD)
+    ws, _ = await connect(small_limit_server.ws, token=alice["access"])
+    try:
+        await send_json(ws, {"type": "ping", "pad": "x" * 900})
+        assert (await recv_until(ws, lambda f: f["type"] == "pong"))["type"] == "pong"
+    finally:
+        await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_message_over_twice_the_limit_is_cut_by_the_transport(small_limit_server):
+    # daphne runs with --websocket-max-message-size = 2 × 1000: autobahn closes
+    # with 1009 (message too big) before buffering it for the application.
+    alice = await login(small_limit_server.http, "alice", DEMO_PASSWORD)
+    ws, _ = await connect(small_limit_server.ws, token=alice["access"])
+    with contextlib.suppress(websockets.ConnectionClosed):
+        await ws.send("x" * 2001)
+    assert await close_code(ws, timeout=5) == 1009
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_closes_every_socket_with_4503_then_exits_cleanly(
+    sqlite_env, log_dir, signum
+):
+    (server,) = start_servers(sqlite_env, log_dir, f"drain-{signum.name.lower()}")
+    try:
+        alice = await login(server.http, "alice", DEMO_PASSWORD)
+        sockets = [
+            (await connect(server.ws, token=alice["access"]))[0] for _ in range(3)
+        ]
+        started = time.monotonic()
+        server.signal(signum)
+        for ws in sockets:
+            assert await close_code(ws, timeout=5) == 4503
+        assert time.monotonic() - started < 2
+        assert server.wait_exit(10) == 0
+        assert (
+            f"{signum.name}: stopped listening, closing 3 WebSocket(s)" in server.output
+        )
+        # It stopped listening: a new connection is refused, not half-served.
+        with pytest.raises(OSError):
+            await connect(server.ws, token=alice["access"], timeout=2)
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_query_strings_never_reach_the_access_log(small_limit_server):
+    # daphne itself logs an HTTP request's full target; authsocket.serve keeps
+    # the path only (PROTOCOL §6).
+    server = small_limit_server
+    secret = f"eyJ{uuid.uuid4().hex}.x.y"
+    mark = len(server.lines)
+    await http("GET", f"{server.http}/ws/?token={secret}")
+    await http("GET", f"{server.http}/api/me?ticket={secret}")
+    await asyncio.to_thread(server.wait_for, r'"GET /api/me"', 5, mark)
+    assert '"GET /ws/' in server.output
+    assert secret not in server.output

@@ -1,0 +1,63 @@
+"""Production settings: `check --deploy` has nothing to say about security."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+
+from .processes import ROOT
+
+
+def check_deploy(**overrides) -> str:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "AUTHSOCKET_", "PYTEST_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="authsocket.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        AUTHSOCKET_JWT_SECRET=secrets.token_urlsafe(48),
+        DJANGO_ALLOWED_HOSTS="chat.example.org",
+        AUTHSOCKET_TRUSTED_PROXIES="1",
+        **overrides,
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def security_warnings(output: str) -> set[str]:
+    return set(re.findall(r"\(security\.\w+\)", output))
+
+
+def test_fully_hardened_production_environment_has_no_security_warning():
+    output = check_deploy(
+        DJANGO_SECURE_SSL_REDIRECT="1",
+        DJANGO_HSTS_SECONDS="31536000",
+        DJANGO_HSTS_INCLUDE_SUBDOMAINS="1",
+        DJANGO_HSTS_PRELOAD="1",
+    )
+    assert security_warnings(output) == set(), output
+
+
+def test_guide_environment_leaves_only_the_documented_hsts_choices():
+    # docs/deploy.md §9: subdomains and preload are left to the operator.
+    output = check_deploy(DJANGO_SECURE_SSL_REDIRECT="1", DJANGO_HSTS_SECONDS="3600")
+    assert security_warnings(output) <= {"(security.W005)", "(security.W021)"}, output
+
+
+def test_without_tls_settings_only_the_documented_warnings_remain():
+    # docs/deploy.md §9 justifies these for plain-HTTP trials (compose, localhost).
+    output = check_deploy()
+    assert security_warnings(output) <= {"(security.W004)", "(security.W008)"}, output
