@@ -387,8 +387,26 @@ def markdown(summary: dict, chart_name: str) -> str:
     return "\n".join(parts)
 
 
+TRANSPORTS = ("token", "subprotocol", "header", "ticket")
+
+
+def transport_bars(ax, medians: dict, servers: list[str], key: str, title: str):
+    """Grouped bars: one group per handshake transport, one bar per stack."""
+    width = 0.8 / max(len(servers), 1)
+    for i, server in enumerate(servers):
+        values = [
+            metric(medians, server, f"handshake/{t}", key) or 0 for t in TRANSPORTS
+        ]
+        xs = [x + i * width for x in range(len(TRANSPORTS))]
+        ax.bar(xs, values, width, label=server)
+    centre = width * (len(servers) - 1) / 2
+    ax.set_xticks([x + centre for x in range(len(TRANSPORTS))], TRANSPORTS)
+    ax.set_title(title)
+    ax.legend()
+
+
 def chart(summary: dict, path: Path) -> None:
-    """Three panels: handshakes/s per transport, echo round trips/s, KiB/idle."""
+    """Handshakes/s and server CPU per handshake per transport, echo, KiB/idle."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -396,26 +414,30 @@ def chart(summary: dict, path: Path) -> None:
 
     medians = summary["medians"]
     servers = [s for s in (SUBJECT, *BASELINES) if s in medians]
-    transports = ("token", "subprotocol", "header", "ticket")
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
-    width = 0.8 / max(len(servers), 1)
-    for i, server in enumerate(servers):
-        values = [
-            metric(medians, server, f"handshake/{t}", "connections_per_s") or 0
-            for t in transports
-        ]
-        axes[0].bar(
-            [x + i * width for x in range(len(transports))], values, width, label=server
-        )
-    axes[0].set_xticks(
-        [x + width * (len(servers) - 1) / 2 for x in range(4)], transports
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    transport_bars(
+        axes[0][0],
+        medians,
+        servers,
+        "connections_per_s",
+        "handshakes/s (higher is better)",
     )
-    axes[0].set_title("handshakes/s (higher is better)")
-    axes[0].legend()
+    transport_bars(
+        axes[0][1],
+        medians,
+        servers,
+        CPU,
+        "server CPU ms per handshake (lower is better)",
+    )
     for ax, case, key, title in (
-        (axes[1], "echo", "round_trips_per_s", "echo round trips/s (higher is better)"),
         (
-            axes[2],
+            axes[1][0],
+            "echo",
+            "round_trips_per_s",
+            "echo round trips/s (higher is better)",
+        ),
+        (
+            axes[1][1],
             "idle",
             "kib_per_connection",
             "KiB per idle socket (lower is better)",
@@ -425,10 +447,11 @@ def chart(summary: dict, path: Path) -> None:
         ax.bar(servers, values, color=["C0", "C1", "C2"][: len(servers)])
         ax.set_title(title)
     fig.suptitle(
-        f"authsocket vs baselines, {summary['started_at']} ({summary['mode']})"
+        f"authsocket {summary.get('app_commit')} vs baselines, "
+        f"{summary['started_at']} ({summary['mode']})"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
