@@ -1,8 +1,7 @@
 """External services for fault tests: a private Redis, PostgreSQL, a TCP cut-out.
 
 Tests that need a service the machine lacks SKIP with the reason, and FAIL
-when `CI=true` (CI must run them). To be reconciled with the lifecycle
-branch's `tests/services.py` once it lands.
+when `CI=true` (CI must run them): `tests.backing.unavailable`.
 """
 
 import contextlib
@@ -15,19 +14,11 @@ import threading
 import time
 import uuid
 
-import pytest
-
+from tests.backing import unavailable
 from tests.servers import free_port
 
 LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends RST, not FIN
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", int(os.environ.get("PGPORT", 5432))
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail under CI, because a service is missing."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
 
 
 def reachable(host: str, port: int) -> bool:
