@@ -11,24 +11,18 @@ import re
 
 REDACTED = "[redacted]"
 
+_SECRET_KEYS = "token|ticket|refresh|access|password|secret|cookie"
+
 _PATTERNS = [
     # Anything shaped like a JWT (also inside `authsocket.token.<jwt>`).
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"(?i)(bearer\s+)[^\s,;\"']+"), r"\1" + REDACTED),
-    # key=value in query strings and form bodies.
-    (
-        re.compile(
-            r"(?i)\b(token|ticket|refresh|access|password|old_password|new_password)"
-            r"=[^&\s\"']*"
-        ),
-        r"\1=" + REDACTED,
-    ),
+    # key=value in query strings and form bodies; any key that names a
+    # credential (access_token, refresh_token, client_secret, new_password…).
+    (re.compile(rf"(?i)\b(\w*(?:{_SECRET_KEYS}))=[^&\s\"']*"), r"\1=" + REDACTED),
     # "key": "value" in JSON bodies.
     (
-        re.compile(
-            r"(?i)(\"(?:token|ticket|refresh|access|password|old_password|"
-            r"new_password)\"\s*:\s*)\"[^\"]*\""
-        ),
+        re.compile(rf"(?i)(\"\w*(?:{_SECRET_KEYS})\"\s*:\s*)\"[^\"]*\""),
         r'\1"' + REDACTED + '"',
     ),
 ]
@@ -75,13 +69,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def redact_access_log_request(request: str) -> str:
-    """An access-log request line with its query string blanked out.
+    """An access-log request line without its query string.
 
-    Like nginx's `$uri`: whatever a client put after `?` (a `?token=`, a
-    `?ticket=`, anything under another name) never reaches the log.
+    Like nginx's `$uri` (PROTOCOL §6: the path only): whatever a client put
+    after `?` (a `?token=`, a `?ticket=`, anything under another name) never
+    reaches the log.
     """
-    path, question, _ = request.partition("?")
-    return redact(path + (f"?{REDACTED}" if question else ""))
+    return redact(request.partition("?")[0])
 
 
 def redact_daphne_access_log() -> None:

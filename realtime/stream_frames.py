@@ -71,6 +71,8 @@ async def on_subscribe(consumer, frame: dict) -> None:
         await _forbidden(consumer, frame)
         return
     subs.add(stream)
+    if since is not None:  # the client has everything up to `since`
+        subs.replayed(stream.key, since)
     await consumer.send_frame(ServerFrame.SUBSCRIBED, frame, stream=name)
     await _replay(consumer, stream, name, replay)
 
@@ -121,9 +123,26 @@ async def on_publish(consumer, frame: dict) -> None:
 
 
 async def on_stream_message(consumer, event: dict) -> None:
-    """A live message: its frame was serialized once by the publisher."""
-    if subscriptions_of(consumer).accepts(event["stream"], event["id"]):
-        await consumer.send(text_data=event["text"])
+    """A live message (serialized once by the publisher), passed on in id order.
+
+    Processes fan out independently, so 43 can arrive before 42 although 42
+    committed first, and a client resuming with `since` = the last id it saw
+    would skip 42. Ids follow commit order, so with 43 here 42 is stored: read
+    the gap, send it first, and drop the late live copy when it comes.
+    """
+    subs, key, message_id = subscriptions_of(consumer), event["stream"], event["id"]
+    if not subs.accepts(key, message_id):
+        return
+    after = subs.gap_before(key, message_id)
+    if after is not None:
+        frames = await database_sync_to_async(_gap_frames)(
+            subs.get(key).stream, after, message_id
+        )
+        for frame in frames:
+            await consumer.send(text_data=frame_text(frame))
+            subs.delivered(key, frame["id"])
+    await consumer.send(text_data=event["text"])
+    subs.delivered(key, message_id)
 
 
 async def on_stream_revoke(consumer, event: dict) -> None:
@@ -158,6 +177,12 @@ def _snapshot(user, stream: Stream, since: int | None, limit: int) -> list | Non
         return []
     messages = messages_after(stream=stream, after=since, limit=limit + 1)
     return [message_frame(message, replay=True) for message in messages]
+
+
+def _gap_frames(stream: Stream, after: int, before: int) -> list[dict]:
+    """The stored messages numbered strictly between `after` and `before`."""
+    messages = messages_after(stream=stream, after=after, limit=before - after - 1)
+    return [message_frame(m) for m in messages if m.seq < before]
 
 
 def _publish_checked(user, stream: Stream | None, data) -> Published | None:

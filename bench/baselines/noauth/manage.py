@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Management entry point of the noauth benchmark baseline."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "noauth.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)

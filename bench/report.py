@@ -1,0 +1,469 @@
+"""Turns the runner's medians into results/<date>.json, RESULTS.md and a chart.
+
+Every authsocket figure is shown next to the no-auth and peer baselines of
+the same run, with its ratio to each, and the issue 7 targets are judged
+here, in one table.
+"""
+
+import json
+import platform
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+BASELINES = ("noauth", "peer")
+SUBJECT = "authsocket"
+HEADLINE_KEYS = (
+    "connections_per_s",
+    "refusals_per_s",
+    "round_trips_per_s",
+    "kib_per_connection",
+    "last_p99_ms",
+    "p99_ms",
+    "seconds_to_all_back",
+    "errors",
+    "loadgen_cpu_share",
+)
+
+HS = "handshake/"
+REV = "revocation/"
+CPU = "server_cpu_ms_per_op"
+# (label, case, metric): the rows of the figures table, in reading order.
+ROWS = (
+    ("Handshakes/s, `?token=`", HS + "token", "connections_per_s"),
+    ("Handshakes/s, subprotocol", HS + "subprotocol", "connections_per_s"),
+    ("Handshakes/s, `Authorization` header", HS + "header", "connections_per_s"),
+    ("Handshakes/s, `?ticket=` incl. its POST", HS + "ticket", "connections_per_s"),
+    ("Server CPU ms/handshake, `?token=`", HS + "token", CPU),
+    ("Server CPU ms/handshake, subprotocol", HS + "subprotocol", CPU),
+    ("Server CPU ms/handshake, header", HS + "header", CPU),
+    ("Server CPU ms/handshake, `?ticket=`", HS + "ticket", CPU),
+    ("Handshake p50 ms, `?token=`", HS + "token", "p50_ms"),
+    ("Handshake p99 ms, `?token=`", HS + "token", "p99_ms"),
+    ("Refusals/s, bad tokens", "reject", "refusals_per_s"),
+    ("Server CPU ms/refusal", "reject", CPU),
+    ("Bad tokens accepted", "reject", "accepted_bad_tokens"),
+    ("Echo round trips/s", "echo", "round_trips_per_s"),
+    ("Server CPU ms/echo round trip", "echo", CPU),
+    ("Echo RTT p50 ms", "echo", "rtt_p50_ms"),
+    ("Echo RTT p99 ms", "echo", "rtt_p99_ms"),
+    ("KiB per idle connection", "idle", "kib_per_connection"),
+    ("Fan-out: subscribers", "fanout/memory", "subscribers"),
+    (
+        "Fan-out, in-memory layer: last subscriber p50 ms",
+        "fanout/memory",
+        "last_p50_ms",
+    ),
+    (
+        "Fan-out, in-memory layer: last subscriber p99 ms",
+        "fanout/memory",
+        "last_p99_ms",
+    ),
+    (
+        "Fan-out, in-memory layer: any delivery p99 ms",
+        "fanout/memory",
+        "delivery_p99_ms",
+    ),
+    ("Fan-out, Redis layer: last subscriber p50 ms", "fanout/redis", "last_p50_ms"),
+    ("Fan-out, Redis layer: last subscriber p99 ms", "fanout/redis", "last_p99_ms"),
+    ("Revocation p50 ms, in-memory layer", REV + "memory", "p50_ms"),
+    ("Revocation p99 ms, in-memory layer", REV + "memory", "p99_ms"),
+    ("Revocation p99 ms, Redis, same process", REV + "redis-same-process", "p99_ms"),
+    ("Revocation p50 ms, Redis, 2 processes", REV + "redis-cross-process", "p50_ms"),
+    ("Revocation p99 ms, Redis, 2 processes", REV + "redis-cross-process", "p99_ms"),
+    ("Storm: sockets", "storm", "sockets"),
+    ("Storm: seconds until all back", "storm", "seconds_to_all_back"),
+    ("Storm: failed attempts", "storm", "errors"),
+    ("Storm: clients that gave up", "storm", "gave_up"),
+    ("Storm: clients back within 10 s", "storm", "back_within_10s"),
+)
+
+
+def machine_info(python: str) -> dict:
+    """What the figures depend on: CPU, kernel, Python and stack versions."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    probe = (
+        "import importlib.metadata as m, json;"
+        "print(json.dumps({p: m.version(p) for p in ('Django', 'channels', 'daphne',"
+        " 'Twisted', 'autobahn', 'websockets', 'channels_auth_token_middlewares',"
+        " 'djangorestframework_simplejwt', 'PyJWT')}))"
+    )
+    versions = json.loads(
+        subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout
+    )
+    return {
+        "cpu": cpu,
+        "cores": len(__import__("os").sched_getaffinity(0)),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def metric(medians: dict, server: str, case: str, key: str):
+    """A median figure, or None when that stack lacks it (or it was n/a)."""
+    result = medians.get(server, {}).get(case)
+    if not result or result.get("status") != "ok":
+        return None
+    return result.get(key)
+
+
+def baseline_case(medians: dict, server: str, case: str) -> str:
+    """A baseline lacking a handshake transport is compared on its ?token=."""
+    if case.startswith("handshake/") and case not in medians.get(server, {}):
+        return "handshake/token"
+    return case
+
+
+def ratio(value, base) -> float | None:
+    if value is None or base in (None, 0):
+        return None
+    return value / base
+
+
+def cell(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
+    return f"{value:,}"
+
+
+def ratio_cell(value) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def figures_table(medians: dict) -> list[str]:
+    lines = [
+        "| figure | authsocket | no-auth | peer | ×no-auth | ×peer |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, case, key in ROWS:
+        value = metric(medians, SUBJECT, case, key)
+        bases = [
+            metric(medians, b, baseline_case(medians, b, case), key) for b in BASELINES
+        ]
+        ratios = [ratio(value, b) for b in bases]
+        lines.append(
+            f"| {label} | {cell(value)} | {cell(bases[0])} | {cell(bases[1])} "
+            f"| {ratio_cell(ratios[0])} | {ratio_cell(ratios[1])} |"
+        )
+    return lines
+
+
+def targets(medians: dict) -> list[tuple[str, str, bool | None, str]]:
+    """(target, measured, passed, CPU-based ratio) per issue 7 target.
+
+    Rates are judged, as the issue asks; the ratio of server CPU per
+    operation is shown beside them because it survives a busy machine.
+    """
+    get = lambda server, case, key: metric(medians, server, case, key)  # noqa: E731
+
+    def rate_ratio(case, key, base):
+        return ratio(get(SUBJECT, case, key), get(base, case, key))
+
+    def cpu_ratio(case, base):  # > 1 when authsocket spends less CPU per op
+        key = "server_cpu_ms_per_op"
+        return ratio(get(base, case, key), get(SUBJECT, case, key))
+
+    hs, echo = ("handshake/token", "connections_per_s"), ("echo", "round_trips_per_s")
+    idle = ratio(
+        get(SUBJECT, "idle", "kib_per_connection"),
+        get("noauth", "idle", "kib_per_connection"),
+    )
+    storm_s = get(SUBJECT, "storm", "seconds_to_all_back")
+    storm_n = int(get(SUBJECT, "storm", "sockets") or 2000)
+    storm_name = f"storm of {storm_n:,} back ≤ 10 s, zero errors (target: 2,000)"
+    fan_n = f"{int(get(SUBJECT, 'fanout/memory', 'subscribers') or 1000):,}"
+    storm_bad = sum(get(SUBJECT, "storm", k) or 0 for k in ("errors", "gave_up"))
+    storm_done = get(SUBJECT, "storm", "recovered") is not None
+    rows = [
+        judge(
+            "handshakes/s ≥ 0.9× no-auth",
+            rate_ratio(*hs, "noauth"),
+            0.9,
+            "×",
+            cpu_ratio(hs[0], "noauth"),
+        ),
+        judge(
+            "handshakes/s ≥ 1.5× peer",
+            rate_ratio(*hs, "peer"),
+            1.5,
+            "×",
+            cpu_ratio(hs[0], "peer"),
+        ),
+        judge(
+            "echo round trips/s ≥ 1.0× no-auth",
+            rate_ratio(*echo, "noauth"),
+            1.0,
+            "×",
+            cpu_ratio("echo", "noauth"),
+        ),
+        judge("KiB per idle connection ≤ 1.1× no-auth", idle, -1.1, "×"),
+        latency_target(
+            medians, "revocation p99 ≤ 100 ms, one process", "revocation/memory", 100
+        ),
+        latency_target(
+            medians,
+            "revocation p99 ≤ 300 ms, across processes",
+            "revocation/redis-cross-process",
+            300,
+        ),
+        latency_target(
+            medians,
+            f"fan-out to {fan_n} p99 ≤ 250 ms (target: 1,000), in-memory layer",
+            "fanout/memory",
+            250,
+        ),
+        latency_target(
+            medians,
+            f"fan-out to {fan_n} p99 ≤ 250 ms (target: 1,000), Redis layer",
+            "fanout/redis",
+            250,
+        ),
+    ]
+    if storm_done:
+        shown = (
+            f"{storm_s} s, {storm_bad} errors"
+            if storm_s
+            else (f"not all back; {storm_bad} errors/give-ups")
+        )
+        rows.append(
+            (
+                storm_name,
+                shown,
+                bool(storm_s and storm_s <= 10 and storm_bad == 0),
+                "",
+            )
+        )
+    else:
+        rows.append((storm_name, "n/a", None, ""))
+    return rows
+
+
+def latency_target(medians: dict, name: str, case: str, limit: float):
+    """A p99 ceiling; failed samples (errors, missing deliveries) fail it.
+
+    Fan-out is judged on the latency to the LAST subscriber of each publish.
+    """
+    key = "last_p99_ms" if case.startswith("fanout") else "p99_ms"
+    row = judge(name, metric(medians, SUBJECT, case, key), -limit, " ms")
+    failed = sum(
+        metric(medians, SUBJECT, case, k) or 0 for k in ("errors", "missing_deliveries")
+    )
+    if failed:
+        return name, f"{row[1]}, {failed:g} failed samples", False, ""
+    return row
+
+
+def judge(name: str, value, bound: float, unit: str, cpu=None):
+    """A positive bound is a floor (value ≥ bound), a negative one a ceiling."""
+    cpu_shown = "" if cpu is None else f"{cpu:.2f}×"
+    if value is None:
+        return name, "n/a", None, cpu_shown
+    passed = value >= bound if bound > 0 else value <= -bound
+    return name, f"{value:.2f}{unit}", passed, cpu_shown
+
+
+def targets_table(medians: dict) -> list[str]:
+    lines = [
+        "| target | measured | verdict | same ratio by server CPU per op |",
+        "|---|---:|---|---:|",
+    ]
+    for name, shown, passed, cpu in targets(medians):
+        verdict = {True: "**pass**", False: "**FAIL**", None: "not measured"}[passed]
+        lines.append(f"| {name} | {shown} | {verdict} | {cpu or '–'} |")
+    return lines
+
+
+def notes(summary: dict) -> list[str]:
+    """n/a reasons, skipped stacks and the load generator's own CPU share."""
+    load = summary["loadavg_1m"]
+    worst = max((r.get("loadavg_1m", 0) for r in summary["records"]), default=0)
+    lines = [
+        f"- Machine load (1-min average, {summary['machine']['cores']} cores): "
+        f"{load['start']} before the run, {load['end']} after, at most {worst} "
+        "at the start of a case. Anything above about 2 means other work shared "
+        "the cores: compare CPU ms per operation, which moves less than rates."
+    ]
+    for server, reason in summary["skipped"].items():
+        lines.append(f"- {server}: not run ({reason}).")
+    for server, by_case in summary["medians"].items():
+        for case, result in by_case.items():
+            if result.get("status") != "ok":
+                why = result.get("reason") or result.get("error")
+                lines.append(f"- {server} `{case}`: {result.get('status')} ({why}).")
+    lines += error_notes(summary["records"])
+    busiest = max(
+        (
+            (r["result"].get("loadgen_cpu_share", 0), r["server"], r["case"])
+            for r in summary["records"]
+            if r["result"].get("status") == "ok"
+        ),
+        default=None,
+    )
+    if busiest:
+        share, server, case = busiest
+        lines.append(
+            f"- Load generator: highest CPU share {share:.0%} of its core "
+            f"({server} `{case}`); a figure is flagged when it exceeds 85 %."
+        )
+    bound = sorted(
+        {
+            (r["server"], r["case"])
+            for r in summary["records"]
+            if r["result"].get("loadgen_bound")
+        }
+    )
+    for server, case in bound:
+        lines.append(
+            f"- {server} `{case}`: the load generator may have been the limit."
+        )
+    return lines
+
+
+def error_notes(records: list[dict]) -> list[str]:
+    """One line per case that counted errors, with their kinds and a sample."""
+    lines = []
+    for record in records:
+        result = record["result"]
+        if result.get("status") == "ok" and result.get("errors"):
+            sample = (result.get("error_samples") or [""])[0]
+            lines.append(
+                f"- {record['server']} `{record['case']}` run {record['run'] + 1}: "
+                f"{result['errors']} errors {result.get('error_kinds')}; e.g. "
+                f"`{sample}`."
+            )
+    return lines
+
+
+def markdown(summary: dict, chart_name: str) -> str:
+    machine, plan = summary["machine"], summary["plan"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    limits = ", ".join(f"`{k}={v}`" for k, v in summary["raised_limits"].items())
+    parts = [
+        "# authsocket benchmark results",
+        "",
+        f"Run {summary['started_at']} of authsocket `{summary.get('app_commit')}` "
+        f"({summary['mode']} mode, {plan['runs']} run(s), "
+        "medians; stacks alternated each run). Generated by `bench/run.py`; "
+        "raw figures in `bench/results/`.",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, Linux "
+        f"{machine['kernel']}, Python {machine['python']}. Servers: daphne `-v 0` "
+        "pinned to core 0, fresh SQLite database each; load generator (Python "
+        "asyncio + websockets, uvloop) pinned to core 1, 127.0.0.1 only. "
+        f"Versions: {versions}.",
+        "",
+        f"authsocket limits raised for the bench: {limits}.",
+        "",
+        "Baselines: **no-auth** is the same Channels consumer shape with no "
+        "authentication; **peer** is channels-auth-token-middlewares + "
+        "djangorestframework-simplejwt (one user query per handshake). A "
+        "baseline without a handshake transport is compared on its `?token=`.",
+        "",
+        f"Sizes: {json.dumps({k: v for k, v in plan.items() if k != 'runs'})}",
+        "",
+        "## Targets (issue 7)",
+        "",
+        *targets_table(summary["medians"]),
+        "",
+        "## Figures",
+        "",
+        *figures_table(summary["medians"]),
+        "",
+        f"![chart](results/{chart_name})",
+        "",
+        "## Notes",
+        "",
+        *notes(summary),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+TRANSPORTS = ("token", "subprotocol", "header", "ticket")
+
+
+def transport_bars(ax, medians: dict, servers: list[str], key: str, title: str):
+    """Grouped bars: one group per handshake transport, one bar per stack."""
+    width = 0.8 / max(len(servers), 1)
+    for i, server in enumerate(servers):
+        values = [
+            metric(medians, server, f"handshake/{t}", key) or 0 for t in TRANSPORTS
+        ]
+        xs = [x + i * width for x in range(len(TRANSPORTS))]
+        ax.bar(xs, values, width, label=server)
+    centre = width * (len(servers) - 1) / 2
+    ax.set_xticks([x + centre for x in range(len(TRANSPORTS))], TRANSPORTS)
+    ax.set_title(title)
+    ax.legend()
+
+
+def chart(summary: dict, path: Path) -> None:
+    """Handshakes/s and server CPU per handshake per transport, echo, KiB/idle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    medians = summary["medians"]
+    servers = [s for s in (SUBJECT, *BASELINES) if s in medians]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    transport_bars(
+        axes[0][0],
+        medians,
+        servers,
+        "connections_per_s",
+        "handshakes/s (higher is better)",
+    )
+    transport_bars(
+        axes[0][1],
+        medians,
+        servers,
+        CPU,
+        "server CPU ms per handshake (lower is better)",
+    )
+    for ax, case, key, title in (
+        (
+            axes[1][0],
+            "echo",
+            "round_trips_per_s",
+            "echo round trips/s (higher is better)",
+        ),
+        (
+            axes[1][1],
+            "idle",
+            "kib_per_connection",
+            "KiB per idle socket (lower is better)",
+        ),
+    ):
+        values = [metric(medians, s, case, key) or 0 for s in servers]
+        ax.bar(servers, values, color=["C0", "C1", "C2"][: len(servers)])
+        ax.set_title(title)
+    fig.suptitle(
+        f"authsocket {summary.get('app_commit')} vs baselines, "
+        f"{summary['started_at']} ({summary['mode']})"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_all(summary: dict, results_dir: Path, bench_dir: Path) -> list[Path]:
+    """Writes the JSON, the chart and RESULTS.md; returns their paths."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    day = datetime.fromisoformat(summary["started_at"]).strftime("%Y-%m-%d")
+    stem = day if summary["mode"] == "full" else f"{day}-{summary['mode']}"
+    json_path = results_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(summary, indent=1) + "\n")
+    chart_path = results_dir / f"{stem}.png"
+    chart(summary, chart_path)
+    md_path = bench_dir / "RESULTS.md"
+    md_path.write_text(markdown(summary, chart_path.name))
+    return [json_path, chart_path, md_path]

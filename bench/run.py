@@ -1,0 +1,499 @@
+"""Benchmark runner: authsocket against the no-auth and peer baselines.
+
+    bench/.venv-peers/bin/python -m bench.run [--quick] [--runs N]
+
+Prepares a fresh migrated SQLite database per stack, mints tokens, starts
+each server (daphne -v 0, core 0), then runs every scenario on every stack
+in turn, rotating the order each run (A/B alternation), and writes the
+medians to bench/results/<date>.json, bench/RESULTS.md and a PNG chart.
+"""
+
+import argparse
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import report
+from bench.servers import (
+    AUTHSOCKET,
+    BENCH_DIR,
+    BENCH_PYTHON,
+    KINDS,
+    LOADGEN_CORE,
+    RAISED_LIMITS,
+    REPO_DIR,
+    Deployment,
+    Server,
+    pinned,
+)
+
+LOADGEN_TIMEOUT_S = 240.0
+TOKEN_TTL_S = 6 * 3600
+FANOUT_ROOM = "lobby"  # public room made by `manage.py demo_data`
+ORIGIN = "http://127.0.0.1"  # browsers always send one; every stack checks it
+WARMUP = {"count": 50, "concurrency": 10}
+# The result key that counts operations, per scenario that has one.
+OPERATION_COUNTS = ("ok", "refused", "round_trips")
+
+
+@dataclass
+class Plan:
+    """Sizes of every scenario; --quick shrinks them to about a minute."""
+
+    runs: int
+    handshake: dict
+    reject: dict
+    echo: dict
+    idle: dict
+    fanout: dict
+    revocation: dict
+    storm: dict
+    revocation_variants: tuple[str, ...] = (
+        "memory",
+        "redis-same-process",
+        "redis-cross-process",
+    )
+    users: int = field(init=False)
+
+    def __post_init__(self):
+        self.users = max(
+            self.storm["count"], self.idle["count"], self.fanout["subscribers"] + 1
+        )
+
+
+FULL = Plan(
+    runs=3,
+    handshake={"count": 2000, "concurrency": 50},
+    reject={"count": 2000, "concurrency": 50},
+    echo={"concurrency": 50, "duration": 10},
+    idle={"count": 2000, "concurrency": 50},
+    fanout={"subscribers": 1000, "publishes": 20},
+    revocation={"samples": 100},
+    storm={"count": 2000, "concurrency": 100, "deadline": 30},
+)
+QUICK = Plan(
+    runs=1,
+    handshake={"count": 500, "concurrency": 20},
+    reject={"count": 500, "concurrency": 20},
+    echo={"concurrency": 20, "duration": 2},
+    idle={"count": 500, "concurrency": 50},
+    fanout={"subscribers": 200, "publishes": 5},
+    revocation={"samples": 10},
+    storm={"count": 500, "concurrency": 100, "deadline": 15},
+    revocation_variants=("memory", "redis-cross-process"),
+)
+SCENARIO_ORDER = (
+    "handshake",
+    "reject",
+    "echo",
+    "idle",
+    "fanout",
+    "revocation",
+    "storm",
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short run")
+    parser.add_argument("--runs", type=int, help="override the number of runs")
+    parser.add_argument("--servers", default="authsocket,noauth,peer")
+    parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER))
+    parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--app-dir", default=str(REPO_DIR), help="the authsocket checkout to run"
+    )
+    parser.add_argument("--out", default=str(BENCH_DIR / "results"))
+    return parser.parse_args()
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def core_missing(app_dir: Path) -> str | None:
+    """Why authsocket cannot be benchmarked from this tree, or None."""
+    for needed in ("manage.py", "authsocket/asgi.py"):
+        if not (app_dir / needed).exists():
+            return f"core missing: no {needed} in {app_dir}"
+    return None
+
+
+def app_commit(app_dir: Path) -> str:
+    """The commit of the authsocket tree under test, '+dirty' if it has edits."""
+
+    def git(*argv):
+        return subprocess.run(
+            ["git", "-C", str(app_dir), *argv], capture_output=True, text=True
+        ).stdout.strip()
+
+    dirty = "+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
+
+
+def redis_missing(url: str) -> str | None:
+    """Why the Redis variants cannot run, or None."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
+    except OSError as exc:
+        return f"Redis not reachable for {url}: {exc}"
+    return None
+
+
+class Stack:
+    """A prepared deployment, its main server and its token files."""
+
+    def __init__(
+        self, deployment: Deployment, plan: Plan, revocations: int, redis_url: str
+    ):
+        self.deployment = deployment
+        self.redis_url = redis_url
+        self.kind = deployment.kind
+        self.tokens = deployment.mint("bench", plan.users, TOKEN_TTL_S)
+        self.revocation_tokens = (
+            deployment.mint("rev", revocations, TOKEN_TTL_S)
+            if "revocation" in self.kind.scenarios
+            else None
+        )
+        self.server = Server(deployment, self.kind.name).start()
+        self.warm()
+
+    def warm(self) -> None:
+        """A few handshakes per transport, not recorded: imports, first queries
+        and connection setup happen here rather than in the first measurement.
+        """
+        for transport in self.kind.transports:
+            loadgen(
+                self.server, "handshake", self.tokens, WARMUP | {"transport": transport}
+            )
+
+    def restart(self, warm: bool = True) -> None:
+        self.server.restart()
+        if warm:
+            self.warm()
+
+
+def build_stack(name: str, args, plan: Plan, workdir: Path, skipped: dict):
+    """Prepares one stack, or records why it is skipped and returns None."""
+    kind = KINDS[name]
+    reason = None
+    if kind is AUTHSOCKET:
+        kind = replace(kind, project_dir=Path(args.app_dir).resolve())
+        reason = core_missing(kind.project_dir)
+    if reason:
+        skipped[name] = reason
+        log(f"{name}: n/a ({reason})")
+        return None
+    started = time.monotonic()
+    deployment = Deployment.create(kind, workdir / name, args.python)
+    deployment.manage("migrate", "--no-input", "-v", "0")
+    if kind.has_demo_data:
+        try:
+            deployment.manage("demo_data")
+        except RuntimeError as exc:
+            log(f"{name}: demo_data failed, fan-out will be n/a: {exc}")
+    revocations = plan.revocation["samples"] * len(plan.revocation_variants) * plan.runs
+    stack = Stack(deployment, plan, revocations, args.redis_url)
+    log(
+        f"{name}: ready on port {stack.server.port} (pid {stack.server.pid}), "
+        f"prepared in {time.monotonic() - started:.1f} s"
+    )
+    return stack
+
+
+def build_stacks(args, plan: Plan, workdir: Path, skipped: dict) -> list[Stack]:
+    """Prepares the stacks side by side (preparation is not measured).
+
+    A stack that fails to prepare is reported as skipped; the others run.
+    """
+    names = args.servers.split(",")
+    with ThreadPoolExecutor() as pool:
+        futures = [
+            pool.submit(build_stack, name, args, plan, workdir, skipped)
+            for name in names
+        ]
+    stacks = []
+    for name, future in zip(names, futures, strict=True):
+        try:
+            stack = future.result()
+        except Exception as exc:
+            skipped[name] = f"could not be prepared: {exc}"[:500]
+            log(f"{name}: {skipped[name]}")
+            continue
+        if stack is not None:
+            stacks.append(stack)
+    return stacks
+
+
+def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
+    """Runs one scenario in a separate, pinned load-generator process."""
+    spec = {
+        "scenario": scenario,
+        "ws_url": server.ws_url,
+        "origin": ORIGIN,
+        "tokens_file": str(tokens),
+        "params": params,
+    }
+    argv = pinned(LOADGEN_CORE, [sys.executable, "-m", "bench.loadgen"])
+    cpu_before = server.cpu_seconds()
+    try:
+        done = subprocess.run(
+            [*argv, json.dumps(spec)],
+            cwd=REPO_DIR,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=LOADGEN_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "status": "error",
+            "error": f"load generator over {LOADGEN_TIMEOUT_S} s",
+        }
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return {"status": "error", "error": done.stderr[-500:]}
+    return with_server_cpu(json.loads(lines[-1]), server.cpu_seconds() - cpu_before)
+
+
+def with_server_cpu(result: dict, cpu: float) -> dict:
+    """Adds the server's CPU time, and per operation where there is a count.
+
+    CPU per operation moves much less than throughput when something else
+    shares the machine, so it is the steadier figure to compare.
+    """
+    result["server_cpu_s"] = round(cpu, 3)
+    ops = next((result[k] for k in OPERATION_COUNTS if result.get(k)), None)
+    if ops:
+        result["server_cpu_ms_per_op"] = round(cpu * 1000 / ops, 3)
+    return result
+
+
+def cases(scenario: str, stack: Stack, plan: Plan, run: int):
+    """Yields (case name, callable) for one scenario on one stack."""
+    params = dict(getattr(plan, scenario))
+    if scenario == "handshake":
+        for transport in stack.kind.transports:
+            yield (
+                f"handshake/{transport}",
+                lambda t=transport: loadgen(
+                    stack.server, "handshake", stack.tokens, {**params, "transport": t}
+                ),
+            )
+    elif scenario == "idle":
+        yield "idle", lambda: idle_case(stack, params)
+    elif scenario == "storm":
+        yield "storm", lambda: storm_case(stack, params, run < plan.runs - 1)
+    elif scenario == "revocation":
+        for variant in plan.revocation_variants:
+            yield (
+                f"revocation/{variant}",
+                lambda v=variant: revocation_case(stack, params, plan, v, run),
+            )
+    elif scenario == "fanout":
+        for layer in ("memory", "redis"):
+            yield f"fanout/{layer}", lambda v=layer: fanout_case(stack, params, v)
+    else:
+        yield scenario, lambda: loadgen(stack.server, scenario, stack.tokens, params)
+
+
+def idle_case(stack: Stack, params: dict) -> dict:
+    """Idle memory is measured on a freshly started server process.
+
+    The scenario warms the process itself before its first RSS reading.
+    """
+    stack.restart(warm=False)
+    return loadgen(
+        stack.server, "idle", stack.tokens, {**params, "server_pid": stack.server.pid}
+    )
+
+
+def storm_case(stack: Stack, params: dict, restart_after: bool) -> dict:
+    """The storm leaves a fresh process behind when more runs follow.
+
+    A stack that collapses under the storm keeps working off abandoned
+    handshakes for a while; the next run must not pay for that.
+    """
+    try:
+        return loadgen(stack.server, "storm", stack.tokens, params)
+    finally:
+        if restart_after:
+            stack.restart()
+
+
+def fanout_case(stack: Stack, params: dict, layer: str) -> dict:
+    """Fan-out through the in-memory layer, or through channels_redis.
+
+    The in-memory layer scans every channel and group on each receive, so
+    its fan-out cost grows with the square of the subscribers; the Redis
+    case shows the same process without that.
+    """
+    params = {**params, "room": FANOUT_ROOM}
+    if layer == "memory":
+        return loadgen(stack.server, "fanout", stack.tokens, params)
+    why = redis_missing(stack.redis_url)
+    if why:
+        return {"status": "n/a", "reason": why}
+    label = f"{stack.kind.name}-fanout-redis"
+    server = Server(stack.deployment, label, {"REDIS_URL": stack.redis_url}).start()
+    try:
+        return loadgen(server, "fanout", stack.tokens, params)
+    finally:
+        server.stop()
+
+
+def revocation_case(
+    stack: Stack, params: dict, plan: Plan, variant: str, run: int
+) -> dict:
+    """Logout → 4403 in one process (in-memory layer) or with Redis (1 or 2)."""
+    samples = params["samples"]
+    variants = plan.revocation_variants
+    offset = run * len(variants) + variants.index(variant)
+    tokens = slice_tokens(stack, offset * samples, samples, variant)
+    if variant == "memory":
+        return loadgen(stack.server, "revocation", tokens, params)
+    why = redis_missing(stack.redis_url)
+    if why:
+        return {"status": "n/a", "reason": why}
+    env = {"REDIS_URL": stack.redis_url}
+    first = Server(stack.deployment, f"{stack.kind.name}-redis-a", env).start()
+    second = Server(stack.deployment, f"{stack.kind.name}-redis-b", env)
+    try:
+        if variant == "redis-cross-process":
+            second.start()
+            params = {**params, "logout_ws_url": second.ws_url}
+        return loadgen(first, "revocation", tokens, params)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def slice_tokens(stack: Stack, start: int, count: int, label: str) -> Path:
+    """Writes the revocation tokens reserved for one case: each is used once."""
+    lines = stack.revocation_tokens.read_text().split()[start : start + count]
+    path = stack.deployment.workdir / f"tokens-rev-{label}.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_all(stacks: list[Stack], plan: Plan, scenarios: list[str]) -> list[dict]:
+    """Every scenario on every stack, the stack order rotated each run."""
+    records = []
+    for run in range(plan.runs):
+        order = stacks[run % len(stacks) :] + stacks[: run % len(stacks)]
+        for scenario in scenarios:
+            for stack in order:
+                if scenario in stack.kind.scenarios:
+                    records += run_cases(scenario, stack, plan, run)
+    return records
+
+
+def run_cases(scenario: str, stack: Stack, plan: Plan, run: int) -> list[dict]:
+    records = []
+    for case, measure in cases(scenario, stack, plan, run):
+        if not stack.server.alive():
+            log(f"{stack.kind.name}: server died, restarting")
+            stack.server.start()
+            stack.warm()
+        load = os.getloadavg()[0]
+        try:
+            result = measure()
+        except Exception as exc:  # one failed case must not lose the others
+            result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:500]}
+        log(f"run {run + 1} {stack.kind.name:10} {case:32} {brief(result)}")
+        records.append(
+            {
+                "run": run,
+                "server": stack.kind.name,
+                "case": case,
+                "loadavg_1m": round(load, 2),
+                "result": result,
+            }
+        )
+    return records
+
+
+def brief(result: dict) -> str:
+    """A one-line summary of a result for the console."""
+    if result.get("status") != "ok":
+        return f"{result.get('status')}: {result.get('reason') or result.get('error')}"
+    keys = [k for k in report.HEADLINE_KEYS if k in result]
+    return " ".join(f"{k}={result[k]}" for k in keys)
+
+
+def medians(records: list[dict]) -> dict:
+    """server → case → metric → median over runs (numbers only).
+
+    A case that was n/a or failed in every run keeps its last status/reason.
+    """
+    grouped: dict = {}
+    for record in records:
+        grouped.setdefault(record["server"], {}).setdefault(record["case"], []).append(
+            record["result"]
+        )
+    return {
+        server: {case: median_of(results) for case, results in by_case.items()}
+        for server, by_case in grouped.items()
+    }
+
+
+def median_of(results: list[dict]) -> dict:
+    ok = [r for r in results if r.get("status") == "ok"]
+    if not ok:
+        return results[-1]
+    merged = {"status": "ok", "runs": len(ok), "failed_runs": len(results) - len(ok)}
+    for key in ok[0]:
+        values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
+        if values and not isinstance(ok[0][key], bool):
+            merged[key] = round(statistics.median(values), 3)
+    merged["loadgen_bound"] = any(r.get("loadgen_bound") for r in ok)
+    return merged
+
+
+def main() -> None:
+    args = parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.runs:
+        plan.runs = args.runs
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    started = datetime.now(UTC)
+    workdir = Path(args.out) / "tmp" / started.strftime("%Y%m%dT%H%M%S")
+    load_start = round(os.getloadavg()[0], 2)
+    log(f"raised authsocket limits: {RAISED_LIMITS}")
+    log(f"1-min load average before the run: {load_start}")
+    skipped, stacks = {}, []
+    try:
+        stacks += build_stacks(args, plan, workdir, skipped)
+        records = run_all(stacks, plan, args.scenarios.split(","))
+    finally:
+        for stack in stacks:
+            stack.server.stop()
+    summary = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "plan": asdict(plan),
+        "raised_limits": RAISED_LIMITS,
+        "skipped": skipped,
+        "machine": report.machine_info(args.python),
+        "app_commit": app_commit(Path(args.app_dir)),
+        "loadavg_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
+        "medians": medians(records),
+        "records": records,
+    }
+    paths = report.write_all(summary, Path(args.out), BENCH_DIR)
+    log("wrote " + ", ".join(str(p) for p in paths))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The servers under test: how each is prepared, started, probed and stopped.
+
+Every server is daphne at `-v 0` on a listening socket the runner made (so
+there is no race for a free port and the backlog is the same for all),
+pinned to core 0, with a fresh, migrated SQLite database.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+BENCH_PYTHON = BENCH_DIR / ".venv-peers" / "bin" / "python"
+SERVER_CORE, LOADGEN_CORE = "0", "1"
+LISTEN_BACKLOG = 1024
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+MANAGE_TIMEOUT_S = 300.0
+
+# authsocket's limits, raised so the bench measures the server and not its
+# throttles (PROTOCOL §1). The runner prints these with every result.
+RAISED_LIMITS = {
+    "AUTHSOCKET_MAX_CONNECTIONS_PER_USER": "100000",
+    "AUTHSOCKET_FRAME_RATE": "1000000/s",
+    "AUTHSOCKET_TICKET_THROTTLE": "10000000/min",
+    "AUTHSOCKET_LOGIN_THROTTLE": "10000000/min",
+    "AUTHSOCKET_LOGIN_ADDRESS_THROTTLE": "10000000/min",
+}
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """One stack under test and what it can be asked to do."""
+
+    name: str
+    project_dir: Path
+    asgi_app: str
+    transports: tuple[str, ...]
+    scenarios: frozenset[str]
+    uses_database_url: bool = False
+    has_demo_data: bool = False
+
+
+AUTHSOCKET = ServerKind(
+    name="authsocket",
+    project_dir=REPO_DIR,
+    asgi_app="authsocket.asgi:application",
+    transports=("token", "subprotocol", "header", "ticket"),
+    scenarios=frozenset(
+        {"handshake", "reject", "echo", "idle", "fanout", "revocation", "storm"}
+    ),
+    uses_database_url=True,
+    has_demo_data=True,
+)
+NOAUTH = ServerKind(
+    name="noauth",
+    project_dir=BENCH_DIR / "baselines" / "noauth",
+    asgi_app="noauth.asgi:application",
+    transports=("token",),
+    scenarios=frozenset({"handshake", "echo", "idle", "fanout", "storm"}),
+)
+PEER = ServerKind(
+    name="peer",
+    project_dir=BENCH_DIR / "baselines" / "peer",
+    asgi_app="peer.asgi:application",
+    transports=("token", "header"),
+    scenarios=frozenset({"handshake", "reject", "echo", "idle", "storm"}),
+)
+KINDS = {kind.name: kind for kind in (AUTHSOCKET, NOAUTH, PEER)}
+
+
+def pinned(core: str, argv: list[str]) -> list[str]:
+    """Prefixes `taskset -c core` where taskset exists (it execs: same pid)."""
+    return ["taskset", "-c", core, *argv] if shutil.which("taskset") else argv
+
+
+@dataclass
+class Deployment:
+    """A prepared database and the environment every process of it shares."""
+
+    kind: ServerKind
+    workdir: Path
+    python: str
+    env: dict = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, kind: ServerKind, workdir: Path, python: str) -> "Deployment":
+        workdir.mkdir(parents=True, exist_ok=True)
+        db_path = workdir / "db.sqlite3"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(kind.project_dir),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "BENCH_DB_PATH": str(db_path),
+            "BENCH_SECRET_KEY": secrets.token_urlsafe(48),
+        }
+        if kind.uses_database_url:
+            env.update(
+                DJANGO_DEBUG="0",
+                DJANGO_SECRET_KEY=secrets.token_urlsafe(48),
+                AUTHSOCKET_JWT_SECRET=secrets.token_urlsafe(48),
+                DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+                DATABASE_URL=f"sqlite:///{db_path}",
+                DEMO_PASSWORD=secrets.token_urlsafe(16),
+                **RAISED_LIMITS,
+            )
+        env.pop("REDIS_URL", None)
+        return cls(kind, workdir, python, env)
+
+    def manage(self, *args: str) -> str:
+        """Runs a management command of this deployment and returns its stdout."""
+        done = subprocess.run(
+            [self.python, "manage.py", *args],
+            cwd=self.kind.project_dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=MANAGE_TIMEOUT_S,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{self.kind.name}: manage.py {' '.join(args)} failed:\n"
+                f"{done.stderr[-2000:]}"
+            )
+        return done.stdout
+
+    def mint(self, prefix: str, users: int, ttl: int) -> Path:
+        """Mints one token per user into a file (PROTOCOL §5) and returns it."""
+        out = self.manage(
+            "mint_tokens", "--users", str(users), "--prefix", prefix, "--ttl", str(ttl)
+        )
+        tokens = [line.strip() for line in out.splitlines() if line.strip()]
+        if len(tokens) != users:
+            raise RuntimeError(f"{self.kind.name}: minted {len(tokens)} of {users}")
+        path = self.workdir / f"tokens-{prefix}.txt"
+        path.write_text("\n".join(tokens) + "\n")
+        return path
+
+
+class Server:
+    """One daphne process of a deployment, on its own listening socket."""
+
+    def __init__(
+        self, deployment: Deployment, label: str, extra_env=None, module="daphne"
+    ):
+        self.deployment = deployment
+        self.label = label
+        self.extra_env = extra_env or {}
+        self.module = module  # bench.profiled_daphne wraps daphne in a profiler
+        self.process: subprocess.Popen | None = None
+        self.port: int | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start(self) -> "Server":
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(LISTEN_BACKLOG)
+        self.port = listener.getsockname()[1]
+        fd = listener.fileno()
+        argv = [self.deployment.python, "-m", self.module, "-v", "0", "--fd", str(fd)]
+        log_path = self.deployment.workdir / f"{self.label}.log"
+        with open(log_path, "ab") as log:
+            try:
+                self.process = subprocess.Popen(
+                    pinned(SERVER_CORE, [*argv, self.deployment.kind.asgi_app]),
+                    cwd=self.deployment.kind.project_dir,
+                    env={**self.deployment.env, **self.extra_env},
+                    pass_fds=(fd,),
+                    stdout=log,
+                    stderr=log,
+                )
+            finally:
+                listener.close()  # daphne holds its own copy now
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        """Polls until the app answers HTTP at all (any status), bounded.
+
+        The socket accepts from the start (the kernel queues connections), so
+        only an HTTP answer proves Django has loaded.
+        """
+        deadline = time.monotonic() + START_TIMEOUT_S
+        url = f"http://127.0.0.1:{self.port}/api/bench-ready-probe"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited; see its log in the workdir")
+            try:
+                urllib.request.urlopen(url, timeout=START_TIMEOUT_S)
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.05)  # not up yet; nothing to await in another process
+        raise TimeoutError(f"{self.label} not answering after {START_TIMEOUT_S} s")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if daphne has not exited in time."""
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
