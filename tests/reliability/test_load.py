@@ -161,7 +161,10 @@ async def test_500_concurrent_handshakes_are_accounted_for_exactly(load_server):
         assert (len(welcomed), len(refused)) == (VALID, BAD)
         assert set(refused) == {403}
         held = open_fds(pid)
-        assert held >= baseline + VALID  # we are looking at the right process
+        # One fd per held socket: we are looking at the right process. (Not
+        # baseline + VALID: a database connection of the baseline may have
+        # been recycled meanwhile.)
+        assert held >= VALID
         # Every welcomed socket is alive and served.
         pongs = await asyncio.gather(*(ping_once(s, i) for i, s in enumerate(welcomed)))
         assert all(pongs)
