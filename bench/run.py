@@ -491,7 +491,8 @@ def main() -> None:
         "medians": medians(records),
         "records": records,
     }
-    paths = report.write_all(summary, Path(args.out), BENCH_DIR)
+    out = Path(args.out)
+    paths = report.write_all(summary, out, out.parent)  # bench/RESULTS.md by default
     log("wrote " + ", ".join(str(p) for p in paths))
 
 
