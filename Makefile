@@ -8,7 +8,7 @@ PORT ?= 8000
 # authsocket.serve (daphne + graceful SIGTERM) sets daphne's WebSocket size
 # limits from AUTHSOCKET_MAX_MESSAGE_BYTES (docs/deploy.md §5.3).
 
-.PHONY: install install-dev run test test-fast test-compat lint format bench bench-quick clean
+.PHONY: install install-dev run test test-fast test-compat lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,3 +83,6 @@ format: install-dev
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) staticfiles .pytest_cache .ruff_cache
+
+## bench / bench-quick: authsocket vs no-auth vs the common middleware (bench/README.md)
+include bench/Makefile.inc

@@ -14,7 +14,7 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -29,6 +29,9 @@ SESSION_REVOKED_EVENT = "session.revoked"
 
 def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
     """Revoke every still-live session of `sessions`; returns their sids."""
+    # Inside a caller's transaction, the commit (and the rows' visibility to
+    # other processes) may come long after `revoked_at`: re-stamp them then.
+    nested = transaction.get_connection().in_atomic_block
     with transaction.atomic():
         rows = list(
             sessions.filter(revoked_at__isnull=True)
@@ -48,7 +51,7 @@ def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
             for _, sid, user_id in rows
         )
         sids = [sid for _, sid, _ in rows]
-        transaction.on_commit(lambda: _notify_sockets(sids))
+        transaction.on_commit(lambda: _after_commit(sids, now if nested else None))
     logger.info("revoked %d session(s): %s", len(sids), reason)
     return sids
 
@@ -70,6 +73,26 @@ def user_sessions_revoke(
     if keep_sid:
         sessions = sessions.exclude(sid=keep_sid)
     return sessions_revoke(sessions=sessions, reason=reason)
+
+
+def _after_commit(sids: list[str], stamped_at) -> None:
+    if stamped_at is not None:
+        _restamp(sids, stamped_at)
+    _notify_sockets(sids)
+
+
+def _restamp(sids: list[str], stamped_at) -> None:
+    """Move `revoked_at` to the commit, into the window other processes poll.
+
+    The poll reads the log a few seconds back; rows that became visible only
+    when a long outer transaction committed would fall outside it.
+    """
+    try:
+        SessionRevocation.objects.filter(sid__in=sids, revoked_at=stamped_at).update(
+            revoked_at=timezone.now()
+        )
+    except DatabaseError:  # the rows stand; the poll's pk cursor may still see them
+        logger.warning("could not re-stamp %d revocation(s) after commit", len(sids))
 
 
 def _notify_sockets(sids: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.db.models import Max, Q
+from django.db.models import Q
 
 from accounts.models import AuthSession, SessionRevocation
 
@@ -57,7 +57,5 @@ def revocations_since(
     if after_pk is not None:
         recent |= Q(pk__gt=after_pk)
     rows = list(SessionRevocation.objects.filter(recent).values_list("pk", "sid"))
-    if after_pk is None:  # first look: anchor at the end of the log
-        after_pk = SessionRevocation.objects.aggregate(top=Max("pk"))["top"]
     pks = [pk for pk, _ in rows] + ([] if after_pk is None else [after_pk])
     return [sid for _, sid in rows], max(pks, default=None)

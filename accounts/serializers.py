@@ -64,7 +64,8 @@ class TokenPairSerializer(serializers.Serializer):
 class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField()
+    # Not EmailField: users without an address have "" (no `format: email`).
+    email = serializers.CharField(allow_blank=True)
     is_staff = serializers.BooleanField()
 
 

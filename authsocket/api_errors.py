@@ -7,6 +7,7 @@ switch on `code` and never parse HTML.
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -75,6 +76,7 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # else a POST answers Django's HTML CSRF page (403), not this 404
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Catch-all for unknown /api/ paths, whatever the method."""
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)

@@ -11,24 +11,18 @@ import re
 
 REDACTED = "[redacted]"
 
+_SECRET_KEYS = "token|ticket|refresh|access|password|secret|cookie"
+
 _PATTERNS = [
     # Anything shaped like a JWT (also inside `authsocket.token.<jwt>`).
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"(?i)(bearer\s+)[^\s,;\"']+"), r"\1" + REDACTED),
-    # key=value in query strings and form bodies.
-    (
-        re.compile(
-            r"(?i)\b(token|ticket|refresh|access|password|old_password|new_password)"
-            r"=[^&\s\"']*"
-        ),
-        r"\1=" + REDACTED,
-    ),
+    # key=value in query strings and form bodies; any key that names a
+    # credential (access_token, refresh_token, client_secret, new_password…).
+    (re.compile(rf"(?i)\b(\w*(?:{_SECRET_KEYS}))=[^&\s\"']*"), r"\1=" + REDACTED),
     # "key": "value" in JSON bodies.
     (
-        re.compile(
-            r"(?i)(\"(?:token|ticket|refresh|access|password|old_password|"
-            r"new_password)\"\s*:\s*)\"[^\"]*\""
-        ),
+        re.compile(rf"(?i)(\"\w*(?:{_SECRET_KEYS})\"\s*:\s*)\"[^\"]*\""),
         r'\1"' + REDACTED + '"',
     ),
 ]

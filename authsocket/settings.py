@@ -7,6 +7,7 @@ secrets it needs, with a message that says what to set.
 
 import hashlib
 import hmac
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -113,7 +114,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not :memory:, so that close_old_connections() in the database
     # thread does not throw the test database away.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # One file per test run, so two runs in one checkout do not share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")
+    }
 
 # --- Channel layer and cache --------------------------------------------------
 
@@ -173,7 +177,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "authsocket.api_errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular, plus every operation's error answers (authsocket/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "authsocket.openapi.ErrorAnswersSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "NUM_PROXIES": env_int("AUTHSOCKET_TRUSTED_PROXIES", 0),
 }

@@ -159,11 +159,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Close from outside this socket's own handlers (revocation, shutdown)."""
         await self.close(code=code)
 
-    async def close(self, code=None, reason=None) -> None:
-        # autobahn (under daphne) refuses any close code whose type is not
-        # exactly int, so an IntEnum member raises instead of closing: plain int.
-        await super().close(code=None if code is None else int(code), reason=reason)
-
     # --- frames ------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None) -> None:

@@ -35,7 +35,7 @@ class Published:
 
 
 def room_message_store(*, room: Room, sender, data) -> Published:
-    """Number and store a room message (committed when this returns)."""
+    """Number and store a room message; fan-out is the caller's next step."""
     data_check(data)
     with transaction.atomic():
         seq = _next_seq(Room, room.pk)

@@ -64,12 +64,15 @@ async def on_subscribe(consumer, frame: dict) -> None:
     replay = await database_sync_to_async(_snapshot)(
         consumer.user, stream, since, settings.AUTHSOCKET_REPLAY_LIMIT
     )
-    if replay is None:
-        if is_new_room:
+    if replay is None:  # a subscription already held ends too: the right is gone
+        if stream.is_room:
+            subs.remove(stream.key)
             await _group_discard(consumer, stream.group)
         await _forbidden(consumer, frame)
         return
     subs.add(stream)
+    if since is not None:  # the client has everything up to `since`
+        subs.replayed(stream.key, since)
     await consumer.send_frame(ServerFrame.SUBSCRIBED, frame, stream=name)
     await _replay(consumer, stream, name, replay)
 
@@ -120,9 +123,26 @@ async def on_publish(consumer, frame: dict) -> None:
 
 
 async def on_stream_message(consumer, event: dict) -> None:
-    """A live message: its frame was serialized once by the publisher."""
-    if subscriptions_of(consumer).accepts(event["stream"], event["id"]):
-        await consumer.send(text_data=event["text"])
+    """A live message (serialized once by the publisher), passed on in id order.
+
+    Processes fan out independently, so 43 can arrive before 42 although 42
+    committed first, and a client resuming with `since` = the last id it saw
+    would skip 42. Ids follow commit order, so with 43 here 42 is stored: read
+    the gap, send it first, and drop the late live copy when it comes.
+    """
+    subs, key, message_id = subscriptions_of(consumer), event["stream"], event["id"]
+    if not subs.accepts(key, message_id):
+        return
+    after = subs.gap_before(key, message_id)
+    if after is not None:
+        frames = await database_sync_to_async(_gap_frames)(
+            subs.get(key).stream, after, message_id
+        )
+        for frame in frames:
+            await consumer.send(text_data=frame_text(frame))
+            subs.delivered(key, frame["id"])
+    await consumer.send(text_data=event["text"])
+    subs.delivered(key, message_id)
 
 
 async def on_stream_revoke(consumer, event: dict) -> None:
@@ -157,6 +177,12 @@ def _snapshot(user, stream: Stream, since: int | None, limit: int) -> list | Non
         return []
     messages = messages_after(stream=stream, after=since, limit=limit + 1)
     return [message_frame(message, replay=True) for message in messages]
+
+
+def _gap_frames(stream: Stream, after: int, before: int) -> list[dict]:
+    """The stored messages numbered strictly between `after` and `before`."""
+    messages = messages_after(stream=stream, after=after, limit=before - after - 1)
+    return [message_frame(m) for m in messages if m.seq < before]
 
 
 def _publish_checked(user, stream: Stream | None, data) -> Published | None:
@@ -197,8 +223,10 @@ async def _group_add(consumer, group: str) -> bool:
     try:
         await consumer.channel_layer.group_add(group, consumer.channel_name)
     except Exception as exc:
+        # daphne cannot send 1011; 4503 tells the client exactly what to do:
+        # reconnect with backoff and resubscribe with `since`.
         logger.warning("channel layer unavailable on subscribe: %s", type(exc).__name__)
-        await consumer.close(code=CloseCode.INTERNAL_ERROR)
+        await consumer.close(code=CloseCode.SHUTTING_DOWN)
         return False
     consumer.groups_joined.append(group)
     return True

@@ -14,7 +14,9 @@ from realtime.streams import Stream, user_stream
 @dataclass(slots=True)
 class Subscription:
     stream: Stream
-    replayed_through: int = 0  # live messages up to this id were sent by replay
+    # Highest id passed on for this stream, by replay or live, in order. None
+    # until known (subscribed without `since`: the first live message sets it).
+    delivered_through: int | None = None
 
 
 class SubscriptionSet:
@@ -36,12 +38,26 @@ class SubscriptionSet:
         return sum(1 for sub in self._by_key.values() if sub.stream.is_room)
 
     def replayed(self, key: str, last_id: int) -> None:
-        """Replay sent up to `last_id`: drop live copies of those messages."""
+        """The client has everything up to `last_id` (replayed, or its `since`)."""
+        self.delivered(key, last_id)
+
+    def delivered(self, key: str, message_id: int) -> None:
         sub = self._by_key.get(key)
-        if sub is not None:
-            sub.replayed_through = max(sub.replayed_through, last_id)
+        if sub is None:
+            return
+        if sub.delivered_through is None or sub.delivered_through < message_id:
+            sub.delivered_through = message_id
 
     def accepts(self, key: str, message_id: int) -> bool:
-        """Live message: subscribed, and not already delivered by replay."""
+        """Live message: subscribed, and not already passed on."""
         sub = self._by_key.get(key)
-        return sub is not None and message_id > sub.replayed_through
+        if sub is None:
+            return False
+        return sub.delivered_through is None or message_id > sub.delivered_through
+
+    def gap_before(self, key: str, message_id: int) -> int | None:
+        """The last id passed on, when messages between it and `message_id` are missing."""
+        sub = self._by_key.get(key)
+        if sub is None or sub.delivered_through is None:
+            return None
+        return sub.delivered_through if message_id > sub.delivered_through + 1 else None

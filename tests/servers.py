@@ -70,6 +70,8 @@ class DaphneServer:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    # "authsocket.serve" runs daphne as `make run` does: SIGTERM closes with 4503.
+    module: str = "daphne"
 
     @property
     def http(self) -> str:
@@ -86,7 +88,7 @@ class DaphneServer:
             [
                 PYTHON,
                 "-m",
-                "daphne",
+                self.module,
                 "-b",
                 "127.0.0.1",
                 "-p",

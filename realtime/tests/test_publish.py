@@ -1,11 +1,13 @@
 """Publishing: numbering in commit order, storage first, fan-out best effort."""
 
+import asyncio
 import json
 import subprocess
 import threading
 import time
 
 import pytest
+from channels.layers import get_channel_layer
 from django.db import connection
 
 from realtime.messages import InvalidData
@@ -158,3 +160,24 @@ def test_data_storage_cannot_hold_is_refused_before_numbering(alice, rooms, data
         room_message_store(room=rooms["team"], sender=alice, data=data)
     rooms["team"].refresh_from_db()
     assert rooms["team"].last_message_id == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_async_api_stores_then_delivers_live(alice, rooms):
+    from realtime.publish import apublish_to_room, apublish_to_user
+    from realtime.tests.conftest import TIMEOUT
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("room.team", channel)
+    await layer.group_add(f"user.{alice.pk}", channel)
+    room_message = await apublish_to_room(room=rooms["team"], sender=alice, data="r")
+    user_message = await apublish_to_user(user=alice, data="u")
+    assert (room_message.seq, user_message.seq) == (1, 1)
+    first = await asyncio.wait_for(layer.receive(channel), TIMEOUT)
+    second = await asyncio.wait_for(layer.receive(channel), TIMEOUT)
+    assert [(e["stream"], json.loads(e["text"])["data"]) for e in (first, second)] == [
+        ("room:team", "r"),
+        ("user", "u"),
+    ]

@@ -183,3 +183,58 @@ async def test_cache_is_not_trusted_while_the_poll_fails(
         assert time.monotonic() < deadline, "cached answer trusted without a poll"
     assert await still_open(communicator)  # no log row: not closed, but refused
     await communicator.disconnect()
+
+
+class FakeSocket:
+    def __init__(self, sid: str, user_id: int, broken: bool = False):
+        self.sid, self.user_id, self.broken, self.codes = sid, user_id, broken, []
+
+    async def close_for(self, code: int) -> None:
+        if self.broken:
+            raise RuntimeError("transport gone")
+        self.codes.append(code)
+
+
+async def test_one_failing_close_spares_neither_the_others_nor_the_watcher(
+    alice, open_session, monkeypatch
+):
+    from realtime.connections import registry
+
+    tokens = await db(open_session, alice)
+    broken = FakeSocket(tokens.session.sid, alice.pk, broken=True)
+    healthy = FakeSocket(tokens.session.sid, alice.pk)
+    monkeypatch.setattr(registry, "of_session", lambda sid: [broken, healthy])
+    await guard.poll_once()
+    await db(revoke_as_another_process, tokens.session)
+    await guard.poll_once()  # does not raise
+    assert healthy.codes == [CloseCode.REVOKED]
+
+
+async def test_revocation_inside_a_long_outer_transaction_is_seen_after_commit(
+    alice, open_session, monkeypatch
+):
+    """Stamped long before its commit made it visible: re-stamped on commit."""
+    from django.db import transaction
+
+    from accounts import revocation
+
+    tokens = await db(open_session, alice)
+    await guard.poll_once()  # nothing seen yet: no pk cursor to fall back on
+    stamps = iter([timezone.now() - timedelta(minutes=10)])
+
+    class LateClock:
+        @staticmethod
+        def now():
+            return next(stamps, None) or timezone.now()
+
+    monkeypatch.setattr(revocation, "timezone", LateClock)
+    # As if made by another process: this one's own mark must not answer for it.
+    monkeypatch.setattr(guard, "mark_revoked", lambda sids: None)
+
+    def revoke_in_an_outer_transaction():
+        with transaction.atomic():  # e.g. an admin view, a user.delete()
+            revocation.user_sessions_revoke(user_id=alice.pk, reason="test")
+
+    await db(revoke_in_an_outer_transaction)
+    await guard.poll_once()
+    assert guard.is_revoked(tokens.session.sid)

@@ -1,6 +1,9 @@
 """Streams over real sockets (PROTOCOL §4.2): delivery, replay, rights re-checked."""
 
+import asyncio
+
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from realtime.groups import room_group
@@ -122,6 +125,48 @@ async def test_live_copies_of_replayed_messages_are_dropped(connect, alice, bob,
     assert await b.receive_nothing(timeout=QUIET)
 
 
+async def test_subscribing_mid_stream_under_load_misses_and_repeats_nothing(
+    connect, alice, bob, rooms
+):
+    """Publishers in several threads while bob subscribes with since=0."""
+    writers, per_writer = 3, 20
+    total = writers * per_writer
+    store = database_sync_to_async(publish_to_room, thread_sensitive=False)
+    some_stored = asyncio.Event()
+
+    async def publisher() -> None:
+        for n in range(per_writer):
+            await store(room=rooms["team"], sender=alice, data=n)
+            if n == 3:
+                some_stored.set()
+
+    b = await connect(bob)
+    tasks = [asyncio.create_task(publisher()) for _ in range(writers)]
+    await asyncio.wait_for(some_stored.wait(), TIMEOUT)
+    await subscribe(b, "room:team", since=0)
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    ids = [(await next_message(b))["id"] for _ in range(total)]
+    assert sorted(ids) == list(range(1, total + 1))
+    assert await b.receive_nothing(timeout=QUIET)
+
+
+async def test_resubscribing_after_losing_the_right_ends_the_subscription(
+    connect, alice, bob, rooms
+):
+    b = await connect(bob)
+    await subscribe(b, "room:team")
+    # A raw delete bypasses the signal: the socket learns it at resubscribe.
+    await db(
+        lambda: Membership.objects.filter(user=bob, room=rooms["team"])._raw_delete(
+            "default"
+        )
+    )
+    answer = await send(b, {"type": "subscribe", "stream": "room:team"})
+    assert answer["code"] == "forbidden"
+    await db(publish_to_room, room=rooms["team"], sender=alice, data="x")
+    assert await b.receive_nothing(timeout=QUIET)
+
+
 async def test_rest_post_is_delivered_live(connect, api, alice, bob, rooms):
     b = await connect(bob)
     await subscribe(b, "room:team")
@@ -219,6 +264,43 @@ async def test_unsubscribe_stops_delivery(connect, alice, bob, rooms):
     }
     await db(publish_to_room, room=rooms["team"], sender=alice, data="gone")
     assert await b.receive_nothing(timeout=QUIET)
+
+
+async def test_fan_out_is_one_group_send_whatever_the_subscribers(
+    connect, alice, bob, rooms, monkeypatch
+):
+    sockets = [await connect(user) for user in (alice, bob, alice, bob)]
+    for socket in sockets:
+        await subscribe(socket, "room:team")
+    layer, sent = get_channel_layer(), []
+    original = layer.group_send
+
+    async def counting(group, message):
+        sent.append(group)
+        await original(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counting)
+    await publish(sockets[0], "room:team", "to all")
+    for socket in sockets:
+        assert (await next_message(socket))["data"] == "to all"
+    assert sent == ["room.team"]
+
+
+async def test_channel_layer_down_at_subscribe_closes_4503(
+    connect, alice, rooms, monkeypatch
+):
+    a = await connect(alice)
+    layer = get_channel_layer()
+
+    async def broken(group, channel):
+        raise ConnectionError("layer down")
+
+    monkeypatch.setattr(layer, "group_add", broken)
+    await a.send_json_to({"type": "subscribe", "stream": "room:team"})
+    assert await a.receive_output(timeout=TIMEOUT) == {
+        "type": "websocket.close",
+        "code": 4503,
+    }
 
 
 async def test_subscription_limit(connect, alice, rooms, settings):

@@ -114,12 +114,11 @@ def test_staff_notify_stores_on_the_users_stream(api, make_user, alice):
     assert response.status_code == 201
     assert response.json()["stream"] == "user" and response.json()["sender"] is None
     assert Message.objects.get(recipient=alice).data == {"text": "hi"}
-    assert (
-        api(staff)
-        .post("/api/users/999999/notify", {"data": 1}, format="json")
-        .status_code
-        == 404
-    )
+    for unknown in ("999999", "9" * 30):
+        response = api(staff).post(
+            f"/api/users/{unknown}/notify", {"data": 1}, format="json"
+        )
+        assert response.status_code == 404
 
 
 def test_non_staff_cannot_notify(api, alice, bob):

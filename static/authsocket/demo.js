@@ -44,10 +44,19 @@ function showAlert(text) {
 
 const ERROR_TEXT = {
   too_many_connections: "Too many open connections for this user: close a tab and it will retry.",
-  rate_limited: "The server closed the socket for sending too fast; retrying later.",
+  rate_limited: "Sending too fast: the server is dropping frames (and closes the socket if it goes on).",
   handshake_refused: "The server keeps refusing the connection although you are signed in.",
   network: "The server cannot be reached; retrying.",
   forbidden: "Not allowed.",
+};
+
+// Why the page went back to the sign-in form, when the user did not ask.
+const SIGNED_OUT_TEXT = {
+  revoked: "This session was signed out from another device or by an admin.",
+  token_reused: "This session was ended: an old refresh token was used again (possible theft).",
+  session_expired: "Your session expired; please sign in again.",
+  signed_out_in_another_tab: "You signed out in another tab.",
+  invalid_token: "Your sign-in is no longer valid; please sign in again.",
 };
 
 // ---- connection state -------------------------------------------------------
@@ -72,10 +81,7 @@ client.addEventListener("state", (event) => {
   if (state === STATE.SIGNED_OUT) {
     $("login").hidden = false;
     $("app").hidden = true;
-    if (reason === "revoked") showAlert("This session was signed out (from another device or by an admin).");
-    else if (reason && !["logout", "logout_all", "resume", "not_authenticated"].includes(reason)) {
-      log(`signed out: ${reason}`);
-    }
+    showAlert(SIGNED_OUT_TEXT[reason] ?? "");
   }
 });
 

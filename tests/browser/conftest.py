@@ -94,8 +94,9 @@ def artifacts(request) -> Path:
 def server_factory(migrated_template, tmp_path, artifacts):
     """Start a server with extra settings: ``server_factory(AUTHSOCKET_ACCESS_TTL=5)``.
 
-    Debug mode, as ``make run`` serves the demo: static files come straight
-    from ``static/`` and the refresh cookie is not ``Secure`` on plain http.
+    Served as ``make run`` serves the demo: ``authsocket.serve`` (SIGTERM
+    drains with 4503) in debug mode, so static files come straight from
+    ``static/`` and the refresh cookie is not ``Secure`` on plain http.
     """
     servers: list[DaphneServer] = []
 
@@ -108,7 +109,11 @@ def server_factory(migrated_template, tmp_path, artifacts):
             DJANGO_DEBUG="1",
             **{key: str(value) for key, value in settings.items()},
         )
-        server = DaphneServer(env, log_path=artifacts / f"daphne-{len(servers)}.log")
+        server = DaphneServer(
+            env,
+            log_path=artifacts / f"daphne-{len(servers)}.log",
+            module="authsocket.serve",
+        )
         servers.append(server)
         return server.start()
 

@@ -85,6 +85,7 @@ def test_log_out_everywhere_signs_out_the_other_context(server, browsers):
     first.wait_visible("#login-form")
     assert first.js("return document.getElementById('app').hidden") is True
     first.screenshot("signed-out")
+    assert any("signed-out (revoked)" in line for line in first.log_lines())
     # And its refresh cookie is dead too: a reload does not resume.
     first.open()
     assert first.state() == "signed-out"
@@ -187,6 +188,9 @@ def test_reconnect_replays_messages_stored_while_down(
     server.start()
 
     alice.wait_state("live", timeout=40)
+    # SIGTERM drains with 4503 (authsocket.serve); SIGKILL drops the TCP: 1006.
+    why = "server_restarting" if stop_signal == signal.SIGTERM else "dropped_1006"
+    assert any(f"reconnecting ({why})" in line for line in alice.log_lines())
     alice.wait_message("user", missed[-1], timeout=10)
     texts = alice.texts("user")
     assert texts == ["before the restart", *missed], texts
@@ -274,6 +278,24 @@ def test_staff_see_the_admin_link_and_others_do_not(server, browsers):
         bob.js("return document.querySelector('[data-testid=\"admin-link\"]').hidden")
         is True
     )
+    link = admin.wait_visible('[data-testid="admin-link"]')
+    assert link.get_attribute("href") == server.http + "/admin/"
+
+
+def test_staff_notification_reaches_the_users_page_live(server, browsers):
+    bob = browsers.signed_in("bob", "bob")
+    admin = browsers.signed_in("admin", "admin")
+    status = admin.js_async(
+        "await window.authsocketDemo.client.api("
+        "  '/api/users/' + arguments[0] + '/notify',"
+        "  {method: 'POST', body: {data: {text: 'Your build is green'}}});"
+        "return 'sent';",
+        bob.client("c.user.id"),
+    )
+    assert status == "sent"
+    bob.wait_message("user", "Your build is green")
+    assert bob.messages("user")[-1]["from"] == "server"
+    bob.screenshot("notified")
 
 
 def test_refused_handshake_with_good_credentials_gives_up_after_bounded_tries(

@@ -171,6 +171,7 @@ def postgres_daphne(tmp_path):
             cutout.stop()
 
 
+@pytest.mark.services
 async def test_database_outage_refuses_handshakes_cleanly_then_recovers(
     postgres_daphne,
 ):

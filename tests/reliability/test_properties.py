@@ -50,9 +50,10 @@ frames = st.fixed_dictionaries(
     optional={
         "ref": json_values,
         "token": json_values | st.text(alphabet="abc.-_", max_size=40),
-        "stream": json_values | st.sampled_from(["user", "room:lobby", "room:"]),
+        "stream": json_values
+        | st.sampled_from(["user", "room:lobby", "room:team", "room:nope", "room:"]),
         "data": json_values,
-        "since": json_values,
+        "since": json_values | st.integers(0, 3),
     },
 )
 frame_texts = (
@@ -71,12 +72,23 @@ class Stub:
         pass
 
 
-def make_consumer(sent: list) -> StreamConsumer:
+class StubLayer:
+    """Group changes succeed; nothing is delivered back to this consumer."""
+
+    async def group_add(self, group, channel):
+        pass
+
+    async def group_discard(self, group, channel):
+        pass
+
+
+def make_consumer(sent: list, user) -> StreamConsumer:
     """A consumer past its handshake, whose outgoing messages land in `sent`."""
     consumer = StreamConsumer()
     consumer.scope = {"type": "websocket", "path": "/ws/"}
-    consumer.user_id, consumer.sid, consumer.registered = 1, "prop-session", False
-    consumer.groups_joined = []
+    consumer.user, consumer.user_id, consumer.sid = user, user.pk, "prop-session"
+    consumer.registered, consumer.groups_joined = False, []
+    consumer.channel_layer, consumer.channel_name = StubLayer(), "prop.channel"
     consumer.limiter = FrameLimiter("1000000/s")
     consumer.expiry = Stub()
 
@@ -96,18 +108,24 @@ def utf8_safe(value) -> bool:
 
 
 def check_answer(text: str, sent: list) -> None:
-    assert len(sent) == 1, sent
-    message = sent[0]
-    if message["type"] == "websocket.close":
-        assert message.get("code") in set(CloseCode)
-        return
-    assert message["type"] == "websocket.send"
-    out = message["text"]
-    out.encode("utf-8")  # daphne encodes every text frame: it must not fail
-    frame = json.loads(out)
+    """One answer (or a close); only replayed messages may follow it."""
+    assert sent, "a frame went unanswered"
+    frames = []
+    for message in sent:
+        if message["type"] == "websocket.close":
+            assert message.get("code") in set(CloseCode) and len(sent) == 1
+            return
+        assert message["type"] == "websocket.send"
+        message["text"].encode("utf-8")  # daphne encodes every text frame
+        frames.append(json.loads(message["text"]))
+    frame = frames[0]
     assert frame["type"] in set(ServerFrame)
     if frame["type"] == ServerFrame.ERROR:
         assert frame["code"] in set(ErrorCode)
+    assert all(
+        f["type"] in (ServerFrame.MESSAGE, ServerFrame.REPLAY_TRUNCATED)
+        for f in frames[1:]
+    ), frames
     try:
         request = json.loads(text)
     except (ValueError, RecursionError):
@@ -123,15 +141,16 @@ def check_answer(text: str, sent: list) -> None:
         )
 
 
-@BOUNDED
+@pytest.mark.django_db(transaction=True)  # handlers query from their own threads
+@settings(BOUNDED, max_examples=200)
 @given(text=frame_texts)
 @example(text='{"type":"ping","ref":"\\ud800"}')
 @example(text='{"type":"nope\\udfff"}')
 @example(text="[" * 10_000)
 @example(text='{"type":"auth","token":"' + "a" * 5000 + '"}')
-def test_dispatcher_answers_any_text_with_one_valid_frame(text):
+def test_dispatcher_answers_any_text_with_one_valid_frame(world, text):
     sent = []
-    consumer = make_consumer(sent)
+    consumer = make_consumer(sent, world["alice"])
     asyncio.run(consumer.receive(text_data=text))
     check_answer(text, sent)
 
@@ -279,3 +298,88 @@ def test_a_valid_token_with_extra_claims_is_accepted(extra):
         sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
     )
     assert claims.user_id == 5
+
+
+# --- stream names and permissions ----------------------------------------------
+
+ROOMS = {"lobby": True, "team": False, "secret": False, "open": True}  # slug → public
+MEMBERS = {"lobby": {"alice", "bob", "carol"}, "team": {"alice", "bob"}}
+MEMBERS["secret"] = {"alice"}
+
+
+@pytest.fixture
+def world(make_user):
+    from realtime.demo import demo_rooms_create
+    from realtime.models import Room
+
+    users = {
+        name: make_user(name, f"pw-{name}-123") for name in ("alice", "bob", "carol")
+    }
+    demo_rooms_create(users=users)
+    Room.objects.create(slug="open", title="Open", public=True)  # nobody in it
+    users["dave"] = make_user("dave", "pw-dave-123")  # in no room at all
+    return users
+
+
+def expected(user, name: str, action) -> bool:
+    """The rules of PROTOCOL §4.2 written out independently of realtime/."""
+    from realtime.permissions import Action
+
+    if name in ("user", f"user:{user.pk}"):
+        return action is Action.READ
+    for slug, public in ROOMS.items():
+        if name == f"room:{slug}":
+            if user.username in MEMBERS.get(slug, ()):
+                return True
+            return public and action in (Action.READ, Action.JOIN)
+    return False
+
+
+def mutations(name: str):
+    """Near misses of a real stream name."""
+    return st.sampled_from(
+        [
+            name.upper(),
+            name.title(),
+            f" {name}",
+            f"{name} ",
+            f"{name}\n",
+            f"{name}\x00",
+            name + ":",
+            name + ":1",
+            name.replace(":", "::"),
+            name.replace(":", ": "),
+            name.replace(":", "："),  # fullwidth colon
+            name.replace("o", "о"),  # Cyrillic o
+            name + "/..",
+            "../" + name,
+            name * 2,
+        ]
+    )
+
+
+real_names = (
+    st.sampled_from(["user", *(f"room:{slug}" for slug in ROOMS), "room:nope", "room:"])
+    | st.integers(-3, 12).map(lambda n: f"user:{n}")
+    | st.integers(1, 9).map(lambda n: f"user:0{n}")
+)
+stream_names = (
+    real_names
+    | real_names.flatmap(mutations)
+    | st.text(max_size=20)
+    | st.text(alphabet="roomuser:lobbyteamsecret0123456789-_", max_size=16)
+)
+
+
+@pytest.mark.django_db
+@BOUNDED
+@given(name=stream_names, who=st.sampled_from(["alice", "bob", "carol", "dave"]))
+def test_stream_names_never_authorize_beyond_the_rules(world, name, who):
+    from realtime.permissions import Action, stream_access
+    from realtime.streams import stream_parse
+
+    user = world[who]
+    stream = stream_parse(name, user_id=user.pk)
+    for action in Action:
+        decision = stream_access(user=user, stream=stream, action=action)
+        assert decision.allowed == expected(user, name, action), (name, who, action)
