@@ -69,13 +69,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def redact_access_log_request(request: str) -> str:
-    """An access-log request line with its query string blanked out.
+    """An access-log request line without its query string.
 
-    Like nginx's `$uri`: whatever a client put after `?` (a `?token=`, a
-    `?ticket=`, anything under another name) never reaches the log.
+    Like nginx's `$uri` (PROTOCOL §6: the path only): whatever a client put
+    after `?` (a `?token=`, a `?ticket=`, anything under another name) never
+    reaches the log.
     """
-    path, question, _ = request.partition("?")
-    return redact(path + (f"?{REDACTED}" if question else ""))
+    return redact(request.partition("?")[0])
 
 
 def redact_daphne_access_log() -> None:

@@ -235,24 +235,26 @@ class GracefulServer(Server):
     async def drain(self, reason: str = "shutdown"):
         """Stop listening, close sockets with 4503, wait, stop the reactor."""
         started = time.monotonic()
-        for port in self.ports:
-            port.stopListening()
-        closed = await self.registry.close_websockets(SHUTDOWN_CLOSE_CODE)
-        logger.info(
-            "%s: stopped listening, closing %d WebSocket(s) with %d",
-            reason,
-            closed,
-            SHUTDOWN_CLOSE_CODE,
-        )
-        idle = await self.registry.wait_idle(self.grace)
-        if not idle:
-            logger.warning(
-                "%d application instance(s) still running after %.1fs; cancelling",
-                len(self.registry.instances),
-                self.grace,
+        try:
+            for port in self.ports:
+                port.stopListening()
+            closed = await self.registry.close_websockets(SHUTDOWN_CLOSE_CODE)
+            logger.info(
+                "%s: stopped listening, closing %d WebSocket(s) with %d",
+                reason,
+                closed,
+                SHUTDOWN_CLOSE_CODE,
             )
-        logger.info("Drained in %.2fs", time.monotonic() - started)
-        self.stop()
+            if not await self.registry.wait_idle(self.grace):
+                logger.warning(
+                    "%d application instance(s) still running after %.1fs; cancelling",
+                    len(self.registry.instances),
+                    self.grace,
+                )
+            logger.info("Drained in %.2fs", time.monotonic() - started)
+        finally:
+            # Whatever went wrong above, a signalled process must still exit.
+            self.stop()
 
 
 class GracefulCommandLineInterface(CommandLineInterface):
@@ -275,13 +277,12 @@ class GracefulCommandLineInterface(CommandLineInterface):
             websocket_max_message_size=limit, websocket_max_frame_size=limit
         )
         grace = _env_float("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
-        # load_asgi_app runs inside run(), before the server is built, so the
-        # factory looks the registry up only when it is called.
         json_logs = os.environ.get("AUTHSOCKET_LOG_FORMAT", "").strip() == "json"
-
         # Whatever the application, no query string reaches the access log.
         redact_daphne_access_log()
 
+        # load_asgi_app runs inside run(), before the server is built, so the
+        # factory looks the registry up only when it is called.
         def build_server(**kwargs):
             access_log = kwargs.get("action_logger")
             if json_logs and isinstance(access_log, AccessLogGenerator):

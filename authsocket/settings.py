@@ -140,7 +140,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # Channels' in-memory layer with an amortized expiry sweep
+            # (realtime/layers.py): one process only.
+            "BACKEND": "realtime.layers.LocalChannelLayer",
             "CONFIG": {"capacity": 1000},
         }
     }

@@ -115,7 +115,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self.accept(self.subprotocol)
         self.limiter = FrameLimiter(settings.AUTHSOCKET_FRAME_RATE)
         self.expiry = ExpiryTimer(self._warn_expiring, self._expire)
-        self.expiry.schedule(auth.expires_at)
+        claims = auth.claims
+        self.expiry.schedule(
+            auth.expires_at, None if claims is None else claims.exp - claims.iat
+        )
         await self.send_frame(
             ServerFrame.WELCOME,
             user={"id": user.pk, "username": user.get_username()},
@@ -227,7 +230,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             raise FrameError(
                 ErrorCode.INVALID_TOKEN, "Cannot verify now; the old expiry stands."
             ) from None
-        self.expiry.schedule(claims.exp)
+        self.expiry.schedule(claims.exp, claims.exp - claims.iat)
         await self.send_frame(ServerFrame.AUTH_OK, frame, expires_at=claims.exp)
 
     # --- timers and channel-layer events -----------------------------------

@@ -26,12 +26,17 @@ class ExpiryTimer:
         self._handles: list[asyncio.TimerHandle] = []
         self._tasks: set[asyncio.Task] = set()
 
-    def schedule(self, expires_at: int) -> None:
-        """(Re)arm: `auth.expiring` min(30 s, TTL/3) before exp, close at exp + leeway."""
+    def schedule(self, expires_at: int, lifetime: int | None = None) -> None:
+        """(Re)arm: `auth.expiring` min(30 s, TTL/3) before exp, close at exp + leeway.
+
+        TTL is the token's own lifetime (`exp - iat`) when known: a ticket
+        carries only `exp`, and then the configured lifetime is assumed.
+        """
         self.cancel()
         loop = asyncio.get_running_loop()
         now = time.time()
-        warning_lead = min(MAX_WARNING, settings.AUTHSOCKET_ACCESS_TTL / 3)
+        ttl = settings.AUTHSOCKET_ACCESS_TTL if lifetime is None else lifetime
+        warning_lead = min(MAX_WARNING, max(0, ttl) / 3)
         warn_in = expires_at - warning_lead - now
         close_in = expires_at + settings.AUTHSOCKET_LEEWAY - now
         if warn_in > 0:

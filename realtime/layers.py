@@ -1,6 +1,12 @@
-"""A Redis channel layer that rides out Redis outages (PROTOCOL §1 `REDIS_URL`).
+"""The channel layers: in memory for one process, Redis for several.
 
-channels_redis lets a connection error escape `receive()`, and the consumer's
+`LocalChannelLayer` is Channels' in-memory layer without its quadratic fan-out:
+the stock one sweeps every channel and every group membership of the process
+for expired entries on EVERY `receive()`, so delivering one message to N
+sockets costs O(N²) (seconds for a room of 1,000). Here the sweep runs at most
+once a second; an expired message may be handed out up to a second late.
+
+`ResilientRedisChannelLayer` (with `REDIS_URL`): channels_redis lets a connection error escape `receive()`, and the consumer's
 receive loop dies with it: when Redis blinks, every socket of the process
 closes with 1011. Here `receive()` backs off and retries instead, and once
 Redis answers again this process re-adds its sockets' group memberships (a
@@ -14,7 +20,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 
+from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
@@ -23,6 +31,22 @@ logger = logging.getLogger(__name__)
 OUTAGE_ERRORS = (RedisError, OSError)  # OSError covers ConnectionError, TimeoutError
 RETRY_FIRST = 0.1  # seconds
 RETRY_MAX = 2.0
+
+
+SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired messages and groups
+
+
+class LocalChannelLayer(InMemoryChannelLayer):
+    """In-memory layer whose expiry sweep is amortized, not run per receive."""
+
+    _last_sweep = 0.0
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < SWEEP_INTERVAL:
+            return
+        self._last_sweep = now
+        super()._clean_expired()
 
 
 class ResilientRedisChannelLayer(RedisChannelLayer):

@@ -23,7 +23,11 @@ def call(method: str, url: str, body=None, token: str | None = None, headers=Non
             )
     except urllib.error.HTTPError as error:
         status, raw, response_headers = error.code, error.read(), error.headers
-    return status, (json.loads(raw) if raw else None), response_headers
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:  # an HTML error page: keep it for the assertion message
+        parsed = raw.decode(errors="replace")[:500]
+    return status, parsed, response_headers
 
 
 def login(base: str, username: str, password: str) -> dict:

@@ -72,6 +72,8 @@ class DaphneServer:
     process: subprocess.Popen | None = None
     # "authsocket.serve" runs daphne as `make run` does: SIGTERM closes with 4503.
     module: str = "daphne"
+    app: str = "authsocket.asgi:application"
+    options: tuple[str, ...] = ()  # extra daphne options
 
     @property
     def http(self) -> str:
@@ -93,7 +95,8 @@ class DaphneServer:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                "authsocket.asgi:application",
+                *self.options,
+                self.app,
             ],
             cwd=PROJECT,
             env=self.env,

@@ -3,8 +3,7 @@
 A test that needs a service the machine lacks SKIPS with the reason on a
 laptop and FAILS under `CI=true` (CI must run it). Call `require_postgres()`
 or `require_redis()` first; `postgres_database()` gives a fresh, uniquely
-named database and drops it afterwards. (`tests/backing.py` offers the same
-under other names; the two are meant to become one.)
+named database and drops it afterwards.
 """
 
 import contextlib

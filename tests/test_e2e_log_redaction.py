@@ -189,16 +189,16 @@ async def test_no_secret_reaches_the_captured_output(e2e_env, tmp_path):
         if piece in output
     ]
     assert not leaks, f"secrets found in the logs: {leaks}"
-    assert f'"GET /ws/?{REDACTED}" 404' in output  # the plain GET was logged
+    assert '"GET /ws/" 404' in output  # the plain GET was logged, path only
 
 
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ("GET /ws/?token=eyJa.eyJb.sig", f"GET /ws/?{REDACTED}"),
+        ("GET /ws/?token=eyJa.eyJb.sig", "GET /ws/"),
         (
             "GET /api/rooms/lobby/messages?after=3",
-            f"GET /api/rooms/lobby/messages?{REDACTED}",
+            "GET /api/rooms/lobby/messages",
         ),
         ("POST /api/auth/login", "POST /api/auth/login"),
         ("WSCONNECT /ws/", "WSCONNECT /ws/"),

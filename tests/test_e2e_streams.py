@@ -6,9 +6,9 @@ import json
 import pytest
 import websockets
 
-from tests.backing import redis_url
 from tests.http import call, login
 from tests.servers import DaphneServer, manage, running
+from tests.services import require_redis as redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 

@@ -154,8 +154,8 @@ class RecordingTimer(ExpiryTimer):
         self.armed: list[asyncio.TimerHandle] = []
         RecordingTimer.created.append(self)
 
-    def schedule(self, expires_at: int) -> None:
-        super().schedule(expires_at)
+    def schedule(self, expires_at: int, lifetime: int | None = None) -> None:
+        super().schedule(expires_at, lifetime)
         self.armed.extend(self._handles)
 
 
@@ -216,3 +216,17 @@ async def test_warning_is_immediate_when_the_token_is_already_in_its_last_third(
     assert not expired.is_set()
     await asyncio.wait_for(expired.wait(), 4)
     timer.cancel()
+
+
+async def test_warning_lead_follows_the_tokens_own_lifetime(
+    ws, alice, open_session, settings
+):
+    """A 3 s token under a 300 s default is warned 1 s before exp, not at once."""
+    settings.AUTHSOCKET_LEEWAY = LEEWAY
+    tokens = await db(open_session, alice, access_ttl=TTL)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    warning = await communicator.receive_json_from(timeout=TTL + 1)
+    assert warning["type"] == ServerFrame.AUTH_EXPIRING
+    assert time.time() >= tokens.access_expires_at - 1.2
+    await communicator.disconnect()

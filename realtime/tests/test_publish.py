@@ -15,8 +15,8 @@ from realtime.models import Message
 from realtime.publish import publish_to_room, publish_to_user, room_message_store
 from realtime.selectors import messages_after
 from realtime.streams import room_stream
-from tests.backing import postgres_database
 from tests.servers import PROJECT, PYTHON, manage, server_env
+from tests.services import postgres_database
 
 WRITERS, PER_WRITER = 4, 25
 DEADLINE = 60.0

@@ -8,7 +8,7 @@ from channels.layers import get_channel_layer
 from realtime.publish import publish_to_user
 from realtime.services import membership_delete
 from realtime.tests.conftest import TIMEOUT, db, send, subscribe
-from tests.backing import redis_url
+from tests.services import require_redis as redis_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -471,10 +471,11 @@ export class AuthSocket extends EventTarget {
     return this._expiresAt - Date.now();
   }
 
-  // Refresh when a third of the lifetime is left (at most 30 s before exp),
-  // like the server's `auth.expiring` (§4.2).
+  // Refresh when half the lifetime is left, at most 30 s before exp (the
+  // server warns with `auth.expiring` at a third, §4.2): short-lived tokens
+  // keep a second or two for the refresh and the `auth` frame on a busy host.
   _marginMs() {
-    return Math.min(30000, Math.max(1000, this._ttlMs / 3));
+    return Math.min(30000, Math.max(2000, this._ttlMs / 2));
   }
 
   _scheduleRefresh() {

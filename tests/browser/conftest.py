@@ -202,6 +202,9 @@ class DemoPage:
             )
         except Exception:
             self.screenshot("timeout")
+            with contextlib.suppress(Exception):  # the page may be gone
+                log = self.artifacts / f"{self.name}-connection-log.txt"
+                log.write_text("\n".join(reversed(self.log_lines())))
             raise
 
     def wait_visible(self, css: str, timeout: float = WAIT):

@@ -157,7 +157,7 @@ def test_token_renewal_keeps_the_socket_live(server_factory, browsers):
         assert page.state() in ("live", "renewing")
         stats = page.client("c.stats")
         assert stats["connects"] == 1, f"{page.name} reconnected: {page.log_lines()}"
-        assert stats["renewals"] >= 3, stats
+        assert stats["renewals"] >= 3, (stats, page.log_lines())
         assert not any("reconnecting" in line for line in page.log_lines())
     assert sent >= 4, sent
     expected = [text for n in range(1, sent + 1) for text in (f"tick {n}", f"tock {n}")]

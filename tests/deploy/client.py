@@ -3,31 +3,17 @@
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
 
 import websockets
+
+from tests.http import call
 
 TIMEOUT = 10.0
 
 
 def _request(method: str, url: str, body, token, headers) -> tuple[int, object]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    try:
-        return status, (json.loads(raw) if raw else None)
-    except ValueError:  # an HTML error page: keep it for the assertion message
-        return status, raw.decode(errors="replace")[:500]
+    status, parsed, _ = call(method, url, body, token, headers)
+    return status, parsed
 
 
 async def http(method, url, body=None, *, token=None, headers=None):

@@ -1,6 +1,6 @@
 """Fixtures for the deployment tests: PostgreSQL, Redis, daphne processes, nginx.
 
-The machine's PostgreSQL and Redis come from tests/backing.py: when one is
+The machine's PostgreSQL and Redis come from tests/services.py: when one is
 unreachable the tests SKIP with the reason, except under CI=true, where they
 FAIL. nginx and redis-server binaries follow the same rule.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import backing
+from tests import services
 from tests.servers import manage, server_env
 
 from .processes import NginxProcess, RedisProcess, ServerProcess
@@ -20,12 +20,12 @@ from .processes import NginxProcess, RedisProcess, ServerProcess
 # other end-to-end tests (same user ids, other databases) never meet these.
 REDIS_DB = 9
 DEMO_PASSWORD = "deploy-" + secrets.token_urlsafe(12)
-unavailable = backing.unavailable
+unavailable = services.unavailable
 
 
 @pytest.fixture(scope="session")
 def redis_url():
-    return backing.redis_url().rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    return services.require_redis().rsplit("/", 1)[0] + f"/{REDIS_DB}"
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def redis_server_available():
 @pytest.fixture(scope="session")
 def deploy_database():
     """A PostgreSQL database of this test session, dropped at its end."""
-    with backing.postgres_database() as url:
+    with services.postgres_database() as url:
         yield url
 
 

@@ -222,3 +222,21 @@ def test_access_log_drops_query_strings_in_both_formats():
         )
         assert "/ws/" in stream.getvalue()
         assert "token" not in stream.getvalue() and "t1" not in stream.getvalue()
+
+
+async def test_a_failing_drain_still_stops_the_server():
+    class Broken(serve.DrainRegistry):
+        async def close_websockets(self, code=serve.SHUTDOWN_CLOSE_CODE):
+            raise RuntimeError("boom")
+
+    server = serve.GracefulServer(
+        application=None,
+        endpoints=["tcp:port=0:interface=127.0.0.1"],
+        registry=Broken(None),
+        grace=0.1,
+    )
+    stopped = []
+    server.stop = lambda: stopped.append(True)
+    with pytest.raises(RuntimeError):
+        await server.drain("test")
+    assert stopped == [True]

@@ -1,8 +1,7 @@
 """External services for fault tests: a private Redis, PostgreSQL, a TCP cut-out.
 
 Tests that need a service the machine lacks SKIP with the reason, and FAIL
-when `CI=true` (CI must run them). To be reconciled with the lifecycle
-branch's `tests/services.py` once it lands.
+when `CI=true` (CI must run them); the shared rules are in tests/services.py.
 """
 
 import contextlib
@@ -15,27 +14,11 @@ import threading
 import time
 import uuid
 
-import pytest
-
 from tests.servers import free_port
+from tests.services import reachable, unavailable
 
 LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends RST, not FIN
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", int(os.environ.get("PGPORT", 5432))
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail under CI, because a service is missing."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):

@@ -24,7 +24,9 @@ from tests.servers import DaphneServer
 async def test_auth_frame_flood_is_rate_limited_then_closed_4429(
     alice, open_session, settings
 ):
-    settings.AUTHSOCKET_FRAME_RATE = "5/s"  # burst 10, closed after 5 more
+    # Burst 10, closed after 5 more; per minute, so a slow (loaded) machine
+    # refills almost nothing while the flood is sent.
+    settings.AUTHSOCKET_FRAME_RATE = "5/min"
     tokens = await db(open_session, alice)
     comm = communicator("query", tokens.access)
     await welcomed(comm)
@@ -44,7 +46,7 @@ async def test_auth_frame_flood_is_rate_limited_then_closed_4429(
         == [ErrorCode.INVALID_TOKEN] * guesses + [ErrorCode.RATE_LIMITED] * limited
     )
     # The burst (2N) plus what refilled while sending: never the whole flood.
-    assert 10 <= guesses <= 12
+    assert 10 <= guesses <= 11
     assert 1 <= limited <= 6
     assert guesses + limited < 40
     await comm.disconnect()

@@ -57,24 +57,8 @@ def serving(server_class, app: str = "authsocket.asgi:application", *options: st
     """A DaphneServer subclass serving another ASGI path, or with daphne options."""
 
     class AppServer(server_class):
-        def start(self):
-            import subprocess
-
-            from tests.servers import PROJECT, PYTHON
-
-            log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-            self.process = subprocess.Popen(
-                [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-                + [*options, app],
-                cwd=PROJECT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            if log is not subprocess.DEVNULL:
-                log.close()
-            self._wait_ready()
-            return self
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, app=app, options=tuple(options), **kwargs)
 
     return AppServer
 
