@@ -99,7 +99,9 @@ async def fetch_ticket(target: Target, token: str) -> str:
     return body["ticket"]
 
 
-async def ws_open(target: Target, token: str, transport: str) -> ClientConnection:
+async def ws_open(
+    target: Target, token: str, transport: str, timeout: float = OPEN_TIMEOUT_S
+) -> ClientConnection:
     """Opens a socket presenting `token` over `transport` (PROTOCOL §4.1)."""
     url, headers, subprotocols = target.ws_url, {}, None
     if transport == "token":
@@ -118,7 +120,7 @@ async def ws_open(target: Target, token: str, transport: str) -> ClientConnectio
             additional_headers=headers,
             subprotocols=subprotocols,
             origin=target.origin,
-            open_timeout=OPEN_TIMEOUT_S,
+            open_timeout=timeout,
             close_timeout=FRAME_TIMEOUT_S,
             ping_interval=None,
             compression=None,
@@ -135,13 +137,15 @@ async def recv_json(ws: ClientConnection, timeout: float = FRAME_TIMEOUT_S) -> d
         return json.loads(await ws.recv())
 
 
-async def recv_type(ws: ClientConnection, wanted: str) -> dict:
+async def recv_type(
+    ws: ClientConnection, wanted: str, timeout: float = FRAME_TIMEOUT_S
+) -> dict:
     """Receives frames until one of type `wanted` arrives, within the timeout.
 
     Other frames (an `auth.expiring`, a late message) are skipped, never
     mistaken for the answer.
     """
-    async with asyncio.timeout(FRAME_TIMEOUT_S):
+    async with asyncio.timeout(timeout):
         while True:
             frame = json.loads(await ws.recv())
             if frame.get("type") == wanted:
@@ -156,12 +160,15 @@ async def recv_type(ws: ClientConnection, wanted: str) -> dict:
 
 
 async def open_welcomed(
-    target: Target, token: str, transport: str = "token"
+    target: Target, token: str, transport: str = "token", timeout: float = 0.0
 ) -> ClientConnection:
-    """Opens a socket and waits for its `welcome` frame (PROTOCOL §4.2)."""
-    ws = await ws_open(target, token, transport)
+    """Opens a socket and waits for its `welcome` frame (PROTOCOL §4.2).
+
+    `timeout` bounds the open and the welcome alike; 0 keeps the defaults.
+    """
+    ws = await ws_open(target, token, transport, timeout or OPEN_TIMEOUT_S)
     try:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, "welcome", timeout or FRAME_TIMEOUT_S)
     except BaseException:
         ws.transport.abort()
         raise

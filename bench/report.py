@@ -129,6 +129,8 @@ def ratio(value, base) -> float | None:
 def cell(value) -> str:
     if value is None:
         return "n/a"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a median of counts
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
     return f"{value:,}"
@@ -229,7 +231,7 @@ def targets(medians: dict) -> list[tuple[str, str, bool | None, str]]:
     ]
     if storm_done:
         shown = (
-            f"{storm_s} s, {storm_bad} errors"
+            f"{storm_s} s, {storm_bad:g} errors"
             if storm_s
             else (f"not all back; {storm_bad} errors/give-ups")
         )
@@ -332,6 +334,11 @@ def error_notes(records: list[dict]) -> list[str]:
     lines = []
     for record in records:
         result = record["result"]
+        if result.get("status") == "ok" and result.get("missing_deliveries"):
+            lines.append(
+                f"- {record['server']} `{record['case']}` run {record['run'] + 1}: "
+                f"{result['missing_deliveries']} deliveries not seen within 10 s."
+            )
         if result.get("status") == "ok" and result.get("errors"):
             sample = (result.get("error_samples") or [""])[0]
             lines.append(

@@ -86,7 +86,7 @@ async def handshake(target, tokens, *, transport, count, concurrency) -> dict:
             errors.add(exc)
             return
         latencies.append(now() - start)
-        await ws.close()
+        await close_quietly(ws, errors)
 
     try:
         wall = await run_pool(count, concurrency, job)
@@ -99,6 +99,14 @@ async def handshake(target, tokens, *, transport, count, concurrency) -> dict:
         **latency_summary(latencies),
         **errors.as_dict(),
     }
+
+
+async def close_quietly(ws, errors: ErrorTally) -> None:
+    """Closes a socket; a failed close is counted, never ends the scenario."""
+    try:
+        await ws.close()
+    except Exception as exc:
+        errors.add(exc)
 
 
 def bad_tokens(good: str) -> list[str]:
@@ -144,7 +152,7 @@ async def reject(target, tokens, *, count, concurrency) -> dict:
             errors.add(exc)
             return
         accepted += 1  # should never happen: a bad token got a socket
-        await ws.close()
+        await close_quietly(ws, errors)
 
     wall = await run_pool(count, concurrency, job)
     return {
@@ -380,12 +388,15 @@ async def storm(target, tokens, *, count, concurrency, deadline) -> dict:
 async def reconnect(target, token, errors: ErrorTally, deadline: float):
     """Reconnects until welcomed or `deadline` passes.
 
+    Like a browser, a client waits for its handshake as long as it takes (up
+    to the deadline) rather than abandoning it after a few seconds: a client
+    timeout shorter than the server's backlog turns a storm into a livelock.
     Returns (socket, time it was welcomed), or (None, None) on giving up.
     """
     delay = 0.05
     while now() < deadline:
         try:
-            ws = await open_welcomed(target, token)
+            ws = await open_welcomed(target, token, timeout=deadline - now())
         except Exception as exc:
             errors.add(exc)
         else:
