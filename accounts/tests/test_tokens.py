@@ -145,6 +145,11 @@ BAD_TOKENS = {
     "sub not a number": lambda: sign(claims(sub="alice")),
     "exp not a number": lambda: sign(claims(exp="tomorrow")),
     "unknown kid": lambda: sign(claims(), headers={"kid": "nope"}),
+    "header not an object": lambda: f"{b64(b'[1]')}.{b64(b'{}')}.{b64(b'sig')}",
+    "kid not hashable": lambda: ".".join(
+        [b64(b'{"alg":"HS256","kid":["a"]}'), *sign(claims()).split(".")[1:]]
+    ),
+    "header deeply nested": lambda: f"{b64(b'[' * 1000 + b']' * 1000)}.e30.x",
     "empty string": lambda: "",
     "not a string": lambda: 12345,
     "lone surrogate": lambda: "\ud800.\ud800.\ud800",
@@ -163,6 +168,7 @@ def test_oversized_token_is_refused_before_parsing(monkeypatch):
     def explode(*args, **kwargs):
         raise AssertionError("parsed an oversized token")
 
-    monkeypatch.setattr(jwt, "get_unverified_header", explode)
+    monkeypatch.setattr(jwt, "decode", explode)
+    monkeypatch.setattr(json, "loads", explode)
     with pytest.raises(InvalidToken, match="too large"):
         decode_access("a" * (MAX_TOKEN_BYTES + 1))
