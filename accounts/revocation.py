@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import AuthSession, SessionRevocation
-from realtime.groups import session_group
+from realtime.groups import user_group
 from realtime.session_guard import guard
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
             SessionRevocation(sid=sid, user_id=user_id, revoked_at=now, reason=reason)
             for _, sid, user_id in rows
         )
-        sids = [sid for _, sid, _ in rows]
-        transaction.on_commit(lambda: _after_commit(sids, now if nested else None))
+        revoked = [(sid, user_id) for _, sid, user_id in rows]
+        transaction.on_commit(lambda: _after_commit(revoked, now if nested else None))
+    sids = [sid for sid, _ in revoked]
     logger.info("revoked %d session(s): %s", len(sids), reason)
     return sids
 
@@ -75,10 +76,12 @@ def user_sessions_revoke(
     return sessions_revoke(sessions=sessions, reason=reason)
 
 
-def _after_commit(sids: list[str], stamped_at) -> None:
+def _after_commit(revoked: list[tuple[str, int]], stamped_at) -> None:
+    """`revoked` holds `(sid, user_id)` pairs."""
+    sids = [sid for sid, _ in revoked]
     if stamped_at is not None:
         _restamp(sids, stamped_at)
-    _notify_sockets(sids)
+    _notify_sockets(revoked)
 
 
 def _restamp(sids: list[str], stamped_at) -> None:
@@ -95,16 +98,22 @@ def _restamp(sids: list[str], stamped_at) -> None:
         logger.warning("could not re-stamp %d revocation(s) after commit", len(sids))
 
 
-def _notify_sockets(sids: list[str]) -> None:
-    """Fast path: tell each session's sockets to close now (best effort)."""
-    guard.mark_revoked(list(sids))
+def _notify_sockets(revoked: list[tuple[str, int]]) -> None:
+    """Fast path: tell the sessions' sockets to close now (best effort).
+
+    One message per user, to the user's group, naming the revoked sessions.
+    """
+    guard.mark_revoked([sid for sid, _ in revoked])
     layer = get_channel_layer()
     if layer is None:
         return
+    sids_by_user: dict[int, list[str]] = {}
+    for sid, user_id in revoked:
+        sids_by_user.setdefault(user_id, []).append(sid)
     try:
-        for sid in sids:
+        for user_id, sids in sids_by_user.items():
             async_to_sync(layer.group_send)(
-                session_group(sid), {"type": SESSION_REVOKED_EVENT}
+                user_group(user_id), {"type": SESSION_REVOKED_EVENT, "sids": sids}
             )
     except Exception:  # the database poll still closes them within a second
         logger.warning("channel layer unreachable; revocation left to the poll")

@@ -20,7 +20,7 @@ from accounts.tokens import InvalidToken, decode_access
 from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
-from realtime.groups import session_group, user_group
+from realtime.groups import user_group
 from realtime.protocol import (
     SUBPROTOCOL,
     ClientFrame,
@@ -127,11 +127,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
         )
 
     async def _join_groups(self) -> bool:
-        """Join the session and user groups; a layer failure refuses the socket."""
+        """Join the user's group; a layer failure refuses the socket."""
+        group = user_group(self.user_id)
         try:
-            for group in (session_group(self.sid), user_group(self.user_id)):
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups_joined.append(group)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
         except Exception as exc:
             logger.warning(
                 "websocket refused: channel layer unavailable (%s)", type(exc).__name__
@@ -251,7 +251,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self.close(code=CloseCode.TOKEN_EXPIRED)
 
     async def session_revoked(self, event: dict) -> None:
-        await self.close(code=CloseCode.REVOKED)
+        """Sent to the user's group: close if this socket's session is named."""
+        if self.sid in event.get("sids", ()):
+            await self.close(code=CloseCode.REVOKED)
 
     async def stream_message(self, event: dict) -> None:
         await stream_frames.on_stream_message(self, event)

@@ -6,13 +6,13 @@ validated to fit.
 """
 
 
-def session_group(sid: str) -> str:
-    """Every socket of one login session: revocation closes them all."""
-    return f"session.{sid}"
-
-
 def user_group(user_id: int) -> str:
-    """Every socket of one user: the private `user` stream."""
+    """Every socket of one user: the private `user` stream, and revocations.
+
+    The only group a socket joins at the handshake. Revocation events name
+    their sessions (`sids`) and each socket checks its own, so one join and
+    one leave per socket serve both: with Redis, a round trip less each way.
+    """
     return f"user.{user_id}"
 
 

@@ -15,7 +15,7 @@ import time
 import pytest
 from channels_redis.core import RedisChannelLayer
 
-from realtime.groups import session_group
+from realtime.groups import user_group
 from realtime.protocol import CloseCode
 from tests.http import call, login
 from tests.reliability.services import (
@@ -106,17 +106,24 @@ async def test_redis_outage_keeps_sockets_open_and_revocation_working(
     redis.start()
     c, c_welcome = await open_socket(server, carol["access"])
     # A restarted Redis forgot every group: the server re-adds its sockets'.
-    sid = b_welcome["session"]
+    b_group = user_group(b_welcome["user"]["id"])
     wait_until(
-        lambda: redis.command("ZCARD", f"asgi:group:{session_group(sid)}") == ":1",
+        lambda: redis.command("ZCARD", f"asgi:group:{b_group}") == ":1",
         10,
         "the old socket's group membership to be restored",
     )
     # Not revoked in the database: only the channel layer can close it now.
-    await layer_send(redis.url, session_group(sid), {"type": "session.revoked"})
+    await layer_send(
+        redis.url, b_group, {"type": "session.revoked", "sids": ["another-session"]}
+    )
+    await layer_send(
+        redis.url, b_group, {"type": "session.revoked", "sids": [b_welcome["session"]]}
+    )
     assert await close_code(b, timeout=5) == CloseCode.REVOKED
     await layer_send(
-        redis.url, session_group(c_welcome["session"]), {"type": "session.revoked"}
+        redis.url,
+        user_group(c_welcome["user"]["id"]),
+        {"type": "session.revoked", "sids": [c_welcome["session"]]},
     )
     assert await close_code(c, timeout=5) == CloseCode.REVOKED
 
