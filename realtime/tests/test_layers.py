@@ -36,3 +36,42 @@ async def test_expired_messages_are_still_dropped_by_the_next_sweep(monkeypatch)
     layer._clean_expired()
     assert channel not in layer.channels
     assert channel not in layer.groups.get("room.lobby", {})
+
+
+async def test_group_send_reaches_every_member_once_apart_from_the_senders_dict():
+    layer = LocalChannelLayer()
+    channels = [await layer.new_channel() for _ in range(3)]
+    for channel in channels:
+        await layer.group_add("room.lobby", channel)
+    await layer.group_add("room.other", await layer.new_channel())
+    message = {"type": "stream.message", "data": {"n": 1}}
+    await layer.group_send("room.lobby", message)
+    message["data"]["n"] = 2  # the sender reuses its dict
+    received = [await layer.receive(channel) for channel in channels]
+    assert [event["data"] for event in received] == [{"n": 1}] * 3
+    assert all(pending(layer, channel) == 0 for channel in channels)
+    assert pending(layer, next(iter(layer.groups["room.other"]))) == 0
+
+
+async def test_group_send_skips_a_full_member_and_still_reaches_the_others():
+    layer = LocalChannelLayer(capacity=1)
+    full, free = await layer.new_channel(), await layer.new_channel()
+    for channel in (full, free):
+        await layer.group_add("room.lobby", channel)
+    await layer.send(full, {"type": "stream.message", "id": 0})
+    await layer.group_send("room.lobby", {"type": "stream.message", "id": 1})
+    assert (await layer.receive(full))["id"] == 0
+    assert pending(layer, full) == 0
+    assert (await layer.receive(free))["id"] == 1
+
+
+async def test_group_send_to_an_empty_group_does_nothing():
+    layer = LocalChannelLayer()
+    await layer.group_send("room.nobody", {"type": "stream.message"})
+    assert layer.channels == {}
+
+
+def pending(layer: LocalChannelLayer, channel: str) -> int:
+    """Messages waiting on a channel (the layer drops a queue once empty)."""
+    queue = layer.channels.get(channel)
+    return 0 if queue is None else queue.qsize()
