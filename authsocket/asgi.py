@@ -15,6 +15,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from authsocket.gc_tuning import tune_garbage_collector  # noqa: E402
 from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
 from realtime.middleware import JWTAuthMiddleware  # noqa: E402
@@ -32,3 +33,6 @@ application = ProtocolTypeRouter(
         "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Last, so that everything start-up created is frozen (see the module).
+tune_garbage_collector()

@@ -259,6 +259,10 @@ AUTHSOCKET_MAX_CONNECTIONS_PER_USER = env_int(
 # How often each process polls the database for revoked sessions (the safety
 # net behind channel-layer notifications; PROTOCOL §3 allows one second).
 AUTHSOCKET_REVOCATION_POLL = 0.5
+# Young-generation threshold of the garbage collector (authsocket/gc_tuning.py):
+# many live sockets make CPython's default of 700 stop the loop for 100+ ms at
+# a time. 0 keeps CPython's defaults.
+AUTHSOCKET_GC_THRESHOLD = env_int("AUTHSOCKET_GC_THRESHOLD", 50_000)
 
 # --- Proxies ----------------------------------------------------------------
 
