@@ -203,11 +203,16 @@ async def test_acknowledged_messages_are_stored_and_replayed_exactly_once(cluste
         if not task.cancelled() and task.exception():
             raise task.exception()
 
+    # A publish whose socket the client dropped may still commit after
+    # `total` was read, and reach a reader before `target` is set: such a
+    # message may be in a view, as long as the order stays exact.
+    stored = await asyncio.to_thread(last_seq, dsn)
     assert len(acked) >= PUBLISHERS * PUBLISHES * (1 - 3 * DROP_PUBLISHER)
     assert total >= len(acked)  # plus in-flight publishes the server did store
     for view in views:
         ids = [message_id for message_id, _ in view]
-        assert ids == list(range(1, total + 1))  # every message, once, in order
+        assert total <= len(ids) <= stored
+        assert ids == list(range(1, len(ids) + 1))  # every message, once, in order
         received = dict(view)
         assert all(received[i] == data for i, data in acked.items())
     for server in servers:
