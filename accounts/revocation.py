@@ -24,7 +24,11 @@ from realtime.session_guard import guard
 
 logger = logging.getLogger(__name__)
 
-SESSION_REVOKED_EVENT = "session.revoked"
+# Not "session.revoked", the event of the per-session groups that came before:
+# a process still running that version has no handler for this name and closes
+# the socket 1011 (the client reconnects), rather than closing every socket of
+# the user with 4403 (the client would believe it was logged out).
+SESSION_REVOKED_EVENT = "sessions.revoked"
 
 
 def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:

@@ -3,7 +3,7 @@
 Thin on purpose: authentication happened in the middleware, frame rules live in
 small handlers picked from a dispatch table, streams and permissions in their
 own modules. Channel-layer events are handled by methods named after their
-type (`session.revoked` → `session_revoked`).
+type (`sessions.revoked` → `sessions_revoked`).
 """
 
 import json
@@ -250,7 +250,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _expire(self) -> None:
         await self.close(code=CloseCode.TOKEN_EXPIRED)
 
-    async def session_revoked(self, event: dict) -> None:
+    async def sessions_revoked(self, event: dict) -> None:
         """Sent to the user's group: close if this socket's session is named."""
         if self.sid in event.get("sids", ()):
             await self.close(code=CloseCode.REVOKED)

@@ -114,16 +114,16 @@ async def test_redis_outage_keeps_sockets_open_and_revocation_working(
     )
     # Not revoked in the database: only the channel layer can close it now.
     await layer_send(
-        redis.url, b_group, {"type": "session.revoked", "sids": ["another-session"]}
+        redis.url, b_group, {"type": "sessions.revoked", "sids": ["another-session"]}
     )
     await layer_send(
-        redis.url, b_group, {"type": "session.revoked", "sids": [b_welcome["session"]]}
+        redis.url, b_group, {"type": "sessions.revoked", "sids": [b_welcome["session"]]}
     )
     assert await close_code(b, timeout=5) == CloseCode.REVOKED
     await layer_send(
         redis.url,
         user_group(c_welcome["user"]["id"]),
-        {"type": "session.revoked", "sids": [c_welcome["session"]]},
+        {"type": "sessions.revoked", "sids": [c_welcome["session"]]},
     )
     assert await close_code(c, timeout=5) == CloseCode.REVOKED
 
