@@ -60,7 +60,8 @@ class LocalChannelLayer(InMemoryChannelLayer):
         it, so channel-layer events are read-only for consumers (ours are).
         A full member queue drops its copy, as the stock version does.
         """
-        assert isinstance(message, dict), "message is not a dict"
+        if not isinstance(message, dict):
+            raise TypeError("A channel-layer message is a dict.")
         self.require_valid_group_name(group)
         self._clean_expired()
         members = self.groups.get(group)

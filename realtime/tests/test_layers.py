@@ -65,6 +65,12 @@ async def test_group_send_skips_a_full_member_and_still_reaches_the_others():
     assert (await layer.receive(free))["id"] == 1
 
 
+async def test_group_send_refuses_a_message_that_is_not_a_dict():
+    layer = LocalChannelLayer()
+    with pytest.raises(TypeError):
+        await layer.group_send("room.lobby", ["stream.message"])
+
+
 async def test_group_send_to_an_empty_group_does_nothing():
     layer = LocalChannelLayer()
     await layer.group_send("room.nobody", {"type": "stream.message"})
