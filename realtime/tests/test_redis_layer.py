@@ -22,7 +22,7 @@ def redis_layer(settings):
     """A private key prefix, so parallel test runs never share groups."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "realtime.layers.ResilientRedisChannelLayer",
             "CONFIG": {
                 "hosts": [redis_url()],
                 "prefix": f"authsocket-test-{uuid.uuid4().hex[:8]}",
@@ -32,7 +32,7 @@ def redis_layer(settings):
 
 
 async def test_room_delivery_exclusion_and_leaving(connect, alice, bob, carol, rooms):
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert type(get_channel_layer()).__name__ == "ResilientRedisChannelLayer"
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
     await subscribe(a, "room:team")
     await subscribe(b, "room:team")
