@@ -86,7 +86,7 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         self._memberships: dict[str, set[str]] = {}  # channel → groups, this process
         self._outage = False
-        self._rejoining = False
+        self._recovery: asyncio.Task | None = None
         # This process's channels: one reader per (event loop, Redis key) takes
         # messages off Redis and hands each to the local queue of its channel.
         self._inboxes: dict[str, asyncio.Queue] = {}
@@ -144,6 +144,9 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         here = asyncio.get_running_loop()
         readers = [r for (loop, _), r in self._readers.items() if loop is here]
         self._readers.clear()  # a reader of another, finished loop is gone already
+        if self._recovery is not None and self._recovery.get_loop() is here:
+            readers.append(self._recovery)
+        self._recovery = None
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
@@ -173,23 +176,17 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         """Take this process's messages off Redis for as long as it runs.
 
         A Redis outage never reaches the consumers: their sockets stay open
-        while this retries with backoff, then re-adds the process's group
-        memberships (a restarted Redis has forgotten them).
+        while this retries with backoff, and a recovery task re-adds the
+        process's group memberships (a restarted Redis has forgotten them).
         """
         delay = RETRY_FIRST
         while True:
             try:
                 targets, message = await self.receive_single(redis_channel)
             except OUTAGE_ERRORS as exc:
-                if not self._outage:
-                    logger.warning(
-                        "channel layer unreachable (%s); sockets stay open, retrying",
-                        type(exc).__name__,
-                    )
-                self._outage = True
+                self._note_outage(exc)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, RETRY_MAX)
-                await self._rejoin()
                 continue
             except Exception:  # one unreadable message must not starve every socket
                 logger.exception("channel layer reader: message dropped")
@@ -199,20 +196,38 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             for target in targets if isinstance(targets, list) else (targets,):
                 self._deliver(target, message)
 
-    async def _rejoin(self) -> None:
-        """After an outage, one caller re-adds every membership of this process."""
-        if not self._outage or self._rejoining:
-            return
-        self._rejoining = True
-        try:
+    def _note_outage(self, exc: Exception) -> None:
+        """Log the outage once and make sure a recovery task is running."""
+        if not self._outage:
+            logger.warning(
+                "channel layer unreachable (%s); sockets stay open, retrying",
+                type(exc).__name__,
+            )
+        self._outage = True
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        """Re-add every membership of this process once Redis answers again.
+
+        A task of its own, not the reader's job: when Redis comes back with no
+        message for this process, the reader blocks in its next pop, and the
+        memberships a restarted Redis forgot must not wait for a message that
+        can only come through them.
+        """
+        delay = RETRY_FIRST
+        while True:
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RETRY_MAX)
             pairs = [(g, c) for c, groups in self._memberships.items() for g in groups]
-            for group, channel in pairs:
-                await super().group_add(group, channel)
-        except OUTAGE_ERRORS:
-            return  # still down: the next retry tries again
-        finally:
-            self._rejoining = False
-        self._outage = False
-        logger.warning(
-            "channel layer recovered; re-added %d group membership(s)", len(pairs)
-        )
+            try:
+                await self.connection(0).ping()  # answers even with no membership
+                for group, channel in pairs:
+                    await super().group_add(group, channel)
+            except OUTAGE_ERRORS:
+                continue  # still down
+            self._outage = False
+            logger.warning(
+                "channel layer recovered; re-added %d group membership(s)", len(pairs)
+            )
+            return
