@@ -39,6 +39,7 @@ RETRY_FIRST = 0.1  # seconds
 RETRY_MAX = 2.0
 
 
+CLOSED_MEMORY = 60.0  # seconds a departed consumer's channel drops messages
 SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired messages and groups
 
 
@@ -91,6 +92,9 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         # messages off Redis and hands each to the local queue of its channel.
         self._inboxes: dict[str, asyncio.Queue] = {}
         self._readers: dict[tuple, asyncio.Task] = {}
+        # Channels whose consumer is gone → when it went. A group message read
+        # just after a socket left would otherwise make a queue nobody drains.
+        self._closed: dict[str, float] = {}
 
     async def group_add(self, group: str, channel: str) -> None:
         await super().group_add(group, channel)
@@ -124,6 +128,7 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             message = await queue.get()
         except asyncio.CancelledError:  # the consumer is gone
             self._inboxes.pop(channel, None)
+            self._mark_closed(channel)
             raise
         if queue.empty():  # as channels_redis: a later message makes a new one
             self._inboxes.pop(channel, None)
@@ -134,6 +139,7 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         await self._stop_readers()
         self._memberships.clear()
         self._inboxes.clear()
+        self._closed.clear()
         await super().flush()
 
     async def close_pools(self) -> None:
@@ -157,8 +163,20 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             queue = self._inboxes[channel] = asyncio.Queue()
         return queue
 
+    def _mark_closed(self, channel: str) -> None:
+        now = time.monotonic()
+        self._closed[channel] = now
+        while self._closed and now - next(iter(self._closed.values())) > CLOSED_MEMORY:
+            del self._closed[next(iter(self._closed))]
+
     def _deliver(self, channel: str, message: dict) -> None:
-        """Queue a message; a full queue drops its oldest, as channels_redis does."""
+        """Queue a message; a full queue drops its oldest, as channels_redis does.
+
+        Messages for a channel whose consumer left are dropped: channel names
+        are never reused, and in-flight ones arrive well within CLOSED_MEMORY.
+        """
+        if channel in self._closed:
+            return
         queue = self._inbox(channel)
         if queue.qsize() >= self.get_capacity(channel):
             queue.get_nowait()

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from realtime import layers
 from realtime.layers import ResilientRedisChannelLayer
 from tests.services import require_redis
 
@@ -65,6 +66,9 @@ async def test_a_cancelled_receive_leaves_no_queue_behind(layer):
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert channel not in layer._inboxes
+    # A group message read after the socket left does not make a new queue.
+    layer._deliver(channel, {"type": "stream.message"})
+    assert channel not in layer._inboxes
 
 
 async def test_a_full_queue_drops_its_oldest_message(layer):
@@ -88,3 +92,10 @@ async def test_flush_stops_the_reader_and_forgets_memberships(layer):
     receiving.cancel()
     with pytest.raises(asyncio.CancelledError):
         await receiving
+
+
+async def test_departed_channels_are_forgotten_after_a_while(layer, monkeypatch):
+    monkeypatch.setattr(layers, "CLOSED_MEMORY", -1.0)  # everything is old
+    layer._mark_closed("specific.a!1")
+    layer._mark_closed("specific.a!2")
+    assert list(layer._closed) == []
