@@ -1,4 +1,4 @@
-"""Brute-force limits for login and tickets (PROTOCOL §1).
+"""Brute-force limits for login, password changes and tickets (PROTOCOL §1).
 
 The client address comes from DRF's `get_ident`, which believes
 `X-Forwarded-For` only as far as `AUTHSOCKET_TRUSTED_PROXIES` (NUM_PROXIES)
@@ -116,6 +116,16 @@ class TicketThrottle(SettingsRateThrottle):
 
     scope = "ticket"
     rate_setting = "AUTHSOCKET_TICKET_THROTTLE"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class PasswordThrottle(SettingsRateThrottle):
+    """Password-change attempts per user, right or wrong: no password oracle."""
+
+    scope = "password"
+    rate_setting = "AUTHSOCKET_PASSWORD_THROTTLE"
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}

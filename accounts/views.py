@@ -25,7 +25,12 @@ from accounts.serializers import (
     TicketSerializer,
     TokenPairSerializer,
 )
-from accounts.throttles import LoginAddressThrottle, LoginThrottle, TicketThrottle
+from accounts.throttles import (
+    LoginAddressThrottle,
+    LoginThrottle,
+    PasswordThrottle,
+    TicketThrottle,
+)
 from accounts.tokens import public_jwks
 from authsocket.api_errors import ApiError
 
@@ -187,16 +192,17 @@ class SessionDetailView(APIView):
 
 
 class PasswordChangeView(APIView):
+    throttle_classes = [PasswordThrottle]
+
     @extend_schema(request=PasswordChangeSerializer, responses={204: None})
     def post(self, request):
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             services.password_change(
-                user=request.user,
+                session=request.auth.session,
                 old_password=data.validated_data["old_password"],
                 new_password=data.validated_data["new_password"],
-                keep_sid=request.auth.session.sid,
             )
         except WrongPassword as exc:
             raise auth_failed(exc) from exc
