@@ -25,12 +25,7 @@ from accounts.serializers import (
     TicketSerializer,
     TokenPairSerializer,
 )
-from accounts.throttles import (
-    LoginAddressThrottle,
-    LoginThrottle,
-    PasswordThrottle,
-    TicketThrottle,
-)
+from accounts.throttles import LOGIN_THROTTLES, PasswordThrottle, TicketThrottle
 from accounts.tokens import public_jwks
 from authsocket.api_errors import ApiError
 
@@ -92,7 +87,7 @@ def client_address(request) -> str | None:
 class LoginView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginAddressThrottle, LoginThrottle]
+    throttle_classes = list(LOGIN_THROTTLES)  # shared with the admin's login form
 
     @extend_schema(request=LoginSerializer, responses=TokenPairSerializer)
     def post(self, request):
