@@ -56,6 +56,14 @@ class AuthSession(models.Model):
     revoke_reason = models.CharField(max_length=32, blank=True)
     user_agent = models.CharField(max_length=256, blank=True)
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    # In the database, not the throttle cache: every process sees the same
+    # count, a Redis outage or eviction cannot reset it, and it lives exactly
+    # as long as the session (the tenth guess comes minutes later, throttled).
+    wrong_password_attempts = models.PositiveSmallIntegerField(
+        default=0,
+        editable=False,
+        help_text="wrong old passwords in a row on POST /api/auth/password",
+    )
 
     objects = AuthSessionQuerySet.as_manager()
 

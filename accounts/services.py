@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.errors import (
@@ -27,6 +28,11 @@ from accounts.errors import (
 from accounts.models import AuthSession, RefreshToken, User, WebSocketTicket
 from accounts.revocation import sessions_revoke, user_sessions_revoke
 from accounts.tokens import encode_access
+
+# A stolen access token must not guess the password forever, even at the
+# throttle's pace: this many wrong old passwords in a row revoke its session.
+PASSWORD_GUESS_LIMIT = 10
+PASSWORD_GUESSING_REASON = "password_guessing"
 
 
 @dataclass(frozen=True)
@@ -176,15 +182,33 @@ def session_delete(*, user: User, sid: str) -> bool:
 
 
 def password_change(
-    *, user: User, old_password: str, new_password: str, keep_sid: str
+    *, session: AuthSession, old_password: str, new_password: str
 ) -> None:
-    """Change the password; every other session is revoked (by the model signal)."""
+    """Change the session user's password; every other session is revoked.
+
+    A wrong old password counts against the calling session, a right one
+    resets the count: `PASSWORD_GUESS_LIMIT` wrong in a row revoke the session.
+    """
+    user = session.user
     if not user.check_password(old_password):
+        _password_guess_record(session=session)
         raise WrongPassword()
+    AuthSession.objects.filter(pk=session.pk, wrong_password_attempts__gt=0).update(
+        wrong_password_attempts=0
+    )
     password_validation.validate_password(new_password, user)
     user.set_password(new_password)
-    user._authsocket_keep_sid = keep_sid  # read by accounts.signals
+    user._authsocket_keep_sid = session.sid  # read by accounts.signals
     user.save(update_fields=["password"])
+
+
+def _password_guess_record(*, session: AuthSession) -> None:
+    """One more wrong old password; at the limit the session is revoked."""
+    sessions = AuthSession.objects.filter(pk=session.pk)
+    sessions.update(wrong_password_attempts=F("wrong_password_attempts") + 1)
+    attempts = sessions.values_list("wrong_password_attempts", flat=True).first()
+    if attempts is not None and attempts >= PASSWORD_GUESS_LIMIT:
+        sessions_revoke(sessions=sessions, reason=PASSWORD_GUESSING_REASON)
 
 
 def ticket_issue(*, session: AuthSession, access_expires_at: int) -> tuple[str, int]:

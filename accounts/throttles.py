@@ -1,4 +1,6 @@
-"""Brute-force limits for login and tickets (PROTOCOL §1).
+"""Brute-force limits for login, password changes and tickets (docs/protocol.md).
+
+The API's login and the admin's login form count on the same counters.
 
 The client address comes from DRF's `get_ident`, which believes
 `X-Forwarded-For` only as far as `AUTHSOCKET_TRUSTED_PROXIES` (NUM_PROXIES)
@@ -12,6 +14,7 @@ from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.core.cache.backends.locmem import LocMemCache
 from redis.exceptions import RedisError
+from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,13 @@ class SettingsRateThrottle(SimpleRateThrottle):
         return getattr(settings, self.rate_setting)
 
 
+def submitted_username(request) -> str:
+    """The username a login attempt names: the API's JSON body or the admin form."""
+    data = request.data if isinstance(request, Request) else request.POST
+    username = data.get("username") if isinstance(data, dict) else None
+    return username if isinstance(username, str) else ""
+
+
 class LoginThrottle(SettingsRateThrottle):
     """Attempts per (username, client address): slows guessing one password."""
 
@@ -84,11 +94,7 @@ class LoginThrottle(SettingsRateThrottle):
     rate_setting = "AUTHSOCKET_LOGIN_THROTTLE"
 
     def get_cache_key(self, request, view):
-        username = (
-            request.data.get("username") if isinstance(request.data, dict) else None
-        )
-        if not isinstance(username, str):
-            username = ""
+        username = submitted_username(request)
         digest = hashlib.sha256(
             username.casefold().encode("utf-8", "replace")
         ).hexdigest()
@@ -111,11 +117,38 @@ class LoginAddressThrottle(SettingsRateThrottle):
         }
 
 
+LOGIN_THROTTLES = (LoginAddressThrottle, LoginThrottle)
+
+
+def login_attempt_wait(request) -> float | None:
+    """Count one login attempt on the API login's counters; seconds to wait if over.
+
+    For logins outside DRF (the admin form). As DRF's `check_throttles` does,
+    every throttle is asked, so each counts the attempt unless it is over.
+    """
+    waits = []
+    for throttle_class in LOGIN_THROTTLES:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            waits.append(throttle.wait() or throttle.duration)
+    return max(waits, default=None)
+
+
 class TicketThrottle(SettingsRateThrottle):
     """WebSocket tickets per user."""
 
     scope = "ticket"
     rate_setting = "AUTHSOCKET_TICKET_THROTTLE"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class PasswordThrottle(SettingsRateThrottle):
+    """Password-change attempts per user, right or wrong: no password oracle."""
+
+    scope = "password"
+    rate_setting = "AUTHSOCKET_PASSWORD_THROTTLE"
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}

@@ -25,7 +25,7 @@ from accounts.serializers import (
     TicketSerializer,
     TokenPairSerializer,
 )
-from accounts.throttles import LoginAddressThrottle, LoginThrottle, TicketThrottle
+from accounts.throttles import LOGIN_THROTTLES, PasswordThrottle, TicketThrottle
 from accounts.tokens import public_jwks
 from authsocket.api_errors import ApiError
 
@@ -87,7 +87,7 @@ def client_address(request) -> str | None:
 class LoginView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginAddressThrottle, LoginThrottle]
+    throttle_classes = list(LOGIN_THROTTLES)  # shared with the admin's login form
 
     @extend_schema(request=LoginSerializer, responses=TokenPairSerializer)
     def post(self, request):
@@ -187,16 +187,17 @@ class SessionDetailView(APIView):
 
 
 class PasswordChangeView(APIView):
+    throttle_classes = [PasswordThrottle]
+
     @extend_schema(request=PasswordChangeSerializer, responses={204: None})
     def post(self, request):
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             services.password_change(
-                user=request.user,
+                session=request.auth.session,
                 old_password=data.validated_data["old_password"],
                 new_password=data.validated_data["new_password"],
-                keep_sid=request.auth.session.sid,
             )
         except WrongPassword as exc:
             raise auth_failed(exc) from exc

@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from accounts.admin_login import throttled_admin_login
 from accounts.views import JwksView
 from authsocket import api_errors
 
@@ -20,6 +21,8 @@ api_patterns = [
 urlpatterns = [
     path("api/", include(api_patterns)),
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
+    # Before the admin's own login/ so that the form counts on the login throttles.
+    path("admin/login/", throttled_admin_login),
     path("admin/", admin.site.urls),
     path("", TemplateView.as_view(template_name="index.html"), name="demo"),
 ]

@@ -142,6 +142,27 @@ async def test_refresh_token_reuse_closes_the_sessions_sockets(ws, alice, settin
     await communicator.disconnect()
 
 
+async def test_ten_wrong_old_passwords_close_the_guessing_sessions_sockets(
+    ws, alice, open_session, settings
+):
+    settings.AUTHSOCKET_PASSWORD_THROTTLE = "100/min"
+    guessing, other = await db(open_session, alice), await db(open_session, alice)
+    doomed, spared = await open_socket(ws, guessing), await open_socket(ws, other)
+    wrong = {"old_password": "guess", "new_password": "a-new-Passw0rd-42"}
+    for _ in range(9):
+        answer = await db(
+            api(guessing).post, "/api/auth/password", wrong, format="json"
+        )
+        assert answer.status_code == 400
+    assert await still_open(doomed)
+    started = time.time()
+    await db(api(guessing).post, "/api/auth/password", wrong, format="json")
+    await assert_revoked_fast(doomed, started)
+    assert await still_open(spared)
+    await spared.disconnect()
+    await doomed.disconnect()
+
+
 def _set_password_and_save(user: User) -> None:
     """What `manage.py changepassword` and the reset form do."""
     user = User.objects.get(pk=user.pk)

@@ -2,6 +2,7 @@
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.models import AuthSession
@@ -210,3 +211,90 @@ def test_password_change_needs_a_bearer_token():
         "/api/auth/password", {"old_password": "a", "new_password": "b"}, format="json"
     )
     assert response.status_code == 401
+
+
+# --- password guessing (a stolen access token is not a password oracle) ------
+
+NEW = "a-new-Passw0rd-42"
+
+
+def me_code(token) -> int | str:
+    response = bearer(token).get("/api/me")
+    return (
+        response.status_code if response.status_code == 200 else response.json()["code"]
+    )
+
+
+def test_password_change_is_throttled_per_user_right_and_wrong_alike(
+    alice, bob, settings
+):
+    settings.AUTHSOCKET_PASSWORD_THROTTLE = "3/min"
+    first, second = login(APIClient(), alice).json(), login(APIClient(), alice).json()
+    answers = [
+        change_password(first["access"], "not-it", NEW),
+        change_password(second["access"], "not-it-either", NEW),  # same user
+        change_password(first["access"], alice.raw_password, "short"),  # right, weak
+    ]
+    assert [r.status_code for r in answers] == [400, 400, 400]
+    throttled = change_password(first["access"], alice.raw_password, NEW)
+    assert throttled.status_code == 429
+    assert throttled.json() == {
+        "detail": throttled.json()["detail"],
+        "code": "throttled",
+    }
+    assert int(throttled["Retry-After"]) > 0
+    alice.refresh_from_db()
+    assert alice.check_password(alice.raw_password)  # even the right one waits
+    assert me_code(first["access"]) == me_code(second["access"]) == 200
+    other_user = login(APIClient(), bob).json()
+    assert change_password(other_user["access"], "not-it", NEW).status_code == 400
+
+
+def test_ten_wrong_old_passwords_in_a_row_revoke_the_calling_session(alice, settings):
+    settings.AUTHSOCKET_PASSWORD_THROTTLE = "100/min"
+    other, caller = login(APIClient(), alice).json(), login(APIClient(), alice).json()
+    for _ in range(9):
+        assert change_password(caller["access"], "guess", NEW).status_code == 400
+    assert me_code(caller["access"]) == 200
+    tenth = change_password(caller["access"], "guess", NEW)
+    assert tenth.json()["code"] == "wrong_password"
+    assert me_code(caller["access"]) == "revoked"
+    assert change_password(caller["access"], alice.raw_password, NEW).status_code == 401
+    refreshed = APIClient().post(
+        "/api/auth/refresh", {"refresh": caller["refresh"]}, format="json"
+    )
+    assert refreshed.json()["code"] == "revoked"
+    assert me_code(other["access"]) == 200  # only the guessing session dies
+    revoked = AuthSession.objects.get(revoked_at__isnull=False)
+    assert revoked.revoke_reason == "password_guessing"
+    alice.refresh_from_db()
+    assert alice.check_password(alice.raw_password)
+
+
+def test_a_right_old_password_resets_the_run_of_wrong_ones(alice, settings):
+    settings.AUTHSOCKET_PASSWORD_THROTTLE = "100/min"
+    caller = login(APIClient(), alice).json()
+    for _ in range(9):
+        assert change_password(caller["access"], "guess", NEW).status_code == 400
+    weak = change_password(caller["access"], alice.raw_password, "short")
+    assert weak.json()["code"] == "invalid"  # the old password was right
+    for _ in range(9):
+        assert change_password(caller["access"], "guess", NEW).status_code == 400
+    assert me_code(caller["access"]) == 200
+    change_password(caller["access"], "guess", NEW)
+    assert me_code(caller["access"]) == "revoked"
+
+
+def test_the_run_of_wrong_passwords_outlives_the_throttle_window(alice):
+    """Under the default 5/min the tenth guess comes minutes later: still counted."""
+    caller = login(APIClient(), alice).json()
+    codes = [
+        change_password(caller["access"], "guess", NEW).status_code for _ in range(6)
+    ]
+    assert codes == [400] * 5 + [429]
+    cache.clear()  # the throttle's minute has passed
+    for _ in range(4):
+        assert change_password(caller["access"], "guess", NEW).status_code == 400
+    assert me_code(caller["access"]) == 200  # nine wrong: the throttled one not counted
+    change_password(caller["access"], "guess", NEW)
+    assert me_code(caller["access"]) == "revoked"

@@ -1,8 +1,12 @@
-"""`manage.py demo_data` creates the rooms of PROTOCOL §5, idempotently."""
+"""`manage.py demo_data` creates the demo users and rooms, idempotently."""
+
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.forms.models import model_to_dict
 
+from accounts.models import User
 from realtime.models import Membership, Room
 
 pytestmark = pytest.mark.django_db
@@ -29,3 +33,30 @@ def test_demo_data_creates_lobby_team_and_secret_twice_the_same(monkeypatch):
     assert members("team") == {"alice", "bob"}
     assert members("secret") == {"alice"}
     assert Membership.objects.count() == 7
+
+
+def test_demo_data_creates_what_is_missing_and_leaves_existing_users_alone(
+    monkeypatch, open_session
+):
+    monkeypatch.setenv("DEMO_PASSWORD", "demo-password-for-tests")
+    admin = User.objects.create_superuser("admin", "root@corp.test", "own-Passw0rd-1")
+    User.objects.create_user("bob", password="bobs-own-pw-2", first_name="Bob")
+    live = open_session(admin).session
+    before = {
+        user.username: model_to_dict(user) for user in User.objects.order_by("pk")
+    }
+
+    out = StringIO()
+    call_command("demo_data", stdout=out)
+
+    after = {user.username: model_to_dict(user) for user in User.objects.all()}
+    assert after["admin"] == before["admin"]  # password hash, email, flags, names
+    assert after["bob"] == before["bob"]
+    admin.refresh_from_db()
+    assert admin.check_password("own-Passw0rd-1")
+    live.refresh_from_db()
+    assert live.revoked_at is None  # a password change would have revoked it
+    for name in ("alice", "carol"):
+        assert User.objects.get(username=name).check_password("demo-password-for-tests")
+    assert "left unchanged: admin, bob" in out.getvalue()
+    assert members("lobby") == {"alice", "bob", "carol", "admin"}

@@ -25,6 +25,11 @@ class Command(BaseCommand):
                 )
             password = DEFAULT_PASSWORD
         with transaction.atomic():
+            kept = sorted(
+                User.objects.filter(username__in=[*DEMO_USERS, "admin"]).values_list(
+                    "username", flat=True
+                )
+            )
             users = {name: self._user(name, password) for name in DEMO_USERS}
             users["admin"] = self._user("admin", password, staff=True)
             self._rooms(users)
@@ -32,19 +37,26 @@ class Command(BaseCommand):
             f"Demo users: {', '.join(users)} (password: "
             f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else password})"
         )
+        if kept:
+            self.stdout.write(f"Already there, left unchanged: {', '.join(kept)}")
 
     def _user(self, username: str, password: str, staff: bool = False) -> User:
-        user, created = User.objects.get_or_create(
+        """Create the user if missing; an existing one is left exactly as it is.
+
+        An `admin` made with `createsuperuser` keeps its own password (changing
+        it would also revoke every session of that user).
+        """
+        user = User.objects.filter(username=username).first()
+        if user is not None:
+            return user
+        user = User(
             username=username,
-            defaults={
-                "email": f"{username}@example.com",
-                "is_staff": staff,
-                "is_superuser": staff,
-            },
+            email=f"{username}@example.com",
+            is_staff=staff,
+            is_superuser=staff,
         )
-        if created or not user.check_password(password):
-            user.set_password(password)
-            user.save()
+        user.set_password(password)
+        user.save()
         return user
 
     def _rooms(self, users: dict[str, User]) -> None:
