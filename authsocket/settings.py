@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served by us (no CDN)
     "channels",
     "accounts",
     "realtime",
@@ -190,6 +191,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "JWT-authenticated realtime streams (see docs/protocol.md).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- CORS (HTTP API called from another site) ---------------------------------
