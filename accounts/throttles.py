@@ -1,4 +1,4 @@
-"""Brute-force limits for login and tickets (PROTOCOL §1).
+"""Brute-force limits for login and tickets (docs/protocol.md §1).
 
 The client address comes from DRF's `get_ident`, which believes
 `X-Forwarded-For` only as far as `AUTHSOCKET_TRUSTED_PROXIES` (NUM_PROXIES)

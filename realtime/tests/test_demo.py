@@ -1,4 +1,4 @@
-"""`manage.py demo_data` creates the rooms of PROTOCOL §5, idempotently."""
+"""`manage.py demo_data` creates the rooms of docs/protocol.md §5, idempotently."""
 
 import pytest
 from django.core.management import call_command
