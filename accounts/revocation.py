@@ -1,6 +1,6 @@
 """Revoking sessions: the one service every trigger goes through.
 
-The database is the source of truth (PROTOCOL §3). A revocation marks the
+The database is the source of truth (docs/protocol.md §3). A revocation marks the
 sessions, appends to the `SessionRevocation` log that every server process
 polls, and after commit tells live sockets through the channel layer so they
 close at once. The channel-layer message is only the fast path: if it is lost,

@@ -1,4 +1,4 @@
-"""Request and response shapes of the accounts API (PROTOCOL §2)."""
+"""Request and response shapes of the accounts API (docs/protocol.md §2)."""
 
 from rest_framework import serializers
 

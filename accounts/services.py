@@ -1,7 +1,7 @@
 """Login sessions: login, refresh with rotation, logout, tickets, passwords.
 
 Interfaces (DRF views, admin, management commands) call these keyword-only
-functions; the rules of PROTOCOL §2–3 live here and nowhere else.
+functions; the rules of docs/protocol.md §2–3 live here and nowhere else.
 """
 
 import hashlib

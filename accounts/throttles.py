@@ -1,4 +1,4 @@
-"""Brute-force limits for login, password changes and tickets (docs/protocol.md).
+"""Brute-force limits for login, password changes and tickets (docs/protocol.md §1).
 
 The API's login and the admin's login form count on the same counters.
 

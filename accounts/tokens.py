@@ -79,7 +79,7 @@ def decode_access(token: object) -> AccessClaims:
     """Verify an access token completely, or raise `InvalidToken`/`TokenExpired`."""
     if not isinstance(token, str) or not token:
         raise InvalidToken("missing or not a string")
-    # Refuse oversized input before any base64 or JSON parsing (PROTOCOL §3).
+    # Refuse oversized input before any base64 or JSON parsing (docs/protocol.md §3).
     if (
         len(token) > MAX_TOKEN_BYTES
         or len(token.encode("utf-8", "replace")) > MAX_TOKEN_BYTES

@@ -1,4 +1,4 @@
-"""One error shape for the whole HTTP API: `{"detail", "code"}` (PROTOCOL §2).
+"""One error shape for the whole HTTP API: `{"detail", "code"}` (docs/protocol.md §2).
 
 DRF's default handler answers with `{"detail": ...}` only, and Django answers
 unknown URLs with an HTML page; both are normalized here so that clients can

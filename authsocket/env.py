@@ -1,4 +1,4 @@
-"""Typed readers for the environment variables of PROTOCOL §1.
+"""Typed readers for the environment variables of docs/protocol.md §1.
 
 Settings are parsed once here, so a bad value fails at start-up with a message
 that names the variable instead of surfacing later as a confusing error.

@@ -71,7 +71,7 @@ class JsonFormatter(logging.Formatter):
 def redact_access_log_request(request: str) -> str:
     """An access-log request line without its query string.
 
-    Like nginx's `$uri` (PROTOCOL §6: the path only): whatever a client put
+    Like nginx's `$uri` (docs/protocol.md §6: the path only): whatever a client put
     after `?` (a `?token=`, a `?ticket=`, anything under another name) never
     reaches the log.
     """

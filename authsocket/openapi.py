@@ -1,4 +1,4 @@
-"""Error answers in the OpenAPI schema (PROTOCOL §2), for every operation.
+"""Error answers in the OpenAPI schema (docs/protocol.md §2), for every operation.
 
 drf-spectacular documents only the success answer. Clients, and the schema
 fuzzing in tests/reliability/test_api_fuzz.py, need the errors as well; each
@@ -43,7 +43,7 @@ class ErrorAnswersSchema(AutoSchema):
         if self.method in {"POST", "PUT", "PATCH"}:
             statuses.append(("400", "Invalid input or body (code `invalid`)."))
         if self.path.startswith("/api/"):
-            statuses.append(("401", "Missing or bad credentials (see PROTOCOL §2)."))
+            statuses.append(("401", "Missing or bad credentials (see docs/api.md)."))
         if any(p is not AllowAny for p in view.permission_classes):
             statuses.append(("403", "Not allowed (code `forbidden`)."))
         if "{" in self.path or not self.path.startswith("/api/"):

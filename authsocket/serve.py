@@ -1,4 +1,4 @@
-"""Run daphne with authsocket's limits and a graceful SIGTERM (PROTOCOL §4.3, §6).
+"""Run daphne with authsocket's limits and a graceful SIGTERM (docs/protocol.md §4.3, §6).
 
     python -m authsocket.serve [daphne options] authsocket.asgi:application
 
@@ -88,7 +88,7 @@ class JsonAccessLog(AccessLogGenerator):
     """daphne's access log as JSON lines (AUTHSOCKET_LOG_FORMAT=json).
 
     The same entries as daphne's NCSA lines, with the query string blanked
-    like every other access log of the project (PROTOCOL §6).
+    like every other access log of the project (docs/protocol.md §6).
     """
 
     def write_entry(

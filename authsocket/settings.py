@@ -1,4 +1,4 @@
-"""authsocket settings, read from the environment (PROTOCOL §1).
+"""authsocket settings, read from the environment (docs/protocol.md §1).
 
 One file, one labelled block per concern. Every variable is listed in
 `.env.example`. Outside debug mode the server refuses to start without the
@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served by us (no CDN)
     "channels",
     "accounts",
     "realtime",
@@ -190,6 +191,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "JWT-authenticated realtime streams (see docs/protocol.md).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- CORS (HTTP API called from another site) ---------------------------------
@@ -199,7 +202,7 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = True
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "x-authsocket-cookie"]
 
-# --- Tokens (PROTOCOL §1, §3) ------------------------------------------------
+# --- Tokens (docs/protocol.md §1, §3) ------------------------------------------------
 
 AUTHSOCKET_JWT_ALGORITHM = env_str("AUTHSOCKET_JWT_ALGORITHM", "HS256")
 if AUTHSOCKET_JWT_ALGORITHM not in {"HS256", "RS256", "ES256", "EdDSA"}:
@@ -246,7 +249,7 @@ AUTHSOCKET_LOGIN_ADDRESS_THROTTLE = env_rate(
 AUTHSOCKET_TICKET_THROTTLE = env_rate("AUTHSOCKET_TICKET_THROTTLE", "60/min")
 AUTHSOCKET_PASSWORD_THROTTLE = env_rate("AUTHSOCKET_PASSWORD_THROTTLE", "5/min")
 
-# --- WebSocket (PROTOCOL §4) ------------------------------------------------
+# --- WebSocket (docs/protocol.md §4) ------------------------------------------------
 
 AUTHSOCKET_QUERY_TOKEN = env_bool("AUTHSOCKET_QUERY_TOKEN", True)
 AUTHSOCKET_ALLOWED_ORIGINS = env_list("AUTHSOCKET_ALLOWED_ORIGINS")
@@ -258,7 +261,7 @@ AUTHSOCKET_MAX_CONNECTIONS_PER_USER = env_int(
     "AUTHSOCKET_MAX_CONNECTIONS_PER_USER", 50, minimum=1
 )
 # How often each process polls the database for revoked sessions (the safety
-# net behind channel-layer notifications; PROTOCOL §3 allows one second).
+# net behind channel-layer notifications; docs/protocol.md §3 allows one second).
 AUTHSOCKET_REVOCATION_POLL = 0.5
 # Young-generation threshold of the garbage collector (authsocket/gc_tuning.py):
 # many live sockets make CPython's default of 700 stop the loop for 100+ ms at

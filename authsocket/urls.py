@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import TemplateView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from django.views.generic import RedirectView, TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.admin_login import throttled_admin_login
 from accounts.views import JwksView
@@ -13,7 +13,15 @@ api_patterns = [
     path("", include("accounts.urls")),
     path("", include("realtime.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI with its init script at its own URL (?script): no inline script.
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", template_name="api/docs.html"
+        ),
+        name="api-docs",
+    ),
+    path("docs", RedirectView.as_view(pattern_name="api-docs", permanent=True)),
     # Anything else under /api/ is a JSON 404, never Django's HTML page.
     re_path(r"^.*$", api_errors.api_not_found),
 ]

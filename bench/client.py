@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-# PROTOCOL §4.1 transports, in the order the server considers them.
+# docs/protocol.md §4.1 transports, in the order the server considers them.
 TRANSPORTS = ("subprotocol", "header", "ticket", "token")
 SUBPROTOCOL = "authsocket.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token."
@@ -24,7 +24,7 @@ HTTP_TIMEOUT_S = 10.0
 
 
 class Refused(Exception):
-    """The server refused the upgrade (PROTOCOL §4.1: HTTP 403 from daphne)."""
+    """The server refused the upgrade (docs/protocol.md §4.1: HTTP 403 from daphne)."""
 
     def __init__(self, status: int):
         super().__init__(f"handshake refused with HTTP {status}")
@@ -90,7 +90,7 @@ async def http_request(
 
 
 async def fetch_ticket(target: Target, token: str) -> str:
-    """Trades an access token for a one-time ticket (PROTOCOL §2, §3)."""
+    """Trades an access token for a one-time ticket (docs/protocol.md §2, §3)."""
     status, body = await http_request(target, "POST", "/api/auth/ticket", bearer=token)
     if status == 404:
         raise FeatureMissing("POST /api/auth/ticket answers 404")
@@ -102,7 +102,7 @@ async def fetch_ticket(target: Target, token: str) -> str:
 async def ws_open(
     target: Target, token: str, transport: str, timeout: float = OPEN_TIMEOUT_S
 ) -> ClientConnection:
-    """Opens a socket presenting `token` over `transport` (PROTOCOL §4.1)."""
+    """Opens a socket presenting `token` over `transport` (docs/protocol.md §4.1)."""
     url, headers, subprotocols = target.ws_url, {}, None
     if transport == "token":
         url = f"{url}?token={token}"
@@ -162,7 +162,7 @@ async def recv_type(
 async def open_welcomed(
     target: Target, token: str, transport: str = "token", timeout: float = 0.0
 ) -> ClientConnection:
-    """Opens a socket and waits for its `welcome` frame (PROTOCOL §4.2).
+    """Opens a socket and waits for its `welcome` frame (docs/protocol.md §4.2).
 
     `timeout` bounds the open and the welcome alike; 0 keeps the defaults.
     """

@@ -26,7 +26,7 @@ from bench.client import (
     ws_open,
 )
 
-REVOKED_CLOSE_CODE = 4403  # PROTOCOL §4.3
+REVOKED_CLOSE_CODE = 4403  # docs/protocol.md §4.3
 STORM_MAX_BACKOFF_S = 1.0
 
 
@@ -113,7 +113,7 @@ def bad_tokens(good: str) -> list[str]:
     """Refusable variants of a valid JWT: the mix the reject scenario sends.
 
     Forged signature, altered claims under the old signature, `alg: none`,
-    random garbage, and a token over PROTOCOL §3's 4096-byte limit.
+    random garbage, and a token over docs/protocol.md §3's 4096-byte limit.
     """
     header, payload, signature = good.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -358,7 +358,7 @@ async def storm(target, tokens, *, count, concurrency, deadline) -> dict:
     """N sockets dropped at once (no close handshake), all reconnecting at once.
 
     Each client retries with capped, jittered exponential backoff, as
-    PROTOCOL §4.3 tells clients to; every failed attempt counts as an error.
+    docs/protocol.md §4.3 tells clients to; every failed attempt counts as an error.
     """
     sockets = await open_many(target, tokens, count, concurrency)
     for ws in sockets:

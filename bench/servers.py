@@ -27,7 +27,7 @@ STOP_TIMEOUT_S = 10.0
 MANAGE_TIMEOUT_S = 300.0
 
 # authsocket's limits, raised so the bench measures the server and not its
-# throttles (PROTOCOL §1). The runner prints these with every result.
+# throttles (docs/protocol.md §1). The runner prints these with every result.
 RAISED_LIMITS = {
     "AUTHSOCKET_MAX_CONNECTIONS_PER_USER": "100000",
     "AUTHSOCKET_FRAME_RATE": "1000000/s",
@@ -134,7 +134,7 @@ class Deployment:
         return done.stdout
 
     def mint(self, prefix: str, users: int, ttl: int) -> Path:
-        """Mints one token per user into a file (PROTOCOL §5) and returns it."""
+        """Mints one token per user into a file (docs/protocol.md §5) and returns it."""
         out = self.manage(
             "mint_tokens", "--users", str(users), "--prefix", prefix, "--ttl", str(ttl)
         )

@@ -1,6 +1,6 @@
 """The sockets this process holds, by session and by user.
 
-Process-local on purpose: the per-user limit is per process (PROTOCOL §1), and
+Process-local on purpose: the per-user limit is per process (docs/protocol.md §1), and
 the revocation watcher must find this process's sockets of a session even
 when no channel-layer message reaches it.
 """

@@ -1,4 +1,4 @@
-"""The one WebSocket endpoint, `/ws/` (PROTOCOL §4).
+"""The one WebSocket endpoint, `/ws/` (docs/protocol.md §4).
 
 Thin on purpose: authentication happened in the middleware, frame rules live in
 small handlers picked from a dispatch table, streams and permissions in their

@@ -1,4 +1,4 @@
-"""Where a handshake carries its credential (PROTOCOL §4.1).
+"""Where a handshake carries its credential (docs/protocol.md §4.1).
 
 An ordered list of small readers, one per transport. The first credential
 PRESENT is the only one considered: if it is malformed the handshake is

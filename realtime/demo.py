@@ -1,4 +1,4 @@
-"""The demo rooms of PROTOCOL §5, created idempotently by `manage.py demo_data`."""
+"""The demo rooms of docs/protocol.md §5, created idempotently by `manage.py demo_data`."""
 
 from realtime.models import Membership, Room
 from realtime.services import membership_create

@@ -1,4 +1,4 @@
-"""Close a socket when its access token expires (PROTOCOL §4.2–4.3).
+"""Close a socket when its access token expires (docs/protocol.md §4.2–4.3).
 
 One pair of event-loop timers per socket (TimerHandles, far lighter than a
 sleeping task per socket), rescheduled by an `auth` frame and cancelled on

@@ -1,4 +1,4 @@
-"""Turn a handshake's credential into a user (PROTOCOL §4.1).
+"""Turn a handshake's credential into a user (docs/protocol.md §4.1).
 
 Never raises: every failure becomes `AnonymousUser` plus a reason in
 `scope["auth"]`, and the consumer refuses the connection. A database failure

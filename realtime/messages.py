@@ -1,4 +1,4 @@
-"""The §4.2 `message` shape, built in one place for live, replay and REST."""
+"""The `message` frame of docs/protocol.md §4.2, built once for live, replay, REST."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Rooms, memberships and stored messages of streams (PROTOCOL §2, §4.2).
+"""Rooms, memberships and stored messages of streams (docs/protocol.md §2, §4.2).
 
 A message belongs to one stream: a room, or a user (that user's private
 `user` stream). Its `seq` is the wire `id`: numbered 1, 2, 3 … per stream

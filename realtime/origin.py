@@ -1,4 +1,4 @@
-"""Cross-site WebSocket hijacking guard: the handshake's `Origin` (§4.1).
+"""Cross-site WebSocket hijacking guard: the handshake's `Origin` (docs/protocol.md §4.1).
 
 Built on Channels' `OriginValidator`, but `AllowedHostsOriginValidator` does not
 fit: it refuses a missing Origin (native clients send none) and captures

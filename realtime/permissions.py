@@ -1,4 +1,4 @@
-"""The one answer to "may user U read / publish stream S" (PROTOCOL §2, §4.2).
+"""The one answer to "may user U read / publish stream S" (docs/protocol.md §2, §4.2).
 
 The consumer and the REST views both ask here. An unknown room and a private
 room the user is not in give the same answer (`HIDDEN`), so existence does not

@@ -1,4 +1,4 @@
-"""Names of the wire contract (PROTOCOL.md §4), mirrored in docs/protocol.md.
+"""Names of the wire protocol, as documented in docs/protocol.md §4.
 
 Everything a client can switch on (close codes, error codes, frame types,
 stream prefixes, subprotocols) is a named constant here and nowhere else.

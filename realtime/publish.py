@@ -1,4 +1,4 @@
-"""Server-side publishing: store a message, then fan it out (PROTOCOL §4.2).
+"""Server-side publishing: store a message, then fan it out (docs/protocol.md §4.2).
 
 Every writer goes through here: the consumer, the REST views, the admin and
 `manage.py notify`. A message is numbered and stored in one transaction (the

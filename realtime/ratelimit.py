@@ -1,4 +1,4 @@
-"""Per-socket frame rate limit: a token bucket (PROTOCOL §1 `AUTHSOCKET_FRAME_RATE`)."""
+"""Per-socket frame rate limit: a token bucket (docs/protocol.md §1 `AUTHSOCKET_FRAME_RATE`)."""
 
 import time
 

@@ -1,6 +1,6 @@
 """Telling live sockets that a right to read a stream may have been lost.
 
-PROTOCOL §4.2: leaving or being removed from a room, a room made private or
+docs/protocol.md §4.2: leaving or being removed from a room, a room made private or
 deleted end the subscriptions that depended on it. After the change commits,
 one `stream.revoke` event goes to the sockets concerned; each re-checks its own
 user's right with realtime.permissions (or, for a deleted room, just drops it)

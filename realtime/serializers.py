@@ -1,4 +1,4 @@
-"""Request and response shapes of the streams API (PROTOCOL §2, §4.2)."""
+"""Request and response shapes of the streams API (docs/protocol.md §2, §4.2)."""
 
 from rest_framework import serializers
 

@@ -1,4 +1,4 @@
-"""This process's view of which sessions are alive (PROTOCOL §3 "Revocation").
+"""This process's view of which sessions are alive (docs/protocol.md §3 "Revocation").
 
 The handshake must check that the session is not revoked, and doing that with
 a database query every time costs ~40 % of handshake throughput on daphne
@@ -46,7 +46,7 @@ from realtime.protocol import CloseCode
 
 logger = logging.getLogger(__name__)
 
-TRUST_WINDOW = 0.9  # seconds; < 1 s so PROTOCOL §3's bound holds
+TRUST_WINDOW = 0.9  # seconds; < 1 s so docs/protocol.md §3's bound holds
 ENTRY_TTL = 30.0  # re-read user fields (username) at least this often
 CLOCK_MARGIN = timedelta(seconds=5)  # commit lag and clock skew between processes
 REVOKED_MEMORY = 120.0  # seconds a revoked sid is refused without asking the database

@@ -1,4 +1,4 @@
-"""The stream frames of PROTOCOL §4.2 and the channel-layer events behind them.
+"""The stream frames of docs/protocol.md §4.2 and the channel-layer events behind them.
 
 Each function takes the consumer (the dispatch table in realtime.consumers
 calls them like its own methods). Rights come from realtime.permissions; an

@@ -1,4 +1,4 @@
-"""Stream names of PROTOCOL §4.2, parsed strictly into `Stream` values.
+"""Stream names of docs/protocol.md §4.2, parsed strictly into `Stream` values.
 
 A name that does not match exactly (`user`, `user:<id>`, `room:<slug>`, at most
 `MAX_STREAM_NAME_LENGTH` characters) parses to None, which every caller treats

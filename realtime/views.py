@@ -1,4 +1,4 @@
-"""The streams HTTP API (PROTOCOL §2): thin DRF views over the services.
+"""The streams HTTP API (docs/protocol.md §2): thin DRF views over the services.
 
 Who may do what comes from realtime.permissions: a room the user may not see
 is a 404 whether or not it exists; a visible room he may not post in is 403.

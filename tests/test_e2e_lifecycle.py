@@ -1,4 +1,4 @@
-"""Token lifecycle across real daphne processes (PROTOCOL §3, §4).
+"""Token lifecycle across real daphne processes (docs/protocol.md §3, §4).
 
 The revocations here are made by ANOTHER process (`manage.py shell`) while the
 server runs the in-memory channel layer: no channel-layer message can reach

@@ -1,4 +1,4 @@
-"""Streams end to end on real daphne processes (PROTOCOL §2, §4.2, §5)."""
+"""Streams end to end on real daphne processes (docs/protocol.md §2, §4.2, §5)."""
 
 import asyncio
 import json

@@ -1,4 +1,4 @@
-"""The accounts HTTP API (PROTOCOL §2): login, refresh rotation, logout, errors."""
+"""The accounts HTTP API (docs/protocol.md §2): login, refresh rotation, logout, errors."""
 
 import json
 import threading

@@ -1,4 +1,4 @@
-"""Asymmetric signing keys, rotation by `kid`, JWKS (PROTOCOL §1, §3; RFC 8725).
+"""Asymmetric signing keys, rotation by `kid`, JWKS (docs/protocol.md §1, §3; RFC 8725).
 
 Keys are generated into tmp_path and configured through settings overrides;
 `keyring()` is cached per settings, so each override gets its own keys.

@@ -1,4 +1,4 @@
-"""Every revocation trigger closes the session's live sockets with 4403 (§3).
+"""Every revocation trigger closes the session's live sockets with 4403 (docs/protocol.md §3).
 
 Sockets are `channels.testing` communicators on the real application; the
 triggers go through the HTTP API, the model signals or the service itself.
@@ -18,7 +18,7 @@ from realtime.tests.sockets import close_code, db, still_open, welcomed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WITHIN = 1.0  # PROTOCOL §3: one second, on every process
+WITHIN = 1.0  # docs/protocol.md §3: one second, on every process
 
 
 def api(tokens=None) -> APIClient:

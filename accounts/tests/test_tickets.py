@@ -1,4 +1,4 @@
-"""One-time WebSocket tickets (PROTOCOL §2 `POST /api/auth/ticket`, §3)."""
+"""One-time WebSocket tickets (docs/protocol.md §2 `POST /api/auth/ticket`, §3)."""
 
 from datetime import timedelta
 

@@ -36,7 +36,7 @@ def refresh_cookie(response):
     return response.cookies[django_settings.AUTHSOCKET_REFRESH_COOKIE]
 
 
-# --- cookie mode (PROTOCOL §2) ----------------------------------------------
+# --- cookie mode (docs/protocol.md §2) ----------------------------------------------
 
 
 @pytest.mark.parametrize("debug, secure", [(False, True), (True, False)])

@@ -1,4 +1,4 @@
-"""Per-user connection limit (PROTOCOL §4.1, §4.3): accept, then close 4409."""
+"""Per-user connection limit (docs/protocol.md §4.1, §4.3): accept, then close 4409."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Frame abuse (PROTOCOL §1, §4.2): bad frames get errors, limits close."""
+"""Frame abuse (docs/protocol.md §1, §4.2): bad frames get errors, limits close."""
 
 import json
 

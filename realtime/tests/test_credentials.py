@@ -1,4 +1,4 @@
-"""The four handshake transports of PROTOCOL §4.1, and every malformed case.
+"""The four handshake transports of docs/protocol.md §4.1, and every malformed case.
 
 The first credential PRESENT is the only one considered; a broken one is
 refused even when a valid one follows (no fall-through).

@@ -1,4 +1,4 @@
-"""A socket lives exactly as long as its access token (PROTOCOL §4.2–4.3).
+"""A socket lives exactly as long as its access token (docs/protocol.md §4.2–4.3).
 
 3-second tokens: `auth.expiring` arrives min(30 s, TTL/3) before `exp`, the
 socket closes 4401 at `exp` + leeway, an `auth` frame of the same session moves

@@ -1,4 +1,4 @@
-"""The handshake (PROTOCOL §4.1): refused before accept unless fully valid."""
+"""The handshake (docs/protocol.md §4.1): refused before accept unless fully valid."""
 
 import threading
 import time

@@ -1,4 +1,4 @@
-"""The per-process safety net (PROTOCOL §3): revocations reach live sockets
+"""The per-process safety net (docs/protocol.md §3): revocations reach live sockets
 within a second even when no channel-layer message does, including the
 window between the middleware's check and the consumer joining its groups."""
 

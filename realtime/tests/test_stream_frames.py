@@ -1,4 +1,4 @@
-"""Streams over real sockets (PROTOCOL §4.2): delivery, replay, rights re-checked."""
+"""Streams over real sockets (docs/protocol.md §4.2): delivery, replay, rights re-checked."""
 
 import asyncio
 

@@ -1,4 +1,4 @@
-"""The streams REST API (PROTOCOL §2) beyond the authorization matrix."""
+"""The streams REST API (docs/protocol.md §2) beyond the authorization matrix."""
 
 import pytest
 

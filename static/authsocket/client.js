@@ -1,7 +1,7 @@
 // authsocket browser client: one authenticated, multiplexed WebSocket.
 //
 // Copy this file into your front end; it has no dependencies. It follows the
-// wire contract in PROTOCOL.md (docs/protocol.md):
+// wire reference in docs/protocol.md (the § numbers below are its sections):
 //   - the refresh token lives only in the HttpOnly cookie (§2 cookie mode);
 //     the access token lives only in memory, never in localStorage;
 //   - the access token is refreshed before it expires, one refresh at a time
@@ -31,7 +31,7 @@ export const STATE = Object.freeze({
   SIGNED_OUT: "signed-out",
 });
 
-// PROTOCOL §4.3. daphne drops close reasons: the code is all a client gets.
+// docs/protocol.md §4.3. daphne drops close reasons: the code is all a client gets.
 export const CLOSE = Object.freeze({
   NORMAL: 1000,
   ABNORMAL: 1006,

@@ -72,7 +72,7 @@ def notify():
     """Store a notification through the publishing service, not over HTTP.
 
     ``manage.py notify`` writes to the same database, so it works while the
-    server is down; the message waits there for replay (PROTOCOL §5).
+    server is down; the message waits there for replay (docs/protocol.md §5).
     """
 
     def send(server: DaphneServer, username: str, text: str) -> None:

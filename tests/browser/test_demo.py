@@ -1,6 +1,6 @@
 """The demo page and client.js in headless Chromium against a real daphne (issue 5).
 
-Demo data (PROTOCOL §5): alice and bob are members of the private room `team`,
+Demo data (docs/protocol.md §5): alice and bob are members of the private room `team`,
 carol is not and cannot join it; everyone is in the public room `lobby`.
 """
 
@@ -233,7 +233,7 @@ def test_two_tabs_refreshing_at_the_same_moment_stay_signed_in(server, browsers)
 
 def test_token_rotated_is_answered_by_taking_the_winners_token(server, browsers):
     # Without Web Locks two refreshes race with one cookie: the server answers
-    # the loser `token_rotated` (PROTOCOL §2), which must not sign it out.
+    # the loser `token_rotated` (docs/protocol.md §2), which must not sign it out.
     alice = browsers.signed_in("alice", "alice")
     result = alice.js_async(
         "const { AuthSocket } = await import('/static/authsocket/client.js');"
@@ -323,7 +323,7 @@ def test_refused_handshake_with_good_credentials_gives_up_after_bounded_tries(
 
 
 def test_expired_socket_is_refreshed_and_reconnected(server_factory, browsers):
-    # 4401 (PROTOCOL §4.3): the token ran out with no `auth` frame; the client
+    # 4401 (docs/protocol.md §4.3): the token ran out with no `auth` frame; the client
     # refreshes and reconnects by itself instead of signing out.
     server = server_factory(AUTHSOCKET_ACCESS_TTL=5, AUTHSOCKET_LEEWAY=0)
     alice = browsers.signed_in("alice", "alice", server)

@@ -71,6 +71,32 @@ def test_websocket_upgrade_and_forwarded_headers_are_set():
     assert re.search(r"location /ws/ \{[^}]*proxy_read_timeout 1h;", text)
 
 
+def test_tls_listens_with_the_certificate_and_http_only_redirects():
+    text = render.render(
+        listen="443",
+        upstreams=["a:1"],
+        server_name="chat.example.org",
+        tls_cert="/etc/ssl/chat.pem",
+        tls_key="/etc/ssl/chat.key",
+        http_listen="8080",
+    )
+    assert "@" not in re.sub(r"#.*", "", text)
+    assert re.search(
+        r"listen 443 ssl;\n\s*ssl_certificate /etc/ssl/chat.pem;\n"
+        r"\s*ssl_certificate_key /etc/ssl/chat.key;",
+        text,
+    )
+    redirect = text[text.rindex("server {") :]
+    assert "listen 8080;" in redirect
+    assert "return 301 https://$host$request_uri;" in redirect
+    assert "proxy_pass" not in redirect
+
+
+def test_tls_needs_both_files():
+    with pytest.raises(ValueError, match="together"):
+        render.render(listen="443", upstreams=["a:1"], tls_cert="/c.pem")
+
+
 def test_compose_config_is_rendered_from_the_template():
     committed = (ROOT / "deploy" / "nginx" / "docker.conf").read_text()
     assert committed == render.render(**COMPOSE_ARGS), (

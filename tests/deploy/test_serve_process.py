@@ -87,7 +87,7 @@ async def test_signal_closes_every_socket_with_4503_then_exits_cleanly(
 @pytest.mark.asyncio
 async def test_query_strings_never_reach_the_access_log(small_limit_server):
     # daphne itself logs an HTTP request's full target; authsocket.serve keeps
-    # the path only (PROTOCOL §6).
+    # the path only (docs/protocol.md §6).
     server = small_limit_server
     secret = f"eyJ{uuid.uuid4().hex}.x.y"
     mark = len(server.lines)

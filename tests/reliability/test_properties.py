@@ -2,7 +2,7 @@
 
 - The frame dispatcher answers ANY text with exactly one well-formed frame
   (or a close), never raises, and never sends text that UTF-8 cannot carry.
-- The token decoder returns a claim set only when every rule of PROTOCOL §3
+- The token decoder returns a claim set only when every rule of docs/protocol.md §3
   holds; for anything else it raises `InvalidToken` (never another error).
 
 Example counts are bounded so the file runs in a few seconds.
@@ -322,7 +322,7 @@ def world(make_user):
 
 
 def expected(user, name: str, action) -> bool:
-    """The rules of PROTOCOL §4.2 written out independently of realtime/."""
+    """The rules of docs/protocol.md §4.2 written out independently of realtime/."""
     from realtime.permissions import Action
 
     if name in ("user", f"user:{user.pk}"):

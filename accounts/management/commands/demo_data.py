@@ -1,4 +1,4 @@
-"""`manage.py demo_data`: the demo users and rooms of PROTOCOL §5 (idempotent)."""
+"""`manage.py demo_data`: the demo users and rooms of docs/protocol.md §5 (idempotent)."""
 
 import os
 

@@ -1,6 +1,6 @@
 """`manage.py mint_tokens --users N`: one session and access token per user.
 
-For benchmarks and tests (PROTOCOL §5): users `<prefix>0 … <prefix>N-1` are
+For benchmarks and tests (docs/protocol.md §5): users `<prefix>0 … <prefix>N-1` are
 created if missing (with an unusable password), and one access token per line
 is printed on stdout.
 """

@@ -1,4 +1,4 @@
-"""`manage.py notify <username> <text>` (PROTOCOL §5)."""
+"""`manage.py notify <username> <text>` (docs/protocol.md §5)."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError

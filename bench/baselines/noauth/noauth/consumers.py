@@ -1,4 +1,4 @@
-"""The PROTOCOL §4.2 wire shape with no checks at all.
+"""The docs/protocol.md §4.2 wire shape with no checks at all.
 
 `welcome`, `ping` → `pong`, and the subscribe/publish pair that the fan-out
 scenario needs (one `group_send` per publish), so fan-out has a ceiling to

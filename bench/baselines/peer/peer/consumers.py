@@ -1,4 +1,4 @@
-"""The PROTOCOL §4.2 wire shape behind the peer's token middleware."""
+"""The docs/protocol.md §4.2 wire shape behind the peer's token middleware."""
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
