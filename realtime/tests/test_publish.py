@@ -133,7 +133,7 @@ def test_message_is_stored_when_the_channel_layer_is_down(
         async def group_send(self, group, message):
             raise ConnectionError("layer down")
 
-    monkeypatch.setattr("realtime.publish.get_channel_layer", lambda: BrokenLayer())
+    monkeypatch.setattr("realtime.broadcast.get_channel_layer", lambda: BrokenLayer())
     message = publish_to_room(room=rooms["team"], sender=alice, data="kept")
     assert Message.objects.get(pk=message.pk).data == "kept"
     assert "live delivery failed" in caplog.text
