@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
@@ -178,13 +179,19 @@ def session_delete(*, user: User, sid: str) -> bool:
 def password_change(
     *, user: User, old_password: str, new_password: str, keep_sid: str
 ) -> None:
-    """Change the password; every other session is revoked (by the model signal)."""
+    """Change the password and revoke every session but the caller's `keep_sid`.
+
+    The hash is stored with an UPDATE, which fires no model signal: the
+    receivers of accounts.receivers revoke ALL sessions on any other password
+    save (admin, `changepassword`, reset), and this path revokes itself.
+    """
     if not user.check_password(old_password):
         raise WrongPassword()
     password_validation.validate_password(new_password, user)
-    user.set_password(new_password)
-    user._authsocket_keep_sid = keep_sid  # read by accounts.signals
-    user.save(update_fields=["password"])
+    user.password = make_password(new_password)
+    User.objects.filter(pk=user.pk).update(password=user.password)
+    user_sessions_revoke(user_id=user.pk, reason="password_changed", keep_sid=keep_sid)
+    password_validation.password_changed(new_password, user)  # as save() would
 
 
 def ticket_issue(*, session: AuthSession, access_expires_at: int) -> tuple[str, int]:
