@@ -65,7 +65,9 @@ class AuthSession(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "session"
+        # Not "session": the admin would list it next to Django's own sessions.
+        verbose_name = "login session"
+        verbose_name_plural = "login sessions"
 
     def __str__(self) -> str:
         return f"{self.user} · {self.sid[:8]}…"
