@@ -26,7 +26,11 @@ from accounts.errors import (
     WrongPassword,
 )
 from accounts.models import AuthSession, RefreshToken, User, WebSocketTicket
-from accounts.revocation import sessions_revoke, user_sessions_revoke
+from accounts.revocation import (
+    session_revoke,
+    sessions_revoke,
+    user_sessions_revoke,
+)
 from accounts.tokens import encode_access
 
 
@@ -140,9 +144,7 @@ def _refuse_rotated(record: RefreshToken, session: AuthSession, now) -> None:
     grace = timedelta(seconds=settings.AUTHSOCKET_REFRESH_GRACE)
     if record.rotated_at and now - record.rotated_at < grace:
         raise TokenRotated()
-    sessions_revoke(
-        sessions=AuthSession.objects.filter(pk=session.pk), reason="token_reused"
-    )
+    session_revoke(session=session, reason="token_reused")
     raise TokenReused()
 
 
@@ -157,7 +159,7 @@ def session_for_refresh_token(refresh_token: str) -> AuthSession | None:
 
 
 def session_logout(*, session: AuthSession) -> None:
-    sessions_revoke(sessions=AuthSession.objects.filter(pk=session.pk), reason="logout")
+    session_revoke(session=session, reason="logout")
 
 
 def session_logout_others(*, session: AuthSession) -> None:

@@ -10,7 +10,6 @@ If the channel layer is down the message stays stored for replay.
 
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import F
 
@@ -99,20 +98,4 @@ def publish_to_user(*, user, data, sender=None) -> Message:
     """Store on `user`'s private stream, then deliver after commit."""
     published = user_message_store(user=user, data=data, sender=sender)
     transaction.on_commit(lambda: fanout(published))
-    return published.message
-
-
-async def apublish_to_room(*, room: Room, sender, data) -> Message:
-    published = await database_sync_to_async(room_message_store)(
-        room=room, sender=sender, data=data
-    )
-    await afanout(published)
-    return published.message
-
-
-async def apublish_to_user(*, user, data, sender=None) -> Message:
-    published = await database_sync_to_async(user_message_store)(
-        user=user, data=data, sender=sender
-    )
-    await afanout(published)
     return published.message
