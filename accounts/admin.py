@@ -1,26 +1,23 @@
 """Admin for users and their login sessions.
 
 Actions call the same services as the API: revoking goes through
-accounts.revocation (sockets close with 4403 at once), notifying through
-realtime.publish (stored, then delivered live).
+accounts.revocation. Apps built on accounts add their own bulk actions on
+users with `user_action_register`, so that accounts imports none of them.
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import AuthSession, SessionRevocation, User
 from accounts.revocation import sessions_revoke, user_sessions_revoke
-from realtime.publish import publish_to_user
 
 ADMIN_REVOKE_REASON = "admin"
 
 
-class NotifyActionForm(ActionForm):
-    """The action bar's extra field: the text of a notification."""
-
-    text = forms.CharField(required=False, max_length=1000, label="Notification text")
+class UserActionForm(ActionForm):
+    """The user list's action bar; registered actions add their fields to it."""
 
 
 class AuthSessionInline(admin.TabularInline):
@@ -46,8 +43,8 @@ class AuthSessionInline(admin.TabularInline):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     inlines = [AuthSessionInline]
-    action_form = NotifyActionForm
-    actions = ["revoke_sessions", "send_notification"]
+    action_form = UserActionForm
+    actions = ["revoke_sessions"]
 
     @admin.action(description="Revoke all sessions of the selected users")
     def revoke_sessions(self, request, queryset) -> None:
@@ -56,18 +53,15 @@ class UserAdmin(DjangoUserAdmin):
             sids += user_sessions_revoke(user_id=user.pk, reason=ADMIN_REVOKE_REASON)
         self.message_user(request, f"Revoked {len(sids)} session(s).")
 
-    @admin.action(description="Send a notification to the selected users")
-    def send_notification(self, request, queryset) -> None:
-        text = request.POST.get("text", "").strip()
-        if not text:
-            self.message_user(
-                request, "Type the notification text first.", messages.ERROR
-            )
-            return
-        users = list(queryset)
-        for user in users:
-            publish_to_user(user=user, data={"text": text})
-        self.message_user(request, f"Notified {len(users)} user(s).")
+
+def user_action_register(action, **fields: forms.Field) -> None:
+    """Add a bulk action to the user list, and the action-bar fields it reads.
+
+    `action(modeladmin, request, queryset)` is an ordinary admin action; it
+    finds its fields' values in `request.POST`.
+    """
+    UserAdmin.actions = [*UserAdmin.actions, action]
+    UserActionForm.base_fields.update(fields)
 
 
 class LiveFilter(admin.SimpleListFilter):

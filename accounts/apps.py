@@ -7,6 +7,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import (  # noqa: F401  (registers receivers and the schema)
+            receivers,
             schema,
-            signals,
         )

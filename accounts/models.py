@@ -5,6 +5,7 @@ hand out live credentials. Every refresh token ever issued is kept (with the
 time it was rotated) so that reuse of an old one is recognized as theft.
 """
 
+from django.contrib.auth.hashers import acheck_password, check_password, make_password
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
@@ -16,22 +17,25 @@ class User(AbstractUser):
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 
-    # While these run, a save can only be Django's hash upgrade (same password,
-    # new hasher or iterations): accounts.signals must not revoke for it, or a
-    # Django upgrade would log everyone out of every other device at login.
+    # Django saves an upgraded hash (same password, a newer hasher or more
+    # iterations) with save(), which accounts.receivers would take for a password
+    # change and revoke every session at the next login after a Django upgrade.
+    # Same check, but the new hash is written with an UPDATE: no model signal.
     def check_password(self, raw_password) -> bool:
-        self._authsocket_rehashing = True
-        try:
-            return super().check_password(raw_password)
-        finally:
-            self._authsocket_rehashing = False
+        return check_password(raw_password, self.password, self._store_upgraded_hash)
 
     async def acheck_password(self, raw_password) -> bool:
-        self._authsocket_rehashing = True
-        try:
-            return await super().acheck_password(raw_password)
-        finally:
-            self._authsocket_rehashing = False
+        return await acheck_password(
+            raw_password, self.password, self._astore_upgraded_hash
+        )
+
+    def _store_upgraded_hash(self, raw_password: str) -> None:
+        self.password = make_password(raw_password)
+        User.objects.filter(pk=self.pk).update(password=self.password)
+
+    async def _astore_upgraded_hash(self, raw_password: str) -> None:
+        self.password = make_password(raw_password)
+        await User.objects.filter(pk=self.pk).aupdate(password=self.password)
 
 
 class AuthSessionQuerySet(models.QuerySet):
@@ -69,14 +73,12 @@ class AuthSession(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "session"
+        # Not "session": the admin would list it next to Django's own sessions.
+        verbose_name = "login session"
+        verbose_name_plural = "login sessions"
 
     def __str__(self) -> str:
         return f"{self.user} · {self.sid[:8]}…"
-
-    @property
-    def is_live(self) -> bool:
-        return self.revoked_at is None and self.expires_at > timezone.now()
 
 
 class RefreshToken(models.Model):

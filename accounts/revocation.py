@@ -1,10 +1,10 @@
 """Revoking sessions: the one service every trigger goes through.
 
-The database is the source of truth (docs/protocol.md §3). A revocation marks the
-sessions, appends to the `SessionRevocation` log that every server process
-polls, and after commit tells live sockets through the channel layer so they
-close at once. The channel-layer message is only the fast path: if it is lost,
-each process's poll (realtime.session_guard) closes the sockets within a second.
+The database is the source of truth (docs/security.md). A revocation marks
+the sessions and appends to the `SessionRevocation` log that every server
+process polls; after commit it announces them with
+`accounts.signals.sessions_revoked`, so that whoever holds live connections
+can close them at once: accounts knows nothing of sockets.
 
 Bulk `QuerySet.update(is_active=False)` or `update(password=...)` bypass the
 model signals that call this service: call `user_sessions_revoke()` after them.
@@ -12,23 +12,14 @@ model signals that call this service: call `user_sessions_revoke()` after them.
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import AuthSession, SessionRevocation
-from realtime.groups import user_group
-from realtime.session_guard import guard
+from accounts.signals import sessions_revoked
 
 logger = logging.getLogger(__name__)
-
-# Not "session.revoked", the event of the per-session groups that came before:
-# a process still running that version has no handler for this name and closes
-# the socket 1011 (the client reconnects), rather than closing every socket of
-# the user with 4403 (the client would believe it was logged out).
-SESSION_REVOKED_EVENT = "sessions.revoked"
 
 
 def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
@@ -55,7 +46,7 @@ def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
             for _, sid, user_id in rows
         )
         revoked = [(sid, user_id) for _, sid, user_id in rows]
-        transaction.on_commit(lambda: _after_commit(revoked, now if nested else None))
+        transaction.on_commit(lambda: _after_commit(revoked, now, restamp=nested))
     sids = [sid for sid, _ in revoked]
     logger.info("revoked %d session(s): %s", len(sids), reason)
     return sids
@@ -80,44 +71,29 @@ def user_sessions_revoke(
     return sessions_revoke(sessions=sessions, reason=reason)
 
 
-def _after_commit(revoked: list[tuple[str, int]], stamped_at) -> None:
-    """`revoked` holds `(sid, user_id)` pairs."""
-    sids = [sid for sid, _ in revoked]
-    if stamped_at is not None:
-        _restamp(sids, stamped_at)
-    _notify_sockets(revoked)
+def _after_commit(revoked: list[tuple[str, int]], revoked_at, *, restamp) -> None:
+    """`revoked` holds `(sid, user_id)` pairs; announce them once committed."""
+    if restamp:
+        revoked_at = _restamp([sid for sid, _ in revoked], revoked_at)
+    # Robust: the rows are committed; a failing listener must not fail the caller.
+    sessions_revoked.send_robust(
+        sender=AuthSession, revoked=revoked, revoked_at=revoked_at
+    )
 
 
-def _restamp(sids: list[str], stamped_at) -> None:
+def _restamp(sids: list[str], stamped_at):
     """Move `revoked_at` to the commit, into the window other processes poll.
 
     The poll reads the log a few seconds back; rows that became visible only
-    when a long outer transaction committed would fall outside it.
+    when a long outer transaction committed would fall outside it. Returns the
+    time the rows now carry.
     """
+    now = timezone.now()
     try:
         SessionRevocation.objects.filter(sid__in=sids, revoked_at=stamped_at).update(
-            revoked_at=timezone.now()
+            revoked_at=now
         )
     except DatabaseError:  # the rows stand; the poll's pk cursor may still see them
         logger.warning("could not re-stamp %d revocation(s) after commit", len(sids))
-
-
-def _notify_sockets(revoked: list[tuple[str, int]]) -> None:
-    """Fast path: tell the sessions' sockets to close now (best effort).
-
-    One message per user, to the user's group, naming the revoked sessions.
-    """
-    guard.mark_revoked([sid for sid, _ in revoked])
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    sids_by_user: dict[int, list[str]] = {}
-    for sid, user_id in revoked:
-        sids_by_user.setdefault(user_id, []).append(sid)
-    try:
-        for user_id, sids in sids_by_user.items():
-            async_to_sync(layer.group_send)(
-                user_group(user_id), {"type": SESSION_REVOKED_EVENT, "sids": sids}
-            )
-    except Exception:  # the database poll still closes them within a second
-        logger.warning("channel layer unreachable; revocation left to the poll")
+        return stamped_at
+    return now

@@ -1,26 +1,43 @@
 """Read-only queries about sessions, shared by the API and the WebSocket side."""
 
 from datetime import datetime
+from enum import StrEnum
 
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import AuthSession, SessionRevocation
 
 
-def session_accepts(session: AuthSession | None, *, user_id: int) -> bool:
-    """The one rule: the session is the user's, live, and its user active."""
-    return (
-        session is not None
-        and session.user_id == user_id
-        and session.is_live
-        and session.user.is_active
-    )
+class Refusal(StrEnum):
+    """Why a session cannot be used, for the logs (clients only see "refused")."""
+
+    UNKNOWN = "unknown"
+    WRONG_USER = "wrong_user"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    USER_INACTIVE = "user_inactive"
+
+
+def session_refusal(session: AuthSession | None, *, user_id: int) -> Refusal | None:
+    """The one rule: None when the session is the user's, live, and its user active."""
+    if session is None:
+        return Refusal.UNKNOWN
+    if session.user_id != user_id:
+        return Refusal.WRONG_USER
+    if session.revoked_at is not None:
+        return Refusal.REVOKED
+    if session.expires_at <= timezone.now():
+        return Refusal.EXPIRED
+    if not session.user.is_active:
+        return Refusal.USER_INACTIVE
+    return None
 
 
 def live_session(*, sid: str, user_id: int) -> AuthSession | None:
-    """The session (with its user, one query) if `session_accepts` it."""
+    """The session (with its user, one query) if `session_refusal` has none."""
     session = AuthSession.objects.select_related("user").filter(sid=sid).first()
-    return session if session_accepts(session, user_id=user_id) else None
+    return None if session_refusal(session, user_id=user_id) else session
 
 
 def sessions_by_sid(sids: list[str]) -> dict[str, AuthSession]:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -26,7 +27,11 @@ from accounts.errors import (
     WrongPassword,
 )
 from accounts.models import AuthSession, RefreshToken, User, WebSocketTicket
-from accounts.revocation import sessions_revoke, user_sessions_revoke
+from accounts.revocation import (
+    session_revoke,
+    sessions_revoke,
+    user_sessions_revoke,
+)
 from accounts.tokens import encode_access
 
 # A stolen access token must not guess the password forever, even at the
@@ -145,9 +150,7 @@ def _refuse_rotated(record: RefreshToken, session: AuthSession, now) -> None:
     grace = timedelta(seconds=settings.AUTHSOCKET_REFRESH_GRACE)
     if record.rotated_at and now - record.rotated_at < grace:
         raise TokenRotated()
-    sessions_revoke(
-        sessions=AuthSession.objects.filter(pk=session.pk), reason="token_reused"
-    )
+    session_revoke(session=session, reason="token_reused")
     raise TokenReused()
 
 
@@ -162,7 +165,7 @@ def session_for_refresh_token(refresh_token: str) -> AuthSession | None:
 
 
 def session_logout(*, session: AuthSession) -> None:
-    sessions_revoke(sessions=AuthSession.objects.filter(pk=session.pk), reason="logout")
+    session_revoke(session=session, reason="logout")
 
 
 def session_logout_others(*, session: AuthSession) -> None:
@@ -188,6 +191,9 @@ def password_change(
 
     A wrong old password counts against the calling session, a right one
     resets the count: `PASSWORD_GUESS_LIMIT` wrong in a row revoke the session.
+    The hash is stored with an UPDATE, which fires no model signal: the
+    receivers of accounts.receivers revoke ALL sessions on any other password
+    save (admin, `changepassword`, reset), and this path revokes itself.
     """
     user = session.user
     if not user.check_password(old_password):
@@ -197,9 +203,12 @@ def password_change(
         wrong_password_attempts=0
     )
     password_validation.validate_password(new_password, user)
-    user.set_password(new_password)
-    user._authsocket_keep_sid = session.sid  # read by accounts.signals
-    user.save(update_fields=["password"])
+    user.password = make_password(new_password)
+    User.objects.filter(pk=user.pk).update(password=user.password)
+    user_sessions_revoke(
+        user_id=user.pk, reason="password_changed", keep_sid=session.sid
+    )
+    password_validation.password_changed(new_password, user)  # as save() would
 
 
 def _password_guess_record(*, session: AuthSession) -> None:
@@ -208,7 +217,7 @@ def _password_guess_record(*, session: AuthSession) -> None:
     sessions.update(wrong_password_attempts=F("wrong_password_attempts") + 1)
     attempts = sessions.values_list("wrong_password_attempts", flat=True).first()
     if attempts is not None and attempts >= PASSWORD_GUESS_LIMIT:
-        sessions_revoke(sessions=sessions, reason=PASSWORD_GUESSING_REASON)
+        session_revoke(session=session, reason=PASSWORD_GUESSING_REASON)
 
 
 def ticket_issue(*, session: AuthSession, access_expires_at: int) -> tuple[str, int]:

@@ -59,6 +59,12 @@ def env_rate(name: str, default: str) -> str:
     return raw
 
 
+def env_max_message_bytes() -> int:
+    """`AUTHSOCKET_MAX_MESSAGE_BYTES`, for settings.py and for authsocket.serve,
+    which sizes daphne's limits from it before Django is set up."""
+    return env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", 65536, minimum=1)
+
+
 def parse_rate(rate: str) -> tuple[int, int]:
     """`"50/s"` → `(50, 1)`: the number of events and the period in seconds."""
     match = _RATE.match(rate)

@@ -1,22 +1,20 @@
 """Garbage-collector settings for a process holding many live sockets.
 
 CPython collects its youngest generation after every 700 net allocations of
-container objects. A server holding 1,000 sockets has ~300,000 live objects,
-and a fan-out wave keeps thousands of short-lived ones (tasks, frames, events)
-alive at once: they are promoted, die in the old generation, and trigger full
-collections that scan everything. Measured in `make bench` (fan-out to 1,000
-sockets): a full collection every ~0.6 s, 130-175 ms each, freeing nothing,
-with the event loop stopped meanwhile; last-subscriber p99 339-451 ms.
+container objects. A server holding many sockets has hundreds of live objects
+per socket, and a fan-out wave keeps thousands of short-lived ones (tasks,
+frames, events) alive at once: they are promoted, die in the old generation,
+and trigger full collections that scan everything, free nothing and stop the
+event loop meanwhile (measured in `make bench`; see docs/architecture.md).
 
 Two standard remedies, applied once when the ASGI application is built:
 
 - `gc.freeze()` moves everything alive after start-up (Django, the URL
   conf, every imported module) out of the collector's sight for good;
-- a young-generation threshold of `AUTHSOCKET_GC_THRESHOLD` (50,000) lets
-  those short-lived objects die by reference counting before any collection
-  sees them. Cyclic garbage is still collected, just in larger batches.
+- a young-generation threshold of `AUTHSOCKET_GC_THRESHOLD` lets those
+  short-lived objects die by reference counting before any collection sees
+  them. Cyclic garbage is still collected, just in larger batches.
 
-Same run with both: no full collection while sockets were live, p99 178 ms.
 `AUTHSOCKET_GC_THRESHOLD=0` keeps CPython's defaults.
 """
 

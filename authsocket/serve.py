@@ -40,6 +40,9 @@ from daphne.cli import CommandLineInterface  # isort:skip
 from daphne.server import Server  # isort:skip
 from twisted.internet import reactor  # isort:skip
 
+from django.core.exceptions import ImproperlyConfigured  # isort:skip
+
+from authsocket.env import env_max_message_bytes  # isort:skip  (os.environ only)
 from authsocket.logging import (  # isort:skip  (no Django imports)
     redact_access_log_request,
     redact_daphne_access_log,
@@ -50,23 +53,7 @@ logger = logging.getLogger("authsocket.serve")
 
 # int(): autobahn refuses anything but a plain int as a close code.
 SHUTDOWN_CLOSE_CODE = int(CloseCode.SHUTTING_DOWN)
-DEFAULT_MAX_MESSAGE_BYTES = 65536
 DEFAULT_SHUTDOWN_GRACE = 5.0
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(
-            f"{name} must be an integer number of bytes, not {raw!r}"
-        ) from None
-    if value <= 0:
-        raise SystemExit(f"{name} must be positive, not {raw!r}")
-    return value
 
 
 def _env_float(name: str, default: float) -> float:
@@ -81,7 +68,10 @@ def _env_float(name: str, default: float) -> float:
 
 def transport_message_limit() -> int:
     """The daphne/autobahn payload limit matching AUTHSOCKET_MAX_MESSAGE_BYTES."""
-    return 2 * _env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
+    try:
+        return 2 * env_max_message_bytes()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class JsonAccessLog(AccessLogGenerator):

@@ -18,6 +18,7 @@ from authsocket.env import (
     env_bool,
     env_int,
     env_list,
+    env_max_message_bytes,
     env_rate,
     env_str,
 )
@@ -170,6 +171,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- Proxies ----------------------------------------------------------------
+
+AUTHSOCKET_TRUSTED_PROXIES = env_int("AUTHSOCKET_TRUSTED_PROXIES", 0)
+if AUTHSOCKET_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 # --- HTTP API (Django REST framework) -----------------------------------------
 
 REST_FRAMEWORK = {
@@ -183,7 +190,7 @@ REST_FRAMEWORK = {
     # drf-spectacular, plus every operation's error answers (authsocket/openapi.py).
     "DEFAULT_SCHEMA_CLASS": "authsocket.openapi.ErrorAnswersSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "NUM_PROXIES": env_int("AUTHSOCKET_TRUSTED_PROXIES", 0),
+    "NUM_PROXIES": AUTHSOCKET_TRUSTED_PROXIES,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -253,7 +260,7 @@ AUTHSOCKET_PASSWORD_THROTTLE = env_rate("AUTHSOCKET_PASSWORD_THROTTLE", "5/min")
 
 AUTHSOCKET_QUERY_TOKEN = env_bool("AUTHSOCKET_QUERY_TOKEN", True)
 AUTHSOCKET_ALLOWED_ORIGINS = env_list("AUTHSOCKET_ALLOWED_ORIGINS")
-AUTHSOCKET_MAX_MESSAGE_BYTES = env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", 65536, minimum=1)
+AUTHSOCKET_MAX_MESSAGE_BYTES = env_max_message_bytes()
 AUTHSOCKET_FRAME_RATE = env_rate("AUTHSOCKET_FRAME_RATE", "50/s")
 AUTHSOCKET_MAX_SUBSCRIPTIONS = env_int("AUTHSOCKET_MAX_SUBSCRIPTIONS", 100, minimum=1)
 AUTHSOCKET_REPLAY_LIMIT = env_int("AUTHSOCKET_REPLAY_LIMIT", 1000, minimum=1)
@@ -267,12 +274,6 @@ AUTHSOCKET_REVOCATION_POLL = 0.5
 # many live sockets make CPython's default of 700 stop the loop for 100+ ms at
 # a time. 0 keeps CPython's defaults.
 AUTHSOCKET_GC_THRESHOLD = env_int("AUTHSOCKET_GC_THRESHOLD", 50_000)
-
-# --- Proxies ----------------------------------------------------------------
-
-AUTHSOCKET_TRUSTED_PROXIES = env_int("AUTHSOCKET_TRUSTED_PROXIES", 0)
-if AUTHSOCKET_TRUSTED_PROXIES:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Security headers and cookies (outside debug) ------------------------------
 

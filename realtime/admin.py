@@ -1,14 +1,40 @@
-"""Admin for rooms, memberships and stored messages.
+"""Admin for rooms, memberships and stored messages, and notifying users.
 
 Edits here fire the model signals of realtime.signals, so removing a member,
 making a room private or deleting it ends the affected live subscriptions.
-Messages are read-only: history is what was delivered.
+Messages are read-only: history is what was delivered. The user list's
+"send a notification" action is registered on accounts' user admin from here.
 """
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Count
 
+from accounts.admin import user_action_register
 from realtime.models import Membership, Message, Room
+from realtime.protocol import ROOM_STREAM_PREFIX
+from realtime.publish import publish_to_user
+
+
+@admin.action(description="Send a notification to the selected users")
+def send_notification(modeladmin, request, queryset) -> None:
+    """Store the text on each user's private stream, then deliver it live."""
+    text = request.POST.get("text", "").strip()
+    if not text:
+        modeladmin.message_user(
+            request, "Type the notification text first.", messages.ERROR
+        )
+        return
+    users = list(queryset)
+    for user in users:
+        publish_to_user(user=user, data={"text": text})
+    modeladmin.message_user(request, f"Notified {len(users)} user(s).")
+
+
+user_action_register(
+    send_notification,
+    text=forms.CharField(required=False, max_length=1000, label="Notification text"),
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -42,7 +68,7 @@ class StreamFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         rooms = [
-            (f"room:{slug}", f"room:{slug}")
+            (f"{ROOM_STREAM_PREFIX}{slug}",) * 2
             for slug in Room.objects.values_list("slug", flat=True)
         ]
         return [*rooms, (self.USERS, "user streams")]
@@ -51,8 +77,8 @@ class StreamFilter(admin.SimpleListFilter):
         value = self.value()
         if value == self.USERS:
             return queryset.filter(recipient__isnull=False)
-        if value and value.startswith("room:"):
-            return queryset.filter(room__slug=value.removeprefix("room:"))
+        if value and value.startswith(ROOM_STREAM_PREFIX):
+            return queryset.filter(room__slug=value.removeprefix(ROOM_STREAM_PREFIX))
         return queryset
 
 
@@ -66,8 +92,8 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description="stream")
     def stream(self, message: Message) -> str:
         if message.room_id:
-            return f"room:{message.room.slug}"
-        return f"user:{message.recipient_id} ({message.recipient})"
+            return message.stream_name
+        return f"{message.stream_name} ({message.recipient})"
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -43,9 +43,6 @@ class ConnectionRegistry:
     def of_session(self, sid: str) -> list[LiveSocket]:
         return list(self._by_session.get(sid, ()))
 
-    def all(self) -> list[LiveSocket]:
-        return [s for sockets in self._by_session.values() for s in sockets]
-
     def count(self, user_id: int) -> int:
         return self._per_user.get(user_id, 0)
 

@@ -3,7 +3,7 @@
 `LocalChannelLayer` is Channels' in-memory layer without its quadratic fan-out:
 the stock one sweeps every channel and every group membership of the process
 for expired entries on EVERY `receive()`, so delivering one message to N
-sockets costs O(N²) (seconds for a room of 1,000). Here the sweep runs at most
+sockets costs O(N²). Here the sweep runs at most
 once a second; an expired message may be handed out up to a second late. Its
 `group_send` also puts the message straight into each member's queue instead
 of starting a task and making a deep copy per member.
@@ -59,9 +59,9 @@ class LocalChannelLayer(InMemoryChannelLayer):
         """One pass over the members, one copy of the message for them all.
 
         The stock version starts a task per member, each deep-copying the
-        message: 15-19 ms of a 1,000-member fan-out before the first delivery,
-        ~3 ms here. The copy keeps the sender's dict apart; the members share
-        it, so channel-layer events are read-only for consumers (ours are).
+        message, before the first delivery (figures in docs/architecture.md).
+        The copy keeps the sender's dict apart; the members share it, so
+        channel-layer events are read-only for consumers (ours are).
         A full member queue drops its copy, as the stock version does.
         """
         if not isinstance(message, dict):
@@ -114,9 +114,9 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         """A message for one of this process's channels, from its local queue.
 
         channels_redis's own `receive()` has every waiting consumer race for a
-        shared lock with two fresh tasks per message; one group message to
-        1,000 local sockets then costs ~0.2 ms per socket before any of them
-        runs. Here one reader task per process does channels_redis's
+        shared lock with two fresh tasks per message, so a group message to
+        many local sockets waits on all of them (docs/architecture.md). Here
+        one reader task per process does channels_redis's
         `receive_single()` (a group message arrives once, naming all its local
         channels) and each consumer only waits on its own queue.
         """

@@ -16,7 +16,3 @@ class JWTAuthMiddleware(BaseMiddleware):
         scope = dict(scope)
         scope["user"], scope["auth"] = await authenticate_scope(scope)
         return await self.inner(scope, receive, send)
-
-
-def JWTAuthMiddlewareStack(inner):
-    return JWTAuthMiddleware(inner)

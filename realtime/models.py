@@ -13,7 +13,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from realtime.protocol import ROOM_SLUG_PATTERN
+from realtime.protocol import (
+    ROOM_SLUG_PATTERN,
+    ROOM_STREAM_PREFIX,
+    USER_STREAM_PREFIX,
+)
 
 slug_validator = RegexValidator(
     rf"\A{ROOM_SLUG_PATTERN}\Z",
@@ -122,5 +126,11 @@ class Message(models.Model):
         ]
 
     def __str__(self) -> str:
-        stream = f"room:{self.room_id}" if self.room_id else f"user:{self.recipient_id}"
-        return f"{stream} #{self.seq}"
+        return f"{self.stream_name} #{self.seq}"
+
+    @property
+    def stream_name(self) -> str:
+        """`room:<slug>` or `user:<id>`, as a client names the stream."""
+        if self.room_id:
+            return f"{ROOM_STREAM_PREFIX}{self.room.slug}"
+        return f"{USER_STREAM_PREFIX}{self.recipient_id}"

@@ -83,3 +83,13 @@ class StreamEvent(StrEnum):
 
     MESSAGE = "stream.message"  # a stored message, its frame pre-serialized
     REVOKE = "stream.revoke"  # a right to read may have been lost: re-check
+
+
+class SessionEvent(StrEnum):
+    """Channel-layer event types of sessions, sent to `user.<id>` groups."""
+
+    # Not "session.revoked", the event of the per-session groups that came
+    # before: a process still running that version has no handler for this
+    # name and closes the socket 1011 (the client reconnects), rather than
+    # closing every socket of the user with 4403 (as if it were logged out).
+    REVOKED = "sessions.revoked"  # names its `sids`; a socket closes if named

@@ -8,21 +8,18 @@ with its frame already serialized, so fan-out costs no per-socket encoding.
 If the channel layer is down the message stays stored for replay.
 """
 
-import logging
 from dataclasses import dataclass
 
-from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
 
+from realtime.broadcast import agroup_send, group_send
 from realtime.messages import data_check, frame_text, message_frame
 from realtime.models import Message, Room, UserStream
 from realtime.protocol import StreamEvent
 from realtime.streams import Stream, room_stream, user_stream
 
-logger = logging.getLogger(__name__)
+LIVE_DELIVERY_FAILED = "message stored for replay, live delivery failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,24 +76,12 @@ def _published(message: Message, stream: Stream) -> Published:
 
 def fanout(published: Published) -> None:
     """Deliver live from sync code (best effort: the message is stored)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(published.group, published.event)
-    except Exception as exc:
-        logger.warning("message stored, live delivery failed: %s", type(exc).__name__)
+    group_send(published.group, published.event, fallback=LIVE_DELIVERY_FAILED)
 
 
 async def afanout(published: Published) -> None:
     """Deliver live from async code, on the caller's event loop."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        await layer.group_send(published.group, published.event)
-    except Exception as exc:
-        logger.warning("message stored, live delivery failed: %s", type(exc).__name__)
+    await agroup_send(published.group, published.event, fallback=LIVE_DELIVERY_FAILED)
 
 
 # --- the API -------------------------------------------------------------------
@@ -113,20 +98,4 @@ def publish_to_user(*, user, data, sender=None) -> Message:
     """Store on `user`'s private stream, then deliver after commit."""
     published = user_message_store(user=user, data=data, sender=sender)
     transaction.on_commit(lambda: fanout(published))
-    return published.message
-
-
-async def apublish_to_room(*, room: Room, sender, data) -> Message:
-    published = await database_sync_to_async(room_message_store)(
-        room=room, sender=sender, data=data
-    )
-    await afanout(published)
-    return published.message
-
-
-async def apublish_to_user(*, user, data, sender=None) -> Message:
-    published = await database_sync_to_async(user_message_store)(
-        user=user, data=data, sender=sender
-    )
-    await afanout(published)
     return published.message

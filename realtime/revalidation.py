@@ -7,17 +7,14 @@ user's right with realtime.permissions (or, for a deleted room, just drops it)
 and answers `unsubscribed` with reason `forbidden` when it is gone.
 """
 
-import logging
-
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
+from realtime.broadcast import group_send
 from realtime.groups import room_group, user_group
 from realtime.protocol import StreamEvent
 from realtime.streams import room_stream
 
-logger = logging.getLogger(__name__)
+NOT_DELIVERED = "access change not delivered: sockets keep the stream for now"
 
 
 def room_access_changed(*, slug: str, user_id: int | None = None, gone=False) -> None:
@@ -28,14 +25,4 @@ def room_access_changed(*, slug: str, user_id: int | None = None, gone=False) ->
         "stream": room_stream(slug).key,
         "gone": gone,
     }
-    transaction.on_commit(lambda: _send(group, event))
-
-
-def _send(group: str, event: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group, event)
-    except Exception as exc:  # sockets keep the stream until they resubscribe
-        logger.warning("access change not delivered: %s", type(exc).__name__)
+    transaction.on_commit(lambda: group_send(group, event, fallback=NOT_DELIVERED))

@@ -1,21 +1,11 @@
-"""Rooms and memberships: the writes behind the REST API, admin and demo data.
+"""Memberships: the writes behind the REST API and the demo data.
 
 Who may do what is decided in realtime.permissions; these only change rows.
-Live subscriptions are re-checked by realtime.signals after each change.
+Rooms are made and edited in the admin. Live subscriptions are re-checked by
+realtime.signals after every change, whoever makes it.
 """
 
 from realtime.models import Membership, Room
-
-
-def room_create(
-    *, slug: str, title: str = "", public: bool = False, owner=None
-) -> Room:
-    room = Room(slug=slug, title=title or slug, public=public)
-    room.full_clean()
-    room.save()
-    if owner is not None:
-        membership_create(user=owner, room=room, role=Membership.Role.OWNER)
-    return room
 
 
 def membership_create(
@@ -32,21 +22,3 @@ def membership_delete(*, user, room: Room) -> bool:
     """Leave or remove; False when there was no membership. Subscriptions end."""
     deleted, _ = Membership.objects.filter(user=user, room=room).delete()
     return bool(deleted)
-
-
-def room_update(
-    *, room: Room, title: str | None = None, public: bool | None = None
-) -> Room:
-    """Making a room private ends non-members' subscriptions (via the signal)."""
-    if title is not None:
-        room.title = title
-    if public is not None:
-        room.public = public
-    room.full_clean()
-    room.save()
-    return room
-
-
-def room_delete(*, room: Room) -> None:
-    """The room, its memberships and messages go; subscribers are told."""
-    room.delete()

@@ -1,11 +1,11 @@
-"""This process's view of which sessions are alive (docs/protocol.md §3 "Revocation").
+"""This process's view of which sessions are alive (docs/security.md).
 
-The handshake must check that the session is not revoked, and doing that with
-a database query every time costs ~40 % of handshake throughput on daphne
-(PEERS.md). So verified sessions are remembered, and a watcher polls the
-revocation log every `AUTHSOCKET_REVOCATION_POLL` seconds: it forgets revoked
-sessions, refuses their new handshakes and closes this process's sockets of
-them, whether or not a channel-layer message arrived.
+Asking the database at every handshake would cost a large share of handshake
+throughput (docs/architecture.md), so verified sessions are remembered, and a
+watcher polls the revocation log every `AUTHSOCKET_REVOCATION_POLL` seconds:
+it forgets revoked sessions, refuses their new handshakes and reports them to
+its listeners (realtime.revocation closes this process's sockets), whether or
+not a channel-layer message arrived. The guard decides; it never sends.
 
 The same poll also learns the sessions that logged in or refreshed since its
 last look (at start: within one access-token lifetime, the only ones that can
@@ -18,7 +18,7 @@ never delays the poll (which would make the cache untrusted and the burst worse)
 The memory is trusted only while the watcher is healthy: an entry is used only
 if the last successful poll STARTED less than `TRUST_WINDOW` ago. A revocation
 committed at T is therefore seen by every poll started after T, and a cached
-answer is never older than that — at T + 1 s every handshake refuses it. When
+answer is never older than that: from T + 1 s every handshake refuses it. When
 the database is unreachable, polls fail, the trust lapses, and every check goes
 to the database (and is refused).
 """
@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,17 +37,16 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from accounts.selectors import (
+    Refusal,
     revocations_since,
-    session_accepts,
+    session_refusal,
     sessions_by_sid,
     sessions_used_since,
 )
-from realtime.connections import registry
-from realtime.protocol import CloseCode
 
 logger = logging.getLogger(__name__)
 
-TRUST_WINDOW = 0.9  # seconds; < 1 s so docs/protocol.md §3's bound holds
+TRUST_WINDOW = 0.9  # seconds; < 1 s so the protocol's one-second bound holds
 ENTRY_TTL = 30.0  # re-read user fields (username) at least this often
 CLOCK_MARGIN = timedelta(seconds=5)  # commit lag and clock skew between processes
 REVOKED_MEMORY = 120.0  # seconds a revoked sid is refused without asking the database
@@ -75,7 +75,14 @@ def _in_fresh_connection(function, *args):
 
 
 class SessionRefused(Exception):
-    """The session is revoked, expired, of another user, or its user inactive."""
+    """The session cannot be used; `reason` (also the message) says why."""
+
+    def __init__(self, reason: Refusal):
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+RevokedListener = Callable[[list[str]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,7 @@ class SessionGuard:
         # One thread for polls and one for lookups: neither waits for the other.
         self._poll_thread = ThreadPoolExecutor(1, thread_name_prefix="guard-poll")
         self._lookup_thread = ThreadPoolExecutor(1, thread_name_prefix="guard-lookup")
+        self._listeners: list[RevokedListener] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -108,16 +116,28 @@ class SessionGuard:
         """The session's user if the session is live; else `SessionRefused`."""
         self._ensure_watching()
         if sid in self._revoked:
-            raise SessionRefused("revoked")
+            raise SessionRefused(Refusal.REVOKED)
         now = time.monotonic()
         entry = self._verified.get(sid)
         if entry is None or not self._trusted(entry, now):
             entry = await self._lookup(sid)
         if sid in self._revoked:  # revoked while we were looking
-            raise SessionRefused("revoked")
-        if entry is None or entry.user.pk != user_id or entry.expires_at <= time.time():
-            raise SessionRefused("revoked")
+            raise SessionRefused(Refusal.REVOKED)
+        if isinstance(entry, Refusal):
+            raise SessionRefused(entry)
+        if entry.user.pk != user_id:
+            raise SessionRefused(Refusal.WRONG_USER)
+        if entry.expires_at <= time.time():
+            raise SessionRefused(Refusal.EXPIRED)
         return entry.user
+
+    def subscribe(self, listener: RevokedListener) -> None:
+        """Call `await listener(sids)` with the revoked sessions each poll reads.
+
+        Whoever revoked them, here or elsewhere; kept across resets.
+        """
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
     def is_revoked(self, sid: str) -> bool:
         return sid in self._revoked
@@ -138,7 +158,7 @@ class SessionGuard:
 
     # --- batched lookups ---------------------------------------------------
 
-    async def _lookup(self, sid: str) -> VerifiedSession | None:
+    async def _lookup(self, sid: str) -> VerifiedSession | Refusal:
         """Ask the database, sharing one query with concurrent handshakes."""
         future = self._pending.get(sid)
         if future is None:
@@ -175,9 +195,12 @@ class SessionGuard:
             if not future.done():
                 future.set_result(entry)
 
-    def _remember(self, sid: str, session, now: float) -> VerifiedSession | None:
-        if session is None or not session_accepts(session, user_id=session.user_id):
-            return None
+    def _remember(self, sid: str, session, now: float) -> VerifiedSession | Refusal:
+        if session is None:
+            return Refusal.UNKNOWN
+        refusal = session_refusal(session, user_id=session.user_id)
+        if refusal is not None:
+            return refusal
         if len(self._verified) >= MAX_ENTRIES:
             self._verified.clear()
         entry = VerifiedSession(session.user, session.expires_at.timestamp(), now)
@@ -253,11 +276,13 @@ class SessionGuard:
         for sid in sids:
             self._revoked.setdefault(sid, now)
             self._verified.pop(sid, None)
-            for socket in registry.of_session(sid):
-                try:
-                    await socket.close_for(CloseCode.REVOKED)
-                except Exception:  # one broken socket must not spare the others
-                    logger.exception("closing a revoked socket failed")
+        if not sids:
+            return
+        for listener in self._listeners:
+            try:
+                await listener(sids)
+            except Exception:  # the poll must outlive any one listener
+                logger.exception("a revocation listener failed")
 
     async def stop(self) -> None:
         """Cancel the watcher (tests, shutdown)."""

@@ -4,6 +4,7 @@ Who may do what comes from realtime.permissions: a room the user may not see
 is a 404 whether or not it exists; a visible room he may not post in is 403.
 """
 
+from django.contrib.auth import get_user_model
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
@@ -11,7 +12,6 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
 from realtime import services
 from realtime.messages import message_frame
 from realtime.permissions import Access, Action, Decision, may_notify, room_access
@@ -126,7 +126,7 @@ class UserNotifyView(APIView):
     @extend_schema(request=PublishSerializer, responses={201: MessageSerializer})
     def post(self, request, user_id: int):
         """Store a server notification on that user's stream and deliver it live."""
-        user = User.objects.filter(pk=user_id).first()
+        user = get_user_model().objects.filter(pk=user_id).first()
         if user is None:
             raise Http404
         message = publish_to_user(user=user, data=published_data(request), sender=None)

@@ -39,6 +39,12 @@ def test_user_page_shows_the_sessions_inline(admin_client, alice, open_session):
     assert tokens.session.sid in response.content.decode()
 
 
+def test_login_sessions_are_not_named_like_djangos_sessions(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    assert "Login sessions" in index
+    assert ">Sessions<" not in index
+
+
 def test_revoke_action_revokes_the_users_sessions(
     admin_client, alice, bob, open_session
 ):

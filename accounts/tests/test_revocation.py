@@ -279,3 +279,44 @@ async def test_password_hash_upgrade_at_login_revokes_nothing(
     assert await still_open(socket)
     assert not await db(SessionRevocation.objects.exists)
     await socket.disconnect()
+
+
+async def test_async_password_check_upgrades_the_hash_without_revoking(
+    alice, open_session, settings
+):
+    await db(open_session, alice)
+    settings.PASSWORD_HASHERS = [
+        f"{__name__}.FastPBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    user = await User.objects.aget(pk=alice.pk)
+    assert await user.acheck_password(alice.raw_password)
+    stored = await db(lambda: User.objects.get(pk=alice.pk).password)
+    assert stored.startswith("pbkdf2_fast_test$")
+    assert not await db(SessionRevocation.objects.exists)
+
+
+def test_revocation_is_announced_once_after_commit(alice, bob, open_session):
+    """accounts only announces: `(sid, user_id)` pairs and the logged time."""
+    from django.db import transaction
+
+    from accounts.signals import sessions_revoked
+
+    heard = []
+
+    def listener(sender, **kwargs):
+        heard.append(kwargs)
+
+    alices = [open_session(alice).session.sid for _ in range(2)]
+    open_session(bob)
+    sessions_revoked.connect(listener)
+    try:
+        with transaction.atomic():
+            user_sessions_revoke(user_id=alice.pk, reason="test")
+            assert heard == []  # not before the rows are visible to others
+    finally:
+        sessions_revoked.disconnect(listener)
+    assert len(heard) == 1
+    assert sorted(heard[0]["revoked"]) == sorted((sid, alice.pk) for sid in alices)
+    logged = set(SessionRevocation.objects.values_list("revoked_at", flat=True))
+    assert logged == {heard[0]["revoked_at"]}

@@ -7,8 +7,9 @@ import pytest
 from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
+from realtime.models import Room
 from realtime.protocol import ServerFrame
-from realtime.services import membership_create, room_create
+from realtime.services import membership_create
 
 TIMEOUT = 5
 
@@ -28,7 +29,7 @@ def rooms(alice, bob, carol):
         ("team", False, [alice, bob]),
         ("secret", False, [bob]),
     ]:
-        made[slug] = room_create(slug=slug, title=slug.title(), public=public)
+        made[slug] = Room.objects.create(slug=slug, title=slug.title(), public=public)
         for user in members:
             membership_create(user=user, room=made[slug])
     return made

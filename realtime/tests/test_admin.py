@@ -51,6 +51,13 @@ def test_messages_are_read_only_and_filter_by_stream(admin_client, alice, rooms)
     assert Message.objects.get(pk=message.pk).data == message.data
 
 
+def test_a_message_is_named_after_its_stream_as_clients_name_it(alice, rooms):
+    room_message = publish_to_room(room=rooms["team"], sender=alice, data=1)
+    user_message = publish_to_user(user=alice, data=2)
+    assert str(Message.objects.get(pk=room_message.pk)) == "room:team #1"
+    assert str(user_message) == f"user:{alice.pk} #1"
+
+
 @pytest.mark.asyncio
 async def test_unticking_public_in_the_admin_ends_non_member_subscriptions(
     admin_client, connect, carol, rooms

@@ -12,9 +12,15 @@ from django.db import connection
 
 from realtime.messages import InvalidData
 from realtime.models import Message
-from realtime.publish import publish_to_room, publish_to_user, room_message_store
+from realtime.publish import (
+    publish_to_room,
+    publish_to_user,
+    room_message_store,
+    user_message_store,
+)
 from realtime.selectors import messages_after
 from realtime.streams import room_stream
+from realtime.tests.sockets import db
 from tests.servers import PROJECT, PYTHON, manage, server_env
 from tests.services import postgres_database
 
@@ -77,6 +83,7 @@ READER_SCRIPT = """
 import json, time
 from realtime.selectors import messages_after
 from realtime.streams import room_stream
+from realtime.tests.sockets import db
 seen, last, deadline = [], 0, time.monotonic() + {deadline}
 while len(seen) < {total} and time.monotonic() < deadline:
     for m in messages_after(stream=room_stream("team"), after=last, limit=50):
@@ -133,7 +140,7 @@ def test_message_is_stored_when_the_channel_layer_is_down(
         async def group_send(self, group, message):
             raise ConnectionError("layer down")
 
-    monkeypatch.setattr("realtime.publish.get_channel_layer", lambda: BrokenLayer())
+    monkeypatch.setattr("realtime.broadcast.get_channel_layer", lambda: BrokenLayer())
     message = publish_to_room(room=rooms["team"], sender=alice, data="kept")
     assert Message.objects.get(pk=message.pk).data == "kept"
     assert "live delivery failed" in caplog.text
@@ -164,17 +171,22 @@ def test_data_storage_cannot_hold_is_refused_before_numbering(alice, rooms, data
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-async def test_async_api_stores_then_delivers_live(alice, rooms):
-    from realtime.publish import apublish_to_room, apublish_to_user
+async def test_async_fanout_delivers_what_was_stored(alice, rooms):
+    """The consumer's path: store on the sync thread, fan out on the loop."""
+    from realtime.publish import afanout
     from realtime.tests.conftest import TIMEOUT
 
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add("room.team", channel)
     await layer.group_add(f"user.{alice.pk}", channel)
-    room_message = await apublish_to_room(room=rooms["team"], sender=alice, data="r")
-    user_message = await apublish_to_user(user=alice, data="u")
-    assert (room_message.seq, user_message.seq) == (1, 1)
+    stored = [
+        await db(room_message_store, room=rooms["team"], sender=alice, data="r"),
+        await db(user_message_store, user=alice, data="u"),
+    ]
+    for published in stored:
+        await afanout(published)
+    assert [published.message.seq for published in stored] == [1, 1]
     first = await asyncio.wait_for(layer.receive(channel), TIMEOUT)
     second = await asyncio.wait_for(layer.receive(channel), TIMEOUT)
     assert [(e["stream"], json.loads(e["text"])["data"]) for e in (first, second)] == [

@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from accounts.models import AuthSession, SessionRevocation
 from accounts.revocation import session_revoke
+from accounts.selectors import Refusal
 from realtime import session_guard
 from realtime.consumers import StreamConsumer
 from realtime.protocol import CloseCode
-from realtime.session_guard import guard
+from realtime.session_guard import SessionRefused, guard
 from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -237,4 +238,66 @@ async def test_revocation_inside_a_long_outer_transaction_is_seen_after_commit(
 
     await db(revoke_in_an_outer_transaction)
     await guard.poll_once()
+    assert guard.is_revoked(tokens.session.sid)
+
+
+def _expire(session: AuthSession) -> None:
+    AuthSession.objects.filter(pk=session.pk).update(expires_at=timezone.now())
+
+
+def _deactivate_quietly(session: AuthSession) -> None:
+    """`update()` fires no signal: the session stays, its user is inactive."""
+    type(session.user).objects.filter(pk=session.user_id).update(is_active=False)
+
+
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (revoke_as_another_process, Refusal.REVOKED),
+        (_expire, Refusal.EXPIRED),
+        (_deactivate_quietly, Refusal.USER_INACTIVE),
+        (AuthSession.delete, Refusal.UNKNOWN),
+    ],
+)
+async def test_a_refusal_says_what_happened(alice, open_session, spoil, reason):
+    tokens = await db(open_session, alice)
+    await db(spoil, tokens.session)
+    with pytest.raises(SessionRefused) as refused_with:
+        await guard.check(sid=tokens.session.sid, user_id=alice.pk)
+    assert refused_with.value.reason == reason
+
+
+async def test_a_session_of_another_user_is_refused_as_such(alice, bob, open_session):
+    tokens = await db(open_session, alice)
+    with pytest.raises(SessionRefused) as refused_with:
+        await guard.check(sid=tokens.session.sid, user_id=bob.pk)
+    assert refused_with.value.reason == Refusal.WRONG_USER
+
+
+async def test_the_refusal_log_names_the_reason(ws, alice, open_session, caplog):
+    tokens = await db(open_session, alice)
+    await db(_expire, tokens.session)
+    with caplog.at_level(logging.INFO):
+        assert await refused(ws(f"token={tokens.access}"))
+    assert "websocket refused: session refused: expired" in caplog.text
+
+
+async def test_a_failing_listener_spares_the_others_and_the_poll(
+    alice, open_session, monkeypatch
+):
+    tokens = await db(open_session, alice)
+    heard = []
+
+    async def failing(sids):
+        raise RuntimeError("listener bug")
+
+    async def recording(sids):
+        heard.append(sids)
+
+    monkeypatch.setattr(guard, "_listeners", [])
+    guard.subscribe(failing)
+    guard.subscribe(recording)
+    await db(revoke_as_another_process, tokens.session)
+    await guard.poll_once()
+    assert heard == [[tokens.session.sid]]
     assert guard.is_revoked(tokens.session.sid)

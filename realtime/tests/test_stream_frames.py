@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 from realtime.groups import room_group
 from realtime.models import Membership
 from realtime.publish import publish_to_room, publish_to_user
-from realtime.services import membership_delete, room_delete, room_update
+from realtime.services import membership_delete
 from realtime.tests.conftest import TIMEOUT, db, send, subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -224,7 +224,8 @@ async def test_room_made_private_ends_non_members_only(
     b, c = await connect(bob), await connect(carol)
     await subscribe(b, "room:plaza")  # bob is a member
     await subscribe(c, "room:plaza")  # carol reads it because it is public
-    await db(room_update, room=rooms["plaza"], public=False)
+    rooms["plaza"].public = False
+    await db(rooms["plaza"].save)  # as the admin does
     assert await c.receive_json_from(timeout=TIMEOUT) == {
         "type": "unsubscribed",
         "stream": "room:plaza",
@@ -240,7 +241,7 @@ async def test_deleted_room_ends_every_subscription(connect, alice, bob, rooms):
     a, b = await connect(alice), await connect(bob)
     await subscribe(a, "room:team")
     await subscribe(b, "room:team")
-    await db(room_delete, room=rooms["team"])
+    await db(rooms["team"].delete)  # as the admin does
     for communicator in (a, b):
         assert await communicator.receive_json_from(timeout=TIMEOUT) == {
             "type": "unsubscribed",

@@ -1,9 +1,9 @@
 """`manage.py notify <username> <text>` (docs/protocol.md §5)."""
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import User
 from realtime.publish import publish_to_user
 
 
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("text")
 
     def handle(self, *args, username: str, text: str, **options):
-        user = User.objects.filter(username=username).first()
+        user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
         message = publish_to_user(user=user, data={"text": text})
