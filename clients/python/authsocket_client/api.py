@@ -172,6 +172,16 @@ class ApiClient:
             "POST", f"/api/rooms/{path_segment(slug)}/messages", body={"data": data}
         )
 
+    async def room_messages(
+        self, slug: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A room's history, oldest first (without `after`: the latest `limit`)."""
+        return await self.request(
+            "GET",
+            f"/api/rooms/{path_segment(slug)}/messages",
+            params={"after": after, "limit": limit},
+        )
+
     async def stream_messages(
         self, stream: str, *, after: int | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:

@@ -225,7 +225,7 @@ def show_token(args: argparse.Namespace, store: FileTokenStore) -> int:
     if isinstance(claims.get("exp"), int | float):
         left = claims["exp"] - time.time()
         verdict = (
-            f"{_duration(left)} left" if left > 0 else f"expired {_duration(-left)} ago"
+            _duration(left) if left > 0 else f"none, expired {_duration(-left)} ago"
         )
         print(f"time left: {verdict} (by this machine's clock)")
     return 0
