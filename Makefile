@@ -14,12 +14,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
+# The Python client (clients/python) is installed editable: the README's
+# example and the tests import it.
+CLIENT := clients/python
+
+$(VENV)/.installed: requirements.txt $(CLIENT)/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -e $(CLIENT)
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(CLIENT)/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e $(CLIENT)
 	touch $@ $(VENV)/.installed
 
 ## install: create .venv with the runtime dependencies
@@ -63,7 +69,7 @@ COMPAT_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python
 	$(shell command -v python3.13 2>/dev/null))
 COMPAT_VENV := .venv-compat
 
-$(COMPAT_VENV)/.installed: requirements.txt requirements-dev.txt
+$(COMPAT_VENV)/.installed: requirements.txt requirements-dev.txt $(CLIENT)/pyproject.toml
 	@test -n "$(COMPAT_PYTHON)" || { echo "test-compat needs Python 3.13: set COMPAT_PYTHON=/path/to/python3.13" >&2; exit 1; }
 	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
 	@# requirements.txt pins the Django 5.2 LTS line: swap in Django 6 only.
@@ -71,6 +77,7 @@ $(COMPAT_VENV)/.installed: requirements.txt requirements-dev.txt
 	echo 'Django>=6.0,<7' >> $(COMPAT_VENV)/runtime.txt
 	sed -e 's#^-r requirements.txt#-r runtime.txt#' requirements-dev.txt > $(COMPAT_VENV)/dev.txt
 	$(COMPAT_VENV)/bin/pip install --quiet -r $(COMPAT_VENV)/dev.txt
+	$(COMPAT_VENV)/bin/pip install --quiet -e $(CLIENT)
 	touch $@
 
 test-compat: $(COMPAT_VENV)/.installed

@@ -1,0 +1,205 @@
+"""The user side of the HTTP API: login, refresh with rotation, ticket, calls.
+
+One `ApiClient` per session. It keeps its tokens in a `TokenStore` shared
+with every socket it opens (and, with a file store, with other processes), so
+whoever refreshes first makes the new pair everyone's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from authsocket_client.errors import CredentialsRejected, TokenRotated
+from authsocket_client.http import NO_BODY, HttpSession, path_segment
+from authsocket_client.protocol import DEFAULT_URL
+from authsocket_client.tokens import MemoryTokenStore, Tokens, TokenStore
+
+if TYPE_CHECKING:
+    from authsocket_client.socket import AuthSocket
+
+# How long a refresh that lost the race (`token_rotated`) waits for the
+# winner's tokens to show up in the store (another process writes them).
+ROTATED_WAIT = 3.0
+ROTATED_POLL = 0.05
+
+
+class ApiClient:
+    """A signed-in user's HTTP client; also the factory of its sockets."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        store: TokenStore | None = None,
+        timeout: float = 10.0,
+    ):
+        self.url = url.rstrip("/")
+        self.store: TokenStore = store if store is not None else MemoryTokenStore()
+        self.http = HttpSession(self.url, timeout=timeout)
+        self._refresh_lock = asyncio.Lock()
+        self.refreshes = 0  # refreshes this client made itself
+        self.rotated = 0  # refreshes answered `token_rotated`, settled by the store
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # --- tokens ---------------------------------------------------------------
+
+    @property
+    def tokens(self) -> Tokens | None:
+        return self.store.load()
+
+    def _current(self) -> Tokens:
+        tokens = self.store.load()
+        if tokens is None:
+            raise CredentialsRejected("not_authenticated", "sign in first")
+        return tokens
+
+    async def login(self, username: str, password: str) -> Tokens:
+        """Sign in with a password; the new session's tokens go to the store."""
+        body = await self.http.call(
+            "POST", "/api/auth/login", body={"username": username, "password": password}
+        )
+        tokens = Tokens.from_answer(body)
+        self.store.save(tokens)
+        return tokens
+
+    async def refresh(self) -> Tokens:
+        """Rotate the refresh token; one refresh at a time per client.
+
+        A caller that waited while another refreshed gets that result. A
+        `token_rotated` answer means another holder of the store (a socket, a
+        process) won the race: its newer tokens are taken from the store.
+        """
+        before = self._current()
+        async with self._refresh_lock:
+            tokens = self._current()
+            if tokens.refresh != before.refresh:
+                return tokens  # refreshed while we waited for the lock
+            if not tokens.refresh:
+                raise CredentialsRejected("not_authenticated", "no refresh token held")
+            try:
+                body = await self.http.call(
+                    "POST", "/api/auth/refresh", body={"refresh": tokens.refresh}
+                )
+            except TokenRotated:
+                newer = await self._newer_in_store(tokens.refresh)
+                if newer is None:
+                    raise
+                self.rotated += 1
+                return newer
+            fresh = Tokens.from_answer(body)
+            if fresh.user is None and tokens.user is not None:
+                fresh = dataclasses.replace(fresh, user=tokens.user)
+            self.store.save(fresh)
+            self.refreshes += 1
+            return fresh
+
+    async def _newer_in_store(self, used: str) -> Tokens | None:
+        """The winner's tokens once they are saved (polled: another process writes)."""
+        deadline = time.monotonic() + ROTATED_WAIT
+        while True:
+            tokens = self.store.load()
+            if tokens is not None and tokens.refresh != used:
+                return tokens
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(ROTATED_POLL)
+
+    async def fresh_tokens(
+        self, *, min_remaining: float = 0.0, not_this: str | None = None
+    ) -> Tokens:
+        """Tokens whose access token lives `min_remaining` more seconds and is not `not_this`."""
+        tokens = self._current()
+        if tokens.remaining() >= min_remaining and tokens.access != not_this:
+            return tokens
+        return await self.refresh()
+
+    # --- calls ----------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = NO_BODY,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """An authenticated call; an expired access token is refreshed once."""
+        for attempt in range(2):
+            tokens = self._current()
+            try:
+                return await self.http.call(
+                    method,
+                    path,
+                    body=body,
+                    params=params,
+                    headers={"Authorization": f"Bearer {tokens.access}"},
+                )
+            except Exception as exc:
+                if attempt or getattr(exc, "code", None) != "token_expired":
+                    raise
+                await self.fresh_tokens(not_this=tokens.access)
+        raise AssertionError("unreachable")
+
+    async def me(self) -> dict[str, Any]:
+        return await self.request("GET", "/api/me")
+
+    async def ticket(self) -> str:
+        """A one-time ticket for the WebSocket URL (keeps the JWT out of URLs)."""
+        return (await self.request("POST", "/api/auth/ticket"))["ticket"]
+
+    async def logout(self) -> None:
+        """Revoke this session on the server and forget its tokens."""
+        await self.request("POST", "/api/auth/logout")
+        self.store.save(None)
+
+    async def rooms(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "/api/rooms")
+
+    async def room_post(self, slug: str, data: Any) -> dict[str, Any]:
+        """Store a message in a room over HTTP; answers the stored message."""
+        return await self.request(
+            "POST", f"/api/rooms/{path_segment(slug)}/messages", body={"data": data}
+        )
+
+    async def room_messages(
+        self, slug: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A room's history, oldest first (without `after`: the latest `limit`)."""
+        return await self.request(
+            "GET",
+            f"/api/rooms/{path_segment(slug)}/messages",
+            params={"after": after, "limit": limit},
+        )
+
+    async def stream_messages(
+        self, stream: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """History of any stream that keeps it, oldest first."""
+        return await self.request(
+            "GET",
+            f"/api/streams/{path_segment(stream)}/messages",
+            params={"after": after, "limit": limit},
+        )
+
+    async def stream_presence(self, stream: str) -> dict[str, Any]:
+        """Who is subscribed to `stream` now, on every server process."""
+        return await self.request(
+            "GET", f"/api/streams/{path_segment(stream)}/presence"
+        )
+
+    def socket(self, **options: Any) -> AuthSocket:
+        """A reconnecting socket of this session (see `AuthSocket` for options)."""
+        from authsocket_client.socket import AuthSocket
+
+        return AuthSocket(self, **options)

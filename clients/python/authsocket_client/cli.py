@@ -1,0 +1,293 @@
+"""A command line for people, like wscat for this protocol.
+
+    python -m authsocket_client login --username alice
+    python -m authsocket_client listen room:lobby
+    python -m authsocket_client publish room:lobby '{"text": "hi"}'
+    python -m authsocket_client presence room:lobby
+    python -m authsocket_client token
+
+Tokens are kept in a file (mode 0600), by default
+~/.config/authsocket/tokens.json, one entry per server URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from authsocket_client.api import ApiClient
+from authsocket_client.errors import ApiError, AuthSocketError, CredentialsRejected
+from authsocket_client.presence import PresenceEvent
+from authsocket_client.protocol import DEFAULT_URL, TRANSPORTS
+from authsocket_client.socket import Message, Unsubscribed
+from authsocket_client.tokens import FileTokenStore, default_token_path, jwt_parts
+
+UNVERIFIED = (
+    "NOT verified: this tool holds no key, so it cannot check the signature "
+    "(the server does); trust nothing below"
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m authsocket_client", description=__doc__.split("\n\n")[0]
+    )
+    top.add_argument(
+        "--url",
+        default=os.environ.get("AUTHSOCKET_URL", DEFAULT_URL),
+        help=f"the server (default {DEFAULT_URL}, or $AUTHSOCKET_URL)",
+    )
+    top.add_argument(
+        "--tokens",
+        type=Path,
+        default=None,
+        help=f"token file (default {default_token_path()})",
+    )
+    commands = top.add_subparsers(dest="command", required=True)
+
+    login = commands.add_parser("login", help="sign in and save the tokens")
+    login.add_argument("--username", help="prompted for when missing")
+    login.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else $AUTHSOCKET_PASSWORD, else a prompt)",
+    )
+    commands.add_parser("logout", help="revoke this session and forget its tokens")
+    commands.add_parser("me", help="who the saved tokens belong to")
+
+    listen = commands.add_parser(
+        "listen", help="print messages and presence as they come; reconnects by itself"
+    )
+    listen.add_argument("streams", nargs="+", metavar="STREAM")
+    listen.add_argument(
+        "--since", type=int, default=None, help="replay stored messages after this id"
+    )
+    presence = listen.add_mutually_exclusive_group()
+    presence.add_argument(
+        "--presence",
+        dest="presence",
+        action="store_true",
+        default=None,
+        help="ask for presence (default: on for room: streams)",
+    )
+    presence.add_argument("--no-presence", dest="presence", action="store_false")
+    listen.add_argument("--json", action="store_true", help="one JSON object a line")
+    listen.add_argument("--transport", choices=TRANSPORTS, default="header")
+
+    publish = commands.add_parser("publish", help="publish JSON data to a stream")
+    publish.add_argument("stream")
+    publish.add_argument("data", help='JSON, e.g. \'{"text": "hi"}\'')
+    publish.add_argument("--transport", choices=TRANSPORTS, default="header")
+
+    who = commands.add_parser("presence", help="who is on a stream now")
+    who.add_argument("stream")
+
+    token = commands.add_parser(
+        "token", help="show a token's claims and time left (without verifying it)"
+    )
+    token.add_argument(
+        "token", nargs="?", help="a JWT (default: the saved access token)"
+    )
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    store = FileTokenStore(args.tokens or default_token_path(), args.url)
+    if args.command == "token":
+        return show_token(args, store)
+    try:
+        return asyncio.run(COMMANDS[args.command](args, store))
+    except KeyboardInterrupt:
+        return 130
+    except CredentialsRejected as exc:
+        print(f"error: {exc} — sign in again: login", file=sys.stderr)
+        return 1
+    except AuthSocketError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+async def cmd_login(args: argparse.Namespace, store: FileTokenStore) -> int:
+    username = args.username or input("username: ")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = os.environ.get("AUTHSOCKET_PASSWORD") or getpass.getpass()
+    async with ApiClient(args.url, store=store) as api:
+        tokens = await api.login(username, password)
+    user = tokens.user or {}
+    print(
+        f"signed in as {user.get('username')} (user {user.get('id')}); "
+        f"tokens saved to {store.path} (mode 0600)"
+    )
+    return 0
+
+
+async def cmd_logout(args: argparse.Namespace, store: FileTokenStore) -> int:
+    async with ApiClient(args.url, store=store) as api:
+        await api.logout()
+    print("signed out; tokens removed")
+    return 0
+
+
+async def cmd_me(args: argparse.Namespace, store: FileTokenStore) -> int:
+    async with ApiClient(args.url, store=store) as api:
+        print(json.dumps(await api.me(), indent=2))
+    return 0
+
+
+async def cmd_listen(args: argparse.Namespace, store: FileTokenStore) -> int:
+    show = _json_line if args.json else _human_line
+
+    def on_state(state: str, reason: str) -> None:
+        print(f"[{state}] {reason}", file=sys.stderr, flush=True)
+
+    async with ApiClient(args.url, store=store) as api:
+        socket = api.socket(transport=args.transport, on_state=on_state)
+        socket.start()
+        try:
+            for stream in args.streams:
+                presence = (
+                    stream.startswith("room:")
+                    if args.presence is None
+                    else args.presence
+                )
+                await socket.subscribe(stream, since=args.since, presence=presence)
+            async for event in socket:
+                print(show(event), flush=True)
+        finally:
+            await socket.close()
+    return 0
+
+
+async def cmd_publish(args: argparse.Namespace, store: FileTokenStore) -> int:
+    try:
+        data = json.loads(args.data)
+    except ValueError as exc:
+        print(f"error: DATA must be JSON ({exc})", file=sys.stderr)
+        return 2
+    async with (
+        ApiClient(args.url, store=store) as api,
+        api.socket(transport=args.transport) as socket,
+    ):
+        message_id = await socket.publish(args.stream, data)
+    print(f"published {args.stream} #{message_id}")
+    return 0
+
+
+async def cmd_presence(args: argparse.Namespace, store: FileTokenStore) -> int:
+    async with ApiClient(args.url, store=store) as api:
+        try:
+            snapshot = await api.stream_presence(args.stream)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            print(
+                f"no presence for {args.stream}: hidden, unknown, without presence, "
+                "or a server without presence",
+                file=sys.stderr,
+            )
+            return 1
+    print(_human_line(_snapshot_event(args.stream, snapshot)))
+    return 0
+
+
+def show_token(args: argparse.Namespace, store: FileTokenStore) -> int:
+    source = "given on the command line"
+    token = args.token
+    if token is None:
+        tokens = store.load()
+        if tokens is None:
+            print(f"no saved tokens for {store.url} in {store.path}", file=sys.stderr)
+            return 1
+        token, source = tokens.access, f"saved for {store.url}"
+    try:
+        header, claims = jwt_parts(token)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"access token {source}")
+    print(f"signature: {UNVERIFIED}")
+    print(f"header: {json.dumps(header)}")
+    for name, value in claims.items():
+        shown = _when(value) if name in ("exp", "iat", "nbf") else json.dumps(value)
+        print(f"  {name}: {shown}")
+    if isinstance(claims.get("exp"), int | float):
+        left = claims["exp"] - time.time()
+        verdict = (
+            _duration(left) if left > 0 else f"none, expired {_duration(-left)} ago"
+        )
+        print(f"time left: {verdict} (by this machine's clock)")
+    return 0
+
+
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "login": cmd_login,
+    "logout": cmd_logout,
+    "me": cmd_me,
+    "listen": cmd_listen,
+    "publish": cmd_publish,
+    "presence": cmd_presence,
+}
+
+
+# --- output ----------------------------------------------------------------------
+
+
+def _human_line(event: Any) -> str:
+    if isinstance(event, Message):
+        sender = (event.sender or {}).get("username") or "server"
+        replay = " (replay)" if event.replay else ""
+        return f"{event.stream} #{event.id}{replay} {sender}: {json.dumps(event.data)}"
+    if isinstance(event, PresenceEvent):
+        if event.kind == "snapshot":
+            names = ", ".join(str(u.get("username")) for u in event.users)
+            return f"{event.stream} present ({event.count}): {names}"
+        sign = "+" if event.kind == "join" else "-"
+        return f"{event.stream} {sign} {(event.user or {}).get('username')} ({event.count} present)"
+    if isinstance(event, Unsubscribed):
+        return f"{event.stream} unsubscribed by the server: {event.reason}"
+    return repr(event)
+
+
+def _json_line(event: Any) -> str:
+    if isinstance(event, Message):
+        kind = "message"
+    elif isinstance(event, PresenceEvent):
+        kind = f"presence.{event.kind}"
+    else:
+        kind = "unsubscribed"
+    return json.dumps({"event": kind, **event.__dict__}, default=list)
+
+
+def _snapshot_event(stream: str, snapshot: dict[str, Any]) -> PresenceEvent:
+    users = tuple(u for u in snapshot.get("users") or () if isinstance(u, dict))
+    return PresenceEvent(
+        stream, "snapshot", None, users, snapshot.get("count", len(users)), True
+    )
+
+
+def _when(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return json.dumps(value)
+    stamp = datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    return f"{value} ({stamp})"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {seconds}s"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"

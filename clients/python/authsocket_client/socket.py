@@ -1,0 +1,744 @@
+"""One authenticated, multiplexed WebSocket that keeps itself alive.
+
+`AuthSocket` opens `/ws/` with the session's access token, renews the token
+in band (an `auth` frame) before it expires, and after any drop reconnects
+with capped exponential backoff and jitter, then subscribes every stream
+again with `since` = the last id it delivered. Close codes are handled as
+docs/protocol.md says; a refused handshake is explained by asking the HTTP
+API, so dead credentials stop the socket instead of looping.
+
+Events (messages, presence, lost subscriptions) come out of one async
+iterator. Ids of a stream are checked, not trusted: a duplicate is dropped
+but counted in `stats.duplicates` and logged, a gap is counted in
+`stats.gaps`, so a server bug stays visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from authsocket_client.api import ApiClient
+from authsocket_client.backoff import Backoff
+from authsocket_client.errors import (
+    AuthSocketError,
+    ConnectionStopped,
+    CredentialsRejected,
+    Disconnected,
+    FrameError,
+    NetworkError,
+)
+from authsocket_client.presence import PresenceEvent, PresenceView
+from authsocket_client.protocol import (
+    SUBPROTOCOL,
+    TOKEN_SUBPROTOCOL_PREFIX,
+    TRANSPORTS,
+    USER_STREAM,
+    CloseCode,
+)
+from authsocket_client.tokens import Tokens
+
+logger = logging.getLogger("authsocket_client")
+
+
+class State:
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A stored message of a stream, live or replayed."""
+
+    stream: str
+    id: int
+    data: Any
+    sender: dict[str, Any] | None
+    ts_ms: int | None
+    replay: bool
+
+    @classmethod
+    def from_frame(cls, frame: dict[str, Any]) -> Message:
+        return cls(
+            stream=frame["stream"],
+            id=frame["id"],
+            data=frame.get("data"),
+            sender=frame.get("sender"),
+            ts_ms=frame.get("ts_ms"),
+            replay=bool(frame.get("replay")),
+        )
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    """The server ended a subscription (the right to read it is gone)."""
+
+    stream: str
+    reason: str
+
+
+Event = Message | PresenceEvent | Unsubscribed
+
+
+@dataclass
+class Stats:
+    """What happened on this socket; `duplicates` and `gaps` expose server bugs."""
+
+    connects: int = 0
+    renewals: int = 0
+    refusals: int = 0
+    resets: int = 0
+    closes: Counter = field(default_factory=Counter)  # close code → times
+    duplicates: Counter = field(default_factory=Counter)  # stream → dropped
+    gaps: Counter = field(default_factory=Counter)  # stream → ids skipped
+
+
+@dataclass
+class _Stream:
+    name: str
+    presence: bool = False
+    position: int | None = None  # the highest id delivered to the caller
+    resyncing: bool = False  # after replay.truncated, until subscribed again
+    view: PresenceView | None = None
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future
+    kind: str
+    stream: str | None
+    background: bool  # sent by the socket itself (resubscribe): nobody awaits it
+
+
+class _Refused(Exception):
+    """The upgrade was refused (HTTP status other than 101)."""
+
+    def __init__(self, status: int):
+        self.status = status
+
+
+_STOP = object()  # end of the event queue
+
+
+class AuthSocket:
+    """A reconnecting socket of one `ApiClient` session.
+
+    transport: how the handshake carries the token — "header" (default:
+    `Authorization: Bearer`), "subprotocol", "ticket" (one-time ticket in the
+    URL) or "query" (`?token=`, which puts the JWT in URLs and logs).
+    renew_at: the share of the token's life after which it is renewed in band;
+    renew=False lets it expire instead (close 4401, refresh, reconnect).
+    """
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        transport: str = "header",
+        ws_url: str | None = None,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 15.0,
+        long_backoff: float = 30.0,
+        max_refusals: int = 6,
+        renew_at: float = 0.5,
+        renew: bool = True,
+        open_timeout: float = 10.0,
+        request_timeout: float = 10.0,
+        on_state: Callable[[str, str], None] | None = None,
+    ):
+        if transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport must be one of {TRANSPORTS}, not {transport!r}"
+            )
+        self.api = api
+        self.transport = transport
+        self.ws_url = ws_url or _ws_url(api.url)
+        self.backoff = Backoff(base=backoff_base, cap=backoff_cap)
+        self.long_backoff = long_backoff
+        self.max_refusals = max_refusals
+        self.renew_at = renew_at
+        self.renew = renew
+        self.open_timeout = open_timeout
+        self.request_timeout = request_timeout
+        self.on_state = on_state
+
+        self.state = State.CONNECTING
+        self.welcome: dict[str, Any] | None = None
+        self.protocol: str | None = None
+        self.error: AuthSocketError | None = None  # why it stopped, if it did
+        self.stats = Stats()
+
+        self._streams: dict[str, _Stream] = {USER_STREAM: _Stream(USER_STREAM)}
+        self._events: asyncio.Queue = asyncio.Queue()
+        self._pending: dict[int, _Pending] = {}
+        self._refs = itertools.count(1)
+        self._ws: ClientConnection | None = None
+        self._tokens: Tokens | None = None  # the token the live socket runs on
+        self._stale: str | None = None  # a token the server called expired
+        self._live = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._expiring = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopper: asyncio.Task | None = None
+        self._connected_at = 0.0
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> AuthSocket:
+        self.start()
+        await self.wait_live()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Start connecting in the background (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="authsocket")
+
+    async def wait_live(self, timeout: float | None = None) -> None:
+        """Wait until welcomed; raises the error that stopped the socket, if any."""
+        self.start()
+        live = asyncio.ensure_future(self._live.wait())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {live, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            live.cancel()
+            stopped.cancel()
+        if self._stopped.is_set():
+            raise self.error or Disconnected("the socket was closed")
+        if not done:
+            raise TimeoutError("the socket did not become live in time")
+
+    async def close(self) -> None:
+        """Close for good (no reconnect); the event iterator ends."""
+        await self._stop(None)
+
+    @property
+    def live(self) -> bool:
+        return self._live.is_set()
+
+    # --- streams ----------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        stream: str,
+        *,
+        since: int | None = None,
+        presence: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Follow `stream`, also after reconnects; answers the `subscribed` frame.
+
+        `since`: the last id the caller already has (0: everything stored).
+        Raises FrameError (`forbidden`) when the stream may not be read.
+        """
+        entry = self._streams.setdefault(stream, _Stream(stream))
+        entry.presence = presence
+        if since is not None:
+            entry.position = since
+        await self.wait_live(timeout)
+        try:
+            return await self._request(self._subscribe_frame(entry), timeout=timeout)
+        except FrameError:
+            self._streams.pop(stream, None)
+            raise
+
+    async def unsubscribe(self, stream: str, *, timeout: float | None = None) -> None:
+        self._streams.pop(stream, None)
+        if self.live:
+            await self._request(
+                {"type": "unsubscribe", "stream": stream}, timeout=timeout
+            )
+
+    async def publish(
+        self, stream: str, data: Any, *, timeout: float | None = None
+    ) -> int:
+        """Publish and answer the stored id; waits for a live socket, never resends.
+
+        A drop before the answer raises Disconnected: the message may or may not
+        be stored (check the stream's history before publishing again).
+        """
+        await self.wait_live(timeout)
+        answer = await self._request(
+            {"type": "publish", "stream": stream, "data": data}, timeout=timeout
+        )
+        return answer["id"]
+
+    async def ping(self, *, timeout: float | None = None) -> float:
+        """Round trip over the live socket, in seconds."""
+        await self.wait_live(timeout)
+        started = time.monotonic()
+        await self._request({"type": "ping"}, timeout=timeout)
+        return time.monotonic() - started
+
+    async def presence_snapshot(
+        self, stream: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Ask once who is on `stream` (no subscription needed)."""
+        await self.wait_live(timeout)
+        return await self._request(
+            {"type": "presence", "stream": stream}, timeout=timeout
+        )
+
+    def presence(self, stream: str) -> PresenceView | None:
+        """The current view of a stream subscribed with `presence=True`."""
+        entry = self._streams.get(stream)
+        return entry.view if entry else None
+
+    def position(self, stream: str) -> int | None:
+        """The highest id of `stream` delivered so far (what `since` resumes from)."""
+        entry = self._streams.get(stream)
+        return entry.position if entry else None
+
+    # --- events -----------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self.events()
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Messages, presence events and lost subscriptions, in arrival order.
+
+        Ends when the socket is closed; raises the error that stopped it.
+        One consumer at a time.
+        """
+        self.start()
+        while True:
+            event = await self._events.get()
+            if event is _STOP:
+                self._events.put_nowait(_STOP)  # later iterators end too
+                if self.error is not None:
+                    raise self.error
+                return
+            yield event
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """Only the messages of `events()`."""
+        async for event in self.events():
+            if isinstance(event, Message):
+                yield event
+
+    # --- the connection loop ----------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                delay = await self._session()
+                self._set_state(State.RECONNECTING, f"retry in {delay:.2f}s")
+                await asyncio.sleep(delay)
+        except AuthSocketError as exc:
+            await self._stop(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug of ours: stop loudly, never spin
+            logger.exception("authsocket client stopped by an unexpected error")
+            await self._stop(AuthSocketError("client_error", repr(exc)))
+
+    async def _session(self) -> float:
+        """One connection from handshake to close; answers the wait before the next."""
+        try:
+            tokens = await self._tokens_to_connect()
+            ws = await self._open(tokens)
+        except _Refused as refused:
+            return await self._diagnose(refused.status)
+        except AuthSocketError as exc:
+            if not exc.transient:
+                raise  # dead credentials, or an answer a retry cannot change
+            return self.backoff.next_delay(exc.retry_after or 0.0)
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            logger.info("server unreachable: %s", type(exc).__name__)
+            return self.backoff.next_delay()
+        self._ws, self._tokens = ws, tokens
+        self._connected_at = time.monotonic()
+        renewer = asyncio.create_task(self._renewer(ws) if self.renew else _idle())
+        try:
+            code = await self._read(ws)
+        finally:
+            renewer.cancel()
+            self._detach()
+        if self._stopped.is_set():
+            raise asyncio.CancelledError
+        return self._after_close(code)
+
+    async def _tokens_to_connect(self) -> Tokens:
+        """Tokens good for a while; refreshed first if the server said expired."""
+        current = self.api.tokens
+        margin = (current.lifetime if current else 0) * self.renew_at / 2
+        tokens = await self.api.fresh_tokens(min_remaining=margin, not_this=self._stale)
+        self._stale = None
+        return tokens
+
+    async def _open(self, tokens: Tokens) -> ClientConnection:
+        url, headers, subprotocols = self.ws_url, {}, None
+        if self.transport == "header":
+            headers["Authorization"] = f"Bearer {tokens.access}"
+        elif self.transport == "subprotocol":
+            subprotocols = [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + tokens.access]
+        elif self.transport == "ticket":
+            url = _with_query(url, "ticket", await self.api.ticket())
+        else:
+            url = _with_query(url, "token", tokens.access)
+        try:
+            return await connect(
+                url,
+                additional_headers=headers,
+                subprotocols=subprotocols,
+                open_timeout=self.open_timeout,
+            )
+        except websockets.InvalidStatus as exc:
+            raise _Refused(exc.response.status_code) from None
+
+    async def _read(self, ws: ClientConnection) -> int:
+        """Handle frames until the connection ends; answers its close code."""
+        while True:
+            try:
+                raw = await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else CloseCode.ABNORMAL
+                self.stats.closes[int(code)] += 1
+                return int(code)
+            # A Disconnected here: the next recv() tells how it closed.
+            with contextlib.suppress(Disconnected):
+                await self._on_frame(ws, raw)
+
+    def _detach(self) -> None:
+        self._ws = None
+        self._live.clear()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(Disconnected())
+        self._pending.clear()
+
+    def _after_close(self, code: int) -> float:
+        """What the close code asks of us (docs/protocol.md, closing codes)."""
+        logger.info("socket closed with %s", code)
+        # Reconnect at once only the first time, and not after a connection
+        # that died young (a server that keeps closing must not make us spin).
+        lived = time.monotonic() - self._connected_at
+        first = self.backoff.attempt == 0 and lived > 1.0
+        if code == CloseCode.TOKEN_EXPIRED:
+            self._stale = self._tokens.access if self._tokens else None
+            if first:
+                self.backoff.attempt += 1
+                return 0.0
+            return self.backoff.next_delay()
+        if code == CloseCode.REVOKED:
+            raise CredentialsRejected("revoked", "the session was revoked (close 4403)")
+        if code in (CloseCode.MESSAGE_TOO_BIG, CloseCode.BINARY_FRAME):
+            raise ConnectionStopped(
+                "client_bug", f"the server closed with {code}", close_code=code
+            )
+        if code == CloseCode.TOO_MANY_CONNECTIONS:
+            return self.backoff.next_delay(self.long_backoff)
+        if code == CloseCode.RATE_LIMITED:
+            return self.backoff.next_delay(2 * self.long_backoff)
+        if code == CloseCode.NORMAL and first:
+            self.backoff.attempt += 1
+            return 0.0
+        return self.backoff.next_delay()  # 4503, 1006, 1011, anything else
+
+    async def _diagnose(self, status: int) -> float:
+        """A refused handshake: ask the HTTP API why, never loop on dead credentials."""
+        self.stats.refusals += 1
+        logger.info("handshake refused (HTTP %s); asking the API why", status)
+        try:
+            await self.api.me()  # refreshes once on token_expired
+        except CredentialsRejected:
+            raise
+        except NetworkError:
+            return self.backoff.next_delay()
+        except AuthSocketError as exc:
+            if not exc.transient:
+                raise
+            return self.backoff.next_delay(exc.retry_after or 0.0)
+        if self.stats.refusals > self.max_refusals:
+            raise ConnectionStopped(
+                "handshake_refused",
+                f"refused {self.stats.refusals} times although the credentials work",
+            )
+        return self.backoff.next_delay()
+
+    async def _stop(self, error: AuthSocketError | None) -> None:
+        if self._stopped.is_set():
+            return
+        self.error = error
+        self._stopped.set()
+        self._set_state(State.STOPPED, error.code if error else "closed")
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        self._detach()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._events.put_nowait(_STOP)
+
+    def _set_state(self, state: str, reason: str) -> None:
+        self.state = state
+        if self.on_state is not None:
+            self.on_state(state, reason)
+
+    # --- token renewal in band --------------------------------------------------
+
+    async def _renewer(self, ws: ClientConnection) -> None:
+        """Renew at `renew_at` of the token's life, or when the server warns."""
+        while True:
+            tokens = self._tokens
+            wait = tokens.remaining() - tokens.lifetime * (1 - self.renew_at)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._expiring.wait(), max(0.0, wait))
+            self._expiring.clear()
+            try:
+                await self._renew(ws, tokens)
+            except CredentialsRejected as exc:
+                self._stopper = asyncio.create_task(self._stop(exc))
+                return
+            except Disconnected:
+                return
+            except AuthSocketError as exc:
+                logger.info("token renewal failed (%s); retrying", exc.code)
+                await asyncio.sleep(max(1.0, min(5.0, tokens.remaining() / 4)))
+
+    async def _renew(self, ws: ClientConnection, tokens: Tokens) -> None:
+        fresh = await self.api.fresh_tokens(
+            min_remaining=tokens.remaining() + 1.0, not_this=tokens.access
+        )
+        try:
+            await self._request({"type": "auth", "token": fresh.access}, ws=ws)
+        except FrameError as exc:
+            if exc.code != "invalid_token":
+                raise
+            # Another session's token (signed in again): only a new socket takes it.
+            await ws.close()
+            raise Disconnected("reconnecting with a token of another session") from exc
+        self._tokens = fresh
+        self.stats.renewals += 1
+
+    # --- frames -----------------------------------------------------------------
+
+    async def _request(
+        self,
+        frame: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        ws: ClientConnection | None = None,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        ws = ws or self._ws
+        if ws is None:
+            raise Disconnected("not connected")
+        ref = next(self._refs)
+        future = asyncio.get_running_loop().create_future()
+        # Answers nobody awaits (resubscribes) must not warn when they fail.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._pending[ref] = _Pending(
+            future, frame["type"], frame.get("stream"), background=not wait
+        )
+        try:
+            await ws.send(json.dumps({**frame, "ref": ref}))
+        except websockets.ConnectionClosed:
+            self._pending.pop(ref, None)
+            raise Disconnected() from None
+        if not wait:
+            return {}
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(future), timeout or self.request_timeout
+            )
+        finally:
+            self._pending.pop(ref, None)
+
+    def _settle(
+        self, frame: dict[str, Any], error: Exception | None = None
+    ) -> _Pending | None:
+        ref = frame.get("ref")
+        pending = self._pending.pop(ref, None) if isinstance(ref, int) else None
+        if pending is None:
+            return None
+        if not pending.future.done():
+            if error is None:
+                pending.future.set_result(frame)
+            else:
+                pending.future.set_exception(error)
+        return pending
+
+    def _subscribe_frame(self, entry: _Stream) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "subscribe", "stream": entry.name}
+        if entry.position is not None:
+            frame["since"] = entry.position
+        if entry.presence:
+            frame["presence"] = True
+        return frame
+
+    async def _on_frame(self, ws: ClientConnection, raw: str | bytes) -> None:
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            logger.warning("ignored a frame that is not JSON")
+            return
+        if not isinstance(frame, dict):
+            return
+        handler = _HANDLERS.get(frame.get("type"))
+        if handler is not None:
+            await handler(self, ws, frame)
+        else:
+            self._settle(frame)
+
+    async def _on_welcome(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        self.welcome = frame
+        self.protocol = frame.get("protocol")
+        self.stats.connects += 1
+        self.stats.refusals = 0
+        self.backoff.reset()
+        for entry in list(self._streams.values()):
+            # `user` is subscribed by the server itself; ask only to replay.
+            if entry.name == USER_STREAM and entry.position is None:
+                continue
+            entry.resyncing = False
+            await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
+        self._live.set()
+        self._set_state(State.LIVE, "welcome")
+
+    async def _on_subscribed(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        entry = self._streams.get(frame.get("stream"))
+        if entry is not None:
+            entry.resyncing = False
+            if frame.get("reset"):
+                # The server cannot resume from our position: take what comes.
+                self.stats.resets += 1
+                entry.position = None
+            elif entry.position is None and isinstance(frame.get("last_id"), int):
+                entry.position = frame["last_id"]
+            if entry.presence:
+                entry.view = entry.view or PresenceView(entry.name)
+        self._settle(frame)
+
+    async def _on_message(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        try:
+            message = Message.from_frame(frame)
+        except KeyError:
+            logger.warning("ignored a message frame without stream or id")
+            return
+        entry = self._streams.get(message.stream)
+        if entry is None:
+            if message.stream != USER_STREAM:
+                return  # in flight when we unsubscribed
+            entry = self._streams[USER_STREAM] = _Stream(USER_STREAM)
+        if entry.resyncing and not message.replay:
+            return  # after truncation the resubscribe replays it, in order
+        if entry.position is not None:
+            if message.id <= entry.position:
+                self.stats.duplicates[message.stream] += 1
+                logger.warning(
+                    "duplicate message %s #%s dropped (already at #%s)",
+                    message.stream,
+                    message.id,
+                    entry.position,
+                )
+                return
+            if message.id > entry.position + 1:
+                self.stats.gaps[message.stream] += message.id - entry.position - 1
+                logger.warning(
+                    "gap in %s: #%s after #%s",
+                    message.stream,
+                    message.id,
+                    entry.position,
+                )
+        entry.position = message.id
+        self._events.put_nowait(message)
+
+    async def _on_replay_truncated(
+        self, ws: ClientConnection, frame: dict[str, Any]
+    ) -> None:
+        entry = self._streams.get(frame.get("stream"))
+        if entry is None:
+            return
+        next_since = frame.get("next_since")
+        if isinstance(next_since, int):
+            entry.position = max(entry.position or 0, next_since)
+        entry.resyncing = True
+        await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
+
+    async def _on_presence(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "presence" and self._settle(frame) is not None:
+            return  # the answer to presence_snapshot()
+        entry = self._streams.get(frame.get("stream"))
+        if entry is None or not entry.presence:
+            return
+        entry.view = entry.view or PresenceView(entry.name)
+        event = entry.view.apply(frame)
+        if event is not None:
+            self._events.put_nowait(event)
+
+    async def _on_unsubscribed(
+        self, ws: ClientConnection, frame: dict[str, Any]
+    ) -> None:
+        if self._settle(frame) is None and frame.get("reason"):
+            self._streams.pop(frame.get("stream"), None)
+            self._events.put_nowait(Unsubscribed(frame.get("stream"), frame["reason"]))
+
+    async def _on_error(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        error = FrameError(str(frame.get("code")), str(frame.get("detail") or ""))
+        pending = self._settle(frame, error)
+        if pending is None:
+            logger.warning("server error frame: %s", error)
+        elif (
+            pending.background
+            and pending.kind == "subscribe"
+            and self._streams.pop(pending.stream, None) is not None
+        ):
+            self._events.put_nowait(Unsubscribed(pending.stream, error.code))
+
+    async def _on_auth_expiring(
+        self, ws: ClientConnection, frame: dict[str, Any]
+    ) -> None:
+        self._expiring.set()
+
+
+_HANDLERS = {
+    "welcome": AuthSocket._on_welcome,
+    "subscribed": AuthSocket._on_subscribed,
+    "message": AuthSocket._on_message,
+    "replay.truncated": AuthSocket._on_replay_truncated,
+    "presence": AuthSocket._on_presence,
+    "presence.join": AuthSocket._on_presence,
+    "presence.leave": AuthSocket._on_presence,
+    "unsubscribed": AuthSocket._on_unsubscribed,
+    "error": AuthSocket._on_error,
+    "auth.expiring": AuthSocket._on_auth_expiring,
+}
+
+
+async def _idle() -> None:
+    """No renewal: the token runs out, the server closes 4401, we reconnect."""
+
+
+def _ws_url(http_url: str) -> str:
+    parts = urlsplit(http_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws/", "", ""))
+
+
+def _with_query(url: str, name: str, value: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{name}={quote(value, safe='')}"

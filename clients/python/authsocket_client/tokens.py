@@ -1,0 +1,139 @@
+"""Tokens held by a client, where they are kept, and how to read a JWT's claims.
+
+A `TokenStore` is shared by everything that uses one session (API calls,
+sockets, other processes through a file): after a refresh the newest pair is
+saved there, and a refresh that lost a race (`token_rotated`) takes it back.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A login or refresh answer; `expires_at` is local wall-clock time."""
+
+    access: str
+    refresh: str | None
+    expires_at: float
+    lifetime: float
+    user: dict[str, Any] | None = None
+
+    @classmethod
+    def from_answer(cls, body: dict[str, Any], *, now: float | None = None) -> Tokens:
+        """Built from `{"access", "refresh", "expires_in", "user"}` (login, refresh)."""
+        lifetime = float(body.get("expires_in") or 0)
+        return cls(
+            access=body["access"],
+            refresh=body.get("refresh"),
+            expires_at=(time.time() if now is None else now) + lifetime,
+            lifetime=lifetime,
+            user=body.get("user"),
+        )
+
+    def remaining(self) -> float:
+        """Seconds until the access token expires (by our clock)."""
+        return self.expires_at - time.time()
+
+
+class TokenStore(Protocol):
+    """Where a session's newest tokens live; `load` may see another writer's."""
+
+    def load(self) -> Tokens | None: ...
+
+    def save(self, tokens: Tokens | None) -> None: ...
+
+
+class MemoryTokenStore:
+    """Tokens kept in this process only (share one instance between clients)."""
+
+    def __init__(self, tokens: Tokens | None = None):
+        self._tokens = tokens
+
+    def load(self) -> Tokens | None:
+        return self._tokens
+
+    def save(self, tokens: Tokens | None) -> None:
+        self._tokens = tokens
+
+
+def default_token_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "authsocket" / "tokens.json"
+
+
+class FileTokenStore:
+    """Tokens in a JSON file (mode 0600), one entry per server URL.
+
+    Several processes may share it: writes are atomic (rename), and a process
+    that lost a refresh race reads the winner's tokens from here.
+    """
+
+    def __init__(self, path: Path | str, url: str):
+        self.path = Path(path)
+        self.url = url.rstrip("/")
+
+    def _entries(self) -> dict[str, Any]:
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def load(self) -> Tokens | None:
+        entry = self._entries().get(self.url)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            return Tokens(**entry)
+        except TypeError:
+            return None
+
+    def save(self, tokens: Tokens | None) -> None:
+        entries = self._entries()
+        if tokens is None:
+            entries.pop(self.url, None)
+        else:
+            entries[self.url] = asdict(tokens)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
+        try:
+            os.fchmod(fd, 0o600)  # before any secret is written
+            with os.fdopen(fd, "w") as file:
+                json.dump(entries, file, indent=2)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a JWT, NOT verified: for display and timing only.
+
+    A client has no key to check the signature with; the server checks it.
+    Raises ValueError when the text is not a JWT.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT (expected three dot-separated parts)")
+    try:
+        header, claims = (json.loads(_b64url_decode(part)) for part in parts[:2])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a JWT: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise ValueError("not a JWT (header and claims must be JSON objects)")
+    return header, claims
+
+
+def _b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))

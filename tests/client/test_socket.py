@@ -1,0 +1,169 @@
+"""The client's socket against real daphne: transports, renewal, close codes."""
+
+import asyncio
+
+import pytest
+
+from authsocket_client import (
+    ApiClient,
+    ConnectionStopped,
+    CredentialsRejected,
+    FrameError,
+    Message,
+)
+from tests.client.conftest import PASSWORD
+
+pytestmark = [pytest.mark.e2e]
+
+FAST = {"backoff_base": 0.05, "backoff_cap": 0.5}
+
+
+async def next_message(socket, timeout: float = 10) -> Message:
+    async with asyncio.timeout(timeout):
+        async for event in socket:
+            if isinstance(event, Message):
+                return event
+    raise AssertionError("the socket stopped")
+
+
+@pytest.mark.parametrize("transport", ["header", "subprotocol", "ticket", "query"])
+async def test_every_transport_connects_subscribes_and_publishes(server, transport):
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        async with api.socket(transport=transport) as socket:
+            assert socket.welcome["user"]["username"] == "alice"
+            assert await socket.ping() >= 0
+            await socket.subscribe("room:lobby")
+            message_id = await socket.publish("room:lobby", {"text": transport})
+            message = await next_message(socket)
+            assert (message.stream, message.id) == ("room:lobby", message_id)
+            assert message.data == {"text": transport}
+            assert socket.stats.duplicates == {} and socket.stats.gaps == {}
+
+
+async def test_token_is_renewed_in_band_before_it_expires(serve):
+    server = serve(AUTHSOCKET_ACCESS_TTL=3, AUTHSOCKET_LEEWAY=0)
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        async with api.socket(**FAST) as socket:
+            await socket.subscribe("room:lobby")
+            await asyncio.sleep(8)  # the point: outlive the 3 s token, twice over
+            assert socket.live
+            assert socket.stats.connects == 1, socket.stats
+            assert socket.stats.closes == {}, socket.stats
+            assert socket.stats.renewals >= 3, socket.stats
+            assert api.refreshes >= 3
+            message_id = await socket.publish("room:lobby", {"text": "still here"})
+            assert (await next_message(socket)).id == message_id
+
+
+async def test_expiry_4401_refreshes_and_resumes_without_losing_messages(serve):
+    server = serve(AUTHSOCKET_ACCESS_TTL=3, AUTHSOCKET_LEEWAY=0)
+    async with ApiClient(server.http) as api, ApiClient(server.http) as bob:
+        await api.login("alice", PASSWORD)
+        await bob.login("bob", PASSWORD)
+        async with api.socket(renew=False, **FAST) as socket:
+            await socket.subscribe("room:lobby", since=0)
+            sent = []
+            while socket.stats.closes[4401] == 0:  # keep posting across the close
+                sent.append((await bob.room_post("lobby", {"n": len(sent)}))["id"])
+                await asyncio.sleep(0.2)
+                assert len(sent) < 50, "no 4401 within 10 s"
+            sent.append((await bob.room_post("lobby", {"n": len(sent)}))["id"])
+            got = []
+            async with asyncio.timeout(15):
+                async for event in socket.messages():
+                    got.append(event.id)
+                    if event.id == sent[-1]:
+                        break
+            assert [i for i in got if i >= sent[0]] == sent
+            assert socket.stats.connects >= 2
+            assert socket.stats.duplicates == {} and socket.stats.gaps == {}
+
+
+async def test_revocation_4403_stops_the_socket_with_a_typed_error(server):
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        socket = api.socket(**FAST)
+        await socket.wait_live(10)
+        await api.request("POST", "/api/auth/logout-all")
+        with pytest.raises(CredentialsRejected) as stopped:
+            async with asyncio.timeout(5):
+                async for _ in socket:
+                    pass
+        assert stopped.value.code == "revoked"
+        assert socket.stats.closes == {4403: 1}
+        assert socket.stats.connects == 1  # never retried with dead credentials
+        await socket.close()
+
+
+async def test_refused_handshake_with_dead_credentials_stops_after_asking_why(server):
+    async with ApiClient(server.http) as api, ApiClient(server.http) as other:
+        await api.login("alice", PASSWORD)
+        other.store.save(api.tokens)
+        await other.request("POST", "/api/auth/logout")  # revokes the session
+        socket = api.socket(**FAST)
+        with pytest.raises(CredentialsRejected) as stopped:
+            await socket.wait_live(10)
+        assert stopped.value.code == "revoked"
+        assert socket.stats.refusals == 1 and socket.stats.connects == 0
+
+
+async def test_refused_handshake_with_good_credentials_gives_up_after_bounded_tries(
+    server,
+):
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        # Any other path is refused at the upgrade (HTTP 403); /api/me still works.
+        socket = api.socket(ws_url=server.ws + "elsewhere/", max_refusals=2, **FAST)
+        with pytest.raises(ConnectionStopped) as stopped:
+            await socket.wait_live(20)
+        assert stopped.value.code == "handshake_refused"
+        assert socket.stats.refusals == 3
+
+
+async def test_connection_limit_4409_waits_and_retries(serve):
+    server = serve(AUTHSOCKET_MAX_CONNECTIONS_PER_USER=1)
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        first = api.socket(**FAST)
+        await first.wait_live(10)
+        second = api.socket(long_backoff=0.3, **FAST)
+        second.start()
+        try:
+            async with asyncio.timeout(10):
+                while second.stats.closes[4409] < 2:
+                    await asyncio.sleep(0.05)
+            assert not second.live
+            await first.close()
+            await second.wait_live(10)
+            assert second.stats.connects == 1
+        finally:
+            await second.close()
+
+
+async def test_truncated_replay_is_resumed_with_next_since_in_order(serve):
+    server = serve(AUTHSOCKET_REPLAY_LIMIT=4)
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        ids = [(await api.room_post("lobby", {"n": n}))["id"] for n in range(11)]
+        async with api.socket(**FAST) as socket:
+            await socket.subscribe("room:lobby", since=ids[0] - 1)
+            got = []
+            async with asyncio.timeout(10):
+                async for message in socket.messages():
+                    got.append(message.id)
+                    if message.id == ids[-1]:
+                        break
+            assert got == ids
+            assert socket.stats.duplicates == {} and socket.stats.gaps == {}
+
+
+async def test_forbidden_stream_raises_the_wire_code(server):
+    async with ApiClient(server.http) as api:
+        await api.login("carol", PASSWORD)
+        async with api.socket() as socket:
+            with pytest.raises(FrameError) as refused:
+                await socket.subscribe("room:team")
+            assert refused.value.code == "forbidden"
+            assert socket.position("room:team") is None
