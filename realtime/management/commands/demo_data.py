@@ -1,4 +1,8 @@
-"""`manage.py demo_data`: the demo users and rooms of docs/protocol.md §5 (idempotent)."""
+"""`manage.py demo_data`: the demo users and rooms of docs/protocol.md §5 (idempotent).
+
+It lives in realtime because it makes rooms; it may import accounts, never the
+other way round.
+"""
 
 import os
 
@@ -7,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import User
+from realtime.demo import demo_rooms_create
 
 DEFAULT_PASSWORD = "authsocket-demo"
 DEMO_USERS = ["alice", "bob", "carol"]
@@ -32,7 +37,7 @@ class Command(BaseCommand):
             )
             users = {name: self._user(name, password) for name in DEMO_USERS}
             users["admin"] = self._user("admin", password, staff=True)
-            self._rooms(users)
+            demo_rooms_create(users=users)
         self.stdout.write(
             f"Demo users: {', '.join(users)} (password: "
             f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else password})"
@@ -58,11 +63,3 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         return user
-
-    def _rooms(self, users: dict[str, User]) -> None:
-        """Rooms come with the streams feature (realtime.demo)."""
-        try:
-            from realtime.demo import demo_rooms_create
-        except ImportError:
-            return
-        demo_rooms_create(users=users)
