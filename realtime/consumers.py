@@ -21,6 +21,7 @@ from authsocket import strict_json
 from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
+from realtime.frame_fields import frame_problem
 from realtime.groups import user_group
 from realtime.protocol import (
     SUBPROTOCOL,
@@ -198,6 +199,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 raise FrameError(
                     ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {frame['type']!r}."
                 )
+            problem = frame_problem(frame)
+            if problem is not None:
+                raise FrameError(ErrorCode.BAD_REQUEST, problem)
             await handler(self, frame)
         except FrameError as exc:
             await self.send_error(exc.code, exc.detail, frame)
