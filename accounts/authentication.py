@@ -1,13 +1,15 @@
 """`Authorization: Bearer <access JWT>`: the HTTP API's only authentication.
 
 Every request re-checks the session and the user in the database, so an
-access token stops working on the API the moment its session is revoked.
+access token stops working on the API the moment its session is revoked. The
+header is read by `accounts.bearer`, exactly as the WebSocket handshake reads it.
 """
 
 from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions
 
+from accounts.bearer import MalformedBearer, bearer_token
 from accounts.models import AuthSession
 from accounts.selectors import live_session
 from accounts.tokens import AccessClaims, InvalidToken, decode_access
@@ -34,20 +36,20 @@ def session_for_claims(claims: AccessClaims) -> AuthSession:
 
 
 class BearerAuthentication(authentication.BaseAuthentication):
-    keyword = b"bearer"
-
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword:
-            return None
-        if len(header) != 2:
+        header = request.headers.get("authorization", "")
+        if isinstance(header, bytes):
+            header = header.decode("latin-1")
+        try:
+            token = bearer_token(header)
+        except MalformedBearer:
             raise AuthenticationFailed(
                 "Malformed Authorization header.", code="invalid_token"
-            )
+            ) from None
+        if token is None:
+            return None
         try:
-            claims = decode_access(header[1].decode("ascii"))
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("Invalid token.", code="invalid_token") from None
+            claims = decode_access(token)
         except InvalidToken as exc:
             raise AuthenticationFailed(_DETAILS[exc.code], code=exc.code) from exc
         session = session_for_claims(claims)

@@ -37,8 +37,24 @@ class LoginSerializer(serializers.Serializer):
     password = StrictStringField(max_length=4096, trim_whitespace=False)
 
 
+class CredentialField(serializers.CharField):
+    """Any JSON string: whether it names a token of ours is the service's 401
+    (`invalid_token`), so no length or encoding rule answers 400 before it."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
+        self.validators = []  # CharField's NUL and surrogate rules: 400s too
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return data
+
+
 class RefreshSerializer(serializers.Serializer):
-    refresh = StrictStringField(max_length=256, required=False)
+    refresh = CredentialField(required=False)
 
 
 class PasswordChangeSerializer(serializers.Serializer):

@@ -54,7 +54,12 @@ class IssuedTokens:
 
 def credential_hash(value: str) -> str:
     """SHA-256 of a random credential (≥ 256 bits, so no salt or stretching)."""
-    return hashlib.sha256(value.encode()).hexdigest()
+    # surrogatepass: any client string hashes (to nothing we issued), no 500.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# Far above what `new_credential` makes (43): longer strings were never issued.
+MAX_CREDENTIAL_LENGTH = 256
 
 
 def new_credential() -> str:
@@ -118,6 +123,8 @@ def session_refresh(*, refresh_token: str) -> IssuedTokens:
     stolen, so the whole session is revoked (`token_reused`).
     """
     now = timezone.now()
+    if len(refresh_token) > MAX_CREDENTIAL_LENGTH:  # e.g. an access JWT
+        raise InvalidRefreshToken()
     record = (
         RefreshToken.objects.select_related("session__user")
         .filter(token_hash=credential_hash(refresh_token))

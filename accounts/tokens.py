@@ -22,6 +22,7 @@ from accounts.keys import keyring
 MAX_TOKEN_BYTES = 4096
 ACCESS_TYPE = "access"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "iat", "exp", "jti", "typ"]
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class InvalidToken(Exception):
@@ -96,14 +97,36 @@ def decode_access(token: object) -> AccessClaims:
             algorithms=[keys.algorithm],
             audience=settings.AUTHSOCKET_JWT_AUDIENCE,
             issuer=settings.AUTHSOCKET_JWT_ISSUER,
-            leeway=settings.AUTHSOCKET_LEEWAY,
-            options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+            # Times are checked below, once their type is known to be right:
+            # PyJWT would take "123", 1.5 or true for a time.
+            options={
+                "require": REQUIRED_CLAIMS,
+                "strict_aud": True,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise TokenExpired("expired") from exc
     except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
         raise InvalidToken(type(exc).__name__) from exc
+    _check_times(payload)
     return _access_claims(payload)
+
+
+def _check_times(payload: dict) -> None:
+    """`exp`, `iat` and `nbf` (if present) are integers (RFC 7519 §2 NumericDate,
+    which our tokens never write as fractions) and hold now, with leeway."""
+    for name in TIME_CLAIMS:
+        value = payload.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidToken(f"{name} is not an integer")
+    now, leeway = time.time(), settings.AUTHSOCKET_LEEWAY
+    if payload["iat"] > now + leeway:
+        raise InvalidToken("issued in the future")  # RFC 7519 §4.1.6
+    if payload.get("nbf", 0) > now + leeway:
+        raise InvalidToken("not yet valid")  # RFC 7519 §4.1.5
+    if payload["exp"] <= now - leeway:
+        raise TokenExpired("expired")  # RFC 7519 §4.1.4
 
 
 def _kid_of(token: str) -> object:
@@ -132,8 +155,8 @@ def _access_claims(payload: dict) -> AccessClaims:
     return AccessClaims(
         user_id=int(sub),
         sid=sid,
-        exp=int(payload["exp"]),
-        iat=int(payload["iat"]),
+        exp=payload["exp"],
+        iat=payload["iat"],
         jti=jti,
     )
 

@@ -185,7 +185,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Strict JSON only (depth, finite numbers): 400 parse_error, never a 500.
+    "DEFAULT_PARSER_CLASSES": ["authsocket.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "authsocket.api_errors.exception_handler",
     # drf-spectacular, plus every operation's error answers (authsocket/openapi.py).
     "DEFAULT_SCHEMA_CLASS": "authsocket.openapi.ErrorAnswersSchema",

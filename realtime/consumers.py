@@ -17,9 +17,11 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from accounts.tokens import InvalidToken, decode_access
+from authsocket import strict_json
 from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
+from realtime.frame_fields import frame_problem
 from realtime.groups import user_group
 from realtime.protocol import (
     SUBPROTOCOL,
@@ -35,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 
 def dumps(frame: dict) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: a server frame is strict JSON or is not sent at all.
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class FrameError(Exception):
@@ -196,6 +199,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 raise FrameError(
                     ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {frame['type']!r}."
                 )
+            problem = frame_problem(frame)
+            if problem is not None:
+                raise FrameError(ErrorCode.BAD_REQUEST, problem)
             await handler(self, frame)
         except FrameError as exc:
             await self.send_error(exc.code, exc.detail, frame)
@@ -284,9 +290,11 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 def _parse_frame(text: str) -> dict:
     try:
-        frame = json.loads(text)
-    except (ValueError, RecursionError):  # deep nesting overflows the C parser
-        raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON.") from None
+        frame = strict_json.loads(text)
+    except strict_json.StrictJSONError as exc:
+        raise FrameError(
+            ErrorCode.BAD_REQUEST, f"Frames must be strict JSON: {exc}"
+        ) from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError(
             ErrorCode.BAD_REQUEST, 'A frame is a JSON object with a "type".'

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
+from accounts.bearer import MalformedBearer, bearer_token
 from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, Transport
 
 
@@ -43,10 +44,13 @@ def from_authorization_header(scope: dict, params: dict) -> Credential | None:
         return None
     if len(values) > 1:
         raise BadCredential("repeated Authorization header")
-    scheme, _, token = values[0].decode("latin-1").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    try:
+        token = bearer_token(values[0].decode("latin-1"))
+    except MalformedBearer as exc:
+        raise BadCredential(f"Authorization header: {exc}") from None
+    if token is None:
         raise BadCredential("Authorization header is not 'Bearer <token>'")
-    return Credential(Transport.HEADER, token.strip())
+    return Credential(Transport.HEADER, token)
 
 
 def _query_value(params: dict, name: str, transport: Transport) -> Credential | None:

@@ -4,8 +4,14 @@ import json
 
 from django.conf import settings
 
+from authsocket import strict_json
 from realtime.models import Message
-from realtime.protocol import ROOM_STREAM_PREFIX, USER_STREAM, ServerFrame
+from realtime.protocol import (
+    MAX_DATA_DEPTH,
+    ROOM_STREAM_PREFIX,
+    USER_STREAM,
+    ServerFrame,
+)
 
 
 class InvalidData(ValueError):
@@ -39,15 +45,22 @@ def message_stream_name(message: Message) -> str:
 
 
 def frame_text(frame: dict) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: a server frame is strict JSON or is not sent at all.
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def data_check(data) -> None:
-    """Refuse data JSON storage cannot hold: NaN, lone surrogates, NUL, too big.
+    """Refuse data no frame may carry or storage cannot hold.
 
-    PostgreSQL's jsonb rejects NaN and `\\u0000`, and UTF-8 cannot encode a
-    lone surrogate; each would otherwise be a 500 or a dead socket.
+    Strict JSON (finite numbers, at most `MAX_DATA_DEPTH` deep, so a frame
+    around it stays within the parser's depth) on every interface; PostgreSQL's
+    jsonb rejects `\\u0000`, and UTF-8 cannot encode a lone surrogate; each
+    would otherwise be a 500 or a dead socket.
     """
+    try:
+        strict_json.check(data, max_depth=MAX_DATA_DEPTH)
+    except strict_json.StrictJSONError as exc:
+        raise InvalidData(f"Data must be strict JSON: {exc}") from exc
     try:
         text = json.dumps(data, ensure_ascii=False, allow_nan=False)
         size = len(text.encode("utf-8"))

@@ -69,6 +69,12 @@ USER_STREAM = "user"
 USER_STREAM_PREFIX = "user:"
 ROOM_STREAM_PREFIX = "room:"
 
+# --- frames (§4.2) ------------------------------------------------------------
+
+# A frame is at most 64 deep (authsocket.strict_json.MAX_DEPTH); `data` sits one
+# level inside it, on every interface (REST-posted data is delivered on sockets).
+MAX_DATA_DEPTH = 63
+
 # --- streams (§4.2) -----------------------------------------------------------
 
 MAX_STREAM_NAME_LENGTH = 128

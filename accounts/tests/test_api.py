@@ -139,6 +139,40 @@ def test_unknown_refresh_token_is_invalid_and_revokes_nothing(api, alice):
     assert AuthSession.objects.filter(revoked_at__isnull=False).count() == 0
 
 
+@pytest.mark.parametrize(
+    "refresh",
+    ["ACCESS", "r" * 257, "r" * 100_000, "", " x ", "\ud800", "a\x00b"],
+    ids=[
+        "access-jwt",
+        "257-chars",
+        "100k-chars",
+        "empty",
+        "blanks",
+        "surrogate",
+        "nul",
+    ],
+)
+def test_any_string_that_is_not_a_refresh_token_is_401_invalid_token(
+    api, alice, refresh
+):
+    """A string is a token or not: never 400 `invalid` for its length or text."""
+    issued = login(api).json()
+    if refresh == "ACCESS":
+        refresh = issued["access"]
+    raw = json.dumps({"refresh": refresh})  # lone surrogates escaped, as sent
+    response = api.generic(
+        "POST", "/api/auth/refresh", raw, content_type="application/json"
+    )
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_token")
+    assert AuthSession.objects.filter(revoked_at__isnull=False).count() == 0
+
+
+@pytest.mark.parametrize("refresh", [None, 5, ["x"], {"x": 1}, True])
+def test_a_refresh_that_is_not_a_string_is_400_invalid(api, refresh):
+    response = api.post("/api/auth/refresh", {"refresh": refresh}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+
+
 def test_session_past_absolute_lifetime_cannot_refresh(api, alice, settings):
     first = login(api).json()
     AuthSession.objects.update(expires_at="2000-01-01T00:00:00Z")

@@ -172,3 +172,37 @@ def test_oversized_token_is_refused_before_parsing(monkeypatch):
     monkeypatch.setattr(json, "loads", explode)
     with pytest.raises(InvalidToken, match="too large"):
         decode_access("a" * (MAX_TOKEN_BYTES + 1))
+
+
+def _in(seconds: int) -> int:
+    return int(time.time()) + seconds
+
+
+NOT_INTEGER_TIMES = {
+    "exp-numeric-string": {"exp": str(_in(300))},
+    "exp-float": {"exp": float(_in(300))},
+    "exp-fraction": {"exp": _in(300) + 0.5},
+    "exp-true": {"exp": True},
+    "iat-numeric-string": {"iat": str(_in(0))},
+    "iat-float": {"iat": float(_in(0))},
+    "iat-false": {"iat": False},
+    "nbf-numeric-string": {"nbf": str(_in(0))},
+    "nbf-fraction": {"nbf": _in(0) - 0.5},
+    "nbf-true": {"nbf": True},
+}
+
+
+@pytest.mark.parametrize(
+    "overrides", NOT_INTEGER_TIMES.values(), ids=NOT_INTEGER_TIMES.keys()
+)
+def test_times_that_are_not_integers_are_invalid_token(overrides):
+    """The contract's times are integers; PyJWT alone takes "123", 1.5, true."""
+    with pytest.raises(InvalidToken) as info:
+        decode_access(sign(claims(**overrides)))
+    assert info.value.code == "invalid_token"
+
+
+def test_an_expired_time_of_the_wrong_type_is_invalid_not_expired():
+    with pytest.raises(InvalidToken) as info:
+        decode_access(sign(claims(exp="1000")))
+    assert info.value.code == "invalid_token"

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from realtime.consumers import dumps
+from realtime.messages import frame_text
 from realtime.protocol import CloseCode
-from realtime.tests.conftest import TIMEOUT, send
+from realtime.tests.conftest import TIMEOUT, send, subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -46,7 +48,32 @@ async def still_works(communicator) -> None:
             '{"type": "publish", "stream": "room:lobby", "data": "\\ud800"}',
             "bad_request",
         ),
-        ('{"type": "auth", "token": 5}', "invalid_token"),
+        ('{"type": "auth", "token": 5}', "bad_request"),
+        ('{"type": "auth"}', "bad_request"),
+        ('{"type": "auth", "token": ["a.b.c"]}', "bad_request"),
+        ('{"type": "unsubscribe"}', "bad_request"),
+        (
+            '{"type": "subscribe", "stream": "room:lobby", "presence": "yes"}',
+            "bad_request",
+        ),
+        ('{"type": "subscribe", "stream": "room:lobby", "presence": 1}', "bad_request"),
+        ('{"type": "publish", "stream": null, "data": 1}', "bad_request"),
+        # Not strict JSON: never echoed back as NaN or Infinity.
+        ('{"type": "ping", "ref": NaN}', "bad_request"),
+        ('{"type": "ping", "ref": Infinity}', "bad_request"),
+        ('{"type": "ping", "ref": -Infinity}', "bad_request"),
+        ('{"type": "ping", "ref": 1e400}', "bad_request"),
+        pytest.param(
+            '{"type": "ping", "ref": 1' + "0" * 400 + "}",
+            "bad_request",
+            id="ref-integer-beyond-doubles",
+        ),
+        ('{"type": "publish", "stream": "room:lobby", "data": [1e400]}', "bad_request"),
+        pytest.param(
+            '{"type": "ping", "ref": ' + "[" * 64 + "]" * 64 + "}",
+            "bad_request",
+            id="frame-65-deep",
+        ),
         ('{"type": "shout"}', "unknown_type"),
         ('{"type": ""}', "unknown_type"),
         pytest.param("[" * 5000 + "]" * 5000, "bad_request", id="deep-nesting"),
@@ -112,3 +139,30 @@ async def test_flood_is_rate_limited_then_closed_4429(connect, alice, settings):
     assert [f["type"] for f in frames[:10]] == ["pong"] * 10  # the burst of 2N
     assert {"type": "error", "code": "rate_limited"}.items() <= frames[10].items()
     assert outputs[-1] == {"type": "websocket.close", "code": CloseCode.RATE_LIMITED}
+
+
+async def test_a_frame_exactly_64_deep_is_answered(connect, alice):
+    communicator = await connect(alice)
+    ref = json.loads("[" * 63 + "]" * 63)  # the frame around it is 64 deep
+    assert await send(communicator, {"type": "ping", "ref": ref}) == {
+        "type": "pong",
+        "ref": ref,
+    }
+
+
+async def test_published_data_63_deep_is_stored_and_delivered(connect, alice, rooms):
+    communicator = await connect(alice)
+    await subscribe(communicator, "room:lobby")
+    data = json.loads("[" * 63 + "]" * 63)
+    frame = {"type": "publish", "stream": "room:lobby", "data": data}
+    assert (await send(communicator, frame))["type"] == "published"
+    message = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (message["type"], message["data"]) == ("message", data)
+
+
+async def test_server_frames_refuse_non_finite_numbers():
+    """The safety net behind the strict parser: never a NaN on the wire."""
+    for serialize in (dumps, frame_text):
+        for bad in (float("nan"), float("inf"), -float("inf")):
+            with pytest.raises(ValueError):
+                serialize({"type": "pong", "ref": bad})

@@ -158,15 +158,40 @@ def test_fanout_waits_for_the_outer_transaction_to_commit(alice, rooms, monkeypa
     assert [p.message.seq for p in sent] == [1]
 
 
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    "data", [float("nan"), "\ud800", "a\x00b", {"k": ["\x00"]}, "x" * 70000]
+    "data",
+    [
+        float("nan"),
+        "\ud800",
+        "a\x00b",
+        {"k": ["\x00"]},
+        "x" * 70000,
+        # No frame may carry these (strict JSON), whatever interface stored them.
+        [float("inf")],
+        {"n": 10**400},
+        nested(64),
+    ],
+    ids=["nan", "surrogate", "nul", "nested-nul", "big", "inf", "huge-int", "64-deep"],
 )
 def test_data_storage_cannot_hold_is_refused_before_numbering(alice, rooms, data):
     with pytest.raises(InvalidData):
         room_message_store(room=rooms["team"], sender=alice, data=data)
     rooms["team"].refresh_from_db()
     assert rooms["team"].last_message_id == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_data_63_deep_is_stored_on_the_user_stream(alice):
+    message = publish_to_user(user=alice, data=nested(63))
+    assert message.data == nested(63)
 
 
 @pytest.mark.django_db(transaction=True)

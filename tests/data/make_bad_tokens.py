@@ -164,6 +164,14 @@ def _cases() -> list[tuple[str, str, str, str]]:
             inv,
         ),
         ("iat not a number", "iat 'now'", signed(claims(iat="now")), inv),
+        # Times are integers (§3): PyJWT alone takes "4102444800" and 1.5 as times.
+        ("exp numeric string", "exp '2100'", signed(claims(exp=str(FUTURE))), inv),
+        ("exp float", "exp 2100 as a float", signed(claims(exp=FUTURE + 0.5)), inv),
+        ("exp bool", "exp true", signed(claims(exp=True)), inv),
+        ("iat numeric string", "iat as text", signed(claims(iat=str(ISSUED))), inv),
+        ("iat float", "iat as a float", signed(claims(iat=ISSUED + 0.5)), inv),
+        ("nbf numeric string", "nbf as text", signed(claims(nbf=str(ISSUED))), inv),
+        ("nbf float", "nbf as a float", signed(claims(nbf=ISSUED + 0.5)), inv),
         (
             "unknown session",
             "well formed and signed, but no such session",

@@ -3,7 +3,10 @@
 - The frame dispatcher answers ANY text with exactly one well-formed frame
   (or a close), never raises, and never sends text that UTF-8 cannot carry.
 - The token decoder returns a claim set only when every rule of docs/protocol.md §3
-  holds; for anything else it raises `InvalidToken` (never another error).
+  holds (integer times included); for anything else it raises `InvalidToken`
+  (never another error).
+- Frames that are not strict JSON, or whose fields have the wrong type, are
+  answered `bad_request` (tests/reliability/strict_oracle.py states the rules).
 
 Example counts are bounded so the file runs in a few seconds.
 """
@@ -13,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import time
 
 import pytest
@@ -25,6 +27,7 @@ from realtime.consumers import StreamConsumer
 from realtime.protocol import ClientFrame, CloseCode, ErrorCode, ServerFrame
 from realtime.ratelimit import FrameLimiter
 from tests.data.make_bad_tokens import TEST_KID, TEST_SECRET
+from tests.reliability.strict_oracle import NOT_STRICT, strict_parse, wrong_field
 
 BOUNDED = settings(
     max_examples=300,
@@ -54,6 +57,7 @@ frames = st.fixed_dictionaries(
         | st.sampled_from(["user", "room:lobby", "room:team", "room:nope", "room:"]),
         "data": json_values,
         "since": json_values | st.integers(0, 3),
+        "presence": json_values | st.booleans(),
     },
 )
 frame_texts = (
@@ -117,7 +121,9 @@ def check_answer(text: str, sent: list) -> None:
             return
         assert message["type"] == "websocket.send"
         message["text"].encode("utf-8")  # daphne encodes every text frame
-        frames.append(json.loads(message["text"]))
+        answer = strict_parse(message["text"])
+        assert answer is not NOT_STRICT, message["text"]  # no NaN ever goes out
+        frames.append(answer)
     frame = frames[0]
     assert frame["type"] in set(ServerFrame)
     if frame["type"] == ServerFrame.ERROR:
@@ -126,19 +132,20 @@ def check_answer(text: str, sent: list) -> None:
         f["type"] in (ServerFrame.MESSAGE, ServerFrame.REPLAY_TRUNCATED)
         for f in frames[1:]
     ), frames
-    try:
-        request = json.loads(text)
-    except (ValueError, RecursionError):
-        assert frame["code"] == ErrorCode.BAD_REQUEST
+    request = strict_parse(text)
+    if request is NOT_STRICT:  # not JSON, too deep, NaN, 1e400, …
+        assert frame["code"] == ErrorCode.BAD_REQUEST and "ref" not in frame
         return
     if not isinstance(request, dict) or not isinstance(request.get("type"), str):
         assert frame["code"] == ErrorCode.BAD_REQUEST
-    elif not utf8_safe(request):
+        return
+    if not utf8_safe(request):
         assert frame["code"] == ErrorCode.BAD_REQUEST and "ref" not in frame
-    elif "ref" in request:
-        assert frame["ref"] == request["ref"] or (
-            isinstance(request["ref"], float) and math.isnan(request["ref"])
-        )
+        return
+    if wrong_field(request):
+        assert frame["code"] == ErrorCode.BAD_REQUEST, (request, frame)
+    if "ref" in request:
+        assert frame["ref"] == request["ref"]
 
 
 @pytest.mark.django_db(transaction=True)  # handlers query from their own threads
@@ -176,9 +183,15 @@ def now() -> int:
 
 
 def times():
-    """Seconds around now, far past/future, and non-numbers."""
+    """Seconds around now, far past/future, the same as floats, text or
+    booleans (never valid: times are integers), and non-numbers."""
+    near = st.integers(-1000, 1000).map(lambda d: now() + d)
     return (
-        st.integers(-1000, 1000).map(lambda d: now() + d)
+        near
+        | near.map(float)
+        | near.map(lambda t: t + 0.5)
+        | near.map(str)
+        | st.booleans()
         | st.sampled_from([0, -1, 10**12, 10**30])
         | json_values
     )
@@ -225,7 +238,8 @@ def token_parts(draw):
 
 
 def number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """Token times are integers (never a float, a string or a boolean)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def acceptable(header: dict, payload: dict, ours: bool) -> list[str]:
@@ -298,6 +312,31 @@ def test_a_valid_token_with_extra_claims_is_accepted(extra):
         sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
     )
     assert claims.user_id == 5
+
+
+@settings(BOUNDED, max_examples=100)
+@given(
+    name=st.sampled_from(["exp", "iat", "nbf"]),
+    shift=st.integers(-5, 5),
+    spelling=st.sampled_from([float, str, lambda t: t + 0.25, lambda t: True]),
+)
+def test_a_time_that_is_not_an_integer_is_invalid_token(name, shift, spelling):
+    """A time otherwise fine (within leeway) is refused for its type alone."""
+    payload = {
+        "iss": "authsocket",
+        "aud": "authsocket-ws",
+        "sub": "5",
+        "sid": "prop-session",
+        "iat": now(),
+        "exp": now() + 300,
+        "jti": "j",
+        "typ": "access",
+    }
+    payload[name] = spelling(payload.get(name, now()) + shift)
+    token = sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
+    with pytest.raises(InvalidToken) as info:
+        decode_access(token)
+    assert info.value.code == "invalid_token"
 
 
 # --- stream names and permissions ----------------------------------------------

@@ -1,0 +1,27 @@
+"""`Authorization: Bearer <token>`, read the same way by the API and the handshake.
+
+RFC 6750 §2.1 with RFC 9110's whitespace rules: the scheme is matched without
+regard to case, scheme and token are separated by one or more spaces or tabs,
+and spaces or tabs around the value are ignored. The token itself holds none.
+"""
+
+import re
+
+# scheme, then (after spaces or tabs) the rest; surrounding blanks ignored.
+_CREDENTIALS = re.compile(r"[ \t]*([^ \t]*)(?:[ \t]+(.*?))?[ \t]*", re.DOTALL)
+
+
+class MalformedBearer(ValueError):
+    """A Bearer header without exactly one token; the message is a log reason."""
+
+
+def bearer_token(value: str) -> str | None:
+    """The token of a `Bearer` header value; None when the scheme is another."""
+    scheme, rest = _CREDENTIALS.fullmatch(value).groups()
+    if not (scheme.isascii() and scheme.lower() == "bearer"):
+        return None
+    if not rest:
+        raise MalformedBearer("Bearer without a token")
+    if " " in rest or "\t" in rest:
+        raise MalformedBearer("more than one value after Bearer")
+    return rest

@@ -1,0 +1,160 @@
+"""Strict JSON (docs/protocol.md): the parser, and every JSON endpoint of the API.
+
+A body deeper than 64, or with NaN, Infinity or a number that is not a finite
+double, is 400 `parse_error` on login, refresh, password change, room posting
+and notify, with nothing logged at ERROR (before: a 500 and a traceback).
+"""
+
+import logging
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.services import session_open
+from authsocket import strict_json
+from realtime.services import membership_create, room_create
+
+MAX = strict_json.MAX_DEPTH
+
+
+def nested_array(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def nested_object(depth: int) -> str:
+    """`{"a":{"a":…0…}}`: `depth` objects around a scalar."""
+    return '{"a":' * depth + "0" + "}" * depth
+
+
+# --- the parser ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        nested_array(MAX),
+        nested_object(MAX),
+        "0",
+        '"[[[[' + "[" * 100 + '"',  # brackets inside a string are text
+        "[" + ",".join(['"\\"["'] * 100) + "]",
+        "1e308",
+        "-1.7976931348623157e308",
+        "1e-400",  # underflows to 0.0: a finite double
+        "1" + "0" * 308,  # 1e308 as an integer: inside the double range
+    ],
+)
+def test_strict_json_accepts(text):
+    strict_json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        nested_array(MAX + 1),
+        nested_object(MAX + 1),
+        nested_array(100_000),
+        "[" * 100_000,  # unbalanced: refused before the C parser recurses
+        "NaN",
+        "[Infinity]",
+        '{"a": -Infinity}',
+        "1e400",
+        "-1e400",
+        "1" + "0" * 309,  # 1e309 as an integer: no double holds it
+        "9" * 5000,  # beyond Python's own digit limit
+        "[1,]",
+        b"\xff",
+    ],
+)
+def test_strict_json_refuses_with_its_own_error(text):
+    with pytest.raises(strict_json.StrictJSONError):
+        strict_json.loads(text)
+
+
+def test_check_refuses_python_values_strict_json_cannot_carry():
+    deep = 0
+    for _ in range(MAX):
+        deep = [deep]
+    strict_json.check(deep)
+    for bad in ([deep], float("nan"), [float("inf")], {"n": 10**400}):
+        with pytest.raises(strict_json.StrictJSONError):
+            strict_json.check(bad)
+    with pytest.raises(strict_json.StrictJSONError):
+        strict_json.check(deep, max_depth=MAX - 1)
+
+
+# --- every JSON endpoint of the API -------------------------------------------------
+
+NOT_STRICT = {
+    "deep array": nested_array(1000),
+    "deep object": nested_object(1000),
+    "one too deep": nested_array(MAX + 1),
+    "NaN": '{"username": NaN, "password": "x", "refresh": NaN, "data": NaN}',
+    "Infinity": '{"data": Infinity, "refresh": Infinity}',
+    "-Infinity": '{"data": -Infinity, "refresh": -Infinity}',
+    "1e400": '{"data": 1e400, "refresh": 1e400, "old_password": 1e400}',
+    "huge integer": '{"data": 1' + "0" * 400 + "}",
+    "deep data": '{"data": ' + nested_array(MAX) + "}",  # the body is 65 deep
+}
+
+
+@pytest.fixture
+def error_log(caplog):
+    """Records at ERROR or above from anywhere, `django.request` included."""
+    request_logger = logging.getLogger("django.request")
+    request_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            yield lambda: [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        request_logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
+def endpoints(make_user):
+    """(path, Authorization header) of every endpoint that reads a JSON body."""
+    alice = make_user("alice", "pw-alice-123")
+    staff = make_user("staff", "pw-staff-123", is_staff=True)
+    room = room_create(slug="lobby", title="Lobby", public=True)
+    membership_create(user=alice, room=room)
+    token = session_open(user=alice, user_agent="pytest").access
+    staff_token = session_open(user=staff, user_agent="pytest").access
+    return {
+        "login": ("/api/auth/login", None),
+        "refresh": ("/api/auth/refresh", None),
+        "password": ("/api/auth/password", token),
+        "room messages": ("/api/rooms/lobby/messages", token),
+        "notify": (f"/api/users/{alice.pk}/notify", staff_token),
+    }
+
+
+def post(path: str, token: str | None, body: str):
+    client = APIClient(raise_request_exception=False)
+    if token:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client.post(path, body, content_type="application/json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", NOT_STRICT.values(), ids=NOT_STRICT.keys())
+@pytest.mark.parametrize(
+    "endpoint", ["login", "refresh", "password", "room messages", "notify"]
+)
+def test_a_body_that_is_not_strict_json_is_400_parse_error(
+    endpoints, error_log, endpoint, body
+):
+    path, token = endpoints[endpoint]
+    response = post(path, token, body)
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": response.json()["detail"], "code": "parse_error"},
+    )
+    assert error_log() == []
+
+
+@pytest.mark.django_db
+def test_data_exactly_63_deep_is_accepted_on_both_posting_endpoints(endpoints):
+    body = '{"data": ' + nested_array(MAX - 1) + "}"
+    for endpoint in ("room messages", "notify"):
+        response = post(*endpoints[endpoint], body)
+        assert response.status_code == 201, response.json()
+        assert response.json()["data"] == strict_json.loads(nested_array(MAX - 1))
