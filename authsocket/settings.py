@@ -294,6 +294,8 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 
 # Django 6 sends the header itself; on Django 5.2 django-csp does. Right after
 # SecurityMiddleware, so every response (redirects and static files too) has it.
+# The sockets' sources come from DJANGO_ALLOWED_HOSTS and
+# AUTHSOCKET_ALLOWED_ORIGINS, once at start-up.
 _csp = csp_settings(
     csp_directives(
         websocket_sources=websocket_sources(
