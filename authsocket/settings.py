@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 from django.core.exceptions import ImproperlyConfigured
 
+from authsocket.csp import csp_directives, csp_settings, websocket_sources
 from authsocket.env import (
     development_secret_key,
     env_bool,
@@ -288,6 +290,26 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+
+# --- Content-Security-Policy (authsocket/csp.py) --------------------------------
+
+# Django 6 sends the header itself; on Django 5.2 django-csp does. Right after
+# SecurityMiddleware, so every response (redirects and static files too) has it.
+# The sockets' sources come from DJANGO_ALLOWED_HOSTS and
+# AUTHSOCKET_ALLOWED_ORIGINS, once at start-up.
+_csp = csp_settings(
+    csp_directives(
+        websocket_sources=websocket_sources(
+            allowed_hosts=ALLOWED_HOSTS, allowed_origins=AUTHSOCKET_ALLOWED_ORIGINS
+        )
+    ),
+    django_version=django.VERSION,
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    _csp.middleware,
+)
+globals()[_csp.setting] = _csp.value  # SECURE_CSP, or CONTENT_SECURITY_POLICY
 
 # --- Logging ----------------------------------------------------------------
 

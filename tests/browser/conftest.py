@@ -3,7 +3,9 @@
 Each test gets its own server on a free port with a fresh SQLite database
 (a copy of one migrated with ``demo_data`` once per run), so tests can set
 ``AUTHSOCKET_ACCESS_TTL`` and stop/start the server freely. Screenshots and
-browser console logs go to ``artifacts/browser/<test name>/``.
+browser console logs go to ``artifacts/browser/<test name>/``. A test whose
+browsers logged a Content-Security-Policy violation fails at teardown, unless
+it took the violation with ``browsers.take_csp_violations()``.
 
 Without /usr/bin/chromium and /usr/bin/chromedriver the tests are skipped with
 the reason; under ``CI=true`` they fail instead, so CI cannot go green by
@@ -13,6 +15,7 @@ silently not running them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -130,6 +133,34 @@ def server(server_factory) -> DaphneServer:
 # --- the browser ----------------------------------------------------------------
 
 
+CSP_MESSAGE = re.compile(r"Content[- ]Security[- ]Policy", re.IGNORECASE)
+
+
+def is_csp_violation(entry: dict) -> bool:
+    """Chromium logs every refusal (and every unparsable policy) this way."""
+    return bool(CSP_MESSAGE.search(entry.get("message", "")))
+
+
+@functools.cache
+def _chrome_class():
+    from selenium import webdriver
+
+    class Chrome(webdriver.Chrome):
+        """Chrome that keeps each console entry read, whoever reads it (CSP check)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.console: list[dict] = []
+
+        def get_log(self, log_type):
+            entries = super().get_log(log_type)
+            if log_type == "browser":
+                self.console.extend(entries)
+            return entries
+
+    return Chrome
+
+
 def new_driver():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -150,7 +181,7 @@ def new_driver():
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return _chrome_class()(service=Service(CHROMEDRIVER), options=options)
 
 
 class DemoPage:
@@ -323,6 +354,7 @@ class Browsers:
     artifacts: Path
     drivers: list = field(default_factory=list)
     pages: list[DemoPage] = field(default_factory=list)
+    taken: list[dict] = field(default_factory=list)
 
     def context(self, name: str, server: DaphneServer | None = None) -> DemoPage:
         driver = new_driver()
@@ -347,14 +379,33 @@ class Browsers:
         page.wait_state("live")
         return page
 
-    def close(self) -> None:
+    def csp_violations(self) -> list[dict]:
+        """Every CSP violation logged so far in any context, not yet taken."""
         for driver in self.drivers:
-            # Best-effort diagnostics: the browser may already be gone.
-            with contextlib.suppress(Exception):
-                logs = driver.get_log("browser")
-                with open(self.artifacts / f"console-{id(driver)}.json", "w") as out:
-                    json.dump(logs, out, indent=1)
+            with contextlib.suppress(Exception):  # the browser may already be gone
+                driver.get_log("browser")
+        taken = {id(entry) for entry in self.taken}
+        return [
+            entry
+            for driver in self.drivers
+            for entry in driver.console
+            if is_csp_violation(entry) and id(entry) not in taken
+        ]
+
+    def take_csp_violations(self) -> list[dict]:
+        """The violations a test provoked on purpose: the teardown check skips them."""
+        violations = self.csp_violations()
+        self.taken.extend(violations)
+        return violations
+
+    def close(self) -> list[dict]:
+        """Quit every browser; returns the CSP violations nobody took."""
+        violations = self.csp_violations()
+        for index, driver in enumerate(self.drivers):
+            with open(self.artifacts / f"console-{index}.json", "w") as out:
+                json.dump(driver.console, out, indent=1)
             driver.quit()
+        return violations
 
 
 @pytest.fixture
@@ -370,7 +421,12 @@ def browsers(request, artifacts):
         for page in pool.pages:
             with contextlib.suppress(Exception):
                 page.screenshot("failure")
-    pool.close()
+    violations = pool.close()
+    if violations:
+        pytest.fail(
+            "Content-Security-Policy violations in the browser console:\n"
+            + "\n".join(entry["message"] for entry in violations)
+        )
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
