@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from accounts.services import session_open
 from authsocket import strict_json
-from realtime.services import membership_create, room_create
+from realtime.models import Room
+from realtime.services import membership_create
 
 MAX = strict_json.MAX_DEPTH
 
@@ -114,7 +115,7 @@ def endpoints(make_user):
     """(path, Authorization header) of every endpoint that reads a JSON body."""
     alice = make_user("alice", "pw-alice-123")
     staff = make_user("staff", "pw-staff-123", is_staff=True)
-    room = room_create(slug="lobby", title="Lobby", public=True)
+    room = Room.objects.create(slug="lobby", title="Lobby", public=True)
     membership_create(user=alice, room=room)
     token = session_open(user=alice, user_agent="pytest").access
     staff_token = session_open(user=staff, user_agent="pytest").access
