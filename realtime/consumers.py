@@ -24,6 +24,7 @@ from realtime.expiry import ExpiryTimer
 from realtime.frame_fields import frame_problem
 from realtime.groups import user_group
 from realtime.protocol import (
+    PROTOCOL_VERSION,
     SUBPROTOCOL,
     ClientFrame,
     CloseCode,
@@ -127,6 +128,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             user={"id": user.pk, "username": user.get_username()},
             session=self.sid,
             expires_at=auth.expires_at,
+            protocol=PROTOCOL_VERSION,
         )
 
     async def _join_groups(self) -> bool:
@@ -257,8 +259,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self.close(code=CloseCode.TOKEN_EXPIRED)
 
     async def sessions_revoked(self, event: dict) -> None:
-        """Sent to the user's group: close if this socket's session is named."""
-        if self.sid in event.get("sids", ()):
+        """Sent to the user's group: close if this socket's session is named.
+
+        The guard learns every named session too, so this process refuses their
+        new handshakes now, not at its next poll: one view of a session.
+        """
+        sids = [sid for sid in event.get("sids", ()) if isinstance(sid, str)]
+        guard.mark_revoked(sids)
+        if self.sid in sids:
             await self.close(code=CloseCode.REVOKED)
 
     async def stream_message(self, event: dict) -> None:

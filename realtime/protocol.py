@@ -62,6 +62,10 @@ class Transport(StrEnum):
     QUERY_TOKEN = "query"
 
 
+# The version of the wire contract this process speaks, sent in `welcome`: during
+# a rolling deploy a client can tell a process that ignores newer fields.
+PROTOCOL_VERSION = "1.1"
+
 SUBPROTOCOL = "authsocket.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token."
 

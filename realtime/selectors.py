@@ -2,7 +2,7 @@
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from realtime.models import Membership, Message, Room
+from realtime.models import Membership, Message, Room, UserStream
 from realtime.streams import Stream
 
 
@@ -19,6 +19,23 @@ def messages_after(*, stream: Stream, after: int, limit: int) -> list[Message]:
     return list(
         stream_messages(stream=stream).filter(seq__gt=after).order_by("seq")[:limit]
     )
+
+
+def messages_between(
+    *, stream: Stream, after: int, through: int, limit: int
+) -> list[Message]:
+    """Up to `limit` messages numbered in (`after`, `through`], oldest first."""
+    messages = stream_messages(stream=stream).filter(seq__gt=after, seq__lte=through)
+    return list(messages.order_by("seq")[:limit])
+
+
+def stream_last_id(*, stream: Stream) -> int:
+    """The id of the stream's latest message (0 if none), from its counter row."""
+    if stream.is_room:
+        counters = Room.objects.filter(slug=stream.slug)
+    else:
+        counters = UserStream.objects.filter(pk=stream.user_id)
+    return counters.values_list("last_message_id", flat=True).first() or 0
 
 
 def messages_latest(*, stream: Stream, limit: int) -> list[Message]:

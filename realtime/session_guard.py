@@ -143,7 +143,7 @@ class SessionGuard:
         return sid in self._revoked
 
     def mark_revoked(self, sids: list[str]) -> None:
-        """Refuse these sessions now (called by this process's own revocations).
+        """Refuse these sessions now: this process revoked them, or was told so.
 
         Safe from any thread: single dict operations are atomic under the GIL.
         Other processes learn of it from the channel layer or their poll.

@@ -10,7 +10,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from realtime.messages import InvalidData, data_check, frame_text, message_frame
+from realtime.messages import InvalidData, data_check, frame_text
 from realtime.permissions import Action, stream_access
 from realtime.protocol import (
     UNSUBSCRIBED_FORBIDDEN,
@@ -19,7 +19,7 @@ from realtime.protocol import (
     ServerFrame,
 )
 from realtime.publish import Published, afanout, room_message_store
-from realtime.selectors import messages_after
+from realtime.replay import gap_read, replay_read
 from realtime.streams import Stream, stream_parse
 from realtime.subscriptions import Subscription, SubscriptionSet
 
@@ -58,11 +58,16 @@ async def on_subscribe(consumer, frame: dict) -> None:
         )
         return
     # Join first, then check and read: a message committed after the read is
-    # delivered live, one already read is dropped as a duplicate (no gap).
+    # numbered above `last_id` and delivered live; one at or below it is not.
     if is_new_room and not await _group_add(consumer, stream.group):
         return
-    replay = await database_sync_to_async(_snapshot)(
-        consumer.user, stream, since, settings.AUTHSOCKET_REPLAY_LIMIT
+    held = subs.get(stream.key)
+    replay = await database_sync_to_async(replay_read)(
+        user=consumer.user,
+        stream=stream,
+        since=since,
+        held=None if held is None else held.delivered_through,
+        limit=settings.AUTHSOCKET_REPLAY_LIMIT,
     )
     if replay is None:  # a subscription already held ends too: the right is gone
         if stream.is_room:
@@ -71,10 +76,15 @@ async def on_subscribe(consumer, frame: dict) -> None:
         await _forbidden(consumer, frame)
         return
     subs.add(stream)
-    if since is not None:  # the client has everything up to `since`
-        subs.replayed(stream.key, since)
-    await consumer.send_frame(ServerFrame.SUBSCRIBED, frame, stream=name)
-    await _replay(consumer, stream, name, replay)
+    subs.position(stream.key, replay.position, paused=replay.truncated)
+    fields = {"stream": name, "last_id": replay.last_id}
+    if replay.reset:
+        fields["reset"] = True
+    await consumer.send_frame(ServerFrame.SUBSCRIBED, frame, **fields)
+    for message in replay.frames:
+        await consumer.send(text_data=frame_text(message))
+    if replay.truncated:
+        await _truncated(consumer, name, replay.position)
 
 
 async def on_unsubscribe(consumer, frame: dict) -> None:
@@ -128,19 +138,25 @@ async def on_stream_message(consumer, event: dict) -> None:
     Processes fan out independently, so 43 can arrive before 42 although 42
     committed first, and a client resuming with `since` = the last id it saw
     would skip 42. Ids follow commit order, so with 43 here 42 is stored: read
-    the gap, send it first, and drop the late live copy when it comes.
+    the gap (at most the replay limit; beyond it the client pages with
+    `next_since`), send it first, and drop the late live copy when it comes.
     """
     subs, key, message_id = subscriptions_of(consumer), event["stream"], event["id"]
     if not subs.accepts(key, message_id):
         return
     after = subs.gap_before(key, message_id)
     if after is not None:
-        frames = await database_sync_to_async(_gap_frames)(
-            subs.get(key).stream, after, message_id
+        limit = settings.AUTHSOCKET_REPLAY_LIMIT
+        frames = await database_sync_to_async(gap_read)(
+            stream=subs.get(key).stream, after=after, before=message_id, limit=limit
         )
         for frame in frames:
             await consumer.send(text_data=frame_text(frame))
             subs.delivered(key, frame["id"])
+        if len(frames) == limit and frames[-1]["id"] < message_id - 1:
+            subs.pause(key)
+            await _truncated(consumer, key, frames[-1]["id"])
+            return
     await consumer.send(text_data=event["text"])
     subs.delivered(key, message_id)
 
@@ -169,22 +185,6 @@ def _is_message_id(value, *, optional: bool) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _snapshot(user, stream: Stream, since: int | None, limit: int) -> list | None:
-    """None when `user` may not read; else the frames to replay (limit + 1 max)."""
-    if not stream_access(user=user, stream=stream, action=Action.READ).allowed:
-        return None
-    if since is None:
-        return []
-    messages = messages_after(stream=stream, after=since, limit=limit + 1)
-    return [message_frame(message, replay=True) for message in messages]
-
-
-def _gap_frames(stream: Stream, after: int, before: int) -> list[dict]:
-    """The stored messages numbered strictly between `after` and `before`."""
-    messages = messages_after(stream=stream, after=after, limit=before - after - 1)
-    return [message_frame(m) for m in messages if m.seq < before]
-
-
 def _publish_checked(user, stream: Stream | None, data) -> Published | None:
     decision = stream_access(user=user, stream=stream, action=Action.PUBLISH)
     if not decision.allowed:
@@ -192,18 +192,11 @@ def _publish_checked(user, stream: Stream | None, data) -> Published | None:
     return room_message_store(room=decision.room, sender=user, data=data)
 
 
-async def _replay(consumer, stream: Stream, name: str, frames: list) -> None:
-    limit = settings.AUTHSOCKET_REPLAY_LIMIT
-    for frame in frames[:limit]:
-        await consumer.send(text_data=frame_text(frame))
-    if not frames:
-        return
-    last_id = frames[:limit][-1]["id"]
-    subscriptions_of(consumer).replayed(stream.key, last_id)
-    if len(frames) > limit:
-        await consumer.send_frame(
-            ServerFrame.REPLAY_TRUNCATED, stream=name, next_since=last_id
-        )
+async def _truncated(consumer, name: str, next_since: int) -> None:
+    """More is stored than one read carries: nothing live until resubscribed."""
+    await consumer.send_frame(
+        ServerFrame.REPLAY_TRUNCATED, stream=name, next_since=next_since
+    )
 
 
 async def _end(consumer, sub: Subscription) -> None:

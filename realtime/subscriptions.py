@@ -3,7 +3,8 @@
 Kept apart from the consumer so the rules are plain code: the user stream is
 subscribed from the start (it can be muted by `unsubscribe` and resumed), room
 subscriptions count against the limit, and a live message is passed on only
-for a stream still subscribed and only if replay has not already sent it.
+for a stream still subscribed, not paused by a truncated replay, and only if
+its id is above every id already passed on (ids per stream strictly increase).
 """
 
 from dataclasses import dataclass
@@ -14,9 +15,13 @@ from realtime.streams import Stream, user_stream
 @dataclass(slots=True)
 class Subscription:
     stream: Stream
-    # Highest id passed on for this stream, by replay or live, in order. None
-    # until known (subscribed without `since`: the first live message sets it).
+    # Highest id the client has for this stream (passed on, or its position
+    # set by `subscribe`). None until known: the user stream before any
+    # `subscribe`, where the first live message sets it.
     delivered_through: int | None = None
+    # After `replay.truncated` nothing live is passed on until the client
+    # subscribes again with `next_since`: the server never fills a gap itself.
+    paused: bool = False
 
 
 class SubscriptionSet:
@@ -37,9 +42,16 @@ class SubscriptionSet:
     def room_count(self) -> int:
         return sum(1 for sub in self._by_key.values() if sub.stream.is_room)
 
-    def replayed(self, key: str, last_id: int) -> None:
-        """The client has everything up to `last_id` (replayed, or its `since`)."""
-        self.delivered(key, last_id)
+    def position(self, key: str, last_id: int, *, paused: bool = False) -> None:
+        """Set where the client stands after a `subscribe` and its replay."""
+        sub = self._by_key.get(key)
+        if sub is not None:
+            sub.delivered_through, sub.paused = last_id, paused
+
+    def pause(self, key: str) -> None:
+        sub = self._by_key.get(key)
+        if sub is not None:
+            sub.paused = True
 
     def delivered(self, key: str, message_id: int) -> None:
         sub = self._by_key.get(key)
@@ -49,9 +61,9 @@ class SubscriptionSet:
             sub.delivered_through = message_id
 
     def accepts(self, key: str, message_id: int) -> bool:
-        """Live message: subscribed, and not already passed on."""
+        """Live message: subscribed, not paused, and not already passed on."""
         sub = self._by_key.get(key)
-        if sub is None:
+        if sub is None or sub.paused:
             return False
         return sub.delivered_through is None or message_id > sub.delivered_through
 

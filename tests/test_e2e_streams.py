@@ -54,6 +54,7 @@ async def test_team_room_between_two_real_sockets(daphne_server):
             ) == {
                 "type": "subscribed",
                 "stream": "room:team",
+                "last_id": 0,
             }
         refused = await request(carol, {"type": "subscribe", "stream": "room:team"})
         assert refused["code"] == "forbidden"

@@ -80,6 +80,8 @@ async def send(communicator, frame: dict) -> dict:
 
 
 async def subscribe(communicator, stream: str, **fields) -> dict:
+    """Subscribe and expect `subscribed` for `stream` (returned: `last_id`, …)."""
     answer = await send(communicator, {"type": "subscribe", "stream": stream, **fields})
-    assert answer == {"type": "subscribed", "stream": stream}, answer
+    assert answer["type"] == "subscribed" and answer["stream"] == stream, answer
+    assert isinstance(answer["last_id"], int), answer
     return answer

@@ -45,6 +45,7 @@ async def test_valid_token_is_welcomed_with_user_and_session(ws, alice, open_ses
         "user": {"id": alice.pk, "username": "alice"},
         "session": tokens.session.sid,
         "expires_at": tokens.access_expires_at,
+        "protocol": "1.1",
     }
     await communicator.send_json_to({"type": "ping", "ref": 7})
     assert await communicator.receive_json_from(timeout=5) == {"type": "pong", "ref": 7}

@@ -76,7 +76,7 @@ async def test_subscribe(connect, alice, bob, rooms, template, outcome):
     socket = await connect(alice)
     answer = await send(socket, {"type": "subscribe", "stream": name})
     if outcome[0] == "subscribed":
-        assert answer == {"type": "subscribed", "stream": name}
+        assert answer == {"type": "subscribed", "stream": name, "last_id": 0}
     else:
         assert answer == FORBIDDEN_FRAME
 

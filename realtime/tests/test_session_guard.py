@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from channels.layers import get_channel_layer
 from django.db import OperationalError
 from django.utils import timezone
 
@@ -15,7 +16,9 @@ from accounts.revocation import session_revoke
 from accounts.selectors import Refusal
 from realtime import session_guard
 from realtime.consumers import StreamConsumer
-from realtime.protocol import CloseCode
+from realtime.groups import user_group
+from realtime.protocol import CloseCode, SessionEvent
+from realtime.publish import publish_to_user
 from realtime.session_guard import SessionRefused, guard
 from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
 
@@ -125,6 +128,29 @@ async def test_revoked_session_is_refused_at_the_next_handshake(
     assert (await close_code(first, timeout=2))[0] == CloseCode.REVOKED
     assert await refused(ws(f"token={tokens.access}"))
     await first.disconnect()
+
+
+async def test_a_revocation_learned_by_message_refuses_that_session_at_once(
+    ws, alice, open_session
+):
+    """Two sessions of one user, a socket of B only: the message naming A (as
+    another process sends it) reaches the guard, not only B's socket. The
+    database is left alone, so no poll can be what refuses A."""
+    a_tokens = await db(open_session, alice)
+    b_tokens = await db(open_session, alice)
+    b = ws(f"token={b_tokens.access}")
+    await welcomed(b)
+    layer = get_channel_layer()
+    await layer.group_send(
+        user_group(alice.pk),
+        {"type": SessionEvent.REVOKED.value, "sids": [a_tokens.session.sid]},
+    )
+    # The group is one queue per socket: once this arrives, that was handled.
+    await db(publish_to_user, user=alice, data="after the revocation")
+    assert (await b.receive_json_from(timeout=5))["data"] == "after the revocation"
+    assert await refused(ws(f"token={a_tokens.access}"))
+    assert await still_open(b)
+    await b.disconnect()
 
 
 async def test_poll_sees_a_revocation_whose_commit_came_late(alice, open_session):

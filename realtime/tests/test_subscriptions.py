@@ -26,16 +26,25 @@ def test_live_messages_of_unsubscribed_streams_are_dropped():
 def test_replayed_messages_are_not_delivered_twice():
     subs = SubscriptionSet(user_id=1)
     subs.add(TEAM)
-    subs.replayed("room:team", 5)
+    subs.position("room:team", 5)
     assert [n for n in range(1, 8) if subs.accepts("room:team", n)] == [6, 7]
-    subs.replayed("room:team", 3)  # an older replay never lowers the mark
+    subs.delivered("room:team", 3)  # an older id never lowers the mark
     assert not subs.accepts("room:team", 5)
+
+
+def test_a_paused_stream_passes_nothing_until_positioned_again():
+    subs = SubscriptionSet(user_id=1)
+    subs.add(TEAM)
+    subs.position("room:team", 3, paused=True)
+    assert not subs.accepts("room:team", 4)
+    subs.position("room:team", 9)
+    assert not subs.accepts("room:team", 9) and subs.accepts("room:team", 10)
 
 
 def test_adding_twice_keeps_the_state():
     subs = SubscriptionSet(user_id=1)
     subs.add(TEAM)
-    subs.replayed("room:team", 4)
+    subs.position("room:team", 4)
     subs.add(TEAM)
     assert subs.room_count() == 1
     assert not subs.accepts("room:team", 4)

@@ -10,7 +10,10 @@
 //   - the socket is opened with a one-time ticket or the subprotocol transport,
 //     never `?token=` (URLs end up in logs);
 //   - after a drop it reconnects with capped exponential backoff and jitter and
-//     re-subscribes each stream with `since` = the last id it saw (§4.2);
+//     re-subscribes each stream with `since` = the last id it has (§4.2): the
+//     server's `last_id` when nothing arrived yet, and `next_since` after
+//     `replay.truncated`; a `reset` means the server cannot honour that id, so
+//     whatever it sends next is taken;
 //   - close codes and refused handshakes are handled as §4.3 says.
 //
 //   const client = new AuthSocket();
@@ -49,7 +52,6 @@ const COOKIE_HEADER = { "X-AuthSocket-Cookie": "1" };
 const SUBPROTOCOL = "authsocket.v1";
 const TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token.";
 const REFRESH_LOCK = "authsocket-refresh";
-const SEEN_IDS_KEPT = 2000;
 
 const DEFAULTS = Object.freeze({
   baseUrl: "",
@@ -155,7 +157,7 @@ export class AuthSocket extends EventTarget {
     this._attempt = 0;
     this._refusals = 0;
     this._forceRefresh = false;
-    this._streams = new Map(); // stream -> { floor, lastId, seen: Set }
+    this._streams = new Map(); // stream -> { lastId: the last id it has, or null }
     this._pending = new Map(); // ref -> { resolve, reject, kind, stream, timer }
     this._nextRef = 1;
     this._timers = { refresh: null, reconnect: null, heartbeat: null };
@@ -305,11 +307,10 @@ export class AuthSocket extends EventTarget {
   subscribe(stream, { since = null } = {}) {
     let entry = this._streams.get(stream);
     if (!entry) {
-      entry = { floor: 0, lastId: null, seen: new Set() };
+      entry = { lastId: null };
       this._streams.set(stream, entry);
     }
     if (since !== null && since !== undefined) {
-      entry.floor = Math.max(entry.floor, since);
       entry.lastId = Math.max(entry.lastId ?? 0, since);
     }
     if (this._isLive()) this._sendSubscribe(stream);
@@ -823,6 +824,17 @@ export class AuthSocket extends EventTarget {
 
   _onSubscribed(frame) {
     this._settle(frame.ref);
+    const entry = this._streams.get(frame.stream);
+    if (entry && Number.isInteger(frame.last_id)) {
+      if (frame.reset) {
+        // Our position is past the server's end, or behind what it still keeps:
+        // take what it sends from here (ids above `last_id`, or the kept rest).
+        entry.lastId = Math.min(entry.lastId ?? 0, frame.last_id);
+      } else if (entry.lastId === null) {
+        // Subscribed "from now": a reconnect resumes here, missing nothing.
+        entry.lastId = frame.last_id;
+      }
+    }
     this._emit("subscription", { stream: frame.stream, status: "subscribed" });
   }
 
@@ -837,15 +849,10 @@ export class AuthSocket extends EventTarget {
   _onMessage(frame) {
     const entry = this._streams.get(frame.stream);
     if (entry) {
-      // Replay and reconnects may repeat a message: ids decide (§4.2).
-      if (frame.id <= entry.floor || entry.seen.has(frame.id)) return;
-      entry.seen.add(frame.id);
-      entry.lastId = Math.max(entry.lastId ?? 0, frame.id);
-      if (entry.seen.size > SEEN_IDS_KEPT) {
-        const ids = [...entry.seen].sort((a, b) => a - b).slice(0, SEEN_IDS_KEPT / 2);
-        for (const id of ids) entry.seen.delete(id);
-        entry.floor = ids[ids.length - 1];
-      }
+      // The server sends each stream's ids strictly increasing (§4.2); this
+      // only guards against a frame of a socket already replaced.
+      if (entry.lastId !== null && frame.id <= entry.lastId) return;
+      entry.lastId = frame.id;
     }
     this._emit("message", frame);
   }

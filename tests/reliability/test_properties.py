@@ -7,6 +7,10 @@
   (never another error).
 - Frames that are not strict JSON, or whose fields have the wrong type, are
   answered `bad_request` (tests/reliability/strict_oracle.py states the rules).
+- Generated publish / subscribe (any `since`) / unsubscribe / prune sequences,
+  with fan-out delivered late and reordered: per stream, ids strictly increase
+  and skip nothing stored, nothing live follows `replay.truncated` until the
+  next subscribe, and after the last one everything committed later arrives.
 
 Example counts are bounded so the file runs in a few seconds.
 """
@@ -422,3 +426,234 @@ def test_stream_names_never_authorize_beyond_the_rules(world, name, who):
     for action in Action:
         decision = stream_access(user=user, stream=stream, action=action)
         assert decision.allowed == expected(user, name, action), (name, who, action)
+
+
+# --- replay and live interleavings ------------------------------------------------
+
+INTERLEAVED_STREAMS = ["room:lobby", "room:team"]
+streams_drawn = st.sampled_from(INTERLEAVED_STREAMS)
+publish_op = st.tuples(st.just("publish"), streams_drawn)
+# Which pending fan-out arrives next: counted from the newest (gaps) or anywhere.
+deliver_op = st.tuples(st.just("deliver"), st.integers(0, 2) | st.integers(0, 63))
+# `since`: absent, absolute (often past the end: few messages are stored), or
+# relative to the stream's last id (behind it: replays and truncations).
+since_drawn = st.none() | st.integers(0, 9) | st.integers(-6, 2).map(lambda d: ("+", d))
+subscribe_op = st.tuples(st.just("subscribe"), streams_drawn, since_drawn)
+interleaving_ops = st.lists(
+    st.one_of(
+        publish_op,
+        publish_op,
+        publish_op,
+        deliver_op,
+        deliver_op,
+        subscribe_op,
+        subscribe_op,
+        st.tuples(st.just("unsubscribe"), streams_drawn),
+        st.tuples(st.just("prune"), streams_drawn, st.integers(1, 3)),
+    ),
+    min_size=8,
+    max_size=40,
+)
+
+
+class Reader:
+    """A strict client's view of one stream; it checks every frame it gets.
+
+    No frame is dropped as a duplicate: the server itself must send ids that
+    strictly increase, skip no stored message, and stay silent after
+    `replay.truncated` until the next `subscribe`.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.subscribed, self.paused = False, False
+        self.pos: int | None = None  # the last id this subscription has
+        self.received: list[int] = []
+
+    def on_subscribed(self, since, answer: list[dict], last_id: int, kept) -> None:
+        subscribed, *rest = answer
+        assert subscribed["type"] == ServerFrame.SUBSCRIBED, answer
+        assert subscribed["last_id"] == last_id, answer
+        start = last_id if since is None else since
+        if self.subscribed:  # already held: nothing it has is sent again
+            start = max(start, self.pos)
+        reset = start > last_id or (start < last_id and start + 1 not in kept)
+        assert subscribed.get("reset", False) is reset, (answer, start, kept)
+        assert "reset" not in subscribed or subscribed["reset"] is True
+        start = min(start, last_id)
+        wanted = sorted(i for i in kept if start < i <= last_id)
+        replayed = [f for f in rest if f["type"] == ServerFrame.MESSAGE]
+        assert all(f.get("replay") is True for f in replayed), answer
+        got = [f["id"] for f in replayed]
+        assert got == wanted[: len(got)] and len(got) <= self.limit, (answer, wanted)
+        tail = rest[len(replayed) :]
+        self.subscribed, self.pos = True, start
+        self.received += got
+        if got:
+            self.pos = got[-1]
+        if len(got) < len(wanted):
+            assert len(got) == self.limit, answer
+            assert tail == [truncated(subscribed["stream"], self.pos)], answer
+            self.paused = True
+        else:
+            assert tail == [], answer
+            self.pos, self.paused = last_id, False
+
+    def on_live(self, message_id: int, sent: list[dict], kept) -> None:
+        if not self.subscribed or self.paused or message_id <= self.pos:
+            assert sent == [], (message_id, sent)
+            return
+        messages = [f for f in sent if f["type"] == ServerFrame.MESSAGE]
+        assert all("replay" not in f for f in messages), sent
+        for frame in messages:
+            skipped = [i for i in kept if self.pos < i < frame["id"]]
+            assert not skipped, (self.pos, frame["id"], skipped)
+            self.pos = frame["id"]
+            self.received.append(frame["id"])
+        if messages and messages[-1]["id"] == message_id:
+            assert len(messages) == len(sent), sent
+            assert len(messages) - 1 <= self.limit, sent  # one bounded gap read
+        else:  # a reordered gap larger than one read: paged like a replay
+            assert len(messages) == self.limit, sent
+            assert sent[len(messages) :] == [truncated(sent[0]["stream"], self.pos)]
+            self.paused = True
+
+    def on_unsubscribed(self) -> None:
+        self.subscribed, self.paused, self.pos = False, False, None
+
+
+def truncated(stream: str, next_since: int) -> dict:
+    return {"type": "replay.truncated", "stream": stream, "next_since": next_since}
+
+
+class Interleaving:
+    """One socket (the real consumer) and a channel layer the test delivers by
+    hand, so fan-out can be late, reordered, or arrive for pruned messages."""
+
+    def __init__(self, user, rooms, limit: int) -> None:
+        self.sent: list = []
+        self.consumer = make_consumer(self.sent, user)
+        self.user, self.rooms = user, rooms
+        self.readers = {name: Reader(limit) for name in INTERLEAVED_STREAMS}
+        self.kept = {name: set() for name in INTERLEAVED_STREAMS}
+        self.last = dict.fromkeys(INTERLEAVED_STREAMS, 0)
+        self.pending: list[dict] = []
+
+    def take(self) -> list[dict]:
+        frames = [json.loads(m["text"]) for m in self.sent]
+        assert all(m["type"] == "websocket.send" for m in self.sent), self.sent
+        self.sent.clear()
+        return frames
+
+    async def publish(self, name: str) -> None:
+        from channels.db import database_sync_to_async
+
+        from realtime.publish import room_message_store
+
+        published = await database_sync_to_async(room_message_store)(
+            room=self.rooms[name], sender=self.user, data=name
+        )
+        self.kept[name].add(published.message.seq)
+        self.last[name] = published.message.seq
+        self.pending.append(published.event)
+
+    async def deliver(self, index: int) -> None:
+        event = self.pending.pop(-1 - index % len(self.pending))
+        await self.consumer.stream_message(event)
+        name = event["stream"]
+        self.readers[name].on_live(event["id"], self.take(), self.kept[name])
+
+    async def subscribe(self, name: str, since) -> None:
+        if isinstance(since, tuple):  # relative to the stream's last id
+            since = max(0, self.last[name] + since[1])
+        frame = {"type": "subscribe", "stream": name}
+        if since is not None:
+            frame["since"] = since
+        await self.consumer.receive(text_data=json.dumps(frame))
+        reader = self.readers[name]
+        reader.on_subscribed(since, self.take(), self.last[name], self.kept[name])
+
+    async def unsubscribe(self, name: str) -> None:
+        await self.consumer.receive(
+            text_data=json.dumps({"type": "unsubscribe", "stream": name})
+        )
+        assert self.take() == [{"type": "unsubscribed", "stream": name}]
+        self.readers[name].on_unsubscribed()
+
+    async def prune(self, name: str, count: int) -> None:
+        """History retention: the oldest kept messages of the stream go."""
+        from channels.db import database_sync_to_async
+
+        from realtime.models import Message
+
+        oldest = sorted(self.kept[name])[:count]
+        await database_sync_to_async(
+            lambda: Message.objects.filter(
+                room=self.rooms[name], seq__in=oldest
+            ).delete()
+        )()
+        self.kept[name] -= set(oldest)
+
+    async def catch_up(self, name: str) -> int:
+        """Subscribe as a client resumes (paging through truncations); the mark."""
+        reader = self.readers[name]
+        await self.subscribe(name, reader.pos if reader.subscribed else None)
+        while reader.paused:
+            await self.subscribe(name, reader.pos)
+        return reader.pos
+
+
+@pytest.fixture
+def interleaving_rooms(world):
+    from realtime.models import Room
+
+    return {
+        name: Room.objects.get(slug=name.split(":")[1])
+        for name in ("room:lobby", "room:team")
+    }
+
+
+@pytest.mark.django_db(transaction=True)  # handlers query from their own threads
+@settings(BOUNDED, max_examples=100)
+@given(
+    ops=interleaving_ops,
+    limit=st.integers(1, 3),
+    late=st.integers(0, 5),
+    data=st.data(),
+)
+def test_replay_and_live_interleavings_keep_ids_strict_and_complete(
+    world, interleaving_rooms, ops, limit, late, data
+):
+    from django.test import override_settings
+
+    from realtime.models import Message, Room
+
+    Message.objects.all().delete()  # each example starts from empty streams
+    Room.objects.update(last_message_id=0)
+    run = Interleaving(world["alice"], interleaving_rooms, limit)
+
+    async def scenario() -> None:
+        for op, *args in ops:
+            if op == "deliver" and not run.pending:
+                continue
+            await getattr(run, op)(*args)
+        # The client resumes every stream; what is committed later all arrives.
+        marks = {name: await run.catch_up(name) for name in INTERLEAVED_STREAMS}
+        for name in INTERLEAVED_STREAMS:
+            for _ in range(late):
+                await run.publish(name)
+        for _ in range(1000):
+            paused = [n for n, r in run.readers.items() if r.paused]
+            if run.pending:  # a paused stream gets its fan-out too: and ignores it
+                await run.deliver(data.draw(st.integers(0, 63), label="late order"))
+            elif paused:
+                await run.subscribe(paused[0], run.readers[paused[0]].pos)
+            else:
+                break
+        for name, reader in run.readers.items():
+            assert reader.pos == run.last[name], (name, reader.pos, run.last)
+            after = [i for i in reader.received if i > marks[name]]
+            assert after == list(range(marks[name] + 1, run.last[name] + 1))
+
+    with override_settings(AUTHSOCKET_REPLAY_LIMIT=limit):
+        asyncio.run(scenario())

@@ -1,0 +1,69 @@
+"""What a `subscribe` replays, and how a live gap is filled (docs/protocol.md).
+
+Both read at most `limit` messages: a `since` of 0 on a big room never loads
+its history at once; the client pages through it with `next_since`. Ids are
+numbered in commit order, so once the counter says `last_id`, every message up
+to it is committed: the counter read first and the page clipped at `last_id`
+are one consistent view, as a single read would be.
+"""
+
+from dataclasses import dataclass
+
+from realtime.messages import message_frame
+from realtime.permissions import Action, stream_access
+from realtime.selectors import messages_between, stream_last_id
+from realtime.streams import Stream
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    last_id: int  # the stream's latest id when read (0 if none)
+    frames: list[dict]  # oldest first, each with "replay": true
+    position: int  # the client has everything up to here once frames are sent
+    truncated: bool  # more after `position`: nothing live until resubscribed
+    reset: bool  # `since` could not be honoured (past the end, or pruned)
+
+
+def replay_read(
+    *, user, stream: Stream, since: int | None, held: int | None, limit: int
+) -> Replay | None:
+    """None when `user` may not read `stream`; else the answer to `subscribe`.
+
+    `held` is the id this socket already has on the stream (a subscription it
+    holds): never sent again, whatever `since` says.
+    """
+    decision = stream_access(user=user, stream=stream, action=Action.READ)
+    if not decision.allowed:
+        return None
+    if decision.room is not None:  # read after the group join, like the counter
+        last_id = decision.room.last_message_id
+    else:
+        last_id = stream_last_id(stream=stream)
+    start = last_id if since is None else since
+    if held is not None:
+        start = max(start, held)
+    if start >= last_id:
+        # Past the end (a restored database, a client's bad memory): what comes
+        # after `last_id` is delivered, nothing is swallowed.
+        return Replay(last_id, [], last_id, truncated=False, reset=start > last_id)
+    messages = messages_between(
+        stream=stream, after=start, through=last_id, limit=limit
+    )
+    frames = [message_frame(message, replay=True) for message in messages]
+    truncated = len(frames) == limit and frames[-1]["id"] < last_id
+    return Replay(
+        last_id,
+        frames,
+        frames[-1]["id"] if truncated else last_id,
+        truncated=truncated,
+        # `start + 1` is gone while later ones are kept: history was pruned.
+        reset=not frames or frames[0]["id"] != start + 1,
+    )
+
+
+def gap_read(*, stream: Stream, after: int, before: int, limit: int) -> list[dict]:
+    """Up to `limit` stored messages numbered strictly between the two ids."""
+    messages = messages_between(
+        stream=stream, after=after, through=before - 1, limit=limit
+    )
+    return [message_frame(message) for message in messages]
