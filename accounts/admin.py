@@ -1,4 +1,4 @@
-"""Admin for users and their login sessions.
+"""Admin for users, their login sessions, and service keys.
 
 Actions call the same services as the API: revoking goes through
 accounts.revocation. Apps built on accounts add their own bulk actions on
@@ -10,8 +10,9 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import AuthSession, SessionRevocation, User
+from accounts.models import AuthSession, ServiceKey, SessionRevocation, User
 from accounts.revocation import sessions_revoke, user_sessions_revoke
+from accounts.service_keys import service_keys_revoke
 
 ADMIN_REVOKE_REASON = "admin"
 
@@ -126,3 +127,31 @@ class SessionRevocationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ServiceKey)
+class ServiceKeyAdmin(admin.ModelAdmin):
+    """Keys are created by `manage.py service_key create` (the only place a key
+    is ever shown); here they are listed, by prefix, and revoked."""
+
+    list_display = ["name", "shown_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "shown_prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    @admin.display(description="key")
+    def shown_prefix(self, key: ServiceKey) -> str:
+        return f"{key.prefix}…"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the row says when, and keeps its name taken
+
+    @admin.action(description="Revoke the selected service keys")
+    def revoke(self, request, queryset) -> None:
+        revoked = service_keys_revoke(keys=queryset)
+        self.message_user(request, f"Revoked {revoked} service key(s).")

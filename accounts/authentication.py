@@ -1,7 +1,13 @@
-"""`Authorization: Bearer <access JWT>`: the HTTP API's only authentication.
+"""The HTTP API's two authentications, one per kind of caller.
 
-Every request re-checks the session and the user in the database, so an
-access token stops working on the API the moment its session is revoked. The
+`Authorization: Bearer <access JWT>` authenticates users everywhere but
+`/api/server/`; `Authorization: ApiKey <service key>` authenticates other
+backends on `/api/server/` only. A view lists exactly one of them: DRF takes
+`WWW-Authenticate` from the first class, so each world answers its own
+scheme, and the other world's header is simply "no credentials".
+
+Every request re-checks the session (or the key) in the database, so a
+credential stops working the moment its revocation commits. The Bearer
 header is read by `accounts.bearer`, exactly as the WebSocket handshake reads it.
 """
 
@@ -10,8 +16,11 @@ from dataclasses import dataclass
 from rest_framework import authentication, exceptions
 
 from accounts.bearer import MalformedBearer, bearer_token
-from accounts.models import AuthSession
+from accounts.errors import InvalidServiceKey
+from accounts.models import AuthSession, ServiceKey
 from accounts.selectors import live_session
+from accounts.service_keys import service_key_authenticate
+from accounts.throttles import ServiceKeyFailureThrottle
 from accounts.tokens import AccessClaims, InvalidToken, decode_access
 
 
@@ -63,3 +72,51 @@ _DETAILS = {
     "invalid_token": "Invalid token.",
     "token_expired": "The access token has expired; refresh it.",
 }
+
+
+@dataclass(frozen=True)
+class ServiceCaller:
+    """`request.user` of a server API request: a backend, not a person."""
+
+    key: ServiceKey
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+    is_staff: bool = False
+    pk: None = None
+
+    def __str__(self) -> str:
+        return f"service {self.key.name}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: ApiKey <key>`; failed attempts are throttled per address.
+
+    The throttle is asked only after a key failed, so a valid key is never
+    throttled, even from an address that keeps sending bad ones.
+    """
+
+    keyword = b"apikey"
+    failure_throttle = ServiceKeyFailureThrottle
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword:
+            return None
+        try:
+            if len(header) != 2:
+                raise InvalidServiceKey()
+            key = service_key_authenticate(raw=header[1].decode("ascii"))
+        except (InvalidServiceKey, UnicodeDecodeError):
+            self._count_failure(request)
+            raise AuthenticationFailed(
+                InvalidServiceKey.default_detail, code=InvalidServiceKey.code
+            ) from None
+        return ServiceCaller(key), key
+
+    def _count_failure(self, request) -> None:
+        throttle = self.failure_throttle()
+        if not throttle.allow_request(request, None):
+            raise exceptions.Throttled(throttle.wait())
+
+    def authenticate_header(self, request) -> str:
+        return 'ApiKey realm="server"'

@@ -52,3 +52,12 @@ class InvalidTicket(AuthError):
 class WrongPassword(AuthError):
     code = "wrong_password"
     default_detail = "The current password is wrong."
+
+
+class InvalidServiceKey(AuthError):
+    code = "invalid_key"
+    default_detail = "Unknown or revoked service key."
+
+
+class ServiceKeyNameTaken(Exception):
+    """`service_key create` with the name of a key that is still live."""

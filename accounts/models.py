@@ -127,3 +127,42 @@ class WebSocketTicket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket of {self.session}"
+
+
+class ServiceKeyQuerySet(models.QuerySet):
+    def live(self) -> "ServiceKeyQuerySet":
+        return self.filter(revoked_at__isnull=True)
+
+
+class ServiceKey(models.Model):
+    """A backend's credential for the server API, stored as a SHA-256 digest.
+
+    The key itself is shown once, when created; `prefix` (its first characters)
+    is what people see afterwards to tell keys apart.
+    """
+
+    name = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=16, editable=False)
+    # Unique, hence indexed: a request finds its key with one index lookup.
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Written at most once a minute per key (accounts.service_keys), not per request.
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ServiceKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "-created_at"]
+        constraints = [
+            # A name is taken by one live key at a time; revoked keys keep
+            # theirs, so a key can be replaced by a new one of the same name.
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="service_key_live_name_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,4 +1,4 @@
-"""OpenAPI description of our Bearer authentication (drf-spectacular)."""
+"""OpenAPI description of our two authentications (drf-spectacular)."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -9,3 +9,19 @@ class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "`ApiKey <service key>` (`manage.py service_key create <name>`); "
+                "for `/api/server/` only."
+            ),
+        }

@@ -152,3 +152,21 @@ class PasswordThrottle(SettingsRateThrottle):
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class ServiceKeyFailureThrottle(SettingsRateThrottle):
+    """Failed service-key attempts per client address (valid keys never count).
+
+    Asked by the server API's authentication itself, not as a DRF throttle:
+    DRF authenticates before it throttles, so a throttle class would see a
+    bad key only after it had been refused.
+    """
+
+    scope = "service_key_failure"
+    rate_setting = "AUTHSOCKET_SERVICE_KEY_THROTTLE"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": self.get_ident(request),
+        }

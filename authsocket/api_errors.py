@@ -71,7 +71,12 @@ def exception_handler(exc, context):
         ):
             code = "forbidden"
         response.data = {"detail": str(detail), "code": code}
-    if response.status_code == status.HTTP_401_UNAUTHORIZED:
+    # DRF names the view's own scheme (ApiKey on /api/server/); a 401 raised
+    # by a view itself (a failed login) is the user API's: Bearer.
+    if (
+        response.status_code == status.HTTP_401_UNAUTHORIZED
+        and "WWW-Authenticate" not in response
+    ):
         response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
 

@@ -2,7 +2,8 @@
 
 Every handler of the project carries `RedactSecretsFilter`: whatever a message
 or traceback contains (a URL with `?token=`, a header, a JSON body), JWTs,
-bearer values and credential-named fields are replaced before it is written.
+bearer values, service keys and credential-named fields are replaced before
+it is written.
 """
 
 import json
@@ -16,7 +17,9 @@ _SECRET_KEYS = "token|ticket|refresh|access|password|secret|cookie"
 _PATTERNS = [
     # Anything shaped like a JWT (also inside `authsocket.token.<jwt>`).
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), REDACTED),
-    (re.compile(r"(?i)(bearer\s+)[^\s,;\"']+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)((?:bearer|apikey)\s+)[^\s,;\"']+"), r"\1" + REDACTED),
+    # A service key anywhere (`ask_` + 43 URL-safe characters).
+    (re.compile(r"\bask_[A-Za-z0-9_-]{20,}"), REDACTED),
     # key=value in query strings and form bodies; any key that names a
     # credential (access_token, refresh_token, client_secret, new_password…).
     (re.compile(rf"(?i)\b(\w*(?:{_SECRET_KEYS}))=[^&\s\"']*"), r"\1=" + REDACTED),

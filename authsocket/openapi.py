@@ -4,7 +4,8 @@ drf-spectacular documents only the success answer. Clients, and the schema
 fuzzing in tests/reliability/test_api_fuzz.py, need the errors as well; each
 is the `{"detail", "code"}` shape of authsocket.api_errors. Which statuses an
 operation may answer follows from its view: a body → 400, the API → 401, a
-permission beyond "anyone" → 403, a path parameter → 404, a throttle → 429.
+permission beyond "anyone" → 403, a path parameter → 404, a throttle (or an
+authentication that throttles its failures) → 429.
 """
 
 from drf_spectacular.openapi import AutoSchema
@@ -48,6 +49,9 @@ class ErrorAnswersSchema(AutoSchema):
             statuses.append(("403", "Not allowed (code `forbidden`)."))
         if "{" in self.path or not self.path.startswith("/api/"):
             statuses.append(("404", "No such resource (code `not_found`)."))
-        if view.throttle_classes:
+        if view.throttle_classes or any(
+            getattr(auth, "failure_throttle", None)
+            for auth in view.authentication_classes
+        ):
             statuses.append(("429", "Throttled (code `throttled`, `Retry-After`)."))
         return statuses

@@ -258,6 +258,8 @@ AUTHSOCKET_LOGIN_ADDRESS_THROTTLE = env_rate(
 )
 AUTHSOCKET_TICKET_THROTTLE = env_rate("AUTHSOCKET_TICKET_THROTTLE", "60/min")
 AUTHSOCKET_PASSWORD_THROTTLE = env_rate("AUTHSOCKET_PASSWORD_THROTTLE", "5/min")
+# Failed service-key attempts on /api/server/ per client address.
+AUTHSOCKET_SERVICE_KEY_THROTTLE = env_rate("AUTHSOCKET_SERVICE_KEY_THROTTLE", "30/min")
 
 # --- WebSocket (docs/protocol.md §4) ------------------------------------------------
 

@@ -12,6 +12,7 @@ from authsocket import api_errors
 api_patterns = [
     path("", include("accounts.urls")),
     path("", include("realtime.urls")),
+    path("server/", include("realtime.server_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI with its init script at its own URL (?script): no inline script.
     path(

@@ -18,11 +18,17 @@ class InvalidData(ValueError):
     """Message data that could not be stored or sent as JSON."""
 
 
-def message_frame(message: Message, *, replay: bool = False) -> dict:
-    """The wire form; `message.room` and `message.sender` should be preloaded."""
+def message_frame(
+    message: Message, *, replay: bool = False, full_name: bool = False
+) -> dict:
+    """The wire form; `message.room` and `message.sender` should be preloaded.
+
+    `full_name` names a user stream `user:<id>` (the server API's answers)
+    instead of the recipient's own `user`.
+    """
     frame = {
         "type": ServerFrame.MESSAGE.value,
-        "stream": message_stream_name(message),
+        "stream": message.stream_name if full_name else message_stream_name(message),
         "id": message.seq,
         "sender": (
             {"id": message.sender_id, "username": message.sender.get_username()}

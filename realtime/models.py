@@ -134,3 +134,29 @@ class Message(models.Model):
         if self.room_id:
             return f"{ROOM_STREAM_PREFIX}{self.room.slug}"
         return f"{USER_STREAM_PREFIX}{self.recipient_id}"
+
+
+class IdempotentPublish(models.Model):
+    """The message a server API publish stored under its `Idempotency-Key`.
+
+    Unique per service key and key, so two concurrent identical requests
+    store one message; rows older than a day answer nothing and are pruned
+    (realtime.server_api).
+    """
+
+    service_key = models.ForeignKey(
+        "accounts.ServiceKey", on_delete=models.CASCADE, related_name="+"
+    )
+    key = models.CharField(max_length=64)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service_key", "key"], name="idempotent_publish_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.message}"

@@ -49,3 +49,21 @@ class HistoryQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(
         min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE
     )
+
+
+class ServerPublishSerializer(PublishSerializer):
+    """A name that is a string but no stream's is the view's 404, not a 400."""
+
+    stream = serializers.CharField(
+        trim_whitespace=False,
+        allow_blank=True,
+        help_text="In full: `room:<slug>` or `user:<id>`.",
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and not isinstance(data.get("stream"), str):
+            message = "A string is required." if "stream" in data else None
+            raise serializers.ValidationError(
+                {"stream": [message or "This field is required."]}
+            )
+        return super().to_internal_value(data)

@@ -45,7 +45,7 @@ def room_decision(request, slug: str, action: Action) -> Decision:
     return decision
 
 
-def history(request, stream: Stream) -> Response:
+def history(request, stream: Stream, *, full_names: bool = False) -> Response:
     query = HistoryQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
     limit, after = query.validated_data["limit"], query.validated_data.get("after")
@@ -53,7 +53,9 @@ def history(request, stream: Stream) -> Response:
         messages = messages_latest(stream=stream, limit=limit)
     else:
         messages = messages_after(stream=stream, after=after, limit=limit)
-    return Response([message_frame(message) for message in messages])
+    return Response(
+        [message_frame(message, full_name=full_names) for message in messages]
+    )
 
 
 def published_data(request):

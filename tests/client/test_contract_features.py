@@ -93,15 +93,42 @@ async def test_server_api_publish_is_idempotent_and_reaches_sockets(server):
                     break
             history = await backend.history("room:lobby", after=first["id"] - 1)
             assert [m["id"] for m in history] == [first["id"]]
-            presence = await backend.presence("room:lobby")
-            assert [u["username"] for u in presence["users"]] == ["alice"]
             user_id = socket.welcome["user"]["id"]
-            assert (await backend.connections(user_id))["connections"] == 1
             assert await backend.revoke_user(user_id) >= 1
             with pytest.raises(CredentialsRejected):
                 async with asyncio.timeout(5):
                     async for _ in socket:
                         pass
+
+
+async def test_server_api_presence_and_connections_count_live_sockets(server):
+    require(server, "POST", "/api/server/publish", "the server API")
+    key = await asyncio.to_thread(service_key, server)
+    async with (
+        ServerClient(server.http, key) as backend,
+        ApiClient(server.http) as alice,
+    ):
+        await alice.login("alice", PASSWORD)
+        async with alice.socket() as socket:
+            await socket.subscribe("room:lobby")
+            user_id = socket.welcome["user"]["id"]
+            for path, missing in [
+                ("/api/server/streams/room:lobby/presence", "server API presence"),
+                (f"/api/server/users/{user_id}/connections", "connection counts"),
+            ]:
+                status, _, _ = await asyncio.to_thread(
+                    call,
+                    "GET",
+                    f"{server.http}{path}",
+                    None,
+                    None,
+                    {"Authorization": f"ApiKey {key}"},
+                )
+                if status == 404:
+                    pytest.skip(f"the server does not have {missing} yet")
+            presence = await backend.presence("room:lobby")
+            assert [u["username"] for u in presence["users"]] == ["alice"]
+            assert (await backend.connections(user_id))["connections"] == 1
 
 
 async def test_server_api_refuses_a_bad_key_with_its_code(server):

@@ -1,0 +1,129 @@
+"""The server API for other backends (docs/protocol.md §7): thin DRF views.
+
+Authenticated by a service key and nothing else: `ApiKeyAuthentication` is
+the only authentication class here, so a user's JWT is "no credentials" (401
+`not_authenticated`) and every 401 says `WWW-Authenticate: ApiKey`.
+"""
+
+import re
+
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import ApiKeyAuthentication
+from accounts.models import ServiceKey
+from accounts.revocation import user_sessions_revoke
+from realtime.messages import message_frame
+from realtime.serializers import MessageSerializer, ServerPublishSerializer
+from realtime.server_api import (
+    PublishForbidden,
+    StreamNotFound,
+    server_publish,
+    server_stream_resolve,
+)
+from realtime.views import HISTORY_PARAMETERS, history
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,64}")
+SERVER_API_REVOKE_REASON = "server_api"
+
+
+class IsService(BasePermission):
+    """Only a request authenticated by a service key."""
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, ServiceKey)
+
+
+class ServerApiView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsService]
+    throttle_classes = []  # failed keys are throttled by the authentication
+
+
+def idempotency_key(request) -> str | None:
+    """The header's value; absent → None; not 1–64 printable ASCII → 400."""
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(value):
+        raise exceptions.ValidationError(
+            {IDEMPOTENCY_HEADER: ["1 to 64 printable ASCII characters."]}
+        )
+    return value
+
+
+def resolved(name: str):
+    try:
+        return server_stream_resolve(name=name)
+    except StreamNotFound:
+        raise Http404 from None
+
+
+class PublishView(ServerApiView):
+    @extend_schema(
+        request=ServerPublishSerializer,
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description=(
+                    "At most 64 printable ASCII characters. A repeat within 24 h "
+                    "from the same service key answers 200 with the first message "
+                    "and publishes nothing."
+                ),
+            )
+        ],
+        responses={201: MessageSerializer, 200: MessageSerializer},
+    )
+    def post(self, request):
+        """Store a message (sender null) on any stream and deliver it live."""
+        key = idempotency_key(request)
+        body = ServerPublishSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            message, created = server_publish(
+                service_key=request.auth,
+                name=body.validated_data["stream"],
+                data=body.validated_data["data"],
+                idempotency_key=key,
+            )
+        except StreamNotFound:
+            raise Http404 from None
+        except PublishForbidden:
+            raise exceptions.PermissionDenied(
+                "This stream takes no publishes from the server API."
+            ) from None
+        return Response(
+            message_frame(message, full_name=True),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class StreamMessagesView(ServerApiView):
+    @extend_schema(
+        parameters=HISTORY_PARAMETERS, responses=MessageSerializer(many=True)
+    )
+    def get(self, request, stream: str):
+        """A stream's stored messages, paged as for rooms; names in full."""
+        return history(request, resolved(stream).stream, full_names=True)
+
+
+class UserRevokeSerializer(serializers.Serializer):
+    revoked = serializers.IntegerField(help_text="Sessions revoked.")
+
+
+class UserRevokeView(ServerApiView):
+    @extend_schema(request=None, responses=UserRevokeSerializer)
+    def post(self, request, user_id: int):
+        """Revoke every session of the user; his sockets close with 4403."""
+        if not get_user_model().objects.filter(pk=user_id).exists():
+            raise Http404
+        sids = user_sessions_revoke(user_id=user_id, reason=SERVER_API_REVOKE_REASON)
+        return Response({"revoked": len(sids)})
