@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import AuthSession, SessionRevocation
+from authsocket import metrics
 from realtime.groups import user_group
 from realtime.session_guard import guard
 
@@ -58,6 +59,7 @@ def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
         transaction.on_commit(lambda: _after_commit(revoked, now if nested else None))
     sids = [sid for sid, _ in revoked]
     logger.info("revoked %d session(s): %s", len(sids), reason)
+    metrics.sessions_revoked(reason, len(sids))
     return sids
 
 
@@ -111,13 +113,16 @@ def _notify_sockets(revoked: list[tuple[str, int]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    committed = timezone.now().timestamp()  # for the close delay (metrics)
     sids_by_user: dict[int, list[str]] = {}
     for sid, user_id in revoked:
         sids_by_user.setdefault(user_id, []).append(sid)
     try:
         for user_id, sids in sids_by_user.items():
             async_to_sync(layer.group_send)(
-                user_group(user_id), {"type": SESSION_REVOKED_EVENT, "sids": sids}
+                user_group(user_id),
+                {"type": SESSION_REVOKED_EVENT, "sids": sids, "revoked_at": committed},
             )
     except Exception:  # the database poll still closes them within a second
+        metrics.channel_layer_error("group_send")
         logger.warning("channel layer unreachable; revocation left to the poll")

@@ -14,6 +14,8 @@ from django.core.cache.backends.locmem import LocMemCache
 from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
+from authsocket import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -75,6 +77,10 @@ class SettingsRateThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str:
         return getattr(settings, self.rate_setting)
+
+    def throttle_failure(self) -> bool:
+        metrics.throttled(self.scope)
+        return super().throttle_failure()
 
 
 class LoginThrottle(SettingsRateThrottle):

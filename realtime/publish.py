@@ -17,6 +17,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
 
+from authsocket import metrics
 from realtime.messages import data_check, frame_text, message_frame
 from realtime.models import Message, Room, UserStream
 from realtime.protocol import StreamEvent
@@ -70,6 +71,7 @@ def _published(message: Message, stream: Stream) -> Published:
         "stream": stream.key,
         "id": message.seq,
         "text": frame_text(message_frame(message)),
+        "ts_ms": int(message.created_at.timestamp() * 1000),  # fan-out delay
     }
     return Published(message, stream.group, event)
 
@@ -79,23 +81,27 @@ def _published(message: Message, stream: Stream) -> Published:
 
 def fanout(published: Published) -> None:
     """Deliver live from sync code (best effort: the message is stored)."""
+    metrics.message_published(published.event["stream"])
     layer = get_channel_layer()
     if layer is None:
         return
     try:
         async_to_sync(layer.group_send)(published.group, published.event)
     except Exception as exc:
+        metrics.channel_layer_error("group_send")
         logger.warning("message stored, live delivery failed: %s", type(exc).__name__)
 
 
 async def afanout(published: Published) -> None:
     """Deliver live from async code, on the caller's event loop."""
+    metrics.message_published(published.event["stream"])
     layer = get_channel_layer()
     if layer is None:
         return
     try:
         await layer.group_send(published.group, published.event)
     except Exception as exc:
+        metrics.channel_layer_error("group_send")
         logger.warning("message stored, live delivery failed: %s", type(exc).__name__)
 
 

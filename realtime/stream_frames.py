@@ -10,6 +10,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from authsocket import metrics
 from realtime.messages import InvalidData, data_check, frame_text, message_frame
 from realtime.permissions import Action, stream_access
 from realtime.protocol import (
@@ -143,6 +144,7 @@ async def on_stream_message(consumer, event: dict) -> None:
             subs.delivered(key, frame["id"])
     await consumer.send(text_data=event["text"])
     subs.delivered(key, message_id)
+    metrics.message_delivered(key, event.get("ts_ms"))
 
 
 async def on_stream_revoke(consumer, event: dict) -> None:
@@ -223,6 +225,7 @@ async def _group_add(consumer, group: str) -> bool:
     try:
         await consumer.channel_layer.group_add(group, consumer.channel_name)
     except Exception as exc:
+        metrics.channel_layer_error("group_add")
         # daphne cannot send 1011; 4503 tells the client exactly what to do:
         # reconnect with backoff and resubscribe with `since`.
         logger.warning("channel layer unavailable on subscribe: %s", type(exc).__name__)
@@ -238,4 +241,5 @@ async def _group_discard(consumer, group: str) -> None:
     try:
         await consumer.channel_layer.group_discard(group, consumer.channel_name)
     except Exception:  # the layer expires stale members by itself
+        metrics.channel_layer_error("group_discard")
         logger.warning("channel layer unavailable on unsubscribe")
