@@ -161,8 +161,10 @@ async def test_series_do_not_grow_with_the_number_of_rooms(connect, alice):
 
     await publish_and_receive(rooms[0])
     series = series_lines()
-    for room in rooms[1:]:
-        await publish_and_receive(room)
+    with Delta("authsocket_messages_delivered_total", kind="room") as delivered:
+        for room in rooms[1:]:
+            await publish_and_receive(room)
+    assert delivered.value == 49
     assert series_lines() == series
     assert "r49" not in generate_latest(REGISTRY).decode()
 
@@ -217,7 +219,8 @@ async def test_a_revocation_poll_reports_its_duration_and_age(connect, alice):
 
 
 async def test_instrumentation_off_counts_nothing(ws, settings):
-    settings.AUTHSOCKET_METRICS = False
-    with handshakes("refused", "invalid_token", "query") as counted:
-        assert await refused(ws("token=not-a-jwt"))
-    assert counted.value == 0
+    for enabled, expected in ((True, 1), (False, 0)):
+        settings.AUTHSOCKET_METRICS = enabled
+        with handshakes("refused", "invalid_token", "query") as counted:
+            assert await refused(ws("token=not-a-jwt"))
+        assert counted.value == expected
