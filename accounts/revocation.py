@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import AuthSession, SessionRevocation
 from accounts.signals import sessions_revoked
+from authsocket import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
         transaction.on_commit(lambda: _after_commit(revoked, now, restamp=nested))
     sids = [sid for sid, _ in revoked]
     logger.info("revoked %d session(s): %s", len(sids), reason)
+    metrics.sessions_revoked(reason, len(sids))
     return sids
 
 

@@ -17,6 +17,8 @@ from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from authsocket import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -78,6 +80,10 @@ class SettingsRateThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str:
         return getattr(settings, self.rate_setting)
+
+    def throttle_failure(self) -> bool:
+        metrics.throttled(self.scope)
+        return super().throttle_failure()
 
 
 def submitted_username(request) -> str:

@@ -18,19 +18,24 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from authsocket.gc_tuning import tune_garbage_collector  # noqa: E402
 from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
+from authsocket.metrics_endpoint import MetricsMiddleware  # noqa: E402
 from realtime.middleware import JWTAuthMiddleware  # noqa: E402
 from realtime.origin import OriginCheck  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.socket_metrics import SocketMetricsMiddleware  # noqa: E402
 
 # daphne's access log bypasses logging filters and prints HTTP query strings.
 redact_daphne_access_log()
 
 application = ProtocolTypeRouter(
     {
-        # /healthz and /readyz are answered before Django: probes use their
-        # own Host and plain HTTP (see authsocket/health.py).
-        "http": HealthMiddleware(django_asgi_app),
-        "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        # /healthz, /readyz and /metrics are answered before Django: probes
+        # and scrapers use their own Host and plain HTTP, and /metrics must
+        # answer while the database is down (see authsocket/health.py).
+        "http": MetricsMiddleware(HealthMiddleware(django_asgi_app)),
+        "websocket": OriginCheck(
+            JWTAuthMiddleware(SocketMetricsMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )
 

@@ -280,6 +280,18 @@ AUTHSOCKET_REVOCATION_POLL = 0.5
 # a time. 0 keeps CPython's defaults.
 AUTHSOCKET_GC_THRESHOLD = env_int("AUTHSOCKET_GC_THRESHOLD", 50_000)
 
+# --- Metrics (GET /metrics, docs/metrics.md) -------------------------------------
+
+# The bearer token /metrics requires; unset: no /metrics at all (404).
+AUTHSOCKET_METRICS_TOKEN = env_str("AUTHSOCKET_METRICS_TOKEN")
+if AUTHSOCKET_METRICS_TOKEN and len(AUTHSOCKET_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured(
+        "AUTHSOCKET_METRICS_TOKEN must be at least 16 characters "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
+# 0 turns instrumentation off (the bench's "metrics off" baseline).
+AUTHSOCKET_METRICS = env_bool("AUTHSOCKET_METRICS", True)
+
 # --- Security headers and cookies (outside debug) ------------------------------
 
 SESSION_COOKIE_SECURE = not DEBUG

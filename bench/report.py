@@ -13,6 +13,13 @@ from pathlib import Path
 
 BASELINES = ("noauth", "peer")
 SUBJECT = "authsocket"
+NOMETRICS = "authsocket-nometrics"  # the same tree with AUTHSOCKET_METRICS=0
+METRICS_COST_ROWS = (
+    ("Handshakes/s, `?token=`", "handshake/token", "connections_per_s"),
+    ("Server CPU ms/handshake, `?token=`", "handshake/token", "server_cpu_ms_per_op"),
+    ("Echo round trips/s", "echo", "round_trips_per_s"),
+    ("Server CPU ms/echo round trip", "echo", "server_cpu_ms_per_op"),
+)
 HEADLINE_KEYS = (
     "connections_per_s",
     "refusals_per_s",
@@ -289,6 +296,26 @@ def targets_table(medians: dict) -> list[str]:
     return lines
 
 
+def metrics_cost_table(medians: dict) -> list[str]:
+    """Metrics on (authsocket) against off (AUTHSOCKET_METRICS=0), same run.
+
+    The ratio is on/off for rates (target ≥ 0.97×) and off/on for CPU per
+    operation, so above 1 is better in both.
+    """
+    lines = [
+        "| figure | metrics on | metrics off | on vs off |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, case, key in METRICS_COST_ROWS:
+        on, off = (
+            metric(medians, SUBJECT, case, key),
+            metric(medians, NOMETRICS, case, key),
+        )
+        cost = ratio(off, on) if key == "server_cpu_ms_per_op" else ratio(on, off)
+        lines.append(f"| {label} | {cell(on)} | {cell(off)} | {ratio_cell(cost)} |")
+    return lines
+
+
 def notes(summary: dict) -> list[str]:
     """n/a reasons, skipped stacks and the load generator's own CPU share."""
     load = summary["loadavg_1m"]
@@ -389,6 +416,14 @@ def markdown(summary: dict, chart_name: str) -> str:
         "## Figures",
         "",
         *figures_table(summary["medians"]),
+        "",
+        "## Cost of metrics",
+        "",
+        "authsocket as shipped (every metric counted; nothing scrapes during "
+        "the run) against the same tree with `AUTHSOCKET_METRICS=0`, in the "
+        "same runs. Target: ≥ 0.97× (docs/metrics.md).",
+        "",
+        *metrics_cost_table(summary["medians"]),
         "",
         f"![chart](results/{chart_name})",
         "",

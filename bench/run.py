@@ -106,7 +106,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short run")
     parser.add_argument("--runs", type=int, help="override the number of runs")
-    parser.add_argument("--servers", default="authsocket,noauth,peer")
+    parser.add_argument(
+        "--servers", default="authsocket,noauth,peer,authsocket-nometrics"
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER))
     parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
@@ -200,7 +202,7 @@ def build_stack(name: str, args, plan: Plan, workdir: Path, skipped: dict):
     """Prepares one stack, or records why it is skipped and returns None."""
     kind = KINDS[name]
     reason = None
-    if kind is AUTHSOCKET:
+    if kind.project_dir == AUTHSOCKET.project_dir:  # authsocket, any variant
         kind = replace(kind, project_dir=Path(args.app_dir).resolve())
         reason = core_missing(kind.project_dir)
     if reason:

@@ -14,7 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -48,6 +48,7 @@ class ServerKind:
     scenarios: frozenset[str]
     uses_database_url: bool = False
     has_demo_data: bool = False
+    env: tuple[tuple[str, str], ...] = ()  # set in this stack's environment
 
 
 AUTHSOCKET = ServerKind(
@@ -75,7 +76,17 @@ PEER = ServerKind(
     transports=("token", "header"),
     scenarios=frozenset({"handshake", "reject", "echo", "idle", "storm"}),
 )
-KINDS = {kind.name: kind for kind in (AUTHSOCKET, NOAUTH, PEER)}
+# The same tree with instrumentation off (AUTHSOCKET_METRICS=0: every metrics
+# call returns at once, the socket-metrics middleware passes through): the
+# cost of counting, measured on the two figures it could move.
+AUTHSOCKET_NOMETRICS = replace(
+    AUTHSOCKET,
+    name="authsocket-nometrics",
+    transports=("token",),
+    scenarios=frozenset({"handshake", "echo"}),
+    env=(("AUTHSOCKET_METRICS", "0"),),
+)
+KINDS = {kind.name: kind for kind in (AUTHSOCKET, NOAUTH, PEER, AUTHSOCKET_NOMETRICS)}
 
 
 def pinned(core: str, argv: list[str]) -> list[str]:
@@ -113,6 +124,7 @@ class Deployment:
                 DEMO_PASSWORD=secrets.token_urlsafe(16),
                 **RAISED_LIMITS,
             )
+        env.update(kind.env)
         env.pop("REDIS_URL", None)
         return cls(kind, workdir, python, env)
 

@@ -10,6 +10,8 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from authsocket import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,4 +42,5 @@ async def agroup_send(group: str, event: dict, *, fallback: str) -> bool:
 
 
 def _warn(exc: Exception, fallback: str) -> None:
+    metrics.channel_layer_error("group_send")
     logger.warning("channel layer unreachable (%s); %s", type(exc).__name__, fallback)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from accounts.tokens import InvalidToken, decode_access
-from authsocket import strict_json
+from authsocket import metrics, strict_json
 from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
@@ -138,6 +138,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
         except Exception as exc:
+            metrics.channel_layer_error("group_add")
             logger.warning(
                 "websocket refused: channel layer unavailable (%s)", type(exc).__name__
             )
@@ -196,6 +197,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         frame = None
         try:
             frame = _parse_frame(text_data)
+            metrics.frame_received(frame["type"], known=self.handlers)
             handler = self.handlers.get(frame["type"])
             if handler is None:
                 raise FrameError(
@@ -241,6 +243,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=CloseCode.REVOKED)
             return
         except (DatabaseError, OSError) as exc:
+            metrics.database_error("auth_frame")
             logger.warning(
                 "auth frame refused: database unavailable (%s)", type(exc).__name__
             )
@@ -268,6 +271,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         guard.mark_revoked(sids)
         if self.sid in sids:
             await self.close(code=CloseCode.REVOKED)
+            metrics.revocation_closed(event.get("revoked_at"))
 
     async def stream_message(self, event: dict) -> None:
         await stream_frames.on_stream_message(self, event)

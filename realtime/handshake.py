@@ -16,6 +16,7 @@ from django.db import DatabaseError
 from accounts.errors import AuthError
 from accounts.services import ticket_consume
 from accounts.tokens import AccessClaims, InvalidToken, decode_access
+from authsocket import metrics
 from realtime.credentials import BadCredential, Credential, credential_of
 from realtime.protocol import Transport
 from realtime.session_guard import SessionRefused, guard
@@ -45,24 +46,29 @@ class HandshakeAuth:
 
 async def authenticate_scope(scope: dict) -> tuple[object, HandshakeAuth]:
     """`(user, auth)` for `scope["user"]` and `scope["auth"]`."""
+    transport = None  # kept on refusals too: metrics count them per transport
     try:
         credential = credential_of(scope)
         if credential is None:
             return AnonymousUser(), HandshakeAuth(error="no credential")
+        transport = credential.transport
         if credential.transport is Transport.TICKET:
             return await _from_ticket(credential)
         return await _from_access_token(credential)
     except BadCredential as exc:
         return AnonymousUser(), HandshakeAuth(error=f"bad credential: {exc}")
     except InvalidToken as exc:
-        return AnonymousUser(), HandshakeAuth(error=f"{exc.code}: {exc.reason}")
+        error = f"{exc.code}: {exc.reason}"
+        return AnonymousUser(), HandshakeAuth(transport, error=error)
     except (SessionRefused, AuthError) as exc:
-        return AnonymousUser(), HandshakeAuth(error=f"session refused: {exc}")
-    except (DatabaseError, OSError) as exc:
-        # Not logged here: the consumer logs every refusal once, with this reason.
         return AnonymousUser(), HandshakeAuth(
-            error=f"{DATABASE_UNAVAILABLE} ({type(exc).__name__})"
+            transport, error=f"session refused: {exc}"
         )
+    except (DatabaseError, OSError) as exc:
+        metrics.database_error("handshake")
+        # Not logged here: the consumer logs every refusal once, with this reason.
+        error = f"{DATABASE_UNAVAILABLE} ({type(exc).__name__})"
+        return AnonymousUser(), HandshakeAuth(transport, error=error)
 
 
 async def _from_access_token(credential: Credential) -> tuple[object, HandshakeAuth]:

@@ -13,6 +13,8 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.http.request import is_same_domain
 
+from authsocket import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,6 +31,7 @@ class OriginCheck(OriginValidator):
         if not origins or (len(origins) == 1 and self.is_allowed(origins[0])):
             return await self.application(scope, receive, send)
         logger.info("websocket refused: origin not allowed")
+        metrics.handshake_refused("origin", None)
         return await WebsocketDenier()(scope, receive, send)
 
     def is_allowed(self, raw: bytes) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F
 
+from authsocket import metrics
 from realtime.broadcast import agroup_send, group_send
 from realtime.messages import data_check, frame_text, message_frame
 from realtime.models import Message, Room, UserStream
@@ -67,6 +68,7 @@ def _published(message: Message, stream: Stream) -> Published:
         "stream": stream.key,
         "id": message.seq,
         "text": frame_text(message_frame(message)),
+        "ts_ms": int(message.created_at.timestamp() * 1000),  # fan-out delay
     }
     return Published(message, stream.group, event)
 
@@ -76,11 +78,13 @@ def _published(message: Message, stream: Stream) -> Published:
 
 def fanout(published: Published) -> None:
     """Deliver live from sync code (best effort: the message is stored)."""
+    metrics.message_published(published.event["stream"])
     group_send(published.group, published.event, fallback=LIVE_DELIVERY_FAILED)
 
 
 async def afanout(published: Published) -> None:
     """Deliver live from async code, on the caller's event loop."""
+    metrics.message_published(published.event["stream"])
     await agroup_send(published.group, published.event, fallback=LIVE_DELIVERY_FAILED)
 
 

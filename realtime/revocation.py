@@ -8,6 +8,7 @@ and `sockets_close` closes this process's sockets of it: both paths end here.
 """
 
 import logging
+import time
 
 from realtime.broadcast import group_send
 from realtime.connections import registry
@@ -21,11 +22,16 @@ logger = logging.getLogger(__name__)
 def sessions_revoked_notify(sender, *, revoked: list[tuple[str, int]], **kwargs):
     """Receiver of `accounts.signals.sessions_revoked`: `(sid, user_id)` pairs."""
     guard.mark_revoked([sid for sid, _ in revoked])
+    committed = time.time()  # sent along for the close-delay histogram
     sids_by_user: dict[int, list[str]] = {}
     for sid, user_id in revoked:
         sids_by_user.setdefault(user_id, []).append(sid)
     for user_id, sids in sids_by_user.items():
-        event = {"type": SessionEvent.REVOKED.value, "sids": sids}
+        event = {
+            "type": SessionEvent.REVOKED.value,
+            "sids": sids,
+            "revoked_at": committed,
+        }
         if not group_send(
             user_group(user_id), event, fallback="revocation left to the poll"
         ):

@@ -43,6 +43,7 @@ from accounts.selectors import (
     sessions_by_sid,
     sessions_used_since,
 )
+from authsocket import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,7 @@ class SessionGuard:
                 self._used_cursor(),
             )
         except Exception:
+            metrics.database_error("revocation_poll")
             if not self._failing:
                 logger.warning("revocation poll failed; checking every handshake")
             self._failing = True
@@ -255,6 +257,7 @@ class SessionGuard:
         await self._apply(sids, started)
         self._cursor = started_wall
         self._last_ok = started
+        metrics.guard_polled(started)
 
     def _used_cursor(self):
         """Since when to load used sessions: the last poll, or one token lifetime."""

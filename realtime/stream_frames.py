@@ -10,6 +10,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from authsocket import metrics
 from realtime.messages import InvalidData, data_check, frame_text
 from realtime.permissions import Action, stream_access
 from realtime.protocol import (
@@ -159,6 +160,7 @@ async def on_stream_message(consumer, event: dict) -> None:
             return
     await consumer.send(text_data=event["text"])
     subs.delivered(key, message_id)
+    metrics.message_delivered(key, event.get("ts_ms"))
 
 
 async def on_stream_revoke(consumer, event: dict) -> None:
@@ -216,6 +218,7 @@ async def _group_add(consumer, group: str) -> bool:
     try:
         await consumer.channel_layer.group_add(group, consumer.channel_name)
     except Exception as exc:
+        metrics.channel_layer_error("group_add")
         # daphne cannot send 1011; 4503 tells the client exactly what to do:
         # reconnect with backoff and resubscribe with `since`.
         logger.warning("channel layer unavailable on subscribe: %s", type(exc).__name__)
@@ -231,4 +234,5 @@ async def _group_discard(consumer, group: str) -> None:
     try:
         await consumer.channel_layer.group_discard(group, consumer.channel_name)
     except Exception:  # the layer expires stale members by itself
+        metrics.channel_layer_error("group_discard")
         logger.warning("channel layer unavailable on unsubscribe")

@@ -1,0 +1,76 @@
+"""`GET /metrics`: this process's figures in the Prometheus text format.
+
+Answered in front of Django, like /healthz: no database, no session, no
+ALLOWED_HOSTS (Prometheus scrapes each process at 127.0.0.1:<port>), so the
+figures stay visible while the database is down. The bearer token is
+compared in constant time; no token configured means no endpoint (404).
+"""
+
+import hmac
+import json
+
+from django.conf import settings
+from prometheus_client import REGISTRY, exposition, generate_latest
+
+METRICS_PATH = "/metrics"
+# The classic text format every Prometheus version reads (newer clients
+# default to announcing 1.0.0, which Prometheus 2 does not know).
+CONTENT_TYPE = getattr(
+    exposition, "CONTENT_TYPE_PLAIN_0_0_4", "text/plain; version=0.0.4; charset=utf-8"
+)
+
+
+class MetricsMiddleware:
+    """ASGI middleware answering /metrics, passing every other request on."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") != METRICS_PATH:
+            return await self.application(scope, receive, send)
+        token = settings.AUTHSOCKET_METRICS_TOKEN
+        if not token:
+            return await _respond(send, 404, _json({"detail": "Not found."}))
+        if not _authorized(scope, token):
+            return await _respond(
+                send,
+                401,
+                _json({"detail": "Metrics need their bearer token."}),
+                [(b"www-authenticate", b'Bearer realm="metrics"')],
+            )
+        if scope["method"] not in ("GET", "HEAD"):
+            return await _respond(
+                send, 405, _json({"detail": "GET only"}), [(b"allow", b"GET, HEAD")]
+            )
+        body = generate_latest(REGISTRY)
+        if scope["method"] == "HEAD":
+            body = b""
+        return await _respond(send, 200, (CONTENT_TYPE.encode(), body))
+
+
+def _authorized(scope, token: str) -> bool:
+    """One `Authorization: Bearer <token>` header, compared in constant time."""
+    values = [v for name, v in scope.get("headers", ()) if name == b"authorization"]
+    if len(values) != 1:
+        return False
+    scheme, _, credential = values[0].partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    return hmac.compare_digest(credential.strip(), token.encode())
+
+
+def _json(body: dict) -> tuple[bytes, bytes]:
+    return b"application/json", json.dumps(body).encode()
+
+
+async def _respond(send, status: int, content, extra_headers=()) -> None:
+    content_type, payload = content
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra_headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

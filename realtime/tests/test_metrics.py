@@ -1,0 +1,226 @@
+"""Each WebSocket-side metric moves when its event happens (docs/metrics.md)."""
+
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+from prometheus_client import REGISTRY, generate_latest
+
+from accounts.revocation import session_revoke
+from accounts.tokens import encode_access
+from realtime.protocol import CloseCode
+from realtime.publish import apublish_to_room
+from realtime.services import room_create
+from realtime.session_guard import guard
+from realtime.tests.conftest import TIMEOUT, db, send
+from realtime.tests.sockets import close_code, refused, welcomed
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+def value(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class Delta:
+    """`with Delta(name, **labels) as d: ...; d.value` → how much it moved."""
+
+    def __init__(self, name: str, **labels):
+        self.name, self.labels = name, labels
+
+    def __enter__(self):
+        self.before = value(self.name, **self.labels)
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def value(self) -> float:
+        return value(self.name, **self.labels) - self.before
+
+
+def handshakes(outcome, reason, transport) -> Delta:
+    return Delta(
+        "authsocket_handshakes_total",
+        outcome=outcome,
+        reason=reason,
+        transport=transport,
+    )
+
+
+@pytest.mark.parametrize(
+    "query, headers, reason, transport",
+    [
+        ("token=not-a-jwt", (), "invalid_token", "query"),
+        ("", (), "no_credential", "none"),
+        ("token=a&token=b", (), "bad_credential", "none"),
+        ("", [("origin", "https://evil.example")], "origin", "none"),
+    ],
+)
+async def test_a_refused_handshake_counts_its_reason_and_transport(
+    ws, query, headers, reason, transport
+):
+    with handshakes("refused", reason, transport) as counted:
+        assert await refused(ws(query, headers=headers))
+    assert counted.value == 1
+
+
+async def test_an_expired_token_counts_as_token_expired(ws, alice, open_session):
+    tokens = await db(open_session, alice)
+    token, _ = encode_access(
+        user_id=alice.pk, sid=tokens.session.sid, now=int(time.time()) - 3600, ttl=60
+    )
+    with handshakes("refused", "token_expired", "header") as counted:
+        assert await refused(ws(headers=[("authorization", f"Bearer {token}")]))
+    assert counted.value == 1
+
+
+async def test_an_accepted_socket_counts_and_is_open_until_it_closes(
+    ws, alice, open_session
+):
+    tokens = await db(open_session, alice)
+    open_before = value("authsocket_open_sockets")
+    with handshakes("accepted", "none", "query") as counted:
+        communicator = ws(f"token={tokens.access}")
+        await welcomed(communicator)
+    assert counted.value == 1
+    assert value("authsocket_open_sockets") == open_before + 1
+    await communicator.disconnect()
+    assert value("authsocket_open_sockets") == open_before
+
+
+async def test_a_user_at_the_limit_is_a_refusal_and_a_4409(
+    connect, ws, alice, open_session, settings
+):
+    settings.AUTHSOCKET_MAX_CONNECTIONS_PER_USER = 1
+    await connect(alice)
+    tokens = await db(open_session, alice)
+    closes = Delta("authsocket_close_codes_total", code="4409")
+    with handshakes("refused", "too_many_connections", "query") as counted, closes:
+        communicator = ws(f"token={tokens.access}")
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        code, _ = await close_code(communicator, timeout=TIMEOUT)
+        assert code == CloseCode.TOO_MANY_CONNECTIONS
+    assert (counted.value, closes.value) == (1, 1)
+    await communicator.disconnect()
+
+
+async def test_close_codes_sent_are_counted(connect, alice):
+    communicator = await connect(alice)
+    with Delta("authsocket_close_codes_total", code="4415") as counted:
+        await communicator.send_to(bytes_data=b"\x00")
+        code, _ = await close_code(communicator, timeout=TIMEOUT)
+    assert (code, counted.value) == (CloseCode.BINARY_FRAME, 1)
+
+
+async def test_frames_are_counted_by_type_and_unknown_types_as_other(connect, alice):
+    communicator = await connect(alice)
+    pings = Delta("authsocket_frames_received_total", type="ping")
+    others = Delta("authsocket_frames_received_total", type="other")
+    with pings, others:
+        await send(communicator, {"type": "ping"})
+        await send(communicator, {"type": "shout-at-alice"})
+    assert (pings.value, others.value) == (1, 1)
+
+
+async def test_a_publish_counts_published_delivered_and_fanout_delay(
+    connect, alice, bob, rooms
+):
+    sockets = [await connect(alice), await connect(bob)]
+    for communicator in sockets:
+        answer = await send(communicator, {"type": "subscribe", "stream": "room:lobby"})
+        assert answer["type"] == "subscribed"
+    published = Delta("authsocket_messages_published_total", kind="room")
+    delivered = Delta("authsocket_messages_delivered_total", kind="room")
+    delays = Delta("authsocket_fanout_delay_seconds_count", kind="room")
+    with published, delivered, delays:
+        frame = {"type": "publish", "stream": "room:lobby", "data": {"n": 1}}
+        assert (await send(sockets[0], frame))["type"] == "published"
+        for communicator in sockets:
+            message = await communicator.receive_json_from(timeout=TIMEOUT)
+            assert message["type"] == "message"
+    assert (published.value, delivered.value, delays.value) == (1, 2, 2)
+    assert value("authsocket_fanout_delay_seconds_sum", kind="room") >= 0
+
+
+async def test_series_do_not_grow_with_the_number_of_rooms(connect, alice):
+    communicator = await connect(alice)
+    rooms = [
+        await db(room_create, slug=f"r{i}", title=f"R{i}", public=True)
+        for i in range(50)
+    ]
+
+    async def publish_and_receive(room):
+        subscribe = {"type": "subscribe", "stream": f"room:{room.slug}"}
+        assert (await send(communicator, subscribe))["type"] == "subscribed"
+        await apublish_to_room(room=room, sender=None, data={"room": room.slug})
+        message = await communicator.receive_json_from(timeout=TIMEOUT)
+        assert message["stream"] == f"room:{room.slug}"
+
+    await publish_and_receive(rooms[0])
+    series = series_lines()
+    with Delta("authsocket_messages_delivered_total", kind="room") as delivered:
+        for room in rooms[1:]:
+            await publish_and_receive(room)
+    assert delivered.value == 49
+    assert series_lines() == series
+    assert "r49" not in generate_latest(REGISTRY).decode()
+
+
+def series_lines() -> int:
+    text = generate_latest(REGISTRY).decode()
+    return sum(1 for line in text.splitlines() if not line.startswith("#"))
+
+
+async def test_a_revocation_counts_its_reason_and_observes_the_close_delay(
+    ws, alice, open_session
+):
+    tokens = await db(open_session, alice)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    revocations = Delta("authsocket_revocations_total", reason="logout")
+    delays = Delta("authsocket_revocation_close_delay_seconds_count")
+    with revocations, delays:
+        assert await db(session_revoke, session=tokens.session, reason="logout")
+        code, _ = await close_code(communicator, timeout=TIMEOUT)
+    assert code == CloseCode.REVOKED
+    assert (revocations.value, delays.value) == (1, 1)
+    assert value("authsocket_revocation_close_delay_seconds_sum") < 60
+    await communicator.disconnect()
+
+
+async def test_a_failed_group_send_counts_as_a_channel_layer_error(
+    ws, alice, open_session, monkeypatch
+):
+    tokens = await db(open_session, alice)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+
+    async def unreachable(*args, **kwargs):
+        raise ConnectionError("layer down")
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", unreachable)
+    operation = "group_send"
+    with Delta("authsocket_channel_layer_errors_total", operation=operation) as errors:
+        assert await db(session_revoke, session=tokens.session, reason="test")
+        code, _ = await close_code(communicator, timeout=TIMEOUT)  # by the poll
+    assert (code, errors.value) == (CloseCode.REVOKED, 1)
+    await communicator.disconnect()
+
+
+async def test_a_revocation_poll_reports_its_duration_and_age(connect, alice):
+    await connect(alice)  # starts the watcher on this loop
+    with Delta("authsocket_revocation_poll_duration_seconds_count") as polls:
+        await guard.poll_once()
+    assert polls.value == 1
+    assert 0 <= value("authsocket_revocation_poll_age_seconds") < 5
+
+
+async def test_instrumentation_off_counts_nothing(ws, settings):
+    for enabled, expected in ((True, 1), (False, 0)):
+        settings.AUTHSOCKET_METRICS = enabled
+        with handshakes("refused", "invalid_token", "query") as counted:
+            assert await refused(ws("token=not-a-jwt"))
+        assert counted.value == expected

@@ -1,0 +1,58 @@
+"""The nginx site never proxies /metrics, whatever the upstream would answer."""
+
+import contextlib
+import http.server
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from .processes import NginxProcess
+
+
+class AnswersEverything(http.server.BaseHTTPRequestHandler):
+    """An upstream that would hand its figures to anyone who asks."""
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        body = b"authsocket_open_sockets 1.0\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def upstream():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def status_of(url: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer any-token"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.services
+def test_nginx_answers_404_for_metrics_and_proxies_the_rest(nginx_available, tmp_path):
+    with upstream() as port:
+        nginx = NginxProcess(tmp_path, [port]).start()
+        try:
+            for path in ("/metrics", "/metrics?format=text", "/%6Detrics", "//metrics"):
+                assert status_of(nginx.http + path) == 404, path
+            assert status_of(nginx.http + "/metricsx") == 200  # the upstream answers
+        finally:
+            nginx.stop()
