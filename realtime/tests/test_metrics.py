@@ -8,9 +8,9 @@ from prometheus_client import REGISTRY, generate_latest
 
 from accounts.revocation import session_revoke
 from accounts.tokens import encode_access
+from realtime.models import Room
 from realtime.protocol import CloseCode
-from realtime.publish import apublish_to_room
-from realtime.services import room_create
+from realtime.publish import publish_to_room
 from realtime.session_guard import guard
 from realtime.tests.conftest import TIMEOUT, db, send
 from realtime.tests.sockets import close_code, refused, welcomed
@@ -148,14 +148,14 @@ async def test_a_publish_counts_published_delivered_and_fanout_delay(
 async def test_series_do_not_grow_with_the_number_of_rooms(connect, alice):
     communicator = await connect(alice)
     rooms = [
-        await db(room_create, slug=f"r{i}", title=f"R{i}", public=True)
+        await db(Room.objects.create, slug=f"r{i}", title=f"R{i}", public=True)
         for i in range(50)
     ]
 
     async def publish_and_receive(room):
         subscribe = {"type": "subscribe", "stream": f"room:{room.slug}"}
         assert (await send(communicator, subscribe))["type"] == "subscribed"
-        await apublish_to_room(room=room, sender=None, data={"room": room.slug})
+        await db(publish_to_room, room=room, sender=None, data={"room": room.slug})
         message = await communicator.receive_json_from(timeout=TIMEOUT)
         assert message["stream"] == f"room:{room.slug}"
 
