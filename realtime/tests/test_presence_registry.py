@@ -291,17 +291,18 @@ async def test_calls_made_during_an_outage_reach_redis_when_it_answers_again(
             ttl=3, url=f"redis://127.0.0.1:{cutout.port}/{db}"
         )
         await open_socket(p, "gone", 1, streams=[S])
+        await open_socket(p, "kept", 3, streams=[S])  # written back once, not twice
         cutout.cut()
         await open_socket(p, "new", 2, streams=[S])  # missed by Redis
         await p.socket_close("gone")  # missed by Redis
         assert p.degraded
-        assert present(await observer.snapshot(S)) == {1: 1}  # stale meanwhile
+        assert present(await observer.snapshot(S)) == {1: 1, 3: 1}  # stale meanwhile
         cutout.restore()
         await p.on_change.wait_for(
             lambda events: any(isinstance(e, Resync) for e in events)
         )
         assert not p.degraded
-        assert present(await observer.snapshot(S)) == {2: 1}
-        assert [row.id for row in await observer.connected_now()] == [2]
+        assert present(await observer.snapshot(S)) == {2: 1, 3: 1}
+        assert [row.id for row in await observer.connected_now()] == [2, 3]
     finally:
         cutout.stop()
