@@ -86,22 +86,27 @@ class SocketRegistry:
     # --- lifecycle ----------------------------------------------------------
 
     async def start(self, *, on_change: OnChange | None = None) -> None:
-        """Register this process and start its heartbeat and the dead-process scan."""
+        """Register this process and start its heartbeat and the dead-process scan.
+
+        Idempotent; a later call may set `on_change`.
+        """
         if on_change is not None:
             self.on_change = on_change
+        if self._ticker is not None:
+            return
+        self._ticker = asyncio.create_task(self._tick_forever())
         await self._attempt(self.store.process_register(self.process_id, ttl=self.ttl))
-        if self._ticker is None:
-            self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop(self, *, goodbye: bool = True) -> None:
         """Stop the heartbeat; with `goodbye`, remove every entry (leaves go to on_change).
 
         `goodbye=False` leaves everything in the store, as a killed process would.
         """
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
-            self._ticker = None
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None and not ticker.get_loop().is_closed():
+            ticker.cancel()
+            if ticker.get_loop() is asyncio.get_running_loop():
+                await asyncio.gather(ticker, return_exceptions=True)
         if not goodbye:
             return
         changes = []
@@ -117,6 +122,8 @@ class SocketRegistry:
     ) -> None:
         """Record a live socket (counted by `user_connections`, `connected_now`)."""
         entry = SocketEntry(user_id=user_id, sid=sid, username=username)
+        if self._ticker is None:  # no entry without a heartbeat: it could outlive us
+            await self.start()
         async with self._lock(socket_id):
             if socket_id in self._sockets:
                 return

@@ -1,32 +1,39 @@
 """The admin's "connected now": sockets per user and per session, from the
-registry of live sockets (entries registered through its own API)."""
+registry of live sockets (entries registered through its own API, on the
+event loop the admin view reaches, as under daphne)."""
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import sync_to_async
 from django.test import Client
 
 from realtime.presence import registry_get, registry_reset
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/admin/connected/"
 
 
 @pytest.fixture(autouse=True)
-def fresh_registry():
-    async_to_sync(registry_reset)()
+async def fresh_registry():
+    await registry_reset()
     yield
-    async_to_sync(registry_reset)()
+    await registry_reset()
 
 
-def logged_in(user) -> Client:
+@sync_to_async
+def page(user=None):
     client = Client()
-    client.force_login(user)
-    return client
+    if user is not None:
+        client.force_login(user)
+    return client.get(URL)
 
 
-def test_it_lists_each_user_with_his_sockets_per_session(make_user, alice, bob):
-    root = make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
+@pytest.fixture
+def root(make_user):
+    return make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
+
+
+async def test_it_lists_each_user_with_his_sockets_per_session(root, alice, bob):
     registry = registry_get()
     for socket_id, user, sid in [
         ("a1", alice, "alice-phone"),
@@ -34,10 +41,10 @@ def test_it_lists_each_user_with_his_sockets_per_session(make_user, alice, bob):
         ("a3", alice, "alice-laptop"),
         ("b1", bob, "bob-tablet"),
     ]:
-        async_to_sync(registry.socket_open)(
+        await registry.socket_open(
             socket_id, user_id=user.pk, username=user.username, sid=sid
         )
-    body = logged_in(root).get(URL).content.decode()
+    body = (await page(root)).content.decode()
     assert "2 users with 4 live sockets" in body
     assert f'data-user="{alice.pk}" data-session="alice-phone"' in body
     assert body.count('class="session-connections">2<') == 1  # alice-phone
@@ -46,19 +53,15 @@ def test_it_lists_each_user_with_his_sockets_per_session(make_user, alice, bob):
     assert f"/admin/accounts/user/{bob.pk}/change/" in body
 
 
-def test_closed_sockets_are_gone(make_user, alice):
-    root = make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
+async def test_closed_sockets_are_gone(root, alice):
     registry = registry_get()
-    async_to_sync(registry.socket_open)(
-        "a1", user_id=alice.pk, username="alice", sid="x"
-    )
-    async_to_sync(registry.socket_close)("a1")
-    body = logged_in(root).get(URL).content.decode()
-    assert "Nobody is connected." in body
+    await registry.socket_open("a1", user_id=alice.pk, username="alice", sid="x")
+    await registry.socket_close("a1")
+    assert "Nobody is connected." in (await page(root)).content.decode()
 
 
-def test_it_needs_staff_and_the_permission_to_view_sessions(make_user, alice):
-    anonymous = Client().get(URL)
+async def test_it_needs_staff_and_the_permission_to_view_sessions(make_user):
+    anonymous = await page()
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
-    staff = make_user("helper", "pw-helper-123", is_staff=True)
-    assert logged_in(staff).get(URL).status_code == 403
+    staff = await sync_to_async(make_user)("helper", "pw-helper-123", is_staff=True)
+    assert (await page(staff)).status_code == 403

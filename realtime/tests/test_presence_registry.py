@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from realtime.presence.events import Change, PresenceChange, Resync
+from realtime.presence.registry import UnknownSocket
 from realtime.tests.presence import BACKENDS, Cluster
 from tests.reliability.services import TcpCutout
 from tests.servers import free_port
@@ -161,6 +162,17 @@ async def test_versions_of_a_stream_increase_and_the_snapshot_has_the_latest(
     versions = [c.version for c in changes]
     assert versions == sorted(set(versions))
     assert (await p1.snapshot(S)).version == versions[-1]
+
+
+async def test_streams_of_a_socket_never_opened_are_refused_or_ignored(cluster):
+    p = await cluster.process(start=False)
+    with pytest.raises(UnknownSocket):
+        await p.stream_join("ghost", S)
+    assert await p.socket_close("ghost") == []
+    await open_socket(p, "a1", 1, streams=[S])  # opening starts the heartbeat
+    assert p.on_change is not None
+    await p.start()  # idempotent
+    assert present(await p.snapshot(S)) == {1: 1}
 
 
 # --- races ----------------------------------------------------------------------
