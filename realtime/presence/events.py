@@ -7,6 +7,9 @@ The registry decides; its callers turn these into frames (docs/protocol.md
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+CHANGE_EVENT = "presence.change"  # channel-layer types: handlers presence_change,
+RESYNC_EVENT = "presence.resync"  # presence_resync
+
 
 class Change(StrEnum):
     JOIN = "join"
@@ -33,12 +36,38 @@ class PresenceChange:
     def user(self) -> dict:
         return {"id": self.user_id, "username": self.username}
 
+    def event(self) -> dict:
+        """A channel-layer message (plain values only) for the stream's receivers."""
+        return {
+            "type": CHANGE_EVENT,
+            "stream": self.stream,
+            "kind": str(self.kind),
+            "user": self.user,
+            "version": self.version,
+            "socket": self.socket_id,
+        }
+
+    @classmethod
+    def from_event(cls, event: dict) -> "PresenceChange":
+        user = event["user"]
+        return cls(
+            Change(event["kind"]),
+            event["stream"],
+            user["id"],
+            user["username"],
+            event["version"],
+            event.get("socket"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Resync:
     """The shared state of `stream` was rebuilt: receivers take a fresh snapshot."""
 
     stream: str
+
+    def event(self) -> dict:
+        return {"type": RESYNC_EVENT, "stream": self.stream}
 
 
 PresenceEvent = PresenceChange | Resync

@@ -2,12 +2,13 @@
 leave ends with the right view, never told twice, never told of itself."""
 
 import asyncio
+import json
 import random
 
 import pytest
 
 from realtime.layers import LocalChannelLayer
-from realtime.presence.events import Change, PresenceChange, Snapshot
+from realtime.presence.events import Change, PresenceChange, Resync, Snapshot
 from realtime.presence.ordering import PresenceFilter
 from realtime.tests.presence import BACKENDS, Cluster
 
@@ -31,6 +32,15 @@ def test_an_older_change_of_a_user_arriving_late_is_dropped():
     assert seen.accept(change(Change.LEAVE, 1, 13))
     assert not seen.accept(change(Change.JOIN, 1, 12))  # from a slower process
     assert seen.accept(change(Change.JOIN, 2, 12))  # another user: its own order
+
+
+def test_a_change_travels_as_plain_values_and_comes_back_equal():
+    change = PresenceChange(Change.LEAVE, S, 7, "alice", 42, "specific.x!y")
+    event = change.event()
+    assert event["type"] == "presence.change"
+    assert json.loads(json.dumps(event)) == event  # msgpack/JSON safe
+    assert PresenceChange.from_event(event) == change
+    assert Resync(S).event() == {"type": "presence.resync", "stream": S}
 
 
 def test_a_fresh_snapshot_replaces_the_view():
@@ -57,12 +67,12 @@ async def churn(layer, process, user_id, rounds, rng):
         for step in (process.stream_join, process.stream_leave):
             change = await step(socket_id, S)
             if change is not None:
-                await layer.group_send(GROUP, {"type": "presence", "change": change})
+                await layer.group_send(GROUP, change.event())
             await asyncio.sleep(rng.random() / 1000)
     if rng.random() < 0.5:  # some stay
         change = await process.stream_join(socket_id, S)
         if change is not None:
-            await layer.group_send(GROUP, {"type": "presence", "change": change})
+            await layer.group_send(GROUP, change.event())
 
 
 async def subscriber(layer, process, socket_id, user_id):
@@ -84,7 +94,7 @@ async def drain(layer, channel, seen, view, own_id, settle):
             event = await asyncio.wait_for(layer.receive(channel), settle)
         except TimeoutError:
             return applied
-        change = event["change"]
+        change = PresenceChange.from_event(event)
         if not seen.accept(change):
             continue
         assert change.user_id != own_id  # never told of its own subscribe
