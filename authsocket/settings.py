@@ -272,6 +272,9 @@ AUTHSOCKET_REPLAY_LIMIT = env_int("AUTHSOCKET_REPLAY_LIMIT", 1000, minimum=1)
 AUTHSOCKET_MAX_CONNECTIONS_PER_USER = env_int(
     "AUTHSOCKET_MAX_CONNECTIONS_PER_USER", 50, minimum=1
 )
+# Seconds after which the sockets of a process that died without saying
+# goodbye are forgotten and their users' presence.leave sent (realtime/presence).
+AUTHSOCKET_PRESENCE_TTL = env_int("AUTHSOCKET_PRESENCE_TTL", 30, minimum=2)
 # How often each process polls the database for revoked sessions (the safety
 # net behind channel-layer notifications; docs/protocol.md §3 allows one second).
 AUTHSOCKET_REVOCATION_POLL = 0.5

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.admin_login import throttled_admin_login
 from accounts.views import JwksView
 from authsocket import api_errors
+from realtime.admin_views import connected_now_view
 
 api_patterns = [
     path("", include("accounts.urls")),
@@ -32,6 +33,11 @@ urlpatterns = [
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
     # Before the admin's own login/ so that the form counts on the login throttles.
     path("admin/login/", throttled_admin_login),
+    path(
+        "admin/connected/",
+        admin.site.admin_view(connected_now_view),
+        name="admin-connected-now",
+    ),
     path("admin/", admin.site.urls),
     path("", TemplateView.as_view(template_name="index.html"), name="demo"),
 ]

@@ -103,3 +103,8 @@ class SessionEvent(StrEnum):
     # name and closes the socket 1011 (the client reconnects), rather than
     # closing every socket of the user with 4403 (as if it were logged out).
     REVOKED = "sessions.revoked"  # names its `sids`; a socket closes if named
+
+
+# --- presence (§4.4) ----------------------------------------------------------
+
+PRESENCE_SNAPSHOT_LIMIT = 1000  # users listed in one snapshot; `count` is the total

@@ -1,0 +1,25 @@
+"""The admin's "connected now": live sockets per user and per session, on every
+process, read from the registry of live sockets (realtime/presence)."""
+
+from asgiref.sync import async_to_sync
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+
+from realtime.presence import registry_get
+
+VIEW_PERMISSION = "accounts.view_authsession"
+
+
+def connected_now_view(request):
+    """Read-only; needs the permission to view login sessions."""
+    if not request.user.has_perm(VIEW_PERMISSION):
+        raise PermissionDenied
+    rows = async_to_sync(registry_get().connected_now)()
+    context = {
+        **admin.site.each_context(request),
+        "title": "Connected now",
+        "rows": rows,
+        "sockets": sum(row.connections for row in rows),
+    }
+    return TemplateResponse(request, "admin/connected_now.html", context)

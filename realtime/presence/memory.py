@@ -1,0 +1,144 @@
+"""The store of one process (no `REDIS_URL`): dictionaries, no awaits inside.
+
+Each method runs to completion without yielding, which makes it atomic for
+every asyncio task of the process. Several registries may share one
+`MemoryStore` (tests simulate several processes that way), so it keeps the
+same per-process records and heartbeats as the Redis store.
+"""
+
+import time
+from collections import Counter, defaultdict
+
+from realtime.presence.events import (
+    ConnectedUser,
+    ProcessEntries,
+    Snapshot,
+    SocketEntry,
+    UserConnections,
+)
+from realtime.presence.store import (
+    Left,
+    connected_build,
+    next_version,
+    snapshot_build,
+    user_connections_build,
+)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._beats: dict[str, float] = {}  # pid → monotonic expiry
+        self._claims: dict[str, float] = {}
+        self._entries: dict[str, ProcessEntries] = defaultdict(ProcessEntries)
+        self._present: dict[str, Counter[int]] = defaultdict(Counter)
+        self._names: dict[str, dict[int, str]] = defaultdict(dict)
+        self._versions: dict[str, int] = {}
+        self._sessions: dict[int, Counter[str]] = defaultdict(Counter)
+
+    async def process_register(self, pid: str, *, ttl: float) -> None:
+        self._beats[pid] = time.monotonic() + ttl
+
+    async def process_beat(self, pid: str, *, ttl: float) -> bool:
+        if not self._alive(pid):
+            return False
+        self._beats[pid] = time.monotonic() + ttl
+        return True
+
+    async def processes_dead(self, pid: str) -> list[str]:
+        known = set(self._beats) | set(self._entries)
+        return sorted(
+            other for other in known if other != pid and not self._alive(other)
+        )
+
+    async def process_claim(self, dead: str, *, by: str, ttl: float) -> bool:
+        now = time.monotonic()
+        if self._claims.get(dead, 0) > now:
+            return False
+        self._claims[dead] = now + ttl
+        return True
+
+    async def process_entries(self, pid: str) -> ProcessEntries:
+        entries = self._entries.get(pid)
+        if entries is None:
+            return ProcessEntries()
+        return ProcessEntries(dict(entries.sockets), dict(entries.streams))
+
+    async def process_forget(self, pid: str) -> None:
+        self._beats.pop(pid, None)
+        self._entries.pop(pid, None)
+
+    async def socket_add(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
+        sockets = self._entries[pid].sockets
+        if socket_id not in sockets:
+            sockets[socket_id] = entry
+            self._sessions[entry.user_id][entry.sid] += 1
+
+    async def socket_remove(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
+        entries = self._entries.get(pid)
+        stored = entries.sockets.pop(socket_id, None) if entries else None
+        if stored is None:
+            return
+        sessions = self._sessions[stored.user_id]
+        sessions[stored.sid] -= 1
+        if sessions[stored.sid] <= 0:
+            del sessions[stored.sid]
+        if not sessions:
+            del self._sessions[stored.user_id]
+
+    async def stream_join(
+        self, pid: str, socket_id: str, stream: str, *, user_id: int, username: str
+    ) -> int | None:
+        streams = self._entries[pid].streams
+        if (socket_id, stream) in streams:
+            return None
+        streams[socket_id, stream] = user_id
+        present = self._present[stream]
+        present[user_id] += 1
+        self._names[stream][user_id] = username
+        if present[user_id] > 1:
+            return None
+        return self._bump(stream)
+
+    async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
+        entries = self._entries.get(pid)
+        user_id = entries.streams.pop((socket_id, stream), None) if entries else None
+        if user_id is None:
+            return None
+        present = self._present[stream]
+        present[user_id] -= 1
+        if present[user_id] > 0:
+            return None
+        del present[user_id]
+        username = self._names[stream].pop(user_id, "")
+        if not present:
+            del self._present[stream], self._names[stream]
+        return self._bump(stream), user_id, username
+
+    async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
+        return snapshot_build(
+            dict(self._present.get(stream, {})),
+            self._names.get(stream, {}),
+            version=self._versions.get(stream, 0),
+            limit=limit,
+        )
+
+    async def user_connections(self, user_id: int) -> UserConnections:
+        return user_connections_build(dict(self._sessions.get(user_id, {})))
+
+    async def connected_now(self) -> list[ConnectedUser]:
+        return connected_build(
+            entry
+            for entries in self._entries.values()
+            for entry in entries.sockets.values()
+        )
+
+    async def close(self) -> None:
+        pass
+
+    def _alive(self, pid: str) -> bool:
+        return self._beats.get(pid, 0) > time.monotonic()
+
+    def _bump(self, stream: str) -> int:
+        version = next_version(self._versions.get(stream, 0))
+        self._versions[stream] = version
+        return version

@@ -1,0 +1,260 @@
+"""The store shared by several processes (`REDIS_URL`), with its Lua scripts.
+
+Keys, under one prefix (`authsocket:` by default):
+
+| key | type | holds |
+|---|---|---|
+| `procs` | set | process ids that registered |
+| `proc:<pid>` | string with a TTL | the heartbeat; gone = the process died (or Redis restarted) |
+| `reap:<pid>` | string with a TTL | who cleans up after a dead process (SET NX) |
+| `sock:<pid>` | hash | socket id → `user id|sid|username`, the process's sockets |
+| `subs:<pid>` | hash | `socket id|stream` → user id, the process's subscriptions |
+| `usess:<uid>` | hash | sid → sockets of that session, on every process |
+| `pres:<stream>` | hash | user id → sockets on the stream, on every process |
+| `pname:<stream>` | hash | user id → username (snapshots need no database) |
+| `pver:<stream>` | string | the stream's latest change version |
+
+The join and leave scripts update a process's record and the shared counts in
+one step, so exactly one caller sees a count go 0 → 1 or 1 → 0, and the
+change is numbered by the same script. They are idempotent per
+(process, socket, stream), so a leave replayed by two cleaners counts once.
+The dead-process scan names other processes' keys from inside a script: this
+store targets a single Redis (or a primary with replicas), not Redis Cluster.
+"""
+
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from realtime.presence.events import (
+    ConnectedUser,
+    ProcessEntries,
+    Snapshot,
+    SocketEntry,
+    UserConnections,
+)
+from realtime.presence.store import (
+    Left,
+    connected_build,
+    snapshot_build,
+    user_connections_build,
+)
+
+DEFAULT_PREFIX = "authsocket:"
+SEPARATOR = "|"  # socket ids (channel names) never contain it
+VERSION_TTL = (
+    86_400  # seconds an idle stream's version is kept; then the clock takes over
+)
+TIMEOUT = 2.0  # seconds: an outage must answer fast, not hang a frame
+
+# Versions are microseconds of Redis' clock, made strictly increasing per
+# stream: they keep increasing when the key expired or Redis restarted.
+_BUMP = """
+local function bump(key, ttl)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local v = tonumber(redis.call('GET', key) or '0') + 1
+  if v < now then v = now end
+  redis.call('SET', key, string.format('%.0f', v), 'EX', ttl)
+  return v
+end
+"""
+
+# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>; ARGV: field, user id, username, ttl
+JOIN = (
+    _BUMP
+    + """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) > 1 then return false end
+return bump(KEYS[4], ARGV[4])
+"""
+)
+
+# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>; ARGV: field, ttl
+LEAVE = (
+    _BUMP
+    + """
+local uid = redis.call('HGET', KEYS[1], ARGV[1])
+if not uid then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HINCRBY', KEYS[2], uid, -1) > 0 then return false end
+redis.call('HDEL', KEYS[2], uid)
+local name = redis.call('HGET', KEYS[3], uid) or ''
+redis.call('HDEL', KEYS[3], uid)
+return {bump(KEYS[4], ARGV[2]), uid, name}
+"""
+)
+
+# KEYS: sock:<pid>, usess:<uid>; ARGV: socket id, entry, sid
+SOCKET_ADD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+end
+"""
+
+# KEYS: sock:<pid>, usess:<uid>; ARGV: socket id, sid
+SOCKET_REMOVE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
+    redis.call('HDEL', KEYS[2], ARGV[2])
+  end
+end
+"""
+
+# KEYS: procs; ARGV: own pid, key prefix
+DEAD = """
+local dead = {}
+for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if pid ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. 'proc:' .. pid) == 0 then
+    table.insert(dead, pid)
+  end
+end
+return dead
+"""
+
+
+def redis_client(url: str) -> Redis:
+    """A client that fails fast in an outage (one retry, for a stale connection)."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=TIMEOUT,
+        socket_connect_timeout=TIMEOUT,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+class RedisStore:
+    def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self._join = client.register_script(JOIN)
+        self._leave = client.register_script(LEAVE)
+        self._socket_add = client.register_script(SOCKET_ADD)
+        self._socket_remove = client.register_script(SOCKET_REMOVE)
+        self._dead = client.register_script(DEAD)
+
+    def key(self, *parts: object) -> str:
+        return self.prefix + ":".join(str(part) for part in parts)
+
+    async def process_register(self, pid: str, *, ttl: float) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("proc", pid), "1", px=_ms(ttl))
+            pipe.sadd(self.key("procs"), pid)
+            await pipe.execute()
+
+    async def process_beat(self, pid: str, *, ttl: float) -> bool:
+        return bool(await self.redis.pexpire(self.key("proc", pid), _ms(ttl)))
+
+    async def processes_dead(self, pid: str) -> list[str]:
+        return await self._dead(keys=[self.key("procs")], args=[pid, self.prefix])
+
+    async def process_claim(self, dead: str, *, by: str, ttl: float) -> bool:
+        return bool(
+            await self.redis.set(self.key("reap", dead), by, nx=True, px=_ms(ttl))
+        )
+
+    async def process_entries(self, pid: str) -> ProcessEntries:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.key("sock", pid))
+            pipe.hgetall(self.key("subs", pid))
+            sockets, subs = await pipe.execute()
+        entries = ProcessEntries()
+        for socket_id, value in sockets.items():
+            entries.sockets[socket_id] = _entry_parse(value)
+        for field, user_id in subs.items():
+            socket_id, stream = field.split(SEPARATOR, 1)
+            entries.streams[socket_id, stream] = int(user_id)
+        return entries
+
+    async def process_forget(self, pid: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                self.key("sock", pid), self.key("subs", pid), self.key("proc", pid)
+            )
+            pipe.srem(self.key("procs"), pid)
+            await pipe.execute()
+
+    async def socket_add(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
+        value = SEPARATOR.join([str(entry.user_id), entry.sid, entry.username])
+        await self._socket_add(
+            keys=[self.key("sock", pid), self.key("usess", entry.user_id)],
+            args=[socket_id, value, entry.sid],
+        )
+
+    async def socket_remove(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
+        await self._socket_remove(
+            keys=[self.key("sock", pid), self.key("usess", entry.user_id)],
+            args=[socket_id, entry.sid],
+        )
+
+    async def stream_join(
+        self, pid: str, socket_id: str, stream: str, *, user_id: int, username: str
+    ) -> int | None:
+        version = await self._join(
+            keys=self._stream_keys(pid, stream),
+            args=[socket_id + SEPARATOR + stream, user_id, username, VERSION_TTL],
+        )
+        return int(version) if version is not None else None
+
+    async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
+        left = await self._leave(
+            keys=self._stream_keys(pid, stream),
+            args=[socket_id + SEPARATOR + stream, VERSION_TTL],
+        )
+        if not left:
+            return None
+        version, user_id, username = left
+        return int(version), int(user_id), username
+
+    async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.key("pver", stream))
+            pipe.hgetall(self.key("pres", stream))
+            pipe.hgetall(self.key("pname", stream))
+            version, counts, names = await pipe.execute()
+        return snapshot_build(
+            {int(uid): int(n) for uid, n in counts.items() if int(n) > 0},
+            {int(uid): name for uid, name in names.items()},
+            version=int(version or 0),
+            limit=limit,
+        )
+
+    async def user_connections(self, user_id: int) -> UserConnections:
+        sessions = await self.redis.hgetall(self.key("usess", user_id))
+        return user_connections_build({sid: int(n) for sid, n in sessions.items()})
+
+    async def connected_now(self) -> list[ConnectedUser]:
+        """Sockets of every process whose heartbeat is alive."""
+        pids = sorted(await self.redis.smembers(self.key("procs")))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for pid in pids:
+                pipe.exists(self.key("proc", pid))
+                pipe.hgetall(self.key("sock", pid))
+            answers = await pipe.execute()
+        entries = []
+        for alive, sockets in zip(answers[::2], answers[1::2], strict=True):
+            if alive:
+                entries += [_entry_parse(value) for value in sockets.values()]
+        return connected_build(entries)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    def _stream_keys(self, pid: str, stream: str) -> list[str]:
+        return [
+            self.key("subs", pid),
+            self.key("pres", stream),
+            self.key("pname", stream),
+            self.key("pver", stream),
+        ]
+
+
+def _entry_parse(value: str) -> SocketEntry:
+    user_id, sid, username = value.split(SEPARATOR, 2)
+    return SocketEntry(user_id=int(user_id), sid=sid, username=username)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

@@ -1,0 +1,114 @@
+"""The storage a registry of live sockets writes to: one interface, two stores.
+
+`MemoryStore` serves one process; `RedisStore` several. Every method is one
+atomic step (an asyncio step with no await in memory, a Lua script in Redis),
+so "first socket of this user on S" and "last one left" are decided once
+across processes. Entries are recorded per process id, so the entries of a
+process whose heartbeat expired can be found and removed.
+"""
+
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+from realtime.presence.events import (
+    ConnectedUser,
+    PresentUser,
+    ProcessEntries,
+    SessionConnections,
+    Snapshot,
+    SocketEntry,
+    UserConnections,
+)
+
+Left = tuple[int, int, str]  # (version, user id, username) of a leave
+
+
+class Store(Protocol):
+    async def process_register(self, pid: str, *, ttl: float) -> None: ...
+
+    async def process_beat(self, pid: str, *, ttl: float) -> bool:
+        """Refresh the heartbeat; False when the store no longer knows `pid`."""
+
+    async def processes_dead(self, pid: str) -> list[str]:
+        """Processes, other than `pid`, whose heartbeat expired."""
+
+    async def process_claim(self, dead: str, *, by: str, ttl: float) -> bool:
+        """True for exactly one caller: it cleans up after `dead`."""
+
+    async def process_entries(self, pid: str) -> ProcessEntries: ...
+
+    async def process_forget(self, pid: str) -> None: ...
+
+    async def socket_add(
+        self, pid: str, socket_id: str, entry: SocketEntry
+    ) -> None: ...
+
+    async def socket_remove(
+        self, pid: str, socket_id: str, entry: SocketEntry
+    ) -> None: ...
+
+    async def stream_join(
+        self, pid: str, socket_id: str, stream: str, *, user_id: int, username: str
+    ) -> int | None:
+        """The change's version when this is the user's first socket on `stream`."""
+
+    async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
+        """(version, user id, username) when this was the user's last socket."""
+
+    async def snapshot(self, stream: str, *, limit: int) -> Snapshot: ...
+
+    async def user_connections(self, user_id: int) -> UserConnections: ...
+
+    async def connected_now(self) -> list[ConnectedUser]: ...
+
+    async def close(self) -> None: ...
+
+
+def clock_version() -> int:
+    """Microseconds since the epoch: versions stay increasing across restarts."""
+    return time.time_ns() // 1000
+
+
+def next_version(previous: int) -> int:
+    return max(previous + 1, clock_version())
+
+
+def snapshot_build(
+    counts: dict[int, int], names: dict[int, str], *, version: int, limit: int
+) -> Snapshot:
+    """The first `limit` users by id; `count` is always the total."""
+    ids = sorted(counts)
+    users = [PresentUser(uid, names.get(uid, ""), counts[uid]) for uid in ids[:limit]]
+    return Snapshot(
+        users=users, count=len(ids), version=version, truncated=len(ids) > limit
+    )
+
+
+def connected_build(sockets: Iterable[SocketEntry]) -> list[ConnectedUser]:
+    """Sockets → one row per user with his sessions, ordered by user id."""
+    per_user: dict[int, dict[str, int]] = {}
+    names: dict[int, str] = {}
+    for entry in sockets:
+        sessions = per_user.setdefault(entry.user_id, {})
+        sessions[entry.sid] = sessions.get(entry.sid, 0) + 1
+        names[entry.user_id] = entry.username
+    return [
+        ConnectedUser(
+            id=uid,
+            username=names[uid],
+            connections=sum(sessions.values()),
+            sessions=[
+                SessionConnections(sid, n) for sid, n in sorted(sessions.items())
+            ],
+        )
+        for uid, sessions in sorted(per_user.items())
+    ]
+
+
+def user_connections_build(sessions: dict[str, int]) -> UserConnections:
+    live = {sid: n for sid, n in sessions.items() if n > 0}
+    return UserConnections(
+        connections=sum(live.values()),
+        sessions=[SessionConnections(sid, n) for sid, n in sorted(live.items())],
+    )

@@ -1,0 +1,320 @@
+"""The registry of live sockets (realtime/presence): the same behaviours in
+memory and over Redis, with several registries standing for several processes."""
+
+import asyncio
+import logging
+
+import pytest
+
+from realtime.presence.events import Change, PresenceChange, Resync
+from realtime.presence.registry import UnknownSocket
+from realtime.tests.presence import BACKENDS, Cluster
+from tests.reliability.services import TcpCutout
+from tests.servers import free_port
+
+pytestmark = pytest.mark.asyncio
+
+S, T = "room:lobby", "room:team"
+
+
+@pytest.fixture(params=BACKENDS)
+async def cluster(request):
+    if request.param == "redis":
+        request.applymarker(pytest.mark.services)
+    cluster = Cluster(request.param)
+    yield cluster
+    await cluster.close()
+
+
+@pytest.fixture
+async def redis_cluster():
+    cluster = Cluster("redis")
+    yield cluster
+    await cluster.close()
+
+
+async def open_socket(registry, socket_id, user_id, sid="s1", streams=()):
+    await registry.socket_open(
+        socket_id, user_id=user_id, username=f"user{user_id}", sid=sid
+    )
+    return [await registry.stream_join(socket_id, stream) for stream in streams]
+
+
+def present(snapshot) -> dict[int, int]:
+    return {user.id: user.connections for user in snapshot.users}
+
+
+def leaves(events) -> list[tuple[str, int]]:
+    return sorted(
+        (e.stream, e.user_id)
+        for e in events
+        if isinstance(e, PresenceChange) and e.kind == Change.LEAVE
+    )
+
+
+# --- counting -------------------------------------------------------------------
+
+
+async def test_the_first_socket_joins_and_the_last_one_leaves(cluster):
+    p = await cluster.process()
+    [join] = await open_socket(p, "a1", 1, streams=[S])
+    assert (join.kind, join.stream, join.user, join.socket_id) == (
+        Change.JOIN,
+        S,
+        {"id": 1, "username": "user1"},
+        "a1",
+    )
+    assert await open_socket(p, "a2", 1, streams=[S]) == [None]
+    assert await p.stream_leave("a1", S) is None
+    leave = await p.stream_leave("a2", S)
+    assert (leave.kind, leave.user_id, leave.username) == (Change.LEAVE, 1, "user1")
+    assert leave.version > join.version
+    assert (await p.snapshot(S)).count == 0
+
+
+async def test_a_user_counts_once_across_processes_with_all_his_connections(cluster):
+    p1, p2 = await cluster.process(), await cluster.process()
+    await open_socket(p1, "a1", 1, streams=[S])
+    assert await open_socket(p2, "a2", 1, streams=[S]) == [None]
+    await open_socket(p2, "b1", 2, streams=[S, T])
+    snapshot = await p1.snapshot(S)
+    assert (present(snapshot), snapshot.count, snapshot.truncated) == (
+        {1: 2, 2: 1},
+        2,
+        False,
+    )
+    assert snapshot.payload() == {
+        "users": [
+            {"id": 1, "username": "user1", "connections": 2},
+            {"id": 2, "username": "user2", "connections": 1},
+        ],
+        "count": 2,
+    }
+    assert present(await p2.snapshot(T)) == {2: 1}
+
+
+async def test_subscribing_twice_and_leaving_twice_change_nothing(cluster):
+    p = await cluster.process()
+    await open_socket(p, "a1", 1, streams=[S])
+    assert await p.stream_join("a1", S) is None
+    assert present(await p.snapshot(S)) == {1: 1}
+    assert await p.stream_leave("a1", S) is not None
+    assert await p.stream_leave("a1", S) is None
+    assert await p.stream_leave("nobody", S) is None
+
+
+async def test_closing_a_socket_leaves_every_stream_it_was_on(cluster):
+    p = await cluster.process()
+    await open_socket(p, "a1", 1, streams=[S, T])
+    await open_socket(p, "a2", 1, streams=[T])
+    changes = await p.socket_close("a1")
+    assert [(c.kind, c.stream) for c in changes] == [(Change.LEAVE, S)]
+    assert await p.socket_close("a1") == []
+    assert present(await p.snapshot(T)) == {1: 1}
+    assert (await p.user_connections(1)).connections == 1
+
+
+async def test_a_snapshot_lists_at_most_the_limit_and_counts_everyone(cluster):
+    p = await cluster.process()
+    for user_id in (3, 1, 2):
+        await open_socket(p, f"s{user_id}", user_id, streams=[S])
+    snapshot = await p.snapshot(S, limit=2)
+    assert ([u.id for u in snapshot.users], snapshot.count) == ([1, 2], 3)
+    assert snapshot.payload()["truncated"] is True
+
+
+async def test_connections_are_counted_per_session_on_every_process(cluster):
+    p1, p2 = await cluster.process(), await cluster.process()
+    await open_socket(p1, "a1", 1, sid="phone")
+    await open_socket(p2, "a2", 1, sid="phone")
+    await open_socket(p2, "a3", 1, sid="laptop")
+    await open_socket(p1, "b1", 2, sid="tablet")
+    assert (await p1.user_connections(1)).payload() == {
+        "connections": 3,
+        "sessions": [
+            {"id": "laptop", "connections": 1},
+            {"id": "phone", "connections": 2},
+        ],
+    }
+    rows = await p2.connected_now()
+    assert [(r.id, r.username, r.connections) for r in rows] == [
+        (1, "user1", 3),
+        (2, "user2", 1),
+    ]
+    await p2.socket_close("a2")
+    assert (await p1.user_connections(1)).connections == 2
+    assert (await p1.user_connections(99)).payload() == {
+        "connections": 0,
+        "sessions": [],
+    }
+
+
+async def test_versions_of_a_stream_increase_and_the_snapshot_has_the_latest(
+    cluster,
+):
+    p1, p2 = await cluster.process(), await cluster.process()
+    changes = []
+    for n in range(6):
+        process = (p1, p2)[n % 2]
+        changes += await open_socket(process, f"s{n}", n + 1, streams=[S])
+        assert (await p1.snapshot(S)).version == changes[-1].version
+    changes += await p2.socket_close("s1")
+    versions = [c.version for c in changes]
+    assert versions == sorted(set(versions))
+    assert (await p1.snapshot(S)).version == versions[-1]
+
+
+async def test_streams_of_a_socket_never_opened_are_refused_or_ignored(cluster):
+    p = await cluster.process(start=False)
+    with pytest.raises(UnknownSocket):
+        await p.stream_join("ghost", S)
+    assert await p.socket_close("ghost") == []
+    await open_socket(p, "a1", 1, streams=[S])  # opening starts the heartbeat
+    assert p.on_change is not None
+    await p.start()  # idempotent
+    assert present(await p.snapshot(S)) == {1: 1}
+
+
+# --- races ----------------------------------------------------------------------
+
+
+async def test_concurrent_subscribes_and_closes_of_one_user_join_and_leave_once(
+    cluster,
+):
+    processes = [await cluster.process() for _ in range(3)]
+    sockets = [(processes[n % 3], f"a{n}") for n in range(30)]
+    for process, socket_id in sockets:
+        await process.socket_open(socket_id, user_id=1, username="alice", sid="s")
+    joins = await asyncio.gather(*(p.stream_join(s, S) for p, s in sockets))
+    assert sum(change is not None for change in joins) == 1
+    assert present(await processes[0].snapshot(S)) == {1: 30}
+    closes = await asyncio.gather(*(p.socket_close(s) for p, s in sockets))
+    assert sum(len(changes) for changes in closes) == 1
+    assert (await processes[1].snapshot(S)).count == 0
+
+
+# --- processes that die ---------------------------------------------------------
+
+
+async def test_a_killed_process_users_leave_within_the_ttl_plus_one_second(cluster):
+    ttl = 2
+    alive, doomed = await cluster.process(ttl=ttl), await cluster.process(ttl=ttl)
+    await open_socket(doomed, "a1", 1, streams=[S, T])  # only there
+    await open_socket(doomed, "b1", 2, streams=[S])  # also alive elsewhere
+    await open_socket(alive, "b2", 2, streams=[S])
+    await doomed.stop(goodbye=False)  # SIGKILL: no goodbye, no more heartbeats
+    took = await alive.on_change.wait_for(lambda events: leaves(events), ttl + 2)
+    assert took <= ttl + 1
+    assert leaves(alive.on_change.events) == [(S, 1), (T, 1)]
+    assert all(e.socket_id is None for e in alive.on_change.events)
+    assert present(await alive.snapshot(S)) == {2: 1}
+    assert (await alive.user_connections(1)).connections == 0
+    assert [row.id for row in await alive.connected_now()] == [2]
+
+
+async def test_a_dead_process_is_cleaned_up_by_one_process_only(cluster):
+    ttl = 2
+    survivors = [await cluster.process(ttl=ttl) for _ in range(3)]
+    doomed = await cluster.process(ttl=ttl)
+    for n in range(5):
+        await open_socket(doomed, f"d{n}", n + 1, streams=[S])
+    await doomed.stop(goodbye=False)
+
+    def all_left():
+        return sum(len(leaves(p.on_change.events)) for p in survivors) >= 5
+
+    async def settled():
+        while not all_left():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(settled(), ttl + 2)
+    await asyncio.sleep(3 * survivors[0].tick)  # give a second cleaner time to err
+    everyone = [e for p in survivors for e in p.on_change.events]
+    assert leaves(everyone) == [(S, n + 1) for n in range(5)]
+
+
+async def test_a_goodbye_removes_the_entries_and_reports_the_leaves(cluster):
+    p1, p2 = await cluster.process(), await cluster.process()
+    await open_socket(p1, "a1", 1, streams=[S])
+    await p1.stop()
+    assert leaves(p1.on_change.events) == [(S, 1)]
+    assert (await p2.snapshot(S)).count == 0
+    assert await p2.connected_now() == []
+
+
+# --- Redis forgets, Redis is away ----------------------------------------------
+
+
+@pytest.mark.services
+async def test_after_redis_forgot_everything_each_process_rebuilds_and_resyncs(
+    redis_cluster,
+):
+    p1 = await redis_cluster.process(ttl=2)
+    p2 = await redis_cluster.process(ttl=2)
+    await open_socket(p1, "a1", 1, sid="x", streams=[S])
+    await open_socket(p2, "b1", 2, sid="y", streams=[S, T])
+    await redis_cluster.forget_everything()
+    for process, streams in ((p1, {S}), (p2, {S, T})):
+        await process.on_change.wait_for(
+            lambda events, streams=streams: (
+                {e.stream for e in events if isinstance(e, Resync)} == streams
+            )
+        )
+    assert present(await p1.snapshot(S)) == {1: 1, 2: 1}
+    assert present(await p1.snapshot(T)) == {2: 1}
+    assert (await p2.user_connections(1)).connections == 1
+    assert [row.id for row in await p1.connected_now()] == [1, 2]
+    assert not leaves(p1.on_change.events + p2.on_change.events)
+
+
+@pytest.mark.services
+async def test_an_unreachable_redis_degrades_to_this_process_answers(
+    redis_cluster, caplog
+):
+    dead_end = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    p = await redis_cluster.process(url=dead_end)
+    with caplog.at_level(logging.WARNING, logger="realtime.presence.registry"):
+        [join] = await open_socket(p, "a1", 1, streams=[S])
+        assert await open_socket(p, "a2", 1, streams=[S]) == [None]
+        await open_socket(p, "b1", 2, streams=[S])
+        assert p.degraded
+        assert join.user_id == 1
+        assert present(await p.snapshot(S)) == {1: 2, 2: 1}
+        assert (await p.user_connections(1)).connections == 2
+        assert [row.id for row in await p.connected_now()] == [1, 2]
+        assert await p.socket_close("a1") == []
+        [leave] = await p.socket_close("a2")
+        assert (leave.kind, leave.user_id) == (Change.LEAVE, 1)
+        await asyncio.sleep(2 * p.tick)  # heartbeats keep failing, quietly
+    outage_lines = [r for r in caplog.records if "degraded" in r.getMessage()]
+    assert len(outage_lines) == 1
+
+
+@pytest.mark.services
+async def test_calls_made_during_an_outage_reach_redis_when_it_answers_again(
+    redis_cluster,
+):
+    host, port = "127.0.0.1", int(redis_cluster.url.rsplit(":", 1)[1].split("/")[0])
+    cutout = TcpCutout(host, port).start()
+    db = redis_cluster.url.rsplit("/", 1)[1]
+    try:
+        observer = await redis_cluster.process()
+        p = await redis_cluster.process(
+            ttl=3, url=f"redis://127.0.0.1:{cutout.port}/{db}"
+        )
+        await open_socket(p, "gone", 1, streams=[S])
+        await open_socket(p, "kept", 3, streams=[S])  # written back once, not twice
+        cutout.cut()
+        await open_socket(p, "new", 2, streams=[S])  # missed by Redis
+        await p.socket_close("gone")  # missed by Redis
+        assert p.degraded
+        assert present(await observer.snapshot(S)) == {1: 1, 3: 1}  # stale meanwhile
+        cutout.restore()
+        await p.on_change.wait_for(
+            lambda events: any(isinstance(e, Resync) for e in events)
+        )
+        assert not p.degraded
+        assert present(await observer.snapshot(S)) == {2: 1, 3: 1}
+        assert [row.id for row in await observer.connected_now()] == [2, 3]
+    finally:
+        cutout.stop()
