@@ -18,6 +18,7 @@ from realtime.base_consumer import AuthenticatedConsumer, FrameSpec
 from realtime.connections import registry
 from realtime.frame_fields import STRING
 from realtime.protocol import CloseCode, ServerFrame
+from realtime.publish import publish_to_user
 from realtime.routing import websocket_application
 from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
 from realtime.tests.test_session_guard import revoke_as_another_process
@@ -328,6 +329,18 @@ async def test_revocation_seen_only_by_the_poll_closes_4403(socket, alice):
     code, closed_at = await close_code(communicator, timeout=2)
     assert code == CloseCode.REVOKED and closed_at - revoked < 1.0
     await communicator.disconnect()
+
+
+async def test_the_users_own_stream_does_not_reach_a_custom_path(socket, alice):
+    """Its messages travel in the user's group, which every socket joins."""
+    on_cursors, on_streams = await socket(alice), await socket(alice, "/ws/")
+    await welcomed(on_cursors)
+    await welcomed(on_streams)
+    await db(publish_to_user, user=alice, data={"note": 1})
+    assert (await next_frame(on_streams))["data"] == {"note": 1}
+    assert await still_open(on_cursors)  # the ping's pong is its next frame
+    for communicator in (on_cursors, on_streams):
+        await communicator.disconnect()
 
 
 # --- hooks and state ------------------------------------------------------------
