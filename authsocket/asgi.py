@@ -3,7 +3,8 @@
 The order is fixed: Django is set up by `get_asgi_application()` BEFORE any
 module that touches models is imported. For WebSockets the Origin check is
 outermost (a cross-site page never reaches token parsing), then the JWT
-middleware, then the URL router.
+middleware, then the URL router with the paths of authsocket/routing.py
+(`realtime.routing.websocket_application`).
 """
 
 import os
@@ -13,16 +14,14 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authsocket.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from authsocket.gc_tuning import tune_garbage_collector  # noqa: E402
 from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
 from authsocket.metrics_endpoint import MetricsMiddleware  # noqa: E402
-from realtime.middleware import JWTAuthMiddleware  # noqa: E402
-from realtime.origin import OriginCheck  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
-from realtime.socket_metrics import SocketMetricsMiddleware  # noqa: E402
+from authsocket.routing import websocket_urlpatterns  # noqa: E402
+from realtime.routing import websocket_application  # noqa: E402
 
 # daphne's access log bypasses logging filters and prints HTTP query strings.
 redact_daphne_access_log()
@@ -33,9 +32,7 @@ application = ProtocolTypeRouter(
         # and scrapers use their own Host and plain HTTP, and /metrics must
         # answer while the database is down (see authsocket/health.py).
         "http": MetricsMiddleware(HealthMiddleware(django_asgi_app)),
-        "websocket": OriginCheck(
-            JWTAuthMiddleware(SocketMetricsMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        "websocket": websocket_application(websocket_urlpatterns),
     }
 )
 

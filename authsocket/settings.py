@@ -130,8 +130,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # channels_redis, guarded so a Redis outage does not close every
-            # socket (realtime/layers.py).
-            "BACKEND": "realtime.layers.ResilientRedisChannelLayer",
+            # socket (realtime/channels_redis_overrides.py).
+            "BACKEND": "realtime.channels_redis_overrides.ResilientRedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
         }
     }
@@ -145,8 +145,8 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             # Channels' in-memory layer with an amortized expiry sweep
-            # (realtime/layers.py): one process only.
-            "BACKEND": "realtime.layers.LocalChannelLayer",
+            # (realtime/channels_overrides.py): one process only.
+            "BACKEND": "realtime.channels_overrides.LocalChannelLayer",
             "CONFIG": {"capacity": 1000},
         }
     }

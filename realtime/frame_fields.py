@@ -2,11 +2,12 @@
 
 Checked once, before a frame reaches its handler, so that e.g. an `auth` frame
 whose `token` is not a string is a malformed frame, not an invalid token.
-`ref` may be any JSON value and unknown fields are ignored.
+`ref` may be any JSON value and unknown fields are ignored. A project's own
+frame types declare their fields with the same `Field`s (docs/extending.md).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from realtime.protocol import ClientFrame
 
@@ -23,6 +24,19 @@ def _boolean(value: object) -> bool:
     return isinstance(value, bool)
 
 
+def _integer(value: object) -> bool:
+    """JSON `true` is not 1."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _object(value: object) -> bool:
+    return isinstance(value, dict)
+
+
 def _message_id(value: object) -> bool:
     """A non-negative integer; JSON `true` is not 1."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -35,8 +49,18 @@ class Field:
     required: bool = True
     nullable: bool = False  # an optional field sent as null counts as absent
 
+    def optional(self, *, nullable: bool = False) -> "Field":
+        """The same type, which a frame may leave out (or send as null)."""
+        return replace(self, required=False, nullable=nullable)
 
-STREAM = Field(_string, "a string")
+
+ANY = Field(_any, "any JSON")
+STRING = Field(_string, "a string")
+BOOLEAN = Field(_boolean, "a boolean")
+INTEGER = Field(_integer, "an integer")
+NUMBER = Field(_number, "a number")
+OBJECT = Field(_object, "an object")
+STREAM = STRING
 
 FIELDS: dict[str, dict[str, Field]] = {
     ClientFrame.PING: {},
@@ -46,14 +70,16 @@ FIELDS: dict[str, dict[str, Field]] = {
         "presence": Field(_boolean, "a boolean", required=False),
     },
     ClientFrame.UNSUBSCRIBE: {"stream": STREAM},
-    ClientFrame.PUBLISH: {"stream": STREAM, "data": Field(_any, "any JSON")},
-    ClientFrame.AUTH: {"token": Field(_string, "a string")},
+    ClientFrame.PUBLISH: {"stream": STREAM, "data": ANY},
+    ClientFrame.AUTH: {"token": STRING},
 }
 
 
-def frame_problem(frame: dict) -> str | None:
-    """What is wrong with the fields of a frame of a known type, or None."""
-    for name, field in FIELDS.get(frame["type"], {}).items():
+def frame_problem(frame: dict, fields: Mapping[str, Field] | None = None) -> str | None:
+    """What is wrong with a frame's `fields` (default: its built-in type's), or None."""
+    if fields is None:
+        fields = FIELDS.get(frame["type"], {})
+    for name, field in fields.items():
         if name not in frame:
             if field.required:
                 return f'"{name}" is required in a {frame["type"]} frame.'

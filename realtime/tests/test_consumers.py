@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from realtime.consumers import dumps
+from realtime.frames import dumps
 from realtime.messages import frame_text
 from realtime.protocol import CloseCode
 from realtime.tests.conftest import TIMEOUT, send, subscribe

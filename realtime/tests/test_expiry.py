@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import AuthSession
 from accounts.revocation import session_revoke
 from accounts.tokens import encode_access
-from realtime import consumers, session_guard
+from realtime import base_consumer, session_guard
 from realtime.expiry import ExpiryTimer
 from realtime.protocol import CloseCode, ErrorCode, ServerFrame
 from realtime.tests.sockets import close_code, db, still_open, welcomed
@@ -161,7 +161,7 @@ class RecordingTimer(ExpiryTimer):
 @pytest.fixture
 def recording_timers(monkeypatch):
     RecordingTimer.created = []
-    monkeypatch.setattr(consumers, "ExpiryTimer", RecordingTimer)
+    monkeypatch.setattr(base_consumer, "ExpiryTimer", RecordingTimer)
     return RecordingTimer.created
 
 

@@ -22,7 +22,7 @@ def redis_layer(settings):
     """A private key prefix, so parallel test runs never share groups."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "realtime.layers.ResilientRedisChannelLayer",
+            "BACKEND": "realtime.channels_redis_overrides.ResilientRedisChannelLayer",
             "CONFIG": {
                 "hosts": [redis_url()],
                 "prefix": f"authsocket-test-{uuid.uuid4().hex[:8]}",

@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PASSWORD = "authsocket-demo"
 CRASH_FRAME = (
-    "test.crash"  # tests/reliability/crashing_asgi.py (not imported: it patches)
+    "test.crash"  # tests/reliability/crashing_asgi.py (not imported: it loads the app)
 )
 
 

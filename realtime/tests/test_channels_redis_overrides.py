@@ -1,13 +1,13 @@
 """ResilientRedisChannelLayer's reader: one task per process hands messages
-to each channel's local queue (realtime/layers.py)."""
+to each channel's local queue (realtime/channels_redis_overrides.py)."""
 
 import asyncio
 import uuid
 
 import pytest
 
-from realtime import layers
-from realtime.layers import ResilientRedisChannelLayer
+from realtime import channels_redis_overrides
+from realtime.channels_redis_overrides import ResilientRedisChannelLayer
 from tests.services import require_redis
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.services]
@@ -95,7 +95,9 @@ async def test_flush_stops_the_reader_and_forgets_memberships(layer):
 
 
 async def test_departed_channels_are_forgotten_after_a_while(layer, monkeypatch):
-    monkeypatch.setattr(layers, "CLOSED_MEMORY", -1.0)  # everything is old
+    monkeypatch.setattr(
+        channels_redis_overrides, "CLOSED_MEMORY", -1.0
+    )  # everything is old
     layer._mark_closed("specific.a!1")
     layer._mark_closed("specific.a!2")
     assert list(layer._closed) == []

@@ -1,10 +1,10 @@
-"""realtime.layers.LocalChannelLayer: fan-out without a sweep per receive."""
+"""realtime.channels_overrides.LocalChannelLayer: fan-out without a sweep per receive."""
 
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from realtime import layers
-from realtime.layers import LocalChannelLayer
+from realtime import channels_overrides
+from realtime.channels_overrides import LocalChannelLayer
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,7 +28,7 @@ async def test_fan_out_to_many_sockets_sweeps_expired_entries_once(monkeypatch):
 
 
 async def test_expired_messages_are_still_dropped_by_the_next_sweep(monkeypatch):
-    monkeypatch.setattr(layers, "SWEEP_INTERVAL", 0.0)
+    monkeypatch.setattr(channels_overrides, "SWEEP_INTERVAL", 0.0)
     layer = LocalChannelLayer(expiry=-1)  # every message is born expired
     channel = await layer.new_channel()
     await layer.group_add("room.lobby", channel)

@@ -1,12 +1,4 @@
-"""The channel layers: in memory for one process, Redis for several.
-
-`LocalChannelLayer` is Channels' in-memory layer without its quadratic fan-out:
-the stock one sweeps every channel and every group membership of the process
-for expired entries on EVERY `receive()`, so delivering one message to N
-sockets costs O(N²). Here the sweep runs at most
-once a second; an expired message may be handed out up to a second late. Its
-`group_send` also puts the message straight into each member's queue instead
-of starting a task and making a deep copy per member.
+"""The channel layer for several processes: channels_redis, with its `receive()` replaced.
 
 `ResilientRedisChannelLayer` (with `REDIS_URL`): channels_redis lets a
 connection error escape `receive()`, and the consumer's receive loop dies with
@@ -19,6 +11,11 @@ Redis has forgotten them). `send`, `group_send` and `group_add`
 still raise, so their callers decide: a handshake is refused, a revocation is
 left to the database poll. `group_discard` never raises: the membership is
 forgotten here and expires in Redis by itself.
+
+Figures: docs/architecture.md ("Framework overrides"). channels-redis is
+pinned exactly in requirements.txt, and
+realtime/tests/test_upstream_fingerprints.py fails when an upgrade changes the
+upstream code this relies on (`receive`, `receive_single`, `non_local_name`).
 """
 
 import asyncio
@@ -26,9 +23,7 @@ import contextlib
 import logging
 import random
 import time
-from copy import deepcopy
 
-from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
@@ -40,49 +35,11 @@ RETRY_MAX = 2.0
 
 
 CLOSED_MEMORY = 60.0  # seconds a departed consumer's channel drops messages
-SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired messages and groups
-
-
-class LocalChannelLayer(InMemoryChannelLayer):
-    """In-memory layer whose expiry sweep is amortized, not run per receive."""
-
-    _last_sweep = 0.0
-
-    def _clean_expired(self) -> None:
-        now = time.monotonic()
-        if now - self._last_sweep < SWEEP_INTERVAL:
-            return
-        self._last_sweep = now
-        super()._clean_expired()
-
-    async def group_send(self, group: str, message: dict) -> None:
-        """One pass over the members, one copy of the message for them all.
-
-        The stock version starts a task per member, each deep-copying the
-        message, before the first delivery (figures in docs/architecture.md).
-        The copy keeps the sender's dict apart; the members share it, so
-        channel-layer events are read-only for consumers (ours are).
-        A full member queue drops its copy, as the stock version does.
-        """
-        if not isinstance(message, dict):
-            raise TypeError("A channel-layer message is a dict.")
-        self.require_valid_group_name(group)
-        self._clean_expired()
-        members = self.groups.get(group)
-        if not members:
-            return
-        entry = (time.time() + self.expiry, deepcopy(message))
-        for channel in list(members):
-            queue = self.channels.get(channel)
-            if queue is None:
-                queue = self.channels[channel] = asyncio.Queue(
-                    maxsize=self.get_capacity(channel)
-                )
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(entry)
 
 
 class ResilientRedisChannelLayer(RedisChannelLayer):
+    """channels_redis that rides out Redis outages and reads with one task."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._memberships: dict[str, set[str]] = {}  # channel → groups, this process

@@ -1,0 +1,362 @@
+"""`AuthenticatedConsumer`: what every authsocket WebSocket endpoint guarantees.
+
+The rules of docs/protocol.md §4.1–§4.3 in one class; the multiplexed `/ws/`
+consumer (realtime.consumers) is built on it, and so is any consumer a project
+adds on its own path (docs/extending.md).
+"""
+
+import inspect
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from accounts.tokens import InvalidToken, decode_access
+from authsocket import metrics
+from realtime.channels_overrides import HoplessWebsocketConsumer
+from realtime.connections import registry
+from realtime.expiry import ExpiryTimer
+from realtime.frame_fields import FIELDS, Field, frame_problem
+from realtime.frames import FrameError, dumps, frame_parse, frame_too_big
+from realtime.groups import user_group
+from realtime.protocol import (
+    PROTOCOL_VERSION,
+    SUBPROTOCOL,
+    ClientFrame,
+    CloseCode,
+    ErrorCode,
+    ServerFrame,
+)
+from realtime.ratelimit import FrameLimiter
+from realtime.session_guard import SessionRefused, guard
+
+logger = logging.getLogger(__name__)
+
+# What §4.1–§4.3 rest on: a subclass extends through hooks, never replaces these.
+SEALED = (
+    "connect",
+    "disconnect",
+    "receive",
+    "dispatch",
+    "websocket_disconnect",
+    "sessions_revoked",
+)
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """A client frame type: the method that answers it and its typed fields."""
+
+    handler: str  # name of an `async def handler(self, frame: dict)` method
+    fields: Mapping[str, Field] = field(default_factory=dict)
+
+
+class AuthenticatedConsumer(HoplessWebsocketConsumer):
+    """A WebSocket endpoint with authsocket's guarantees; subclass it for your path.
+
+    Before your code runs: anonymous handshakes are refused before accept
+    (HTTP 403, nothing sent; credentials were resolved by the middleware,
+    Origin checked in front of it), a user over
+    `AUTHSOCKET_MAX_CONNECTIONS_PER_USER` sockets (all paths count) is closed
+    4409, then the socket is accepted and greeted with `welcome`. Afterwards:
+    frames over `AUTHSOCKET_MAX_MESSAGE_BYTES` close 4413, binary frames 4415,
+    floods get `rate_limited` then 4429; frames must be strict JSON objects
+    with a `type` whose fields have the declared types (else `bad_request`),
+    unknown types get `unknown_type`; `ping` and `auth` renewal are built in;
+    the token's expiry warns (`auth.expiring`) then closes 4401; a revoked
+    session or a deactivated user closes 4403; a shutting-down server closes
+    4503; a handler that raises closes 1011 with this socket's state released.
+
+    Extend it with hooks, never by overriding `connect`, `receive` or
+    `disconnect` (refused at class creation):
+
+    - `frames = {"cursor": FrameSpec("on_cursor", {"x": NUMBER})}` declares
+      your own frame types (merged with the built-ins; redeclaring one is an
+      error); `on_cursor(self, frame)` gets frames whose fields checked out.
+      Answer with `send_frame(type, frame, **fields)` (echoes `ref`) or
+      `raise FrameError(ErrorCode.X, detail)`.
+    - `socket_allowed()`: return False to refuse an authenticated user before
+      accept (e.g. no right to the object named in the URL).
+    - `socket_authenticated()`: runs after `welcome`; e.g. join groups with
+      `group_join()` (left on close).
+    - `socket_closed(code)`: runs once after a welcomed socket's state is
+      released, whoever closed it.
+    - channel-layer events: methods named after their type, as in Channels.
+
+    `self.user`, `self.user_id`, `self.sid` and `self.scope["url_route"]` are
+    set before any hook runs. Route the class next to `/ws/` in
+    authsocket/routing.py.
+    """
+
+    frames: ClassVar[Mapping[str, FrameSpec]] = {
+        ClientFrame.PING: FrameSpec("on_ping", FIELDS[ClientFrame.PING]),
+        ClientFrame.AUTH: FrameSpec("on_auth", FIELDS[ClientFrame.AUTH]),
+    }
+    frame_table: ClassVar[Mapping[str, FrameSpec]] = frames  # own + inherited
+
+    registered = False  # counted in the registry; state to release on close
+    welcomed = False  # socket_authenticated ran: socket_closed will
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in SEALED:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}(): extend AuthenticatedConsumer "
+                    "through its hooks (socket_allowed, socket_authenticated, "
+                    "socket_closed, frames) so that its guarantees hold."
+                )
+        cls.frame_table = _frame_table(cls)
+
+    # --- hooks ---------------------------------------------------------------
+
+    async def socket_allowed(self) -> bool:
+        """Whether this authenticated user may open this socket; False refuses it."""
+        return True
+
+    async def socket_authenticated(self) -> None:
+        """The socket is open and welcomed."""
+
+    async def socket_closed(self, code: int) -> None:
+        """The socket is gone; its registry place, timers and groups are released."""
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def connect(self) -> None:
+        user, auth = self.scope["user"], self.scope["auth"]
+        self.groups_joined: list[str] = []
+        if not user.is_authenticated:
+            # The one log line of a refusal: its reason, never the credential.
+            level = logging.WARNING if auth.unavailable else logging.INFO
+            logger.log(level, "websocket refused: %s", auth.error)
+            await self.close()  # before accept: daphne answers HTTP 403
+            return
+        self.user, self.user_id, self.sid = user, user.pk, auth.sid
+        # Select authsocket.v1 whenever it was offered (always with the token
+        # subprotocol); the token subprotocol itself is never echoed.
+        offered = self.scope.get("subprotocols") or ()
+        self.subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+        if not await self.socket_allowed():
+            logger.info("websocket refused: not allowed on %s", self.scope["path"])
+            await self.close()
+            return
+        if not registry.add(self, limit=settings.AUTHSOCKET_MAX_CONNECTIONS_PER_USER):
+            logger.info("websocket closed: user %s at the connection limit", user.pk)
+            await self.accept(self.subprotocol)
+            await self.close(code=CloseCode.TOO_MANY_CONNECTIONS)
+            return
+        # Registered BEFORE joining the groups: from here on the revocation
+        # watcher finds this socket, so a revocation committed after the
+        # middleware's check is never lost, whatever the channel layer does.
+        self.registered = True
+        if not await self._join_groups():
+            await self.close()
+            return
+        # A revocation seen while we joined (its group message went nowhere):
+        # checked after the last await, so nothing can slip in before accept.
+        if guard.is_revoked(self.sid):
+            logger.info("websocket refused: session revoked during the handshake")
+            await self.close()
+            return
+        await self.accept(self.subprotocol)
+        self.limiter = FrameLimiter(settings.AUTHSOCKET_FRAME_RATE)
+        self.expiry = ExpiryTimer(self._warn_expiring, self._expire)
+        claims = auth.claims
+        self.expiry.schedule(
+            auth.expires_at, None if claims is None else claims.exp - claims.iat
+        )
+        await self.send_frame(
+            ServerFrame.WELCOME,
+            user={"id": user.pk, "username": user.get_username()},
+            session=self.sid,
+            expires_at=auth.expires_at,
+            protocol=PROTOCOL_VERSION,
+        )
+        self.welcomed = True
+        await self.socket_authenticated()
+
+    async def _join_groups(self) -> bool:
+        """Join the user's group (revocations); a layer failure refuses the socket."""
+        group = user_group(self.user_id)
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        except Exception as exc:
+            metrics.channel_layer_error("group_add")
+            logger.warning(
+                "websocket refused: channel layer unavailable (%s)", type(exc).__name__
+            )
+            return False
+        return True
+
+    async def disconnect(self, code: int) -> None:
+        """Release this socket's state once, however it ended (see dispatch)."""
+        if not self.registered:
+            return
+        self.registered = False
+        registry.remove(self)
+        if hasattr(self, "expiry"):
+            self.expiry.cancel()
+        for group in self.groups_joined:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # the layer expires stale members by itself
+                break
+        self.groups_joined.clear()
+        if self.welcomed:
+            await self.socket_closed(code)
+
+    async def close(self, code=None, reason=None) -> None:
+        # autobahn (under daphne) accepts only a plain int as a close code: an
+        # IntEnum member raises inside daphne and the client gets 1011.
+        await super().close(code=None if code is None else int(code), reason=reason)
+
+    async def close_for(self, code: int) -> None:
+        """Close from outside this socket's own handlers (revocation poll)."""
+        await self.close(code=code)
+
+    # --- groups ----------------------------------------------------------------
+
+    async def group_join(self, group: str) -> bool:
+        """Join a channel-layer group, left on close; False (closed 4503) if the layer fails."""
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            metrics.channel_layer_error("group_add")
+            # 4503 tells the client what to do: reconnect with backoff.
+            logger.warning("channel layer unavailable on join: %s", type(exc).__name__)
+            await self.close(code=CloseCode.SHUTTING_DOWN)
+            return False
+        if group not in self.groups_joined:
+            self.groups_joined.append(group)
+        return True
+
+    async def group_leave(self, group: str) -> None:
+        """Leave a group joined with `group_join`; a layer failure is only logged."""
+        if group in self.groups_joined:
+            self.groups_joined.remove(group)
+        try:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception:  # the layer expires stale members by itself
+            logger.warning("channel layer unavailable on leave")
+
+    # --- frames ------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if text_data is None:
+            await self.close(code=CloseCode.BINARY_FRAME)
+            return
+        if frame_too_big(text_data):
+            await self.close(code=CloseCode.MESSAGE_TOO_BIG)
+            return
+        if not self.limiter.take():
+            if self.limiter.flooding:
+                await self.close(code=CloseCode.RATE_LIMITED)
+            else:
+                await self.send_error(
+                    ErrorCode.RATE_LIMITED, "Too many frames; slow down."
+                )
+            return
+        frame = None
+        try:
+            frame = frame_parse(text_data)
+            metrics.frame_received(frame["type"], known=self.frame_table)
+            spec = self.frame_table.get(frame["type"])
+            if spec is None:
+                raise FrameError(
+                    ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {frame['type']!r}."
+                )
+            problem = frame_problem(frame, spec.fields)
+            if problem is not None:
+                raise FrameError(ErrorCode.BAD_REQUEST, problem)
+            await getattr(self, spec.handler)(frame)
+        except FrameError as exc:
+            await self.send_error(exc.code, exc.detail, frame)
+
+    async def send_frame(
+        self, frame_type: str, request: dict | None = None, **fields
+    ) -> None:
+        """Send one frame; `ref` of the request it answers is echoed."""
+        frame = {"type": frame_type, **fields}
+        if request is not None and "ref" in request:
+            frame["ref"] = request["ref"]
+        await self.send(text_data=dumps(frame))
+
+    async def send_error(
+        self, code: ErrorCode, detail: str, request: dict | None = None
+    ) -> None:
+        await self.send_frame(ServerFrame.ERROR, request, code=code, detail=detail)
+
+    async def on_ping(self, frame: dict) -> None:
+        await self.send_frame(ServerFrame.PONG, frame)
+
+    async def on_auth(self, frame: dict) -> None:
+        """Renew the socket's credential in-band; its expiry moves to the new token's."""
+        try:
+            claims = decode_access(frame.get("token"))
+            if claims.user_id != self.user_id or claims.sid != self.sid:
+                raise InvalidToken("token of another user or session")
+        except InvalidToken:
+            raise FrameError(
+                ErrorCode.INVALID_TOKEN, "Invalid token; the old expiry stands."
+            ) from None
+        try:
+            await guard.check(sid=claims.sid, user_id=claims.user_id)
+        except SessionRefused:
+            await self.close(code=CloseCode.REVOKED)
+            return
+        except (DatabaseError, OSError) as exc:
+            metrics.database_error("auth_frame")
+            logger.warning(
+                "auth frame refused: database unavailable (%s)", type(exc).__name__
+            )
+            raise FrameError(
+                ErrorCode.INVALID_TOKEN, "Cannot verify now; the old expiry stands."
+            ) from None
+        self.expiry.schedule(claims.exp, claims.exp - claims.iat)
+        await self.send_frame(ServerFrame.AUTH_OK, frame, expires_at=claims.exp)
+
+    # --- timers and channel-layer events -----------------------------------------
+
+    async def _warn_expiring(self, expires_at: int) -> None:
+        await self.send_frame(ServerFrame.AUTH_EXPIRING, expires_at=expires_at)
+
+    async def _expire(self) -> None:
+        await self.close(code=CloseCode.TOKEN_EXPIRED)
+
+    async def sessions_revoked(self, event: dict) -> None:
+        """Sent to the user's group: close if this socket's session is named.
+
+        The guard learns every named session too, so this process refuses their
+        new handshakes now, not at its next poll: one view of a session.
+        """
+        sids = [sid for sid in event.get("sids", ()) if isinstance(sid, str)]
+        guard.mark_revoked(sids)
+        if self.sid in sids:
+            await self.close(code=CloseCode.REVOKED)
+            metrics.revocation_closed(event.get("revoked_at"))
+
+    async def stream_message(self, event: dict) -> None:
+        """The user's group also carries the `user` stream: only `/ws/` delivers it."""
+
+
+def _frame_table(cls: type) -> dict[str, FrameSpec]:
+    """Every frame type `cls` answers, its own and inherited; mistakes raise now."""
+    table: dict[str, FrameSpec] = {}
+    for klass in reversed(cls.__mro__):
+        for frame_type, spec in klass.__dict__.get("frames", {}).items():
+            if frame_type in table:
+                raise TypeError(
+                    f"{cls.__name__}: frame type {frame_type!r} is already handled "
+                    f"by {table[frame_type].handler}(); choose another name."
+                )
+            if not inspect.iscoroutinefunction(getattr(cls, spec.handler, None)):
+                raise TypeError(
+                    f"{cls.__name__}: frame type {frame_type!r} needs a method "
+                    f"`async def {spec.handler}(self, frame)`."
+                )
+            table[frame_type] = spec
+    return table

@@ -1,0 +1,102 @@
+"""The places where authsocket replaces Channels internals, each for a measured cost.
+
+- `HoplessWebsocketConsumer.dispatch` and `.websocket_disconnect`: Channels runs
+  `close_old_connections` on the shared sync thread before every message and
+  after every disconnect; our consumers reach the ORM only through
+  `database_sync_to_async` or the session guard's threads, which clean up
+  connections themselves, so the hop is skipped.
+- `LocalChannelLayer._clean_expired` and `.group_send`: the in-memory layer
+  sweeps every channel on every `receive()` and starts a task per group member.
+
+Why each one pays for itself, with figures: docs/architecture.md ("Framework
+overrides"). channels is pinned exactly in requirements.txt, and
+realtime/tests/test_upstream_fingerprints.py fails when an upgrade changes the
+upstream code these rely on, naming what to re-check.
+"""
+
+import asyncio
+import contextlib
+import time
+from copy import deepcopy
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import InMemoryChannelLayer
+
+from realtime.protocol import CloseCode
+
+SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired messages and groups
+
+
+class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
+    """Channels' WebSocket consumer without its per-message thread hop.
+
+    Subclasses join groups themselves (`groups` stays empty), never touch the
+    ORM on the event loop, and keep `disconnect()` idempotent: it also runs
+    when a handler raises.
+    """
+
+    async def dispatch(self, message: dict) -> None:
+        """Route an ASGI or channel-layer message to its handler, with no hop.
+
+        A handler's exception still releases the socket's state: Channels
+        would end the consumer without `disconnect()`, and e.g. the per-user
+        connection count would keep a dead socket for the life of the
+        process. Re-raised: daphne logs it and closes 1011.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            await self.disconnect(CloseCode.INTERNAL_ERROR)
+            raise
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        """Channels' version minus its group loop (no `groups`) and its hop."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
+
+class LocalChannelLayer(InMemoryChannelLayer):
+    """In-memory layer whose expiry sweep is amortized, not run per receive.
+
+    An expired message may be handed out up to SWEEP_INTERVAL late.
+    """
+
+    _last_sweep = 0.0
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < SWEEP_INTERVAL:
+            return
+        self._last_sweep = now
+        super()._clean_expired()
+
+    async def group_send(self, group: str, message: dict) -> None:
+        """One pass over the members, one copy of the message for them all.
+
+        The copy keeps the sender's dict apart; the members share it, so
+        channel-layer events are read-only for consumers (ours are).
+        A full member queue drops its copy, as the stock version does.
+        """
+        if not isinstance(message, dict):
+            raise TypeError("A channel-layer message is a dict.")
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        members = self.groups.get(group)
+        if not members:
+            return
+        entry = (time.time() + self.expiry, deepcopy(message))
+        for channel in list(members):
+            queue = self.channels.get(channel)
+            if queue is None:
+                queue = self.channels[channel] = asyncio.Queue(
+                    maxsize=self.get_capacity(channel)
+                )
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(entry)

@@ -1,0 +1,63 @@
+"""Client frame text → a dict, server frame dict → text (docs/protocol.md §4.2).
+
+Strict both ways: a client frame is strict JSON, an object with a string
+`type`, and text daphne can encode back; a server frame never holds NaN or
+Infinity. Anything else is a `FrameError`, answered `bad_request`.
+"""
+
+import json
+import re
+
+from django.conf import settings
+
+from authsocket import strict_json
+from realtime.protocol import ErrorCode
+
+
+class FrameError(Exception):
+    """A frame the client got wrong: answered with an error, the socket stays."""
+
+    def __init__(self, code: ErrorCode, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def dumps(frame: dict) -> str:
+    # allow_nan=False: a server frame is strict JSON or is not sent at all.
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def frame_too_big(text: str) -> bool:
+    """Over `AUTHSOCKET_MAX_MESSAGE_BYTES` in UTF-8 (encoded only when it could be)."""
+    limit = settings.AUTHSOCKET_MAX_MESSAGE_BYTES
+    if len(text) * 4 <= limit:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+# A JSON escape of a UTF-16 surrogate; alone it decodes to text UTF-8 cannot carry.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def frame_parse(text: str) -> dict:
+    """The frame as a dict with a string `type`, or `FrameError(bad_request)`."""
+    try:
+        frame = strict_json.loads(text)
+    except strict_json.StrictJSONError as exc:
+        raise FrameError(
+            ErrorCode.BAD_REQUEST, f"Frames must be strict JSON: {exc}"
+        ) from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise FrameError(
+            ErrorCode.BAD_REQUEST, 'A frame is a JSON object with a "type".'
+        )
+    if _SURROGATE_ESCAPE.search(text):
+        # Echoed back (`ref`) or stored, a lone surrogate would make daphne's
+        # UTF-8 encoding of our reply fail; refuse it here instead.
+        try:
+            dumps(frame).encode("utf-8")
+        except UnicodeEncodeError:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, "Frames must be valid Unicode text."
+            ) from None
+    return frame

@@ -1,0 +1,1 @@
+"""docs/extending.md's live-cursor consumer, as a project would write it."""
