@@ -18,7 +18,6 @@ from django.db import DatabaseError
 
 from accounts.tokens import InvalidToken, decode_access
 from authsocket import strict_json
-from realtime import stream_frames
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
 from realtime.frame_fields import frame_problem
@@ -33,6 +32,7 @@ from realtime.protocol import (
 )
 from realtime.ratelimit import FrameLimiter
 from realtime.session_guard import SessionRefused, guard
+from realtime.stream_frames import StreamSubscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,6 @@ class FrameError(Exception):
 
 class StreamConsumer(AsyncWebsocketConsumer):
     """One authenticated socket: welcome, ping, auth renewal, streams."""
-
-    handlers: dict = {}  # frame type → coroutine method; filled below
 
     async def dispatch(self, message: dict) -> None:
         """Route an ASGI or channel-layer message to its handler.
@@ -94,6 +92,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: daphne answers HTTP 403
             return
         self.user, self.user_id, self.sid = user, user.pk, auth.sid
+        self.streams = StreamSubscriptions(socket=self, user=user)
         # Select authsocket.v1 whenever it was offered (always with the token
         # subprotocol); the token subprotocol itself is never echoed.
         offered = self.scope.get("subprotocols") or ()
@@ -157,6 +156,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             except Exception:  # the layer expires stale members by itself
                 break
         self.groups_joined.clear()
+        await self.streams.leave()
 
     async def close(self, code=None, reason=None) -> None:
         # autobahn (under daphne) accepts only a plain int as a close code: an
@@ -269,20 +269,30 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if self.sid in sids:
             await self.close(code=CloseCode.REVOKED)
 
+    # --- streams: one owner, `self.streams` -----------------------------------
+
+    async def on_subscribe(self, frame: dict) -> None:
+        await self.streams.subscribe(frame)
+
+    async def on_unsubscribe(self, frame: dict) -> None:
+        await self.streams.unsubscribe(frame)
+
+    async def on_publish(self, frame: dict) -> None:
+        await self.streams.publish(frame)
+
     async def stream_message(self, event: dict) -> None:
-        await stream_frames.on_stream_message(self, event)
+        await self.streams.message_arrived(event)
 
     async def stream_revoke(self, event: dict) -> None:
-        await stream_frames.on_stream_revoke(self, event)
+        await self.streams.rights_changed(event)
 
-
-StreamConsumer.handlers = {
-    ClientFrame.PING: StreamConsumer.on_ping,
-    ClientFrame.AUTH: StreamConsumer.on_auth,
-    ClientFrame.SUBSCRIBE: stream_frames.on_subscribe,
-    ClientFrame.UNSUBSCRIBE: stream_frames.on_unsubscribe,
-    ClientFrame.PUBLISH: stream_frames.on_publish,
-}
+    handlers = {  # frame type → handler
+        ClientFrame.PING: on_ping,
+        ClientFrame.AUTH: on_auth,
+        ClientFrame.SUBSCRIBE: on_subscribe,
+        ClientFrame.UNSUBSCRIBE: on_unsubscribe,
+        ClientFrame.PUBLISH: on_publish,
+    }
 
 
 def _utf8_length(text: str) -> int:

@@ -226,5 +226,6 @@ async def test_acknowledged_messages_are_stored_and_replayed_exactly_once(cluste
 def last_seq(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         return conn.execute(
-            "SELECT last_message_id FROM realtime_room WHERE slug = 'lobby'"
+            "SELECT last_message_id FROM realtime_streamcounter"
+            " WHERE stream = 'room:lobby'"
         ).fetchone()[0]
