@@ -38,6 +38,7 @@ def forward(apps, schema_editor):
         [StreamCounter(stream=name, last_message_id=n) for name, n in counters.items()],
         batch_size=BATCH,
     )
+    _check_constraints_now(schema_editor)
 
 
 def backward(apps, schema_editor):
@@ -64,6 +65,13 @@ def backward(apps, schema_editor):
             user_id=int(user_id), last_message_id=counter.last_message_id
         )
     Message.objects.filter(room__isnull=True, recipient__isnull=True).delete()
+    _check_constraints_now(schema_editor)
+
+
+def _check_constraints_now(schema_editor) -> None:
+    """PostgreSQL refuses to ALTER a table with deferred checks still pending."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
