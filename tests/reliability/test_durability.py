@@ -74,8 +74,8 @@ def stored(dsn: str, seq: int):
     """The data of lobby message `seq` as the database has it, or None."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT m.data FROM realtime_message m JOIN realtime_room r"
-            " ON m.room_id = r.id WHERE r.slug = 'lobby' AND m.seq = %s",
+            "SELECT data FROM realtime_message"
+            " WHERE stream = 'room:lobby' AND seq = %s",
             (seq,),
         ).fetchone()
     return None if row is None else row[0]
