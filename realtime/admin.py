@@ -8,10 +8,12 @@ Messages are read-only: history is what was delivered. The user list's
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Concat
 
 from accounts.admin import user_action_register
-from realtime.models import Membership, Message, Room
+from realtime.kinds import registry
+from realtime.models import Membership, Message, Room, StreamCounter
 from realtime.protocol import ROOM_STREAM_PREFIX
 from realtime.publish import publish_to_user
 
@@ -48,52 +50,57 @@ class RoomAdmin(admin.ModelAdmin):
     list_display = ["slug", "title", "public", "member_count", "last_message_id"]
     list_filter = ["public"]
     search_fields = ["slug", "title"]
-    readonly_fields = ["last_message_id", "created_at"]
+    readonly_fields = ["created_at"]
     inlines = [MembershipInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(members=Count("memberships"))
+        counter = StreamCounter.objects.filter(
+            stream=Concat(Value(ROOM_STREAM_PREFIX), OuterRef("slug"))
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                members=Count("memberships"),
+                last_id=Subquery(counter.values("last_message_id")[:1]),
+            )
+        )
 
     @admin.display(description="members", ordering="members")
     def member_count(self, room: Room) -> int:
         return room.members
 
+    @admin.display(description="last message id", ordering="last_id")
+    def last_message_id(self, room: Room) -> int:
+        return room.last_id or 0
+
 
 class StreamFilter(admin.SimpleListFilter):
-    """Filter by stream: one room, or every private user stream."""
+    """`?stream=room:team`: one stream; `?stream=room`: every stream of a kind."""
 
     title = "stream"
     parameter_name = "stream"
-    USERS = "user"
 
     def lookups(self, request, model_admin):
-        rooms = [
-            (f"{ROOM_STREAM_PREFIX}{slug}",) * 2
-            for slug in Room.objects.values_list("slug", flat=True)
-        ]
-        return [*rooms, (self.USERS, "user streams")]
+        return [(kind.name, f"{kind.name} streams") for kind in registry]
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value == self.USERS:
-            return queryset.filter(recipient__isnull=False)
-        if value and value.startswith(ROOM_STREAM_PREFIX):
-            return queryset.filter(room__slug=value.removeprefix(ROOM_STREAM_PREFIX))
-        return queryset
+        if not value:
+            return queryset
+        if ":" in value:
+            return queryset.filter(stream=value)
+        return queryset.filter(stream__startswith=f"{value}:")
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
+    """Search by stream name (`room:lobby`, `user:7`, or a prefix of one)."""
+
     list_display = ["stream", "seq", "sender", "created_at", "data"]
     list_filter = [StreamFilter, "created_at"]
-    search_fields = ["recipient__username", "sender__username", "room__slug"]
-    list_select_related = ["room", "recipient", "sender"]
-
-    @admin.display(description="stream")
-    def stream(self, message: Message) -> str:
-        if message.room_id:
-            return message.stream_name
-        return f"{message.stream_name} ({message.recipient})"
+    search_fields = ["^stream", "sender__username"]
+    list_select_related = ["sender"]
 
     def has_add_permission(self, request) -> bool:
         return False

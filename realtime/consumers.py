@@ -2,13 +2,13 @@
 
 Authentication, limits, `ping`, `auth` renewal, expiry and revocation come from
 `AuthenticatedConsumer`; this class adds the stream frames and events, whose
-rules live in realtime.stream_frames.
+state and rules have one owner, `self.streams` (realtime.stream_frames).
 """
 
-from realtime import stream_frames
 from realtime.base_consumer import AuthenticatedConsumer, FrameSpec
 from realtime.frame_fields import FIELDS
 from realtime.protocol import ClientFrame
+from realtime.stream_frames import StreamSubscriptions
 
 
 class StreamConsumer(AuthenticatedConsumer):
@@ -22,17 +22,25 @@ class StreamConsumer(AuthenticatedConsumer):
         ClientFrame.PUBLISH: FrameSpec("on_publish", FIELDS[ClientFrame.PUBLISH]),
     }
 
+    streams: StreamSubscriptions
+
+    # A consumer handles one message at a time: nothing reaches the handlers
+    # below before `socket_authenticated` has created the owner.
+
+    async def socket_authenticated(self) -> None:
+        self.streams = StreamSubscriptions(socket=self, user=self.user)
+
     async def on_subscribe(self, frame: dict) -> None:
-        await stream_frames.on_subscribe(self, frame)
+        await self.streams.subscribe(frame)
 
     async def on_unsubscribe(self, frame: dict) -> None:
-        await stream_frames.on_unsubscribe(self, frame)
+        await self.streams.unsubscribe(frame)
 
     async def on_publish(self, frame: dict) -> None:
-        await stream_frames.on_publish(self, frame)
+        await self.streams.publish(frame)
 
     async def stream_message(self, event: dict) -> None:
-        await stream_frames.on_stream_message(self, event)
+        await self.streams.message_arrived(event)
 
     async def stream_revoke(self, event: dict) -> None:
-        await stream_frames.on_stream_revoke(self, event)
+        await self.streams.rights_changed(event)

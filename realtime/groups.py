@@ -1,9 +1,25 @@
 """Channel-layer group names, built in one place.
 
 Group names may only hold ASCII letters, digits, `-`, `_` and `.` and must be
-shorter than 100 characters; session ids and room slugs are generated or
-validated to fit.
+shorter than 100 characters. A stream's group is `<kind>.<key>` when that
+fits (so `room.<slug>` and `user.<id>` keep their names), else the key is
+hashed: `<kind>-<digest>` (kind names hold no `-`, so the two never meet).
 """
+
+import hashlib
+import re
+
+_GROUP_SAFE = re.compile(r"[A-Za-z0-9._-]+")
+MAX_GROUP_LENGTH = 99
+
+
+def stream_group(kind: str, key: str) -> str:
+    """Every socket subscribed to the stream `<kind>:<key>`."""
+    group = f"{kind}.{key}"
+    if len(group) <= MAX_GROUP_LENGTH and _GROUP_SAFE.fullmatch(key):
+        return group
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{kind}-{digest[:40]}"
 
 
 def user_group(user_id: int) -> str:
@@ -18,4 +34,4 @@ def user_group(user_id: int) -> str:
 
 def room_group(slug: str) -> str:
     """Every socket subscribed to one room."""
-    return f"room.{slug}"
+    return stream_group("room", slug)

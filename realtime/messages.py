@@ -6,12 +6,8 @@ from django.conf import settings
 
 from authsocket import strict_json
 from realtime.models import Message
-from realtime.protocol import (
-    MAX_DATA_DEPTH,
-    ROOM_STREAM_PREFIX,
-    USER_STREAM,
-    ServerFrame,
-)
+from realtime.protocol import MAX_DATA_DEPTH, ServerFrame
+from realtime.streams import stream_label
 
 
 class InvalidData(ValueError):
@@ -21,14 +17,14 @@ class InvalidData(ValueError):
 def message_frame(
     message: Message, *, replay: bool = False, full_name: bool = False
 ) -> dict:
-    """The wire form; `message.room` and `message.sender` should be preloaded.
+    """The wire form; `message.sender` should be preloaded.
 
     `full_name` names a user stream `user:<id>` (the server API's answers)
     instead of the recipient's own `user`.
     """
     frame = {
         "type": ServerFrame.MESSAGE.value,
-        "stream": message.stream_name if full_name else message_stream_name(message),
+        "stream": message.stream if full_name else stream_label(message.stream),
         "id": message.seq,
         "sender": (
             {"id": message.sender_id, "username": message.sender.get_username()}
@@ -41,13 +37,6 @@ def message_frame(
     if replay:
         frame["replay"] = True
     return frame
-
-
-def message_stream_name(message: Message) -> str:
-    """Room messages carry `room:<slug>`; private ones always plain `user`."""
-    if message.room_id is None:
-        return USER_STREAM
-    return f"{ROOM_STREAM_PREFIX}{message.room.slug}"
 
 
 def frame_text(frame: dict) -> str:

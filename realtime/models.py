@@ -1,23 +1,18 @@
 """Rooms, memberships and stored messages of streams (docs/protocol.md §2, §4.2).
 
-A message belongs to one stream: a room, or a user (that user's private
-`user` stream). Its `seq` is the wire `id`: numbered 1, 2, 3 … per stream
-from a counter row (`Room.last_message_id`, `UserStream.last_message_id`)
-that is updated in the inserting transaction, so the row lock orders numbers
-by commit (database ids are taken before commit and would not be).
+A message belongs to one stream, named in full (`room:<slug>`, `user:<id>`,
+any kind's `<kind>:<key>`). Its `seq` is the wire `id`: numbered 1, 2, 3 …
+per stream from the stream's `StreamCounter` row, updated in the inserting
+transaction, so the row lock orders numbers by commit (database ids are
+taken before commit and would not be).
 """
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
-from realtime.protocol import (
-    ROOM_SLUG_PATTERN,
-    ROOM_STREAM_PREFIX,
-    USER_STREAM_PREFIX,
-)
+from realtime.protocol import MAX_STREAM_NAME_LENGTH, ROOM_SLUG_PATTERN
 
 slug_validator = RegexValidator(
     rf"\A{ROOM_SLUG_PATTERN}\Z",
@@ -31,7 +26,6 @@ class Room(models.Model):
     public = models.BooleanField(
         default=False, help_text="Anyone may read; only members may publish."
     )
-    last_message_id = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -62,34 +56,24 @@ class Membership(models.Model):
         return f"{self.user} in {self.room}"
 
 
-class UserStream(models.Model):
-    """The message counter of one user's private stream (created on first use)."""
+class StreamCounter(models.Model):
+    """The id of one stream's latest message (created on its first message).
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
-        primary_key=True,
-        related_name="stream",
-    )
+    Kept even for kinds that store nothing, and when history is pruned:
+    ids never go back, so `since` never skips a message.
+    """
+
+    stream = models.CharField(max_length=MAX_STREAM_NAME_LENGTH, primary_key=True)
     last_message_id = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"user stream of {self.user}"
+        return f"{self.stream} at #{self.last_message_id}"
 
 
 class Message(models.Model):
-    """A stored message of exactly one stream: `room` or `recipient`."""
+    """A stored message of one stream, named in full."""
 
-    room = models.ForeignKey(
-        Room, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
-    )
-    recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="stream_messages",
-    )
+    stream = models.CharField(max_length=MAX_STREAM_NAME_LENGTH)
     seq = models.PositiveBigIntegerField(
         help_text="The wire `id`: 1, 2, 3 … per stream."
     )
@@ -102,38 +86,20 @@ class Message(models.Model):
     )
     # JSON null is stored as SQL NULL (Django's JSONField default): same value back.
     data = models.JSONField(null=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    # Indexed for age-based pruning (realtime.retention).
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(room__isnull=False, recipient__isnull=True)
-                | Q(room__isnull=True, recipient__isnull=False),
-                name="message_one_stream",
-            ),
-            # Unique per stream; these also serve `seq > since ORDER BY seq`.
+            # Unique per stream; also serves `seq > since ORDER BY seq`.
             models.UniqueConstraint(
-                fields=["room", "seq"],
-                condition=Q(room__isnull=False),
-                name="message_room_seq_unique",
-            ),
-            models.UniqueConstraint(
-                fields=["recipient", "seq"],
-                condition=Q(recipient__isnull=False),
-                name="message_recipient_seq_unique",
+                fields=["stream", "seq"], name="message_stream_seq_unique"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.stream_name} #{self.seq}"
-
-    @property
-    def stream_name(self) -> str:
-        """`room:<slug>` or `user:<id>`, as a client names the stream."""
-        if self.room_id:
-            return f"{ROOM_STREAM_PREFIX}{self.room.slug}"
-        return f"{USER_STREAM_PREFIX}{self.recipient_id}"
+        return f"{self.stream} #{self.seq}"
 
 
 class IdempotentPublish(models.Model):

@@ -1,10 +1,11 @@
 """The one answer to "may user U read / publish stream S" (docs/protocol.md §2, §4.2).
 
-The consumer and the REST views both ask here. An unknown room and a private
-room the user is not in give the same answer (`HIDDEN`), so existence does not
-leak; `FORBIDDEN` is only for what the user may already see (a public room he
-has not joined, his own stream). The WebSocket says `forbidden` to both; REST
-says 404 to `HIDDEN` and 403 to `FORBIDDEN`.
+The consumer and the REST views both ask here; each stream's kind
+(realtime.kinds) decides for its own streams. A stream that does not exist
+and one the user may not see give the same answer (`HIDDEN`), so existence
+does not leak; `FORBIDDEN` is only for what the user may already see (a
+public room he has not joined, his own stream). The WebSocket says
+`forbidden` to both; REST says 404 to `HIDDEN` and 403 to `FORBIDDEN`.
 """
 
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ from enum import Enum
 
 from django.db.models import Exists, OuterRef
 
+from realtime.kinds import Access, Publishers
 from realtime.models import Membership, Room
+from realtime.protocol import ROOM_KIND
 from realtime.streams import Stream
 
 
@@ -20,12 +23,6 @@ class Action(Enum):
     READ = "read"
     PUBLISH = "publish"
     JOIN = "join"  # only public rooms can be joined by the user himself
-
-
-class Access(Enum):
-    ALLOWED = "allowed"
-    FORBIDDEN = "forbidden"  # visible to the user, but not this action
-    HIDDEN = "hidden"  # unknown, malformed, or not the user's to see
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +39,18 @@ HIDDEN = Decision(Access.HIDDEN)
 
 
 def stream_access(*, user, stream: Stream | None, action: Action) -> Decision:
-    """Decide one action on one stream (None: a name that did not parse)."""
+    """Decide one action of a user on one stream (None: a name that did not parse)."""
     if stream is None or not user.is_authenticated or not user.is_active:
         return HIDDEN
-    if not stream.is_room:
-        return _user_stream_access(user, stream, action)
-    return room_access(user=user, slug=stream.slug, action=action)
+    kind, key = stream.kind, stream.key
+    if action is Action.READ:
+        return Decision(kind.can_read(user, key))
+    if action is Action.PUBLISH and kind.publishers is Publishers.CLIENTS:
+        return Decision(kind.publish_access(user, key))
+    if action is Action.JOIN and kind.name == ROOM_KIND:
+        return room_access(user=user, slug=key, action=action)
+    read = kind.can_read(user, key)  # hidden stays hidden, whatever the action
+    return HIDDEN if read is Access.HIDDEN else Decision(Access.FORBIDDEN)
 
 
 def room_access(*, user, slug: str, action: Action) -> Decision:
@@ -68,15 +71,6 @@ def room_access(*, user, slug: str, action: Action) -> Decision:
     if action in (Action.READ, Action.JOIN):
         return Decision(Access.ALLOWED, room)
     return Decision(Access.FORBIDDEN, room)
-
-
-def _user_stream_access(user, stream: Stream, action: Action) -> Decision:
-    """Only the owner reads a user stream; nobody publishes to one by a client."""
-    if stream.user_id != user.pk:
-        return HIDDEN
-    if action is Action.READ:
-        return Decision(Access.ALLOWED)
-    return Decision(Access.FORBIDDEN)  # clients never publish to user streams
 
 
 def may_notify(user) -> bool:

@@ -69,7 +69,9 @@ PROTOCOL_VERSION = "1.1"
 SUBPROTOCOL = "authsocket.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token."
 
-USER_STREAM = "user"
+USER_KIND = "user"  # the built-in stream kinds (realtime/stream_kinds.py)
+ROOM_KIND = "room"
+USER_STREAM = "user"  # the bare alias: the caller's own `user:<id>`
 USER_STREAM_PREFIX = "user:"
 ROOM_STREAM_PREFIX = "room:"
 

@@ -16,56 +16,60 @@ from django.db.models import F
 from authsocket import metrics
 from realtime.broadcast import agroup_send, group_send
 from realtime.messages import data_check, frame_text, message_frame
-from realtime.models import Message, Room, UserStream
+from realtime.models import Message, Room, StreamCounter
 from realtime.protocol import StreamEvent
-from realtime.streams import Stream, room_stream, user_stream
+from realtime.streams import Stream, room_stream, stream_parse, user_stream
 
 LIVE_DELIVERY_FAILED = "message stored for replay, live delivery failed"
 
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """A stored message and the one channel-layer event that delivers it."""
+    """A numbered message and the one channel-layer event that delivers it."""
 
     message: Message
     group: str
     event: dict
 
 
-def room_message_store(*, room: Room, sender, data) -> Published:
-    """Number and store a room message; fan-out is the caller's next step."""
+def message_store(*, stream: Stream, sender, data, keep: bool = False) -> Published:
+    """Number a message and store it (if its kind keeps history, or `keep`).
+
+    Fan-out is the caller's next step. A kind without history still numbers
+    its messages: the counter moves, the row is never written.
+    """
     data_check(data)
     with transaction.atomic():
-        seq = _next_seq(Room, room.pk)
-        message = Message.objects.create(room=room, seq=seq, sender=sender, data=data)
-    return _published(message, room_stream(room.slug))
+        seq = _next_seq(stream.name)
+        message = Message(stream=stream.name, seq=seq, sender=sender, data=data)
+        if stream.keeps_history or keep:
+            message.save(force_insert=True)
+    return _published(message, stream)
+
+
+def room_message_store(*, room: Room, sender, data) -> Published:
+    return message_store(stream=room_stream(room.slug), sender=sender, data=data)
 
 
 def user_message_store(*, user, data, sender=None) -> Published:
-    """Number and store a message on `user`'s private stream."""
-    data_check(data)
-    with transaction.atomic():
-        if not UserStream.objects.filter(pk=user.pk).exists():
-            UserStream.objects.bulk_create(
-                [UserStream(user_id=user.pk)], ignore_conflicts=True
-            )
-        seq = _next_seq(UserStream, user.pk)
-        message = Message.objects.create(
-            recipient=user, seq=seq, sender=sender, data=data
+    return message_store(stream=user_stream(user.pk), sender=sender, data=data)
+
+
+def _next_seq(name: str) -> int:
+    """Increment the stream's counter (made on first use); locked until commit."""
+    counters = StreamCounter.objects.filter(pk=name)
+    if not counters.update(last_message_id=F("last_message_id") + 1):
+        StreamCounter.objects.bulk_create(
+            [StreamCounter(stream=name)], ignore_conflicts=True
         )
-    return _published(message, user_stream(user.pk))
-
-
-def _next_seq(model, pk) -> int:
-    """Increment the stream's counter; the row stays locked until commit."""
-    model.objects.filter(pk=pk).update(last_message_id=F("last_message_id") + 1)
-    return model.objects.filter(pk=pk).values_list("last_message_id", flat=True).get()
+        counters.update(last_message_id=F("last_message_id") + 1)
+    return counters.values_list("last_message_id", flat=True).get()
 
 
 def _published(message: Message, stream: Stream) -> Published:
     event = {
         "type": StreamEvent.MESSAGE.value,
-        "stream": stream.key,
+        "stream": stream.label,
         "id": message.seq,
         "text": frame_text(message_frame(message)),
         "ts_ms": int(message.created_at.timestamp() * 1000),  # fan-out delay
@@ -91,15 +95,27 @@ async def afanout(published: Published) -> None:
 # --- the API -------------------------------------------------------------------
 
 
-def publish_to_room(*, room: Room, sender, data) -> Message:
+def stream_publish_to(
+    *, stream: Stream, data, sender=None, keep: bool = False
+) -> Message:
     """Store, then deliver after the outermost transaction commits."""
-    published = room_message_store(room=room, sender=sender, data=data)
+    published = message_store(stream=stream, sender=sender, data=data, keep=keep)
     transaction.on_commit(lambda: fanout(published))
     return published.message
+
+
+def stream_publish(*, name: str, data, sender=None) -> Message:
+    """`stream_publish_to` by full name (`doc:7`); ValueError if no kind owns it."""
+    stream = stream_parse(name, user_id=None)
+    if stream is None:
+        raise ValueError(f"No stream kind owns the name {name!r}.")
+    return stream_publish_to(stream=stream, data=data, sender=sender)
+
+
+def publish_to_room(*, room: Room, sender, data) -> Message:
+    return stream_publish_to(stream=room_stream(room.slug), data=data, sender=sender)
 
 
 def publish_to_user(*, user, data, sender=None) -> Message:
-    """Store on `user`'s private stream, then deliver after commit."""
-    published = user_message_store(user=user, data=data, sender=sender)
-    transaction.on_commit(lambda: fanout(published))
-    return published.message
+    """On `user`'s private stream."""
+    return stream_publish_to(stream=user_stream(user.pk), data=data, sender=sender)

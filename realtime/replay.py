@@ -35,10 +35,9 @@ def replay_read(
     decision = stream_access(user=user, stream=stream, action=Action.READ)
     if not decision.allowed:
         return None
-    if decision.room is not None:  # read after the group join, like the counter
-        last_id = decision.room.last_message_id
-    else:
-        last_id = stream_last_id(stream=stream)
+    last_id = stream_last_id(stream=stream)  # read after the group join
+    if not stream.keeps_history:  # nothing stored, nothing to replay (no `since`)
+        return Replay(last_id, [], last_id, truncated=False, reset=False)
     start = last_id if since is None else since
     if held is not None:
         start = max(start, held)

@@ -2,16 +2,13 @@
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from realtime.models import Membership, Message, Room, UserStream
+from realtime.models import Membership, Message, Room, StreamCounter
 from realtime.streams import Stream
 
 
 def stream_messages(*, stream: Stream) -> QuerySet:
-    """All stored messages of one stream, sender and room preloaded."""
-    messages = Message.objects.select_related("sender", "room")
-    if stream.is_room:
-        return messages.filter(room__slug=stream.slug)
-    return messages.filter(recipient_id=stream.user_id)
+    """All stored messages of one stream, sender preloaded."""
+    return Message.objects.select_related("sender").filter(stream=stream.name)
 
 
 def messages_after(*, stream: Stream, after: int, limit: int) -> list[Message]:
@@ -31,10 +28,7 @@ def messages_between(
 
 def stream_last_id(*, stream: Stream) -> int:
     """The id of the stream's latest message (0 if none), from its counter row."""
-    if stream.is_room:
-        counters = Room.objects.filter(slug=stream.slug)
-    else:
-        counters = UserStream.objects.filter(pk=stream.user_id)
+    counters = StreamCounter.objects.filter(pk=stream.name)
     return counters.values_list("last_message_id", flat=True).first() or 0
 
 

@@ -1,25 +1,24 @@
 """What the server API does with streams: find the one a backend names, publish.
 
 A backend is not a user: it names streams in full (`room:<slug>`,
-`user:<id>`; no `user` alias), no membership rule applies to it, and a stream
-that does not exist, or a name no kind owns, is `StreamNotFound` (404).
-Stream kinds a project adds (docs/protocol.md §8) plug in at
-`server_stream_resolve`; a kind that takes no server publishes answers
-`publishable=False`, which `server_publish` turns into `PublishForbidden`.
+`user:<id>`, `<kind>:<key>`; no `user` alias), no read or publish right of a
+user applies to it, and a stream that does not exist (`StreamKind.exists`),
+or a name no kind owns, is `StreamNotFound` (404). A kind whose publishers
+are `Publishers.NOBODY` is `publishable=False`, which `server_publish` turns
+into `PublishForbidden` (403).
 """
 
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ServiceKey
-from realtime.models import IdempotentPublish, Message, Room
-from realtime.protocol import USER_STREAM
-from realtime.publish import publish_to_room, publish_to_user
+from realtime.kinds import Publishers
+from realtime.models import IdempotentPublish, Message
+from realtime.publish import stream_publish_to
 from realtime.streams import Stream, stream_parse
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -38,28 +37,20 @@ class PublishForbidden(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ServerStream:
-    """A stream the server API found, with the row that owns it."""
+    """A stream the server API found."""
 
     stream: Stream
-    room: Room | None = None
-    user: object | None = None
     publishable: bool = True
 
 
 def server_stream_resolve(*, name) -> ServerStream:
     """The existing stream `name` names in full; StreamNotFound otherwise."""
-    stream = None if name == USER_STREAM else stream_parse(name, user_id=0)
-    if stream is None:
+    stream = stream_parse(name, user_id=None)
+    if stream is None or not stream.kind.exists(stream.key):
         raise StreamNotFound(name)
-    if stream.is_room:
-        room = Room.objects.filter(slug=stream.slug).first()
-        if room is None:
-            raise StreamNotFound(name)
-        return ServerStream(stream, room=room)
-    user = get_user_model().objects.filter(pk=stream.user_id).first()
-    if user is None:
-        raise StreamNotFound(name)
-    return ServerStream(stream, user=user)
+    return ServerStream(
+        stream, publishable=stream.kind.publishers is not Publishers.NOBODY
+    )
 
 
 def server_publish(
@@ -77,14 +68,15 @@ def server_publish(
     if not target.publishable:
         raise PublishForbidden(name)
     if idempotency_key is None:
-        return _store_and_deliver(target, data), True
+        return stream_publish_to(stream=target.stream, data=data), True
     earlier = _earlier_publish(service_key, idempotency_key)
     if earlier is not None:
         return earlier, False
     try:
         with transaction.atomic():
             _expired(service_key, idempotency_key).delete()
-            message = _store_and_deliver(target, data)
+            # Kept even without history: the repeat is answered with it.
+            message = stream_publish_to(stream=target.stream, data=data, keep=True)
             IdempotentPublish.objects.create(
                 service_key=service_key, key=idempotency_key, message=message
             )
@@ -97,20 +89,13 @@ def server_publish(
     return message, True
 
 
-def _store_and_deliver(target: ServerStream, data) -> Message:
-    """Delivered after the outermost transaction commits (never if it rolls back)."""
-    if target.room is not None:
-        return publish_to_room(room=target.room, sender=None, data=data)
-    return publish_to_user(user=target.user, data=data, sender=None)
-
-
 def _earlier_publish(service_key: ServiceKey, key: str) -> Message | None:
     cutoff = timezone.now() - IDEMPOTENCY_WINDOW
     entry = (
         IdempotentPublish.objects.filter(
             service_key=service_key, key=key, created_at__gt=cutoff
         )
-        .select_related("message__room", "message__sender")
+        .select_related("message__sender")
         .first()
     )
     return entry.message if entry else None

@@ -112,7 +112,10 @@ class StreamMessagesView(ServerApiView):
     )
     def get(self, request, stream: str):
         """A stream's stored messages, paged as for rooms; names in full."""
-        return history(request, resolved(stream).stream, full_names=True)
+        target = resolved(stream).stream
+        if not target.keeps_history:
+            raise Http404
+        return history(request, target, full_names=True)
 
 
 class UserRevokeSerializer(serializers.Serializer):

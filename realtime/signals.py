@@ -1,15 +1,21 @@
-"""Room and membership changes → re-check live subscriptions.
+"""Room, membership and user changes → live subscriptions and stored history.
 
 Signals see every path that changes them: the services, the admin (inline
 membership deletion, the `public` checkbox, room deletion) and the shell.
 `QuerySet.update()` bypasses them: call realtime.revalidation after it.
+Messages are keyed by stream name, not by a foreign key: a deleted room or
+user takes its history and counter along here, and a renamed room carries
+them to its new name.
 """
 
+from django.conf import settings
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
+from realtime.history import stream_history_delete, stream_history_rename
 from realtime.models import Membership, Room
 from realtime.revalidation import room_access_changed
+from realtime.streams import room_stream, user_stream
 
 
 @receiver(post_delete, sender=Membership)
@@ -37,6 +43,9 @@ def room_saved(sender, instance: Room, created: bool, **kwargs) -> None:
         return
     old_slug, was_public = before
     if old_slug != instance.slug:
+        stream_history_rename(
+            old=room_stream(old_slug).name, new=room_stream(instance.slug).name
+        )
         room_access_changed(slug=old_slug, gone=True)
     elif was_public and not instance.public:
         room_access_changed(slug=instance.slug)
@@ -44,4 +53,10 @@ def room_saved(sender, instance: Room, created: bool, **kwargs) -> None:
 
 @receiver(post_delete, sender=Room)
 def room_deleted(sender, instance: Room, **kwargs) -> None:
+    stream_history_delete(name=room_stream(instance.slug).name)
     room_access_changed(slug=instance.slug, gone=True)
+
+
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL)
+def user_deleted(sender, instance, **kwargs) -> None:
+    stream_history_delete(name=user_stream(instance.pk).name)

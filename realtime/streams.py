@@ -1,69 +1,83 @@
 """Stream names of docs/protocol.md §4.2, parsed strictly into `Stream` values.
 
-A name that does not match exactly (`user`, `user:<id>`, `room:<slug>`, at most
-`MAX_STREAM_NAME_LENGTH` characters) parses to None, which every caller treats
-like a stream the user may not touch: nothing is authorized by accident.
+A name is `<kind>:<key>` (at most `MAX_STREAM_NAME_LENGTH` characters) of a
+declared kind (realtime.kinds) whose key pattern matches the whole key; the
+bare `user` is the caller's own `user:<id>`. Anything else parses to None,
+which every caller treats like a stream the user may not touch: nothing is
+authorized by accident.
 """
 
-import re
 from dataclasses import dataclass
 
-from realtime.groups import room_group, user_group
+from realtime.groups import stream_group
+from realtime.kinds import StreamKind, registry
 from realtime.protocol import (
     MAX_STREAM_NAME_LENGTH,
-    ROOM_SLUG_PATTERN,
-    ROOM_STREAM_PREFIX,
-    USER_ID_PATTERN,
+    ROOM_KIND,
+    USER_KIND,
     USER_STREAM,
     USER_STREAM_PREFIX,
 )
 
-_ROOM = re.compile(rf"{re.escape(ROOM_STREAM_PREFIX)}({ROOM_SLUG_PATTERN})")
-_USER = re.compile(rf"{re.escape(USER_STREAM_PREFIX)}({USER_ID_PATTERN})")
-_SLUG = re.compile(ROOM_SLUG_PATTERN)
-
 
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """A room (`slug`) or a user's private stream (`user_id`)."""
+    """The stream `<kind.name>:<key>`."""
 
-    slug: str | None = None
-    user_id: int | None = None
-
-    @property
-    def is_room(self) -> bool:
-        return self.slug is not None
+    kind: StreamKind
+    key: str
 
     @property
-    def key(self) -> str:
-        """Canonical name: `room:<slug>`, or `user` for every user stream alias."""
-        return f"{ROOM_STREAM_PREFIX}{self.slug}" if self.is_room else USER_STREAM
+    def name(self) -> str:
+        """The full name: `room:<slug>`, `user:<id>`, `doc:<id>` …"""
+        return f"{self.kind.name}:{self.key}"
+
+    @property
+    def label(self) -> str:
+        """The name its subscribers see: `user` for every user stream alias."""
+        return stream_label(self.name)
 
     @property
     def group(self) -> str:
-        return room_group(self.slug) if self.is_room else user_group(self.user_id)
+        return stream_group(self.kind.name, self.key)
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind.name == USER_KIND
+
+    @property
+    def keeps_history(self) -> bool:
+        return self.kind.history is not None
 
 
-def stream_parse(name, *, user_id: int) -> Stream | None:
-    """The stream a client names; `user` means the caller's own (`user_id`)."""
+def stream_parse(name, *, user_id: int | None) -> Stream | None:
+    """The stream a client names; `user` means the caller's own (`user_id`).
+
+    `user_id=None` (the server API) accepts full names only.
+    """
     if not isinstance(name, str) or len(name) > MAX_STREAM_NAME_LENGTH:
         return None
     if name == USER_STREAM:
-        return Stream(user_id=user_id)
-    if match := _ROOM.fullmatch(name):
-        return Stream(slug=match[1])
-    if match := _USER.fullmatch(name):
-        return Stream(user_id=int(match[1]))
-    return None
+        return None if user_id is None else user_stream(user_id)
+    kind_name, colon, key = name.partition(":")
+    kind = registry.get(kind_name) if colon else None
+    if kind is None or not kind.matches(key):
+        return None
+    return Stream(kind, key)
+
+
+def stream_label(name: str) -> str:
+    """`user:<id>` is `user` to its owner; every other name is itself."""
+    return USER_STREAM if name.startswith(USER_STREAM_PREFIX) else name
 
 
 def slug_is_valid(slug: str) -> bool:
-    return bool(_SLUG.fullmatch(slug))
+    return registry.get(ROOM_KIND).matches(slug)
 
 
 def room_stream(slug: str) -> Stream:
-    return Stream(slug=slug)
+    return Stream(registry.get(ROOM_KIND), slug)
 
 
 def user_stream(user_id: int) -> Stream:
-    return Stream(user_id=user_id)
+    return Stream(registry.get(USER_KIND), str(user_id))

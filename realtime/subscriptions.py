@@ -1,8 +1,8 @@
 """One socket's subscriptions, and which live messages it should pass on.
 
-Kept apart from the consumer so the rules are plain code: the user stream is
-subscribed from the start (it can be muted by `unsubscribe` and resumed), room
-subscriptions count against the limit, and a live message is passed on only
+Kept apart from the socket so the rules are plain code: the user stream is
+subscribed from the start (it can be muted by `unsubscribe` and resumed),
+every other subscription counts against the limit, and a live message is passed on only
 for a stream still subscribed, not paused by a truncated replay, and only if
 its id is above every id already passed on (ids per stream strictly increase).
 """
@@ -27,20 +27,22 @@ class Subscription:
 class SubscriptionSet:
     def __init__(self, *, user_id: int) -> None:
         own = user_stream(user_id)
-        self._by_key: dict[str, Subscription] = {own.key: Subscription(own)}
+        # By the name subscribers see (`Stream.label`): live events carry it.
+        self._by_key: dict[str, Subscription] = {own.label: Subscription(own)}
 
     def get(self, key: str) -> Subscription | None:
         return self._by_key.get(key)
 
     def add(self, stream: Stream) -> Subscription:
         """Subscribe (idempotent: an existing subscription keeps its state)."""
-        return self._by_key.setdefault(stream.key, Subscription(stream))
+        return self._by_key.setdefault(stream.label, Subscription(stream))
 
     def remove(self, key: str) -> Subscription | None:
         return self._by_key.pop(key, None)
 
-    def room_count(self) -> int:
-        return sum(1 for sub in self._by_key.values() if sub.stream.is_room)
+    def counted(self) -> int:
+        """Subscriptions held against the limit: all but the own user stream."""
+        return sum(1 for sub in self._by_key.values() if not sub.stream.is_user)
 
     def position(self, key: str, last_id: int, *, paused: bool = False) -> None:
         """Set where the client stands after a `subscribe` and its replay."""

@@ -19,5 +19,10 @@ urlpatterns = [
         views.UserMessagesView.as_view(),
         name="user-messages",
     ),
+    path(
+        "streams/<str:stream>/messages",
+        views.StreamMessagesView.as_view(),
+        name="stream-messages",
+    ),
     path("users/<int:user_id>/notify", views.UserNotifyView.as_view(), name="notify"),
 ]

@@ -2,6 +2,8 @@
 
 Who may do what comes from realtime.permissions: a room the user may not see
 is a 404 whether or not it exists; a visible room he may not post in is 403.
+`/api/streams/<stream>/messages` serves every kind alike: 404 for a stream
+the user may not read, whatever the reason, and for a kind without history.
 """
 
 from django.contrib.auth import get_user_model
@@ -14,7 +16,14 @@ from rest_framework.views import APIView
 
 from realtime import services
 from realtime.messages import message_frame
-from realtime.permissions import Access, Action, Decision, may_notify, room_access
+from realtime.permissions import (
+    Access,
+    Action,
+    Decision,
+    may_notify,
+    room_access,
+    stream_access,
+)
 from realtime.publish import publish_to_room, publish_to_user
 from realtime.selectors import messages_after, messages_latest, rooms_readable
 from realtime.serializers import (
@@ -23,7 +32,13 @@ from realtime.serializers import (
     PublishSerializer,
     RoomSerializer,
 )
-from realtime.streams import Stream, room_stream, slug_is_valid, user_stream
+from realtime.streams import (
+    Stream,
+    room_stream,
+    slug_is_valid,
+    stream_parse,
+    user_stream,
+)
 
 
 class IsNotifier(BasePermission):
@@ -133,3 +148,20 @@ class UserNotifyView(APIView):
             raise Http404
         message = publish_to_user(user=user, data=published_data(request), sender=None)
         return Response(message_frame(message), status=status.HTTP_201_CREATED)
+
+
+class StreamMessagesView(APIView):
+    """History of any stream the caller may read, by its name (`user` too)."""
+
+    @extend_schema(
+        parameters=HISTORY_PARAMETERS, responses=MessageSerializer(many=True)
+    )
+    def get(self, request, stream: str):
+        parsed = stream_parse(stream, user_id=request.user.pk)
+        if parsed is None or not parsed.keeps_history:
+            raise Http404
+        if not stream_access(
+            user=request.user, stream=parsed, action=Action.READ
+        ).allowed:
+            raise Http404
+        return history(request, parsed)

@@ -100,10 +100,8 @@ async def test_admin_actions_reach_live_sockets(admin_client, connect, alice, bo
     assert message["type"] == "message" and message["stream"] == "user"
     assert message["data"] == {"text": "maintenance at noon"}
     assert message["sender"] is None and message["id"] == 1
-    stored = await db(
-        lambda: sorted(Message.objects.values_list("recipient__username", "seq"))
-    )
-    assert stored == [("alice", 1), ("bob", 1)]
+    stored = await db(lambda: sorted(Message.objects.values_list("stream", "seq")))
+    assert stored == sorted([(f"user:{alice.pk}", 1), (f"user:{bob.pk}", 1)])
 
     await db(
         run_action, admin_client, "/admin/accounts/user/", "revoke_sessions", [alice.pk]

@@ -85,3 +85,15 @@ async def subscribe(communicator, stream: str, **fields) -> dict:
     assert answer["type"] == "subscribed" and answer["stream"] == stream, answer
     assert isinstance(answer["last_id"], int), answer
     return answer
+
+
+@pytest.fixture
+def test_kinds(monkeypatch):
+    """The kinds of realtime/tests/kinds.py, declared for one test only."""
+    from realtime.kinds import registry
+    from realtime.tests.kinds import FeedKind, NoteKind, TickerKind
+
+    made = {"note": NoteKind(), "tick": TickerKind(), "feed": FeedKind()}
+    for name, kind in made.items():
+        monkeypatch.setitem(registry.kinds, name, kind)
+    return made

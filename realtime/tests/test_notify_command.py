@@ -22,7 +22,7 @@ def test_notify_stores_text_on_the_users_stream_and_warns_without_redis(
 ):
     settings.REDIS_URL = ""
     out, err = notify("alice", "hello there")
-    message = Message.objects.get(recipient=alice)
+    message = Message.objects.get(stream=f"user:{alice.pk}")
     assert (message.seq, message.sender, message.data) == (
         1,
         None,

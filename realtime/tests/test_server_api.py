@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuthSession
 from accounts.service_keys import service_key_create, service_key_revoke
-from realtime.models import IdempotentPublish, Message, Room
+from realtime.models import IdempotentPublish, Message, StreamCounter
 from realtime.protocol import CloseCode
 from realtime.server_api import idempotency_prune
 from realtime.tests.conftest import TIMEOUT
@@ -172,7 +172,7 @@ def test_publish_to_a_user_names_the_stream_in_full(key, alice):
     response = publish(server(key), f"user:{alice.pk}", {"text": "hi"})
     assert response.status_code == 201
     assert response.json()["stream"] == f"user:{alice.pk}"
-    assert Message.objects.get().recipient == alice
+    assert Message.objects.get().stream == f"user:{alice.pk}"
 
 
 async def test_a_publish_is_delivered_live(key, alice, rooms, connect):
@@ -351,7 +351,9 @@ def test_a_publish_that_loses_the_race_answers_the_winners_message(key, rooms):
     assert first.status_code == 201
     assert answers[0].status_code == 200 and answers[0].json() == first.json()
     assert Message.objects.count() == 1
-    assert Room.objects.get(slug="lobby").last_message_id == 1  # B's rolled back
+    assert (
+        StreamCounter.objects.get(pk="room:lobby").last_message_id == 1
+    )  # B's rolled back
 
 
 def test_concurrent_identical_publishes_store_one_message(key, rooms):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from realtime.streams import Stream, stream_parse
+from realtime.streams import room_stream, stream_parse, user_stream
 
 OWN = 7
 
@@ -10,13 +10,13 @@ OWN = 7
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("user", Stream(user_id=OWN)),
-        ("user:7", Stream(user_id=7)),
-        ("user:12", Stream(user_id=12)),
-        ("room:lobby", Stream(slug="lobby")),
-        ("room:a", Stream(slug="a")),
-        ("room:team-2_x", Stream(slug="team-2_x")),
-        ("room:" + "a" * 64, Stream(slug="a" * 64)),
+        ("user", user_stream(OWN)),
+        ("user:7", user_stream(7)),
+        ("user:12", user_stream(12)),
+        ("room:lobby", room_stream("lobby")),
+        ("room:a", room_stream("a")),
+        ("room:team-2_x", room_stream("team-2_x")),
+        ("room:" + "a" * 64, room_stream("a" * 64)),
     ],
 )
 def test_valid_names(name, expected):
@@ -57,8 +57,9 @@ def test_malformed_names_parse_to_none(name):
     assert stream_parse(name, user_id=OWN) is None
 
 
-def test_aliases_share_one_key_and_group():
+def test_aliases_share_one_label_and_group():
     own, alias = stream_parse("user", user_id=OWN), stream_parse("user:7", user_id=OWN)
-    assert own.key == alias.key == "user"
+    assert own.label == alias.label == "user"
+    assert own.name == alias.name == "user:7"
     assert own.group == alias.group == "user.7"
     assert stream_parse("room:team", user_id=OWN).group == "room.team"

@@ -1,15 +1,15 @@
 """One socket's subscriptions: what live messages it passes on."""
 
-from realtime.streams import Stream
+from realtime.streams import room_stream
 from realtime.subscriptions import SubscriptionSet
 
-TEAM = Stream(slug="team")
+TEAM = room_stream("team")
 
 
 def test_user_stream_is_subscribed_from_the_start_and_not_counted():
     subs = SubscriptionSet(user_id=1)
     assert subs.accepts("user", 1)
-    assert subs.room_count() == 0
+    assert subs.counted() == 0
 
 
 def test_live_messages_of_unsubscribed_streams_are_dropped():
@@ -46,5 +46,5 @@ def test_adding_twice_keeps_the_state():
     subs.add(TEAM)
     subs.position("room:team", 4)
     subs.add(TEAM)
-    assert subs.room_count() == 1
+    assert subs.counted() == 1
     assert not subs.accepts("room:team", 4)

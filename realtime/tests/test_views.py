@@ -113,7 +113,7 @@ def test_staff_notify_stores_on_the_users_stream(api, make_user, alice):
     )
     assert response.status_code == 201
     assert response.json()["stream"] == "user" and response.json()["sender"] is None
-    assert Message.objects.get(recipient=alice).data == {"text": "hi"}
+    assert Message.objects.get(stream=f"user:{alice.pk}").data == {"text": "hi"}
     for unknown in ("999999", "9" * 30):
         response = api(staff).post(
             f"/api/users/{unknown}/notify", {"data": 1}, format="json"

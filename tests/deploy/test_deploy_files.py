@@ -88,3 +88,17 @@ def test_compose_runs_two_daphnes_nginx_postgres_and_redis(compose):
         }
     volume = services["nginx"]["volumes"][0]
     assert volume.startswith("./deploy/nginx/docker.conf:")
+
+
+def test_systemd_timer_prunes_history_hourly_as_the_service_user():
+    systemd = ROOT / "deploy" / "systemd"
+    service = (systemd / "authsocket-prune.service").read_text()
+    timer = (systemd / "authsocket-prune.timer").read_text()
+    command = shlex.split(unit_value(service, "ExecStart"))
+    assert command[1:] == ["manage.py", "prune_history"]
+    assert (ROOT / "realtime/management/commands/prune_history.py").is_file()
+    assert unit_value(service, "Type") == "oneshot"
+    assert "EnvironmentFile=/etc/authsocket/authsocket.env" in service
+    assert unit_value(service, "User") == "authsocket"
+    assert unit_value(timer, "OnCalendar") == "hourly"
+    assert unit_value(timer, "WantedBy") == "timers.target"

@@ -74,8 +74,8 @@ def stored(dsn: str, seq: int):
     """The data of lobby message `seq` as the database has it, or None."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT m.data FROM realtime_message m JOIN realtime_room r"
-            " ON m.room_id = r.id WHERE r.slug = 'lobby' AND m.seq = %s",
+            "SELECT data FROM realtime_message"
+            " WHERE stream = 'room:lobby' AND seq = %s",
             (seq,),
         ).fetchone()
     return None if row is None else row[0]
@@ -226,5 +226,6 @@ async def test_acknowledged_messages_are_stored_and_replayed_exactly_once(cluste
 def last_seq(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         return conn.execute(
-            "SELECT last_message_id FROM realtime_room WHERE slug = 'lobby'"
+            "SELECT last_message_id FROM realtime_streamcounter"
+            " WHERE stream = 'room:lobby'"
         ).fetchone()[0]

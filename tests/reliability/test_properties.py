@@ -30,6 +30,7 @@ from accounts.tokens import AccessClaims, InvalidToken, decode_access
 from realtime.consumers import StreamConsumer
 from realtime.protocol import ClientFrame, CloseCode, ErrorCode, ServerFrame
 from realtime.ratelimit import FrameLimiter
+from realtime.stream_frames import StreamSubscriptions
 from tests.data.make_bad_tokens import TEST_KID, TEST_SECRET
 from tests.reliability.strict_oracle import NOT_STRICT, strict_parse, wrong_field
 
@@ -96,6 +97,7 @@ def make_consumer(sent: list, user) -> StreamConsumer:
     consumer.scope = {"type": "websocket", "path": "/ws/"}
     consumer.user, consumer.user_id, consumer.sid = user, user.pk, "prop-session"
     consumer.registered, consumer.groups_joined = False, []
+    consumer.streams = StreamSubscriptions(socket=consumer, user=user)
     consumer.channel_layer, consumer.channel_name = StubLayer(), "prop.channel"
     consumer.limiter = FrameLimiter("1000000/s")
     consumer.expiry = Stub()
@@ -589,7 +591,7 @@ class Interleaving:
         oldest = sorted(self.kept[name])[:count]
         await database_sync_to_async(
             lambda: Message.objects.filter(
-                room=self.rooms[name], seq__in=oldest
+                stream=f"room:{self.rooms[name].slug}", seq__in=oldest
             ).delete()
         )()
         self.kept[name] -= set(oldest)
@@ -626,10 +628,10 @@ def test_replay_and_live_interleavings_keep_ids_strict_and_complete(
 ):
     from django.test import override_settings
 
-    from realtime.models import Message, Room
+    from realtime.models import Message, StreamCounter
 
     Message.objects.all().delete()  # each example starts from empty streams
-    Room.objects.update(last_message_id=0)
+    StreamCounter.objects.all().delete()
     run = Interleaving(world["alice"], interleaving_rooms, limit)
 
     async def scenario() -> None:

@@ -1,0 +1,1 @@
+"""An app whose stream kind claims `room:`: the project must refuse to start."""
