@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from realtime.layers import LocalChannelLayer
+from realtime.channels_overrides import LocalChannelLayer
 from realtime.presence.events import Change, PresenceChange, Resync, Snapshot
 from realtime.presence.ordering import PresenceFilter
 from realtime.tests.presence import BACKENDS, Cluster

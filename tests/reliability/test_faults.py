@@ -94,7 +94,7 @@ async def test_redis_outage_keeps_sockets_open_and_revocation_working(
 
     redis.stop()
     # channels_redis raises out of receive(); without the guard in
-    # realtime.layers every socket of the process closes with 1011 right here.
+    # realtime.channels_redis_overrides every socket of the process closes with 1011 right here.
     assert await stays_open([a, b], seconds=3), "a socket died with Redis"
     carol = login(server.http, "carol", PASSWORD)  # throttles fall back to memory
     assert await refused_status(server, carol["access"]) == 403
