@@ -17,7 +17,7 @@ async def connect(username: str):
     headers = {"Authorization": f"Bearer {tokens.access}"}
     socket = await websockets.connect(CURSORS, additional_headers=headers)
     welcome = json.loads(await socket.recv())
-    print(f"{username} <", welcome["type"], welcome["user"])
+    print(f"{username:5} <", welcome["type"], welcome["user"])
     return socket
 
 
