@@ -8,7 +8,7 @@ PORT ?= 8000
 # authsocket.serve (daphne + graceful SIGTERM) sets daphne's WebSocket size
 # limits from AUTHSOCKET_MAX_MESSAGE_BYTES (docs/deploy.md §5.3).
 
-.PHONY: install install-dev run test test-fast test-compat lint format clean
+.PHONY: install install-dev run run-example test test-fast test-compat lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +44,28 @@ run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(BIN)/python -m authsocket.serve \
 		-b $(HOST) -p $(PORT) authsocket.asgi:application
 
+## run-example: the shared-document example (examples/, docs/extending.md) on daphne
+# Its own settings module and database file (examples/db.sqlite3): the
+# product's settings, routing and database stay as they are.
+EXAMPLE_ENV = DJANGO_SETTINGS_MODULE=examples.settings DJANGO_DEBUG=$${DJANGO_DEBUG:-1}
+run-example: install
+	$(EXAMPLE_ENV) $(BIN)/python manage.py migrate --noinput
+	$(EXAMPLE_ENV) $(BIN)/python manage.py demo_data
+	$(EXAMPLE_ENV) $(BIN)/python manage.py demo_document
+	@echo ""
+	@echo "  shared-document example: ws://$(HOST):$(PORT)/ws/ (stream doc:1),"
+	@echo "  ws://$(HOST):$(PORT)/ws/docs/1/cursors/ — try it: docs/extending.md"
+	@echo "  logins: alice, bob, carol, admin — password: $${DEMO_PASSWORD:-authsocket-demo}"
+	@echo ""
+	$(EXAMPLE_ENV) exec $(BIN)/python -m authsocket.serve \
+		-b $(HOST) -p $(PORT) examples.asgi:application
+
 ## lint: ruff, formatting, migrations in sync, deploy checks with production settings
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	$(EXAMPLE_ENV) $(BIN)/python manage.py makemigrations --check --dry-run shareddoc
 	DJANGO_DEBUG=0 DJANGO_SECRET_KEY=lint-only-$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') \
 		AUTHSOCKET_JWT_SECRET=lint-only-jwt-secret-0123456789-0123456789 \
 		DJANGO_HSTS_SECONDS=31536000 DJANGO_SECURE_SSL_REDIRECT=1 \

@@ -1,0 +1,1 @@
+"""A shared document: a `doc:<id>` stream for its collaborators, live cursors."""
