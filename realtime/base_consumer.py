@@ -22,6 +22,8 @@ from realtime.expiry import ExpiryTimer
 from realtime.frame_fields import FIELDS, Field, frame_problem
 from realtime.frames import FrameError, dumps, frame_parse, frame_too_big
 from realtime.groups import user_group
+from realtime.presence import registry_get
+from realtime.presence.broadcast import presence_broadcast, registry_started
 from realtime.protocol import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -98,6 +100,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     frame_table: ClassVar[Mapping[str, FrameSpec]] = frames  # own + inherited
 
     registered = False  # counted in the registry; state to release on close
+    listed = False  # in the registry of live sockets on every process
     welcomed = False  # socket_authenticated ran: socket_closed will
 
     def __init_subclass__(cls, **kwargs):
@@ -175,6 +178,15 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             expires_at=auth.expires_at,
             protocol=PROTOCOL_VERSION,
         )
+        # Every path counts in "connected now" and the server API's counts.
+        live = await registry_started()
+        await live.socket_open(
+            self.channel_name,
+            user_id=user.pk,
+            username=user.get_username(),
+            sid=self.sid,
+        )
+        self.listed = True
         self.welcomed = True
         await self.socket_authenticated()
 
@@ -206,6 +218,12 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             except Exception:  # the layer expires stale members by itself
                 break
         self.groups_joined.clear()
+        if self.listed:
+            self.listed = False
+            # The leaves of every stream this socket was on, to every process.
+            await presence_broadcast(
+                await registry_get().socket_close(self.channel_name)
+            )
         if self.welcomed:
             await self.socket_closed(code)
 
