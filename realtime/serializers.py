@@ -78,6 +78,7 @@ class PresentUserSerializer(serializers.Serializer):
 class PresenceSerializer(serializers.Serializer):
     """Documents a presence snapshot (docs/protocol.md §4.4, without `type`)."""
 
+    stream = serializers.CharField(help_text="In full: `room:<slug>`, …")
     users = PresentUserSerializer(many=True, help_text="At most 1,000, lowest ids.")
     count = serializers.IntegerField(help_text="Users on the stream, in total.")
     truncated = serializers.BooleanField(

@@ -77,7 +77,9 @@ def history(request, stream: Stream, *, full_names: bool = False) -> Response:
 
 
 def presence(stream: Stream) -> Response:
-    return Response(presence_read(stream=stream.name).payload())
+    """The §4.4 snapshot without `type`; `stream` is the full name."""
+    snapshot = presence_read(stream=stream.name)
+    return Response({"stream": stream.name, **snapshot.payload()})
 
 
 def published_data(request):

@@ -38,6 +38,7 @@ async def test_room_and_stream_presence_list_who_is_subscribed(
         await subscribe(socket, "room:lobby")
     client = await db(api, alice)
     expected = {
+        "stream": "room:lobby",
         "users": [
             {"id": alice.pk, "username": "alice", "connections": 2},
             {"id": bob.pk, "username": "bob", "connections": 1},
@@ -81,6 +82,7 @@ async def test_the_server_api_answers_presence_and_connections(
     response = await get(backend, "/api/server/streams/room:team/presence")
     assert response.status_code == 200
     assert response.json() == {
+        "stream": "room:team",
         "users": [{"id": alice.pk, "username": "alice", "connections": 1}],
         "count": 1,
     }
