@@ -14,7 +14,13 @@
 //     server's `last_id` when nothing arrived yet, and `next_since` after
 //     `replay.truncated`; a `reset` means the server cannot honour that id, so
 //     whatever it sends next is taken;
-//   - close codes and refused handshakes are handled as §4.3 says.
+//   - close codes and refused handshakes are handled as §4.3 says;
+//   - presence (§4.4), when asked for, is kept per stream: a snapshot replaces
+//     the view, joins and leaves are applied idempotently.
+//
+// Besides `state`, `message`, `error`, `user` and `subscription`, it emits
+// `socket` (each socket's life: opened, renewed in band, closed and what the
+// client does about it) and `presence` (the view of a stream changed).
 //
 //   const client = new AuthSocket();
 //   client.addEventListener("state", (e) => console.log(e.detail.state));
@@ -46,6 +52,30 @@ export const CLOSE = Object.freeze({
   BINARY_FRAME: 4415,
   RATE_LIMITED: 4429,
   SHUTTING_DOWN: 4503,
+});
+
+// What the client does about a close (§4.3), as the `socket` event reports it.
+export const CLOSE_ACTION = Object.freeze({
+  REFRESH_AND_RECONNECT: "refresh, then reconnect",
+  SIGN_IN_AGAIN: "stop; sign in again",
+  BACKOFF: "reconnect with backoff",
+  LONG_BACKOFF: "retry after a long backoff",
+  RECONNECT: "reconnect",
+  ASK_WHY: "ask the server why (GET /api/me)",
+});
+
+// What a close code means (§4.3); daphne sends no reason, so the page says it.
+export const CLOSE_MEANING = Object.freeze({
+  1000: "the server closed an idle connection",
+  1006: "the connection dropped",
+  1011: "internal server error",
+  4401: "the access token expired",
+  4403: "the session was revoked",
+  4409: "too many sockets for this user",
+  4413: "a message was too large",
+  4415: "a binary frame was sent",
+  4429: "too many frames after rate_limited",
+  4503: "the server is restarting",
 });
 
 const COOKIE_HEADER = { "X-AuthSocket-Cookie": "1" };
@@ -82,6 +112,45 @@ export class AuthSocketError extends Error {
 }
 
 class Cancelled extends Error {}
+
+/**
+ * Who is on one stream, as the server's presence frames say (§4.4). A snapshot
+ * replaces the view; a join or leave that changes nothing is ignored.
+ */
+export class PresenceView {
+  constructor() {
+    this.users = new Map(); // user id -> { id, username, connections }
+    this.count = 0;
+    this.truncated = false;
+  }
+
+  snapshot({ users = [], count, truncated = false }) {
+    this.users = new Map(
+      users.map((user) => [user.id, { id: user.id, username: user.username, connections: user.connections ?? 1 }]),
+    );
+    this.count = Number.isInteger(count) ? count : this.users.size;
+    this.truncated = truncated === true;
+  }
+
+  /** True when the user was not there yet. */
+  join(user) {
+    if (!user || this.users.has(user.id)) return false;
+    this.users.set(user.id, { id: user.id, username: user.username, connections: 1 });
+    this.count++;
+    return true;
+  }
+
+  /** True when the user was there. */
+  leave(user) {
+    if (!user || !this.users.delete(user.id)) return false;
+    this.count = Math.max(this.users.size, this.count - 1);
+    return true;
+  }
+
+  toJSON() {
+    return { users: [...this.users.values()], count: this.count, truncated: this.truncated };
+  }
+}
 
 // Credentials are dead when the server says so; everything else may pass.
 const DEAD_CREDENTIALS = new Set([
@@ -141,6 +210,9 @@ export class AuthSocket extends EventTarget {
     this.user = null;
     this.sid = null;
     this.stats = { connects: 0, refreshes: 0, renewals: 0, sharedTokens: 0, rotated: 0 };
+    // The live socket's expiry as the server sees it (unix seconds, from
+    // `welcome` and `auth.ok`); null while no socket is live.
+    this.socketExpiresAt = null;
 
     this._access = null;
     this._expiresAt = 0; // local clock, ms
@@ -157,7 +229,8 @@ export class AuthSocket extends EventTarget {
     this._attempt = 0;
     this._refusals = 0;
     this._forceRefresh = false;
-    this._streams = new Map(); // stream -> { lastId: the last id it has, or null }
+    this._streams = new Map(); // stream -> { lastId: the last id it has, or null, presence: bool }
+    this._presence = new Map(); // stream -> PresenceView, for streams subscribed with presence
     this._pending = new Map(); // ref -> { resolve, reject, kind, stream, timer }
     this._nextRef = 1;
     this._timers = { refresh: null, reconnect: null, heartbeat: null };
@@ -303,13 +376,17 @@ export class AuthSocket extends EventTarget {
     return this._refreshing;
   }
 
-  /** Follow a stream. `since`: the last id the caller already has (0: all stored). */
-  subscribe(stream, { since = null } = {}) {
+  /**
+   * Follow a stream. `since`: the last id the caller already has (0: all stored);
+   * `presence: true` also keeps who is on it (rooms only, §4.4): see `presence`.
+   */
+  subscribe(stream, { since = null, presence = false } = {}) {
     let entry = this._streams.get(stream);
     if (!entry) {
-      entry = { lastId: null };
+      entry = { lastId: null, presence: false };
       this._streams.set(stream, entry);
     }
+    entry.presence = presence === true;
     if (since !== null && since !== undefined) {
       entry.lastId = Math.max(entry.lastId ?? 0, since);
     }
@@ -318,7 +395,22 @@ export class AuthSocket extends EventTarget {
 
   unsubscribe(stream) {
     this._streams.delete(stream);
+    this._dropPresence(stream, "unsubscribed");
     if (this._isLive()) this._send({ type: "unsubscribe", stream });
+  }
+
+  /** The presence view of a stream subscribed with `presence: true`, or null. */
+  presence(stream) {
+    return this._presence.get(stream)?.toJSON() ?? null;
+  }
+
+  /** Ask once who is on a stream (subscribed or not); resolves with `{users, count, truncated}`. */
+  async requestPresence(stream) {
+    if (!this._isLive()) throw new AuthSocketError("not_connected", "the socket is not live");
+    const frame = await this._request({ type: "presence", stream }, { kind: "presence", stream });
+    const view = new PresenceView();
+    view.snapshot(frame);
+    return view.toJSON();
   }
 
   /** Publish over the socket; resolves with the stored message id. Never queued. */
@@ -463,6 +555,7 @@ export class AuthSocket extends EventTarget {
   _resetIdentity() {
     this._closeSocket(CLOSE.NORMAL);
     this._streams.clear();
+    this._presence.clear();
     this.user = null;
     this.sid = null;
     this._everLive = false;
@@ -603,6 +696,9 @@ export class AuthSocket extends EventTarget {
     clearInterval(this._timers.heartbeat);
     this._ws = null;
     this._welcomed = false;
+    this.socketExpiresAt = null;
+    // Nobody is known to be anywhere without a socket; a resubscribe brings a snapshot.
+    for (const stream of [...this._presence.keys()]) this._dropPresence(stream, "offline");
     for (const [ref, pending] of this._pending) {
       clearTimeout(pending.timer);
       pending.reject(new AuthSocketError("disconnected", "the socket closed before the answer"));
@@ -625,40 +721,57 @@ export class AuthSocket extends EventTarget {
     if (this.state === STATE.SIGNED_OUT || !this._access) return;
     if (!opened) {
       // §4.3: a refused handshake reaches a browser as 1006 with no reason.
+      this._emitClose(code, opened, CLOSE_ACTION.ASK_WHY);
       this._diagnoseRefusal();
       return;
     }
     switch (code) {
       case CLOSE.TOKEN_EXPIRED:
+        this._emitClose(code, opened, CLOSE_ACTION.REFRESH_AND_RECONNECT);
         this._forceRefresh = true;
         this._scheduleReconnect("token_expired", 0, { immediate: this._attempt === 0 });
         break;
       case CLOSE.REVOKED:
+        this._emitClose(code, opened, CLOSE_ACTION.SIGN_IN_AGAIN);
         this._signOutLocal("revoked");
         break;
       case CLOSE.TOO_MANY_CONNECTIONS:
+        this._emitClose(code, opened, CLOSE_ACTION.LONG_BACKOFF);
         this._emitError("too_many_connections", "close another tab or device first");
         this._scheduleReconnect("too_many_connections", this.options.longBackoffMs);
         break;
       case CLOSE.RATE_LIMITED:
+        this._emitClose(code, opened, CLOSE_ACTION.LONG_BACKOFF);
         this._emitError("rate_limited", "the server closed the socket for sending too fast");
         this._scheduleReconnect("rate_limited", 2 * this.options.longBackoffMs);
         break;
       case CLOSE.MESSAGE_TOO_LARGE:
       case CLOSE.BINARY_FRAME:
         // A bug in the caller; the offending frame is not resent.
+        this._emitClose(code, opened, CLOSE_ACTION.BACKOFF);
         this._emitError(code === CLOSE.BINARY_FRAME ? "binary_frame" : "message_too_large", "");
         this._scheduleReconnect(`closed_${code}`);
         break;
       case CLOSE.SHUTTING_DOWN:
+        this._emitClose(code, opened, CLOSE_ACTION.BACKOFF);
         this._scheduleReconnect("server_restarting");
         break;
       case CLOSE.NORMAL:
+        this._emitClose(code, opened, CLOSE_ACTION.RECONNECT);
         this._scheduleReconnect("closed", 0, { immediate: this._attempt === 0 });
         break;
       default:
+        this._emitClose(code, opened, CLOSE_ACTION.BACKOFF);
         this._scheduleReconnect(`dropped_${code}`);
     }
+  }
+
+  /** Report a close the server (or the network) made, before acting on it. */
+  _emitClose(code, opened, action) {
+    const meaning = opened
+      ? (CLOSE_MEANING[code] ?? "closed")
+      : "the handshake failed (a browser is told no reason)";
+    this._emit("socket", { phase: "closed", code, opened, meaning, action, connection: this.stats.connects });
   }
 
   async _diagnoseRefusal() {
@@ -771,17 +884,22 @@ export class AuthSocket extends EventTarget {
     if (stream === "user" && from === null) return;
     const frame = { type: "subscribe", stream };
     if (from !== null) frame.since = from;
+    if (entry.presence) frame.presence = true;
     this._request(frame, { kind: "subscribe", stream }).catch(() => {});
   }
 
   _sendAuth() {
     if (this.state === STATE.LIVE) this._setState(STATE.RENEWING, "auth");
+    const connection = this.stats.connects;
+    this._emit("socket", { phase: "renewing", connection, expiresAt: this.socketExpiresAt });
     this._request({ type: "auth", token: this._access }, { kind: "auth" }).then(
-      () => {
+      (expiresAt) => {
         this.stats.renewals++;
+        this._emit("socket", { phase: "renewed", connection, expiresAt });
         if (this.state === STATE.RENEWING) this._setState(STATE.LIVE, "renewed");
       },
       (error) => {
+        this._emit("socket", { phase: "renew_failed", connection, code: error.code });
         if (error.code === "invalid_token" && this._isLive()) {
           // A token this socket cannot take (another session): reconnect with it.
           this._closeSocket(CLOSE.NORMAL);
@@ -815,7 +933,14 @@ export class AuthSocket extends EventTarget {
     this.sid = frame.session ?? this.sid;
     if (frame.user && !this.user) this.user = frame.user;
     this._welcomed = true;
+    this.socketExpiresAt = frame.expires_at ?? null;
     this._startHeartbeat();
+    this._emit("socket", {
+      phase: "open",
+      connection: this.stats.connects,
+      expiresAt: this.socketExpiresAt,
+      transport: this.options.transport,
+    });
     this._setState(STATE.LIVE, "welcome");
     for (const stream of this._streams.keys()) this._sendSubscribe(stream);
     // Refreshed while the handshake ran: move the socket to the newer token.
@@ -842,6 +967,7 @@ export class AuthSocket extends EventTarget {
     this._settle(frame.ref);
     if (frame.reason) {
       this._streams.delete(frame.stream);
+      this._dropPresence(frame.stream, "unsubscribed");
       this._emit("subscription", { stream: frame.stream, status: "unsubscribed", reason: frame.reason });
     }
   }
@@ -871,10 +997,12 @@ export class AuthSocket extends EventTarget {
   }
 
   _onAuthOk(frame) {
+    this.socketExpiresAt = frame.expires_at ?? this.socketExpiresAt;
     this._settle(frame.ref, null, frame.expires_at);
   }
 
-  _onAuthExpiring() {
+  _onAuthExpiring(frame) {
+    this._emit("socket", { phase: "expiring", connection: this.stats.connects, expiresAt: frame.expires_at });
     // The refresh timer may have been throttled (background tab): act now.
     if (this._refreshing === null) this._timedRefresh();
   }
@@ -885,11 +1013,56 @@ export class AuthSocket extends EventTarget {
     const stream = frame.stream ?? pending?.stream ?? null;
     if (frame.code === "forbidden" && stream && pending?.kind === "subscribe") {
       this._streams.delete(stream);
+      this._dropPresence(stream, "unsubscribed");
       this._emit("subscription", { stream, status: "unsubscribed", reason: "forbidden" });
     }
     if (pending?.kind !== "publish") {
       this._emitError(error.code, error.detail, { stream, ref: frame.ref });
     }
+  }
+
+  // ---- presence (§4.4) ------------------------------------------------------
+
+  _onPresence(frame) {
+    // An answer to requestPresence(), or the snapshot after a subscribe (or an
+    // unprompted one after a server-side outage): either replaces the view.
+    this._settle(frame.ref, null, frame);
+    const view = this._presenceView(frame.stream);
+    if (!view) return;
+    view.snapshot(frame);
+    this._emitPresence(frame.stream, "snapshot", null);
+  }
+
+  _onPresenceJoin(frame) {
+    if (this._presenceView(frame.stream)?.join(frame.user)) {
+      this._emitPresence(frame.stream, "join", frame.user);
+    }
+  }
+
+  _onPresenceLeave(frame) {
+    if (this._presenceView(frame.stream)?.leave(frame.user)) {
+      this._emitPresence(frame.stream, "leave", frame.user);
+    }
+  }
+
+  /** The view of a stream this socket follows with presence; null otherwise. */
+  _presenceView(stream) {
+    if (!this._streams.get(stream)?.presence) return null;
+    let view = this._presence.get(stream);
+    if (!view) {
+      view = new PresenceView();
+      this._presence.set(stream, view);
+    }
+    return view;
+  }
+
+  _dropPresence(stream, change) {
+    if (this._presence.delete(stream)) this._emitPresence(stream, change, null);
+  }
+
+  _emitPresence(stream, change, user) {
+    const view = this._presence.get(stream) ?? new PresenceView();
+    this._emit("presence", { stream, change, user, ...view.toJSON() });
   }
 
   // ---- state ----------------------------------------------------------------
@@ -906,6 +1079,7 @@ export class AuthSocket extends EventTarget {
     this._refusals = 0;
     this._everLive = false;
     this._streams.clear();
+    this._presence.clear();
     const hadUser = this.user !== null;
     this.user = null;
     this.sid = null;
@@ -971,5 +1145,8 @@ const FRAME_HANDLERS = {
   published: AuthSocket.prototype._onPublished,
   "auth.ok": AuthSocket.prototype._onAuthOk,
   "auth.expiring": AuthSocket.prototype._onAuthExpiring,
+  presence: AuthSocket.prototype._onPresence,
+  "presence.join": AuthSocket.prototype._onPresenceJoin,
+  "presence.leave": AuthSocket.prototype._onPresenceLeave,
   error: AuthSocket.prototype._onError,
 };

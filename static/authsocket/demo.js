@@ -1,11 +1,13 @@
 // The demo page at `/`: wires AuthSocket (client.js) to plain DOM.
 // User data is only ever put in the page with textContent, never innerHTML.
 
-import { AuthSocket, STATE } from "./client.js";
+import { AuthSocket, CLOSE, STATE } from "./client.js";
 
 const DEMO_PASSWORD = "authsocket-demo";
 const LOG_KEPT = 200;
+const TIMELINE_KEPT = 30;
 const HISTORY_LIMIT = 50;
+const COUNTDOWN_MS = 250; // smooth enough to see a 5 s token run out
 
 const params = new URLSearchParams(window.location.search);
 const client = new AuthSocket({
@@ -15,7 +17,7 @@ const client = new AuthSocket({
 window.authsocketDemo = { client };
 
 const $ = (id) => document.getElementById(id);
-const panes = new Map(); // stream -> { section, list }
+const panes = new Map(); // stream -> { section, list, status, online, onlineCount }
 
 function el(tag, { text, className, attrs } = {}) {
   const node = document.createElement(tag);
@@ -36,6 +38,10 @@ function log(text) {
   while (list.children.length > LOG_KEPT) list.lastElementChild.remove();
 }
 
+function clockTime(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString();
+}
+
 function showAlert(text) {
   const alert = $("alert");
   alert.textContent = text;
@@ -52,12 +58,92 @@ const ERROR_TEXT = {
 
 // Why the page went back to the sign-in form, when the user did not ask.
 const SIGNED_OUT_TEXT = {
-  revoked: "This session was signed out from another device or by an admin.",
+  revoked: "This session was signed out from another device or by an admin: sign in again.",
   token_reused: "This session was ended: an old refresh token was used again (possible theft).",
   session_expired: "Your session expired; please sign in again.",
   signed_out_in_another_tab: "You signed out in another tab.",
   invalid_token: "Your sign-in is no longer valid; please sign in again.",
 };
+
+// ---- the socket and its token ---------------------------------------------
+// The socket's expiry is the server's (`expires_at` of welcome / auth.ok), so
+// the countdown shows when the server would close it with 4401.
+
+const token = { expiresAt: null, lifetimeMs: 1, lastClose: null };
+
+function timeline(phase, text) {
+  const list = $("timeline");
+  const item = el("li", { attrs: { "data-phase": phase } });
+  item.append(el("time", { text: new Date().toLocaleTimeString() }), " ", el("span", { text }));
+  list.prepend(item);
+  while (list.children.length > TIMELINE_KEPT) list.lastElementChild.remove();
+}
+
+function setExpiry(expiresAt) {
+  token.expiresAt = expiresAt;
+  token.lifetimeMs = expiresAt ? Math.max(1, expiresAt * 1000 - Date.now()) : 1;
+  tick();
+}
+
+/** Redraw the countdown; runs a few times a second, whatever the state. */
+function tick() {
+  const left = $("time-left");
+  const bar = $("time-left-bar");
+  if (!token.expiresAt) {
+    left.textContent = "–";
+    left.dataset.seconds = "";
+    bar.value = 0;
+    return;
+  }
+  const ms = Math.max(0, token.expiresAt * 1000 - Date.now());
+  const seconds = Math.ceil(ms / 1000);
+  left.textContent = `${seconds} s`;
+  left.dataset.seconds = String(seconds);
+  bar.value = Math.min(1, ms / token.lifetimeMs);
+}
+setInterval(tick, COUNTDOWN_MS);
+
+// One handler per phase of the client's `socket` event.
+const SOCKET_PHASES = {
+  open({ connection, expiresAt, transport }) {
+    token.lastClose = null;
+    $("socket-number").textContent = `#${connection}, live (${transport})`;
+    setExpiry(expiresAt);
+    timeline("open", `socket #${connection} open: welcome, token expires at ${clockTime(expiresAt)}`);
+  },
+  expiring({ expiresAt }) {
+    timeline("expiring", `server: auth.expiring (the token ends at ${clockTime(expiresAt)})`);
+  },
+  renewing({ connection }) {
+    timeline("renewing", `auth → a fresh token sent on socket #${connection}`);
+  },
+  renewed({ connection, expiresAt }) {
+    const gained = token.expiresAt ? expiresAt - token.expiresAt : 0;
+    setExpiry(expiresAt);
+    $("renewals").textContent = `${client.stats.renewals} time${client.stats.renewals === 1 ? "" : "s"}`;
+    timeline(
+      "renewed",
+      `auth.ok ← socket #${connection} now expires at ${clockTime(expiresAt)} (+${gained} s), not reconnected`,
+    );
+  },
+  renew_failed({ code }) {
+    timeline("renew_failed", `auth refused (${code})`);
+  },
+  closed(detail) {
+    token.lastClose = detail;
+    $("socket-number").textContent = `#${detail.connection}, closed ${detail.code}`;
+    setExpiry(null);
+    timeline("closed", closeText(detail));
+  },
+};
+
+function closeText({ connection, code, meaning, action }) {
+  return `socket #${connection} closed ${code}: ${meaning} → the client will ${action}`;
+}
+
+client.addEventListener("socket", (event) => {
+  SOCKET_PHASES[event.detail.phase]?.(event.detail);
+});
 
 // ---- connection state -------------------------------------------------------
 
@@ -81,9 +167,18 @@ client.addEventListener("state", (event) => {
   if (state === STATE.SIGNED_OUT) {
     $("login").hidden = false;
     $("app").hidden = true;
-    showAlert(SIGNED_OUT_TEXT[reason] ?? "");
+    showAlert(signedOutText(reason));
   }
 });
+
+/** Why the sign-in form is back; after a 4403 the close itself is shown. */
+function signedOutText(reason) {
+  const close = token.lastClose;
+  if (reason === "revoked" && close?.code === CLOSE.REVOKED) {
+    return `${closeText(close)}. It was signed out from another device or by an admin.`;
+  }
+  return SIGNED_OUT_TEXT[reason] ?? "";
+}
 
 client.addEventListener("error", (event) => {
   const { code, detail, stream } = event.detail;
@@ -120,6 +215,10 @@ function resetApp() {
   for (const pane of panes.values()) pane.section.remove();
   panes.clear();
   $("messages-user").replaceChildren();
+  $("timeline").replaceChildren();
+  $("renewals").textContent = "0 times";
+  $("socket-number").textContent = "not open";
+  setExpiry(null);
   $("rooms").replaceChildren();
   $("sessions").replaceChildren();
   $("who").hidden = true;
@@ -156,6 +255,26 @@ client.addEventListener("message", (event) => {
   const message = event.detail;
   const list = message.stream === "user" ? $("messages-user") : panes.get(message.stream)?.list;
   if (list) renderMessage(list, message);
+});
+
+// ---- presence (who is subscribed to a room now) ------------------------------
+
+function renderPresence(pane, { users, count, truncated }) {
+  const items = users
+    .slice()
+    .sort((a, b) => a.username.localeCompare(b.username))
+    .map((user) => {
+      const item = el("li", { text: user.username, attrs: { "data-user-id": String(user.id) } });
+      if (user.id === client.user?.id) item.append(" ", el("small", { text: "(you)" }));
+      return item;
+    });
+  pane.online.replaceChildren(...items);
+  pane.onlineCount.textContent = users.length ? `(${count}${truncated ? ", not all listed" : ""})` : "";
+}
+
+client.addEventListener("presence", (event) => {
+  const pane = panes.get(event.detail.stream);
+  if (pane) renderPresence(pane, event.detail);
 });
 
 // ---- rooms ------------------------------------------------------------------
@@ -215,6 +334,12 @@ async function openPane(room) {
   title.textContent = room.title;
   const list = section.querySelector(".messages");
   list.dataset.testid = `messages-${stream}`;
+  section.querySelector(".messages-empty").dataset.testid = `messages-empty-${stream}`;
+  const online = section.querySelector(".online-list");
+  online.dataset.testid = `online-${stream}`;
+  online.setAttribute("aria-label", `Online now in ${room.title}`);
+  section.querySelector(".online-empty").dataset.testid = `online-empty-${stream}`;
+  const onlineCount = section.querySelector(".online-count");
   const label = section.querySelector(".send-label");
   label.htmlFor = inputId;
   label.textContent = `Message to ${room.title}`;
@@ -242,7 +367,7 @@ async function openPane(room) {
       input.focus();
     }
   });
-  panes.set(stream, { section, list, status });
+  panes.set(stream, { section, list, status, online, onlineCount });
   $("panes").append(section);
 
   // History over HTTP, then the socket from the last id on: no gap, no double.
@@ -256,7 +381,7 @@ async function openPane(room) {
   } catch (error) {
     log(`history of ${stream}: ${error.code}; replaying from the socket`);
   }
-  if (panes.get(stream)?.section === section) client.subscribe(stream, { since });
+  if (panes.get(stream)?.section === section) client.subscribe(stream, { since, presence: true });
 }
 
 // ---- account ----------------------------------------------------------------
@@ -373,7 +498,11 @@ for (const button of document.querySelectorAll("button.fill")) {
   });
 }
 
+// The sign-in form was painted by the server; it works from here on.
+$("login-submit").disabled = false;
+$("login-status").textContent = "Looking for a session of this browser…";
 window.authsocketDemo.ready = client.resume().then((resumed) => {
+  $("login-status").textContent = "";
   if (!resumed) {
     $("login").hidden = false;
   }

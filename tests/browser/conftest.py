@@ -29,7 +29,7 @@ from tests.servers import DaphneServer, manage, server_env, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "browser"
-DOCS_SCREENSHOT = ROOT / "docs" / "screenshots" / "demo.png"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("AUTHSOCKET_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("AUTHSOCKET_CHROMEDRIVER", "/usr/bin/chromedriver")
 DEMO_PASSWORD = "authsocket-demo"
@@ -309,7 +309,8 @@ class DemoPage:
         )
 
     def wait_pane(self, stream: str, timeout: float = WAIT):
-        return self.wait_visible(f'[data-testid="messages-{stream}"]', timeout)
+        # The pane, not its message list: an empty list takes no room.
+        return self.wait_visible(f'[data-testid="pane-{stream}"]', timeout)
 
     def send(self, stream: str, text: str) -> None:
         from selenium.webdriver.common.by import By
@@ -438,15 +439,16 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def docs_screenshot():
-    """Keep docs/screenshots/demo.png current when asked (UPDATE_SCREENSHOTS=1).
+    """Keep ``docs/screenshots/<name>.png`` current when asked (UPDATE_SCREENSHOTS=1).
 
-    Opt-in so that an ordinary test run does not rewrite a committed file.
+    Opt-in so that an ordinary test run does not rewrite committed files.
     """
 
-    def save(page: DemoPage) -> None:
+    def save(page: DemoPage, name: str) -> None:
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-            DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.focus()
-            page.driver.save_screenshot(str(DOCS_SCREENSHOT))
+            DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            # From the top, without a focus ring: the page as a reader meets it.
+            page.js("document.activeElement?.blur(); window.scrollTo(0, 0);")
+            page.driver.save_screenshot(str(DOCS_SCREENSHOTS / f"{name}.png"))
 
     return save

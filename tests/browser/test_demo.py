@@ -65,12 +65,18 @@ def test_room_message_reaches_members_and_not_carol(
     )
     assert refused == "unsubscribed:forbidden"
     assert "hello team, from alice" not in carol.js("return document.body.textContent")
+    # Why carol sees fewer rooms, without naming the ones she cannot see.
+    hint = carol.js(
+        "return document.querySelector('[data-testid=\"rooms-hint\"]').textContent"
+    )
+    assert hint == "You see public rooms and the private rooms you belong to."
 
     alice.send(LOBBY, "lobby is for everyone")
     carol.wait_message(LOBBY, "lobby is for everyone")
     for page in (alice, bob, carol):
         page.screenshot("live")
-    docs_screenshot(alice)
+    docs_screenshot(alice, "signed-in")
+    docs_screenshot(carol, "carol")
 
 
 def test_log_out_everywhere_signs_out_the_other_context(server, browsers):
@@ -191,6 +197,14 @@ def test_reconnect_replays_messages_stored_while_down(
     # SIGTERM drains with 4503 (authsocket.serve); SIGKILL drops the TCP: 1006.
     why = "server_restarting" if stop_signal == signal.SIGTERM else "dropped_1006"
     assert any(f"reconnecting ({why})" in line for line in alice.log_lines())
+    code = 4503 if stop_signal == signal.SIGTERM else 1006
+    closes = alice.js(
+        "return Array.from(document.querySelectorAll('#timeline [data-phase=\"closed\"]'))"
+        ".map((li) => li.textContent);"
+    )
+    assert any(
+        f"closed {code}" in line and "reconnect with backoff" in line for line in closes
+    ), closes
     alice.wait_message("user", missed[-1], timeout=10)
     texts = alice.texts("user")
     assert texts == ["before the restart", *missed], texts
@@ -334,6 +348,15 @@ def test_expired_socket_is_refreshed_and_reconnected(server_factory, browsers):
         message="no reconnect after the socket expired",
     )
     assert any("token_expired" in line for line in alice.log_lines())
+    closes = alice.js(
+        "return Array.from(document.querySelectorAll('#timeline [data-phase=\"closed\"]'))"
+        ".map((li) => li.textContent);"
+    )
+    assert any(
+        "closed 4401: the access token expired" in line
+        and "refresh, then reconnect" in line
+        for line in closes
+    ), closes
     assert alice.js_async("return await window.authsocketDemo.client.ping();") >= 0
 
 
