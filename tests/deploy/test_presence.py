@@ -2,7 +2,8 @@
 
 The processes use a Redis database of their own (REDIS_DB) and a short
 AUTHSOCKET_PRESENCE_TTL, so a killed process is noticed within seconds and
-"Redis forgot everything" can be done by deleting the registry's keys.
+"Redis forgot everything" can be done by deleting the registry's keys; the
+last test restarts a Redis of its own.
 """
 
 import asyncio
@@ -225,3 +226,35 @@ async def test_when_redis_forgets_watchers_get_a_fresh_snapshot(pair, presence_e
     finally:
         await watcher.close()
         await other.close()
+
+
+async def test_after_a_redis_restart_watchers_get_a_fresh_snapshot(
+    own_redis, presence_env, log_dir
+):
+    env = {**presence_env, "REDIS_URL": own_redis.url}
+    a, b = await asyncio.to_thread(
+        start_servers, env, log_dir, "presence-restart-a", "presence-restart-b"
+    )
+    watcher, _, _ = await open_socket(a, "alice")
+    other, _, _ = await open_socket(b, "bob")
+    try:
+        await watch(watcher, "room:team")
+        await subscribe(other, "room:team")
+        await recv_until(watcher, change("join", "bob"), timeout=5)
+        await asyncio.to_thread(own_redis.stop)
+        await asyncio.to_thread(own_redis.start)  # empty: it saved nothing
+        fresh = await recv_until(
+            watcher,
+            lambda f: f["type"] == "presence" and names(f) == {"alice", "bob"},
+            timeout=15,
+        )
+        assert fresh["count"] == 2
+        await send_json(watcher, {"type": "ping"})  # the outage closed nothing
+        assert (await recv_until(watcher, lambda f: f["type"] == "pong"))["type"]
+        await other.close()
+        await recv_until(watcher, change("leave", "bob"), timeout=5)
+    finally:
+        await watcher.close()
+        await other.close()
+        for server in (a, b):
+            await asyncio.to_thread(server.stop)
