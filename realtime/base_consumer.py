@@ -68,6 +68,8 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     floods get `rate_limited` then 4429; frames must be strict JSON objects
     with a `type` whose fields have the declared types (else `bad_request`),
     unknown types get `unknown_type`; `ping` and `auth` renewal are built in;
+    each welcomed socket counts in the registry of live sockets (the admin's
+    "connected now", the server API's connection counts) until it closes;
     the token's expiry warns (`auth.expiring`) then closes 4401; a revoked
     session or a deactivated user closes 4403; a shutting-down server closes
     4503; a handler that raises closes 1011 with this socket's state released.

@@ -12,7 +12,7 @@ from realtime.stream_frames import StreamSubscriptions
 
 
 class StreamConsumer(AuthenticatedConsumer):
-    """One authenticated socket: welcome, ping, auth renewal, streams."""
+    """One authenticated socket: welcome, ping, auth renewal, streams, presence."""
 
     frames = {
         ClientFrame.SUBSCRIBE: FrameSpec("on_subscribe", FIELDS[ClientFrame.SUBSCRIBE]),
