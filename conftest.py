@@ -7,6 +7,7 @@ from django.core.cache import cache
 from accounts.models import User
 from accounts.services import session_open
 from realtime.connections import registry
+from realtime.presence import registry_reset
 from realtime.session_guard import guard
 
 
@@ -28,8 +29,10 @@ async def _fresh_realtime_state():
     """Each test gets its own event loop, so per-process realtime state is reset."""
     channel_layers.backends.clear()
     registry.clear()
+    await registry_reset()
     yield
     await guard.stop()
+    await registry_reset()
     registry.clear()
     channel_layers.backends.clear()
 

@@ -16,7 +16,9 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
   (the proxy sends new connections to the other upstreams), close every live
   WebSocket with 4503 through the ASGI ``websocket.close`` message, wait up to
   ``AUTHSOCKET_SHUTDOWN_GRACE`` seconds (default 5) for the application
-  instances to finish, then stop the reactor. A second signal stops at once.
+  instances to finish, remove the process from the registry of live sockets
+  (presence leaves go out at once), then stop the reactor. A second signal
+  stops at once.
 
 Plain daphne cannot send 4503 by itself: on SIGTERM Twisted calls
 ``reactor.stop()``, daphne's "before shutdown" trigger cancels every
@@ -181,6 +183,20 @@ class DrainRegistry:
             self._idle = None
 
 
+async def presence_goodbye() -> None:
+    """Remove this process from the registry of live sockets, leaves sent now.
+
+    Without it the other processes would send them only after
+    AUTHSOCKET_PRESENCE_TTL. Imported here: Django is set up by now.
+    """
+    from realtime.presence import registry_stop
+
+    try:
+        await registry_stop()
+    except Exception:  # exiting anyway: the others reap us after the TTL
+        logger.warning("presence goodbye failed", exc_info=True)
+
+
 class GracefulServer(Server):
     """daphne's Server with a draining signal handler instead of Twisted's."""
 
@@ -241,6 +257,7 @@ class GracefulServer(Server):
                     len(self.registry.instances),
                     self.grace,
                 )
+            await presence_goodbye()
             logger.info("Drained in %.2fs", time.monotonic() - started)
         finally:
             # Whatever went wrong above, a signalled process must still exit.

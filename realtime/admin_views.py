@@ -1,12 +1,11 @@
 """The admin's "connected now": live sockets per user and per session, on every
 process, read from the registry of live sockets (realtime/presence)."""
 
-from asgiref.sync import async_to_sync
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
-from realtime.presence import registry_get
+from realtime.presence.reads import connected_read
 
 VIEW_PERMISSION = "accounts.view_authsession"
 
@@ -15,7 +14,7 @@ def connected_now_view(request):
     """Read-only; needs the permission to view login sessions."""
     if not request.user.has_perm(VIEW_PERMISSION):
         raise PermissionDenied
-    rows = async_to_sync(registry_get().connected_now)()
+    rows = connected_read()
     context = {
         **admin.site.each_context(request),
         "title": "Connected now",

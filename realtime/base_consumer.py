@@ -22,6 +22,8 @@ from realtime.expiry import ExpiryTimer
 from realtime.frame_fields import FIELDS, Field, frame_problem
 from realtime.frames import FrameError, dumps, frame_parse, frame_too_big
 from realtime.groups import user_group
+from realtime.presence import registry_get
+from realtime.presence.broadcast import presence_broadcast, registry_started
 from realtime.protocol import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -66,6 +68,8 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     floods get `rate_limited` then 4429; frames must be strict JSON objects
     with a `type` whose fields have the declared types (else `bad_request`),
     unknown types get `unknown_type`; `ping` and `auth` renewal are built in;
+    each welcomed socket counts in the registry of live sockets (the admin's
+    "connected now", the server API's connection counts) until it closes;
     the token's expiry warns (`auth.expiring`) then closes 4401; a revoked
     session or a deactivated user closes 4403; a shutting-down server closes
     4503; a handler that raises closes 1011 with this socket's state released.
@@ -98,6 +102,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     frame_table: ClassVar[Mapping[str, FrameSpec]] = frames  # own + inherited
 
     registered = False  # counted in the registry; state to release on close
+    listed = False  # in the registry of live sockets on every process
     welcomed = False  # socket_authenticated ran: socket_closed will
 
     def __init_subclass__(cls, **kwargs):
@@ -175,6 +180,15 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             expires_at=auth.expires_at,
             protocol=PROTOCOL_VERSION,
         )
+        # Every path counts in "connected now" and the server API's counts.
+        live = await registry_started()
+        await live.socket_open(
+            self.channel_name,
+            user_id=user.pk,
+            username=user.get_username(),
+            sid=self.sid,
+        )
+        self.listed = True
         self.welcomed = True
         await self.socket_authenticated()
 
@@ -206,6 +220,12 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             except Exception:  # the layer expires stale members by itself
                 break
         self.groups_joined.clear()
+        if self.listed:
+            self.listed = False
+            # The leaves of every stream this socket was on, to every process.
+            await presence_broadcast(
+                await registry_get().socket_close(self.channel_name)
+            )
         if self.welcomed:
             await self.socket_closed(code)
 

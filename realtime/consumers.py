@@ -12,7 +12,7 @@ from realtime.stream_frames import StreamSubscriptions
 
 
 class StreamConsumer(AuthenticatedConsumer):
-    """One authenticated socket: welcome, ping, auth renewal, streams."""
+    """One authenticated socket: welcome, ping, auth renewal, streams, presence."""
 
     frames = {
         ClientFrame.SUBSCRIBE: FrameSpec("on_subscribe", FIELDS[ClientFrame.SUBSCRIBE]),
@@ -20,6 +20,7 @@ class StreamConsumer(AuthenticatedConsumer):
             "on_unsubscribe", FIELDS[ClientFrame.UNSUBSCRIBE]
         ),
         ClientFrame.PUBLISH: FrameSpec("on_publish", FIELDS[ClientFrame.PUBLISH]),
+        ClientFrame.PRESENCE: FrameSpec("on_presence", FIELDS[ClientFrame.PRESENCE]),
     }
 
     streams: StreamSubscriptions
@@ -39,8 +40,17 @@ class StreamConsumer(AuthenticatedConsumer):
     async def on_publish(self, frame: dict) -> None:
         await self.streams.publish(frame)
 
+    async def on_presence(self, frame: dict) -> None:
+        await self.streams.presence_requested(frame)
+
     async def stream_message(self, event: dict) -> None:
         await self.streams.message_arrived(event)
 
     async def stream_revoke(self, event: dict) -> None:
         await self.streams.rights_changed(event)
+
+    async def presence_change(self, event: dict) -> None:
+        await self.streams.presence.change_arrived(event)
+
+    async def presence_resync(self, event: dict) -> None:
+        await self.streams.presence.resync(event)

@@ -72,6 +72,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     ClientFrame.UNSUBSCRIBE: {"stream": STREAM},
     ClientFrame.PUBLISH: {"stream": STREAM, "data": ANY},
     ClientFrame.AUTH: {"token": STRING},
+    ClientFrame.PRESENCE: {"stream": STREAM},
 }
 
 

@@ -35,3 +35,15 @@ def user_group(user_id: int) -> str:
 def room_group(slug: str) -> str:
     """Every socket subscribed to one room."""
     return stream_group("room", slug)
+
+
+def presence_group(group: str) -> str:
+    """The sockets that asked for presence on the stream whose group is `group`.
+
+    `_` never starts a kind name, so no stream's own group can take this name.
+    """
+    named = f"_presence.{group}"
+    if len(named) <= MAX_GROUP_LENGTH:
+        return named
+    digest = hashlib.sha256(group.encode()).hexdigest()
+    return f"_presence-{digest[:40]}"

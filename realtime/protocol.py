@@ -38,6 +38,7 @@ class ClientFrame(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PUBLISH = "publish"
     AUTH = "auth"
+    PRESENCE = "presence"
 
 
 class ServerFrame(StrEnum):
@@ -51,6 +52,9 @@ class ServerFrame(StrEnum):
     AUTH_OK = "auth.ok"
     AUTH_EXPIRING = "auth.expiring"
     ERROR = "error"
+    PRESENCE = "presence"  # a snapshot: answer, after `subscribed`, or unprompted
+    PRESENCE_JOIN = "presence.join"
+    PRESENCE_LEAVE = "presence.leave"
 
 
 class Transport(StrEnum):

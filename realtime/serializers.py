@@ -67,3 +67,32 @@ class ServerPublishSerializer(PublishSerializer):
                 {"stream": [message or "This field is required."]}
             )
         return super().to_internal_value(data)
+
+
+class PresentUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    connections = serializers.IntegerField(help_text="His sockets on the stream.")
+
+
+class PresenceSerializer(serializers.Serializer):
+    """Documents a presence snapshot (docs/protocol.md §4.4, without `type`)."""
+
+    stream = serializers.CharField(help_text="In full: `room:<slug>`, …")
+    users = PresentUserSerializer(many=True, help_text="At most 1,000, lowest ids.")
+    count = serializers.IntegerField(help_text="Users on the stream, in total.")
+    truncated = serializers.BooleanField(
+        required=False, help_text="Present (true) only when `users` was cut."
+    )
+
+
+class SessionConnectionsSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The session id (`sid`).")
+    connections = serializers.IntegerField()
+
+
+class ConnectionsSerializer(serializers.Serializer):
+    """A user's live sockets now, on every process."""
+
+    connections = serializers.IntegerField()
+    sessions = SessionConnectionsSerializer(many=True)

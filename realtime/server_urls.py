@@ -12,6 +12,16 @@ urlpatterns = [
         name="server-stream-messages",
     ),
     path(
+        "streams/<str:stream>/presence",
+        server_views.StreamPresenceView.as_view(),
+        name="server-stream-presence",
+    ),
+    path(
+        "users/<int:user_id>/connections",
+        server_views.UserConnectionsView.as_view(),
+        name="server-user-connections",
+    ),
+    path(
         "users/<int:user_id>/revoke",
         server_views.UserRevokeView.as_view(),
         name="server-user-revoke",

@@ -19,14 +19,20 @@ from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ServiceKey
 from accounts.revocation import user_sessions_revoke
 from realtime.messages import message_frame
-from realtime.serializers import MessageSerializer, ServerPublishSerializer
+from realtime.presence.reads import connections_read
+from realtime.serializers import (
+    ConnectionsSerializer,
+    MessageSerializer,
+    PresenceSerializer,
+    ServerPublishSerializer,
+)
 from realtime.server_api import (
     PublishForbidden,
     StreamNotFound,
     server_publish,
     server_stream_resolve,
 )
-from realtime.views import HISTORY_PARAMETERS, history
+from realtime.views import HISTORY_PARAMETERS, history, presence
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,64}")
@@ -130,3 +136,22 @@ class UserRevokeView(ServerApiView):
             raise Http404
         sids = user_sessions_revoke(user_id=user_id, reason=SERVER_API_REVOKE_REASON)
         return Response({"revoked": len(sids)})
+
+
+class StreamPresenceView(ServerApiView):
+    @extend_schema(responses=PresenceSerializer)
+    def get(self, request, stream: str):
+        """Who is subscribed to the stream now, on every process; names in full."""
+        target = resolved(stream).stream
+        if not target.keeps_presence:
+            raise Http404
+        return presence(target)
+
+
+class UserConnectionsView(ServerApiView):
+    @extend_schema(responses=ConnectionsSerializer)
+    def get(self, request, user_id: int):
+        """The user's live sockets now, per session, on every process."""
+        if not get_user_model().objects.filter(pk=user_id).exists():
+            raise Http404
+        return Response(connections_read(user_id=user_id).payload())

@@ -16,6 +16,7 @@ from django.conf import settings
 from authsocket import metrics
 from realtime.messages import InvalidData, data_check, frame_text
 from realtime.permissions import Action, stream_access
+from realtime.presence_frames import StreamPresence
 from realtime.protocol import (
     UNSUBSCRIBED_FORBIDDEN,
     ErrorCode,
@@ -43,13 +44,15 @@ class StreamSubscriptions:
         self.socket = socket
         self.user = user
         self.subs = SubscriptionSet(user_id=user.pk)
+        self.presence = StreamPresence(socket=socket, user=user)
 
     # --- client frames -----------------------------------------------------------
 
     async def subscribe(self, frame: dict) -> None:
         name, since = frame["stream"], frame.get("since")
+        wanted = frame.get("presence") is True
         stream = stream_parse(name, user_id=self.user.pk)
-        if stream is None:
+        if stream is None or (wanted and not stream.keeps_presence):
             await self._forbidden(frame)
             return
         if since is not None and not stream.keeps_history:
@@ -67,6 +70,10 @@ class StreamSubscriptions:
         # numbered above `last_id` and delivered live; one at or below it is not.
         if is_new and not await self._group_add(stream.group):
             return
+        if stream.keeps_presence and not await self.presence.watch(
+            stream, wanted=wanted
+        ):
+            return
         held = self.subs.get(stream.label)
         replay = await database_sync_to_async(replay_read)(
             user=self.user,
@@ -79,9 +86,13 @@ class StreamSubscriptions:
             if not stream.is_user:
                 self.subs.remove(stream.label)
                 await self._group_discard(stream.group)
+            if stream.keeps_presence:
+                await self.presence.ended(stream)
             await self._forbidden(frame)
             return
         self.subs.add(stream)
+        if stream.keeps_presence:
+            await self.presence.subscribed(stream)
         self.subs.position(stream.label, replay.position, paused=replay.truncated)
         fields = {"stream": name, "last_id": replay.last_id}
         if replay.reset:
@@ -91,6 +102,8 @@ class StreamSubscriptions:
             await self.socket.send(text_data=frame_text(message))
         if replay.truncated:
             await self._truncated(name, replay.position)
+        if stream.keeps_presence:
+            await self.presence.snapshot_send(stream)
 
     async def unsubscribe(self, frame: dict) -> None:
         """Idempotent; unsubscribing `user` mutes the private stream on this socket."""
@@ -103,6 +116,8 @@ class StreamSubscriptions:
             sub = self.subs.remove(stream.label)
             if sub is not None and not stream.is_user:
                 await self._group_discard(stream.group)
+            if sub is not None and stream.keeps_presence:
+                await self.presence.ended(stream)
         await self.socket.send_frame(ServerFrame.UNSUBSCRIBED, frame, stream=name)
 
     async def publish(self, frame: dict) -> None:
@@ -124,6 +139,11 @@ class StreamSubscriptions:
             ServerFrame.PUBLISHED, frame, stream=name, id=published.message.seq
         )
         await afanout(published)
+
+    async def presence_requested(self, frame: dict) -> None:
+        """A snapshot of any stream the user may read, subscribed or not."""
+        if not await self.presence.requested(frame):
+            await self._forbidden(frame)
 
     # --- channel-layer events ----------------------------------------------------
 
@@ -182,6 +202,8 @@ class StreamSubscriptions:
     async def _end(self, sub: Subscription) -> None:
         self.subs.remove(sub.stream.label)
         await self._group_discard(sub.stream.group)
+        if sub.stream.keeps_presence:
+            await self.presence.ended(sub.stream)
         await self.socket.send_frame(
             ServerFrame.UNSUBSCRIBED,
             stream=sub.stream.label,

@@ -9,7 +9,7 @@ authorized by accident.
 
 from dataclasses import dataclass
 
-from realtime.groups import stream_group
+from realtime.groups import presence_group, stream_group
 from realtime.kinds import StreamKind, registry
 from realtime.protocol import (
     MAX_STREAM_NAME_LENGTH,
@@ -40,6 +40,15 @@ class Stream:
     @property
     def group(self) -> str:
         return stream_group(self.kind.name, self.key)
+
+    @property
+    def presence_group(self) -> str:
+        """The sockets of this stream that asked for presence."""
+        return presence_group(self.group)
+
+    @property
+    def keeps_presence(self) -> bool:
+        return self.kind.presence
 
     @property
     def is_user(self) -> bool:

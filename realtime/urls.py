@@ -24,5 +24,15 @@ urlpatterns = [
         views.StreamMessagesView.as_view(),
         name="stream-messages",
     ),
+    path(
+        "rooms/<str:slug>/presence",
+        views.RoomPresenceView.as_view(),
+        name="room-presence",
+    ),
+    path(
+        "streams/<str:stream>/presence",
+        views.StreamPresenceView.as_view(),
+        name="stream-presence",
+    ),
     path("users/<int:user_id>/notify", views.UserNotifyView.as_view(), name="notify"),
 ]

@@ -2,8 +2,9 @@
 
 Who may do what comes from realtime.permissions: a room the user may not see
 is a 404 whether or not it exists; a visible room he may not post in is 403.
-`/api/streams/<stream>/messages` serves every kind alike: 404 for a stream
-the user may not read, whatever the reason, and for a kind without history.
+`/api/streams/<stream>/messages` and `.../presence` serve every kind alike:
+404 for a stream the user may not read, whatever the reason, and for a kind
+without history (or presence).
 """
 
 from django.contrib.auth import get_user_model
@@ -24,11 +25,13 @@ from realtime.permissions import (
     room_access,
     stream_access,
 )
+from realtime.presence.reads import presence_read
 from realtime.publish import publish_to_room, publish_to_user
 from realtime.selectors import messages_after, messages_latest, rooms_readable
 from realtime.serializers import (
     HistoryQuerySerializer,
     MessageSerializer,
+    PresenceSerializer,
     PublishSerializer,
     RoomSerializer,
 )
@@ -71,6 +74,12 @@ def history(request, stream: Stream, *, full_names: bool = False) -> Response:
     return Response(
         [message_frame(message, full_name=full_names) for message in messages]
     )
+
+
+def presence(stream: Stream) -> Response:
+    """The §4.4 snapshot without `type`; `stream` is the full name."""
+    snapshot = presence_read(stream=stream.name)
+    return Response({"stream": stream.name, **snapshot.payload()})
 
 
 def published_data(request):
@@ -165,3 +174,25 @@ class StreamMessagesView(APIView):
         ).allowed:
             raise Http404
         return history(request, parsed)
+
+
+class RoomPresenceView(APIView):
+    @extend_schema(responses=PresenceSerializer)
+    def get(self, request, slug: str):
+        """Who is subscribed to the room now, on every process."""
+        room_decision(request, slug, Action.READ)
+        return presence(room_stream(slug))
+
+
+class StreamPresenceView(APIView):
+    @extend_schema(responses=PresenceSerializer)
+    def get(self, request, stream: str):
+        """Who is subscribed now to any stream the caller may read, by its name."""
+        parsed = stream_parse(stream, user_id=request.user.pk)
+        if parsed is None or not parsed.keeps_presence:
+            raise Http404
+        if not stream_access(
+            user=request.user, stream=parsed, action=Action.READ
+        ).allowed:
+            raise Http404
+        return presence(parsed)

@@ -17,6 +17,7 @@ from accounts.tokens import encode_access
 from realtime.base_consumer import AuthenticatedConsumer, FrameSpec
 from realtime.connections import registry
 from realtime.frame_fields import STRING
+from realtime.presence import registry_get
 from realtime.protocol import CloseCode, ServerFrame
 from realtime.publish import publish_to_user
 from realtime.routing import websocket_application
@@ -139,6 +140,16 @@ async def test_the_per_user_limit_counts_every_path(socket, alice, settings):
     }
     for communicator in (on_streams, on_cursors, third):
         await communicator.disconnect()
+
+
+async def test_every_path_counts_in_the_registry_of_live_sockets(socket, alice):
+    on_streams, on_cursors = await socket(alice, "/ws/"), await socket(alice)
+    for communicator in (on_streams, on_cursors):
+        await welcomed(communicator)
+    assert (await registry_get().user_connections(alice.pk)).connections == 2
+    await on_cursors.disconnect()
+    assert (await registry_get().user_connections(alice.pk)).connections == 1
+    await on_streams.disconnect()
 
 
 async def test_unlisted_paths_are_still_refused(socket, alice):

@@ -33,3 +33,9 @@ async def registry_reset() -> None:
     if registry is not None:
         await registry.stop()
         await registry.store.close()
+
+
+async def registry_stop() -> None:
+    """Say goodbye on shutdown: every entry removed now, leaves broadcast."""
+    if _registry is not None:
+        await _registry.stop()

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from realtime.presence import registry_get, registry_reset
+from realtime.tests.sockets import db, welcomed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,3 +66,16 @@ async def test_it_needs_staff_and_the_permission_to_view_sessions(make_user):
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
     staff = await sync_to_async(make_user)("helper", "pw-helper-123", is_staff=True)
     assert (await page(staff)).status_code == 403
+
+
+async def test_it_shows_real_sockets(root, ws, alice, open_session):
+    tokens = await db(open_session, alice)
+    sockets = [ws(f"token={tokens.access}") for _ in range(2)]
+    for socket in sockets:
+        await welcomed(socket)
+    body = (await page(root)).content.decode()
+    assert "1 user with 2 live sockets" in body
+    assert f'data-session="{tokens.session.sid}"' in body
+    for socket in sockets:
+        await socket.disconnect()
+    assert "Nobody is connected." in (await page(root)).content.decode()

@@ -483,6 +483,8 @@ def test_the_schema_documents_the_server_api_with_the_apikey_scheme(client):
     assert {path for path, _ in server_operations} == {
         "/api/server/publish",
         "/api/server/streams/{stream}/messages",
+        "/api/server/streams/{stream}/presence",
+        "/api/server/users/{user_id}/connections",
         "/api/server/users/{user_id}/revoke",
     }
     for operation in server_operations.values():

@@ -1,0 +1,107 @@
+"""Presence and connection counts over HTTP (docs/protocol.md §2, §7).
+
+Sockets connect through the real application; the views reach the registry
+on the test's event loop, as sync views under daphne reach the server's.
+"""
+
+import pytest
+from asgiref.sync import sync_to_async
+from rest_framework.test import APIClient
+
+from accounts.service_keys import service_key_create
+from realtime.tests.conftest import db, subscribe
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@pytest.fixture
+def key():
+    return service_key_create(name="backend")[1]
+
+
+@sync_to_async
+def get(client: APIClient, path: str):
+    return client.get(path)
+
+
+def service(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"ApiKey {raw_key}")
+    return client
+
+
+async def test_room_and_stream_presence_list_who_is_subscribed(
+    connect, api, alice, bob, rooms
+):
+    a1, a2, b = await connect(alice), await connect(alice), await connect(bob)
+    for socket in (a1, a2, b):
+        await subscribe(socket, "room:lobby")
+    client = await db(api, alice)
+    expected = {
+        "stream": "room:lobby",
+        "users": [
+            {"id": alice.pk, "username": "alice", "connections": 2},
+            {"id": bob.pk, "username": "bob", "connections": 1},
+        ],
+        "count": 2,
+    }
+    for path in ("/api/rooms/lobby/presence", "/api/streams/room:lobby/presence"):
+        response = await get(client, path)
+        assert (response.status_code, response.json()) == (200, expected)
+    await b.disconnect()
+    response = await get(client, "/api/rooms/lobby/presence")
+    assert response.json()["count"] == 1
+
+
+async def test_hidden_streams_and_kinds_without_presence_are_404(
+    api, alice, rooms, test_kinds
+):
+    client = await db(api, alice)
+    for path in (
+        "/api/rooms/secret/presence",
+        "/api/rooms/nowhere/presence",
+        "/api/rooms/Bad!/presence",
+        "/api/streams/room:secret/presence",
+        "/api/streams/user/presence",
+        f"/api/streams/user:{alice.pk}/presence",
+        "/api/streams/tick:x/presence",
+        "/api/streams/nope:1/presence",
+    ):
+        response = await get(client, path)
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "not_found"
+    assert (await get(APIClient(), "/api/rooms/lobby/presence")).status_code == 401
+
+
+async def test_the_server_api_answers_presence_and_connections(
+    connect, key, alice, bob, rooms, test_kinds
+):
+    a1, a2 = await connect(alice), await connect(alice)
+    await subscribe(a1, "room:team")
+    backend = service(key)
+    response = await get(backend, "/api/server/streams/room:team/presence")
+    assert response.status_code == 200
+    assert response.json() == {
+        "stream": "room:team",
+        "users": [{"id": alice.pk, "username": "alice", "connections": 1}],
+        "count": 1,
+    }
+    response = await get(backend, f"/api/server/users/{alice.pk}/connections")
+    body = response.json()
+    assert response.status_code == 200 and body["connections"] == 2
+    assert sorted(s["connections"] for s in body["sessions"]) == [1, 1]
+    await a2.disconnect()
+    response = await get(backend, f"/api/server/users/{alice.pk}/connections")
+    assert response.json()["connections"] == 1
+    response = await get(backend, f"/api/server/users/{bob.pk}/connections")
+    assert response.json() == {"connections": 0, "sessions": []}
+    for path in (
+        "/api/server/streams/room:nowhere/presence",
+        "/api/server/streams/tick:x/presence",
+        f"/api/server/streams/user:{alice.pk}/presence",
+        "/api/server/users/999999/connections",
+    ):
+        assert (await get(backend, path)).status_code == 404, path
+    refused = await get(APIClient(), f"/api/server/users/{alice.pk}/connections")
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"].split()[0] == "ApiKey"
