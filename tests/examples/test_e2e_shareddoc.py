@@ -201,7 +201,6 @@ async def test_strangers_are_refused_on_the_cursor_path_before_accept(doc_server
     assert anonymous.value.response.status_code == 403
 
 
-@pytest.mark.xfail(reason="presence is wired by the presence change", strict=True)
 async def test_collaborators_see_who_is_on_the_document(doc_server):
     alice, _ = await open_socket(doc_server, "alice")
     bob, _ = await open_socket(doc_server, "bob")
