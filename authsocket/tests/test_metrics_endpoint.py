@@ -8,8 +8,7 @@ import pytest
 from channels.testing import HttpCommunicator
 
 from authsocket.metrics_endpoint import MetricsMiddleware
-
-from .processes import ROOT
+from tests.deploy.processes import ROOT
 
 TOKEN = "metrics-token-0123456789abcdef"
 

@@ -6,7 +6,7 @@ import secrets
 import subprocess
 import sys
 
-from .processes import ROOT
+from tests.deploy.processes import ROOT
 
 
 def check_deploy(**overrides) -> str:
