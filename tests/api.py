@@ -4,6 +4,14 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 
+def api_client(tokens=None) -> APIClient:
+    """A DRF client sending `tokens.access` as its Bearer token (none without)."""
+    client = APIClient()
+    if tokens is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access}")
+    return client
+
+
 def run_action(client: Client, url: str, action: str, ids, **fields):
     data = {"action": action, "_selected_action": [str(i) for i in ids], **fields}
     response = client.post(url, data, follow=True)
@@ -12,7 +20,5 @@ def run_action(client: Client, url: str, action: str, ids, **fields):
 
 
 def ticket_for(tokens) -> tuple[int, dict]:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access}")
-    response = client.post("/api/auth/ticket")
+    response = api_client(tokens).post("/api/auth/ticket")
     return response.status_code, response.json()

@@ -9,22 +9,15 @@ import time
 import pytest
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from rest_framework.test import APIClient
 
 from accounts.models import SessionRevocation, User
 from realtime.protocol import CloseCode
 from realtime.tests.sockets import close_code, db, still_open, welcomed
+from tests.api import api_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WITHIN = 1.0  # docs/protocol.md §3: one second, on every process
-
-
-def api(tokens=None) -> APIClient:
-    client = APIClient()
-    if tokens is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access}")
-    return client
 
 
 async def open_socket(ws, tokens):
@@ -45,7 +38,7 @@ async def test_logout_closes_that_sessions_socket_only(ws, alice, open_session):
     current, other = await db(open_session, alice), await db(open_session, alice)
     doomed, survivor = await open_socket(ws, current), await open_socket(ws, other)
     started = time.time()
-    response = await db(api(current).post, "/api/auth/logout")
+    response = await db(api_client(current).post, "/api/auth/logout")
     assert response.status_code == 204
     await assert_revoked_fast(doomed, started)
     assert await still_open(survivor)
@@ -60,7 +53,9 @@ async def test_logout_others_closes_every_other_session_but_not_the_callers(
     mine = await open_socket(ws, current)
     others = [await open_socket(ws, a), await open_socket(ws, b)]
     started = time.time()
-    assert (await db(api(current).post, "/api/auth/logout-others")).status_code == 204
+    assert (
+        await db(api_client(current).post, "/api/auth/logout-others")
+    ).status_code == 204
     for socket in others:
         await assert_revoked_fast(socket, started)
     assert await still_open(mine)
@@ -76,7 +71,9 @@ async def test_logout_all_closes_every_session_of_the_user_and_no_one_elses(
     sockets = [await open_socket(ws, current), await open_socket(ws, other)]
     bob_socket = await open_socket(ws, bobs)
     started = time.time()
-    assert (await db(api(current).post, "/api/auth/logout-all")).status_code == 204
+    assert (
+        await db(api_client(current).post, "/api/auth/logout-all")
+    ).status_code == 204
     for socket in sockets:
         await assert_revoked_fast(socket, started)
     assert await still_open(bob_socket)
@@ -88,7 +85,9 @@ async def test_deleting_one_session_closes_its_sockets(ws, alice, open_session):
     current, other = await db(open_session, alice), await db(open_session, alice)
     mine, doomed = await open_socket(ws, current), await open_socket(ws, other)
     started = time.time()
-    response = await db(api(current).delete, f"/api/auth/sessions/{other.session.sid}")
+    response = await db(
+        api_client(current).delete, f"/api/auth/sessions/{other.session.sid}"
+    )
     assert response.status_code == 204
     await assert_revoked_fast(doomed, started)
     assert await still_open(mine)
@@ -103,7 +102,7 @@ async def test_password_change_through_the_api_closes_the_others_not_the_current
     mine, doomed = await open_socket(ws, current), await open_socket(ws, other)
     started = time.time()
     response = await db(
-        api(current).post,
+        api_client(current).post,
         "/api/auth/password",
         {"old_password": alice.raw_password, "new_password": "a-new-Passw0rd-42"},
         format="json",
@@ -111,14 +110,14 @@ async def test_password_change_through_the_api_closes_the_others_not_the_current
     assert response.status_code == 204
     await assert_revoked_fast(doomed, started)
     assert await still_open(mine)
-    assert (await db(api(current).get, "/api/me")).status_code == 200
+    assert (await db(api_client(current).get, "/api/me")).status_code == 200
     await mine.disconnect()
     await doomed.disconnect()
 
 
 async def test_refresh_token_reuse_closes_the_sessions_sockets(ws, alice, settings):
     settings.AUTHSOCKET_REFRESH_GRACE = 0
-    client = api()
+    client = api_client()
     login = await db(
         client.post,
         "/api/auth/login",
@@ -150,12 +149,12 @@ async def test_ten_wrong_old_passwords_close_the_guessing_sessions_sockets(
     wrong = {"old_password": "guess", "new_password": "a-new-Passw0rd-42"}
     for _ in range(9):
         answer = await db(
-            api(guessing).post, "/api/auth/password", wrong, format="json"
+            api_client(guessing).post, "/api/auth/password", wrong, format="json"
         )
         assert answer.status_code == 400
     assert await still_open(doomed)
     started = time.time()
-    await db(api(guessing).post, "/api/auth/password", wrong, format="json")
+    await db(api_client(guessing).post, "/api/auth/password", wrong, format="json")
     await assert_revoked_fast(doomed, started)
     assert await still_open(spared)
     await spared.disconnect()
@@ -254,7 +253,7 @@ async def test_password_hash_upgrade_at_login_revokes_nothing(
         "django.contrib.auth.hashers.MD5PasswordHasher",
     ]
     response = await db(
-        api().post,
+        api_client().post,
         "/api/auth/login",
         {"username": "alice", "password": alice.raw_password},
         format="json",

@@ -4,11 +4,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from accounts.models import WebSocketTicket
 from realtime.tests.sockets import db, refused, welcomed
-from tests.api import ticket_for
+from tests.api import api_client, ticket_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,9 +34,7 @@ async def test_expired_ticket_is_refused_at_the_handshake(ws, alice, open_sessio
 async def test_ticket_of_a_revoked_session_is_refused(ws, alice, open_session):
     tokens = await db(open_session, alice)
     _, body = await db(ticket_for, tokens)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access}")
-    assert (await db(client.post, "/api/auth/logout")).status_code == 204
+    assert (await db(api_client(tokens).post, "/api/auth/logout")).status_code == 204
     assert await refused(ws(f"ticket={body['ticket']}"))
 
 

@@ -1,7 +1,6 @@
 """The realtime admin: rooms with members, read-only messages, signals fire."""
 
 import pytest
-from django.test import Client
 
 from realtime.models import Message, Room
 from realtime.publish import publish_to_room, publish_to_user
@@ -9,14 +8,6 @@ from realtime.tests.conftest import TIMEOUT, db, subscribe
 from tests.api import run_action
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def admin_client(make_user) -> Client:
-    make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
-    client = Client()
-    assert client.login(username="root", password="pw-root-123")
-    return client
 
 
 def test_rooms_list_shows_member_counts(admin_client, rooms):
