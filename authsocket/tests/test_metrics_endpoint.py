@@ -8,7 +8,7 @@ import pytest
 from channels.testing import HttpCommunicator
 
 from authsocket.metrics_endpoint import MetricsMiddleware
-from tests.deploy.processes import ROOT
+from tests.servers import PROJECT
 
 TOKEN = "metrics-token-0123456789abcdef"
 
@@ -99,7 +99,7 @@ def test_a_short_token_refuses_to_start_naming_the_variable():
     env.update(DJANGO_DEBUG="1", AUTHSOCKET_METRICS_TOKEN="short")
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
+        cwd=PROJECT,
         env=env,
         capture_output=True,
         text=True,

@@ -6,7 +6,7 @@ import secrets
 import subprocess
 import sys
 
-from tests.deploy.processes import ROOT
+from tests.servers import PROJECT
 
 
 def check_deploy(**overrides) -> str:
@@ -26,7 +26,7 @@ def check_deploy(**overrides) -> str:
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT,
+        cwd=PROJECT,
         env=env,
         capture_output=True,
         text=True,
