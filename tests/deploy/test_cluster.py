@@ -97,7 +97,8 @@ async def test_ticket_minted_on_a_is_accepted_by_b_once_and_only_once(cluster):
     async def attempt(server):
         try:
             ws, _ = await connect(server.ws, ticket=racy)
-        except websockets.InvalidStatus:
+        except websockets.InvalidStatus as refused:
+            assert refused.response.status_code == 403
             return False
         await ws.close()
         return True
