@@ -55,16 +55,24 @@ def server_env(database_url: str, **overrides: str) -> dict[str, str]:
     return env
 
 
-def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
-    """Run `manage.py` with this environment; returns stdout, fails loudly."""
-    result = subprocess.run(
+def run_manage(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run `manage.py` with this environment, bounded; its exit and output."""
+    return subprocess.run(
         [PYTHON, "manage.py", *args],
         cwd=PROJECT,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    """Run `manage.py` with this environment; returns stdout, fails loudly."""
+    result = run_manage(env, *args, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
