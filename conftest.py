@@ -3,6 +3,7 @@
 import pytest
 from channels.layers import channel_layers
 from django.core.cache import cache
+from django.test import Client
 
 from accounts.models import User
 from accounts.services import session_open
@@ -88,3 +89,15 @@ def ws():
         return communicator
 
     return make
+
+
+@pytest.fixture
+def admin_client(make_user) -> Client:
+    """A test client logged in through the real /admin/ login form."""
+    make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
+    client = Client()
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "root", "password": "pw-root-123"}
+    )
+    assert response.status_code == 302 and response.url == "/admin/"
+    return client

@@ -33,8 +33,8 @@ from bench.servers import (
     REPO_DIR,
     Deployment,
     Server,
-    pinned,
 )
+from tests.servers import pinned
 
 LOADGEN_TIMEOUT_S = 240.0
 TOKEN_TTL_S = 6 * 3600
@@ -254,7 +254,7 @@ def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
     """Runs one scenario in a separate, pinned load-generator process."""
     spec = {
         "scenario": scenario,
-        "ws_url": server.ws_url,
+        "ws_url": server.ws,
         "origin": ORIGIN,
         "tokens_file": str(tokens),
         "params": params,
@@ -389,7 +389,7 @@ def revocation_case(
     try:
         if variant == "redis-cross-process":
             second.start()
-            params = {**params, "logout_ws_url": second.ws_url}
+            params = {**params, "logout_ws_url": second.ws}
         return loadgen(first, "revocation", tokens, params)
     finally:
         first.stop()

@@ -2,28 +2,23 @@
 
 Every server is daphne at `-v 0` on a listening socket the runner made (so
 there is no race for a free port and the backlog is the same for all),
-pinned to core 0, with a fresh, migrated SQLite database.
+pinned to core 0, with a fresh, migrated SQLite database. The process itself
+is started by tests/servers.py, the launcher the end-to-end tests use.
 """
 
 import os
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from tests.servers import DaphneServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 BENCH_PYTHON = BENCH_DIR / ".venv-peers" / "bin" / "python"
 SERVER_CORE, LOADGEN_CORE = "0", "1"
 LISTEN_BACKLOG = 1024
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 MANAGE_TIMEOUT_S = 300.0
 
 # authsocket's limits, raised so the bench measures the server and not its
@@ -87,11 +82,6 @@ AUTHSOCKET_NOMETRICS = replace(
     env=(("AUTHSOCKET_METRICS", "0"),),
 )
 KINDS = {kind.name: kind for kind in (AUTHSOCKET, NOAUTH, PEER, AUTHSOCKET_NOMETRICS)}
-
-
-def pinned(core: str, argv: list[str]) -> list[str]:
-    """Prefixes `taskset -c core` where taskset exists (it execs: same pid)."""
-    return ["taskset", "-c", core, *argv] if shutil.which("taskset") else argv
 
 
 @dataclass
@@ -158,70 +148,34 @@ class Deployment:
         return path
 
 
-class Server:
-    """One daphne process of a deployment, on its own listening socket."""
+class Server(DaphneServer):
+    """One daphne process of a deployment, on its own listening socket.
+
+    Launched by tests/servers.py, the launcher the tests use, pinned to the
+    server core with a backlog the same for every stack.
+    """
 
     def __init__(
         self, deployment: Deployment, label: str, extra_env=None, module="daphne"
     ):
+        super().__init__(
+            {**deployment.env, **(extra_env or {})},
+            log_path=deployment.workdir / f"{label}.log",
+            module=module,  # bench.profiled_daphne wraps daphne in a profiler
+            app=deployment.kind.asgi_app,
+            options=("-v", "0"),
+            python=deployment.python,
+            cwd=deployment.kind.project_dir,
+            name=label,
+            backlog=LISTEN_BACKLOG,
+            core=SERVER_CORE,
+        )
         self.deployment = deployment
         self.label = label
-        self.extra_env = extra_env or {}
-        self.module = module  # bench.profiled_daphne wraps daphne in a profiler
-        self.process: subprocess.Popen | None = None
-        self.port: int | None = None
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/"
 
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    def start(self) -> "Server":
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(LISTEN_BACKLOG)
-        self.port = listener.getsockname()[1]
-        fd = listener.fileno()
-        argv = [self.deployment.python, "-m", self.module, "-v", "0", "--fd", str(fd)]
-        log_path = self.deployment.workdir / f"{self.label}.log"
-        with open(log_path, "ab") as log:
-            try:
-                self.process = subprocess.Popen(
-                    pinned(SERVER_CORE, [*argv, self.deployment.kind.asgi_app]),
-                    cwd=self.deployment.kind.project_dir,
-                    env={**self.deployment.env, **self.extra_env},
-                    pass_fds=(fd,),
-                    stdout=log,
-                    stderr=log,
-                )
-            finally:
-                listener.close()  # daphne holds its own copy now
-        self.wait_ready()
-        return self
-
-    def wait_ready(self) -> None:
-        """Polls until the app answers HTTP at all (any status), bounded.
-
-        The socket accepts from the start (the kernel queues connections), so
-        only an HTTP answer proves Django has loaded.
-        """
-        deadline = time.monotonic() + START_TIMEOUT_S
-        url = f"http://127.0.0.1:{self.port}/api/bench-ready-probe"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label} exited; see its log in the workdir")
-            try:
-                urllib.request.urlopen(url, timeout=START_TIMEOUT_S)
-                return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                time.sleep(0.05)  # not up yet; nothing to await in another process
-        raise TimeoutError(f"{self.label} not answering after {START_TIMEOUT_S} s")
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server process has used so far."""
@@ -231,17 +185,6 @@ class Server:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if daphne has not exited in time."""
-        if not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_S)
 
     def restart(self) -> None:
         self.stop()

@@ -37,8 +37,9 @@ async def test_logout_makes_access_token_useless_at_the_handshake(daphne_server)
         "POST", f"{daphne_server.http}/api/auth/logout", token=tokens["access"]
     )
     assert status == 204
-    with pytest.raises(websockets.InvalidStatus):
+    with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
             f"{daphne_server.ws}?token={tokens['access']}", open_timeout=10
         ):
             pass
+    assert refused.value.response.status_code == 403

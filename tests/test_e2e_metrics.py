@@ -40,10 +40,11 @@ def sample(text: str, line_start: str) -> float:
 
 
 async def refused_handshake(server, access: str) -> None:
-    with pytest.raises(websockets.InvalidStatus):
+    with pytest.raises(websockets.InvalidStatus) as refused:
         await asyncio.wait_for(
             websockets.connect(f"{server.ws}?token={access}", open_timeout=10), 15
         )
+    assert refused.value.response.status_code == 403  # refused, not a crash
 
 
 def test_metrics_answer_while_the_database_is_down(settings, tmp_path):

@@ -4,10 +4,6 @@ Keys are generated into tmp_path and configured through settings overrides;
 `keyring()` is cached per settings, so each override gets its own keys.
 """
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 
 import jwt
@@ -19,6 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.keys import keyring, public_jwk, thumbprint
 from accounts.tokens import InvalidToken, decode_access, encode_access
+from tests.tokens import access_claims, hs256, segment
 
 GENERATORS = {
     "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -52,10 +49,6 @@ def configure(settings, algorithm: str, private, *public_files):
     settings.AUTHSOCKET_JWT_ALGORITHM = algorithm
     settings.AUTHSOCKET_JWT_PRIVATE_KEY_FILE = str(private)
     settings.AUTHSOCKET_JWT_PUBLIC_KEY_FILES = [str(p) for p in public_files]
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.mark.parametrize("algorithm", GENERATORS)
@@ -119,24 +112,11 @@ def test_alg_confusion_hs256_keyed_with_the_public_pem_is_refused(settings, tmp_
     private, public = write_key_pair(tmp_path, "current", "RS256")
     configure(settings, "RS256", private)
     now = int(time.time())
-    claims = {
-        "iss": settings.AUTHSOCKET_JWT_ISSUER,
-        "aud": settings.AUTHSOCKET_JWT_AUDIENCE,
-        "sub": "7",
-        "sid": "s-1",
-        "iat": now,
-        "exp": now + 300,
-        "jti": "j",
-        "typ": "access",
-    }
+    claims = access_claims(sub="7", sid="s-1", iat=now, exp=now + 300, jti="j")
     header = {"alg": "HS256", "typ": "JWT", "kid": keyring().signing_kid}
-    signing_input = (
-        f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    )
     for secret in (public.read_bytes(), public.read_bytes().strip()):
-        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         with pytest.raises(InvalidToken):
-            decode_access(f"{signing_input}.{b64(mac)}")
+            decode_access(hs256(segment(header), segment(claims), secret))
 
 
 def test_hs256_token_is_refused_when_rs256_is_configured(settings, tmp_path):

@@ -4,6 +4,8 @@ import pytest
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
+from tests.api import api_client
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -37,8 +39,7 @@ def test_a_throttled_login_counts_under_its_scope(
 
 def test_a_throttled_ticket_counts_under_ticket(alice, open_session, settings):
     settings.AUTHSOCKET_TICKET_THROTTLE = "1/min"
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {open_session(alice).access}")
+    client = api_client(open_session(alice))
     before = value("authsocket_throttled_total", scope="ticket")
     codes = [client.post("/api/auth/ticket").status_code for _ in range(2)]
     assert codes == [200, 429]
@@ -51,7 +52,5 @@ def test_logout_others_counts_each_revoked_session_under_its_reason(
     current = open_session(alice)
     open_session(alice), open_session(alice)
     before = value("authsocket_revocations_total", reason="logout_others")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {current.access}")
-    assert client.post("/api/auth/logout-others").status_code == 204
+    assert api_client(current).post("/api/auth/logout-others").status_code == 204
     assert value("authsocket_revocations_total", reason="logout_others") == before + 2

@@ -8,7 +8,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -96,14 +95,6 @@ def test_command_refuses_a_second_live_key_of_a_name():
     command("create", "worker")
     with pytest.raises(CommandError, match="exists"):
         command("create", "worker")
-
-
-@pytest.fixture
-def admin_client(make_user) -> Client:
-    make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
-    client = Client()
-    assert client.login(username="root", password="pw-root-123")
-    return client
 
 
 def test_admin_lists_keys_by_prefix_and_revokes_them(admin_client):

@@ -9,16 +9,9 @@ from rest_framework.test import APIClient
 from accounts.errors import InvalidTicket
 from accounts.models import WebSocketTicket
 from accounts.services import credential_hash, ticket_consume
-from realtime.tests.sockets import db, refused, welcomed
+from tests.api import ticket_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def ticket_for(tokens) -> tuple[int, dict]:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access}")
-    response = client.post("/api/auth/ticket")
-    return response.status_code, response.json()
 
 
 def test_ticket_is_stored_only_as_a_hash(alice, open_session, settings):
@@ -58,38 +51,3 @@ def test_ticket_issue_is_throttled_per_user(alice, bob, open_session, settings):
 def test_ticket_needs_a_bearer_token():
     response = APIClient().post("/api/auth/ticket")
     assert response.status_code == 401
-
-
-async def test_ticket_opens_one_socket_and_only_one(ws, alice, open_session):
-    tokens = await db(open_session, alice)
-    _, body = await db(ticket_for, tokens)
-    first = ws(f"ticket={body['ticket']}")
-    await welcomed(first)
-    assert await refused(ws(f"ticket={body['ticket']}"))
-    await first.disconnect()
-
-
-async def test_expired_ticket_is_refused_at_the_handshake(ws, alice, open_session):
-    tokens = await db(open_session, alice)
-    _, body = await db(ticket_for, tokens)
-    await db(
-        WebSocketTicket.objects.update,
-        expires_at=timezone.now() - timedelta(seconds=1),
-    )
-    assert await refused(ws(f"ticket={body['ticket']}"))
-
-
-async def test_ticket_of_a_revoked_session_is_refused(ws, alice, open_session):
-    tokens = await db(open_session, alice)
-    _, body = await db(ticket_for, tokens)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access}")
-    assert (await db(client.post, "/api/auth/logout")).status_code == 204
-    assert await refused(ws(f"ticket={body['ticket']}"))
-
-
-async def test_ticket_whose_access_token_expired_is_refused(ws, alice, open_session):
-    tokens = await db(open_session, alice)
-    _, body = await db(ticket_for, tokens)
-    await db(WebSocketTicket.objects.update, access_expires_at=1)
-    assert await refused(ws(f"ticket={body['ticket']}"))

@@ -1,6 +1,5 @@
 """accounts.tokens: every malformed, forged or stale token is refused (RFC 8725)."""
 
-import base64
 import json
 import time
 
@@ -17,28 +16,14 @@ from accounts.tokens import (
     decode_access,
     encode_access,
 )
-
-SECRET = "test-jwt-secret-not-for-production-0123456789"
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+from tests.tokens import TEST_SECRET as SECRET
+from tests.tokens import access_claims, b64, hs256, segment
 
 
 def claims(**overrides):
     now = int(time.time())
-    base = {
-        "iss": "authsocket",
-        "aud": "authsocket-ws",
-        "sub": "7",
-        "sid": "session-1",
-        "iat": now,
-        "exp": now + 300,
-        "jti": "j1",
-        "typ": "access",
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not ...}
+    fields = {"sub": "7", "sid": "session-1", "iat": now, "exp": now + 300}
+    return access_claims(**{**fields, "jti": "j1", **overrides})
 
 
 def sign(payload, key=SECRET, alg="HS256", headers=None):
@@ -76,25 +61,21 @@ def test_expired_token_raises_token_expired():
     assert info.value.code == "token_expired"
 
 
-def _header_segment(header: dict) -> str:
-    return b64(json.dumps(header).encode())
-
-
 def _tampered_payload() -> str:
     head, _, sig = sign(claims()).split(".")
-    return ".".join([head, b64(json.dumps(claims(sub="1")).encode()), sig])
+    return ".".join([head, segment(claims(sub="1")), sig])
 
 
 def _tampered_header() -> str:
     _, body, sig = sign(claims()).split(".")
     return ".".join(
-        [_header_segment({"alg": "HS256", "kid": "other", "typ": "JWT"}), body, sig]
+        [segment({"alg": "HS256", "kid": "other", "typ": "JWT"}), body, sig]
     )
 
 
 def _alg_none() -> str:
-    body = b64(json.dumps(claims()).encode())
-    return f"{_header_segment({'alg': 'none', 'kid': keyring().signing_kid})}.{body}."
+    body = segment(claims())
+    return f"{segment({'alg': 'none', 'kid': keyring().signing_kid})}.{body}."
 
 
 def _rsa_public_pem() -> bytes:
@@ -106,15 +87,8 @@ def _rsa_public_pem() -> bytes:
 
 def _hs256_with_public_key() -> str:
     """Algorithm confusion: HMAC keyed with a public key's PEM text."""
-    import hashlib
-    import hmac
-
-    header = _header_segment(
-        {"alg": "HS256", "typ": "JWT", "kid": keyring().signing_kid}
-    )
-    body = b64(json.dumps(claims()).encode())
-    mac = hmac.new(_rsa_public_pem(), f"{header}.{body}".encode(), hashlib.sha256)
-    return f"{header}.{body}.{b64(mac.digest())}"
+    header = {"alg": "HS256", "typ": "JWT", "kid": keyring().signing_kid}
+    return hs256(segment(header), segment(claims()), _rsa_public_pem())
 
 
 now = int(time.time())

@@ -4,14 +4,15 @@ import asyncio
 import contextlib
 
 import pytest
-from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
 from realtime.models import Room
-from realtime.protocol import ServerFrame
 from realtime.services import membership_create
+from realtime.tests.sockets import db, welcomed
+from tests.api import api_client
 
 TIMEOUT = 5
+__all__ = ["TIMEOUT", "db", "send", "subscribe"]  # imported by tests of every app
 
 
 @pytest.fixture
@@ -40,9 +41,7 @@ def api(open_session):
     """`api(user)` → a DRF client sending that user's Bearer token."""
 
     def make(user) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {open_session(user).access}")
-        return client
+        return api_client(open_session(user))
 
     return make
 
@@ -53,12 +52,9 @@ async def connect(ws, open_session):
     opened = []
 
     async def connect_(user):
-        tokens = await database_sync_to_async(open_session)(user)
+        tokens = await db(open_session, user)
         communicator = ws(f"token={tokens.access}")
-        connected, _ = await communicator.connect(timeout=TIMEOUT)
-        assert connected
-        welcome = await communicator.receive_json_from(timeout=TIMEOUT)
-        assert welcome["type"] == ServerFrame.WELCOME
+        await welcomed(communicator, timeout=TIMEOUT)
         opened.append(communicator)
         return communicator
 
@@ -67,10 +63,6 @@ async def connect(ws, open_session):
         # Already closed by the server, or cancelled by a timed-out receive.
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await communicator.disconnect()
-
-
-async def db(function, *args, **kwargs):
-    return await database_sync_to_async(function)(*args, **kwargs)
 
 
 async def send(communicator, frame: dict) -> dict:

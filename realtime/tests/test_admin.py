@@ -1,21 +1,13 @@
 """The realtime admin: rooms with members, read-only messages, signals fire."""
 
 import pytest
-from django.test import Client
 
 from realtime.models import Message, Room
 from realtime.publish import publish_to_room, publish_to_user
 from realtime.tests.conftest import TIMEOUT, db, subscribe
+from tests.api import run_action
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def admin_client(make_user) -> Client:
-    make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
-    client = Client()
-    assert client.login(username="root", password="pw-root-123")
-    return client
 
 
 def test_rooms_list_shows_member_counts(admin_client, rooms):
@@ -85,3 +77,11 @@ async def test_unticking_public_in_the_admin_ends_non_member_subscriptions(
         "stream": "room:plaza",
         "reason": "forbidden",
     }
+
+
+def test_notify_action_needs_a_text(admin_client, alice):
+    response = run_action(
+        admin_client, "/admin/accounts/user/", "send_notification", [alice.pk], text=" "
+    )
+    assert "Type the notification text first." in response.content.decode()
+    assert not Message.objects.exists()

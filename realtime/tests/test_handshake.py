@@ -10,30 +10,10 @@ from django.utils import timezone
 from accounts.models import AuthSession, SessionRevocation
 from accounts.revocation import session_revoke
 from accounts.tokens import encode_access
-from realtime.protocol import ServerFrame
 from realtime.session_guard import guard
+from realtime.tests.sockets import db, refused, welcomed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-async def refused(communicator) -> bool:
-    """True when the socket was closed before accept (daphne then answers 403)."""
-    connected, _ = await communicator.connect(timeout=5)
-    return not connected
-
-
-async def welcomed(communicator) -> dict:
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    frame = await communicator.receive_json_from(timeout=5)
-    assert frame["type"] == ServerFrame.WELCOME
-    return frame
-
-
-async def db(function, *args, **kwargs):
-    from channels.db import database_sync_to_async
-
-    return await database_sync_to_async(function)(*args, **kwargs)
 
 
 async def test_valid_token_is_welcomed_with_user_and_session(ws, alice, open_session):

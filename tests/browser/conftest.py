@@ -282,6 +282,12 @@ class DemoPage:
             raise AssertionError(f"{self.name}: script failed: {result['error']}")
         return result["ok"]
 
+    def round_trip(self) -> float:
+        """A ping answered over the live socket; its round trip, in ms."""
+        elapsed = self.js_async("return await window.authsocketDemo.client.ping();")
+        assert 0 < elapsed < WAIT * 1000, f"{self.name}: ping took {elapsed} ms"
+        return elapsed
+
     def client(self, expression: str):
         return self.js(
             "const c = window.authsocketDemo.client; return " + expression + ";"

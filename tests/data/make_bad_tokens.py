@@ -1,7 +1,7 @@
 """Generate `tests/data/bad_tokens.json`: access tokens that must never pass.
 
-    python tests/data/make_bad_tokens.py          # rewrite the file
-    python tests/data/make_bad_tokens.py --check  # exit 1 if it is stale
+    python -m tests.data.make_bad_tokens          # rewrite the file
+    python -m tests.data.make_bad_tokens --check  # exit 1 if it is stale
 
 Deterministic on purpose, so the committed file is stable, reviewable and
 usable by black-box tools (bench, other services): times are fixed (expired in
@@ -13,12 +13,10 @@ file is what this script produces and that the secret is the one tests run with.
 Each case: `name`, `reason` (why it must be refused), `token` (a string; JSON
 escapes keep lone surrogates and control characters intact) and `code`, the
 401 code the HTTP API must answer (`invalid_token`, `token_expired` or
-`revoked`). No standard library beyond `cryptography` and PyJWT is needed.
+`revoked`). Forged with tests/tokens.py: nothing beyond `cryptography` and PyJWT.
 """
 
-import base64
 import hashlib
-import hmac
 import json
 import sys
 from pathlib import Path
@@ -27,11 +25,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests.tokens import TEST_KID, TEST_SECRET, access_claims, b64, hs256, segment
+
 OUTPUT = Path(__file__).with_name("bad_tokens.json")
-TEST_SECRET = "test-jwt-secret-not-for-production-0123456789"
-# accounts.keys: the HS256 kid is a truncated HMAC of the secret.
-TEST_KID = hmac.new(TEST_SECRET.encode(), b"kid", hashlib.sha256).hexdigest()[:16]
-ISSUER, AUDIENCE = "authsocket", "authsocket-ws"
 PAST = 1_000_000_000  # 2001-09-09
 ISSUED = 1_700_000_000  # 2023-11-14
 FUTURE = 4_102_444_800  # 2100-01-01
@@ -44,38 +40,16 @@ FOREIGN_PUBLIC_PEM = FOREIGN_KEY.public_key().public_bytes(
 )
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def claims(**overrides) -> dict:
     """A claim set that is valid in every respect but the overrides (`...` drops)."""
-    base = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "1",
-        "sid": "corpus-session",
-        "iat": ISSUED,
-        "exp": FUTURE,
-        "jti": "corpus",
-        "typ": "access",
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not ...}
+    fields = {"sub": "1", "sid": "corpus-session", "iat": ISSUED, "exp": FUTURE}
+    return access_claims(**{**fields, "jti": "corpus", **overrides})
 
 
 def header(**overrides) -> dict:
     base = {"alg": "HS256", "typ": "JWT", "kid": TEST_KID}
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not ...}
-
-
-def hs256(
-    header_segment: str, payload_segment: str, key: bytes, digest=hashlib.sha256
-) -> str:
-    signing_input = f"{header_segment}.{payload_segment}".encode()
-    mac = hmac.new(key, signing_input, digest).digest()
-    return f"{header_segment}.{payload_segment}.{b64(mac)}"
 
 
 def signed(
@@ -91,7 +65,7 @@ def signed(
 
 
 def segments(head, payload, signature: str = "") -> str:
-    return f"{b64(json.dumps(head).encode())}.{b64(json.dumps(payload).encode())}.{signature}"
+    return f"{segment(head)}.{segment(payload)}.{signature}"
 
 
 def nested(depth: int) -> bytes:
@@ -396,7 +370,7 @@ def main(argv: list[str]) -> int:
     text = render()
     if "--check" in argv:
         if OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale: run {Path(__file__).name}", file=sys.stderr)
+            print(f"{OUTPUT} is stale: run python -m {__spec__.name}", file=sys.stderr)
             return 1
         return 0
     OUTPUT.write_text(text)

@@ -152,8 +152,9 @@ async def test_no_process_logs_a_service_key(cluster, deploy_env):
         "GET", f"{a.http}/api/server/streams/room:lobby/messages", headers=with_key(key)
     )
     await http("GET", f"{b.http}/api/me", headers=with_key(key))
-    with pytest.raises(websockets.InvalidStatus):
+    with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(f"{a.ws}/ws/", additional_headers=with_key(key))
+    assert refused.value.response.status_code == 403
     for server in (a, b):
         logs = server.output
         assert logs and key not in logs and key[len("ask_") :] not in logs

@@ -4,10 +4,9 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, ServerFrame
+from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad_tokens.json"
 
@@ -41,23 +40,3 @@ def communicator(transport: str, token: str, path: str = "/ws/"):
     return WebsocketCommunicator(
         application, url, headers=headers, subprotocols=subprotocols
     )
-
-
-async def refused(comm) -> bool:
-    """True when the socket was closed before accept (daphne then answers 403)."""
-    connected, _ = await comm.connect(timeout=5)
-    if connected:
-        await comm.disconnect()
-    return not connected
-
-
-async def welcomed(comm) -> dict:
-    connected, _ = await comm.connect(timeout=5)
-    assert connected, "a valid credential was refused"
-    frame = await comm.receive_json_from(timeout=5)
-    assert frame["type"] == ServerFrame.WELCOME
-    return frame
-
-
-async def db(function, *args, **kwargs):
-    return await database_sync_to_async(function)(*args, **kwargs)

@@ -9,12 +9,11 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import threading
 import time
 import uuid
 
-from tests.servers import free_port
+from tests.servers import RedisProcess, free_port
 from tests.services import reachable, unavailable
 
 LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends RST, not FIN
@@ -33,29 +32,13 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)
 
 
-class RedisServer:
-    """A throw-away `redis-server` on a free port; stop and start it at will."""
+class RedisServer(RedisProcess):
+    """tests/servers.py's throw-away redis-server, spoken to with inline commands."""
 
     def __init__(self) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
+        if shutil.which("redis-server") is None:
             unavailable("redis-server is not installed")
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> "RedisServer":
-        self.process = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
-            + ["--save", "", "--appendonly", "no", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: self.ping(), 10, f"redis-server on port {self.port}")
-        return self
+        super().__init__()
 
     def ping(self) -> bool:
         return self.command("PING") == "+PONG"
@@ -68,12 +51,6 @@ class RedisServer:
                 return s.makefile("rb").readline().decode().strip()
         except OSError:
             return ""
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
 
 
 class TcpCutout:

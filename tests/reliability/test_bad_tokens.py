@@ -15,16 +15,10 @@ from accounts.keys import keyring
 from accounts.services import ticket_issue
 from accounts.tokens import InvalidToken, decode_access
 from realtime.protocol import ErrorCode, ServerFrame
+from realtime.tests.sockets import db, refused, welcomed
 from tests.data import make_bad_tokens
-from tests.reliability.helpers import (
-    CORPUS,
-    bad_token_cases,
-    communicator,
-    db,
-    refused,
-    welcomed,
-    wire,
-)
+from tests.reliability.helpers import CORPUS, bad_token_cases, communicator, wire
+from tests.tokens import TEST_KID, TEST_SECRET
 
 CASES = bad_token_cases()
 
@@ -40,13 +34,13 @@ TRANSPORTS = ["query", "subprotocol", "header", "ticket"]
 
 def test_corpus_is_current_large_and_signed_with_the_test_secret():
     assert CORPUS.read_text() == make_bad_tokens.render(), (
-        "tests/data/bad_tokens.json is stale: run python tests/data/make_bad_tokens.py"
+        "tests/data/bad_tokens.json is stale: run python -m tests.data.make_bad_tokens"
     )
     assert len(CASES) >= 40
     assert all(case["reason"] and case["name"] for case in CASES)
     # Otherwise "signed with our key" cases would test nothing.
-    assert django_settings.AUTHSOCKET_JWT_SECRET == make_bad_tokens.TEST_SECRET
-    assert keyring().signing_kid == make_bad_tokens.TEST_KID
+    assert django_settings.AUTHSOCKET_JWT_SECRET == TEST_SECRET
+    assert keyring().signing_kid == TEST_KID
 
 
 def test_decoder_refuses_every_bad_token_with_its_code():

@@ -13,8 +13,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from realtime.protocol import CloseCode, ErrorCode, ServerFrame
+from realtime.tests.sockets import db, welcomed
 from tests.http import call
-from tests.reliability.helpers import communicator, db, welcomed
+from tests.reliability.helpers import communicator
 from tests.servers import DaphneServer
 
 # --- the auth frame -----------------------------------------------------------

@@ -31,8 +31,8 @@ from realtime.consumers import StreamConsumer
 from realtime.protocol import ClientFrame, CloseCode, ErrorCode, ServerFrame
 from realtime.ratelimit import FrameLimiter
 from realtime.stream_frames import StreamSubscriptions
-from tests.data.make_bad_tokens import TEST_KID, TEST_SECRET
 from tests.reliability.strict_oracle import NOT_STRICT, strict_parse, wrong_field
+from tests.tokens import TEST_KID, TEST_SECRET
 
 BOUNDED = settings(
     max_examples=300,

@@ -1,14 +1,11 @@
 """Every HTML page carries the strict Content-Security-Policy (authsocket/csp.py)."""
 
-import subprocess
-import sys
-
 import django
 import pytest
 from django.conf import settings
 
 from authsocket.csp import csp_directives, csp_settings, websocket_sources
-from tests.servers import PROJECT, server_env
+from tests.servers import manage, server_env
 
 REQUIRED = {
     "default-src": {"'self'"},
@@ -37,13 +34,17 @@ def assert_strict(response) -> None:
         assert loophole not in everything.split(), directives
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/api/docs/", "/admin/login/"])
-def test_every_public_html_page_sends_the_strict_policy(client, path):
-    response = client.get(path)
+def assert_strict_page(response) -> None:
+    """An HTML page served under the strict policy."""
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert_strict(response)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/api/docs/", "/admin/login/"])
+def test_every_public_html_page_sends_the_strict_policy(client, path):
+    assert_strict_page(client.get(path))
 
 
 @pytest.mark.django_db
@@ -58,10 +59,7 @@ def test_every_public_html_page_sends_the_strict_policy(client, path):
     ],
 )
 def test_every_admin_page_sends_the_strict_policy(admin_client, path):
-    response = admin_client.get(path)
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/html")
-    assert_strict(response)
+    assert_strict_page(admin_client.get(path))
 
 
 @pytest.mark.django_db
@@ -149,15 +147,7 @@ def test_deployment_hosts_and_origins_reach_the_header():
         "r = Client(HTTP_HOST='chat.example.org').get('/static/authsocket/demo.css');"
         "print(r['Content-Security-Policy'])"
     )
-    header = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    header = manage(env, "shell", "-c", script, timeout=60)
     connect = next(d for d in header.split(";") if d.strip().startswith("connect-src"))
     assert connect.split()[1:] == [
         "'self'",

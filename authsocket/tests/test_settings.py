@@ -3,10 +3,8 @@
 import os
 import re
 import secrets
-import subprocess
-import sys
 
-from .processes import ROOT
+from tests.servers import run_manage
 
 
 def check_deploy(**overrides) -> str:
@@ -24,15 +22,7 @@ def check_deploy(**overrides) -> str:
         AUTHSOCKET_TRUSTED_PROXIES="1",
         **overrides,
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_manage(env, "check", "--deploy")
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 

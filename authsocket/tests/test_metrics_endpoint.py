@@ -1,15 +1,12 @@
 """authsocket.metrics_endpoint: GET /metrics in front of Django (ASGI level)."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 from channels.testing import HttpCommunicator
 
 from authsocket.metrics_endpoint import MetricsMiddleware
-
-from .processes import ROOT
+from tests.servers import run_manage
 
 TOKEN = "metrics-token-0123456789abcdef"
 
@@ -98,14 +95,6 @@ async def test_other_paths_reach_django_and_post_is_405(token):
 def test_a_short_token_refuses_to_start_naming_the_variable():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
     env.update(DJANGO_DEBUG="1", AUTHSOCKET_METRICS_TOKEN="short")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_manage(env, "check")
     assert result.returncode != 0
     assert "AUTHSOCKET_METRICS_TOKEN must be at least 16 characters" in result.stderr
