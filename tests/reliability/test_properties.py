@@ -17,6 +17,7 @@ Example counts are bounded so the file runs in a few seconds.
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -109,6 +110,29 @@ def make_consumer(sent: list, user) -> StreamConsumer:
     return consumer
 
 
+@contextlib.asynccontextmanager
+async def in_registry(consumer: StreamConsumer):
+    """The socket as welcomed sockets are: recorded in this loop's registry."""
+    from realtime.presence import registry_get, registry_reset
+
+    await registry_reset()  # each example runs its own event loop
+    await registry_get().socket_open(
+        consumer.channel_name,
+        user_id=consumer.user_id,
+        username=consumer.user.get_username(),
+        sid=consumer.sid,
+    )
+    try:
+        yield
+    finally:
+        await registry_reset()
+
+
+async def received(consumer: StreamConsumer, text: str) -> None:
+    async with in_registry(consumer):
+        await consumer.receive(text_data=text)
+
+
 def utf8_safe(value) -> bool:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -164,7 +188,7 @@ def check_answer(text: str, sent: list) -> None:
 def test_dispatcher_answers_any_text_with_one_valid_frame(world, text):
     sent = []
     consumer = make_consumer(sent, world["alice"])
-    asyncio.run(consumer.receive(text_data=text))
+    asyncio.run(received(consumer, text))
     check_answer(text, sent)
 
 
@@ -635,6 +659,10 @@ def test_replay_and_live_interleavings_keep_ids_strict_and_complete(
     run = Interleaving(world["alice"], interleaving_rooms, limit)
 
     async def scenario() -> None:
+        async with in_registry(run.consumer):
+            await steps()
+
+    async def steps() -> None:
         for op, *args in ops:
             if op == "deliver" and not run.pending:
                 continue
