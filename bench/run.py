@@ -9,15 +9,18 @@ medians to bench/results/<date>.json, bench/RESULTS.md and a PNG chart.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +37,7 @@ from bench.servers import (
     Deployment,
     Server,
 )
-from tests.servers import pinned
+from tests.servers import RedisProcess, pinned
 
 LOADGEN_TIMEOUT_S = 240.0
 TOKEN_TTL_S = 6 * 3600
@@ -57,6 +60,7 @@ class Plan:
     fanout: dict
     revocation: dict
     storm: dict
+    presence: dict
     revocation_variants: tuple[str, ...] = (
         "memory",
         "redis-same-process",
@@ -66,7 +70,11 @@ class Plan:
 
     def __post_init__(self):
         self.users = max(
-            self.storm["count"], self.idle["count"], self.fanout["subscribers"] + 1
+            self.storm["count"],
+            self.idle["count"],
+            self.fanout["subscribers"] + 1,
+            self.presence["delay"]["subscribers"] + self.presence["delay"]["probes"],
+            self.presence["restart"]["sockets"] + self.presence["restart"]["observers"],
         )
 
 
@@ -79,6 +87,19 @@ FULL = Plan(
     fanout={"subscribers": 1000, "publishes": 20},
     revocation={"samples": 100},
     storm={"count": 2000, "concurrency": 100, "deadline": 30},
+    presence={
+        "churn": {
+            "watchers": 1000,
+            "churners": 20,
+            "cycles": 5,
+            "duration": 10,
+            "interval": 0.2,
+        },
+        "delay": {"subscribers": 1000, "probes": 20},
+        "paced_rate": 50,
+        "redis": {"sockets": 200, "idle_s": 3},
+        "restart": {"sockets": 1000, "observers": 20, "deadline": 30},
+    },
 )
 QUICK = Plan(
     runs=1,
@@ -89,8 +110,22 @@ QUICK = Plan(
     fanout={"subscribers": 200, "publishes": 5},
     revocation={"samples": 10},
     storm={"count": 500, "concurrency": 100, "deadline": 15},
+    presence={
+        "churn": {
+            "watchers": 200,
+            "churners": 10,
+            "cycles": 5,
+            "duration": 3,
+            "interval": 0.2,
+        },
+        "delay": {"subscribers": 200, "probes": 10},
+        "paced_rate": 50,
+        "redis": {"sockets": 100, "idle_s": 2},
+        "restart": {"sockets": 200, "observers": 10, "deadline": 20},
+    },
     revocation_variants=("memory", "redis-cross-process"),
 )
+ALL_SERVERS = "authsocket,noauth,peer,authsocket-nometrics"
 SCENARIO_ORDER = (
     "handshake",
     "reject",
@@ -99,6 +134,7 @@ SCENARIO_ORDER = (
     "fanout",
     "revocation",
     "storm",
+    "presence",
 )
 
 
@@ -106,9 +142,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short run")
     parser.add_argument("--runs", type=int, help="override the number of runs")
-    parser.add_argument(
-        "--servers", default="authsocket,noauth,peer,authsocket-nometrics"
-    )
+    parser.add_argument("--servers", default=ALL_SERVERS)
     parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER))
     parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
@@ -116,6 +150,12 @@ def parse_args() -> argparse.Namespace:
         "--app-dir", default=str(REPO_DIR), help="the authsocket checkout to run"
     )
     parser.add_argument("--out", default=str(BENCH_DIR / "results"))
+    parser.add_argument(
+        "--label",
+        default="partial",
+        help="names the report of a run of fewer stacks or scenarios than all: "
+        "results/<date>-<label>.md, leaving RESULTS.md to full runs",
+    )
     return parser.parse_args()
 
 
@@ -321,6 +361,8 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
     elif scenario == "fanout":
         for layer in ("memory", "redis"):
             yield f"fanout/{layer}", lambda v=layer: fanout_case(stack, params, v)
+    elif scenario == "presence":
+        yield from presence_cases(stack, params, run)
     else:
         yield scenario, lambda: loadgen(stack.server, scenario, stack.tokens, params)
 
@@ -368,6 +410,100 @@ def fanout_case(stack: Stack, params: dict, layer: str) -> dict:
         return loadgen(server, "fanout", stack.tokens, params)
     finally:
         server.stop()
+
+
+PRESENCE_SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.presence_app.settings"}
+
+
+def presence_cases(stack: Stack, params: dict, run: int):
+    """On vs off (alternated each run) churning as fast as possible and paced,
+    delivery delay, Redis commands, restart.
+
+    Every Redis case uses a redis-server of its own (tests/servers.py), so
+    INFO commandstats counts this server's commands and nobody else's.
+    """
+    modes = ("on", "off") if run % 2 == 0 else ("off", "on")
+    for pace, rate in (("churn", 0), ("paced", params["paced_rate"])):
+        for layer in ("memory", "redis"):
+            for mode in modes:
+                yield (
+                    f"presence/{pace}-{layer}-{mode}",
+                    lambda m=mode, v=layer, r=rate: presence_case(
+                        stack,
+                        "presence_churn",
+                        {**params["churn"], "presence": m == "on", "rate": r},
+                        v == "redis",
+                    ),
+                )
+    for layer in ("memory", "redis"):
+        yield (
+            f"presence/delay-{layer}",
+            lambda v=layer: presence_case(
+                stack,
+                "presence_delay",
+                {**params["delay"], "room": FANOUT_ROOM},
+                v == "redis",
+            ),
+        )
+    yield (
+        "presence/redis-commands",
+        lambda: presence_case(stack, "presence_redis", params["redis"], True),
+    )
+    yield "presence/restart", lambda: presence_restart_case(stack, params["restart"])
+
+
+@contextmanager
+def private_redis(stack: Stack):
+    """A redis-server of the case's own, stopped afterwards."""
+    redis = RedisProcess(stack.deployment.workdir).start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+def presence_case(stack: Stack, scenario: str, params: dict, redis: bool) -> dict:
+    """One presence scenario on a fresh server with the bench's stream kinds."""
+    env = dict(PRESENCE_SETTINGS)
+    with contextlib.ExitStack() as stack_ctx:
+        if redis:
+            if shutil.which("redis-server") is None:
+                return {"status": "n/a", "reason": "no redis-server on this machine"}
+            env["REDIS_URL"] = stack_ctx.enter_context(private_redis(stack)).url
+            params = {**params, "redis_url": env["REDIS_URL"]}
+            if scenario != "presence_redis":
+                params.pop("redis_url")
+        label = f"{stack.kind.name}-{scenario}"
+        server = Server(stack.deployment, label, env).start()
+        stack_ctx.callback(server.stop)
+        return loadgen(server, scenario, stack.tokens, params)
+
+
+def presence_restart_case(stack: Stack, params: dict) -> dict:
+    """Two processes sharing a private Redis; the load generator stops the first
+    (SIGTERM: `authsocket.serve` closes its sockets with 4503 and leaves the
+    registry) and its clients come back on the second."""
+    if shutil.which("redis-server") is None:
+        return {"status": "n/a", "reason": "no redis-server on this machine"}
+    with private_redis(stack) as redis:
+        env = {**PRESENCE_SETTINGS, "REDIS_URL": redis.url}
+        first = Server(stack.deployment, "presence-a", env, module="authsocket.serve")
+        second = Server(stack.deployment, "presence-b", env, module="authsocket.serve")
+        try:
+            first.start()
+            second.start()
+            params = {
+                **params,
+                "room": FANOUT_ROOM,
+                "other_ws_url": second.ws,
+                "server_pid": first.pid,
+            }
+            result = loadgen(first, "presence_restart", stack.tokens, params)
+            result.pop("server_cpu_ms_per_op", None)  # the process it measured died
+            return result
+        finally:
+            first.stop()
+            second.stop()
 
 
 def revocation_case(
@@ -478,6 +614,13 @@ def median_of(results: list[dict]) -> dict:
     return merged
 
 
+def is_complete(args) -> bool:
+    """Every stack and every scenario: a run RESULTS.md may show."""
+    return set(args.servers.split(",")) >= set(ALL_SERVERS.split(",")) and set(
+        args.scenarios.split(",")
+    ) >= set(SCENARIO_ORDER)
+
+
 def main() -> None:
     args = parse_args()
     plan = QUICK if args.quick else FULL
@@ -500,6 +643,7 @@ def main() -> None:
     summary = {
         "started_at": started.isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
+        "label": None if is_complete(args) else args.label,
         "plan": asdict(plan),
         "raised_limits": RAISED_LIMITS,
         "skipped": skipped,
