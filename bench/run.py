@@ -66,6 +66,7 @@ class Plan:
         "redis-same-process",
         "redis-cross-process",
     )
+    transports: tuple[str, ...] = ()  # handshake transports; empty: all
     users: int = field(init=False)
 
     def __post_init__(self):
@@ -144,6 +145,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="override the number of runs")
     parser.add_argument("--servers", default=ALL_SERVERS)
     parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER))
+    parser.add_argument(
+        "--transports",
+        default="",
+        help="handshake transports to measure (default: every one a stack has); "
+        "`token` alone puts the metrics on/off pair side by side in each run",
+    )
     parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument(
@@ -330,7 +337,7 @@ def with_server_cpu(result: dict, cpu: float) -> dict:
     result["server_cpu_s"] = round(cpu, 3)
     ops = next((result[k] for k in OPERATION_COUNTS if result.get(k)), None)
     if ops:
-        result["server_cpu_ms_per_op"] = round(cpu * 1000 / ops, 3)
+        result["server_cpu_ms_per_op"] = round(cpu * 1000 / ops, 4)
     return result
 
 
@@ -339,8 +346,10 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
     params = dict(getattr(plan, scenario))
     if scenario == "handshake":
         # Rotated each run, so that no transport is always measured first.
-        shift = run % len(stack.kind.transports)
-        transports = stack.kind.transports[shift:] + stack.kind.transports[:shift]
+        wanted = plan.transports or stack.kind.transports
+        own = [t for t in stack.kind.transports if t in wanted]
+        shift = run % max(len(own), 1)
+        transports = own[shift:] + own[:shift]
         for transport in transports:
             yield (
                 f"handshake/{transport}",
@@ -626,6 +635,8 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     if args.runs:
         plan.runs = args.runs
+    if args.transports:
+        plan.transports = tuple(args.transports.split(","))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = datetime.now(UTC)
