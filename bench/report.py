@@ -361,6 +361,7 @@ PRESENCE_TARGET = 0.9
 PRESENCE_ROWS = (
     ("Subscribes/s while sockets churn", "subscribes_per_s", False),
     ("Subscribe → answer p99 ms", "subscribe_p99_ms", True),
+    ("Server CPU ms per subscribe (all the case's work)", CPU, True),
     ("Fan-out delay p50 ms (any watcher)", "delivery_p50_ms", True),
     ("Fan-out delay p99 ms (any watcher)", "delivery_p99_ms", True),
     ("Fan-out delay p99 ms (last watcher)", "last_p99_ms", True),

@@ -45,7 +45,7 @@ FANOUT_ROOM = "lobby"  # public room made by `manage.py demo_data`
 ORIGIN = "http://127.0.0.1"  # browsers always send one; every stack checks it
 WARMUP = {"count": 50, "concurrency": 10}
 # The result key that counts operations, per scenario that has one.
-OPERATION_COUNTS = ("ok", "refused", "round_trips")
+OPERATION_COUNTS = ("ok", "refused", "round_trips", "subscribes")
 
 
 @dataclass
