@@ -350,9 +350,9 @@ def metrics_cost_table(summary: dict) -> list[str]:
             else ("**pass**" if middle >= METRICS_TARGET else "**FAIL**")
         )
         each = ", ".join(f"{r:.2f}" for r in ratios) or "–"
+        shown = "–" if middle is None else f"{middle:.3f}×"  # 0.966 is not 0.97
         lines.append(
-            f"| {label} | {cell(on)} | {cell(off)} | {ratio_cell(middle)} | {each} "
-            f"| {verdict} |"
+            f"| {label} | {cell(on)} | {cell(off)} | {shown} | {each} | {verdict} |"
         )
     return lines
 
