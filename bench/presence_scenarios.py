@@ -185,6 +185,7 @@ async def presence_delay(target, tokens, *, subscribers, probes, room) -> dict:
         "missing_deliveries": missing,
         **latency_summary(found[JOIN][0], "join_"),
         **latency_summary(found[JOIN][1], "join_last_"),
+        "join_last_each_ms": [round(t * 1000, 1) for t in found[JOIN][1]],
         **latency_summary(found[LEAVE][0], "leave_"),
         **latency_summary(found[LEAVE][1], "leave_last_"),
     }
