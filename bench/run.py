@@ -90,14 +90,14 @@ FULL = Plan(
     storm={"count": 2000, "concurrency": 100, "deadline": 30},
     presence={
         "churn": {
-            "watchers": 1000,
+            "watchers": 200,  # each join/leave is a frame to every watcher
             "churners": 20,
             "cycles": 5,
             "duration": 10,
             "interval": 0.2,
         },
         "delay": {"subscribers": 1000, "probes": 20},
-        "paced_rate": 50,
+        "paced_rate": 10,  # joins+leaves x watchers: 4,000 frames/s
         "redis": {"sockets": 200, "idle_s": 3},
         "restart": {"sockets": 1000, "observers": 20, "deadline": 30},
     },
@@ -120,7 +120,7 @@ QUICK = Plan(
             "interval": 0.2,
         },
         "delay": {"subscribers": 200, "probes": 10},
-        "paced_rate": 50,
+        "paced_rate": 10,  # joins+leaves x watchers: 4,000 frames/s
         "redis": {"sockets": 100, "idle_s": 2},
         "restart": {"sockets": 200, "observers": 10, "deadline": 20},
     },
