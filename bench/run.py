@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -461,7 +460,7 @@ def presence_cases(stack: Stack, params: dict, run: int):
     yield "presence/restart", lambda: presence_restart_case(stack, params["restart"])
 
 
-@contextmanager
+@contextlib.contextmanager
 def private_redis(stack: Stack):
     """A redis-server of the case's own, stopped afterwards."""
     redis = RedisProcess(stack.deployment.workdir).start()
@@ -474,17 +473,16 @@ def private_redis(stack: Stack):
 def presence_case(stack: Stack, scenario: str, params: dict, redis: bool) -> dict:
     """One presence scenario on a fresh server with the bench's stream kinds."""
     env = dict(PRESENCE_SETTINGS)
-    with contextlib.ExitStack() as stack_ctx:
+    with contextlib.ExitStack() as cleanup:
         if redis:
             if shutil.which("redis-server") is None:
                 return {"status": "n/a", "reason": "no redis-server on this machine"}
-            env["REDIS_URL"] = stack_ctx.enter_context(private_redis(stack)).url
-            params = {**params, "redis_url": env["REDIS_URL"]}
-            if scenario != "presence_redis":
-                params.pop("redis_url")
+            env["REDIS_URL"] = cleanup.enter_context(private_redis(stack)).url
+            if scenario == "presence_redis":  # reads that server's INFO
+                params = {**params, "redis_url": env["REDIS_URL"]}
         label = f"{stack.kind.name}-{scenario}"
         server = Server(stack.deployment, label, env).start()
-        stack_ctx.callback(server.stop)
+        cleanup.callback(server.stop)
         return loadgen(server, scenario, stack.tokens, params)
 
 
