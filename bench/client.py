@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from authsocket_client import ApiClient, ApiError, MemoryTokenStore, Tokens
+
 # docs/protocol.md §4.1 transports, in the order the server considers them.
 TRANSPORTS = ("subprotocol", "header", "ticket", "token")
 SUBPROTOCOL = "authsocket.v1"
@@ -87,6 +89,27 @@ async def http_request(
         return status, json.loads(content) if content else None
     except ValueError:
         return status, None
+
+
+def api_client(target: Target, token: str) -> ApiClient:
+    """The project's Python client, signed in with a minted access token.
+
+    Used for the calls around a measurement (room membership, logout). The
+    ticket fetch inside the timed handshake loop stays on `http_request`: the
+    load generator's hot path stays lean and comparable with earlier runs.
+    Make it before the clock starts: creating its HTTP client costs a few ms.
+    """
+    store = MemoryTokenStore(Tokens(token, None, time.time() + 3600, 3600.0))
+    return ApiClient(target.http_origin, store=store)
+
+
+async def api_failure(api: ApiClient, method: str, path: str) -> int | None:
+    """Makes one call; None when it succeeded, else the HTTP status (0: none)."""
+    try:
+        await api.request(method, path)
+    except ApiError as exc:
+        return exc.status or 0
+    return None
 
 
 async def fetch_ticket(target: Target, token: str) -> str:

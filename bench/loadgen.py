@@ -16,7 +16,10 @@ import sys
 import time
 
 from bench.client import Target
+from bench.presence_scenarios import SCENARIOS as PRESENCE_SCENARIOS
 from bench.scenarios import SCENARIOS
+
+SCENARIOS = {**SCENARIOS, **PRESENCE_SCENARIOS}
 
 # Above this share of one core, the load generator may be what limits a
 # throughput figure rather than the server.

@@ -9,9 +9,11 @@ medians to bench/results/<date>.json, bench/RESULTS.md and a PNG chart.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -34,7 +36,7 @@ from bench.servers import (
     Deployment,
     Server,
 )
-from tests.servers import pinned
+from tests.servers import RedisProcess, pinned
 
 LOADGEN_TIMEOUT_S = 240.0
 TOKEN_TTL_S = 6 * 3600
@@ -42,7 +44,7 @@ FANOUT_ROOM = "lobby"  # public room made by `manage.py demo_data`
 ORIGIN = "http://127.0.0.1"  # browsers always send one; every stack checks it
 WARMUP = {"count": 50, "concurrency": 10}
 # The result key that counts operations, per scenario that has one.
-OPERATION_COUNTS = ("ok", "refused", "round_trips")
+OPERATION_COUNTS = ("ok", "refused", "round_trips", "subscribes")
 
 
 @dataclass
@@ -57,16 +59,22 @@ class Plan:
     fanout: dict
     revocation: dict
     storm: dict
+    presence: dict
     revocation_variants: tuple[str, ...] = (
         "memory",
         "redis-same-process",
         "redis-cross-process",
     )
+    transports: tuple[str, ...] = ()  # handshake transports; empty: all
     users: int = field(init=False)
 
     def __post_init__(self):
         self.users = max(
-            self.storm["count"], self.idle["count"], self.fanout["subscribers"] + 1
+            self.storm["count"],
+            self.idle["count"],
+            self.fanout["subscribers"] + 1,
+            self.presence["delay"]["subscribers"] + self.presence["delay"]["probes"],
+            self.presence["restart"]["sockets"] + self.presence["restart"]["observers"],
         )
 
 
@@ -79,6 +87,19 @@ FULL = Plan(
     fanout={"subscribers": 1000, "publishes": 20},
     revocation={"samples": 100},
     storm={"count": 2000, "concurrency": 100, "deadline": 30},
+    presence={
+        "churn": {
+            "watchers": 200,  # each join/leave is a frame to every watcher
+            "churners": 20,
+            "cycles": 5,
+            "duration": 10,
+            "interval": 0.2,
+        },
+        "delay": {"subscribers": 1000, "probes": 20},
+        "paced_rate": 10,  # joins+leaves x watchers: 4,000 frames/s
+        "redis": {"sockets": 200, "idle_s": 3},
+        "restart": {"sockets": 1000, "observers": 20, "deadline": 30},
+    },
 )
 QUICK = Plan(
     runs=1,
@@ -89,8 +110,22 @@ QUICK = Plan(
     fanout={"subscribers": 200, "publishes": 5},
     revocation={"samples": 10},
     storm={"count": 500, "concurrency": 100, "deadline": 15},
+    presence={
+        "churn": {
+            "watchers": 200,
+            "churners": 10,
+            "cycles": 5,
+            "duration": 3,
+            "interval": 0.2,
+        },
+        "delay": {"subscribers": 200, "probes": 10},
+        "paced_rate": 10,  # joins+leaves x watchers: 4,000 frames/s
+        "redis": {"sockets": 100, "idle_s": 2},
+        "restart": {"sockets": 200, "observers": 10, "deadline": 20},
+    },
     revocation_variants=("memory", "redis-cross-process"),
 )
+ALL_SERVERS = "authsocket,noauth,peer,authsocket-nometrics"
 SCENARIO_ORDER = (
     "handshake",
     "reject",
@@ -99,6 +134,7 @@ SCENARIO_ORDER = (
     "fanout",
     "revocation",
     "storm",
+    "presence",
 )
 
 
@@ -106,16 +142,26 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short run")
     parser.add_argument("--runs", type=int, help="override the number of runs")
-    parser.add_argument(
-        "--servers", default="authsocket,noauth,peer,authsocket-nometrics"
-    )
+    parser.add_argument("--servers", default=ALL_SERVERS)
     parser.add_argument("--scenarios", default=",".join(SCENARIO_ORDER))
+    parser.add_argument(
+        "--transports",
+        default="",
+        help="handshake transports to measure (default: every one a stack has); "
+        "`token` alone puts the metrics on/off pair side by side in each run",
+    )
     parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument(
         "--app-dir", default=str(REPO_DIR), help="the authsocket checkout to run"
     )
     parser.add_argument("--out", default=str(BENCH_DIR / "results"))
+    parser.add_argument(
+        "--label",
+        default="partial",
+        help="names the report of a run of fewer stacks or scenarios than all: "
+        "results/<date>-<label>.md, leaving RESULTS.md to full runs",
+    )
     return parser.parse_args()
 
 
@@ -290,7 +336,7 @@ def with_server_cpu(result: dict, cpu: float) -> dict:
     result["server_cpu_s"] = round(cpu, 3)
     ops = next((result[k] for k in OPERATION_COUNTS if result.get(k)), None)
     if ops:
-        result["server_cpu_ms_per_op"] = round(cpu * 1000 / ops, 3)
+        result["server_cpu_ms_per_op"] = round(cpu * 1000 / ops, 4)
     return result
 
 
@@ -299,8 +345,10 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
     params = dict(getattr(plan, scenario))
     if scenario == "handshake":
         # Rotated each run, so that no transport is always measured first.
-        shift = run % len(stack.kind.transports)
-        transports = stack.kind.transports[shift:] + stack.kind.transports[:shift]
+        wanted = plan.transports or stack.kind.transports
+        own = [t for t in stack.kind.transports if t in wanted]
+        shift = run % max(len(own), 1)
+        transports = own[shift:] + own[:shift]
         for transport in transports:
             yield (
                 f"handshake/{transport}",
@@ -321,6 +369,8 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
     elif scenario == "fanout":
         for layer in ("memory", "redis"):
             yield f"fanout/{layer}", lambda v=layer: fanout_case(stack, params, v)
+    elif scenario == "presence":
+        yield from presence_cases(stack, params, run)
     else:
         yield scenario, lambda: loadgen(stack.server, scenario, stack.tokens, params)
 
@@ -368,6 +418,99 @@ def fanout_case(stack: Stack, params: dict, layer: str) -> dict:
         return loadgen(server, "fanout", stack.tokens, params)
     finally:
         server.stop()
+
+
+PRESENCE_SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.presence_app.settings"}
+
+
+def presence_cases(stack: Stack, params: dict, run: int):
+    """On vs off (alternated each run) churning as fast as possible and paced,
+    delivery delay, Redis commands, restart.
+
+    Every Redis case uses a redis-server of its own (tests/servers.py), so
+    INFO commandstats counts this server's commands and nobody else's.
+    """
+    modes = ("on", "off") if run % 2 == 0 else ("off", "on")
+    for pace, rate in (("churn", 0), ("paced", params["paced_rate"])):
+        for layer in ("memory", "redis"):
+            for mode in modes:
+                yield (
+                    f"presence/{pace}-{layer}-{mode}",
+                    lambda m=mode, v=layer, r=rate: presence_case(
+                        stack,
+                        "presence_churn",
+                        {**params["churn"], "presence": m == "on", "rate": r},
+                        v == "redis",
+                    ),
+                )
+    for layer in ("memory", "redis"):
+        yield (
+            f"presence/delay-{layer}",
+            lambda v=layer: presence_case(
+                stack,
+                "presence_delay",
+                {**params["delay"], "room": FANOUT_ROOM},
+                v == "redis",
+            ),
+        )
+    yield (
+        "presence/redis-commands",
+        lambda: presence_case(stack, "presence_redis", params["redis"], True),
+    )
+    yield "presence/restart", lambda: presence_restart_case(stack, params["restart"])
+
+
+@contextlib.contextmanager
+def private_redis(stack: Stack):
+    """A redis-server of the case's own, stopped afterwards."""
+    redis = RedisProcess(stack.deployment.workdir).start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+def presence_case(stack: Stack, scenario: str, params: dict, redis: bool) -> dict:
+    """One presence scenario on a fresh server with the bench's stream kinds."""
+    env = dict(PRESENCE_SETTINGS)
+    with contextlib.ExitStack() as cleanup:
+        if redis:
+            if shutil.which("redis-server") is None:
+                return {"status": "n/a", "reason": "no redis-server on this machine"}
+            env["REDIS_URL"] = cleanup.enter_context(private_redis(stack)).url
+            if scenario == "presence_redis":  # reads that server's INFO
+                params = {**params, "redis_url": env["REDIS_URL"]}
+        label = f"{stack.kind.name}-{scenario}"
+        server = Server(stack.deployment, label, env).start()
+        cleanup.callback(server.stop)
+        return loadgen(server, scenario, stack.tokens, params)
+
+
+def presence_restart_case(stack: Stack, params: dict) -> dict:
+    """Two processes sharing a private Redis; the load generator stops the first
+    (SIGTERM: `authsocket.serve` closes its sockets with 4503 and leaves the
+    registry) and its clients come back on the second."""
+    if shutil.which("redis-server") is None:
+        return {"status": "n/a", "reason": "no redis-server on this machine"}
+    with private_redis(stack) as redis:
+        env = {**PRESENCE_SETTINGS, "REDIS_URL": redis.url}
+        first = Server(stack.deployment, "presence-a", env, module="authsocket.serve")
+        second = Server(stack.deployment, "presence-b", env, module="authsocket.serve")
+        try:
+            first.start()
+            second.start()
+            params = {
+                **params,
+                "room": FANOUT_ROOM,
+                "other_ws_url": second.ws,
+                "server_pid": first.pid,
+            }
+            result = loadgen(first, "presence_restart", stack.tokens, params)
+            result.pop("server_cpu_ms_per_op", None)  # the process it measured died
+            return result
+        finally:
+            first.stop()
+            second.stop()
 
 
 def revocation_case(
@@ -478,11 +621,20 @@ def median_of(results: list[dict]) -> dict:
     return merged
 
 
+def is_complete(args) -> bool:
+    """Every stack and every scenario: a run RESULTS.md may show."""
+    return set(args.servers.split(",")) >= set(ALL_SERVERS.split(",")) and set(
+        args.scenarios.split(",")
+    ) >= set(SCENARIO_ORDER)
+
+
 def main() -> None:
     args = parse_args()
     plan = QUICK if args.quick else FULL
     if args.runs:
         plan.runs = args.runs
+    if args.transports:
+        plan.transports = tuple(args.transports.split(","))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = datetime.now(UTC)
@@ -500,6 +652,7 @@ def main() -> None:
     summary = {
         "started_at": started.isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
+        "label": None if is_complete(args) else args.label,
         "plan": asdict(plan),
         "raised_limits": RAISED_LIMITS,
         "skipped": skipped,

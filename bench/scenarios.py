@@ -17,7 +17,8 @@ from bench.client import (
     Refused,
     Target,
     abort_all,
-    http_request,
+    api_client,
+    api_failure,
     latency_summary,
     now,
     open_welcomed,
@@ -242,11 +243,10 @@ async def fanout(target, tokens, *, subscribers, publishes, room) -> dict:
     does not subscribe, so every delivery measured is to another socket.
     """
     stream = f"room:{room}"
-    status, _ = await http_request(
-        target, "POST", f"/api/rooms/{room}/membership", bearer=tokens[0]
-    )
-    if status != 204:
-        return not_available(f"POST /api/rooms/{room}/membership answers {status}")
+    async with api_client(target, tokens[0]) as api:
+        failed = await api_failure(api, "POST", f"/api/rooms/{room}/membership")
+    if failed is not None:
+        return not_available(f"POST /api/rooms/{room}/membership answers {failed}")
     publisher = await open_welcomed(target, tokens[0])
     subs = await open_many(target, tokens[1:], subscribers, 100)
     try:
@@ -317,16 +317,15 @@ async def revocation(target, tokens, *, samples, logout_target=None) -> dict:
     from_request, from_answer, errors = [], [], ErrorTally()
     for token in tokens[:samples]:
         ws = await open_welcomed(target, token)
-        start = now()
-        status, _ = await http_request(
-            logout_target, "POST", "/api/auth/logout", bearer=token
-        )
-        answered = now()
-        if status in (404, 405):
+        async with api_client(logout_target, token) as api:
+            start = now()
+            failed = await api_failure(api, "POST", "/api/auth/logout")
+            answered = now()
+        if failed in (404, 405):
             ws.transport.abort()
-            return not_available(f"POST /api/auth/logout answers {status}")
+            return not_available(f"POST /api/auth/logout answers {failed}")
         try:
-            await wait_closed(ws, status)
+            await wait_closed(ws, failed)
         except Exception as exc:
             errors.add(exc)
             ws.transport.abort()
@@ -341,10 +340,10 @@ async def revocation(target, tokens, *, samples, logout_target=None) -> dict:
     }
 
 
-async def wait_closed(ws, logout_status: int) -> None:
+async def wait_closed(ws, logout_failed: int | None) -> None:
     """Waits for the server's close of a revoked socket and checks its code."""
-    if logout_status != 204:
-        raise RuntimeError(f"logout answered HTTP {logout_status}")
+    if logout_failed is not None:
+        raise RuntimeError(f"logout answered HTTP {logout_failed}")
     try:
         async with asyncio.timeout(FRAME_TIMEOUT_S):
             await ws.wait_closed()

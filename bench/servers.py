@@ -52,7 +52,16 @@ AUTHSOCKET = ServerKind(
     asgi_app="authsocket.asgi:application",
     transports=("token", "subprotocol", "header", "ticket"),
     scenarios=frozenset(
-        {"handshake", "reject", "echo", "idle", "fanout", "revocation", "storm"}
+        {
+            "handshake",
+            "reject",
+            "echo",
+            "idle",
+            "fanout",
+            "revocation",
+            "storm",
+            "presence",
+        }
     ),
     uses_database_url=True,
     has_demo_data=True,

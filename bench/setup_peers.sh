@@ -12,7 +12,8 @@ stamp="$venv/.installed"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-want="$(cat "$here/requirements-bench.txt" "$here/../requirements.txt" | sha256sum)"
+want="$(cat "$here/requirements-bench.txt" "$here/../requirements.txt" \
+    "$here/../clients/python/pyproject.toml" | sha256sum)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi

@@ -1,0 +1,343 @@
+"""Presence scenarios of issue 16, each a coroutine returning a flat dict.
+
+Streams: `benchp:<key>` (presence) and `benchn:<key>` (none) of
+bench/presence_app, alike otherwise, for "on vs off"; `room:lobby` for the
+delivery delay and the rolling restart. Every wait is bounded.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+
+from bench.client import (
+    FRAME_TIMEOUT_S,
+    abort_all,
+    latency_summary,
+    now,
+    open_welcomed,
+    recv_type,
+    ws_open,
+)
+from bench.scenarios import open_many, run_pool, subscribe_all
+
+JOIN, LEAVE = "presence.join", "presence.leave"
+QUIET_S = 2.0  # docs/protocol.md §4.4: a join or leave arrives within 1 s
+
+
+def subscribe_frame(stream: str, presence: bool) -> str:
+    frame = {"type": "subscribe", "stream": stream}
+    if presence:
+        frame["presence"] = True
+    return json.dumps(frame)
+
+
+async def subscribe(ws, stream: str, presence: bool) -> None:
+    """Subscribes and waits for `subscribed` (and the snapshot, if asked)."""
+    await ws.send(subscribe_frame(stream, presence))
+    await recv_type(ws, "subscribed")
+    if presence:
+        await recv_type(ws, "presence")
+
+
+async def unsubscribe(ws, stream: str) -> None:
+    await ws.send(json.dumps({"type": "unsubscribe", "stream": stream}))
+    await recv_type(ws, "unsubscribed")
+
+
+class Watcher:
+    """Reads every frame of one socket: arrival times of markers and presence."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.markers: dict[str, float] = {}
+        self.presence: list[tuple[str, int, float]] = []  # (type, user id, time)
+        self.counts: dict[str, int] = {}
+        self.task = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                frame, at = json.loads(raw), now()
+                kind = frame.get("type")
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+                if kind == "message":
+                    self.markers[frame["data"].get("bench")] = at
+                elif kind in (JOIN, LEAVE):
+                    self.presence.append((kind, frame["user"]["id"], at))
+
+    async def until(self, check, timeout: float = FRAME_TIMEOUT_S) -> bool:
+        """Polls this reader's state until `check()`; False on timeout."""
+        deadline = now() + timeout
+        while not check():
+            if now() > deadline:
+                return False
+            await asyncio.sleep(0.005)  # state filled by another task
+        return True
+
+
+async def presence_churn(
+    target, tokens, *, presence, watchers, churners, cycles, duration, interval, rate=0
+) -> dict:
+    """Subscribes/s and fan-out delay while sockets churn, presence on or off.
+
+    `watchers` sockets sit on the stream (asking for presence when it is on);
+    `churners` workers each open a socket, subscribe and unsubscribe it
+    `cycles` times, close it and start again with the next user; a publisher
+    sends a marker every `interval` s and its delay to every watcher counts.
+    `rate` > 0 paces the churn to that many subscribes a second in all (the
+    fan-out delay at a load both can carry); 0 churns as fast as it can.
+    """
+    stream = f"{'benchp' if presence else 'benchn'}:churn-{secrets.token_hex(3)}"
+    publisher = await open_welcomed(target, tokens[0])
+    socks = await open_many(target, tokens[1:], watchers, 50)
+    await asyncio.gather(*(subscribe(ws, stream, presence) for ws in socks))
+    readers = [Watcher(ws) for ws in socks]
+    pool = tokens[watchers + 1 :]
+    subscribes, next_user, errors = [], iter(range(10**9)), []
+    deadline = now() + duration
+
+    async def churn():
+        step, next_at = (churners / rate if rate else 0.0), now()
+        while now() < deadline:
+            try:
+                ws = await open_welcomed(target, pool[next(next_user) % len(pool)])
+                for _ in range(cycles):
+                    start = now()
+                    await subscribe(ws, stream, presence)
+                    subscribes.append(now() - start)
+                    await unsubscribe(ws, stream)
+                    next_at += step
+                    await asyncio.sleep(max(0.0, next_at - now()))  # pacing
+                await ws.close()
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    async def publish():
+        sent = {}
+        while now() < deadline:
+            marker = secrets.token_hex(6)
+            frame = {"type": "publish", "stream": stream, "data": {"bench": marker}}
+            sent[marker] = now()
+            await publisher.send(json.dumps(frame))
+            await asyncio.sleep(interval)
+        return sent
+
+    start = now()
+    sent, *_ = await asyncio.gather(publish(), *(churn() for _ in range(churners)))
+    wall = now() - start
+    await asyncio.gather(
+        *(r.until(lambda r=r: len(r.markers) >= len(sent)) for r in readers)
+    )
+    delays, last, missing = [], [], 0
+    for marker, at in sent.items():
+        got = [r.markers[marker] - at for r in readers if marker in r.markers]
+        missing += len(readers) - len(got)
+        delays += got
+        last += [max(got)] if got else []
+    presence_frames = sum(len(r.presence) for r in readers)
+    await abort_all([publisher, *socks])
+    return {
+        "presence": presence,
+        "paced_rate": rate,
+        "subscribes_per_s": round(len(subscribes) / wall, 1),
+        "subscribes": len(subscribes),
+        **latency_summary(subscribes, "subscribe_"),
+        **latency_summary(delays, "delivery_"),
+        **latency_summary(last, "last_"),
+        "missing_deliveries": missing,
+        "presence_frames_per_watcher": round(presence_frames / max(len(readers), 1), 1),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+    }
+
+
+async def presence_delay(target, tokens, *, subscribers, probes, room) -> dict:
+    """Delay of a `presence.join` / `presence.leave` to every subscriber of a room.
+
+    `subscribers` sockets watch `room:<room>` with presence; then `probes`
+    other users, one at a time, subscribe and unsubscribe: each change's delay
+    from the probe's frame to each watcher, and to the last one.
+    """
+    stream = f"room:{room}"
+    socks = await open_many(target, tokens[probes:], subscribers, 100)
+    try:
+        await asyncio.gather(*(subscribe(ws, stream, True) for ws in socks))
+        readers = [Watcher(ws) for ws in socks]
+        found = {JOIN: ([], []), LEAVE: ([], [])}
+        missing = 0
+        for token in tokens[:probes]:
+            probe, user = await open_probe(target, token)
+            start = now()
+            await subscribe(probe, stream, False)
+            missing += await collect(readers, JOIN, user, start, *found[JOIN])
+            start = now()
+            await unsubscribe(probe, stream)
+            missing += await collect(readers, LEAVE, user, start, *found[LEAVE])
+            await probe.close()
+    finally:
+        await abort_all(socks)
+    return {
+        "subscribers": subscribers,
+        "probes": probes,
+        "missing_deliveries": missing,
+        **latency_summary(found[JOIN][0], "join_"),
+        **latency_summary(found[JOIN][1], "join_last_"),
+        "join_last_each_ms": [round(t * 1000, 1) for t in found[JOIN][1]],
+        **latency_summary(found[LEAVE][0], "leave_"),
+        **latency_summary(found[LEAVE][1], "leave_last_"),
+    }
+
+
+async def open_probe(target, token):
+    """A socket and its user id, read from `welcome` (docs/protocol.md §4.2)."""
+    ws = await ws_open(target, token, "token")
+    welcome = await recv_type(ws, "welcome")
+    return ws, welcome["user"]["id"]
+
+
+async def collect(readers, kind, user, start, every: list, last: list) -> int:
+    """Waits for `kind` of `user` at every reader; returns how many missed it."""
+
+    def seen(reader):
+        return next(
+            (
+                t
+                for k, u, t in reader.presence
+                if k == kind and u == user and t >= start
+            ),
+            None,
+        )
+
+    await asyncio.gather(*(r.until(lambda r=r: seen(r) is not None) for r in readers))
+    times = [t - start for t in map(seen, readers) if t is not None]
+    every += times
+    last += [max(times)] if times else []
+    return len(readers) - len(times)
+
+
+async def redis_commands(redis_url: str) -> dict[str, int]:
+    """Calls per command since the Redis instance started (INFO commandstats)."""
+    import redis.asyncio as redis
+
+    client = redis.from_url(redis_url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+
+
+def delta(after: dict, before: dict) -> dict:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+async def presence_redis(target, tokens, *, sockets, redis_url, idle_s) -> dict:
+    """Redis commands per subscribe and per unsubscribe, presence on and off.
+
+    Read as INFO commandstats deltas on a Redis instance of the bench's own;
+    the heartbeats counted over `idle_s` idle seconds are subtracted.
+    """
+    socks = await open_many(target, tokens, sockets, 50)
+    out = {}
+    try:
+        idle_before = await redis_commands(redis_url)
+        t0 = now()
+        await asyncio.sleep(idle_s)  # nothing to await: the idle rate is the point
+        idle = delta(await redis_commands(redis_url), idle_before)
+        idle_rate = sum(idle.values()) / (now() - t0)
+        for presence in (True, False):
+            stream = f"{'benchp' if presence else 'benchn'}:cmd-{secrets.token_hex(3)}"
+            for action in ("subscribe", "unsubscribe"):
+                before, t0 = await redis_commands(redis_url), now()
+                if action == "subscribe":
+                    await asyncio.gather(
+                        *(subscribe(ws, stream, presence) for ws in socks)
+                    )
+                else:
+                    await asyncio.gather(*(unsubscribe(ws, stream) for ws in socks))
+                used = delta(await redis_commands(redis_url), before)
+                net = sum(used.values()) - idle_rate * (now() - t0) - 2  # the 2 INFOs
+                label = f"{'on' if presence else 'off'}_{action}"
+                out[f"redis_cmds_per_{label}"] = round(net / sockets, 2)
+                out[f"redis_top_{label}"] = dict(
+                    sorted(used.items(), key=lambda kv: -kv[1])[:6]
+                )
+    finally:
+        await abort_all(socks)
+    return {"sockets": sockets, "idle_cmds_per_s": round(idle_rate, 1), **out}
+
+
+async def presence_restart(
+    target, tokens, *, sockets, observers, room, other_ws_url, server_pid, deadline
+) -> dict:
+    """A process holding `sockets` users on a room is stopped (SIGTERM): its
+    clients reconnect to the other process and subscribe again. Counts the
+    presence frames each observer (on the other process) receives."""
+    from bench.client import Target
+
+    other = Target(other_ws_url, target.origin)
+    stream = f"room:{room}"
+    held = await open_many(target, tokens[observers:], sockets, 100)
+    await subscribe_all(held, stream)
+    obs = await open_many(other, tokens, observers, 50)
+    await asyncio.gather(*(subscribe(ws, stream, True) for ws in obs))
+    readers = [Watcher(ws) for ws in obs]
+    start = now()
+    os.kill(server_pid, signal.SIGTERM)
+    back = []
+
+    async def come_back(i, ws):
+        with contextlib.suppress(Exception):
+            await ws.wait_closed()
+        ws = await open_welcomed(other, tokens[observers + i], timeout=deadline)
+        await subscribe(ws, stream, False)
+        back.append(ws)
+
+    await run_pool(sockets, 100, lambda i: come_back(i, held[i]))
+    back_s = now() - start
+    await quiet(readers, deadline)
+    per = [len(r.presence) for r in readers]
+    leaves = [sum(k == LEAVE for k, _, _ in r.presence) for r in readers]
+    joins = [sum(k == JOIN for k, _, _ in r.presence) for r in readers]
+    snapshots = [r.counts.get("presence", 0) for r in readers]  # after the first
+    settled = [max(t for _, _, t in r.presence) - start for r in readers if r.presence]
+    await abort_all([*obs, *back])
+    return {
+        "sockets": sockets,
+        "observers": observers,
+        "seconds_until_all_back": round(back_s, 3),
+        "presence_frames_per_observer": max(per),
+        "min_presence_frames_per_observer": min(per),
+        "leaves_per_observer": max(leaves),
+        "joins_per_observer": max(joins),
+        "unprompted_snapshots": max(snapshots),
+        "seconds_until_last_presence_frame": round(max(settled), 3)
+        if settled
+        else None,
+    }
+
+
+async def quiet(readers, deadline: float) -> None:
+    """Waits until no presence frame has arrived for QUIET_S (bounded).
+
+    A user who is back on the other process before his old socket is gone
+    never leaves nor joins, so the frames expected are not known in advance.
+    """
+    end = now() + deadline
+
+    def newest():
+        return max((r.presence[-1][2] for r in readers if r.presence), default=0.0)
+
+    while now() < end and now() - max(newest(), end - deadline) < QUIET_S:
+        await asyncio.sleep(0.05)  # state filled by the reader tasks
+
+
+SCENARIOS = {
+    "presence_churn": presence_churn,
+    "presence_delay": presence_delay,
+    "presence_redis": presence_redis,
+    "presence_restart": presence_restart,
+}
