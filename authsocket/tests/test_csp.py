@@ -147,8 +147,10 @@ def test_deployment_hosts_and_origins_reach_the_header():
         "r = Client(HTTP_HOST='chat.example.org').get('/static/authsocket/demo.css');"
         "print(r['Content-Security-Policy'])"
     )
-    header = manage(env, "shell", "-c", script, timeout=60)
-    connect = next(d for d in header.split(";") if d.strip().startswith("connect-src"))
+    # The shell prints its own banner first: the header is the last line.
+    header = manage(env, "shell", "-c", script, timeout=60).strip().splitlines()[-1]
+    directives = [d.strip() for d in header.split(";")]
+    connect = next(d for d in directives if d.startswith("connect-src"))
     assert connect.split()[1:] == [
         "'self'",
         "ws://chat.example.org:*",
