@@ -33,7 +33,7 @@ from realtime.protocol import ClientFrame, CloseCode, ErrorCode, ServerFrame
 from realtime.ratelimit import FrameLimiter
 from realtime.stream_frames import StreamSubscriptions
 from tests.reliability.strict_oracle import NOT_STRICT, strict_parse, wrong_field
-from tests.tokens import TEST_KID, TEST_SECRET
+from tests.tokens import TEST_KID, TEST_SECRET, access_claims
 
 BOUNDED = settings(
     max_examples=300,
@@ -322,21 +322,18 @@ def test_decoder_raises_only_invalid_token_on_junk(token):
         decode_access(token)
 
 
+def valid_claims() -> dict:
+    """Claims a token of user 5 passes with, issued now for five minutes."""
+    return access_claims(
+        sub="5", sid="prop-session", iat=now(), exp=now() + 300, jti="j"
+    )
+
+
 @settings(BOUNDED, max_examples=100)
 @given(extra=st.dictionaries(st.text(max_size=10), json_values, max_size=5))
 def test_a_valid_token_with_extra_claims_is_accepted(extra):
     """Non-vacuity: the oracle above is exercised by tokens that do pass."""
-    payload = {
-        **extra,
-        "iss": "authsocket",
-        "aud": "authsocket-ws",
-        "sub": "5",
-        "sid": "prop-session",
-        "iat": now(),
-        "exp": now() + 300,
-        "jti": "j",
-        "typ": "access",
-    }
+    payload = {**extra, **valid_claims()}
     payload.pop("nbf", None)
     claims = decode_access(
         sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
@@ -352,16 +349,7 @@ def test_a_valid_token_with_extra_claims_is_accepted(extra):
 )
 def test_a_time_that_is_not_an_integer_is_invalid_token(name, shift, spelling):
     """A time otherwise fine (within leeway) is refused for its type alone."""
-    payload = {
-        "iss": "authsocket",
-        "aud": "authsocket-ws",
-        "sub": "5",
-        "sid": "prop-session",
-        "iat": now(),
-        "exp": now() + 300,
-        "jti": "j",
-        "typ": "access",
-    }
+    payload = valid_claims()
     payload[name] = spelling(payload.get(name, now()) + shift)
     token = sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
     with pytest.raises(InvalidToken) as info:
