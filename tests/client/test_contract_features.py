@@ -1,11 +1,7 @@
-"""Presence and the server API through the client, against the real server.
-
-They run as soon as the server answers the endpoints: each test first asks
-whether the feature is there and skips, naming what is missing, only when the
-server answers 404 for it.
-"""
+"""Presence and the server API through the client, against the real server."""
 
 import asyncio
+import contextlib
 import re
 
 import pytest
@@ -18,16 +14,9 @@ from authsocket_client import (
     ServerClient,
 )
 from tests.client.conftest import PASSWORD
-from tests.http import call
 from tests.servers import manage
 
 pytestmark = [pytest.mark.e2e]
-
-
-def require(server, method: str, path: str, missing: str, token=None) -> None:
-    status, _, _ = call(method, f"{server.http}{path}", {}, token=token)
-    if status == 404:
-        pytest.skip(f"the server does not have {missing} yet ({method} {path} → 404)")
 
 
 def service_key(server) -> str:
@@ -49,13 +38,6 @@ async def test_presence_view_follows_snapshot_join_and_leave(server):
     async with ApiClient(server.http) as alice, ApiClient(server.http) as bob:
         await alice.login("alice", PASSWORD)
         await bob.login("bob", PASSWORD)
-        require(
-            server,
-            "GET",
-            "/api/rooms/lobby/presence",
-            "presence",
-            token=alice.tokens.access,
-        )
         async with alice.socket() as watcher:
             await watcher.subscribe("room:lobby", presence=True)
             snapshot = await next_presence(watcher)
@@ -74,8 +56,9 @@ async def test_presence_view_follows_snapshot_join_and_leave(server):
             assert [u["username"] for u in http["users"]] == ["alice"]
 
 
-async def test_server_api_publish_is_idempotent_and_reaches_sockets(server):
-    require(server, "POST", "/api/server/publish", "the server API")
+@contextlib.asynccontextmanager
+async def backend_and_lobby_socket(server):
+    """A service-key client, and alice's socket subscribed to `room:lobby`."""
     key = await asyncio.to_thread(service_key, server)
     async with (
         ServerClient(server.http, key) as backend,
@@ -84,55 +67,37 @@ async def test_server_api_publish_is_idempotent_and_reaches_sockets(server):
         await alice.login("alice", PASSWORD)
         async with alice.socket() as socket:
             await socket.subscribe("room:lobby")
-            first = await backend.publish("room:lobby", {"n": 1}, idempotency_key="k1")
-            again = await backend.publish("room:lobby", {"n": 1}, idempotency_key="k1")
-            assert again == first and first["sender"] is None
+            yield backend, socket
+
+
+async def test_server_api_publish_is_idempotent_and_reaches_sockets(server):
+    async with backend_and_lobby_socket(server) as (backend, socket):
+        first = await backend.publish("room:lobby", {"n": 1}, idempotency_key="k1")
+        again = await backend.publish("room:lobby", {"n": 1}, idempotency_key="k1")
+        assert again == first and first["sender"] is None
+        async with asyncio.timeout(5):
+            async for message in socket.messages():
+                assert message.id == first["id"]
+                break
+        history = await backend.history("room:lobby", after=first["id"] - 1)
+        assert [m["id"] for m in history] == [first["id"]]
+        user_id = socket.welcome["user"]["id"]
+        assert await backend.revoke_user(user_id) >= 1
+        with pytest.raises(CredentialsRejected):
             async with asyncio.timeout(5):
-                async for message in socket.messages():
-                    assert message.id == first["id"]
-                    break
-            history = await backend.history("room:lobby", after=first["id"] - 1)
-            assert [m["id"] for m in history] == [first["id"]]
-            user_id = socket.welcome["user"]["id"]
-            assert await backend.revoke_user(user_id) >= 1
-            with pytest.raises(CredentialsRejected):
-                async with asyncio.timeout(5):
-                    async for _ in socket:
-                        pass
+                async for _ in socket:
+                    pass
 
 
 async def test_server_api_presence_and_connections_count_live_sockets(server):
-    require(server, "POST", "/api/server/publish", "the server API")
-    key = await asyncio.to_thread(service_key, server)
-    async with (
-        ServerClient(server.http, key) as backend,
-        ApiClient(server.http) as alice,
-    ):
-        await alice.login("alice", PASSWORD)
-        async with alice.socket() as socket:
-            await socket.subscribe("room:lobby")
-            user_id = socket.welcome["user"]["id"]
-            for path, missing in [
-                ("/api/server/streams/room:lobby/presence", "server API presence"),
-                (f"/api/server/users/{user_id}/connections", "connection counts"),
-            ]:
-                status, _, _ = await asyncio.to_thread(
-                    call,
-                    "GET",
-                    f"{server.http}{path}",
-                    None,
-                    None,
-                    {"Authorization": f"ApiKey {key}"},
-                )
-                if status == 404:
-                    pytest.skip(f"the server does not have {missing} yet")
-            presence = await backend.presence("room:lobby")
-            assert [u["username"] for u in presence["users"]] == ["alice"]
-            assert (await backend.connections(user_id))["connections"] == 1
+    async with backend_and_lobby_socket(server) as (backend, socket):
+        presence = await backend.presence("room:lobby")
+        assert [u["username"] for u in presence["users"]] == ["alice"]
+        user_id = socket.welcome["user"]["id"]
+        assert (await backend.connections(user_id))["connections"] == 1
 
 
 async def test_server_api_refuses_a_bad_key_with_its_code(server):
-    require(server, "POST", "/api/server/publish", "the server API")
     async with ServerClient(server.http, "ask_not-a-key") as backend:
         with pytest.raises(ApiError) as refused:
             await backend.publish("room:lobby", {"n": 1})

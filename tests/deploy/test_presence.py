@@ -7,6 +7,7 @@ last test restarts a Redis of its own.
 """
 
 import asyncio
+import contextlib
 import re
 import signal
 import time
@@ -164,39 +165,36 @@ async def test_connections_are_counted_on_both_processes(pair, service_key):
         assert body == {"connections": 0, "sessions": []}
 
 
-async def test_a_drained_process_users_leave_within_a_second(pair, third):
-    a, _ = pair
-    watcher, _, _ = await open_socket(a, "alice")
-    doomed, _, _ = await open_socket(third, "carol")
+@contextlib.asynccontextmanager
+async def carol_watched(watching, doomed_process):
+    """alice watches `room:lobby` on one process; carol is on it from another."""
+    watcher, _, _ = await open_socket(watching, "alice")
+    doomed, _, _ = await open_socket(doomed_process, "carol")
     try:
         await watch(watcher, "room:lobby")
         await subscribe(doomed, "room:lobby")
         await recv_until(watcher, change("join", "carol"), timeout=5)
+        yield watcher, doomed
+    finally:
+        await watcher.close()
+        await doomed.close()
+
+
+async def test_a_drained_process_users_leave_within_a_second(pair, third):
+    async with carol_watched(pair[0], third) as (watcher, doomed):
         third.signal(signal.SIGTERM)
         assert await close_code(doomed, timeout=10) == 4503
         closed = time.monotonic()
         await recv_until(watcher, change("leave", "carol"), timeout=5)
         assert time.monotonic() - closed < 1.0
-    finally:
-        await watcher.close()
-        await doomed.close()
 
 
 async def test_a_killed_process_users_leave_within_the_ttl_plus_a_second(pair, third):
-    a, _ = pair
-    watcher, _, _ = await open_socket(a, "alice")
-    doomed, _, _ = await open_socket(third, "carol")
-    try:
-        await watch(watcher, "room:lobby")
-        await subscribe(doomed, "room:lobby")
-        await recv_until(watcher, change("join", "carol"), timeout=5)
+    async with carol_watched(pair[0], third) as (watcher, _):
         third.signal(signal.SIGKILL)
         killed = time.monotonic()
         await recv_until(watcher, change("leave", "carol"), timeout=PRESENCE_TTL + 5)
         assert time.monotonic() - killed < PRESENCE_TTL + 1
-    finally:
-        await watcher.close()
-        await doomed.close()
 
 
 async def test_when_redis_forgets_watchers_get_a_fresh_snapshot(pair, presence_env):
