@@ -217,7 +217,8 @@ async def test_a_revocation_poll_reports_its_duration_and_age(connect, alice):
     await connect(alice)  # starts the watcher on this loop
     with Delta("authsocket_revocation_poll_duration_seconds_count") as polls:
         await guard.poll_once()
-    assert polls.value == 1
+    # The watcher polls on its own too and may land inside this window.
+    assert polls.value >= 1
     assert 0 <= value("authsocket_revocation_poll_age_seconds") < 5
 
 
