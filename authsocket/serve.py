@@ -189,10 +189,10 @@ async def presence_goodbye() -> None:
     Without it the other processes would send them only after
     AUTHSOCKET_PRESENCE_TTL. Imported here: Django is set up by now.
     """
-    from realtime.presence import registry_stop
+    from realtime.presence.broadcast import registry_stopped
 
     try:
-        await registry_stop()
+        await registry_stopped()
     except Exception:  # exiting anyway: the others reap us after the TTL
         logger.warning("presence goodbye failed", exc_info=True)
 

@@ -10,14 +10,16 @@ of the event-loop thread (text and HTML in bench/results/tmp/profile-*/).
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.run import FANOUT_ROOM, WARMUP, loadgen
+from bench.run import FANOUT_ROOM, FULL, PRESENCE_SETTINGS, WARMUP, loadgen
 from bench.servers import BENCH_DIR, BENCH_PYTHON, KINDS, REPO_DIR, Deployment, Server
+from tests.servers import RedisProcess
 
 REPORT_WAIT_S = 60.0
 TREE_LINES = 120
@@ -27,7 +29,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="authsocket", choices=sorted(KINDS))
     parser.add_argument(
-        "--scenario", default="handshake", choices=("handshake", "echo", "fanout")
+        "--scenario",
+        default="handshake",
+        choices=("handshake", "echo", "fanout", "presence_churn"),
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="presence_churn through a redis-server of its own (else in memory)",
     )
     parser.add_argument("--transport", default="token")
     parser.add_argument("--count", type=int, default=3000)
@@ -82,11 +91,25 @@ def scenario_params(args) -> dict:
         }
     if args.scenario == "echo":
         return {"concurrency": args.concurrency, "duration": args.duration}
+    if args.scenario == "presence_churn":  # the flat-out case of `make bench`
+        return {**FULL.presence["churn"], "presence": True, "rate": 0}
     return {
         "subscribers": args.subscribers,
         "publishes": args.publishes,
         "room": FANOUT_ROOM,
     }
+
+
+def scenario_env(args, cleanup: contextlib.ExitStack) -> dict:
+    """The bench's stream kinds for presence, and a Redis of its own if asked."""
+    if args.scenario != "presence_churn":
+        return {}
+    env = dict(PRESENCE_SETTINGS)
+    if args.redis:
+        redis = RedisProcess().start()
+        cleanup.callback(redis.stop)
+        env["REDIS_URL"] = redis.url
+    return env
 
 
 def profile(args, workdir: Path) -> None:
@@ -100,15 +123,18 @@ def profile(args, workdir: Path) -> None:
     deployment.manage("migrate", "--no-input", "-v", "0")
     if kind.has_demo_data:
         deployment.manage("demo_data")  # the public room fan-out publishes to
-    users = max(min(args.count, 2000), args.subscribers + 1)
+    users = max(min(args.count, 2000), args.subscribers + 1, FULL.users)
     tokens = deployment.mint("bench", users, 3600)
     out = workdir / "profile"
-    server = Server(
-        deployment,
-        "profiled",
-        {"BENCH_PROFILE_OUT": str(out)},
-        module="bench.profiled_daphne",
-    ).start()
+    with contextlib.ExitStack() as cleanup:
+        env = {"BENCH_PROFILE_OUT": str(out), **scenario_env(args, cleanup)}
+        result, split = profiled_load(args, deployment, env, tokens, out)
+    show(args, result, split, out)
+
+
+def profiled_load(args, deployment, env: dict, tokens: Path, out: Path):
+    """The measured load on a profiled server: its result and CPU split."""
+    server = Server(deployment, "profiled", env, module="bench.profiled_daphne").start()
     try:
         loadgen(server, "handshake", tokens, WARMUP | {"transport": args.transport})
         params = scenario_params(args)
@@ -120,7 +146,7 @@ def profile(args, workdir: Path) -> None:
         wait_for(out.with_suffix(".pyisession"))  # written last
     finally:
         server.stop()
-    show(args, result, split, out)
+    return result, split
 
 
 def package_of(file_path: str) -> str:

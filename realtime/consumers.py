@@ -49,8 +49,8 @@ class StreamConsumer(AuthenticatedConsumer):
     async def stream_revoke(self, event: dict) -> None:
         await self.streams.rights_changed(event)
 
-    async def presence_change(self, event: dict) -> None:
-        await self.streams.presence.change_arrived(event)
+    async def presence_changes(self, event: dict) -> None:
+        await self.streams.presence.changes_arrived(event)
 
     async def presence_resync(self, event: dict) -> None:
         await self.streams.presence.resync(event)

@@ -13,15 +13,10 @@ from channels.db import database_sync_to_async
 from realtime.permissions import Action, stream_access
 from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast
-from realtime.presence.events import Change, PresenceChange
+from realtime.presence.events import batch_changes
 from realtime.presence.ordering import PresenceFilter
 from realtime.protocol import ServerFrame
 from realtime.streams import Stream, stream_parse
-
-CHANGE_FRAMES = {
-    Change.JOIN: ServerFrame.PRESENCE_JOIN,
-    Change.LEAVE: ServerFrame.PRESENCE_LEAVE,
-}
 
 
 class StreamPresence:
@@ -101,25 +96,31 @@ class StreamPresence:
 
     # --- channel-layer events ---------------------------------------------------
 
-    async def change_arrived(self, event: dict) -> None:
-        """A join or leave from any process, passed on once, never one's own."""
-        change = PresenceChange.from_event(event)
-        view = self.watched.get(change.stream)
-        if view is None or change.socket_id == self.socket_id:
+    async def changes_arrived(self, event: dict) -> None:
+        """One window's joins and leaves from any process: each passed on once."""
+        changes = batch_changes(event)
+        view = self.watched.get(event["stream"])
+        if view is None:
             return
-        if not view.accept(change):
-            return
-        await self.socket.send_frame(
-            CHANGE_FRAMES[change.kind], stream=change.stream, user=change.user
-        )
+        for change, text in changes:
+            if change.socket_id != self.socket_id and view.accept(change):
+                await self.socket.send(text_data=text)
 
     async def resync(self, event: dict) -> None:
-        """The shared state was rebuilt: a fresh snapshot replaces the client's view."""
+        """The shared state was rebuilt: a fresh snapshot replaces the client's view.
+
+        The sockets of this process share one read; a socket whose view is
+        newer than that read (a change arrived first) reads its own.
+        """
         name = event["stream"]
-        if self.watched.get(name) is None:
+        view = self.watched.get(name)
+        if view is None:
             return
-        snapshot = await registry_get().snapshot(name)
-        self.watched[name].reset(snapshot)
+        registry = registry_get()
+        snapshot = await registry.snapshot_shared(name)
+        if snapshot.version < view.newest:
+            snapshot = await registry.snapshot(name)
+        view.reset(snapshot)
         await self.socket.send_frame(
             ServerFrame.PRESENCE, stream=name, **snapshot.payload()
         )

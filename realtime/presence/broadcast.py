@@ -3,33 +3,61 @@
 The registry decides and returns changes; this is the one place they become
 channel-layer messages, to each stream's presence group (realtime.groups),
 and the one place the joins and leaves are counted (once per change, by the
-process that caused or noticed it, never per receiver).
+process that caused or noticed it, never per receiver). Changes wait in this
+process's outbox for `AUTHSOCKET_PRESENCE_WINDOW_MS`, then go out as one
+message per stream (realtime/presence/outbox.py says why).
 """
+
+import asyncio
+
+from django.conf import settings
 
 from authsocket import metrics
 from realtime.broadcast import agroup_send
-from realtime.presence import registry_get
-from realtime.presence.events import Change, PresenceChange, PresenceEvent
+from realtime.frames import dumps
+from realtime.presence import registry_get, registry_stop
+from realtime.presence.events import (
+    Change,
+    PresenceChange,
+    PresenceEvent,
+    Resync,
+    batch_event,
+)
+from realtime.presence.outbox import PresenceOutbox
 from realtime.presence.registry import SocketRegistry
+from realtime.protocol import ServerFrame
 from realtime.streams import stream_parse
 
 FALLBACK = "presence is late until the next snapshot"
+# Users changed on one stream in one window above which watchers get one fresh
+# snapshot instead of a frame per change (a restart, a class joining at once).
+RESYNC_OVER = 100
+CHANGE_FRAMES = {
+    Change.JOIN: ServerFrame.PRESENCE_JOIN,
+    Change.LEAVE: ServerFrame.PRESENCE_LEAVE,
+}
+
+_outbox: PresenceOutbox | None = None
 
 
 async def presence_broadcast(events: list[PresenceEvent | None]) -> None:
-    """Send each change (or resync) to its stream's presence group; None is skipped."""
+    """Count each change and queue it for its stream's watchers; None is skipped."""
+    outbox = _outbox_get()
     for event in events:
         if event is None:
-            continue
-        stream = stream_parse(event.stream, user_id=None)
-        if stream is None:  # its kind is gone from the project
             continue
         if isinstance(event, PresenceChange):
             if event.kind is Change.JOIN:
                 metrics.presence_joined(event.stream)
             else:
                 metrics.presence_left(event.stream)
-        await agroup_send(stream.presence_group, event.event(), fallback=FALLBACK)
+        outbox.add(event)
+
+
+async def presence_flush() -> None:
+    """Send what is queued now (shutdown, tests) instead of at the window's end."""
+    if _outbox is not None and _outbox.loop is asyncio.get_running_loop():
+        await _outbox.flush()
 
 
 async def registry_started() -> SocketRegistry:
@@ -37,3 +65,41 @@ async def registry_started() -> SocketRegistry:
     registry = registry_get()
     await registry.start(on_change=presence_broadcast)
     return registry
+
+
+async def registry_stopped() -> None:
+    """Say goodbye on shutdown: every entry removed, the leaves sent now."""
+    await registry_stop()
+    await presence_flush()
+
+
+def _outbox_get() -> PresenceOutbox:
+    """This process's outbox, on the running loop (tests run one loop each)."""
+    global _outbox
+    if _outbox is None or _outbox.loop is not asyncio.get_running_loop():
+        _outbox = PresenceOutbox(
+            window=settings.AUTHSOCKET_PRESENCE_WINDOW_MS / 1000,
+            resync_over=RESYNC_OVER,
+            send_changes=_send_changes,
+            send_resync=_send_resync,
+        )
+    return _outbox
+
+
+async def _send_changes(name: str, changes: list[PresenceChange]) -> None:
+    stream = stream_parse(name, user_id=None)
+    if stream is not None:  # else its kind is gone from the project
+        event = batch_event(name, changes, [change_frame(c) for c in changes])
+        await agroup_send(stream.presence_group, event, fallback=FALLBACK)
+
+
+async def _send_resync(resync: Resync) -> None:
+    stream = stream_parse(resync.stream, user_id=None)
+    if stream is not None:
+        await agroup_send(stream.presence_group, resync.event(), fallback=FALLBACK)
+
+
+def change_frame(change: PresenceChange) -> str:
+    """The `presence.join` / `presence.leave` frame of a change (docs/protocol.md §4.4)."""
+    frame = {"type": CHANGE_FRAMES[change.kind], "stream": change.stream}
+    return dumps({**frame, "user": change.user})

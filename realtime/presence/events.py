@@ -4,10 +4,11 @@ The registry decides; its callers turn these into frames (docs/protocol.md
 §4.4) and broadcast them. Nothing here knows about sockets or groups.
 """
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-CHANGE_EVENT = "presence.change"  # channel-layer types: handlers presence_change,
+BATCH_EVENT = "presence.changes"  # channel-layer types: handlers presence_changes,
 RESYNC_EVENT = "presence.resync"  # presence_resync
 
 
@@ -36,28 +37,40 @@ class PresenceChange:
     def user(self) -> dict:
         return {"id": self.user_id, "username": self.username}
 
-    def event(self) -> dict:
-        """A channel-layer message (plain values only) for the stream's receivers."""
-        return {
-            "type": CHANGE_EVENT,
-            "stream": self.stream,
-            "kind": str(self.kind),
-            "user": self.user,
-            "version": self.version,
-            "socket": self.socket_id,
-        }
+    def row(self) -> list:
+        """Plain values, one row of a batch (msgpack and JSON safe)."""
+        return [
+            str(self.kind),
+            self.user_id,
+            self.username,
+            self.version,
+            self.socket_id,
+        ]
 
     @classmethod
-    def from_event(cls, event: dict) -> "PresenceChange":
-        user = event["user"]
-        return cls(
-            Change(event["kind"]),
-            event["stream"],
-            user["id"],
-            user["username"],
-            event["version"],
-            event.get("socket"),
-        )
+    def from_row(cls, stream: str, row: list) -> "PresenceChange":
+        kind, user_id, username, version, socket_id = row
+        return cls(Change(kind), stream, user_id, username, version, socket_id)
+
+
+def batch_event(stream: str, changes: list[PresenceChange], texts: list[str]) -> dict:
+    """One channel-layer message carrying a stream's changes of one window.
+
+    Each change travels with `texts`' frame for it, serialized once for every
+    receiver. The rows travel as one JSON string: a layer copies or encodes a
+    message once per receiving socket, and a string costs that nothing to copy.
+    """
+    rows = [[*change.row(), text] for change, text in zip(changes, texts, strict=True)]
+    return {"type": BATCH_EVENT, "stream": stream, "changes": json.dumps(rows)}
+
+
+def batch_changes(event: dict) -> list[tuple[PresenceChange, str]]:
+    """The changes of a `batch_event`, oldest first, each with its frame."""
+    stream = event["stream"]
+    return [
+        (PresenceChange.from_row(stream, row[:-1]), row[-1])
+        for row in json.loads(event["changes"])
+    ]
 
 
 @dataclass(frozen=True, slots=True)

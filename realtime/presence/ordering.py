@@ -5,11 +5,19 @@ the stream's presence group, registers itself (`stream_join`), then reads the
 snapshot. Every change numbered after the snapshot is broadcast after the
 group was joined, so none is lost; every change at or before the snapshot's
 version is already in it and is dropped here, so none is doubled. Changes of
-one user may arrive out of order from two processes: an older one than the
-last applied for that user is dropped too.
+one user may arrive out of order from two processes (and a process sends
+only a user's newest change of each window): an older one than the last
+applied for that user is dropped too.
+
+A change that does not alter what the client was told is not passed on: a
+join of someone it already shows (its own user, or a user who left and came
+back within one window), a leave of someone it does not show. So a client
+sees every user's arrivals and departures alternate, never one told twice.
 """
 
-from realtime.presence.events import PresenceChange, Snapshot
+from bisect import bisect_left
+
+from realtime.presence.events import Change, PresenceChange, Snapshot
 
 
 class PresenceFilter:
@@ -21,10 +29,26 @@ class PresenceFilter:
     def reset(self, snapshot: Snapshot) -> None:
         """A fresh snapshot (first one, or after a resync) replaces the view."""
         self.version = snapshot.version
-        self._last: dict[int, int] = {}
+        self.newest = snapshot.version  # the newest change this view reflects
+        self._listed = tuple(user.id for user in snapshot.users)  # sorted by id
+        self._complete = not snapshot.truncated
+        self._last: dict[int, tuple[int, bool]] = {}  # user → (version, present)
 
     def accept(self, change: PresenceChange) -> bool:
-        if change.version <= max(self.version, self._last.get(change.user_id, 0)):
+        """True when the client must be told: the change is newer and alters its view."""
+        version, shown = self._last.get(change.user_id, (self.version, None))
+        if change.version <= max(version, self.version):
             return False
-        self._last[change.user_id] = change.version
-        return True
+        if shown is None:
+            shown = self._in_snapshot(change.user_id)
+        present = change.kind is Change.JOIN
+        self._last[change.user_id] = (change.version, present)
+        self.newest = max(self.newest, change.version)
+        return shown is not present  # None (a truncated snapshot): tell anyway
+
+    def _in_snapshot(self, user_id: int) -> bool | None:
+        """Whether the snapshot listed the user; None when it was cut and did not."""
+        i = bisect_left(self._listed, user_id)
+        if i < len(self._listed) and self._listed[i] == user_id:
+            return True
+        return False if self._complete else None

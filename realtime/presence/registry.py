@@ -75,6 +75,7 @@ class SocketRegistry:
         self._streams: dict[str, set[str]] = {}  # socket id → its streams
         self._here: dict[str, Counter[int]] = {}  # stream → user → sockets here
         self._locks: dict[str, asyncio.Lock] = {}
+        self._shared_reads: dict[str, asyncio.Future] = {}  # stream → snapshot
         self._degraded = False
         self._ticker: asyncio.Task | None = None
 
@@ -232,6 +233,20 @@ class SocketRegistry:
         names = {e.user_id: e.username for e in self._sockets.values()}
         counts = dict(self._here.get(stream, {}))
         return snapshot_build(counts, names, version=clock_version(), limit=limit)
+
+    async def snapshot_shared(self, stream: str) -> Snapshot:
+        """A snapshot read at most once at a time per stream, for every caller.
+
+        After a resync every watcher of the stream on this process asks at
+        once: one read serves them all. It may have started before a caller's
+        last change; callers compare versions (`PresenceFilter.newest`).
+        """
+        read = self._shared_reads.get(stream)
+        if read is None:
+            read = asyncio.ensure_future(self.snapshot(stream))
+            self._shared_reads[stream] = read
+            read.add_done_callback(lambda _: self._shared_reads.pop(stream, None))
+        return await asyncio.shield(read)
 
     async def user_connections(self, user_id: int) -> UserConnections:
         """A user's live sockets per session, on every process."""

@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 
 from accounts.revocation import session_revoke
 from realtime.kinds import publish
-from realtime.presence import registry_get
+from realtime.presence import broadcast, registry_get
 from realtime.presence.events import Resync
 from realtime.services import membership_delete
 from realtime.streams import room_stream
@@ -225,3 +225,50 @@ async def test_the_registry_counts_every_socket_of_a_user_per_session(
     await connect(alice)
     answer = await registry_get().user_connections(alice.pk)
     assert answer.connections == 2 and len(answer.sessions) == 2
+
+
+async def test_a_user_who_comes_and_goes_within_one_window_costs_watchers_nothing(
+    connect, alice, bob, carol, rooms, settings
+):
+    settings.AUTHSOCKET_PRESENCE_WINDOW_MS = 500  # read by this test's outbox
+    a, b, c = await connect(alice), await connect(bob), await connect(carol)
+    await watch(a, "room:lobby")
+    await subscribe(b, "room:lobby")
+    await send(b, {"type": "unsubscribe", "stream": "room:lobby"})
+    await subscribe(c, "room:lobby")  # the marker: the window's one change
+    assert await next_frame(a) == {
+        "type": "presence.join",
+        "stream": "room:lobby",
+        "user": user(carol),
+    }
+    assert await a.receive_nothing(timeout=QUIET)  # nothing of bob, ever
+
+
+async def test_a_window_with_many_changes_sends_one_fresh_snapshot(
+    connect, alice, bob, carol, rooms, settings, monkeypatch
+):
+    monkeypatch.setattr(broadcast, "RESYNC_OVER", 1)
+    settings.AUTHSOCKET_PRESENCE_WINDOW_MS = 500
+    a, b, c = await connect(alice), await connect(bob), await connect(carol)
+    await watch(a, "room:lobby")
+    await subscribe(b, "room:lobby")
+    await subscribe(c, "room:lobby")  # two users in one window: over the limit
+    snapshot = await next_frame(a)
+    assert snapshot["type"] == "presence" and snapshot["count"] == 3, snapshot
+    assert await a.receive_nothing(timeout=QUIET)  # instead of two joins
+
+
+async def test_changes_that_arrive_after_a_resync_snapshot_are_not_told_again(
+    connect, alice, bob, rooms
+):
+    a, b = await connect(alice), await connect(bob)
+    await watch(a, "room:lobby")
+    await subscribe(b, "room:lobby")
+    await get_channel_layer().group_send(
+        room_stream("lobby").presence_group, Resync("room:lobby").event()
+    )
+    frames = [await next_frame(a)]
+    if frames[0]["type"] == "presence.join":  # the window ended first
+        frames.append(await next_frame(a))
+    assert frames[-1]["type"] == "presence" and frames[-1]["count"] == 2
+    assert await a.receive_nothing(timeout=QUIET)  # bob's join: in the snapshot

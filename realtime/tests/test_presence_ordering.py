@@ -8,46 +8,116 @@ import random
 import pytest
 
 from realtime.channels_overrides import LocalChannelLayer
-from realtime.presence.events import Change, PresenceChange, Resync, Snapshot
+from realtime.presence.events import (
+    Change,
+    PresenceChange,
+    PresentUser,
+    Resync,
+    Snapshot,
+    batch_changes,
+    batch_event,
+)
 from realtime.presence.ordering import PresenceFilter
+from realtime.presence.outbox import PresenceOutbox
 from realtime.tests.presence import BACKENDS, Cluster
 
 S = "room:lobby"
+TIMEOUT = 5
 GROUP = "presence.lobby"
 
 
-def change(kind, user_id, version):
-    return PresenceChange(kind, S, user_id, f"user{user_id}", version)
+def change(kind, user_id, version, socket_id=None):
+    return PresenceChange(kind, S, user_id, f"user{user_id}", version, socket_id)
+
+
+def snapshot(version, *user_ids, truncated=False):
+    users = [PresentUser(uid, f"user{uid}", 1) for uid in sorted(user_ids)]
+    return Snapshot(users=users, count=len(users), version=version, truncated=truncated)
 
 
 def test_changes_up_to_the_snapshot_are_dropped_and_later_ones_pass_once():
-    seen = PresenceFilter(Snapshot(users=[], count=0, version=10))
+    seen = PresenceFilter(snapshot(10))
     assert not seen.accept(change(Change.JOIN, 1, 10))
     assert seen.accept(change(Change.JOIN, 1, 11))
     assert not seen.accept(change(Change.JOIN, 1, 11))  # the same, delivered twice
 
 
 def test_an_older_change_of_a_user_arriving_late_is_dropped():
-    seen = PresenceFilter(Snapshot(users=[], count=0, version=10))
+    seen = PresenceFilter(snapshot(10, 1))
     assert seen.accept(change(Change.LEAVE, 1, 13))
     assert not seen.accept(change(Change.JOIN, 1, 12))  # from a slower process
     assert seen.accept(change(Change.JOIN, 2, 12))  # another user: its own order
 
 
-def test_a_change_travels_as_plain_values_and_comes_back_equal():
-    change = PresenceChange(Change.LEAVE, S, 7, "alice", 42, "specific.x!y")
-    event = change.event()
-    assert event["type"] == "presence.change"
+def test_a_change_that_alters_nothing_the_client_was_told_is_not_passed_on():
+    seen = PresenceFilter(snapshot(10, 1))
+    assert not seen.accept(change(Change.JOIN, 1, 11))  # already shown
+    assert not seen.accept(change(Change.LEAVE, 2, 12))  # never shown
+    assert seen.accept(change(Change.LEAVE, 1, 14))
+    assert not seen.accept(change(Change.LEAVE, 1, 15))  # gone already
+
+
+def test_a_truncated_snapshot_tells_changes_of_users_it_did_not_list():
+    seen = PresenceFilter(snapshot(10, 1, truncated=True))
+    assert not seen.accept(change(Change.JOIN, 1, 11))  # listed: known
+    assert seen.accept(change(Change.LEAVE, 2, 12))  # unlisted: may be there
+
+
+def test_a_batch_travels_as_plain_values_and_comes_back_equal():
+    changes = [
+        change(Change.JOIN, 7, 41, "specific.x!y"),
+        PresenceChange(Change.LEAVE, S, 8, 'bob|"', 42),
+    ]
+    event = batch_event(S, changes, ["join-frame", "leave-frame"])
+    assert event["type"] == "presence.changes"
     assert json.loads(json.dumps(event)) == event  # msgpack/JSON safe
-    assert PresenceChange.from_event(event) == change
+    assert batch_changes(event) == list(
+        zip(changes, ["join-frame", "leave-frame"], strict=True)
+    )
     assert Resync(S).event() == {"type": "presence.resync", "stream": S}
 
 
 def test_a_fresh_snapshot_replaces_the_view():
-    seen = PresenceFilter(Snapshot(users=[], count=0, version=10))
+    seen = PresenceFilter(snapshot(10))
     assert seen.accept(change(Change.JOIN, 1, 20))
-    seen.reset(Snapshot(users=[], count=0, version=5))  # e.g. after a resync
+    seen.reset(snapshot(5))  # e.g. after a resync
+    assert seen.newest == 5
     assert seen.accept(change(Change.JOIN, 1, 6))
+
+
+async def test_the_outbox_sends_each_users_newest_change_once_per_window():
+    sent, resyncs, first_sent = [], [], asyncio.Event()
+
+    async def send_changes(stream, changes):
+        sent.append((stream, [(c.kind, c.user_id, c.version) for c in changes]))
+        first_sent.set()
+
+    async def send_resync(resync):
+        resyncs.append(resync.stream)
+
+    outbox = PresenceOutbox(
+        window=0.01, resync_over=2, send_changes=send_changes, send_resync=send_resync
+    )
+    outbox.add(change(Change.JOIN, 9, 5))
+    await asyncio.wait_for(first_sent.wait(), TIMEOUT)  # when the window ends
+    assert sent == [(S, [(Change.JOIN, 9, 5)])]
+    outbox.window = 60
+    for event in (
+        change(Change.JOIN, 1, 11),
+        change(Change.JOIN, 2, 13),
+        change(Change.LEAVE, 1, 12),
+        change(Change.JOIN, 1, 10),  # decided earlier, arrived late: older
+    ):
+        outbox.add(event)
+    await asyncio.sleep(0.05)  # no event to await: that nothing is sent is the point
+    assert len(sent) == 1  # the window is a minute
+    await outbox.flush()
+    assert sent[1:] == [(S, [(Change.LEAVE, 1, 12), (Change.JOIN, 2, 13)])]
+    for user_id in (1, 2, 3):
+        outbox.add(change(Change.JOIN, user_id, 20 + user_id))
+    await outbox.flush()
+    assert resyncs == [S]  # three users over `resync_over`: one snapshot instead
+    assert len(sent) == 2
 
 
 @pytest.fixture(params=BACKENDS)
@@ -59,20 +129,39 @@ async def cluster(request):
     await cluster.close()
 
 
-async def churn(layer, process, user_id, rounds, rng):
-    """One socket joining and leaving S, broadcasting what the registry decides."""
+def outbox_to(layer, window):
+    """A process's outbox, sending its batches to GROUP as the broadcast does."""
+
+    async def send_changes(stream, changes):
+        await layer.group_send(
+            GROUP, batch_event(stream, changes, ["-"] * len(changes))
+        )
+
+    async def send_resync(resync):
+        raise AssertionError("no resync expected")
+
+    return PresenceOutbox(
+        window=window,
+        resync_over=10_000,
+        send_changes=send_changes,
+        send_resync=send_resync,
+    )
+
+
+async def churn(outbox, process, user_id, rounds, rng):
+    """One socket joining and leaving S, queueing what the registry decides."""
     socket_id = f"churn-{user_id}"
     await process.socket_open(socket_id, user_id=user_id, username="u", sid="s")
     for _ in range(rounds):
         for step in (process.stream_join, process.stream_leave):
             change = await step(socket_id, S)
             if change is not None:
-                await layer.group_send(GROUP, change.event())
+                outbox.add(change)
             await asyncio.sleep(rng.random() / 1000)
     if rng.random() < 0.5:  # some stay
         change = await process.stream_join(socket_id, S)
         if change is not None:
-            await layer.group_send(GROUP, change.event())
+            outbox.add(change)
 
 
 async def subscriber(layer, process, socket_id, user_id):
@@ -94,33 +183,36 @@ async def drain(layer, channel, seen, view, own_id, settle):
             event = await asyncio.wait_for(layer.receive(channel), settle)
         except TimeoutError:
             return applied
-        change = PresenceChange.from_event(event)
-        if not seen.accept(change):
-            continue
-        assert change.user_id != own_id  # never told of its own subscribe
-        if change.kind == Change.JOIN:
-            assert change.user_id not in view, "a join told twice"
-            view.add(change.user_id)
-        else:
-            assert change.user_id in view, "a leave of someone not there"
-            view.discard(change.user_id)
-        applied.append(change)
+        for change, _ in batch_changes(event):
+            if not seen.accept(change):
+                continue
+            assert change.user_id != own_id  # never told of its own subscribe
+            if change.kind == Change.JOIN:
+                assert change.user_id not in view, "a join told twice"
+                view.add(change.user_id)
+            else:
+                assert change.user_id in view, "a leave of someone not there"
+                view.discard(change.user_id)
+            applied.append(change)
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(12))
 async def test_a_subscriber_arriving_during_churn_ends_with_the_true_view(
     cluster, seed
 ):
     rng = random.Random(seed)
     layer = LocalChannelLayer(capacity=10_000)  # no drop: a lost event must be ours
     p1, p2 = await cluster.process(), await cluster.process()
+    # Windows from "send at once" to several churn steps: runs coalesce or not.
+    outboxes = [outbox_to(layer, rng.choice((0, 0.001, 0.004))) for _ in (p1, p2)]
     churners = [
-        asyncio.create_task(churn(layer, (p1, p2)[n % 2], n + 1, 6, rng))
+        asyncio.create_task(churn(outboxes[n % 2], (p1, p2)[n % 2], n + 1, 6, rng))
         for n in range(8)
     ]
     await asyncio.sleep(rng.random() / 200)  # arrive somewhere in the middle
     channel, seen, view = await subscriber(layer, p2, "watcher", 100)
     await asyncio.gather(*churners)
+    await asyncio.gather(*(outbox.flush() for outbox in outboxes))
     await drain(layer, channel, seen, view, own_id=100, settle=0.2)
     final = await p1.snapshot(S)
     assert view == {user.id for user in final.users}
