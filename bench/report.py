@@ -639,6 +639,27 @@ def metrics_cost_section(summary: dict) -> list[str]:
         + ", ".join(f"{load:.2f}" for load in loads)
         + ".",
         "",
+        *metrics_micro_lines(summary),
+    ]
+
+
+def metrics_micro_lines(summary: dict) -> list[str]:
+    """The counting code alone, timed in a loop (bench/metrics_cost.py)."""
+    micro = summary.get("metrics_micro")
+    echo_ms = metric(summary["medians"], SUBJECT, "echo", "server_cpu_ms_per_op")
+    if not micro or not echo_ms:
+        return []
+    total = sum(micro["us"].values())
+    ratio = echo_ms * 1000 / (echo_ms * 1000 + total)
+    parts = ", ".join(f"{name} {us:.2f} µs" for name, us in micro["us"].items())
+    return [
+        "The counting code alone, timed in a tight loop on the server core "
+        f"(`bench/metrics_cost.py`, best of {micro['repeats']} × "
+        f"{micro['calls']:,} calls, metrics on minus off): {parts} per echo "
+        f"round trip, {total:.2f} µs in all against {echo_ms * 1000:.0f} µs of "
+        f"server CPU per round trip: **{ratio:.3f}×** from counting alone. "
+        "What the end-to-end ratio shows beyond that is the machine's noise.",
+        "",
     ]
 
 

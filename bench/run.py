@@ -33,6 +33,7 @@ from bench.servers import (
     LOADGEN_CORE,
     RAISED_LIMITS,
     REPO_DIR,
+    SERVER_CORE,
     Deployment,
     Server,
 )
@@ -628,6 +629,25 @@ def is_complete(args) -> bool:
     ) >= set(SCENARIO_ORDER)
 
 
+def metrics_micro(args) -> dict | None:
+    """bench/metrics_cost.py on the server core, when metrics on vs off is measured."""
+    if "authsocket-nometrics" not in args.servers.split(","):
+        return None
+    argv = [args.python, "-m", "bench.metrics_cost", "--json"]
+    calls = ["--calls", "20000"] if args.quick else []
+    done = subprocess.run(
+        pinned(SERVER_CORE, argv + calls),
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        log(f"metrics_cost failed: {done.stderr.strip()[-300:]}")
+        return None
+    return json.loads(done.stdout)
+
+
 def main() -> None:
     args = parse_args()
     plan = QUICK if args.quick else FULL
@@ -661,6 +681,7 @@ def main() -> None:
         "loadavg_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
         "medians": medians(records),
         "records": records,
+        "metrics_micro": metrics_micro(args),
     }
     out = Path(args.out)
     paths = report.write_all(summary, out, out.parent)  # bench/RESULTS.md by default
