@@ -34,12 +34,17 @@ def subscribe_frame(stream: str, presence: bool) -> str:
     return json.dumps(frame)
 
 
-async def subscribe(ws, stream: str, presence: bool) -> None:
-    """Subscribes and waits for `subscribed` (and the snapshot, if asked)."""
+async def subscribe(ws, stream: str, presence: bool) -> set[int]:
+    """Subscribes and waits for `subscribed` (and the snapshot, if asked).
+
+    Returns the ids the snapshot lists (empty without presence).
+    """
     await ws.send(subscribe_frame(stream, presence))
     await recv_type(ws, "subscribed")
-    if presence:
-        await recv_type(ws, "presence")
+    if not presence:
+        return set()
+    snapshot = await recv_type(ws, "presence")
+    return {user["id"] for user in snapshot["users"]}
 
 
 async def unsubscribe(ws, stream: str) -> None:
@@ -54,6 +59,7 @@ class Watcher:
         self.ws = ws
         self.markers: dict[str, float] = {}
         self.presence: list[tuple[str, int, float]] = []  # (type, user id, time)
+        self.view: set[int] = set()  # who is there, as the frames tell it
         self.counts: dict[str, int] = {}
         self.task = asyncio.create_task(self.read())
 
@@ -67,6 +73,15 @@ class Watcher:
                     self.markers[frame["data"].get("bench")] = at
                 elif kind in (JOIN, LEAVE):
                     self.presence.append((kind, frame["user"]["id"], at))
+                    self.told(kind, frame["user"]["id"])
+                elif kind == "presence":  # a snapshot replaces the view
+                    self.view = {user["id"] for user in frame["users"]}
+
+    def told(self, kind: str, user_id: int) -> None:
+        if kind == JOIN:
+            self.view.add(user_id)
+        else:
+            self.view.discard(user_id)
 
     async def until(self, check, timeout: float = FRAME_TIMEOUT_S) -> bool:
         """Polls this reader's state until `check()`; False on timeout."""
@@ -283,8 +298,10 @@ async def presence_restart(
     held = await open_many(target, tokens[observers:], sockets, 100)
     await subscribe_all(held, stream)
     obs = await open_many(other, tokens, observers, 50)
-    await asyncio.gather(*(subscribe(ws, stream, True) for ws in obs))
+    views = await asyncio.gather(*(subscribe(ws, stream, True) for ws in obs))
     readers = [Watcher(ws) for ws in obs]
+    for reader, view in zip(readers, views, strict=True):
+        reader.view |= view  # the snapshot came before the reader ran
     start = now()
     os.kill(server_pid, signal.SIGTERM)
     back = []
@@ -314,6 +331,10 @@ async def presence_restart(
         "leaves_per_observer": max(leaves),
         "joins_per_observer": max(joins),
         "unprompted_snapshots": max(snapshots),
+        # Every user is back: a right view lists the observers and the held.
+        "observers_with_the_true_view": sum(
+            len(r.view) == observers + sockets for r in readers
+        ),
         "seconds_until_last_presence_frame": round(max(settled), 3)
         if settled
         else None,

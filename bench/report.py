@@ -472,6 +472,7 @@ def presence_tables(summary: dict) -> list[str]:
         ("of which presence.leave", "leaves_per_observer"),
         ("of which presence.join", "joins_per_observer"),
         ("unprompted snapshots per observer", "unprompted_snapshots"),
+        ("observers whose view ends right", "observers_with_the_true_view"),
         ("seconds until every client was back", "seconds_until_all_back"),
         ("seconds until the last presence frame", "seconds_until_last_presence_frame"),
     ):
