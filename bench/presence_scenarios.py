@@ -60,6 +60,7 @@ class Watcher:
         self.markers: dict[str, float] = {}
         self.presence: list[tuple[str, int, float]] = []  # (type, user id, time)
         self.view: set[int] = set()  # who is there, as the frames tell it
+        self.snapshots: list[tuple[set[int], float]] = []  # unprompted ones
         self.counts: dict[str, int] = {}
         self.task = asyncio.create_task(self.read())
 
@@ -76,6 +77,7 @@ class Watcher:
                     self.told(kind, frame["user"]["id"])
                 elif kind == "presence":  # a snapshot replaces the view
                     self.view = {user["id"] for user in frame["users"]}
+                    self.snapshots.append((self.view, at))
 
     def told(self, kind: str, user_id: int) -> None:
         if kind == JOIN:
@@ -214,17 +216,17 @@ async def open_probe(target, token):
 
 
 async def collect(readers, kind, user, start, every: list, last: list) -> int:
-    """Waits for `kind` of `user` at every reader; returns how many missed it."""
+    """Waits for `kind` of `user` at every reader; returns how many missed it.
+
+    A fresh snapshot that already tells it (the server sends one instead of
+    many changes) counts as its delivery: the frame itself never comes.
+    """
+    present = kind == JOIN
 
     def seen(reader):
-        return next(
-            (
-                t
-                for k, u, t in reader.presence
-                if k == kind and u == user and t >= start
-            ),
-            None,
-        )
+        told = [t for k, u, t in reader.presence if k == kind and u == user]
+        told += [t for ids, t in reader.snapshots if (user in ids) is present]
+        return min((t for t in told if t >= start), default=None)
 
     await asyncio.gather(*(r.until(lambda r=r: seen(r) is not None) for r in readers))
     times = [t - start for t in map(seen, readers) if t is not None]

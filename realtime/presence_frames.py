@@ -8,12 +8,15 @@ watcher from losing or doubling a change: join the presence group, register
 the socket, then read the snapshot (realtime/presence/ordering.py).
 """
 
+from functools import partial
+
 from channels.db import database_sync_to_async
 
+from realtime.frames import dumps
 from realtime.permissions import Action, stream_access
 from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast
-from realtime.presence.events import batch_changes
+from realtime.presence.events import Snapshot, batch_changes
 from realtime.presence.ordering import PresenceFilter
 from realtime.protocol import ServerFrame
 from realtime.streams import Stream, stream_parse
@@ -98,11 +101,10 @@ class StreamPresence:
 
     async def changes_arrived(self, event: dict) -> None:
         """One window's joins and leaves from any process: each passed on once."""
-        changes = batch_changes(event)
         view = self.watched.get(event["stream"])
         if view is None:
             return
-        for change, text in changes:
+        for change, text in batch_changes(event):
             if change.socket_id != self.socket_id and view.accept(change):
                 await self.socket.send(text_data=text)
 
@@ -117,14 +119,19 @@ class StreamPresence:
         if view is None:
             return
         registry = registry_get()
-        snapshot = await registry.snapshot_shared(name)
+        render = partial(snapshot_frame, name)
+        snapshot, text = await registry.snapshot_shared(name, render)
         if snapshot.version < view.newest:
             snapshot = await registry.snapshot(name)
+            text = render(snapshot)
         view.reset(snapshot)
-        await self.socket.send_frame(
-            ServerFrame.PRESENCE, stream=name, **snapshot.payload()
-        )
+        await self.socket.send(text_data=text)
 
     async def _unwatch(self, stream: Stream) -> None:
         del self.watched[stream.name]
         await self.socket.group_leave(stream.presence_group)
+
+
+def snapshot_frame(stream: str, snapshot: Snapshot) -> str:
+    """An unprompted `presence` frame (docs/protocol.md §4.4), no `ref`."""
+    return dumps({"type": ServerFrame.PRESENCE, "stream": stream, **snapshot.payload()})

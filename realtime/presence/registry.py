@@ -234,19 +234,28 @@ class SocketRegistry:
         counts = dict(self._here.get(stream, {}))
         return snapshot_build(counts, names, version=clock_version(), limit=limit)
 
-    async def snapshot_shared(self, stream: str) -> Snapshot:
-        """A snapshot read at most once at a time per stream, for every caller.
+    async def snapshot_shared(
+        self, stream: str, render: Callable[[Snapshot], str]
+    ) -> tuple[Snapshot, str]:
+        """A snapshot and its frame, read and rendered once for every caller.
 
         After a resync every watcher of the stream on this process asks at
-        once: one read serves them all. It may have started before a caller's
-        last change; callers compare versions (`PresenceFilter.newest`).
+        once: one read and one serialization serve them all. It may have
+        started before a caller's last change; callers compare versions
+        (`PresenceFilter.newest`).
         """
         read = self._shared_reads.get(stream)
         if read is None:
-            read = asyncio.ensure_future(self.snapshot(stream))
+            read = asyncio.ensure_future(self._snapshot_rendered(stream, render))
             self._shared_reads[stream] = read
             read.add_done_callback(lambda _: self._shared_reads.pop(stream, None))
         return await asyncio.shield(read)
+
+    async def _snapshot_rendered(
+        self, stream: str, render: Callable[[Snapshot], str]
+    ) -> tuple[Snapshot, str]:
+        snapshot = await self.snapshot(stream)
+        return snapshot, render(snapshot)
 
     async def user_connections(self, user_id: int) -> UserConnections:
         """A user's live sockets per session, on every process."""
