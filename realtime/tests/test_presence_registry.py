@@ -318,3 +318,20 @@ async def test_calls_made_during_an_outage_reach_redis_when_it_answers_again(
         assert [row.id for row in await observer.connected_now()] == [2, 3]
     finally:
         cutout.stop()
+
+
+async def test_watchers_asking_at_once_share_one_snapshot_read_and_rendering(cluster):
+    p = await cluster.process()
+    await open_socket(p, "a1", 1, streams=[S])
+    rendered = []
+
+    def render(snapshot):
+        rendered.append(snapshot)
+        return f"{snapshot.count} here"
+
+    answers = await asyncio.gather(*(p.snapshot_shared(S, render) for _ in range(5)))
+    assert len(rendered) == 1  # one read, one rendering, for all five
+    assert {text for _, text in answers} == {"1 here"}
+    await open_socket(p, "b1", 2, streams=[S])
+    _, text = await p.snapshot_shared(S, render)  # a later ask reads again
+    assert text == "2 here" and len(rendered) == 2
