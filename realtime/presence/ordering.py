@@ -19,6 +19,13 @@ from bisect import bisect_left
 
 from realtime.presence.events import Change, PresenceChange, Snapshot
 
+# Versions are microseconds. A change this much older than the newest one seen
+# can no longer arrive (channel layers expire messages after 60 s), so the
+# per-user versions older than it are folded away: a socket watching a busy
+# stream for days keeps what differs from its snapshot, not every visitor.
+FORGET_AFTER_US = 120 * 1_000_000
+FOLD_EVERY = 256  # accepted changes between two folds
+
 
 class PresenceFilter:
     """One socket's view of one stream: pass each change at most once, in order."""
@@ -33,6 +40,8 @@ class PresenceFilter:
         self._listed = tuple(user.id for user in snapshot.users)  # sorted by id
         self._complete = not snapshot.truncated
         self._last: dict[int, tuple[int, bool]] = {}  # user → (version, present)
+        self._folded: dict[int, bool] = {}  # user → present, where it differs
+        self._until_fold = FOLD_EVERY
 
     def accept(self, change: PresenceChange) -> bool:
         """True when the client must be told: the change is newer and alters its view."""
@@ -40,11 +49,30 @@ class PresenceFilter:
         if change.version <= max(version, self.version):
             return False
         if shown is None:
+            shown = self._folded.get(change.user_id)
+        if shown is None:
             shown = self._in_snapshot(change.user_id)
         present = change.kind is Change.JOIN
         self._last[change.user_id] = (change.version, present)
         self.newest = max(self.newest, change.version)
+        self._until_fold -= 1
+        if self._until_fold <= 0:
+            self._fold()
         return shown is not present  # None (a truncated snapshot): tell anyway
+
+    def _fold(self) -> None:
+        """Forget the versions of old changes, keeping each user's state."""
+        self._until_fold = FOLD_EVERY
+        horizon = self.newest - FORGET_AFTER_US
+        for user_id, (version, present) in list(self._last.items()):
+            if version > horizon:
+                continue
+            del self._last[user_id]
+            if present is self._in_snapshot(user_id):
+                self._folded.pop(user_id, None)
+            else:
+                self._folded[user_id] = present
+        self.version = max(self.version, horizon)  # older changes: dropped
 
     def _in_snapshot(self, user_id: int) -> bool | None:
         """Whether the snapshot listed the user; None when it was cut and did not."""

@@ -17,7 +17,7 @@ from realtime.presence.events import (
     batch_changes,
     batch_event,
 )
-from realtime.presence.ordering import PresenceFilter
+from realtime.presence.ordering import FOLD_EVERY, PresenceFilter
 from realtime.presence.outbox import PresenceOutbox
 from realtime.tests.presence import BACKENDS, Cluster
 
@@ -216,3 +216,26 @@ async def test_a_subscriber_arriving_during_churn_ends_with_the_true_view(
     await drain(layer, channel, seen, view, own_id=100, settle=0.2)
     final = await p1.snapshot(S)
     assert view == {user.id for user in final.users}
+
+
+def test_a_long_watch_keeps_what_differs_from_its_snapshot_not_every_visitor():
+    seen = PresenceFilter(snapshot(10, 1, 2))
+    minute = 60 * 1_000_000
+    version = 10
+    for visitor in range(100, 100 + 3 * FOLD_EVERY):  # each comes and goes
+        version += minute // 100
+        assert seen.accept(change(Change.JOIN, visitor, version))
+        version += minute // 100
+        assert seen.accept(change(Change.LEAVE, visitor, version))
+    version += 1
+    assert seen.accept(change(Change.LEAVE, 1, version))  # a snapshot user left
+    for _ in range(FOLD_EVERY):  # time passes; others churn
+        version += minute // 10
+        seen.accept(change(Change.JOIN, 7, version))
+        version += minute // 10
+        seen.accept(change(Change.LEAVE, 7, version))
+    assert len(seen._last) + len(seen._folded) < 50  # not 768 visitors
+    assert not seen.accept(change(Change.LEAVE, 1, version + 1))  # still gone
+    assert seen.accept(change(Change.JOIN, 1, version + 2))
+    assert not seen.accept(change(Change.JOIN, 2, version + 3))  # still there
+    assert not seen.accept(change(Change.JOIN, 100, 20))  # far too old: dropped
