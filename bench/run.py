@@ -629,23 +629,25 @@ def is_complete(args) -> bool:
     ) >= set(SCENARIO_ORDER)
 
 
-def metrics_micro(args) -> dict | None:
-    """bench/metrics_cost.py on the server core, when metrics on vs off is measured."""
+def metrics_instructions(args) -> dict | None:
+    """bench/instructions.py, when metrics on vs off is measured and valgrind exists."""
     if "authsocket-nometrics" not in args.servers.split(","):
         return None
-    argv = [args.python, "-m", "bench.metrics_cost", "--json"]
-    calls = ["--calls", "20000"] if args.quick else []
+    if shutil.which("valgrind") is None:
+        return {"status": "n/a", "reason": "no valgrind on this machine"}
+    argv = [args.python, "-m", "bench.instructions"]
+    trips = ["--round-trips", "300"] if args.quick else []
     done = subprocess.run(
-        pinned(SERVER_CORE, argv + calls),
+        pinned(SERVER_CORE, argv + trips),
         cwd=REPO_DIR,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     if done.returncode != 0:
-        log(f"metrics_cost failed: {done.stderr.strip()[-300:]}")
-        return None
-    return json.loads(done.stdout)
+        log(f"bench.instructions failed: {done.stderr.strip()[-300:]}")
+        return {"status": "error", "error": done.stderr.strip()[-300:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -681,7 +683,7 @@ def main() -> None:
         "loadavg_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
         "medians": medians(records),
         "records": records,
-        "metrics_micro": metrics_micro(args),
+        "metrics_instructions": metrics_instructions(args),
     }
     out = Path(args.out)
     paths = report.write_all(summary, out, out.parent)  # bench/RESULTS.md by default

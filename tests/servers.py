@@ -271,8 +271,10 @@ class DaphneServer(OutputProcess):
         backlog: int | None = None,
         core: str | None = None,  # pinned to this CPU core (taskset)
         ready_path: str = "/api/me",
+        start_timeout: float = START_TIMEOUT,  # longer under valgrind
     ):
         super().__init__(name, [], env, log_path, cwd)
+        self.start_timeout = start_timeout
         # With a backlog, the port is the listener's, new at each start.
         self.port = None if backlog else port or free_port()
         self.module, self.app, self.options = module, app, tuple(options)
@@ -317,7 +319,7 @@ class DaphneServer(OutputProcess):
 
         The port may accept before Django has loaded; only an answer proves it.
         """
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
