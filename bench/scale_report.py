@@ -147,10 +147,10 @@ def curve_table(summary: dict) -> list[str]:
     base = points.get(0, {}).get("connections_per_s")
     lines = [
         "| open sockets | handshakes/s | × none open | server CPU ms/handshake "
-        "| handshake p99 ms | server RSS MiB | KiB per socket "
-        "| fan-out in memory: last p50 / p99 ms | any delivery p99 ms "
-        "| fan-out via Redis: last p50 / p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| of which GC ms | handshake p99 ms | server RSS MiB | KiB per socket "
+        "| subscribes/s | fan-out in memory: last p50 / p99 ms "
+        "| any delivery p99 ms | fan-out via Redis: last p50 / p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for level in sorted(set(points) | set(memory) | set(redis)):
         p, m, r = points.get(level, {}), memory.get(level, {}), redis.get(level, {})
@@ -160,9 +160,11 @@ def curve_table(summary: dict) -> list[str]:
         lines.append(
             f"| {level:,} | {cell(rate)} | {times} "
             f"| {cell(p.get('server_cpu_ms_per_handshake'), 2)} "
+            f"| {cell(p.get('gc_ms_per_handshake'), 3)} "
             f"| {cell(p.get('handshake_p99_ms'))} "
             f"| {cell(rss / 1024 if rss else None)} "
             f"| {cell(p.get('kib_per_socket'))} "
+            f"| {cell(m.get('subscribes_per_s'))} "
             f"| {pair(m, 'last_p50_ms', 'last_p99_ms')} "
             f"| {cell(m.get('delivery_p99_ms'))} "
             f"| {pair(r, 'last_p50_ms', 'last_p99_ms')} |"

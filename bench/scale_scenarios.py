@@ -6,6 +6,7 @@ one load-generator process. Every wait is bounded.
 """
 
 import asyncio
+import json
 import os
 import re
 import statistics
@@ -29,14 +30,19 @@ from bench.scenarios import (
     not_available,
     open_many,
     ping_all,
+    recv_type,
     revocation,
     rss_kib,
-    subscribe_all,
+    run_pool,
     wait_closed,
 )
 
-TRIM_PATH = "/bench/malloc-trim"  # bench/scale_app.py
+TRIM_PATH, GC_PATH = "/bench/malloc-trim", "/bench/gc"  # bench/scale_app.py
 OPEN_CONCURRENCY = 100
+# Subscribes in flight at once: each reads the stream's position in the
+# database on the process's one ORM thread, so 10,000 sent at once would
+# wait there longer than a frame's timeout.
+SUBSCRIBE_CONCURRENCY = 100
 CLOSED_SLACK_FDS = 16  # descriptors a settled process may hold beyond its start
 OPEN_SOCKETS = re.compile(rb"^authsocket_open_sockets\s+([0-9.e+]+)\s*$", re.M)
 
@@ -64,7 +70,7 @@ async def handshake_rate(target, tokens, server_pid, batch: dict) -> dict:
     """
     rounds = []
     for _ in range(batch["rounds"]):
-        cpu = server_cpu_s(server_pid)
+        cpu, gc_before = server_cpu_s(server_pid), await gc_pauses(target)
         result = await handshake(
             target,
             tokens,
@@ -73,17 +79,46 @@ async def handshake_rate(target, tokens, server_pid, batch: dict) -> dict:
             concurrency=batch["concurrency"],
         )
         used = server_cpu_s(server_pid) - cpu
-        result["server_cpu_ms_per_op"] = used * 1000 / max(result["ok"], 1)
+        gc_after = await gc_pauses(target)
+        ok = max(result["ok"], 1)
+        result["server_cpu_ms_per_op"] = used * 1000 / ok
+        if gc_before and gc_after:
+            result["gc_ms_per_op"] = (
+                sum(gc_after["seconds"]) - sum(gc_before["seconds"])
+            ) * 1000 / ok
+            result["full_collections"] = (
+                gc_after["collections"][2] - gc_before["collections"][2]
+            )
         rounds.append(result)
-    median = lambda key: statistics.median(r[key] for r in rounds)  # noqa: E731
+    median = lambda key: statistics.median(r.get(key, 0) for r in rounds)  # noqa: E731
     return {
         "connections_per_s": round(median("connections_per_s"), 1),
         "server_cpu_ms_per_handshake": round(median("server_cpu_ms_per_op"), 3),
+        "gc_ms_per_handshake": round(median("gc_ms_per_op"), 3),
+        "full_collections_per_batch": median("full_collections"),
         "handshake_p50_ms": round(median("p50_ms"), 2),
         "handshake_p99_ms": round(median("p99_ms"), 2),
         "handshake_errors": sum(r["errors"] for r in rounds),
         "rates": [r["connections_per_s"] for r in rounds],
     }
+
+
+async def subscribe_pool(sockets, stream: str) -> float:
+    """Subscribes every socket, SUBSCRIBE_CONCURRENCY at a time; subscribes/s."""
+    frame = json.dumps({"type": "subscribe", "stream": stream})
+
+    async def one(i):
+        await sockets[i].send(frame)
+        await recv_type(sockets[i], "subscribed")
+
+    wall = await run_pool(len(sockets), SUBSCRIBE_CONCURRENCY, one)
+    return round(len(sockets) / wall, 1) if wall else 0.0
+
+
+async def gc_pauses(target) -> dict | None:
+    """The server's collections and their time so far (bench/scale_app.py)."""
+    status, body = await http_request(target, "GET", GC_PATH)
+    return body if status == 200 else None
 
 
 async def hold(target, tokens, held: list, level: int) -> list:
@@ -205,13 +240,14 @@ async def scale_fanout(target, tokens, *, levels, publishes, room, server_pid) -
     try:
         for level in levels:
             new = await hold(target, tokens[1:], held, level)
-            await subscribe_all(new, stream)
+            rate = await subscribe_pool(new, stream)
             rss = rss_kib(server_pid)
             found = await measure_publishes(publisher[0], held, stream, publishes)
             points.append(
                 found
                 | {
                     "sockets": level,
+                    "subscribes_per_s": rate,
                     "kib_per_subscribed_socket": round((rss - rss_before) / level, 2),
                 }
             )
@@ -275,7 +311,7 @@ async def scale_cluster(
     try:
         token = Path(metrics_token_file).read_text().strip()
         spread = [await open_sockets_gauge(url, token) for url in process_urls]
-        await subscribe_all(subs, stream)
+        subscribes_per_s = await subscribe_pool(subs, stream)
         fanned = await measure_publishes(publisher, subs, stream, publishes)
         revoked = await cross_revocation(
             process_urls, read_tokens(revocation_tokens_file), revocation_samples
@@ -287,6 +323,7 @@ async def scale_cluster(
         "sockets": sockets,
         "open_per_s": round((sockets + 1) / opened_s, 1),
         "spread": spread,
+        "subscribes_per_s": subscribes_per_s,
         "spread_min_share": round(min(spread) / max(sum(spread), 1), 3)
         if None not in spread
         else None,
