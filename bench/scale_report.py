@@ -147,10 +147,11 @@ def curve_table(summary: dict) -> list[str]:
     base = points.get(0, {}).get("connections_per_s")
     lines = [
         "| open sockets | handshakes/s | × none open | server CPU ms/handshake "
-        "| of which GC ms | handshake p99 ms | server RSS MiB | KiB per socket "
-        "| subscribes/s | fan-out in memory: last p50 / p99 ms "
-        "| any delivery p99 ms | fan-out via Redis: last p50 / p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| of which GC ms | handshake p99 ms | server CPU idle | server RSS MiB "
+        "| KiB per socket | subscribes/s | fan-out in memory: last p50 / p99 ms "
+        "| any delivery p99 ms | server CPU µs/delivery | load generator busy "
+        "| fan-out via Redis: last p50 / p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for level in sorted(set(points) | set(memory) | set(redis)):
         p, m, r = points.get(level, {}), memory.get(level, {}), redis.get(level, {})
@@ -162,14 +163,21 @@ def curve_table(summary: dict) -> list[str]:
             f"| {cell(p.get('server_cpu_ms_per_handshake'), 2)} "
             f"| {cell(p.get('gc_ms_per_handshake'), 3)} "
             f"| {cell(p.get('handshake_p99_ms'))} "
+            f"| {percent(p.get('idle_cpu_share'))} "
             f"| {cell(rss / 1024 if rss else None)} "
             f"| {cell(p.get('kib_per_socket'))} "
             f"| {cell(m.get('subscribes_per_s'))} "
             f"| {pair(m, 'last_p50_ms', 'last_p99_ms')} "
             f"| {cell(m.get('delivery_p99_ms'))} "
+            f"| {cell(m.get('server_cpu_us_per_delivery'))} "
+            f"| {percent(m.get('loadgen_cpu_share'))} "
             f"| {pair(r, 'last_p50_ms', 'last_p99_ms')} |"
         )
     return lines
+
+
+def percent(share) -> str:
+    return "–" if share is None else f"{share:.0%}"
 
 
 def pair(point: dict, a: str, b: str) -> str:
@@ -284,7 +292,16 @@ def chart(summary: dict, path: Path) -> None:
         ax.axhline(base * HANDSHAKE_FLOOR, color="red", ls=":", label="target floor")
     ax.set_title("handshakes/s while N sockets are open (higher is better)")
     ax.set_ylim(bottom=0)
-    ax.legend()
+    ax.legend(loc="lower left")
+    cpu = ax.twinx()
+    cpu.plot(
+        list(points),
+        [p["server_cpu_ms_per_handshake"] for p in points.values()],
+        "s--",
+        color="C3",
+    )
+    cpu.set_ylabel("server CPU ms per handshake (squares)", color="C3")
+    cpu.set_ylim(bottom=0)
     ax = axes[0][1]
     for data, label in ((memory, "in-memory layer"), (redis, "Redis layer")):
         if data:
@@ -304,7 +321,7 @@ def chart(summary: dict, path: Path) -> None:
     ax.set_title("server RSS, MiB")
     ax.set_ylim(bottom=0)
     for ax in (a for row in axes for a in row):
-        ax.set_xscale("symlog", linthresh=100)
+        ax.set_xlim(left=0)
         ax.set_xlabel("open sockets (N)")
         ax.grid(alpha=0.3)
     fig.suptitle(

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import statistics
 from pathlib import Path
 
@@ -43,6 +44,7 @@ OPEN_CONCURRENCY = 100
 # database on the process's one ORM thread, so 10,000 sent at once would
 # wait there longer than a frame's timeout.
 SUBSCRIBE_CONCURRENCY = 100
+IDLE_WINDOW_S = 2.0  # server CPU read over this long with nothing sent
 CLOSED_SLACK_FDS = 16  # descriptors a settled process may hold beyond its start
 OPEN_SOCKETS = re.compile(rb"^authsocket_open_sockets\s+([0-9.e+]+)\s*$", re.M)
 
@@ -166,6 +168,7 @@ async def scale_curve(
                 "rss_kib": rss,
                 "kib_per_socket": round((rss - rss_before) / level, 2),
                 "server_fds": fd_count(server_pid),
+                "idle_cpu_share": await idle_cpu_share(server_pid),
             }
             points.append(
                 point | await handshake_rate(target, batch_tokens, server_pid, batch)
@@ -193,6 +196,22 @@ async def scale_curve(
         "rss_before_kib": rss_before,
         **after,
     }
+
+
+async def idle_cpu_share(server_pid: int) -> float:
+    """The share of a core the server uses while its sockets say nothing.
+
+    daphne walks every connection on timers of its own (application checks,
+    ping and timeout bookkeeping), so holding sockets costs CPU by itself.
+    """
+    cpu = server_cpu_s(server_pid)
+    await asyncio.sleep(IDLE_WINDOW_S)  # the quiet itself is what is measured
+    return round((server_cpu_s(server_pid) - cpu) / IDLE_WINDOW_S, 3)
+
+
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def memory_after_close(target, server_pid: int, fds_before: int) -> dict:
@@ -242,11 +261,18 @@ async def scale_fanout(target, tokens, *, levels, publishes, room, server_pid) -
             new = await hold(target, tokens[1:], held, level)
             rate = await subscribe_pool(new, stream)
             rss = rss_kib(server_pid)
+            cpu, own, start = server_cpu_s(server_pid), own_cpu_s(), now()
             found = await measure_publishes(publisher[0], held, stream, publishes)
+            wall = now() - start
+            deliveries = max(level * publishes, 1)
             points.append(
                 found
                 | {
                     "sockets": level,
+                    "server_cpu_us_per_delivery": round(
+                        (server_cpu_s(server_pid) - cpu) * 1e6 / deliveries, 1
+                    ),
+                    "loadgen_cpu_share": round((own_cpu_s() - own) / wall, 3),
                     "subscribes_per_s": rate,
                     "kib_per_subscribed_socket": round((rss - rss_before) / level, 2),
                 }
