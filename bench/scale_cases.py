@@ -82,13 +82,14 @@ def fanout_case(stack, params: dict, layer: str, loadgen) -> dict:
     levels = params["fanout_levels"] if layer == "memory" else params["redis_levels"]
     tokens = scale_tokens(stack, max(params["levels"]) + params["batch"]["count"])
     with contextlib.ExitStack() as cleanup:
-        env = {}
+        env, counted = {}, {}
         if layer == "redis":
             if shutil.which("redis-server") is None:
                 return {"status": "n/a", "reason": "no redis-server on this machine"}
             redis = RedisProcess(stack.deployment.workdir).start()
             cleanup.callback(redis.stop)
             env["REDIS_URL"] = redis.url
+            counted["redis_url"] = redis.url  # its commands are this case's only
         server = Server(stack.deployment, f"scale-fanout-{layer}", env, module=SERVE)
         cleanup.enter_context(running(server))
         return loadgen(
@@ -100,6 +101,7 @@ def fanout_case(stack, params: dict, layer: str, loadgen) -> dict:
                 "publishes": params["publishes"],
                 "room": FANOUT_ROOM,
                 "server_pid": server.pid,
+                **counted,
             },
             timeout=CASE_TIMEOUT_S,
         )

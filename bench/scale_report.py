@@ -186,6 +186,26 @@ def pair(point: dict, a: str, b: str) -> str:
     return f"{cell(point.get(a))} / {cell(point.get(b))}"
 
 
+def redis_rows(summary: dict) -> list[str]:
+    """Redis commands per operation at each level of the Redis fan-out."""
+    redis = {k: v for k, v in curve(summary, REDIS).items() if "redis_cmds_per_publish" in v}
+    if not redis:
+        return []
+    lines = [
+        "| Redis commands (INFO commandstats, one process; `room:lobby` keeps "
+        "presence, not asked for) "
+        "| per handshake | per subscribe | per publish |",
+        "|---|---:|---:|---:|",
+    ]
+    for level, p in redis.items():
+        lines.append(
+            f"| with {level:,} subscribers | {cell(p['redis_cmds_per_handshake'], 2)} "
+            f"| {cell(p['redis_cmds_per_subscribe'], 2)} "
+            f"| {cell(p['redis_cmds_per_publish'])} |"
+        )
+    return [*lines, ""]
+
+
 def memory_rows(summary: dict) -> list[str]:
     get = lambda key: median_of(summary, CURVE, key)  # noqa: E731
     mib = lambda key: cell(get(key) / 1024 if get(key) else None)  # noqa: E731
@@ -262,7 +282,13 @@ def section(summary: dict, chart_link: str | None) -> list[str]:
     ]
     if chart_link:
         lines += [f"![scale curves]({chart_link})", ""]
-    lines += [*memory_rows(summary), "", *cluster_rows(summary), ""]
+    lines += [
+        *redis_rows(summary),
+        *memory_rows(summary),
+        "",
+        *cluster_rows(summary),
+        "",
+    ]
     return lines
 
 

@@ -25,6 +25,7 @@ from bench.client import (
     now,
     open_welcomed,
 )
+from bench.presence_scenarios import redis_commands
 from bench.scenarios import (
     handshake,
     measure_publishes,
@@ -243,11 +244,23 @@ def high_water_kib(pid: int) -> int:
     return 0
 
 
-async def scale_fanout(target, tokens, *, levels, publishes, room, server_pid) -> dict:
+async def redis_calls(redis_url: str | None) -> int:
+    """Commands the bench's own Redis has run so far (0 without one)."""
+    if not redis_url:
+        return 0
+    return sum((await redis_commands(redis_url)).values())
+
+
+async def scale_fanout(
+    target, tokens, *, levels, publishes, room, server_pid, redis_url=None
+) -> dict:
     """One publish to a room with N subscribers, at each level N in turn.
 
     `tokens[0]` publishes (a member of the room, not subscribed); the others
-    subscribe, the held sockets of a level staying on for the next.
+    subscribe, the held sockets of a level staying on for the next. With
+    `redis_url` (a Redis of this case's own) the commands each handshake,
+    subscribe and publish costs are counted too (INFO commandstats; the
+    heartbeats of the same seconds are counted in, a few a second).
     """
     stream = f"room:{room}"
     async with api_client(target, tokens[0]) as api:
@@ -258,13 +271,29 @@ async def scale_fanout(target, tokens, *, levels, publishes, room, server_pid) -
     rss_before, held, points = rss_kib(server_pid), [], []
     try:
         for level in levels:
+            calls = [await redis_calls(redis_url)]
             new = await hold(target, tokens[1:], held, level)
+            calls.append(await redis_calls(redis_url))
             rate = await subscribe_pool(new, stream)
+            calls.append(await redis_calls(redis_url))
             rss = rss_kib(server_pid)
             cpu, own, start = server_cpu_s(server_pid), own_cpu_s(), now()
             found = await measure_publishes(publisher[0], held, stream, publishes)
             wall = now() - start
+            calls.append(await redis_calls(redis_url))
             deliveries = max(level * publishes, 1)
+            if redis_url:  # each INFO is one command too
+                found |= {
+                    "redis_cmds_per_handshake": round(
+                        (calls[1] - calls[0] - 1) / len(new), 2
+                    ),
+                    "redis_cmds_per_subscribe": round(
+                        (calls[2] - calls[1] - 1) / len(new), 2
+                    ),
+                    "redis_cmds_per_publish": round(
+                        (calls[3] - calls[2] - 1) / publishes, 1
+                    ),
+                }
             points.append(
                 found
                 | {
