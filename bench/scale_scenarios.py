@@ -180,6 +180,9 @@ async def scale_curve(
     finally:
         await abort_all(held)
     after = await memory_after_close(target, server_pid, fds_before)
+    # The reference again, now that every socket is gone: when the two
+    # references differ, the machine's load moved during the curve.
+    again = await handshake_rate(target, batch_tokens, server_pid, batch)
     return {
         "levels": list(levels),
         "points": points,
@@ -192,6 +195,7 @@ async def scale_curve(
             3,
         ),
         "kib_per_socket_at_top": points[-1]["kib_per_socket"],
+        "after_close": again,
         "revocation_among": top,
         **{f"revocation_{k}": v for k, v in revoked.items()},
         "rss_before_kib": rss_before,
