@@ -125,7 +125,9 @@ def cluster_missing() -> str | None:
     try:
         socket.create_connection((POSTGRES["host"], POSTGRES["port"]), 2).close()
     except OSError as exc:
-        return f"PostgreSQL not reachable on {POSTGRES['host']}:{POSTGRES['port']}: {exc}"
+        return (
+            f"PostgreSQL not reachable on {POSTGRES['host']}:{POSTGRES['port']}: {exc}"
+        )
     return None
 
 

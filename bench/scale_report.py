@@ -220,7 +220,9 @@ def pair(point: dict, a: str, b: str) -> str:
 
 def redis_rows(summary: dict) -> list[str]:
     """Redis commands per operation at each level of the Redis fan-out."""
-    redis = {k: v for k, v in curve(summary, REDIS).items() if "redis_cmds_per_publish" in v}
+    redis = {
+        k: v for k, v in curve(summary, REDIS).items() if "redis_cmds_per_publish" in v
+    }
     if not redis:
         return []
     lines = [
@@ -263,9 +265,7 @@ def cluster_rows(summary: dict) -> list[str]:
         ]
         return [f"Not measured: {reasons[-1] if reasons else 'not run'}."]
     get = lambda key: median_of(summary, CLUSTER, key)  # noqa: E731
-    spreads = "; ".join(
-        " / ".join(cell(n) for n in r.get("spread", [])) for r in found
-    )
+    spreads = "; ".join(" / ".join(cell(n) for n in r.get("spread", [])) for r in found)
     return [
         "| Three `authsocket.serve` processes behind nginx, Redis, PostgreSQL | |",
         "|---|---:|",
@@ -363,10 +363,18 @@ def chart(summary: dict, path: Path) -> None:
     ax = axes[0][1]
     for data, label in ((memory, "in-memory layer"), (redis, "Redis layer")):
         if data:
-            ax.plot(list(data), [p["last_p99_ms"] for p in data.values()], "o-",
-                    label=f"{label}, last p99")
-            ax.plot(list(data), [p["last_p50_ms"] for p in data.values()], "o--",
-                    label=f"{label}, last p50")
+            ax.plot(
+                list(data),
+                [p["last_p99_ms"] for p in data.values()],
+                "o-",
+                label=f"{label}, last p99",
+            )
+            ax.plot(
+                list(data),
+                [p["last_p50_ms"] for p in data.values()],
+                "o--",
+                label=f"{label}, last p50",
+            )
     ax.axhline(REDIS_FANOUT_MS, color="red", ls=":", label="Redis target at 1,000")
     ax.set_title("fan-out: publish → last of N subscribers, ms (lower is better)")
     ax.legend()

@@ -87,8 +87,8 @@ async def handshake_rate(target, tokens, server_pid, batch: dict) -> dict:
         result["server_cpu_ms_per_op"] = used * 1000 / ok
         if gc_before and gc_after:
             result["gc_ms_per_op"] = (
-                sum(gc_after["seconds"]) - sum(gc_before["seconds"])
-            ) * 1000 / ok
+                (sum(gc_after["seconds"]) - sum(gc_before["seconds"])) * 1000 / ok
+            )
             result["full_collections"] = (
                 gc_after["collections"][2] - gc_before["collections"][2]
             )
@@ -316,7 +316,9 @@ async def scale_fanout(
         "levels": list(levels),
         "points": points,
         "subscribers": points[-1]["subscribers"],
-        **{k: points[-1][k] for k in points[-1] if k.startswith(("last_", "delivery_"))},
+        **{
+            k: points[-1][k] for k in points[-1] if k.startswith(("last_", "delivery_"))
+        },
         "missing_deliveries": sum(p["missing_deliveries"] for p in points),
     }
 

@@ -7,6 +7,7 @@ import resource
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import websockets
@@ -118,7 +119,7 @@ def test_start_raises_the_open_file_limit_and_logs_it_once(sqlite_env, log_dir):
     with soft_open_file_limit(512):
         (server,) = start_servers(env, log_dir, "nofile")
     try:
-        limits = open(f"/proc/{server.process.pid}/limits").read()
+        limits = Path(f"/proc/{server.process.pid}/limits").read_text()
         soft, hard = re.search(r"Max open files\s+(\S+)\s+(\S+)", limits).groups()
         assert soft == hard != "512"
         logged = [line for line in server.output.splitlines() if "open-file" in line]
