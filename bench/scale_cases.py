@@ -12,6 +12,7 @@ every socket of a case in one process pinned to its core, as always.
 """
 
 import contextlib
+import resource
 import secrets
 import shutil
 import socket
@@ -27,6 +28,7 @@ SCALE_APP = "bench.scale_app:application"  # authsocket plus malloc_trim
 FANOUT_ROOM = "lobby"
 TOKEN_TTL_S = 6 * 3600
 PROCESSES = 3
+FD_HEADROOM = 256  # descriptors beyond the sockets: logs, database, Redis
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 # The load generator's ceiling per case: opening 10,000 sockets, several
 # batches at each level and the fan-outs take a few minutes on two cores.
@@ -44,6 +46,22 @@ def cases(stack, params: dict, run: int, loadgen):
     yield "scale/cluster", lambda: cluster_case(stack, params["cluster"], loadgen)
 
 
+def descriptors_missing(sockets: int) -> str | None:
+    """Why this machine cannot hold `sockets` in one process, or None.
+
+    The runner and the load generator raise their soft limit to the hard
+    one, and `authsocket.serve` does the same: the hard limit decides.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    needed = sockets + FD_HEADROOM
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return (
+            f"open-file hard limit {hard} < {needed} for {sockets:,} sockets: "
+            "raise it (ulimit -Hn, LimitNOFILE) and run again"
+        )
+    return None
+
+
 def scale_tokens(stack, count: int) -> Path:
     """One user per socket, minted once per stack (their sessions stay open)."""
     path = stack.deployment.workdir / "tokens-scale.txt"
@@ -55,6 +73,9 @@ def scale_tokens(stack, count: int) -> Path:
 def curve_case(stack, params: dict, run: int, loadgen) -> dict:
     """Handshakes/s and memory per socket at each level, on a fresh process."""
     levels, batch = params["levels"], params["batch"]
+    why = descriptors_missing(max(levels) + batch["concurrency"])
+    if why:
+        return {"status": "n/a", "reason": why}
     tokens = scale_tokens(stack, max(levels) + batch["count"])
     # Minting again opens new sessions: each run revokes sessions of its own.
     revoked = stack.deployment.mint(
@@ -80,6 +101,9 @@ def curve_case(stack, params: dict, run: int, loadgen) -> dict:
 def fanout_case(stack, params: dict, layer: str, loadgen) -> dict:
     """The fan-out curve on a fresh process, in memory or through a private Redis."""
     levels = params["fanout_levels"] if layer == "memory" else params["redis_levels"]
+    why = descriptors_missing(max(levels) + 1)
+    if why:
+        return {"status": "n/a", "reason": why}
     tokens = scale_tokens(stack, max(params["levels"]) + params["batch"]["count"])
     with contextlib.ExitStack() as cleanup:
         env, counted = {}, {}
@@ -176,7 +200,7 @@ class Cluster:
 
 def cluster_case(stack, params: dict, loadgen) -> dict:
     """Three `authsocket.serve` processes behind nginx, one Redis, PostgreSQL."""
-    why = cluster_missing()
+    why = cluster_missing() or descriptors_missing(params["sockets"])
     if why:
         return {"status": "n/a", "reason": why}
     workdir = stack.deployment.workdir / "cluster"

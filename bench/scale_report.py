@@ -241,6 +241,8 @@ def redis_rows(summary: dict) -> list[str]:
 
 
 def memory_rows(summary: dict) -> list[str]:
+    if not results(summary, CURVE):
+        return []
     get = lambda key: median_of(summary, CURVE, key)  # noqa: E731
     mib = lambda key: cell(get(key) / 1024 if get(key) else None)  # noqa: E731
     top = max(curve(summary, CURVE), default=0)
