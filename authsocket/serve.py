@@ -12,6 +12,9 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
 * the access log never shows query strings (daphne logs them for HTTP;
   ``authsocket.logging.redact_daphne_access_log``), and is JSON lines with
   ``AUTHSOCKET_LOG_FORMAT=json``;
+* the soft open-file limit is raised to the hard limit, logged once, and a
+  warning names the fix when it is below ``AUTHSOCKET_EXPECTED_SOCKETS``
+  (every WebSocket is a file descriptor; ``authsocket.fd_limits``);
 * SIGTERM and SIGINT drain the process instead of killing it: stop listening
   (the proxy sends new connections to the other upstreams), close every live
   WebSocket with 4503 through the ASGI ``websocket.close`` message, wait up to
@@ -45,6 +48,7 @@ from twisted.internet import reactor  # isort:skip
 from django.core.exceptions import ImproperlyConfigured  # isort:skip
 
 from authsocket.env import env_max_message_bytes  # isort:skip  (os.environ only)
+from authsocket.fd_limits import nofile_prepare  # isort:skip  (stdlib only)
 from authsocket.logging import (  # isort:skip  (no Django imports)
     redact_access_log_request,
     redact_daphne_access_log,
@@ -210,6 +214,10 @@ class GracefulServer(Server):
         self.draining = False
 
     def run(self):
+        # Django is set up by now (the application is loaded), so are its logs.
+        from django.conf import settings
+
+        nofile_prepare(expected=settings.AUTHSOCKET_EXPECTED_SOCKETS)
         reactor.callWhenRunning(self._on_startup)
         super().run()
 

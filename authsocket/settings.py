@@ -293,6 +293,9 @@ AUTHSOCKET_REVOCATION_POLL = 0.5
 # many live sockets make CPython's default of 700 stop the loop for 100+ ms at
 # a time. 0 keeps CPython's defaults.
 AUTHSOCKET_GC_THRESHOLD = env_int("AUTHSOCKET_GC_THRESHOLD", 50_000)
+# WebSockets one process is expected to hold: `authsocket.serve` warns at start
+# when the open-file limit leaves room for fewer (authsocket/fd_limits.py).
+AUTHSOCKET_EXPECTED_SOCKETS = env_int("AUTHSOCKET_EXPECTED_SOCKETS", 10_000)
 
 # --- Metrics (GET /metrics, docs/metrics.md) -------------------------------------
 

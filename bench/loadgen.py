@@ -17,9 +17,10 @@ import time
 
 from bench.client import Target
 from bench.presence_scenarios import SCENARIOS as PRESENCE_SCENARIOS
+from bench.scale_scenarios import SCENARIOS as SCALE_SCENARIOS
 from bench.scenarios import SCENARIOS
 
-SCENARIOS = {**SCENARIOS, **PRESENCE_SCENARIOS}
+SCENARIOS = {**SCENARIOS, **PRESENCE_SCENARIOS, **SCALE_SCENARIOS}
 
 # Above this share of one core, the load generator may be what limits a
 # throughput figure rather than the server.

@@ -12,6 +12,8 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+from bench import scale_report
+
 BASELINES = ("noauth", "peer")
 SUBJECT = "authsocket"
 NOMETRICS = "authsocket-nometrics"  # the same tree with AUTHSOCKET_METRICS=0
@@ -557,7 +559,7 @@ def error_notes(records: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(summary: dict, chart_name: str) -> str:
+def markdown(summary: dict, chart_name: str, scale_chart: str | None = None) -> str:
     machine, plan = summary["machine"], summary["plan"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     limits = ", ".join(f"`{k}={v}`" for k, v in summary["raised_limits"].items())
@@ -587,6 +589,7 @@ def markdown(summary: dict, chart_name: str) -> str:
         *full_sections(summary, chart_name),
         *metrics_cost_section(summary),
         *presence_tables(summary),
+        *scale_report.section(summary, scale_chart),
         "## Notes",
         "",
         *notes(summary),
@@ -771,7 +774,16 @@ def write_all(summary: dict, results_dir: Path, bench_dir: Path) -> list[Path]:
     if not label:
         chart(summary, chart_path)
         written.insert(1, chart_path)
+    scale_link = None
+    if scale_report.has_curves(summary):
+        curves_path = results_dir / f"{stem}-curves.png"
+        scale_report.chart(summary, curves_path)
+        written.insert(1, curves_path)
+        # RESULTS.md sits above results/; a partial report sits inside it.
+        scale_link = curves_path.name if label else f"results/{curves_path.name}"
     md_path.write_text(
-        markdown({**summary, "results_dir": str(results_dir)}, chart_path.name)
+        markdown(
+            {**summary, "results_dir": str(results_dir)}, chart_path.name, scale_link
+        )
     )
     return written

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import report
+from bench import report, scale_cases
 from bench.servers import (
     AUTHSOCKET,
     BENCH_DIR,
@@ -61,6 +61,7 @@ class Plan:
     revocation: dict
     storm: dict
     presence: dict
+    scale: dict
     revocation_variants: tuple[str, ...] = (
         "memory",
         "redis-same-process",
@@ -101,6 +102,15 @@ FULL = Plan(
         "redis": {"sockets": 200, "idle_s": 3},
         "restart": {"sockets": 1000, "observers": 20, "deadline": 30},
     },
+    scale={
+        "levels": [100, 1000, 5000, 10000],  # idle sockets held by one process
+        "batch": {"count": 500, "concurrency": 50, "rounds": 3},
+        "revocation_samples": 20,
+        "fanout_levels": [100, 1000, 5000, 10000],
+        "redis_levels": [100, 1000],
+        "publishes": 10,
+        "cluster": {"sockets": 3000, "publishes": 10, "revocation_samples": 51},
+    },
 )
 QUICK = Plan(
     runs=1,
@@ -124,6 +134,15 @@ QUICK = Plan(
         "redis": {"sockets": 100, "idle_s": 2},
         "restart": {"sockets": 200, "observers": 10, "deadline": 20},
     },
+    scale={
+        "levels": [50, 200],
+        "batch": {"count": 100, "concurrency": 20, "rounds": 1},
+        "revocation_samples": 5,
+        "fanout_levels": [50, 200],
+        "redis_levels": [50, 200],
+        "publishes": 3,
+        "cluster": {"sockets": 150, "publishes": 3, "revocation_samples": 6},
+    },
     revocation_variants=("memory", "redis-cross-process"),
 )
 ALL_SERVERS = "authsocket,noauth,peer,authsocket-nometrics"
@@ -136,6 +155,7 @@ SCENARIO_ORDER = (
     "revocation",
     "storm",
     "presence",
+    "scale",
 )
 
 
@@ -297,7 +317,13 @@ def build_stacks(args, plan: Plan, workdir: Path, skipped: dict) -> list[Stack]:
     return stacks
 
 
-def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
+def loadgen(
+    server: Server,
+    scenario: str,
+    tokens: Path,
+    params: dict,
+    timeout: float = LOADGEN_TIMEOUT_S,
+) -> dict:
     """Runs one scenario in a separate, pinned load-generator process."""
     spec = {
         "scenario": scenario,
@@ -315,12 +341,12 @@ def loadgen(server: Server, scenario: str, tokens: Path, params: dict) -> dict:
             check=False,
             capture_output=True,
             text=True,
-            timeout=LOADGEN_TIMEOUT_S,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return {
             "status": "error",
-            "error": f"load generator over {LOADGEN_TIMEOUT_S} s",
+            "error": f"load generator over {timeout} s",
         }
     lines = done.stdout.strip().splitlines()
     if not lines:
@@ -372,6 +398,8 @@ def cases(scenario: str, stack: Stack, plan: Plan, run: int):
             yield f"fanout/{layer}", lambda v=layer: fanout_case(stack, params, v)
     elif scenario == "presence":
         yield from presence_cases(stack, params, run)
+    elif scenario == "scale":
+        yield from scale_cases.cases(stack, params, run, loadgen)
     else:
         yield scenario, lambda: loadgen(stack.server, scenario, stack.tokens, params)
 

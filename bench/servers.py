@@ -61,6 +61,7 @@ AUTHSOCKET = ServerKind(
             "revocation",
             "storm",
             "presence",
+            "scale",
         }
     ),
     uses_database_url=True,
@@ -165,13 +166,18 @@ class Server(DaphneServer):
     """
 
     def __init__(
-        self, deployment: Deployment, label: str, extra_env=None, module="daphne"
+        self,
+        deployment: Deployment,
+        label: str,
+        extra_env=None,
+        module="daphne",
+        app: str | None = None,  # the stack's own application by default
     ):
         super().__init__(
             {**deployment.env, **(extra_env or {})},
             log_path=deployment.workdir / f"{label}.log",
             module=module,  # bench.profiled_daphne wraps daphne in a profiler
-            app=deployment.kind.asgi_app,
+            app=app or deployment.kind.asgi_app,
             options=("-v", "0"),
             python=deployment.python,
             cwd=deployment.kind.project_dir,

@@ -44,8 +44,12 @@ class ServerProcess(DaphneServer):
 class NginxProcess:
     """nginx in the foreground with the project's site config, rendered for a test."""
 
-    def __init__(self, directory: Path, upstream_ports: list[int]):
+    def __init__(
+        self, directory: Path, upstream_ports: list[int], worker_connections=256
+    ):
         self.dir = directory
+        # A proxied WebSocket takes two connections (client, upstream).
+        self.worker_connections = worker_connections
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.upstream_ports = upstream_ports
@@ -82,9 +86,10 @@ class NginxProcess:
         main.write_text(
             f"""daemon off;
 worker_processes 1;
+worker_rlimit_nofile {self.worker_connections + 64};
 pid {self.dir / "nginx.pid"};
 error_log {self.dir / "main-error.log"} crit;
-events {{ worker_connections 256; }}
+events {{ worker_connections {self.worker_connections}; }}
 http {{
     client_body_temp_path {temp["body"]};
     proxy_temp_path {temp["proxy"]};

@@ -2,9 +2,12 @@
 
 import asyncio
 import contextlib
+import re
+import resource
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import websockets
@@ -96,3 +99,32 @@ async def test_query_strings_never_reach_the_access_log(small_limit_server):
     await asyncio.to_thread(server.wait_for, r'"GET /api/me', 5, mark)
     assert '"GET /ws/' in server.output
     assert secret not in server.output
+
+
+@contextlib.contextmanager
+def soft_open_file_limit(soft: int):
+    """Processes started inside inherit this soft limit; the old one comes back."""
+    old_soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= soft:
+        pytest.skip(f"hard open-file limit {hard} leaves nothing to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        yield hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (old_soft, hard))
+
+
+def test_start_raises_the_open_file_limit_and_logs_it_once(sqlite_env, log_dir):
+    env = {**sqlite_env, "AUTHSOCKET_EXPECTED_SOCKETS": "100"}  # no warning
+    with soft_open_file_limit(512):
+        (server,) = start_servers(env, log_dir, "nofile")
+    try:
+        limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+        soft, hard = re.search(r"Max open files\s+(\S+)\s+(\S+)", limits).groups()
+        assert soft == hard != "512"
+        logged = [line for line in server.output.splitlines() if "open-file" in line]
+        assert len(logged) == 1
+        assert "512 at start" in logged[0]
+        assert "WARNING" not in logged[0]
+    finally:
+        server.stop()
