@@ -12,6 +12,11 @@ daphne under valgrind's callgrind with instrumentation off while it starts,
 opens the sockets, turns instrumentation on for exactly N `ping` → `pong`
 round trips, off again, and reads the instructions executed (Ir) from the
 dump written at exit, once with `AUTHSOCKET_METRICS=1` and once with `0`.
+Under valgrind those round trips take about fifty times longer than they
+would, so the work a process does by the clock (the revocation poll, the
+heartbeat, daphne's connection checks) would weigh fifty times too much: a
+second dump counts the same sockets sitting idle for as long, and that is
+subtracted.
 Callgrind counts instructions, not seconds: for the same build and input the
 count is the same whatever else the machine does, so on/off is the cost of
 counting and nothing else. It does not see what instructions cost (cache
@@ -83,11 +88,28 @@ async def echo_counted(server: DaphneServer, tokens: list[str], round_trips: int
     await asyncio.gather(*(echo(ws, WARMUP_ROUND_TRIPS) for ws in sockets))
     share, extra = divmod(round_trips, len(sockets))
     counts = [share + (i < extra) for i in range(len(sockets))]
-    instrument(server.process.pid, True)
+    pid = server.process.pid
+    instrument(pid, True)
+    started = time.monotonic()
     await asyncio.gather(*(echo(ws, n) for ws, n in zip(sockets, counts, strict=True)))
-    instrument(server.process.pid, False)
+    busy = time.monotonic() - started
+    instrument(pid, False)
+    dump(pid)  # the round trips (with their share of the clock's work)
+    instrument(pid, True)
+    await asyncio.sleep(busy)  # the measurement: idle for as long, nothing to await
+    instrument(pid, False)
+    dump(pid)  # the clock's work alone
     for ws in sockets:
         await ws.close()
+
+
+def dump(pid: int) -> None:
+    subprocess.run(
+        ["callgrind_control", "-d", str(pid)],
+        check=True,
+        capture_output=True,
+        timeout=CONTROL_TIMEOUT_S,
+    )
 
 
 def instructions(deployment, tokens: list[str], args, metrics: bool) -> int:
@@ -108,16 +130,17 @@ def instructions(deployment, tokens: list[str], args, metrics: bool) -> int:
     try:
         asyncio.run(echo_counted(server, tokens, args.round_trips))
     finally:
-        server.stop(timeout=CONTROL_TIMEOUT_S)  # the dump is written at exit
-    return total_ir(out)
+        server.stop(timeout=CONTROL_TIMEOUT_S)
+    busy, idle = (total_ir(Path(f"{out}.{part}")) for part in (1, 2))
+    return busy - idle
 
 
-def total_ir(out: Path) -> int:
-    """The instructions collected while instrumented, from callgrind's dump."""
-    text = out.read_text()
+def total_ir(dump_path: Path) -> int:
+    """The instructions collected since the previous dump, from callgrind's file."""
+    text = dump_path.read_text()
     found = re.search(r"^totals:\s+(\d+)", text, re.MULTILINE)
     if found is None:
-        raise RuntimeError(f"no instruction total in {out}")
+        raise RuntimeError(f"no instruction total in {dump_path}")
     return int(found.group(1))
 
 
