@@ -46,6 +46,7 @@ CONTROL_TIMEOUT_S = 300.0  # a snapshot of a large traced heap takes a while
 DRAIN_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 20.0
 TOKEN_TTL_S = 6 * 3600
+PING_BATCH = 100
 STDLIB = "/lib/python3"
 NOT_OWN = "bench/"  # under the project directory, not the stack's
 
@@ -135,8 +136,14 @@ async def warm(target: Target, tokens: list[str], concurrency: int) -> None:
 
 
 async def hold(target, tokens, count, concurrency):
+    """`count` welcomed sockets, each past one ping round trip.
+
+    Pinged in batches: a traced server answers slowly, and a ping's wait is
+    bounded.
+    """
     sockets = await open_many(target, tokens, count, concurrency)
-    await ping_all(sockets)
+    for start in range(0, count, PING_BATCH):
+        await ping_all(sockets[start : start + PING_BATCH])
     return sockets
 
 
@@ -168,11 +175,13 @@ def rss_phase(deployment, tokens, args) -> dict:
             closed = server.settled(baseline_fds)
             asyncio.run(confirm(target, tokens[0]))
             cycles.append({"held": held, "closed": closed})
+        collected = server.ask("collect")
         trim = server.ask("trim")
     first = cycles[0]["held"]["rss_kib"]
     return {
         "idle": idle,
         "cycles": cycles,
+        "collect": collected,
         "trim": trim,
         "kib_per_socket": round((first - idle["rss_kib"]) / args.count, 2),
     }
@@ -349,6 +358,15 @@ def show(result: dict, top: int) -> None:
                 f" KiB (malloc in use {closed.get('malloc_in_use_kib')} KiB,"
                 f" free in arenas {closed.get('malloc_free_kib')} KiB)"
             )
+        collected = rss["collect"]
+        print(
+            f"  gc.collect(): {collected['unreachable']} unreachable objects, "
+            f"{collected['before']['rss_kib']} -> {collected['after']['rss_kib']} KiB, "
+            f"blocks {collected['before']['allocated_blocks']} -> "
+            f"{collected['after']['allocated_blocks']}"
+        )
+        for name, number in list(collected["garbage"].items())[:12]:
+            print(f"    {number:8d}  {name}")
         trim = rss["trim"]
         print(
             f"  malloc_trim(0): {trim['before']['rss_kib']} -> "

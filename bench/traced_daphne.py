@@ -9,6 +9,7 @@ writes its JSON answer to `$BENCH_MEMORY_CONTROL.out`:
 - `rss`: resident and heap figures, nothing changed;
 - `snapshot PATH`: a full collection, then the tracemalloc snapshot dumped to
   PATH, and the objects the collector tracks, counted by type;
+- `collect`: a full collection, with what it found unreachable, by type;
 - `trim`: glibc's `malloc_trim(0)`, RSS before and after (any stack).
 """
 
@@ -89,6 +90,27 @@ def object_counts() -> dict:
     return {name: [counts[name], sizes[name]] for name, _ in counts.most_common()}
 
 
+def collect() -> dict:
+    """A full collection: what was only cyclic garbage, by type, and what it freed."""
+    before = heap_figures()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        found = gc.collect()
+        garbage = collections.Counter(
+            f"{type(obj).__module__}.{type(obj).__qualname__}" for obj in gc.garbage
+        )
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+    gc.collect()  # SAVEALL kept them in gc.garbage: now they are freed
+    return {
+        "before": before,
+        "after": heap_figures(),
+        "unreachable": found,
+        "garbage": dict(garbage.most_common(TOP_TYPES)),
+    }
+
+
 def run(command: str) -> dict:
     verb, _, argument = command.strip().partition(" ")
     if verb == "rss":
@@ -101,6 +123,8 @@ def run(command: str) -> dict:
             tracemalloc.take_snapshot().dump(argument)
             answer["traced_kib"] = tracemalloc.get_traced_memory()[0] // 1024
         return answer
+    if verb == "collect":
+        return collect()
     if verb == "trim":
         before = heap_figures()
         released = ctypes.CDLL("libc.so.6").malloc_trim(0)
