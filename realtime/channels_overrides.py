@@ -37,6 +37,9 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
     when a handler raises.
     """
 
+    # No per-socket list: Channels' __init__ makes one when this is None.
+    groups = ()
+
     async def dispatch(self, message: dict) -> None:
         """Route an ASGI or channel-layer message to its handler, with no hop.
 
