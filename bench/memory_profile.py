@@ -47,6 +47,7 @@ DRAIN_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 20.0
 TOKEN_TTL_S = 6 * 3600
 PING_BATCH = 100
+START_ATTEMPTS = 4  # of tests/servers.py's start-up wait each
 STDLIB = "/lib/python3"
 NOT_OWN = "bench/"  # under the project directory, not the stack's
 
@@ -68,6 +69,18 @@ def log(message: str) -> None:
     print(f"[memory {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+class SlowStart(Server):
+    """A server given several start-up waits: tracemalloc slows start-up down."""
+
+    def wait_ready(self) -> None:
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return super().wait_ready()
+            except TimeoutError:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+
+
 class Controlled:
     """A traced daphne and its control channel (bench.traced_daphne)."""
 
@@ -78,7 +91,7 @@ class Controlled:
             "BENCH_MEMORY_CONTROL": str(self.control),
             "BENCH_TRACEMALLOC_FRAMES": str(frames),
         }
-        self.server = Server(deployment, label, env, module="bench.traced_daphne")
+        self.server = SlowStart(deployment, label, env, module="bench.traced_daphne")
 
     def __enter__(self) -> "Controlled":
         self.server.start()
@@ -168,9 +181,12 @@ def rss_phase(deployment, tokens, args) -> dict:
         idle = server.settled(server.fds())
         baseline_fds = server.fds()
         cycles = []
-        for _ in range(args.cycles):
+        paused = None
+        for cycle in range(args.cycles):
             sockets = asyncio.run(hold(target, tokens, args.count, args.concurrency))
             held = server.ask("rss")
+            if cycle == args.cycles - 1:  # the pause of a full collection, N held
+                paused = server.ask("collect")["seconds"]
             asyncio.run(close_all(sockets))
             closed = server.settled(baseline_fds)
             asyncio.run(confirm(target, tokens[0]))
@@ -182,6 +198,7 @@ def rss_phase(deployment, tokens, args) -> dict:
         "idle": idle,
         "cycles": cycles,
         "collect": collected,
+        "collect_seconds_while_held": paused,
         "trim": trim,
         "kib_per_socket": round((first - idle["rss_kib"]) / args.count, 2),
     }
@@ -330,7 +347,9 @@ def profile(name: str, args, workdir: Path) -> dict:
         kind = replace(kind, project_dir=Path(args.app_dir).resolve())
     deployment = Deployment.create(kind, workdir / name, str(BENCH_PYTHON))
     # bench.traced_daphne comes from this checkout, whatever the stack.
-    deployment.env["PYTHONPATH"] = os.pathsep.join([str(kind.project_dir), str(REPO_DIR)])
+    deployment.env["PYTHONPATH"] = os.pathsep.join(
+        [str(kind.project_dir), str(REPO_DIR)]
+    )
     deployment.manage("migrate", "--no-input", "-v", "0")
     tokens_file = deployment.mint("memory", args.count, TOKEN_TTL_S)
     tokens = tokens_file.read_text().split()
@@ -364,6 +383,10 @@ def show(result: dict, top: int) -> None:
             f"{collected['before']['rss_kib']} -> {collected['after']['rss_kib']} KiB, "
             f"blocks {collected['before']['allocated_blocks']} -> "
             f"{collected['after']['allocated_blocks']}"
+        )
+        print(
+            f"  one full collection with {count} sockets held: "
+            f"{rss['collect_seconds_while_held']} s"
         )
         for name, number in list(collected["garbage"].items())[:12]:
             print(f"    {number:8d}  {name}")

@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import time
 import tracemalloc
 
 FRAMES = int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "0"))
@@ -95,7 +96,9 @@ def collect() -> dict:
     before = heap_figures()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
+        started = time.perf_counter()
         found = gc.collect()
+        seconds = time.perf_counter() - started
         garbage = collections.Counter(
             f"{type(obj).__module__}.{type(obj).__qualname__}" for obj in gc.garbage
         )
@@ -107,6 +110,7 @@ def collect() -> dict:
         "before": before,
         "after": heap_figures(),
         "unreachable": found,
+        "seconds": round(seconds, 3),  # the pause of one full collection
         "garbage": dict(garbage.most_common(TOP_TYPES)),
     }
 
