@@ -97,9 +97,9 @@ class LocalChannelLayer(InMemoryChannelLayer):
         try:
             _, message = await mailbox.get()
         finally:
-            if mailbox.empty() and not mailbox.waiting:
-                if self.channels.get(channel) is mailbox:
-                    del self.channels[channel]
+            idle = mailbox.empty() and not mailbox.waiting
+            if idle and self.channels.get(channel) is mailbox:
+                del self.channels[channel]
         return message
 
     def _clean_expired(self) -> None:
