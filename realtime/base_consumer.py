@@ -16,6 +16,7 @@ from django.db import DatabaseError
 
 from accounts.tokens import InvalidToken, decode_access
 from authsocket import metrics
+from authsocket.memory import reclaimer
 from realtime.channels_overrides import HoplessWebsocketConsumer
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
@@ -224,6 +225,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             return
         self.registered = False
         registry.remove(self)
+        reclaimer.socket_closed(still_open=registry.open_count())
         if hasattr(self, "expiry"):
             self.expiry.cancel()
         for group in self.groups_joined:
