@@ -1,16 +1,19 @@
-"""Give memory back after many sockets closed (docs/capacity.md).
+"""Give memory back after a wave of closes (docs/capacity.md).
 
 A closed socket leaves reference cycles behind (daphne's request and
-protocol objects, Twisted's deferreds, the consumer and its helpers). Only
-the garbage collector frees them, and the tuning of authsocket/gc_tuning.py
-makes its full collections rare: after a wave of closes the process would
-keep their memory until one happens. So every `AUTHSOCKET_RECLAIM_AFTER_CLOSES`
-closes, or as many closes as sockets are still open if that is more (the
-pause of a full collection grows with what is alive: this keeps its cost
-per close flat), one full collection runs, then glibc's `malloc_trim(0)`
-hands the C heap's free pages back to the system. Whatever CPython's own
-allocator keeps for small objects (arenas with one live object left) stays
-until reused. `0` turns this off.
+protocol objects, Twisted's deferreds, autobahn's handshake state). Only the
+garbage collector frees them, and the tuning of authsocket/gc_tuning.py makes
+its full collections rare: after a wave of closes the process would keep
+their memory (and grow again on the next wave) until one happens.
+
+So when the number of open sockets has fallen to half its peak or less, by
+at least `AUTHSOCKET_RECLAIM_AFTER_DROP` sockets, one full collection runs,
+then glibc's `malloc_trim(0)` hands the C heap's free pages back to the
+system. A steady churn never halves the count, so it adds no collection to
+the collector's own schedule; a wave costs a few, each a pause that grows
+with the sockets still open (half the peak at most). What CPython's own
+allocator keeps for small objects (an arena stays while one object in it
+lives) stays, and is reused by the next sockets. `0` turns this off.
 """
 
 import asyncio
@@ -40,32 +43,35 @@ def _malloc_trim():
 
 
 class Reclaimer:
-    """Counts closes; after enough of them, one collection and a trim, off the closing path."""
+    """Watches the open count fall; after a wave, one collection and a trim."""
 
     def __init__(self) -> None:
-        self.closed = 0  # since the last reclaim
+        self.peak = 0  # most sockets open at once since the last reclaim
         self._pending = False
 
     def socket_closed(self, *, still_open: int) -> None:
-        every = settings.AUTHSOCKET_RECLAIM_AFTER_CLOSES
-        if not every:
+        drop = settings.AUTHSOCKET_RECLAIM_AFTER_DROP
+        if not drop:
             return
-        self.closed += 1
-        if self._pending or self.closed < max(every, still_open):
+        self.peak = max(self.peak, still_open + 1)
+        fallen = self.peak - still_open
+        if self._pending or fallen < max(drop, self.peak // 2):
             return
         self._pending = True
+        self.peak = still_open
         # Not inside the closing socket's handler: once the loop gets to it.
-        asyncio.get_running_loop().call_soon(self.reclaim)
+        asyncio.get_running_loop().call_soon(self.reclaim, fallen)
 
-    def reclaim(self) -> None:
+    def reclaim(self, fallen: int = 0) -> None:
         """One full collection, then the trim; logged, it is a pause."""
-        self._pending, closed, self.closed = False, self.closed, 0
+        self._pending = False
         started = time.perf_counter()
         freed = gc.collect()
         trimmed = heap_trim()
         logger.info(
-            "memory reclaimed after %d closes: %d objects freed, heap %s, %.0f ms",
-            closed,
+            "memory reclaimed after %d sockets closed: %d objects freed, "
+            "heap %s, %.0f ms",
+            fallen,
             freed,
             "trimmed" if trimmed else "not trimmed",
             (time.perf_counter() - started) * 1000,

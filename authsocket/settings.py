@@ -287,10 +287,10 @@ AUTHSOCKET_REVOCATION_POLL = 0.5
 # many live sockets make CPython's default of 700 stop the loop for 100+ ms at
 # a time. 0 keeps CPython's defaults.
 AUTHSOCKET_GC_THRESHOLD = env_int("AUTHSOCKET_GC_THRESHOLD", 50_000)
-# After this many closed sockets (or as many as are still open, if more), one
-# full collection and malloc_trim give their memory back (authsocket/memory.py).
-# 0 leaves it to the collector's own schedule.
-AUTHSOCKET_RECLAIM_AFTER_CLOSES = env_int("AUTHSOCKET_RECLAIM_AFTER_CLOSES", 1000)
+# When the open sockets fall to half their peak or less, by at least this many,
+# one full collection and malloc_trim give the closed sockets' memory back
+# (authsocket/memory.py). 0 leaves it to the collector's own schedule.
+AUTHSOCKET_RECLAIM_AFTER_DROP = env_int("AUTHSOCKET_RECLAIM_AFTER_DROP", 1000)
 
 # --- Metrics (GET /metrics, docs/metrics.md) -------------------------------------
 

@@ -19,16 +19,23 @@ class Cycle:
 
 @pytest.fixture
 def reclaims(monkeypatch):
-    """The reclaims that ran (the real ones run too)."""
+    """How many sockets had closed at each reclaim that ran (the real one runs too)."""
     ran = []
     real = Reclaimer.reclaim
 
-    def recording(self):
-        ran.append(self.closed)
-        real(self)
+    def recording(self, fallen=0):
+        ran.append(fallen)
+        real(self, fallen)
 
     monkeypatch.setattr(Reclaimer, "reclaim", recording)
     return ran
+
+
+async def close_down(reclaimer: Reclaimer, open_now: int, until: int) -> None:
+    """Close sockets one by one from `open_now` open to `until` open."""
+    for still_open in range(open_now - 1, until - 1, -1):
+        reclaimer.socket_closed(still_open=still_open)
+        await asyncio.sleep(0)  # a close is one handler; the loop turns between
 
 
 def test_heap_trim_answers_whether_glibc_gave_pages_back():
@@ -49,40 +56,47 @@ def test_a_reclaim_frees_cyclic_garbage():
 
 
 @pytest.mark.asyncio
-async def test_enough_closes_reclaim_once_off_the_closing_path(settings, reclaims):
-    settings.AUTHSOCKET_RECLAIM_AFTER_CLOSES = 3
+async def test_a_wave_of_closes_reclaims_at_each_halving(settings, reclaims):
+    settings.AUTHSOCKET_RECLAIM_AFTER_DROP = 100
     reclaimer = Reclaimer()
-    for _ in range(3):
-        reclaimer.socket_closed(still_open=0)
-    assert reclaims == []  # scheduled, not run inside the close
-    await asyncio.sleep(0)
-    assert reclaims == [3]
-    assert reclaimer.closed == 0
+    await close_down(reclaimer, 1000, 0)
+    # 1000 → 500 → 250 → 125 → 25: then fewer than 100 remain to fall.
+    assert reclaims == [500, 250, 125, 100]
 
 
 @pytest.mark.asyncio
-async def test_with_many_sockets_still_open_it_waits_for_as_many_closes(
-    settings, reclaims
-):
-    settings.AUTHSOCKET_RECLAIM_AFTER_CLOSES = 2
+async def test_steady_churn_never_reclaims(settings, reclaims):
+    settings.AUTHSOCKET_RECLAIM_AFTER_DROP = 10
     reclaimer = Reclaimer()
-    for _ in range(4):
-        reclaimer.socket_closed(still_open=5)
-    await asyncio.sleep(0)
+    for _ in range(1000):  # one closes, another opens: 100 open throughout
+        reclaimer.socket_closed(still_open=99)
+        await asyncio.sleep(0)
     assert reclaims == []
-    reclaimer.socket_closed(still_open=5)
+
+
+@pytest.mark.asyncio
+async def test_a_small_process_needs_the_minimum_drop(settings, reclaims):
+    settings.AUTHSOCKET_RECLAIM_AFTER_DROP = 100
+    reclaimer = Reclaimer()
+    await close_down(reclaimer, 60, 0)  # halved, but only 60 fell
+    assert reclaims == []
+
+
+@pytest.mark.asyncio
+async def test_the_reclaim_runs_after_the_closing_handler(settings, reclaims):
+    settings.AUTHSOCKET_RECLAIM_AFTER_DROP = 1
+    reclaimer = Reclaimer()
+    reclaimer.socket_closed(still_open=1)  # the peak is 2: one fell, half of it
+    assert reclaims == []
     await asyncio.sleep(0)
-    assert reclaims == [5]
+    assert reclaims == [1]
 
 
 @pytest.mark.asyncio
 async def test_zero_turns_it_off(settings, reclaims):
-    settings.AUTHSOCKET_RECLAIM_AFTER_CLOSES = 0
-    reclaimer = Reclaimer()
-    for _ in range(10):
-        reclaimer.socket_closed(still_open=0)
-    await asyncio.sleep(0)
-    assert reclaims == [] and reclaimer.closed == 0
+    settings.AUTHSOCKET_RECLAIM_AFTER_DROP = 0
+    await close_down(Reclaimer(), 10_000, 0)
+    assert reclaims == []
 
 
 def test_the_process_has_one_reclaimer():

@@ -48,23 +48,17 @@ async def test_closing_a_socket_frees_its_slot(ws, alice, open_session, settings
 async def test_every_close_is_counted_towards_giving_memory_back(
     ws, alice, open_session, settings, monkeypatch
 ):
-    settings.AUTHSOCKET_RECLAIM_AFTER_CLOSES = 2
+    settings.AUTHSOCKET_RECLAIM_AFTER_DROP = 2
     reclaimed = []
-    real = type(reclaimer).reclaim
-    monkeypatch.setattr(
-        reclaimer,
-        "reclaim",
-        lambda: (reclaimed.append(reclaimer.closed), real(reclaimer)),
-    )
-    monkeypatch.setattr(reclaimer, "closed", 0)
+    monkeypatch.setattr(reclaimer, "reclaim", reclaimed.append)
+    monkeypatch.setattr(reclaimer, "peak", 0)
     monkeypatch.setattr(reclaimer, "_pending", False)
     tokens = await db(open_session, alice)
-    sockets = [ws(f"token={tokens.access}") for _ in range(3)]
+    sockets = [ws(f"token={tokens.access}") for _ in range(4)]
     for communicator in sockets:
         await welcomed(communicator)
-    assert registry.open_count() == 3
+    assert registry.open_count() == 4
     for communicator in sockets:
         await communicator.disconnect()
     assert registry.open_count() == 0
-    assert reclaimed == [2]  # the second close (one still open) reached the count
-    assert reclaimer.closed == 1
+    assert reclaimed == [2]  # 4 open fell to 2: half, and by the minimum drop
