@@ -94,7 +94,11 @@ class Controlled:
         self.server = SlowStart(deployment, label, env, module="bench.traced_daphne")
 
     def __enter__(self) -> "Controlled":
-        self.server.start()
+        try:
+            self.server.start()
+        except BaseException:
+            self.server.stop()  # started but never ready: not left behind
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -119,6 +123,13 @@ class Controlled:
         if "error" in answer:
             raise RuntimeError(f"{command!r}: {answer['error']}")
         return answer
+
+    async def ask_async(self, command: str) -> dict:
+        """`ask` off the event loop: the client's sockets stay serviced meanwhile."""
+        return await asyncio.to_thread(self.ask, command)
+
+    async def settled_async(self, baseline_fds: int) -> dict:
+        return await asyncio.to_thread(self.settled, baseline_fds)
 
     def fds(self) -> int:
         return len(os.listdir(f"/proc/{self.server.pid}/fd"))
@@ -176,23 +187,28 @@ async def confirm(target: Target, token: str) -> None:
 def rss_phase(deployment, tokens, args) -> dict:
     """RSS per held socket, after closing, across cycles, and after a trim."""
     with Controlled(deployment, "rss", 0) as server:
-        target = server.target
-        asyncio.run(warm(target, tokens, args.concurrency))
-        idle = server.settled(server.fds())
-        baseline_fds = server.fds()
-        cycles = []
-        paused = None
-        for cycle in range(args.cycles):
-            sockets = asyncio.run(hold(target, tokens, args.count, args.concurrency))
-            held = server.ask("rss")
-            if cycle == args.cycles - 1:  # the pause of a full collection, N held
-                paused = server.ask("collect")["seconds"]
-            asyncio.run(close_all(sockets))
-            closed = server.settled(baseline_fds)
-            asyncio.run(confirm(target, tokens[0]))
-            cycles.append({"held": held, "closed": closed})
-        collected = server.ask("collect")
-        trim = server.ask("trim")
+        # One event loop for every socket: a socket outlives no loop it was made on.
+        return asyncio.run(_rss(server, tokens, args))
+
+
+async def _rss(server: "Controlled", tokens, args) -> dict:
+    target, ask = server.target, server.ask_async
+    await warm(target, tokens, args.concurrency)
+    idle = await server.settled_async(server.fds())
+    baseline_fds = server.fds()
+    cycles = []
+    paused = None
+    for cycle in range(args.cycles):
+        sockets = await hold(target, tokens, args.count, args.concurrency)
+        held = await ask("rss")
+        if cycle == args.cycles - 1:  # the pause of a full collection, N held
+            paused = (await ask("collect"))["seconds"]
+        await close_all(sockets)
+        closed = await server.settled_async(baseline_fds)
+        await confirm(target, tokens[0])
+        cycles.append({"held": held, "closed": closed})
+    collected = await ask("garbage")
+    trim = await ask("trim")
     first = cycles[0]["held"]["rss_kib"]
     return {
         "idle": idle,
@@ -211,17 +227,8 @@ def trace_phase(deployment, tokens, args) -> dict:
         for step in ("before", "held", "closed")
     }
     with Controlled(deployment, "traced", args.frames) as server:
-        target = server.target
-        asyncio.run(warm(target, tokens, args.concurrency))
-        server.settled(server.fds())
-        baseline_fds = server.fds()
-        before = server.ask(f"snapshot {paths['before']}")
-        sockets = asyncio.run(hold(target, tokens, args.count, args.concurrency))
-        held = server.ask(f"snapshot {paths['held']}")
-        asyncio.run(close_all(sockets))
-        server.settled(baseline_fds)
-        asyncio.run(confirm(target, tokens[0]))
-        closed = server.ask(f"snapshot {paths['closed']}")
+        answers = asyncio.run(_trace(server, tokens, args, paths))
+    before, held, closed = answers
     snapshots = {step: load(path) for step, path in paths.items()}
     project = str(deployment.kind.project_dir)
     count = args.count
@@ -244,6 +251,21 @@ def trace_phase(deployment, tokens, args) -> dict:
             snapshots["closed"], snapshots["before"], "lineno", count
         ),
     }
+
+
+async def _trace(server: "Controlled", tokens, args, paths) -> tuple:
+    target, ask = server.target, server.ask_async
+    await warm(target, tokens, args.concurrency)
+    await server.settled_async(server.fds())
+    baseline_fds = server.fds()
+    before = await ask(f"snapshot {paths['before']}")
+    sockets = await hold(target, tokens, args.count, args.concurrency)
+    held = await ask(f"snapshot {paths['held']}")
+    await close_all(sockets)
+    await server.settled_async(baseline_fds)
+    await confirm(target, tokens[0])
+    closed = await ask(f"snapshot {paths['closed']}")
+    return before, held, closed
 
 
 def load(path: Path) -> tracemalloc.Snapshot:

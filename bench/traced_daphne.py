@@ -9,7 +9,8 @@ writes its JSON answer to `$BENCH_MEMORY_CONTROL.out`:
 - `rss`: resident and heap figures, nothing changed;
 - `snapshot PATH`: a full collection, then the tracemalloc snapshot dumped to
   PATH, and the objects the collector tracks, counted by type;
-- `collect`: a full collection, with what it found unreachable, by type;
+- `collect`: one full collection, timed (the event loop's pause);
+- `garbage`: what only a full collection frees, by type, then freed;
 - `trim`: glibc's `malloc_trim(0)`, RSS before and after (any stack).
 """
 
@@ -92,14 +93,26 @@ def object_counts() -> dict:
 
 
 def collect() -> dict:
-    """A full collection: what was only cyclic garbage, by type, and what it freed."""
+    """One full collection, as the collector or authsocket.memory would run it."""
+    before = heap_figures()
+    started = time.perf_counter()
+    found = gc.collect()
+    seconds = time.perf_counter() - started
+    return {
+        "before": before,
+        "after": heap_figures(),
+        "unreachable": found,
+        "seconds": round(seconds, 3),  # the event loop's pause
+    }
+
+
+def garbage() -> dict:
+    """What only the collector could free, by type; then freed."""
     before = heap_figures()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        started = time.perf_counter()
         found = gc.collect()
-        seconds = time.perf_counter() - started
-        garbage = collections.Counter(
+        kinds = collections.Counter(
             f"{type(obj).__module__}.{type(obj).__qualname__}" for obj in gc.garbage
         )
         gc.garbage.clear()
@@ -110,8 +123,7 @@ def collect() -> dict:
         "before": before,
         "after": heap_figures(),
         "unreachable": found,
-        "seconds": round(seconds, 3),  # the pause of one full collection
-        "garbage": dict(garbage.most_common(TOP_TYPES)),
+        "garbage": dict(kinds.most_common(TOP_TYPES)),
     }
 
 
@@ -129,6 +141,8 @@ def run(command: str) -> dict:
         return answer
     if verb == "collect":
         return collect()
+    if verb == "garbage":
+        return garbage()
     if verb == "trim":
         before = heap_figures()
         released = ctypes.CDLL("libc.so.6").malloc_trim(0)
