@@ -242,7 +242,9 @@ def trace_phase(deployment, tokens, args) -> dict:
             (held["traced_kib"] - before["traced_kib"]) * 1024 / count
         ),
         "by_line": by_key(snapshots["held"], snapshots["before"], "lineno", count),
-        "by_package": by_package(snapshots["held"], snapshots["before"], count),
+        "by_package": by_package(
+            snapshots["held"], snapshots["before"], count, project
+        ),
         "by_own_caller": by_caller(
             snapshots["held"], snapshots["before"], count, project
         ),
@@ -287,6 +289,8 @@ def where(filename: str, project: str | None = None) -> str:
 
 
 def package(filename: str, project: str | None = None) -> str:
+    if project and filename.startswith(project) and "site-packages/" not in filename:
+        return "(the stack's own code)"
     name = where(filename, project)
     if name.startswith("stdlib/"):
         return "stdlib:" + name[7:].split("/", 1)[0].removesuffix(".py")
@@ -309,10 +313,10 @@ def by_key(new, old, key: str, count: int) -> list[dict]:
     return sorted(rows, key=lambda row: -row["bytes_per_socket"])
 
 
-def by_package(new, old, count: int) -> dict[str, float]:
+def by_package(new, old, count: int, project: str) -> dict[str, float]:
     totals: dict[str, float] = {}
     for stat in new.compare_to(old, "filename"):
-        name = package(stat.traceback[-1].filename)
+        name = package(stat.traceback[-1].filename, project)
         totals[name] = totals.get(name, 0) + stat.size_diff / count
     return dict(sorted(((k, round(v, 1)) for k, v in totals.items()), key=_second))
 
