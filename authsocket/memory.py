@@ -19,6 +19,7 @@ lives) stays, and is reused by the next sockets. `0` turns this off.
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import time
@@ -34,6 +35,7 @@ def heap_trim() -> bool:
     return bool(trim(0)) if trim is not None else False
 
 
+@functools.cache
 def _malloc_trim():
     name = ctypes.util.find_library("c")
     try:

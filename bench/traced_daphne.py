@@ -16,6 +16,7 @@ writes its JSON answer to `$BENCH_MEMORY_CONTROL.out`:
 
 import collections
 import ctypes
+import functools
 import gc
 import json
 import os
@@ -76,10 +77,16 @@ class _Mallinfo2(ctypes.Structure):
     ]
 
 
-def _mallinfo2() -> _Mallinfo2:
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """Loaded once: each CDLL() leaves reference cycles the census would count."""
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _Mallinfo2
-    return libc.mallinfo2()
+    return libc
+
+
+def _mallinfo2() -> _Mallinfo2:
+    return _libc().mallinfo2()
 
 
 def object_counts() -> dict:
@@ -145,7 +152,7 @@ def run(command: str) -> dict:
         return garbage()
     if verb == "trim":
         before = heap_figures()
-        released = ctypes.CDLL("libc.so.6").malloc_trim(0)
+        released = _libc().malloc_trim(0)
         return {"before": before, "after": heap_figures(), "released": bool(released)}
     return {"error": f"unknown command {verb!r}"}
 

@@ -228,6 +228,9 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         reclaimer.socket_closed(still_open=registry.open_count())
         if hasattr(self, "expiry"):
             self.expiry.cancel()
+            # The timer holds this consumer's methods: a cycle only a full
+            # collection would free (authsocket/memory.py). Refcounting frees both now.
+            del self.expiry
         for group in self.groups_joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
