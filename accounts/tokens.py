@@ -41,7 +41,7 @@ class TokenExpired(InvalidToken):
     code = "token_expired"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: int
     sid: str

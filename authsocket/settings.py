@@ -296,6 +296,13 @@ AUTHSOCKET_GC_THRESHOLD = env_int("AUTHSOCKET_GC_THRESHOLD", 50_000)
 # WebSockets one process is expected to hold: `authsocket.serve` warns at start
 # when the open-file limit leaves room for fewer (authsocket/fd_limits.py).
 AUTHSOCKET_EXPECTED_SOCKETS = env_int("AUTHSOCKET_EXPECTED_SOCKETS", 10_000)
+# When the open sockets fall to half their peak or less, by at least this many,
+# one full collection and malloc_trim give the closed sockets' memory back
+# (authsocket/memory.py). Off (0) by default: the collection stops the event
+# loop for up to a second with thousands of sockets still open, which the
+# one-second revocation promise cannot afford; turn it on where memory is
+# scarcer than latency.
+AUTHSOCKET_RECLAIM_AFTER_DROP = env_int("AUTHSOCKET_RECLAIM_AFTER_DROP", 0)
 
 # --- Metrics (GET /metrics, docs/metrics.md) -------------------------------------
 

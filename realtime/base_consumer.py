@@ -16,6 +16,7 @@ from django.db import DatabaseError
 
 from accounts.tokens import InvalidToken, decode_access
 from authsocket import metrics
+from authsocket.memory import reclaimer
 from realtime.channels_overrides import HoplessWebsocketConsumer
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
@@ -101,9 +102,25 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     }
     frame_table: ClassVar[Mapping[str, FrameSpec]] = frames  # own + inherited
 
-    registered = False  # counted in the registry; state to release on close
-    listed = False  # in the registry of live sockets on every process
-    welcomed = False  # socket_authenticated ran: socket_closed will
+    # A process holds thousands of these: the state of each lives in slots, not
+    # in a per-instance dict that grows as connect() fills it in.
+    __slots__ = (
+        "user",
+        "user_id",
+        "sid",
+        "subprotocol",
+        "groups_joined",
+        "limiter",
+        "expiry",
+        "registered",  # counted in the registry; state to release on close
+        "listed",  # in the registry of live sockets on every process
+        "welcomed",  # socket_authenticated ran: socket_closed will
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.registered = self.listed = self.welcomed = False
+        self.groups_joined: list[str] = []
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -132,7 +149,6 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
 
     async def connect(self) -> None:
         user, auth = self.scope["user"], self.scope["auth"]
-        self.groups_joined: list[str] = []
         if not user.is_authenticated:
             # The one log line of a refusal: its reason, never the credential.
             level = logging.WARNING if auth.unavailable else logging.INFO
@@ -169,10 +185,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         await self.accept(self.subprotocol)
         self.limiter = FrameLimiter(settings.AUTHSOCKET_FRAME_RATE)
         self.expiry = ExpiryTimer(self._warn_expiring, self._expire)
-        claims = auth.claims
-        self.expiry.schedule(
-            auth.expires_at, None if claims is None else claims.exp - claims.iat
-        )
+        self.expiry.schedule(auth.expires_at, auth.lifetime)
         await self.send_frame(
             ServerFrame.WELCOME,
             user={"id": user.pk, "username": user.get_username()},
@@ -212,8 +225,12 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             return
         self.registered = False
         registry.remove(self)
+        reclaimer.socket_closed(still_open=registry.open_count())
         if hasattr(self, "expiry"):
             self.expiry.cancel()
+            # The timer holds this consumer's methods: a cycle only a full
+            # collection would free (authsocket/memory.py). Refcounting frees both now.
+            del self.expiry
         for group in self.groups_joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)

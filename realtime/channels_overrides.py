@@ -6,7 +6,9 @@
   `database_sync_to_async` or the session guard's threads, which clean up
   connections themselves, so the hop is skipped.
 - `LocalChannelLayer._clean_expired` and `.group_send`: the in-memory layer
-  sweeps every channel on every `receive()` and starts a task per group member.
+  sweeps every channel on every `receive()` and starts a task per group member;
+  its `.send` and `.receive`: one `asyncio.Queue` per waiting channel (every
+  idle socket has one) is ~3 KiB, a `Mailbox` a few dozen bytes.
 
 Why each one pays for itself, with figures: docs/architecture.md ("Framework
 overrides"). channels is pinned exactly in requirements.txt, and
@@ -20,10 +22,11 @@ import time
 from copy import deepcopy
 
 from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
+from channels.exceptions import ChannelFull, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 
+from realtime.mailbox import Mailbox
 from realtime.protocol import CloseCode
 
 SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired messages and groups
@@ -36,6 +39,9 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
     ORM on the event loop, and keep `disconnect()` idempotent: it also runs
     when a handler raises.
     """
+
+    # No per-socket list: Channels' __init__ makes one when this is None.
+    groups = ()
 
     async def dispatch(self, message: dict) -> None:
         """Route an ASGI or channel-layer message to its handler, with no hop.
@@ -65,24 +71,65 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
 class LocalChannelLayer(InMemoryChannelLayer):
     """In-memory layer whose expiry sweep is amortized, not run per receive.
 
-    An expired message may be handed out up to SWEEP_INTERVAL late.
+    An expired message may be handed out up to SWEEP_INTERVAL late. Each
+    channel's messages wait in a `Mailbox` (realtime/mailbox.py), not in an
+    `asyncio.Queue`: every idle socket's receive holds one.
     """
 
     _last_sweep = 0.0
+
+    async def send(self, channel: str, message: dict) -> None:
+        """Channels' `send`, into the channel's mailbox."""
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        assert "__asgi_channel__" not in message
+        entry = (time.time() + self.expiry, deepcopy(message))
+        try:
+            self._mailbox(channel).put_nowait(entry)
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    async def receive(self, channel: str) -> dict:
+        """Channels' `receive`: the next message; an emptied mailbox is dropped."""
+        self.require_valid_channel_name(channel)
+        self._clean_expired()
+        mailbox = self._mailbox(channel)
+        try:
+            _, message = await mailbox.get()
+        finally:
+            idle = mailbox.empty() and not mailbox.waiting
+            if idle and self.channels.get(channel) is mailbox:
+                del self.channels[channel]
+        return message
 
     def _clean_expired(self) -> None:
         now = time.monotonic()
         if now - self._last_sweep < SWEEP_INTERVAL:
             return
         self._last_sweep = now
-        super()._clean_expired()
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Channels' sweep over mailboxes: a channel with an expired message
+        leaves every group; memberships older than `group_expiry` end."""
+        for channel, mailbox in list(self.channels.items()):
+            while not mailbox.empty() and mailbox.peek()[0] < time.time():
+                mailbox.get_nowait()
+                self._remove_from_groups(channel)
+                if mailbox.empty() and not mailbox.waiting:
+                    self.channels.pop(channel, None)
+        timeout = int(time.time()) - self.group_expiry
+        for channels in self.groups.values():
+            for name, timestamp in list(channels.items()):
+                if timestamp and timestamp < timeout:
+                    channels.pop(name, None)
 
     async def group_send(self, group: str, message: dict) -> None:
         """One pass over the members, one copy of the message for them all.
 
         The copy keeps the sender's dict apart; the members share it, so
         channel-layer events are read-only for consumers (ours are).
-        A full member queue drops its copy, as the stock version does.
+        A full member mailbox drops its copy, as the stock version does.
         """
         if not isinstance(message, dict):
             raise TypeError("A channel-layer message is a dict.")
@@ -93,10 +140,11 @@ class LocalChannelLayer(InMemoryChannelLayer):
             return
         entry = (time.time() + self.expiry, deepcopy(message))
         for channel in list(members):
-            queue = self.channels.get(channel)
-            if queue is None:
-                queue = self.channels[channel] = asyncio.Queue(
-                    maxsize=self.get_capacity(channel)
-                )
             with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(entry)
+                self._mailbox(channel).put_nowait(entry)
+
+    def _mailbox(self, channel: str) -> Mailbox:
+        mailbox = self.channels.get(channel)
+        if mailbox is None:
+            mailbox = self.channels[channel] = Mailbox(self.get_capacity(channel))
+        return mailbox

@@ -27,6 +27,8 @@ import time
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
+from realtime.mailbox import Mailbox
+
 logger = logging.getLogger(__name__)
 
 OUTAGE_ERRORS = (RedisError, OSError)  # OSError covers ConnectionError, TimeoutError
@@ -47,7 +49,7 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         self._recovery: asyncio.Task | None = None
         # This process's channels: one reader per (event loop, Redis key) takes
         # messages off Redis and hands each to the local queue of its channel.
-        self._inboxes: dict[str, asyncio.Queue] = {}
+        self._inboxes: dict[str, Mailbox] = {}
         self._readers: dict[tuple, asyncio.Task] = {}
         # Channels whose consumer is gone → when it went. A group message read
         # just after a socket left would otherwise make a queue nobody drains.
@@ -114,10 +116,10 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
 
-    def _inbox(self, channel: str) -> asyncio.Queue:
+    def _inbox(self, channel: str) -> Mailbox:
         queue = self._inboxes.get(channel)
-        if queue is None:
-            queue = self._inboxes[channel] = asyncio.Queue()
+        if queue is None:  # every idle socket waits on one: not an asyncio.Queue
+            queue = self._inboxes[channel] = Mailbox()
         return queue
 
     def _mark_closed(self, channel: str) -> None:

@@ -20,6 +20,7 @@ class ConnectionRegistry:
     def __init__(self) -> None:
         self._by_session: dict[str, set[LiveSocket]] = defaultdict(set)
         self._per_user: Counter[int] = Counter()
+        self._open = 0
 
     def add(self, socket: LiveSocket, *, limit: int) -> bool:
         """Register a socket; False (and not registered) when the user is at `limit`."""
@@ -27,6 +28,7 @@ class ConnectionRegistry:
             return False
         self._per_user[socket.user_id] += 1
         self._by_session[socket.sid].add(socket)
+        self._open += 1
         return True
 
     def remove(self, socket: LiveSocket) -> None:
@@ -34,6 +36,7 @@ class ConnectionRegistry:
         if not sockets or socket not in sockets:
             return
         sockets.discard(socket)
+        self._open -= 1
         if not sockets:
             del self._by_session[socket.sid]
         self._per_user[socket.user_id] -= 1
@@ -46,10 +49,15 @@ class ConnectionRegistry:
     def count(self, user_id: int) -> int:
         return self._per_user.get(user_id, 0)
 
+    def open_count(self) -> int:
+        """Every socket this process holds."""
+        return self._open
+
     def clear(self) -> None:
         """Forget every socket (tests: each runs its own event loop)."""
         self._by_session.clear()
         self._per_user.clear()
+        self._open = 0
 
 
 registry = ConnectionRegistry()

@@ -23,13 +23,22 @@ class StreamConsumer(AuthenticatedConsumer):
         ClientFrame.PRESENCE: FrameSpec("on_presence", FIELDS[ClientFrame.PRESENCE]),
     }
 
-    streams: StreamSubscriptions
+    __slots__ = ("_streams",)
 
-    # A consumer handles one message at a time: nothing reaches the handlers
-    # below before `socket_authenticated` has created the owner.
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._streams: StreamSubscriptions | None = None
 
-    async def socket_authenticated(self) -> None:
-        self.streams = StreamSubscriptions(socket=self, user=self.user)
+    @property
+    def streams(self) -> StreamSubscriptions:
+        """The owner of the socket's streams, made by the first stream frame or event.
+
+        Most sockets sit idle: they never pay for one. Nothing reaches the
+        handlers below before the socket is welcomed (one message at a time).
+        """
+        if self._streams is None:
+            self._streams = StreamSubscriptions(socket=self, user=self.user)
+        return self._streams
 
     async def on_subscribe(self, frame: dict) -> None:
         await self.streams.subscribe(frame)

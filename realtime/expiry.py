@@ -1,8 +1,9 @@
 """Close a socket when its access token expires (docs/protocol.md §4.2–4.3).
 
-One pair of event-loop timers per socket (TimerHandles, far lighter than a
-sleeping task per socket), rescheduled by an `auth` frame and cancelled on
-disconnect; no polling loop.
+One event-loop timer per socket at a time (a TimerHandle, far lighter than a
+sleeping task per socket): the warning's, which arms the close's when it
+fires. Rescheduled by an `auth` frame and cancelled on disconnect; no
+polling loop.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ MAX_WARNING = 30.0
 
 
 class ExpiryTimer:
-    __slots__ = ("_warn", "_expire", "_handles", "_tasks")
+    __slots__ = ("_warn", "_expire", "_handle", "_tasks")
 
     def __init__(
         self,
@@ -23,8 +24,9 @@ class ExpiryTimer:
         on_expiry: Callable[[], Awaitable[None]],
     ):
         self._warn, self._expire = on_warning, on_expiry
-        self._handles: list[asyncio.TimerHandle] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        # Callbacks still running; made by the first one (most sockets never fire).
+        self._tasks: set[asyncio.Task] | None = None
 
     def schedule(self, expires_at: int, lifetime: int | None = None) -> None:
         """(Re)arm: `auth.expiring` min(30 s, TTL/3) before exp, close at exp + leeway.
@@ -33,28 +35,32 @@ class ExpiryTimer:
         carries only `exp`, and then the configured lifetime is assumed.
         """
         self.cancel()
-        loop = asyncio.get_running_loop()
         now = time.time()
         ttl = settings.AUTHSOCKET_ACCESS_TTL if lifetime is None else lifetime
         warning_lead = min(MAX_WARNING, max(0, ttl) / 3)
+        close_at = expires_at + settings.AUTHSOCKET_LEEWAY
         warn_in = expires_at - warning_lead - now
-        close_in = expires_at + settings.AUTHSOCKET_LEEWAY - now
         if warn_in > 0:
-            self._handles.append(
-                loop.call_later(warn_in, self._spawn, self._warn, expires_at)
-            )
+            self._arm(warn_in, self._warning_due, expires_at, close_at)
         else:
-            self._spawn(self._warn, expires_at)
-        self._handles.append(
-            loop.call_later(max(0.0, close_in), self._spawn, self._expire)
-        )
+            self._warning_due(expires_at, close_at)
 
     def cancel(self) -> None:
-        for handle in self._handles:
-            handle.cancel()
-        self._handles.clear()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _warning_due(self, expires_at: int, close_at: float) -> None:
+        """Warn now; the close comes at `close_at` (wall clock), unless rescheduled."""
+        self._spawn(self._warn, expires_at)
+        self._arm(max(0.0, close_at - time.time()), self._spawn, self._expire)
+
+    def _arm(self, delay: float, callback, *args) -> None:
+        self._handle = asyncio.get_running_loop().call_later(delay, callback, *args)
 
     def _spawn(self, callback, *args) -> None:
         task = asyncio.ensure_future(callback(*args))
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)  # keep a reference until it finishes
         task.add_done_callback(self._tasks.discard)

@@ -15,7 +15,7 @@ from django.db import DatabaseError
 
 from accounts.errors import AuthError
 from accounts.services import ticket_consume
-from accounts.tokens import AccessClaims, InvalidToken, decode_access
+from accounts.tokens import InvalidToken, decode_access
 from authsocket import metrics
 from realtime.credentials import BadCredential, Credential, credential_of
 from realtime.protocol import Transport
@@ -31,7 +31,9 @@ class HandshakeAuth:
     transport: Transport | None = None
     sid: str | None = None
     expires_at: int | None = None
-    claims: AccessClaims | None = None
+    # The token's own lifetime (`exp - iat`), which sets its expiry warning;
+    # None for a ticket. Not the claims: a socket keeps only what it uses.
+    lifetime: int | None = None
     error: str | None = None
 
     @property
@@ -74,7 +76,9 @@ async def authenticate_scope(scope: dict) -> tuple[object, HandshakeAuth]:
 async def _from_access_token(credential: Credential) -> tuple[object, HandshakeAuth]:
     claims = decode_access(credential.value)
     user = await guard.check(sid=claims.sid, user_id=claims.user_id)
-    auth = HandshakeAuth(credential.transport, claims.sid, claims.exp, claims)
+    auth = HandshakeAuth(
+        credential.transport, claims.sid, claims.exp, claims.exp - claims.iat
+    )
     return user, auth
 
 

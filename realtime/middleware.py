@@ -13,6 +13,7 @@ class JWTAuthMiddleware(BaseMiddleware):
     """Sets `scope["user"]` (a user or `AnonymousUser`) and `scope["auth"]`."""
 
     async def __call__(self, scope, receive, send):
-        scope = dict(scope)
-        scope["user"], scope["auth"] = await authenticate_scope(scope)
-        return await self.inner(scope, receive, send)
+        user, auth = await authenticate_scope(scope)
+        # A copy (the caller's scope stays as it was), made once at its final
+        # size: every layer's scope lives as long as the socket.
+        return await self.inner(dict(scope, user=user, auth=auth), receive, send)

@@ -48,40 +48,49 @@ class SocketMetricsMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket" or not metrics.enabled():
             return await self.application(scope, receive, send)
-        # "accepting": accepted, outcome decided by the next send (4409 or not).
-        state = {"phase": "handshake"}
-        auth = scope.get("auth")
-
-        async def counting_send(message):
-            kind = message["type"]
-            if kind == "websocket.accept" and state["phase"] == "handshake":
-                state["phase"] = "accepting"
-                metrics.socket_opened()
-            elif kind == "websocket.close":
-                _closing(state, auth, message.get("code"))
-            elif state["phase"] == "accepting":
-                state["phase"] = "open"
-                metrics.handshake_accepted(_transport(auth))
-            await send(message)
-
+        counting = CountingSend(send, scope.get("auth"))
         try:
-            return await self.application(scope, receive, counting_send)
+            return await self.application(scope, receive, counting)
         finally:
-            if state["phase"] in ("accepting", "open", "closed"):
+            if counting.phase in ("accepting", "open", "closed"):
                 metrics.socket_closed()
 
 
-def _closing(state: dict, auth, code) -> None:
-    phase = state["phase"]
-    if phase == "handshake":
-        metrics.handshake_refused(refusal_reason(auth), _transport(auth))
-        state["phase"] = "refused"
-        return
-    if phase == "accepting":
-        if code == CloseCode.TOO_MANY_CONNECTIONS:
-            metrics.handshake_refused("too_many_connections", _transport(auth))
-        else:
-            metrics.handshake_accepted(_transport(auth))
-    if phase in ("accepting", "open"):
-        metrics.close_code_sent(1000 if code is None else int(code))
-        state["phase"] = "closed"
+class CountingSend:
+    """One socket's `send`, counting what passes; a small object, held while it lives.
+
+    `phase`: "handshake", then "accepting" (accepted, outcome decided by the
+    next send: 4409 or not), "open", and "refused" or "closed".
+    """
+
+    __slots__ = ("send", "auth", "phase")
+
+    def __init__(self, send, auth) -> None:
+        self.send, self.auth, self.phase = send, auth, "handshake"
+
+    async def __call__(self, message) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept" and self.phase == "handshake":
+            self.phase = "accepting"
+            metrics.socket_opened()
+        elif kind == "websocket.close":
+            self._closing(message.get("code"))
+        elif self.phase == "accepting":
+            self.phase = "open"
+            metrics.handshake_accepted(_transport(self.auth))
+        await self.send(message)
+
+    def _closing(self, code) -> None:
+        phase, auth = self.phase, self.auth
+        if phase == "handshake":
+            metrics.handshake_refused(refusal_reason(auth), _transport(auth))
+            self.phase = "refused"
+            return
+        if phase == "accepting":
+            if code == CloseCode.TOO_MANY_CONNECTIONS:
+                metrics.handshake_refused("too_many_connections", _transport(auth))
+            else:
+                metrics.handshake_accepted(_transport(auth))
+        if phase in ("accepting", "open"):
+            metrics.close_code_sent(1000 if code is None else int(code))
+            self.phase = "closed"

@@ -1,21 +1,22 @@
 """realtime.channels_overrides.LocalChannelLayer: fan-out without a sweep per receive."""
 
+import asyncio
+
 import pytest
-from channels.layers import InMemoryChannelLayer
+from channels.exceptions import ChannelFull
 
 from realtime import channels_overrides
 from realtime.channels_overrides import LocalChannelLayer
+from realtime.mailbox import Mailbox
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_fan_out_to_many_sockets_sweeps_expired_entries_once(monkeypatch):
     sweeps = []
-    original = InMemoryChannelLayer._clean_expired
+    original = LocalChannelLayer._sweep
     monkeypatch.setattr(
-        InMemoryChannelLayer,
-        "_clean_expired",
-        lambda self: (sweeps.append(1), original(self)),
+        LocalChannelLayer, "_sweep", lambda self: (sweeps.append(1), original(self))
     )
     layer = LocalChannelLayer(capacity=10)
     channels = [await layer.new_channel() for _ in range(300)]
@@ -78,6 +79,37 @@ async def test_group_send_to_an_empty_group_does_nothing():
 
 
 def pending(layer: LocalChannelLayer, channel: str) -> int:
-    """Messages waiting on a channel (the layer drops a queue once empty)."""
+    """Messages waiting on a channel (the layer drops a mailbox once empty)."""
     queue = layer.channels.get(channel)
     return 0 if queue is None else queue.qsize()
+
+
+async def test_an_idle_receive_waits_on_a_mailbox_not_a_queue():
+    """Every idle socket waits like this: ~3 KiB an asyncio.Queue, a Mailbox far less."""
+    layer = LocalChannelLayer()
+    channel = await layer.new_channel()
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)  # let it start waiting
+    assert isinstance(layer.channels[channel], Mailbox)
+    await layer.send(channel, {"type": "stream.message", "id": 7})
+    assert (await asyncio.wait_for(receiving, 1))["id"] == 7
+    assert channel not in layer.channels  # emptied: dropped
+
+
+async def test_a_cancelled_receive_drops_its_mailbox():
+    layer = LocalChannelLayer()
+    channel = await layer.new_channel()
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    assert channel not in layer.channels
+
+
+async def test_send_over_capacity_raises_channel_full():
+    layer = LocalChannelLayer(capacity=1)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "stream.message"})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "stream.message"})

@@ -2,6 +2,7 @@
 
 import pytest
 
+from authsocket.memory import reclaimer
 from realtime.connections import registry
 from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, CloseCode
 from realtime.tests.sockets import close_code, db, still_open, welcomed
@@ -42,3 +43,22 @@ async def test_closing_a_socket_frees_its_slot(ws, alice, open_session, settings
     second = ws(f"token={tokens.access}")
     await welcomed(second)
     await second.disconnect()
+
+
+async def test_every_close_is_counted_towards_giving_memory_back(
+    ws, alice, open_session, settings, monkeypatch
+):
+    settings.AUTHSOCKET_RECLAIM_AFTER_DROP = 2
+    reclaimed = []
+    monkeypatch.setattr(reclaimer, "reclaim", reclaimed.append)
+    monkeypatch.setattr(reclaimer, "peak", 0)
+    monkeypatch.setattr(reclaimer, "_pending", False)
+    tokens = await db(open_session, alice)
+    sockets = [ws(f"token={tokens.access}") for _ in range(4)]
+    for communicator in sockets:
+        await welcomed(communicator)
+    assert registry.open_count() == 4
+    for communicator in sockets:
+        await communicator.disconnect()
+    assert registry.open_count() == 0
+    assert reclaimed == [2]  # 4 open fell to 2: half, and by the minimum drop

@@ -44,18 +44,19 @@ UPSTREAM = {
     ),
     "channels.layers:InMemoryChannelLayer.send": (
         "a4dab1cd8aff886ec3763192f62126736e59801b4a3661f20db47e92651323e1",
-        f"{MEMORY}.group_send queues (expiry time, message) entries as send "
-        "does: same entry shape, same queue?",
+        f"{MEMORY}.send replaces it over mailboxes (realtime/mailbox.py), and "
+        "group_send queues the same (expiry time, message) entries: does the new "
+        "version do anything else, or change the entry shape?",
     ),
     "channels.layers:InMemoryChannelLayer.receive": (
         "e615f8ae40b60e128f833fd812180fb01587cb5067705cb46fdfedae55851c03",
-        f"{MEMORY}._clean_expired amortizes the sweep receive runs on every "
-        "call: still the only cost per receive?",
+        f"{MEMORY}.receive replaces it over mailboxes, and _clean_expired "
+        "amortizes the sweep it runs on every call: anything else per receive?",
     ),
     "channels.layers:InMemoryChannelLayer._clean_expired": (
         "604032dae1cc01d27a51d5b8faf45286c8881a14ce6f0abab7438087568ba6b6",
-        f"{MEMORY}._clean_expired runs it at most once a second: still safe "
-        "to delay, and still quadratic per fan-out if not?",
+        f"{MEMORY}._sweep copies it over mailboxes, run at most once a second: "
+        "same expiry rules, still safe to delay?",
     ),
     "channels.layers:InMemoryChannelLayer.group_send": (
         "693c3172deb6431bc7f4995484071ccc24a03eaf0f6c783fe3e0349fe2a7c6d7",
