@@ -31,7 +31,6 @@ from accounts.tokens import AccessClaims, InvalidToken, decode_access
 from realtime.consumers import StreamConsumer
 from realtime.protocol import ClientFrame, CloseCode, ErrorCode, ServerFrame
 from realtime.ratelimit import FrameLimiter
-from realtime.stream_frames import StreamSubscriptions
 from tests.reliability.strict_oracle import NOT_STRICT, strict_parse, wrong_field
 from tests.tokens import TEST_KID, TEST_SECRET, access_claims
 
@@ -98,7 +97,6 @@ def make_consumer(sent: list, user) -> StreamConsumer:
     consumer.scope = {"type": "websocket", "path": "/ws/"}
     consumer.user, consumer.user_id, consumer.sid = user, user.pk, "prop-session"
     consumer.registered, consumer.groups_joined = False, []
-    consumer.streams = StreamSubscriptions(socket=consumer, user=user)
     consumer.channel_layer, consumer.channel_name = StubLayer(), "prop.channel"
     consumer.limiter = FrameLimiter("1000000/s")
     consumer.expiry = Stub()
