@@ -124,6 +124,7 @@ class _Labels:
 _handshakes = _Labels(HANDSHAKES, cap=256)
 _close_codes = _Labels(CLOSE_CODES)
 _frames = _Labels(FRAMES_RECEIVED)
+_frame_incs: dict[str, object] = {}  # frame type → its child's bound `inc`
 _published = _Labels(MESSAGES_PUBLISHED, cap=32)
 _delivered = _Labels(MESSAGES_DELIVERED, cap=32)
 _fanout_delay = _Labels(FANOUT_DELAY, cap=32)
@@ -178,9 +179,17 @@ def close_code_sent(code: int) -> None:
 
 
 def frame_received(frame_type: str, *, known) -> None:
-    """`known`: the frame types the server handles; any other is "other"."""
+    """`known`: the frame types the server handles; any other is "other".
+
+    Every client frame passes here: the increment of each known type is
+    looked up once and kept (`_frame_incs`, bounded by the frame types).
+    """
     if enabled():
-        _frames(frame_type if frame_type in known else OTHER).inc()
+        label = frame_type if frame_type in known else OTHER
+        inc = _frame_incs.get(label)
+        if inc is None:
+            inc = _frame_incs[label] = _frames(label).inc
+        inc()
 
 
 # --- streams -------------------------------------------------------------------

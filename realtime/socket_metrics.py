@@ -6,6 +6,8 @@ itself holds no counting code. The refusal reason comes from `scope["auth"]`
 (a bounded code, never the credential or its error text).
 """
 
+from collections.abc import Awaitable
+
 from authsocket import metrics
 from realtime.protocol import CloseCode
 from realtime.session_guard import guard
@@ -68,7 +70,17 @@ class CountingSend:
     def __init__(self, send, auth) -> None:
         self.send, self.auth, self.phase = send, auth, "handshake"
 
-    async def __call__(self, message) -> None:
+    def __call__(self, message) -> Awaitable[None]:
+        """Count, then hand back daphne's own awaitable.
+
+        A plain function, not a coroutine: every frame a socket sends passes
+        here, and an extra coroutine per frame was most of what counting cost
+        an echo round trip (docs/metrics.md, "Cost").
+        """
+        if self.phase == "open":  # every frame after the first
+            if message["type"] == "websocket.close":
+                self._closing(message.get("code"))
+            return self.send(message)
         kind = message["type"]
         if kind == "websocket.accept" and self.phase == "handshake":
             self.phase = "accepting"
@@ -78,7 +90,7 @@ class CountingSend:
         elif self.phase == "accepting":
             self.phase = "open"
             metrics.handshake_accepted(_transport(self.auth))
-        await self.send(message)
+        return self.send(message)
 
     def _closing(self, code) -> None:
         phase, auth = self.phase, self.auth
