@@ -69,8 +69,10 @@ class PresenceOutbox:
         """Send everything pending now, and wait for sends already under way."""
         self._cancel_timer()
         await self._send_pending()
-        while self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
+        # A finished task leaves the set only when its callback has run: wait
+        # for the unfinished ones (awaiting finished ones never yields).
+        while under_way := [task for task in self._flushing if not task.done()]:
+            await asyncio.gather(*under_way, return_exceptions=True)
 
     def _window_ended(self) -> None:
         self._timer = None
