@@ -22,6 +22,9 @@ The dead-process scan names other processes' keys from inside a script: this
 store targets a single Redis (or a primary with replicas), not Redis Cluster.
 """
 
+import asyncio
+import contextlib
+
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -112,6 +115,13 @@ for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return dead
 """
+
+
+async def close_bounded(client: Redis) -> None:
+    """`client.aclose()`, given up after TIMEOUT (the sockets are dropped anyway)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(TIMEOUT):
+            await client.aclose()
 
 
 def redis_client(url: str) -> Redis:
@@ -240,7 +250,12 @@ class RedisStore:
         return connected_build(entries)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        """Close the client's connections, within TIMEOUT.
+
+        redis-py can wait forever for a socket to finish closing
+        (redis/redis-py#3941); a process shutting down does not wait for it.
+        """
+        await close_bounded(self.redis)
 
     def _stream_keys(self, pid: str, stream: str) -> list[str]:
         return [

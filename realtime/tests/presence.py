@@ -11,7 +11,7 @@ import uuid
 
 from realtime.presence.events import PresenceEvent
 from realtime.presence.memory import MemoryStore
-from realtime.presence.redis_store import RedisStore, redis_client
+from realtime.presence.redis_store import RedisStore, close_bounded, redis_client
 from realtime.presence.registry import SocketRegistry
 from tests.services import require_redis
 
@@ -78,4 +78,4 @@ class Cluster:
                 await registry.store.close()
         if self._admin is not None:
             await self.forget_everything()
-            await self._admin.aclose()
+            await close_bounded(self._admin)
