@@ -33,6 +33,7 @@ from bench.servers import (
     LOADGEN_CORE,
     RAISED_LIMITS,
     REPO_DIR,
+    SCENARIO_ORDER,
     SERVER_CORE,
     Deployment,
     Server,
@@ -146,17 +147,6 @@ QUICK = Plan(
     revocation_variants=("memory", "redis-cross-process"),
 )
 ALL_SERVERS = "authsocket,noauth,peer,authsocket-nometrics"
-SCENARIO_ORDER = (
-    "handshake",
-    "reject",
-    "echo",
-    "idle",
-    "fanout",
-    "revocation",
-    "storm",
-    "presence",
-    "scale",
-)
 
 
 def parse_args() -> argparse.Namespace:

@@ -15,18 +15,17 @@ from pathlib import Path
 
 from bench.client import (
     FRAME_TIMEOUT_S,
-    ErrorTally,
     Target,
     abort_all,
     api_client,
     api_failure,
     http_request,
-    latency_summary,
     now,
     open_welcomed,
 )
 from bench.presence_scenarios import redis_commands
 from bench.scenarios import (
+    RevocationTimes,
     handshake,
     measure_publishes,
     not_available,
@@ -36,7 +35,6 @@ from bench.scenarios import (
     revocation,
     rss_kib,
     run_pool,
-    wait_closed,
 )
 
 TRIM_PATH, GC_PATH = "/bench/malloc-trim", "/bench/gc"  # bench/scale_app.py
@@ -396,33 +394,18 @@ async def scale_cluster(
 async def cross_revocation(process_urls, tokens, samples: int) -> dict:
     """logout → 4403 with the socket on process k and the logout on k+1.
 
-    Timed like `bench.scenarios.revocation`: from sending the logout, and
-    from its 204 answer.
+    Timed like `bench.scenarios.revocation` (`RevocationTimes`).
     """
     targets = [Target(url.replace("http://", "ws://") + "/ws/") for url in process_urls]
-    from_request, from_answer, errors = [], [], ErrorTally()
+    times = RevocationTimes()
     for i, token in enumerate(tokens[:samples]):
         k = i % len(targets)
         socket_at = Target(targets[k].ws_url, "http://127.0.0.1")
         ws = await open_welcomed(socket_at, token)
         async with api_client(targets[(k + 1) % len(targets)], token) as api:
-            start = now()
-            failed = await api_failure(api, "POST", "/api/auth/logout")
-            answered = now()
-        try:
-            await wait_closed(ws, failed)
-        except Exception as exc:
-            errors.add(exc)
-            ws.transport.abort()
-            continue
-        from_request.append(now() - start)
-        from_answer.append(now() - answered)
-    return {
-        "samples": len(from_request),
-        **latency_summary(from_request),
-        **latency_summary(from_answer, "after_204_"),
-        **errors.as_dict(),
-    }
+            failed, start, answered = await times.logout(api)
+        await times.closed(ws, failed, start, answered)
+    return times.summary()
 
 
 SCENARIOS = {

@@ -306,38 +306,56 @@ async def wait_message(ws, marker: str) -> float:
                 return now()
 
 
-async def revocation(target, tokens, *, samples, logout_target=None) -> dict:
-    """logout over HTTP → close 4403 of the socket of that session.
+class RevocationTimes:
+    """logout → close 4403, timed from sending the logout (what a user sees)
+    and from its 204 answer (the revocation has committed)."""
 
-    Latency is taken from sending the logout request (what a user sees) and
-    from its 204 answer (the revocation has committed). `logout_target` is
-    another process of the same deployment for the cross-process case.
-    """
-    logout_target = logout_target or target
-    from_request, from_answer, errors = [], [], ErrorTally()
-    for token in tokens[:samples]:
-        ws = await open_welcomed(target, token)
-        async with api_client(logout_target, token) as api:
-            start = now()
-            failed = await api_failure(api, "POST", "/api/auth/logout")
-            answered = now()
-        if failed in (404, 405):
-            ws.transport.abort()
-            return not_available(f"POST /api/auth/logout answers {failed}")
+    def __init__(self) -> None:
+        self.from_request, self.from_answer, self.errors = [], [], ErrorTally()
+
+    async def logout(self, api) -> tuple[int | None, float, float]:
+        """POST /api/auth/logout: (failure status or None, sent at, answered at)."""
+        start = now()
+        failed = await api_failure(api, "POST", "/api/auth/logout")
+        return failed, start, now()
+
+    async def closed(self, ws, failed, start: float, answered: float) -> None:
+        """Wait for the socket's 4403 and record both delays (or the error)."""
         try:
             await wait_closed(ws, failed)
         except Exception as exc:
-            errors.add(exc)
+            self.errors.add(exc)
             ws.transport.abort()
-            continue
-        from_request.append(now() - start)
-        from_answer.append(now() - answered)
-    return {
-        "samples": len(from_request),
-        **latency_summary(from_request),
-        **latency_summary(from_answer, "after_204_"),
-        **errors.as_dict(),
-    }
+            return
+        self.from_request.append(now() - start)
+        self.from_answer.append(now() - answered)
+
+    def summary(self) -> dict:
+        return {
+            "samples": len(self.from_request),
+            **latency_summary(self.from_request),
+            **latency_summary(self.from_answer, "after_204_"),
+            **self.errors.as_dict(),
+        }
+
+
+async def revocation(target, tokens, *, samples, logout_target=None) -> dict:
+    """logout over HTTP → close 4403 of the socket of that session.
+
+    `logout_target` is another process of the same deployment for the
+    cross-process case.
+    """
+    logout_target = logout_target or target
+    times = RevocationTimes()
+    for token in tokens[:samples]:
+        ws = await open_welcomed(target, token)
+        async with api_client(logout_target, token) as api:
+            failed, start, answered = await times.logout(api)
+        if failed in (404, 405):
+            ws.transport.abort()
+            return not_available(f"POST /api/auth/logout answers {failed}")
+        await times.closed(ws, failed, start, answered)
+    return times.summary()
 
 
 async def wait_closed(ws, logout_failed: int | None) -> None:
