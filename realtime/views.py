@@ -63,6 +63,17 @@ def room_decision(request, slug: str, action: Action) -> Decision:
     return decision
 
 
+def readable_stream(request, name: str) -> Stream:
+    """The stream named, if the caller may read it; else 404, as for a stream
+    that does not exist (existence never leaks)."""
+    parsed = stream_parse(name, user_id=request.user.pk)
+    if parsed is None:
+        raise Http404
+    if not stream_access(user=request.user, stream=parsed, action=Action.READ).allowed:
+        raise Http404
+    return parsed
+
+
 def history(request, stream: Stream, *, full_names: bool = False) -> Response:
     query = HistoryQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
@@ -166,12 +177,8 @@ class StreamMessagesView(APIView):
         parameters=HISTORY_PARAMETERS, responses=MessageSerializer(many=True)
     )
     def get(self, request, stream: str):
-        parsed = stream_parse(stream, user_id=request.user.pk)
-        if parsed is None or not parsed.keeps_history:
-            raise Http404
-        if not stream_access(
-            user=request.user, stream=parsed, action=Action.READ
-        ).allowed:
+        parsed = readable_stream(request, stream)
+        if not parsed.keeps_history:
             raise Http404
         return history(request, parsed)
 
@@ -188,11 +195,7 @@ class StreamPresenceView(APIView):
     @extend_schema(responses=PresenceSerializer)
     def get(self, request, stream: str):
         """Who is subscribed now to any stream the caller may read, by its name."""
-        parsed = stream_parse(stream, user_id=request.user.pk)
-        if parsed is None or not parsed.keeps_presence:
-            raise Http404
-        if not stream_access(
-            user=request.user, stream=parsed, action=Action.READ
-        ).allowed:
+        parsed = readable_stream(request, stream)
+        if not parsed.keeps_presence:
             raise Http404
         return presence(parsed)
