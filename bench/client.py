@@ -55,6 +55,20 @@ class Target:
         return f"http://{host}:{port}"
 
 
+async def http_exchange(
+    target: Target, request: bytes, timeout: float = HTTP_TIMEOUT_S
+) -> bytes:
+    """Sends one raw HTTP/1.0 request and returns the whole raw reply (EOF ends it)."""
+    host, port = target.host_port
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(request)
+            return await reader.read()
+        finally:
+            writer.close()
+
+
 async def http_request(
     target: Target,
     method: str,
@@ -76,13 +90,7 @@ async def http_request(
     if body is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
-    async with asyncio.timeout(HTTP_TIMEOUT_S):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(request)
-            raw = await reader.read()
-        finally:
-            writer.close()
+    raw = await http_exchange(target, request)
     head, _, content = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     try:

@@ -19,6 +19,7 @@ from bench.client import (
     abort_all,
     api_client,
     api_failure,
+    http_exchange,
     http_request,
     now,
     open_welcomed,
@@ -329,13 +330,7 @@ async def open_sockets_gauge(http_url: str, metrics_token: str) -> float | None:
         f"GET /metrics HTTP/1.0\r\nHost: {host}:{port}\r\n"
         f"Authorization: Bearer {metrics_token}\r\n\r\n"
     ).encode()
-    async with asyncio.timeout(FRAME_TIMEOUT_S):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(request)
-            raw = await reader.read()
-        finally:
-            writer.close()
+    raw = await http_exchange(target, request, FRAME_TIMEOUT_S)
     found = OPEN_SOCKETS.search(raw)
     return float(found.group(1)) if found else None
 
