@@ -38,6 +38,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="presence_churn through a redis-server of its own (else in memory)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="presence_churn only: subscribes a second in all (0: flat out)",
+    )
     parser.add_argument("--transport", default="token")
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
@@ -91,8 +97,8 @@ def scenario_params(args) -> dict:
         }
     if args.scenario == "echo":
         return {"concurrency": args.concurrency, "duration": args.duration}
-    if args.scenario == "presence_churn":  # the flat-out case of `make bench`
-        return {**FULL.presence["churn"], "presence": True, "rate": 0}
+    if args.scenario == "presence_churn":  # make bench's case, flat out or paced
+        return {**FULL.presence["churn"], "presence": True, "rate": args.rate}
     return {
         "subscribers": args.subscribers,
         "publishes": args.publishes,

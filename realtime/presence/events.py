@@ -7,6 +7,7 @@ The registry decides; its callers turn these into frames (docs/protocol.md
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 BATCH_EVENT = "presence.changes"  # channel-layer types: handlers presence_changes,
 RESYNC_EVENT = "presence.resync"  # presence_resync
@@ -64,13 +65,21 @@ def batch_event(stream: str, changes: list[PresenceChange], texts: list[str]) ->
     return {"type": BATCH_EVENT, "stream": stream, "changes": json.dumps(rows)}
 
 
-def batch_changes(event: dict) -> list[tuple[PresenceChange, str]]:
-    """The changes of a `batch_event`, oldest first, each with its frame."""
-    stream = event["stream"]
-    return [
-        (PresenceChange.from_row(stream, row[:-1]), row[-1])
-        for row in json.loads(event["changes"])
-    ]
+def batch_changes(event: dict) -> tuple[tuple[PresenceChange, str], ...]:
+    """The changes of a `batch_event`, oldest first, each with its frame.
+
+    Every watcher of the stream on this process receives the same batch: it
+    is parsed once for all of them (the layers hand each receiver the same
+    rows string, whose hash Python keeps, so a repeat lookup costs nothing).
+    """
+    return _batch_parsed(event["stream"], event["changes"])
+
+
+@lru_cache(maxsize=64)
+def _batch_parsed(stream: str, rows: str) -> tuple[tuple[PresenceChange, str], ...]:
+    return tuple(
+        (PresenceChange.from_row(stream, row[:-1]), row[-1]) for row in json.loads(rows)
+    )
 
 
 @dataclass(frozen=True, slots=True)

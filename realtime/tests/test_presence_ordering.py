@@ -71,7 +71,7 @@ def test_a_batch_travels_as_plain_values_and_comes_back_equal():
     event = batch_event(S, changes, ["join-frame", "leave-frame"])
     assert event["type"] == "presence.changes"
     assert json.loads(json.dumps(event)) == event  # msgpack/JSON safe
-    assert batch_changes(event) == list(
+    assert batch_changes(event) == tuple(
         zip(changes, ["join-frame", "leave-frame"], strict=True)
     )
     assert Resync(S).event() == {"type": "presence.resync", "stream": S}
