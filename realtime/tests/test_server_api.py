@@ -542,6 +542,9 @@ def test_the_schema_documents_the_server_api_with_the_apikey_scheme(client):
     for operation in server_operations.values():
         assert operation["security"] == [{"apiKeyAuth": []}]
         assert {"401", "429"} <= set(operation["responses"])
+    # The stream is in the body: its 404, and the 403 of a kind, still listed.
+    publish_answers = server_operations[("/api/server/publish", "post")]["responses"]
+    assert {"200", "201", "400", "403", "404"} <= set(publish_answers)
     for path, methods in schema["paths"].items():
         if not path.startswith("/api/server/"):
             for operation in methods.values():
