@@ -9,7 +9,7 @@ import re
 
 from django.contrib.auth import get_user_model
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ServiceKey
 from accounts.revocation import user_sessions_revoke
+from authsocket.openapi import ErrorSerializer
 from realtime.messages import message_frame
 from realtime.presence.reads import connections_read
 from realtime.serializers import (
@@ -86,7 +87,14 @@ class PublishView(ServerApiView):
                 ),
             )
         ],
-        responses={201: MessageSerializer, 200: MessageSerializer},
+        responses={
+            201: MessageSerializer,
+            200: MessageSerializer,
+            # The stream is named in the body, not the path: say its 404 here.
+            404: OpenApiResponse(
+                ErrorSerializer, description="No such stream (code `not_found`)."
+            ),
+        },
     )
     def post(self, request):
         """Store a message (sender null) on any stream and deliver it live."""

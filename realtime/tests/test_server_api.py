@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from accounts.models import AuthSession
 from accounts.service_keys import service_key_create, service_key_revoke
 from realtime.models import IdempotentPublish, Message, StreamCounter
-from realtime.protocol import CloseCode
+from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, CloseCode
 from realtime.server_api import idempotency_prune
 from realtime.tests.conftest import TIMEOUT
 from realtime.tests.sockets import close_code, db, refused, still_open
@@ -54,7 +54,9 @@ def assert_refused(response, code: str) -> None:
 SERVER_CALLS = [
     ("post", PUBLISH),
     ("get", "/api/server/streams/room:lobby/messages"),
+    ("get", "/api/server/streams/room:lobby/presence"),
     ("post", "/api/server/users/1/revoke"),
+    ("get", "/api/server/users/1/connections"),
 ]
 
 
@@ -127,6 +129,26 @@ def test_bad_keys_are_throttled_per_address_and_a_valid_key_never(key, rooms, se
     assert_refused(
         publish(server("ask_guess", "10.0.0.10"), "room:lobby"), "invalid_key"
     )
+
+
+def test_bad_keys_and_logins_count_on_counters_of_their_own(rooms, settings, alice):
+    settings.AUTHSOCKET_SERVICE_KEY_THROTTLE = "2/min"
+    settings.AUTHSOCKET_LOGIN_ADDRESS_THROTTLE = "2/min"
+    guesser = server("ask_guess", address="10.0.0.20")
+    for _ in range(2):
+        assert_refused(publish(guesser, "room:lobby"), "invalid_key")
+    assert publish(guesser, "room:lobby").status_code == 429
+    # The same address still has its logins: the key failures did not spend them.
+    login = {"username": "alice", "password": "wrong"}
+    for _ in range(2):
+        answer = guesser.post("/api/auth/login", login, format="json")
+        assert answer.json()["code"] == "invalid_credentials"
+    assert guesser.post("/api/auth/login", login, format="json").status_code == 429
+    # And spent logins leave another address's key attempts alone.
+    sprayer = server("ask_guess", address="10.0.0.21")
+    for _ in range(3):
+        sprayer.post("/api/auth/login", login, format="json")
+    assert_refused(publish(sprayer, "room:lobby"), "invalid_key")
 
 
 def test_missing_credentials_are_not_counted_as_failures(rooms, settings):
@@ -285,6 +307,21 @@ def test_idempotency_keys_belong_to_one_service_key(key, rooms):
     assert (one.status_code, two.status_code) == (201, 201)
     assert one.json()["id"] != two.json()["id"]
     assert Message.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("stream", "data"), [("room:lobby", {"n": 2}), ("room:team", {"n": 1})]
+)
+def test_a_repeat_with_another_body_still_answers_the_first_message(
+    key, rooms, stream, data
+):
+    first = publish(server(key), "room:lobby", {"n": 1}, HTTP_IDEMPOTENCY_KEY="k")
+    again = publish(server(key), stream, data, HTTP_IDEMPOTENCY_KEY="k")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert list(Message.objects.values_list("stream", "data")) == [
+        ("room:lobby", {"n": 1})
+    ]
 
 
 def test_an_idempotency_key_older_than_a_day_publishes_again(key, rooms):
@@ -468,6 +505,21 @@ async def test_a_key_in_the_query_string_is_refused(ws, key):
     assert await refused(ws(f"ticket={key}"))
 
 
+async def test_a_key_as_a_bearer_token_or_a_token_subprotocol_is_refused(ws, key):
+    assert await refused(ws(headers=[("authorization", f"Bearer {key}")]))
+    offered = [SUBPROTOCOL, f"{TOKEN_SUBPROTOCOL_PREFIX}{key}"]
+    assert await refused(ws(subprotocols=offered))
+
+
+def test_a_key_as_a_bearer_token_on_the_user_api_is_an_invalid_token(key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    response = client.get("/api/me")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
+    assert response["WWW-Authenticate"].split()[0] == "Bearer"
+
+
 # --- schema --------------------------------------------------------------------
 
 
@@ -490,6 +542,9 @@ def test_the_schema_documents_the_server_api_with_the_apikey_scheme(client):
     for operation in server_operations.values():
         assert operation["security"] == [{"apiKeyAuth": []}]
         assert {"401", "429"} <= set(operation["responses"])
+    # The stream is in the body: its 404, and the 403 of a kind, still listed.
+    publish_answers = server_operations[("/api/server/publish", "post")]["responses"]
+    assert {"200", "201", "400", "403", "404"} <= set(publish_answers)
     for path, methods in schema["paths"].items():
         if not path.startswith("/api/server/"):
             for operation in methods.values():

@@ -143,23 +143,44 @@ async def test_a_join_and_a_leave_cross_processes_within_a_second(pair, service_
         await other.close()
 
 
+async def connections_become(servers, key: str, user_id: int, count: int) -> None:
+    """Every server answers `count` sockets within a second.
+
+    The server counts a socket just after its `welcome`, and forgets it just
+    after the closing handshake a client's close waits for: so the count is
+    read until it settles.
+    """
+    deadline = time.monotonic() + 1.0
+    for server in servers:
+        while True:
+            body = await connections(server, key, user_id)
+            per_session = sum(s["connections"] for s in body["sessions"])
+            if body["connections"] == count and per_session == count:
+                break
+            assert time.monotonic() < deadline, (server.name, count, body)
+            await asyncio.sleep(0.05)
+
+
 async def test_connections_are_counted_on_both_processes(pair, service_key):
     a, b = pair
     sockets = []
     try:
-        for server in (a, b, b):
+        for server in (a, b, b, a):
             socket, welcome, _ = await open_socket(server, "carol")
             sockets.append(socket)
         user_id = welcome["user"]["id"]
-        for server in (a, b):
+        await connections_become((a, b), service_key, user_id, 4)
+        for server in (a, b):  # four logins, one socket each
             body = await connections(server, service_key, user_id)
-            assert body["connections"] == 3 and len(body["sessions"]) == 3, body
-        await sockets.pop().close()
-        for server in (a, b):
-            assert (await connections(server, service_key, user_id))["connections"] == 2
+            assert [s["connections"] for s in body["sessions"]] == [1] * 4, body
+        # Close on A, then on B: both processes follow each close.
+        for remaining in (3, 2):
+            await sockets.pop().close()
+            await connections_become((a, b), service_key, user_id, remaining)
     finally:
         for socket in sockets:
             await socket.close()
+    await connections_become((a, b), service_key, user_id, 0)
     for server in (a, b):
         body = await connections(server, service_key, user_id)
         assert body == {"connections": 0, "sessions": []}

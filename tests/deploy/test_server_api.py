@@ -8,6 +8,8 @@ import uuid
 import pytest
 import websockets
 
+from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
+from tests.http import call
 from tests.servers import manage
 
 from .client import close_code, connect, http, login, recv_until, subscribe
@@ -120,41 +122,77 @@ async def test_a_user_revoked_through_the_api_sees_4403_on_both_processes(
         await on_b.close()
 
 
+async def call_with_headers(method, url, *, token=None, headers=None):
+    """(status, body, WWW-Authenticate) of one request to a running server."""
+    status, body, answered = await asyncio.to_thread(
+        call, method, url, {"stream": "room:lobby", "data": 1}, token, headers
+    )
+    return status, body, answered.get("WWW-Authenticate")
+
+
+def key_handshakes(key: str, access: str) -> list[tuple[str, dict]]:
+    """A service key in every place a handshake takes a credential."""
+    return [
+        ("", {"additional_headers": with_key(key)}),
+        ("", {"additional_headers": {"Authorization": f"Bearer {key}"}}),
+        ("", {"subprotocols": [SUBPROTOCOL, f"{TOKEN_SUBPROTOCOL_PREFIX}{key}"]}),
+        (f"?token={key}", {}),
+        (f"?ticket={key}", {}),
+        # A valid token beside it does not carry the key through.
+        (f"?token={access}", {"additional_headers": with_key(key)}),
+    ]
+
+
+async def refused_handshake(base_ws: str, query: str, options: dict) -> int:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{base_ws}/ws/{query}", open_timeout=10, **options)
+    return refused.value.response.status_code
+
+
 @pytest.mark.asyncio
 async def test_the_two_worlds_do_not_cross_on_a_running_server(cluster, deploy_env):
-    a, _ = cluster
+    a, b = cluster
     _, key = await new_key(deploy_env)
     alice = await login(a.http, "alice", DEMO_PASSWORD)
-    status, body = await http(
-        "POST",
-        f"{a.http}/api/server/publish",
-        {"stream": "room:lobby", "data": 1},
-        token=alice["access"],
-    )
-    assert (status, body["code"]) == (401, "not_authenticated")
-    status, body = await http("GET", f"{a.http}/api/me", headers=with_key(key))
-    assert (status, body["code"]) == (401, "not_authenticated")
-    for attempt in (
-        {"additional_headers": with_key(key)},
-        {"additional_headers": with_key(key), "query": f"?token={alice['access']}"},
-    ):
-        query = attempt.pop("query", "")
-        with pytest.raises(websockets.InvalidStatus) as refused:
-            await websockets.connect(f"{a.ws}/ws/{query}", open_timeout=10, **attempt)
-        assert refused.value.response.status_code == 403
+    for server in (a, b):
+        answer = await call_with_headers(
+            "POST", f"{server.http}/api/server/publish", token=alice["access"]
+        )
+        assert (answer[0], answer[1]["code"]) == (401, "not_authenticated"), answer
+        assert answer[2].split()[0] == "ApiKey", answer
+        for headers, code in (
+            (with_key(key), "not_authenticated"),
+            ({"Authorization": f"Bearer {key}"}, "invalid_token"),
+        ):
+            answer = await call_with_headers(
+                "GET", f"{server.http}/api/me", headers=headers
+            )
+            assert (answer[0], answer[1]["code"]) == (401, code), answer
+            assert answer[2].split()[0] == "Bearer", answer
+        for query, options in key_handshakes(key, alice["access"]):
+            assert await refused_handshake(server.ws, query, options) == 403, query
 
 
 @pytest.mark.asyncio
 async def test_no_process_logs_a_service_key(cluster, deploy_env):
     a, b = cluster
     _, key = await new_key(deploy_env)
-    await http(
-        "GET", f"{a.http}/api/server/streams/room:lobby/messages", headers=with_key(key)
-    )
-    await http("GET", f"{b.http}/api/me", headers=with_key(key))
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{a.ws}/ws/", additional_headers=with_key(key))
-    assert refused.value.response.status_code == 403
+    alice = await login(a.http, "alice", DEMO_PASSWORD)
+    for server in (a, b):
+        await http(
+            "GET",
+            f"{server.http}/api/server/streams/room:lobby/messages",
+            headers=with_key(key),
+        )
+        await http("GET", f"{server.http}/api/me", headers=with_key(key))
+        await http(
+            "GET", f"{server.http}/api/me", headers={"Authorization": f"Bearer {key}"}
+        )
+        # A key in a path or a query string reaches the access log's line.
+        await http("GET", f"{server.http}/api/server/streams/{key}/messages")
+        await http("GET", f"{server.http}/api/me?key={key}")
+        for query, options in key_handshakes(key, alice["access"]):
+            await refused_handshake(server.ws, query, options)
     for server in (a, b):
         logs = server.output
         assert logs and key not in logs and key[len("ask_") :] not in logs

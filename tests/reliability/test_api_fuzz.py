@@ -1,8 +1,9 @@
 """API fuzzing: schemathesis against the app's own OpenAPI schema (/api/schema/).
 
 Every operation of the schema, bounded examples, each with a fresh Bearer
-token (so logout-all in one example does not turn the rest into 401s): no
-5xx, and every answer matches the schema (status, content type, body).
+token (so logout-all in one example does not turn the rest into 401s), or
+a service key on /api/server/: no 5xx, and every answer matches the schema
+(status, content type, body).
 """
 
 import pytest
@@ -12,6 +13,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
+from accounts.service_keys import service_key_create
 from accounts.services import session_open
 from tests.reliability import hypothesis_compat
 
@@ -40,6 +42,11 @@ def fuzz_user(make_user):
     return make_user("fuzz", "pw-fuzz-123456")
 
 
+@pytest.fixture
+def fuzz_key(db):
+    return service_key_create(name="fuzz")[1]
+
+
 @pytest.mark.slow
 @schema.parametrize()
 @settings(
@@ -48,11 +55,15 @@ def fuzz_user(make_user):
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_every_operation_answers_by_its_schema_and_never_5xx(case, fuzz_user):
-    token = session_open(user=fuzz_user, user_agent="schemathesis").access
+def test_every_operation_answers_by_its_schema_and_never_5xx(case, fuzz_user, fuzz_key):
+    if case.path.startswith("/api/server/"):
+        credentials = f"ApiKey {fuzz_key}"
+    else:
+        token = session_open(user=fuzz_user, user_agent="schemathesis").access
+        credentials = f"Bearer {token}"
     # On the case itself, so that schemathesis' ignored_auth check can take
     # it away again and expect a 401.
-    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+    case.headers = {**(case.headers or {}), "Authorization": credentials}
     response = case.call_wsgi()
     case.validate_response(response)
 
