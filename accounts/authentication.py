@@ -65,7 +65,7 @@ class BearerAuthentication(authentication.BaseAuthentication):
         return session.user, BearerAuth(claims, session)
 
     def authenticate_header(self, request) -> str:
-        return 'Bearer realm="api"'
+        return "Bearer"
 
 
 _DETAILS = {
@@ -119,4 +119,4 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.Throttled(throttle.wait())
 
     def authenticate_header(self, request) -> str:
-        return 'ApiKey realm="server"'
+        return "ApiKey"

@@ -77,7 +77,7 @@ def exception_handler(exc, context):
         response.status_code == status.HTTP_401_UNAUTHORIZED
         and "WWW-Authenticate" not in response
     ):
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        response["WWW-Authenticate"] = "Bearer"
     return response
 
 

@@ -37,7 +37,7 @@ class MetricsMiddleware:
                 send,
                 401,
                 _json({"detail": "Metrics need their bearer token."}),
-                [(b"www-authenticate", b'Bearer realm="metrics"')],
+                [(b"www-authenticate", b"Bearer")],
             )
         if scope["method"] not in ("GET", "HEAD"):
             return await _respond(
