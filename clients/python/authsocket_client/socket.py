@@ -113,6 +113,7 @@ class _Stream:
     presence: bool = False
     position: int | None = None  # the highest id delivered to the caller
     resyncing: bool = False  # after replay.truncated, until subscribed again
+    reset: bool = False  # `subscribed` said reset: the next id may skip some
     view: PresenceView | None = None
 
 
@@ -623,12 +624,18 @@ class AuthSocket:
         entry = self._streams.get(frame.get("stream"))
         if entry is not None:
             entry.resyncing = False
+            last_id = frame.get("last_id")
             if frame.get("reset"):
-                # The server cannot resume from our position: take what comes.
+                # Our position is past the end (a restored database) or pruned.
+                # Resume from what the server holds, so a drop before the next
+                # message still resubscribes with `since`; the first id after
+                # a reset may skip some, and that is no gap.
                 self.stats.resets += 1
-                entry.position = None
-            elif entry.position is None and isinstance(frame.get("last_id"), int):
-                entry.position = frame["last_id"]
+                entry.reset = True
+                if isinstance(last_id, int) and last_id < (entry.position or 0):
+                    entry.position = last_id
+            elif entry.position is None and isinstance(last_id, int):
+                entry.position = last_id
             if entry.presence:
                 entry.view = entry.view or PresenceView(entry.name)
         self._settle(frame)
@@ -656,7 +663,7 @@ class AuthSocket:
                     entry.position,
                 )
                 return
-            if message.id > entry.position + 1:
+            if message.id > entry.position + 1 and not entry.reset:
                 self.stats.gaps[message.stream] += message.id - entry.position - 1
                 logger.warning(
                     "gap in %s: #%s after #%s",
@@ -665,6 +672,7 @@ class AuthSocket:
                     entry.position,
                 )
         entry.position = message.id
+        entry.reset = False
         self._events.put_nowait(message)
 
     async def _on_replay_truncated(
