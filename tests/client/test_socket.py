@@ -11,6 +11,7 @@ from authsocket_client import (
     CredentialsRejected,
     FrameError,
     Message,
+    PresenceEvent,
 )
 from tests.client.conftest import PASSWORD, store_in_lobby
 from tests.servers import manage
@@ -199,6 +200,27 @@ async def test_after_a_reset_the_socket_resumes_from_what_the_server_holds(serve
             assert got == stored
             assert socket.stats.closes[4503] == 1 and socket.stats.connects == 2
             assert socket.stats.duplicates == {} and socket.stats.gaps == {}
+
+
+async def test_subscribing_before_welcome_subscribes_once(server):
+    """`subscribe()` on a socket not yet live: the welcome does not subscribe
+    the stream a second time (a second snapshot would show up as an event)."""
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        socket = api.socket(**FAST)
+        try:
+            await socket.subscribe("room:lobby", presence=True, timeout=10)
+            message_id = await socket.publish("room:lobby", {"text": "after"})
+            events = []
+            async with asyncio.timeout(10):
+                async for event in socket:
+                    events.append(event)
+                    if isinstance(event, Message):
+                        break
+            assert [type(e) for e in events] == [PresenceEvent, Message], events
+            assert events[0].kind == "snapshot" and events[1].id == message_id
+        finally:
+            await socket.close()
 
 
 async def test_forbidden_stream_raises_the_wire_code(server):

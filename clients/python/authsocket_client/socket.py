@@ -252,11 +252,12 @@ class AuthSocket:
         `since`: the last id the caller already has (0: everything stored).
         Raises FrameError (`forbidden`) when the stream may not be read.
         """
+        # Registered once live: a welcome that came first would subscribe it too.
+        await self.wait_live(timeout)
         entry = self._streams.setdefault(stream, _Stream(stream))
         entry.presence = presence
         if since is not None:
             entry.position = since
-        await self.wait_live(timeout)
         try:
             return await self._request(self._subscribe_frame(entry), timeout=timeout)
         except FrameError:
