@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from authsocket_client.api import ApiClient
 from authsocket_client.backoff import Backoff
@@ -389,11 +390,15 @@ class AuthSocket:
         return tokens
 
     async def _open(self, tokens: Tokens) -> ClientConnection:
-        url, headers, subprotocols = self.ws_url, {}, None
+        url, headers = self.ws_url, {}
+        subprotocols: list[Subprotocol] | None = None
         if self.transport == "header":
             headers["Authorization"] = f"Bearer {tokens.access}"
         elif self.transport == "subprotocol":
-            subprotocols = [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + tokens.access]
+            subprotocols = [
+                Subprotocol(SUBPROTOCOL),
+                Subprotocol(TOKEN_SUBPROTOCOL_PREFIX + tokens.access),
+            ]
         elif self.transport == "ticket":
             url = _with_query(url, "ticket", await self.api.ticket())
         else:
@@ -506,6 +511,8 @@ class AuthSocket:
         """Renew at `renew_at` of the token's life, or when the server warns."""
         while True:
             tokens = self._tokens
+            if tokens is None:
+                return  # set before this task starts: only after a detach
             wait = tokens.remaining() - tokens.lifetime * (1 - self.renew_at)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._expiring.wait(), max(0.0, wait))
@@ -584,6 +591,11 @@ class AuthSocket:
                 pending.future.set_exception(error)
         return pending
 
+    def _entry(self, frame: dict[str, Any]) -> _Stream | None:
+        """The subscription a frame's `stream` names, if we hold one."""
+        stream = frame.get("stream")
+        return self._streams.get(stream) if isinstance(stream, str) else None
+
     def _subscribe_frame(self, entry: _Stream) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "subscribe", "stream": entry.name}
         if entry.position is not None:
@@ -600,7 +612,8 @@ class AuthSocket:
             return
         if not isinstance(frame, dict):
             return
-        handler = _HANDLERS.get(frame.get("type"))
+        kind = frame.get("type")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is not None:
             await handler(self, ws, frame)
         else:
@@ -622,7 +635,7 @@ class AuthSocket:
         self._set_state(State.LIVE, "welcome")
 
     async def _on_subscribed(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
-        entry = self._streams.get(frame.get("stream"))
+        entry = self._entry(frame)
         if entry is not None:
             entry.resyncing = False
             last_id = frame.get("last_id")
@@ -679,7 +692,7 @@ class AuthSocket:
     async def _on_replay_truncated(
         self, ws: ClientConnection, frame: dict[str, Any]
     ) -> None:
-        entry = self._streams.get(frame.get("stream"))
+        entry = self._entry(frame)
         if entry is None:
             return
         next_since = frame.get("next_since")
@@ -691,7 +704,7 @@ class AuthSocket:
     async def _on_presence(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         if frame.get("type") == "presence" and self._settle(frame) is not None:
             return  # the answer to presence_snapshot()
-        entry = self._streams.get(frame.get("stream"))
+        entry = self._entry(frame)
         if entry is None or not entry.presence:
             return
         entry.view = entry.view or PresenceView(entry.name)
@@ -702,9 +715,11 @@ class AuthSocket:
     async def _on_unsubscribed(
         self, ws: ClientConnection, frame: dict[str, Any]
     ) -> None:
-        if self._settle(frame) is None and frame.get("reason"):
-            self._streams.pop(frame.get("stream"), None)
-            self._events.put_nowait(Unsubscribed(frame.get("stream"), frame["reason"]))
+        stream = frame.get("stream")
+        answered = self._settle(frame) is not None  # our own unsubscribe
+        if not answered and frame.get("reason") and isinstance(stream, str):
+            self._streams.pop(stream, None)
+            self._events.put_nowait(Unsubscribed(stream, str(frame["reason"])))
 
     async def _on_error(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         error = FrameError(str(frame.get("code")), str(frame.get("detail") or ""))
@@ -714,6 +729,7 @@ class AuthSocket:
         elif (
             pending.background
             and pending.kind == "subscribe"
+            and pending.stream is not None
             and self._streams.pop(pending.stream, None) is not None
         ):
             self._events.put_nowait(Unsubscribed(pending.stream, error.code))
