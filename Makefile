@@ -60,10 +60,12 @@ run-example: install
 	$(EXAMPLE_ENV) exec $(BIN)/python -m authsocket.serve \
 		-b $(HOST) -p $(PORT) examples.asgi:application
 
-## lint: ruff, formatting, migrations in sync, deploy checks with production settings
+## lint: ruff, formatting, the client's types, migrations in sync, deploy checks
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# The Python client ships py.typed: its annotations must hold.
+	$(BIN)/mypy $(CLIENT)/authsocket_client
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	$(EXAMPLE_ENV) $(BIN)/python manage.py makemigrations --check --dry-run shareddoc
 	DJANGO_DEBUG=0 DJANGO_SECRET_KEY=lint-only-$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') \
@@ -106,7 +108,7 @@ format: install-dev
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache
 
 ## bench / bench-quick: authsocket vs no-auth vs the common middleware (bench/README.md)
 include bench/Makefile.inc

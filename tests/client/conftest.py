@@ -1,12 +1,28 @@
 """Fixtures for the Python client's tests: real daphne, the client under test."""
 
+import asyncio
 import shutil
 
 import pytest
 
-from tests.servers import DaphneServer, server_env, sqlite_url
+from tests.servers import DaphneServer, manage, server_env, sqlite_url
 
 PASSWORD = "authsocket-demo"
+
+STORE_IN_LOBBY = """
+from realtime.models import Room
+from realtime.publish import room_message_store
+room = Room.objects.get(slug="lobby")
+for n in range({count}):
+    room_message_store(room=room, sender=None, data={{"stored_by": {tag!r}, "n": n}})
+"""
+
+
+async def store_in_lobby(env: dict[str, str], tag: str, count: int = 5) -> None:
+    """Store messages in `room:lobby` from another process (the server may be down)."""
+    await asyncio.to_thread(
+        manage, env, "shell", "-c", STORE_IN_LOBBY.format(count=count, tag=tag)
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import signal
 import stat
 import subprocess
 import sys
@@ -62,7 +63,15 @@ def test_wrong_password_fails_with_the_wire_code(server, tmp_path):
     assert "invalid_credentials" in done.stderr and "sign in again" in done.stderr
 
 
-async def test_listen_prints_what_publish_sends(server, tmp_path):
+async def next_line(stream) -> str:
+    line = await stream.readline()
+    assert line, "the listener exited"
+    return line.decode()
+
+
+async def test_listen_prints_presence_and_messages_and_survives_a_restart(
+    server, tmp_path
+):
     tokens = tmp_path / "tokens.json"
     done = await asyncio.to_thread(
         cli,
@@ -89,26 +98,42 @@ async def test_listen_prints_what_publish_sends(server, tmp_path):
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+    async def publish_and_read(text: str) -> dict:
+        published = await asyncio.to_thread(
+            cli, server, tokens, "publish", "room:lobby", json.dumps({"text": text})
+        )
+        assert published.returncode == 0, published.stderr
+        assert published.stdout.startswith("published room:lobby #")
+        line = json.loads(await next_line(listener.stdout))
+        assert line["event"] == "message", line
+        return line
+
     try:
-        async with asyncio.timeout(20):
-            while b"[live]" not in await listener.stderr.readline():
+        async with asyncio.timeout(40):
+            while "[live]" not in await next_line(listener.stderr):
                 pass
-            published = await asyncio.to_thread(
-                cli, server, tokens, "publish", "room:lobby", '{"text": "from the cli"}'
-            )
-            assert published.returncode == 0, published.stderr
-            assert published.stdout.startswith("published room:lobby #")
-            # Presence comes first (on by default for rooms): skip to the message.
-            line = json.loads(await listener.stdout.readline())
-            while line["event"] != "message":
-                line = json.loads(await listener.stdout.readline())
-        assert line["data"] == {"text": "from the cli"}
+            # Presence is on by default for rooms: the snapshot comes first.
+            snapshot = json.loads(await next_line(listener.stdout))
+            assert snapshot["event"] == "presence.snapshot", snapshot
+            assert [u["username"] for u in snapshot["users"]] == ["alice"]
+            first = await publish_and_read("before the restart")
+            assert first["data"] == {"text": "before the restart"}
+
+            await asyncio.to_thread(server.stop, signal.SIGTERM)  # closes 4503
+            await asyncio.to_thread(server.start)
+            while "[live]" not in await next_line(listener.stderr):
+                pass
+            again = json.loads(await next_line(listener.stdout))
+            assert again["event"] == "presence.snapshot", again
+            second = await publish_and_read("after the restart")
+            assert second["id"] == first["id"] + 1
     finally:
         listener.terminate()
         await listener.wait()
 
 
-def test_presence_reports_a_missing_feature_plainly(server, tmp_path):
+def test_presence_shows_who_is_on_a_stream_and_a_hidden_one_plainly(server, tmp_path):
     tokens = tmp_path / "tokens.json"
     cli(
         server,
@@ -120,11 +145,12 @@ def test_presence_reports_a_missing_feature_plainly(server, tmp_path):
         stdin=PASSWORD + "\n",
     )
     done = cli(server, tokens, "presence", "room:lobby")
-    if done.returncode == 0:
-        assert "room:lobby present" in done.stdout
-    else:
-        assert "no presence for room:lobby" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("room:lobby present (0)")
+    hidden = cli(server, tokens, "presence", "room:no-such-room")
+    assert hidden.returncode == 1
+    assert "no presence for room:no-such-room" in hidden.stderr
+    assert "Traceback" not in hidden.stderr
 
 
 async def test_publish_without_tokens_says_to_sign_in(server, tmp_path):

@@ -89,6 +89,64 @@ async def test_server_api_publish_is_idempotent_and_reaches_sockets(server):
                     pass
 
 
+class AnswerLosingProxy:
+    """A TCP proxy to the server that loses the answer on its first connection:
+    the request reaches the server, the server answers, the caller gets a
+    dropped connection. Later connections pass through."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.connections = 0
+        self.lost = asyncio.Event()
+
+    async def __aenter__(self):
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, client_reader, client_writer):
+        self.connections += 1
+        first = self.connections == 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        forward = asyncio.create_task(pipe(client_reader, writer))
+        try:
+            if first:
+                await reader.read(65536)  # the server has answered: lose it
+                self.lost.set()
+            else:
+                await pipe(reader, client_writer)
+        finally:
+            forward.cancel()
+            writer.close()
+            client_writer.close()
+
+
+async def pipe(reader, writer) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+async def test_server_api_publish_retried_after_a_lost_answer_is_stored_once(server):
+    """The answer to a publish is lost on the way back: the client retries with
+    the same Idempotency-Key and gets the message stored the first time."""
+    key = await asyncio.to_thread(service_key, server)
+    async with (
+        AnswerLosingProxy(server.port) as proxy,
+        ServerClient(proxy.url, key, backoff_base=0.05) as backend,
+    ):
+        message = await backend.publish("room:lobby", {"text": "exactly once"})
+        assert proxy.lost.is_set() and proxy.connections == 2
+    async with ServerClient(server.http, key) as direct:
+        history = await direct.history("room:lobby", after=0)
+    stored = [m for m in history if m["data"] == {"text": "exactly once"}]
+    assert [m["id"] for m in stored] == [message["id"]]
+
+
 async def test_server_api_presence_and_connections_count_live_sockets(server):
     async with backend_and_lobby_socket(server) as (backend, socket):
         presence = await backend.presence("room:lobby")

@@ -1,6 +1,7 @@
 """The client's socket against real daphne: transports, renewal, close codes."""
 
 import asyncio
+import signal
 
 import pytest
 
@@ -10,8 +11,10 @@ from authsocket_client import (
     CredentialsRejected,
     FrameError,
     Message,
+    PresenceEvent,
 )
-from tests.client.conftest import PASSWORD
+from tests.client.conftest import PASSWORD, store_in_lobby
+from tests.servers import manage
 
 pytestmark = [pytest.mark.e2e]
 
@@ -157,6 +160,67 @@ async def test_truncated_replay_is_resumed_with_next_since_in_order(serve):
                         break
             assert got == ids
             assert socket.stats.duplicates == {} and socket.stats.gaps == {}
+
+
+PRUNE_LOBBY = """
+from realtime.models import Message
+Message.objects.filter(stream="room:lobby").delete()
+"""
+
+
+@pytest.mark.parametrize("why", ["past_the_end", "pruned"])
+async def test_after_a_reset_the_socket_resumes_from_what_the_server_holds(serve, why):
+    """`subscribed` says `reset: true` (the position is past the stream's end,
+    or every message after it was pruned) and nothing is replayed; then the
+    server restarts while messages are stored. They must all come, in order,
+    with no gap counted for the ids the reset skipped."""
+    server = serve()
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        ids = [(await api.room_post("lobby", {"n": n}))["id"] for n in range(3)]
+        if why == "pruned":
+            await asyncio.to_thread(manage, server.env, "shell", "-c", PRUNE_LOBBY)
+            since = ids[0]
+        else:
+            since = ids[-1] + 1000  # a position from before a database restore
+        async with api.socket(**FAST) as socket:
+            subscribed = await socket.subscribe("room:lobby", since=since)
+            assert subscribed["reset"] is True and subscribed["last_id"] == ids[-1]
+            await asyncio.to_thread(server.stop, signal.SIGTERM)
+            await store_in_lobby(server.env, "while down", count=3)
+            await asyncio.to_thread(server.start)
+            stored = [m["id"] for m in await api.room_messages("lobby", after=ids[-1])]
+            assert len(stored) == 3
+            got = []
+            async with asyncio.timeout(15):
+                async for message in socket.messages():
+                    got.append(message.id)
+                    if message.id == stored[-1]:
+                        break
+            assert got == stored
+            assert socket.stats.closes[4503] == 1 and socket.stats.connects == 2
+            assert socket.stats.duplicates == {} and socket.stats.gaps == {}
+
+
+async def test_subscribing_before_welcome_subscribes_once(server):
+    """`subscribe()` on a socket not yet live: the welcome does not subscribe
+    the stream a second time (a second snapshot would show up as an event)."""
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        socket = api.socket(**FAST)
+        try:
+            await socket.subscribe("room:lobby", presence=True, timeout=10)
+            message_id = await socket.publish("room:lobby", {"text": "after"})
+            events = []
+            async with asyncio.timeout(10):
+                async for event in socket:
+                    events.append(event)
+                    if isinstance(event, Message):
+                        break
+            assert [type(e) for e in events] == [PresenceEvent, Message], events
+            assert events[0].kind == "snapshot" and events[1].id == message_id
+        finally:
+            await socket.close()
 
 
 async def test_forbidden_stream_raises_the_wire_code(server):

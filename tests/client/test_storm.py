@@ -14,27 +14,12 @@ import signal
 import pytest
 
 from authsocket_client import ApiClient, MemoryTokenStore
-from tests.client.conftest import PASSWORD
-from tests.servers import manage
+from tests.client.conftest import PASSWORD, store_in_lobby
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 USERS = ("alice", "bob", "carol", "admin")
 SOCKETS_PER_USER = 3
-
-STORE_WHILE_DOWN = """
-from realtime.models import Room
-from realtime.publish import room_message_store
-room = Room.objects.get(slug="lobby")
-for n in range({count}):
-    room_message_store(room=room, sender=None, data={{"while_down": {tag!r}, "n": n}})
-"""
-
-
-async def store_while_down(env, tag: str, count: int = 5) -> None:
-    await asyncio.to_thread(
-        manage, env, "shell", "-c", STORE_WHILE_DOWN.format(count=count, tag=tag)
-    )
 
 
 async def post(api: ApiClient, tag: str, count: int = 5) -> None:
@@ -70,7 +55,7 @@ async def test_reconnect_storm_across_sigterm_and_sigkill_loses_and_doubles_noth
 
         for sig, code in ((signal.SIGTERM, 4503), (signal.SIGKILL, 1006)):
             await asyncio.to_thread(server.stop, sig)
-            await store_while_down(server.env, sig.name)
+            await store_in_lobby(server.env, f"while down: {sig.name}")
             await asyncio.to_thread(server.start)
             # Posted while the twelve sockets are reconnecting and resuming.
             await post(poster, f"after {sig.name}")
@@ -83,7 +68,7 @@ async def test_reconnect_storm_across_sigterm_and_sigkill_loses_and_doubles_noth
 
         history = await poster.room_messages("lobby", after=0, limit=200)
         stored = [m["id"] for m in history]
-        assert sum("while_down" in m["data"] for m in history) == 10
+        assert sum("stored_by" in m["data"] for m in history) == 10
         async with asyncio.timeout(20):
             while any(s.position("room:lobby") != stored[-1] for s in sockets):
                 await asyncio.sleep(0.05)

@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from authsocket_client.api import ApiClient
 from authsocket_client.backoff import Backoff
@@ -113,6 +114,7 @@ class _Stream:
     presence: bool = False
     position: int | None = None  # the highest id delivered to the caller
     resyncing: bool = False  # after replay.truncated, until subscribed again
+    reset: bool = False  # `subscribed` said reset: the next id may skip some
     view: PresenceView | None = None
 
 
@@ -251,11 +253,12 @@ class AuthSocket:
         `since`: the last id the caller already has (0: everything stored).
         Raises FrameError (`forbidden`) when the stream may not be read.
         """
+        # Registered once live: a welcome that came first would subscribe it too.
+        await self.wait_live(timeout)
         entry = self._streams.setdefault(stream, _Stream(stream))
         entry.presence = presence
         if since is not None:
             entry.position = since
-        await self.wait_live(timeout)
         try:
             return await self._request(self._subscribe_frame(entry), timeout=timeout)
         except FrameError:
@@ -387,11 +390,15 @@ class AuthSocket:
         return tokens
 
     async def _open(self, tokens: Tokens) -> ClientConnection:
-        url, headers, subprotocols = self.ws_url, {}, None
+        url, headers = self.ws_url, {}
+        subprotocols: list[Subprotocol] | None = None
         if self.transport == "header":
             headers["Authorization"] = f"Bearer {tokens.access}"
         elif self.transport == "subprotocol":
-            subprotocols = [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + tokens.access]
+            subprotocols = [
+                Subprotocol(SUBPROTOCOL),
+                Subprotocol(TOKEN_SUBPROTOCOL_PREFIX + tokens.access),
+            ]
         elif self.transport == "ticket":
             url = _with_query(url, "ticket", await self.api.ticket())
         else:
@@ -504,6 +511,8 @@ class AuthSocket:
         """Renew at `renew_at` of the token's life, or when the server warns."""
         while True:
             tokens = self._tokens
+            if tokens is None:
+                return  # set before this task starts: only after a detach
             wait = tokens.remaining() - tokens.lifetime * (1 - self.renew_at)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._expiring.wait(), max(0.0, wait))
@@ -582,6 +591,11 @@ class AuthSocket:
                 pending.future.set_exception(error)
         return pending
 
+    def _entry(self, frame: dict[str, Any]) -> _Stream | None:
+        """The subscription a frame's `stream` names, if we hold one."""
+        stream = frame.get("stream")
+        return self._streams.get(stream) if isinstance(stream, str) else None
+
     def _subscribe_frame(self, entry: _Stream) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "subscribe", "stream": entry.name}
         if entry.position is not None:
@@ -598,7 +612,8 @@ class AuthSocket:
             return
         if not isinstance(frame, dict):
             return
-        handler = _HANDLERS.get(frame.get("type"))
+        kind = frame.get("type")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is not None:
             await handler(self, ws, frame)
         else:
@@ -620,15 +635,21 @@ class AuthSocket:
         self._set_state(State.LIVE, "welcome")
 
     async def _on_subscribed(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
-        entry = self._streams.get(frame.get("stream"))
+        entry = self._entry(frame)
         if entry is not None:
             entry.resyncing = False
+            last_id = frame.get("last_id")
             if frame.get("reset"):
-                # The server cannot resume from our position: take what comes.
+                # Our position is past the end (a restored database) or pruned.
+                # Resume from what the server holds, so a drop before the next
+                # message still resubscribes with `since`; the first id after
+                # a reset may skip some, and that is no gap.
                 self.stats.resets += 1
-                entry.position = None
-            elif entry.position is None and isinstance(frame.get("last_id"), int):
-                entry.position = frame["last_id"]
+                entry.reset = True
+                if isinstance(last_id, int) and last_id < (entry.position or 0):
+                    entry.position = last_id
+            elif entry.position is None and isinstance(last_id, int):
+                entry.position = last_id
             if entry.presence:
                 entry.view = entry.view or PresenceView(entry.name)
         self._settle(frame)
@@ -656,7 +677,7 @@ class AuthSocket:
                     entry.position,
                 )
                 return
-            if message.id > entry.position + 1:
+            if message.id > entry.position + 1 and not entry.reset:
                 self.stats.gaps[message.stream] += message.id - entry.position - 1
                 logger.warning(
                     "gap in %s: #%s after #%s",
@@ -665,12 +686,13 @@ class AuthSocket:
                     entry.position,
                 )
         entry.position = message.id
+        entry.reset = False
         self._events.put_nowait(message)
 
     async def _on_replay_truncated(
         self, ws: ClientConnection, frame: dict[str, Any]
     ) -> None:
-        entry = self._streams.get(frame.get("stream"))
+        entry = self._entry(frame)
         if entry is None:
             return
         next_since = frame.get("next_since")
@@ -682,7 +704,7 @@ class AuthSocket:
     async def _on_presence(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         if frame.get("type") == "presence" and self._settle(frame) is not None:
             return  # the answer to presence_snapshot()
-        entry = self._streams.get(frame.get("stream"))
+        entry = self._entry(frame)
         if entry is None or not entry.presence:
             return
         entry.view = entry.view or PresenceView(entry.name)
@@ -693,9 +715,11 @@ class AuthSocket:
     async def _on_unsubscribed(
         self, ws: ClientConnection, frame: dict[str, Any]
     ) -> None:
-        if self._settle(frame) is None and frame.get("reason"):
-            self._streams.pop(frame.get("stream"), None)
-            self._events.put_nowait(Unsubscribed(frame.get("stream"), frame["reason"]))
+        stream = frame.get("stream")
+        answered = self._settle(frame) is not None  # our own unsubscribe
+        if not answered and frame.get("reason") and isinstance(stream, str):
+            self._streams.pop(stream, None)
+            self._events.put_nowait(Unsubscribed(stream, str(frame["reason"])))
 
     async def _on_error(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         error = FrameError(str(frame.get("code")), str(frame.get("detail") or ""))
@@ -705,6 +729,7 @@ class AuthSocket:
         elif (
             pending.background
             and pending.kind == "subscribe"
+            and pending.stream is not None
             and self._streams.pop(pending.stream, None) is not None
         ):
             self._events.put_nowait(Unsubscribed(pending.stream, error.code))
