@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import os
 import signal
 import stat
 import subprocess
 import sys
 
+import jwt
 import pytest
 
 from tests.client.conftest import PASSWORD
@@ -47,6 +49,24 @@ def test_login_saves_tokens_0600_and_token_shows_claims_unverified(server, tmp_p
     assert 'typ: "access"' in shown.stdout
 
     assert cli(server, tokens, "token", "not-a-jwt").returncode == 1
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    token = jwt.encode({"sub": "1", "exp": 2**31}, "any-key", algorithm="HS256")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` having exited: every write is EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "authsocket_client", "--tokens"]
+            + [str(tmp_path / "tokens.json"), "token", token],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def test_wrong_password_fails_with_the_wire_code(server, tmp_path):

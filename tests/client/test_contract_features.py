@@ -28,9 +28,10 @@ def service_key(server) -> str:
 
 async def next_presence(socket, timeout: float = 5) -> PresenceEvent:
     async with asyncio.timeout(timeout):
-        async for event in socket:
-            if isinstance(event, PresenceEvent):
-                return event
+        async for event in socket.presence_events("room:lobby"):
+            assert isinstance(event, PresenceEvent)
+            assert event.stream == "room:lobby"
+            return event
     raise AssertionError("the socket stopped")
 
 

@@ -101,6 +101,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader that stops early (`| head`) ends it quietly."""
+    try:
+        return run(argv)
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
+
+
+def run(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     store = FileTokenStore(args.tokens or default_token_path(), args.url)
     if args.command == "token":

@@ -339,6 +339,19 @@ class AuthSocket:
             if isinstance(event, Message):
                 yield event
 
+    async def presence_events(
+        self, stream: str | None = None
+    ) -> AsyncIterator[PresenceEvent]:
+        """Only the presence of `events()`: snapshots, joins and leaves, as applied.
+
+        Each event carries the view after it (`users`, `count`), so a caller
+        that only wants "who is here now" reads the newest event's `users`.
+        With `stream`, only that stream's.
+        """
+        async for event in self.events():
+            if isinstance(event, PresenceEvent) and stream in (None, event.stream):
+                yield event
+
     # --- the connection loop ----------------------------------------------------
 
     async def _run(self) -> None:
