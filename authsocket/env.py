@@ -51,6 +51,17 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, compared without regard to case; `default` when unset."""
+    raw = env_str(name) or default
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(
+        f"{name} must be one of {', '.join(choices)}, not {raw!r}."
+    )
+
+
 def env_rate(name: str, default: str) -> str:
     """Validate an `N/period` rate (DRF's format) and return it unchanged."""
     raw = env_str(name) or default

@@ -292,7 +292,9 @@ class GracefulCommandLineInterface(CommandLineInterface):
             websocket_max_message_size=limit, websocket_max_frame_size=limit
         )
         grace = _env_float("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
-        json_logs = os.environ.get("AUTHSOCKET_LOG_FORMAT", "").strip() == "json"
+        json_logs = (
+            os.environ.get("AUTHSOCKET_LOG_FORMAT", "").strip().lower() == "json"
+        )
         # Whatever the application, no query string reaches the access log.
         redact_daphne_access_log()
 

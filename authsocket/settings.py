@@ -18,6 +18,7 @@ from authsocket.csp import csp_directives, csp_settings, websocket_sources
 from authsocket.env import (
     development_secret_key,
     env_bool,
+    env_choice,
     env_int,
     env_list,
     env_max_message_bytes,
@@ -363,10 +364,17 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["redact"],
-            "formatter": env_str("AUTHSOCKET_LOG_FORMAT", "plain"),
+            "formatter": env_choice(
+                "AUTHSOCKET_LOG_FORMAT", "plain", ("plain", "json")
+            ),
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice(
+            "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        ),
+    },
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Django logs 4xx with the full path (query string included): our

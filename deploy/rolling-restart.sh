@@ -9,7 +9,7 @@ for port in "$@"; do
     echo "restarting authsocket@$port"
     systemctl restart "authsocket@$port"
     tries=0
-    until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"; do
+    until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
         tries=$((tries + 1))
         if [ "$tries" -ge 60 ]; then
             echo "authsocket@$port not ready after 30 s; stopping here" >&2

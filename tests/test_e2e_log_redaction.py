@@ -1,4 +1,4 @@
-"""No token, ticket, refresh token or password ever reaches a log (issue 4 §7).
+"""No token, ticket, refresh token or password ever reaches a log (docs/protocol.md §6).
 
 A real daphne (default verbosity: its access log on stdout, our logging on
 stderr, both captured to one file, at DEBUG level) serves every flow that

@@ -5,6 +5,7 @@ script, so a Content-Security-Policy of `script-src 'self'` does not blank it.
 """
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,10 @@ def test_schema_is_served(client):
     answer = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert answer.status_code == 200
     assert "/api/auth/login" in answer.content.decode()
+
+
+def test_the_demo_page_and_the_readme_link_to_the_reference(client):
+    demo = client.get("/").content.decode()
+    assert 'href="/api/docs/"' in demo
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "http://127.0.0.1:8000/api/docs/" in readme

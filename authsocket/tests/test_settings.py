@@ -61,3 +61,15 @@ def test_a_presence_window_over_half_a_second_is_refused_at_startup():
     assert "AUTHSOCKET_PRESENCE_WINDOW_MS must be at most 500" in result.stderr
     accepted = run_manage({**env, "AUTHSOCKET_PRESENCE_WINDOW_MS": "500"}, "check")
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_a_bad_log_level_or_format_is_refused_naming_the_variable():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
+    env.update(DJANGO_SETTINGS_MODULE="authsocket.settings", DJANGO_DEBUG="1")
+    for name, bad in (("LOG_LEVEL", "LOUD"), ("AUTHSOCKET_LOG_FORMAT", "xml")):
+        result = run_manage({**env, name: bad}, "check")
+        assert result.returncode != 0
+        assert f"{name} must be one of" in result.stderr, result.stderr
+    for name, good in (("LOG_LEVEL", "warning"), ("AUTHSOCKET_LOG_FORMAT", "JSON")):
+        accepted = run_manage({**env, name: good}, "check")
+        assert accepted.returncode == 0, accepted.stderr

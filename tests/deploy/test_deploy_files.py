@@ -1,7 +1,11 @@
 """systemd, Procfile, Dockerfile, compose: every way of starting a process drains."""
 
+import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -102,3 +106,70 @@ def test_systemd_timer_prunes_history_hourly_as_the_service_user():
     assert unit_value(service, "User") == "authsocket"
     assert unit_value(timer, "OnCalendar") == "hourly"
     assert unit_value(timer, "WantedBy") == "timers.target"
+
+
+# `${NAME}`, `${NAME:-default}`, `${NAME:?error}`: what compose fills from .env.
+COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def dotenv(text: str) -> dict[str, str]:
+    """The assignments compose reads from a .env file (comments skipped)."""
+    return dict(
+        line.split("=", 1)
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    def fill(match):
+        name, operator, argument = match.groups()
+        if env.get(name):
+            return env[name]
+        assert operator != "?", f"compose refuses to start: {argument}"
+        return argument if operator == "-" else ""
+
+    return COMPOSE_VARIABLE.sub(fill, value)
+
+
+def test_compose_with_the_env_example_serves_localhost_over_plain_http(compose):
+    """docs/deploy.md §7 as written: `cp .env.example .env`, set the two
+    secrets, `docker compose up`, open http://localhost:8080/. The settings
+    the daphne containers then get must accept that host and origin and must
+    not redirect to https (none of which needs a Docker daemon to check)."""
+    env = dotenv((ROOT / ".env.example").read_text())
+    assert {"DJANGO_SECRET_KEY", "AUTHSOCKET_JWT_SECRET"} <= set(env)
+    container = {
+        name: interpolate(str(value), env)
+        for name, value in compose["services"]["daphne1"]["environment"].items()
+    }
+    probe = (
+        "import json, django\n"
+        "from django.conf import settings\n"
+        "from django.http.request import validate_host\n"
+        "django.setup()\n"
+        "print(json.dumps({'host': validate_host('localhost', settings.ALLOWED_HOSTS),"
+        " 'origins': settings.AUTHSOCKET_ALLOWED_ORIGINS,"
+        " 'redirect': settings.SECURE_SSL_REDIRECT,"
+        " 'hsts': settings.SECURE_HSTS_SECONDS}))\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DJANGO_SETTINGS_MODULE": "authsocket.settings",
+            **container,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert answer.returncode == 0, answer.stderr
+    settings = json.loads(answer.stdout.strip().splitlines()[-1])
+    assert settings == {
+        "host": True,
+        "origins": ["http://localhost:8080", "http://127.0.0.1:8080"],
+        "redirect": False,
+        "hsts": 0,
+    }
