@@ -3,8 +3,11 @@
 import os
 import re
 import secrets
+from pathlib import Path
 
 from tests.servers import run_manage
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 
 
 def check_deploy(**overrides) -> str:
@@ -73,3 +76,28 @@ def test_a_bad_log_level_or_format_is_refused_naming_the_variable():
     for name, good in (("LOG_LEVEL", "warning"), ("AUTHSOCKET_LOG_FORMAT", "JSON")):
         accepted = run_manage({**env, name: good}, "check")
         assert accepted.returncode == 0, accepted.stderr
+
+
+def test_the_examples_placeholder_secrets_are_refused_outside_debug():
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "AUTHSOCKET_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="authsocket.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        AUTHSOCKET_JWT_SECRET=secrets.token_urlsafe(48),
+    )
+    placeholders = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if "=change-me" in line and not line.startswith("#")
+    )
+    assert set(placeholders) == {"DJANGO_SECRET_KEY", "AUTHSOCKET_JWT_SECRET"}
+    for name, placeholder in placeholders.items():
+        result = run_manage({**env, name: placeholder}, "check")
+        assert result.returncode != 0
+        assert f"{name} still holds the example's placeholder" in result.stderr
+    assert run_manage(env, "check").returncode == 0
