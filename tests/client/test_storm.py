@@ -24,7 +24,7 @@ SOCKETS_PER_USER = 3
 
 STORE_WHILE_DOWN = """
 from realtime.models import Room
-from realtime.publish import room_message_store
+from realtime.tests.messages import room_message_store
 room = Room.objects.get(slug="lobby")
 for n in range({count}):
     room_message_store(room=room, sender=None, data={{"while_down": {tag!r}, "n": n}})

@@ -560,7 +560,7 @@ class Interleaving:
     async def publish(self, name: str) -> None:
         from channels.db import database_sync_to_async
 
-        from realtime.publish import room_message_store
+        from realtime.tests.messages import room_message_store
 
         published = await database_sync_to_async(room_message_store)(
             room=self.rooms[name], sender=self.user, data=name
