@@ -20,6 +20,7 @@ from authsocket.env import (
     env_bool,
     env_int,
     env_list,
+    env_log_format,
     env_max_message_bytes,
     env_rate,
     env_str,
@@ -363,7 +364,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["redact"],
-            "formatter": env_str("AUTHSOCKET_LOG_FORMAT", "plain"),
+            "formatter": env_log_format(),
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},

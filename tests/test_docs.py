@@ -18,7 +18,7 @@ PROTOCOL_DOC = ROOT / "docs" / "protocol.md"
 ENV_EXAMPLE = ROOT / ".env.example"
 SERVER_PACKAGES = ("authsocket", "accounts", "realtime")
 
-# `env_int("X", …)`, `_env_float("X", …)`, `os.environ.get("X")`, `getenv("X")`.
+# `env_int("X", …)`, `env_seconds("X", …)`, `os.environ.get("X")`, `getenv("X")`.
 ENV_READ = re.compile(
     r"""(?:\b_?env_\w+\(|environ\.get\(|getenv\(|environ\[)\s*["']([A-Z][A-Z0-9_]+)["']"""
 )
