@@ -44,6 +44,19 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds: any number, negative ones taken as 0."""
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a number of seconds, not {raw!r}."
+        ) from None
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     raw = env_str(name)
     if not raw:
@@ -74,6 +87,12 @@ def env_max_message_bytes() -> int:
     """`AUTHSOCKET_MAX_MESSAGE_BYTES`, for settings.py and for authsocket.serve,
     which sizes daphne's limits from it before Django is set up."""
     return env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", 65536, minimum=1)
+
+
+def env_log_format() -> str:
+    """`AUTHSOCKET_LOG_FORMAT`, `plain` or `json`: for settings.py's log lines and
+    for authsocket.serve's access log, chosen before Django is set up."""
+    return env_choice("AUTHSOCKET_LOG_FORMAT", "plain", ("plain", "json"))
 
 
 def parse_rate(rate: str) -> tuple[int, int]:

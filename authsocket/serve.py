@@ -32,7 +32,6 @@ clients see 1006. See docs/deploy.md, "Graceful shutdown".
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -47,7 +46,11 @@ from twisted.internet import reactor  # isort:skip
 
 from django.core.exceptions import ImproperlyConfigured  # isort:skip
 
-from authsocket.env import env_max_message_bytes  # isort:skip  (os.environ only)
+from authsocket.env import (  # isort:skip  (os.environ only)
+    env_log_format,
+    env_max_message_bytes,
+    env_seconds,
+)
 from authsocket.fd_limits import nofile_prepare  # isort:skip  (stdlib only)
 from authsocket.logging import (  # isort:skip  (no Django imports)
     redact_access_log_request,
@@ -62,22 +65,17 @@ SHUTDOWN_CLOSE_CODE = int(CloseCode.SHUTTING_DOWN)
 DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+def _from_env(read):
+    """What `read()` (authsocket.env) returns; a bad value stops start-up, named."""
     try:
-        return max(0.0, float(raw))
-    except ValueError:
-        raise SystemExit(f"{name} must be a number of seconds, not {raw!r}") from None
+        return read()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def transport_message_limit() -> int:
     """The daphne/autobahn payload limit matching AUTHSOCKET_MAX_MESSAGE_BYTES."""
-    try:
-        return 2 * env_max_message_bytes()
-    except ImproperlyConfigured as exc:
-        raise SystemExit(str(exc)) from None
+    return 2 * _from_env(env_max_message_bytes)
 
 
 class JsonAccessLog(AccessLogGenerator):
@@ -291,10 +289,10 @@ class GracefulCommandLineInterface(CommandLineInterface):
         self.parser.set_defaults(
             websocket_max_message_size=limit, websocket_max_frame_size=limit
         )
-        grace = _env_float("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
-        json_logs = (
-            os.environ.get("AUTHSOCKET_LOG_FORMAT", "").strip().lower() == "json"
+        grace = _from_env(
+            lambda: env_seconds("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
         )
+        json_logs = env_log_format() == "json"
         # Whatever the application, no query string reaches the access log.
         redact_daphne_access_log()
 

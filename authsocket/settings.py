@@ -21,6 +21,7 @@ from authsocket.env import (
     env_choice,
     env_int,
     env_list,
+    env_log_format,
     env_max_message_bytes,
     env_rate,
     env_str,
@@ -379,9 +380,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["redact"],
-            "formatter": env_choice(
-                "AUTHSOCKET_LOG_FORMAT", "plain", ("plain", "json")
-            ),
+            "formatter": env_log_format(),
         }
     },
     "root": {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.servers import Server
 from tests.deploy.processes import NginxProcess
-from tests.servers import RedisProcess
+from tests.servers import RedisProcess, running
 
 SERVE = "authsocket.serve"
 SCALE_APP = "bench.scale_app:application"  # authsocket plus malloc_trim
@@ -129,15 +129,6 @@ def fanout_case(stack, params: dict, layer: str, loadgen) -> dict:
             },
             timeout=CASE_TIMEOUT_S,
         )
-
-
-@contextlib.contextmanager
-def running(server: Server):
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def cluster_missing() -> str | None:

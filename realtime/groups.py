@@ -32,11 +32,6 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def room_group(slug: str) -> str:
-    """Every socket subscribed to one room."""
-    return stream_group("room", slug)
-
-
 def presence_group(group: str) -> str:
     """The sockets that asked for presence on the stream whose group is `group`.
 

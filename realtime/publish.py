@@ -47,14 +47,6 @@ def message_store(*, stream: Stream, sender, data, keep: bool = False) -> Publis
     return _published(message, stream)
 
 
-def room_message_store(*, room: Room, sender, data) -> Published:
-    return message_store(stream=room_stream(room.slug), sender=sender, data=data)
-
-
-def user_message_store(*, user, data, sender=None) -> Published:
-    return message_store(stream=user_stream(user.pk), sender=sender, data=data)
-
-
 def _next_seq(name: str) -> int:
     """Increment the stream's counter (made on first use); locked until commit."""
     counters = StreamCounter.objects.filter(pk=name)

@@ -22,8 +22,8 @@ from realtime.protocol import CloseCode, ServerFrame
 from realtime.publish import publish_to_user
 from realtime.routing import websocket_application
 from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
-from realtime.tests.test_session_guard import revoke_as_another_process
 from tests.apps.cursors.routing import websocket_urlpatterns
+from tests.sessions import revoke_as_another_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

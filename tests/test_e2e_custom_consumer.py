@@ -16,6 +16,7 @@ import websockets
 
 from tests.http import call, login
 from tests.servers import DaphneServer
+from tests.wsclient import close_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -45,16 +46,6 @@ async def open_cursors(server, access: str):
     socket = await websockets.connect(cursors_url(server, access), open_timeout=10)
     assert (await recv(socket))["type"] == "welcome"
     return socket
-
-
-async def close_code(socket, timeout: float) -> int | None:
-    """Read until the server closes; frames before the close are skipped."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                await socket.recv()
-    except websockets.ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else None
 
 
 async def test_a_custom_path_answers_its_frames_beside_ws(cursor_server):

@@ -13,7 +13,7 @@ import pytest
 
 from tests.http import call
 from tests.servers import PROJECT, PYTHON, DaphneServer, manage
-from tests.test_e2e_streams import open_socket, receive, request, silent
+from tests.wsclient import login_socket, receive, request, silent
 
 pytestmark = pytest.mark.e2e  # async tests run in asyncio mode "auto"
 
@@ -47,9 +47,9 @@ async def test_a_project_kind_on_every_interface(kinds_server, kinds_env):
     server = kinds_server
     for username in ("alice", "bob"):
         readers(server, "PUT", "plan", username)
-    alice, alice_tokens = await open_socket(server, "alice")
-    bob, _ = await open_socket(server, "bob")
-    carol, carol_tokens = await open_socket(server, "carol")
+    alice, alice_tokens = await login_socket(server, "alice")
+    bob, _ = await login_socket(server, "bob")
+    carol, carol_tokens = await login_socket(server, "carol")
     try:
         # Subscribe: the kind decides; a stranger cannot tell it exists.
         for socket in (alice, bob):
@@ -80,7 +80,7 @@ async def test_a_project_kind_on_every_interface(kinds_server, kinds_env):
         # Retention: the kind keeps 3; `since` older than that is a reset.
         pruned = await asyncio.to_thread(manage, kinds_env, "prune_history")
         assert "memo: 2 message(s) pruned" in pruned
-        late, _ = await open_socket(server, "bob")
+        late, _ = await login_socket(server, "bob")
         answer = await request(
             late, {"type": "subscribe", "stream": "memo:plan", "since": 1}
         )
@@ -91,7 +91,7 @@ async def test_a_project_kind_on_every_interface(kinds_server, kinds_env):
             "reset": True,
         }
         assert [(await receive(late))["id"] for _ in range(3)] == [3, 4, 5]
-        resumed, _ = await open_socket(server, "alice")
+        resumed, _ = await login_socket(server, "alice")
         answer = await request(
             resumed, {"type": "subscribe", "stream": "memo:plan", "since": 4}
         )
@@ -155,7 +155,7 @@ async def test_the_server_api_honours_who_may_publish(kinds_server, kinds_env):
     assert status == 403 and body["code"] == "forbidden"
 
     # The project's own code still publishes there; it numbers, keeps nothing.
-    carol, carol_tokens = await open_socket(server, "carol")
+    carol, carol_tokens = await login_socket(server, "carol")
     try:
         answer = await request(carol, {"type": "subscribe", "stream": "board:news"})
         assert answer["last_id"] == 0

@@ -1,52 +1,21 @@
 """Streams end to end on real daphne processes (docs/protocol.md §2, §4.2, §5)."""
 
 import asyncio
-import json
 
 import pytest
-import websockets
 
-from tests.http import call, login
+from tests.http import call
 from tests.servers import DaphneServer, manage, running
 from tests.services import require_redis as redis_url
+from tests.wsclient import login_socket, receive, request, silent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
-PASSWORD = "authsocket-demo"
-TIMEOUT = 10
-QUIET = 0.5
-
-
-async def open_socket(server, username: str):
-    tokens = login(server.http, username, PASSWORD)
-    socket = await websockets.connect(
-        f"{server.ws}?token={tokens['access']}", open_timeout=TIMEOUT
-    )
-    assert json.loads(await socket.recv())["type"] == "welcome"
-    return socket, tokens
-
-
-async def request(socket, frame: dict) -> dict:
-    await socket.send(json.dumps(frame))
-    return await receive(socket)
-
-
-async def receive(socket) -> dict:
-    return json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
-
-
-async def silent(socket) -> bool:
-    try:
-        await asyncio.wait_for(socket.recv(), QUIET)
-    except TimeoutError:
-        return True
-    return False
-
 
 async def test_team_room_between_two_real_sockets(daphne_server):
-    alice, alice_tokens = await open_socket(daphne_server, "alice")
-    bob, bob_tokens = await open_socket(daphne_server, "bob")
-    carol, _ = await open_socket(daphne_server, "carol")
+    alice, alice_tokens = await login_socket(daphne_server, "alice")
+    bob, bob_tokens = await login_socket(daphne_server, "bob")
+    carol, _ = await login_socket(daphne_server, "carol")
     try:
         for socket in (alice, bob):
             assert await request(
@@ -82,7 +51,7 @@ async def test_team_room_between_two_real_sockets(daphne_server):
         assert (await receive(bob))["data"] == "two"
         await receive(alice)
 
-        late, _ = await open_socket(daphne_server, "bob")
+        late, _ = await login_socket(daphne_server, "bob")
         await request(late, {"type": "subscribe", "stream": "room:team", "since": 0})
         assert [(await receive(late))["id"] for _ in range(2)] == [1, 2]
         await late.close()
@@ -116,8 +85,8 @@ async def test_redis_layer_delivers_across_processes_and_from_notify(e2e_env, tm
         running(DaphneServer(env, log_path=tmp_path / "a.log")) as first,
         running(DaphneServer(env, log_path=tmp_path / "b.log")) as second,
     ):
-        alice, _ = await open_socket(first, "alice")
-        bob, _ = await open_socket(second, "bob")
+        alice, _ = await login_socket(first, "alice")
+        bob, _ = await login_socket(second, "bob")
         try:
             await request(bob, {"type": "subscribe", "stream": "room:lobby"})
             await request(

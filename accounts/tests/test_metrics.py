@@ -1,16 +1,12 @@
 """Accounts-side metrics: throttling by scope, revocations by reason."""
 
 import pytest
-from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
 from tests.api import api_client
+from tests.metrics import value
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def value(name: str, **labels) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def login(client, username, password="wrong"):

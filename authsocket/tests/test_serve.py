@@ -138,6 +138,24 @@ def test_bad_message_limit_stops_start_up_with_the_variable_name(monkeypatch):
         serve.transport_message_limit()
 
 
+def test_bad_shutdown_grace_stops_start_up_with_the_variable_name(monkeypatch):
+    monkeypatch.setenv("AUTHSOCKET_SHUTDOWN_GRACE", "5s")
+    with pytest.raises(SystemExit, match="AUTHSOCKET_SHUTDOWN_GRACE"):
+        serve.GracefulCommandLineInterface().configure()
+
+
+@pytest.mark.parametrize("raw, grace", [("2.5", 2.5), ("-1", 0.0), ("", 5.0)])
+def test_shutdown_grace_is_read_from_env(monkeypatch, raw, grace):
+    monkeypatch.setenv("AUTHSOCKET_SHUTDOWN_GRACE", raw)
+    cli = serve.GracefulCommandLineInterface()
+    cli.configure()
+    cli.registry = serve.DrainRegistry(None)
+    server = cli.server_class(
+        application=cli.registry, endpoints=["tcp:port=0:interface=127.0.0.1"]
+    )
+    assert server.grace == grace
+
+
 def test_daphne_options_pass_through_and_limits_default_from_env(monkeypatch):
     monkeypatch.setenv("AUTHSOCKET_MAX_MESSAGE_BYTES", "1000")
     cli = serve.GracefulCommandLineInterface()

@@ -1,4 +1,4 @@
-"""Fixtures for stream tests: rooms, connected sockets, an API client."""
+"""Fixtures for stream tests: rooms, connected sockets, an API client, processes."""
 
 import asyncio
 import contextlib
@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from realtime.models import Room
 from realtime.services import membership_create
+from realtime.tests.presence import BACKENDS, Cluster
 from realtime.tests.sockets import db, welcomed
 from tests.api import api_client
 
@@ -89,3 +90,13 @@ def test_kinds(monkeypatch):
     for name, kind in made.items():
         monkeypatch.setitem(registry.kinds, name, kind)
     return made
+
+
+@pytest.fixture(params=BACKENDS)
+async def cluster(request):
+    """Registries of live sockets standing for processes, in memory and over Redis."""
+    if request.param == "redis":
+        request.applymarker(pytest.mark.services)
+    cluster = Cluster(request.param)
+    yield cluster
+    await cluster.close()

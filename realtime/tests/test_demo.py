@@ -3,7 +3,7 @@
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.forms.models import model_to_dict
 
 from accounts.models import User
@@ -60,3 +60,23 @@ def test_demo_data_creates_what_is_missing_and_leaves_existing_users_alone(
         assert User.objects.get(username=name).check_password("demo-password-for-tests")
     assert "left unchanged: admin, bob" in out.getvalue()
     assert members("lobby") == {"alice", "bob", "carol", "admin"}
+
+
+def test_demo_data_never_prints_a_given_password(monkeypatch):
+    monkeypatch.setenv("DEMO_PASSWORD", "demo-password-for-tests")
+    out = StringIO()
+    call_command("demo_data", stdout=out)
+    assert "(password: from DEMO_PASSWORD)" in out.getvalue()
+    assert "demo-password-for-tests" not in out.getvalue()
+
+
+def test_demo_data_without_a_password_runs_only_in_debug(monkeypatch, settings):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEMO_PASSWORD"):
+        call_command("demo_data")
+    assert not User.objects.exists()
+    settings.DEBUG = True
+    out = StringIO()
+    call_command("demo_data", stdout=out)
+    assert "(password: authsocket-demo)" in out.getvalue()

@@ -5,13 +5,12 @@ import time
 
 import pytest
 from django.db.backends.utils import CursorWrapper
-from django.utils import timezone
 
-from accounts.models import AuthSession, SessionRevocation
 from accounts.revocation import session_revoke
 from accounts.tokens import encode_access
 from realtime.session_guard import guard
 from realtime.tests.sockets import db, refused, welcomed
+from tests.sessions import revoke_as_another_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -209,15 +208,7 @@ async def test_cached_session_is_refused_within_a_second_of_revocation(
     await welcomed(communicator)  # now cached and trusted
     await communicator.disconnect()
 
-    def revoke_behind_the_guards_back():
-        """As another process would: the database only, no local mark."""
-        now = timezone.now()
-        AuthSession.objects.filter(pk=tokens.session.pk).update(revoked_at=now)
-        SessionRevocation.objects.create(
-            sid=tokens.session.sid, user_id=alice.pk, revoked_at=now, reason="test"
-        )
-
-    await db(revoke_behind_the_guards_back)
+    await db(revoke_as_another_process, tokens.session)
     committed = time.monotonic()
     while True:  # no event to await across "processes": retry, bounded by 1 s
         attempt = ws(f"token={tokens.access}")

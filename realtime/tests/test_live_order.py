@@ -9,9 +9,8 @@ database), then drop the late live copy of 1: a client resuming with
 import pytest
 from channels.layers import get_channel_layer
 
-from realtime.groups import room_group
-from realtime.publish import room_message_store
 from realtime.tests.conftest import TIMEOUT, db, subscribe
+from realtime.tests.messages import room_message_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -35,7 +34,7 @@ async def test_reordered_fanout_is_delivered_in_order_without_duplicates(
     ]
     layer = get_channel_layer()
     for published in (second, first, third):  # 2 overtakes 1
-        await layer.group_send(room_group("lobby"), published.event)
+        await layer.group_send(published.group, published.event)
     assert await ids_received(b, 3) == [1, 2, 3]
     assert await b.receive_nothing(timeout=0.3)  # the late copy of 1 was dropped
 
@@ -47,7 +46,7 @@ async def test_without_since_the_first_live_message_sets_the_starting_point(
     b = await connect(bob)
     await subscribe(b, "room:lobby")  # no history asked for
     new = await db(room_message_store, room=rooms["lobby"], sender=alice, data=1)
-    await get_channel_layer().group_send(room_group("lobby"), new.event)
+    await get_channel_layer().group_send(new.group, new.event)
     assert await ids_received(b, 1) == [new.message.seq]
     assert old.message.seq < new.message.seq
     assert await b.receive_nothing(timeout=0.3)

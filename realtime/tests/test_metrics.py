@@ -14,30 +14,9 @@ from realtime.publish import publish_to_room
 from realtime.session_guard import guard
 from realtime.tests.conftest import TIMEOUT, db, send
 from realtime.tests.sockets import close_code, refused, welcomed
+from tests.metrics import Delta, value
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-def value(name: str, **labels) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-class Delta:
-    """`with Delta(name, **labels) as d: ...; d.value` → how much it moved."""
-
-    def __init__(self, name: str, **labels):
-        self.name, self.labels = name, labels
-
-    def __enter__(self):
-        self.before = value(self.name, **self.labels)
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    @property
-    def value(self) -> float:
-        return value(self.name, **self.labels) - self.before
 
 
 def handshakes(outcome, reason, transport) -> Delta:

@@ -15,7 +15,7 @@ from realtime.services import membership_delete
 from realtime.streams import room_stream
 from realtime.tests.conftest import TIMEOUT, db, send, subscribe
 from realtime.tests.sockets import close_code, welcomed
-from realtime.tests.test_metrics import Delta
+from tests.metrics import Delta
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

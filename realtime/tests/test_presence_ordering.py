@@ -19,7 +19,6 @@ from realtime.presence.events import (
 )
 from realtime.presence.ordering import FOLD_EVERY, PresenceFilter
 from realtime.presence.outbox import PresenceOutbox
-from realtime.tests.presence import BACKENDS, Cluster
 
 S = "room:lobby"
 TIMEOUT = 5
@@ -118,15 +117,6 @@ async def test_the_outbox_sends_each_users_newest_change_once_per_window():
     await outbox.flush()
     assert resyncs == [S]  # three users over `resync_over`: one snapshot instead
     assert len(sent) == 2
-
-
-@pytest.fixture(params=BACKENDS)
-async def cluster(request):
-    if request.param == "redis":
-        request.applymarker(pytest.mark.services)
-    cluster = Cluster(request.param)
-    yield cluster
-    await cluster.close()
 
 
 def outbox_to(layer, window):

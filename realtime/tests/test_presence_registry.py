@@ -8,22 +8,13 @@ import pytest
 
 from realtime.presence.events import Change, PresenceChange, Resync
 from realtime.presence.registry import UnknownSocket
-from realtime.tests.presence import BACKENDS, Cluster
+from realtime.tests.presence import Cluster
 from tests.reliability.services import TcpCutout
 from tests.servers import free_port
 
 pytestmark = pytest.mark.asyncio
 
 S, T = "room:lobby", "room:team"
-
-
-@pytest.fixture(params=BACKENDS)
-async def cluster(request):
-    if request.param == "redis":
-        request.applymarker(pytest.mark.services)
-    cluster = Cluster(request.param)
-    yield cluster
-    await cluster.close()
 
 
 @pytest.fixture

@@ -12,14 +12,10 @@ from django.db import connection
 
 from realtime.messages import InvalidData
 from realtime.models import Message
-from realtime.publish import (
-    publish_to_room,
-    publish_to_user,
-    room_message_store,
-    user_message_store,
-)
+from realtime.publish import publish_to_room, publish_to_user
 from realtime.selectors import messages_after, stream_last_id
 from realtime.streams import room_stream
+from realtime.tests.messages import room_message_store, user_message_store
 from realtime.tests.sockets import db
 from tests.servers import PROJECT, PYTHON, manage, server_env
 from tests.services import postgres_database
@@ -74,7 +70,7 @@ def test_concurrent_threads_number_one_to_n_and_a_since_reader_misses_none(
 WRITER_SCRIPT = """
 from accounts.models import User
 from realtime.models import Room
-from realtime.publish import room_message_store
+from realtime.tests.messages import room_message_store
 room, user = Room.objects.get(slug="team"), User.objects.get(username="alice")
 for n in range({per}):
     room_message_store(room=room, sender=user, data=n)

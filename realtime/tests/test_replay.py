@@ -11,10 +11,10 @@ import pytest
 from channels.layers import get_channel_layer
 from django.db import connection
 
-from realtime.groups import room_group
 from realtime.models import Message
-from realtime.publish import publish_to_room, room_message_store
+from realtime.publish import publish_to_room
 from realtime.tests.conftest import TIMEOUT, db, send
+from realtime.tests.messages import room_message_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -216,7 +216,7 @@ async def test_filling_a_reordered_gap_is_bounded_and_pages_like_a_replay(
         for n in range(5)
     ]
     layer = get_channel_layer()
-    await layer.group_send(room_group("lobby"), stored[4].event)
+    await layer.group_send(stored[4].group, stored[4].event)
     assert await ids(b, 2) == [1, 2]
     assert await b.receive_json_from(timeout=TIMEOUT) == {
         "type": "replay.truncated",
@@ -224,7 +224,7 @@ async def test_filling_a_reordered_gap_is_bounded_and_pages_like_a_replay(
         "next_since": 2,
     }
     for published in stored[:4]:  # the late copies: paused, then already sent
-        await layer.group_send(room_group("lobby"), published.event)
+        await layer.group_send(published.group, published.event)
     assert await b.receive_nothing(timeout=QUIET)
     answer = await send(b, subscribe_frame("room:lobby", since=2))
     assert answer == {"type": "subscribed", "stream": "room:lobby", "last_id": 5}

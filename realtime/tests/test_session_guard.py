@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from django.db import OperationalError
 from django.utils import timezone
 
-from accounts.models import AuthSession, SessionRevocation
+from accounts.models import AuthSession
 from accounts.revocation import session_revoke
 from accounts.selectors import Refusal
 from realtime import session_guard
@@ -21,17 +21,9 @@ from realtime.protocol import CloseCode, SessionEvent
 from realtime.publish import publish_to_user
 from realtime.session_guard import SessionRefused, guard
 from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
+from tests.sessions import revoke_as_another_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def revoke_as_another_process(session: AuthSession, revoked_at=None) -> None:
-    """The database only: no channel-layer message, no mark in this process."""
-    now = revoked_at or timezone.now()
-    AuthSession.objects.filter(pk=session.pk).update(revoked_at=now)
-    SessionRevocation.objects.create(
-        sid=session.sid, user_id=session.user_id, revoked_at=now, reason="test"
-    )
 
 
 async def test_poll_closes_a_socket_revoked_elsewhere_within_a_second(

@@ -6,10 +6,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from realtime.groups import room_group
 from realtime.models import Membership
 from realtime.publish import publish_to_room, publish_to_user
 from realtime.services import membership_delete
+from realtime.streams import room_stream
 from realtime.tests.conftest import TIMEOUT, db, send, subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -113,7 +113,7 @@ async def test_live_copies_of_replayed_messages_are_dropped(connect, alice, bob,
     layer = get_channel_layer()
     for message_id in (2, 3, 4):  # as if fanned out while the replay ran
         await layer.group_send(
-            room_group("team"),
+            room_stream("team").group,
             {
                 "type": "stream.message",
                 "stream": "room:team",

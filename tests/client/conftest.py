@@ -11,7 +11,7 @@ PASSWORD = "authsocket-demo"
 
 STORE_IN_LOBBY = """
 from realtime.models import Room
-from realtime.publish import room_message_store
+from realtime.tests.messages import room_message_store
 room = Room.objects.get(slug="lobby")
 for n in range({count}):
     room_message_store(room=room, sender=None, data={{"stored_by": {tag!r}, "n": n}})

@@ -14,7 +14,7 @@ import websockets
 
 from tests.http import call, login
 from tests.servers import DaphneServer, manage, server_env, sqlite_url
-from tests.test_e2e_streams import open_socket, receive, request, silent
+from tests.wsclient import login_socket, receive, request, silent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -64,8 +64,8 @@ def collaborator(server, access: str, method: str, username: str, doc: int = 1):
 
 
 async def test_collaborators_read_and_write_the_document_stream(doc_server):
-    alice, alice_tokens = await open_socket(doc_server, "alice")
-    bob, bob_tokens = await open_socket(doc_server, "bob")
+    alice, alice_tokens = await login_socket(doc_server, "alice")
+    bob, bob_tokens = await login_socket(doc_server, "bob")
     try:
         for socket in (alice, bob):
             answer = await request(socket, {"type": "subscribe", "stream": DOC})
@@ -79,7 +79,7 @@ async def test_collaborators_read_and_write_the_document_stream(doc_server):
                 assert message["sender"]["username"] == name
 
         # `since`: a socket that comes back gets what it missed, then live.
-        late, _ = await open_socket(doc_server, "bob")
+        late, _ = await login_socket(doc_server, "bob")
         answer = await request(late, {"type": "subscribe", "stream": DOC, "since": 1})
         assert answer == {"type": "subscribed", "stream": DOC, "last_id": 2}
         replayed = await receive(late)
@@ -97,7 +97,7 @@ async def test_collaborators_read_and_write_the_document_stream(doc_server):
 
 
 async def test_a_stranger_cannot_tell_the_document_exists(doc_server):
-    carol, carol_tokens = await open_socket(doc_server, "carol")
+    carol, carol_tokens = await login_socket(doc_server, "carol")
     alice_access = login(doc_server.http, "alice", PASSWORD)["access"]
     try:
         for stream in (DOC, "doc:999"):
@@ -116,8 +116,8 @@ async def test_a_stranger_cannot_tell_the_document_exists(doc_server):
 
 
 async def test_a_removed_collaborator_loses_his_live_subscription(doc_server):
-    alice, alice_tokens = await open_socket(doc_server, "alice")
-    bob, bob_tokens = await open_socket(doc_server, "bob")
+    alice, alice_tokens = await login_socket(doc_server, "alice")
+    bob, bob_tokens = await login_socket(doc_server, "bob")
     try:
         for socket in (alice, bob):
             await request(socket, {"type": "subscribe", "stream": DOC})
@@ -202,8 +202,8 @@ async def test_strangers_are_refused_on_the_cursor_path_before_accept(doc_server
 
 
 async def test_collaborators_see_who_is_on_the_document(doc_server):
-    alice, _ = await open_socket(doc_server, "alice")
-    bob, _ = await open_socket(doc_server, "bob")
+    alice, _ = await login_socket(doc_server, "alice")
+    bob, _ = await login_socket(doc_server, "bob")
     try:
         frame = {"type": "subscribe", "stream": DOC, "presence": True}
         assert (await request(alice, frame))["type"] == "subscribed"

@@ -27,7 +27,8 @@ from tests.reliability.services import (
     postgres_url,
     wait_until,
 )
-from tests.reliability.wsclient import (
+from tests.servers import DaphneServer, manage, server_env
+from tests.wsclient import (
     close_code,
     open_socket,
     ping,
@@ -35,7 +36,6 @@ from tests.reliability.wsclient import (
     refused_status,
     serving,
 )
-from tests.servers import DaphneServer, manage, server_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

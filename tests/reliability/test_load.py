@@ -19,8 +19,8 @@ from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 from tests.http import call, login
 from tests.reliability.helpers import bad_token_cases, wire
 from tests.reliability.services import wait_until
-from tests.reliability.wsclient import serving
 from tests.servers import DaphneServer, manage
+from tests.wsclient import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

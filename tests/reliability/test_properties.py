@@ -16,10 +16,7 @@ Example counts are bounded so the file runs in a few seconds.
 """
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import time
 
@@ -32,7 +29,7 @@ from realtime.consumers import StreamConsumer
 from realtime.protocol import ClientFrame, CloseCode, ErrorCode, ServerFrame
 from realtime.ratelimit import FrameLimiter
 from tests.reliability.strict_oracle import NOT_STRICT, strict_parse, wrong_field
-from tests.tokens import TEST_KID, TEST_SECRET, access_claims
+from tests.tokens import TEST_KID, TEST_SECRET, access_claims, hs256, segment
 
 BOUNDED = settings(
     max_examples=300,
@@ -193,17 +190,7 @@ def test_dispatcher_answers_any_text_with_one_valid_frame(world, text):
 # --- the token decoder --------------------------------------------------------
 
 LEEWAY = 10
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def sign(header: dict, payload, key: bytes) -> str:
-    head = b64(json.dumps(header).encode())
-    body = b64(json.dumps(payload).encode())
-    mac = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(mac)}"
+HEADER = segment({"alg": "HS256", "kid": TEST_KID})
 
 
 def now() -> int:
@@ -302,7 +289,7 @@ def acceptable(header: dict, payload: dict, ours: bool) -> list[str]:
 def test_decoder_returns_only_fully_valid_claims_or_raises_invalid_token(parts):
     header, payload, ours = parts
     key = TEST_SECRET.encode() if ours else b"not-our-secret-0123456789-0123456789"
-    token = sign(header, payload, key)
+    token = hs256(segment(header), segment(payload), key)
     try:
         claims = decode_access(token)
     except InvalidToken:
@@ -333,9 +320,7 @@ def test_a_valid_token_with_extra_claims_is_accepted(extra):
     """Non-vacuity: the oracle above is exercised by tokens that do pass."""
     payload = {**extra, **valid_claims()}
     payload.pop("nbf", None)
-    claims = decode_access(
-        sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
-    )
+    claims = decode_access(hs256(HEADER, segment(payload), TEST_SECRET.encode()))
     assert claims.user_id == 5
 
 
@@ -349,7 +334,7 @@ def test_a_time_that_is_not_an_integer_is_invalid_token(name, shift, spelling):
     """A time otherwise fine (within leeway) is refused for its type alone."""
     payload = valid_claims()
     payload[name] = spelling(payload.get(name, now()) + shift)
-    token = sign({"alg": "HS256", "kid": TEST_KID}, payload, TEST_SECRET.encode())
+    token = hs256(HEADER, segment(payload), TEST_SECRET.encode())
     with pytest.raises(InvalidToken) as info:
         decode_access(token)
     assert info.value.code == "invalid_token"
@@ -560,7 +545,7 @@ class Interleaving:
     async def publish(self, name: str) -> None:
         from channels.db import database_sync_to_async
 
-        from realtime.publish import room_message_store
+        from realtime.tests.messages import room_message_store
 
         published = await database_sync_to_async(room_message_store)(
             room=self.rooms[name], sender=self.user, data=name

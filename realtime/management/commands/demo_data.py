@@ -7,10 +7,10 @@ other way round.
 import os
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import User
 from realtime.demo import demo_rooms_create
 
 DEFAULT_PASSWORD = "authsocket-demo"
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     help = "Create the demo users (alice, bob, carol, admin) and rooms."
 
     def handle(self, *args, **options):
-        password = os.environ.get("DEMO_PASSWORD", "")
+        password = given = os.environ.get("DEMO_PASSWORD", "")
         if not password:
             if not settings.DEBUG:
                 raise CommandError(
@@ -31,26 +31,27 @@ class Command(BaseCommand):
             password = DEFAULT_PASSWORD
         with transaction.atomic():
             kept = sorted(
-                User.objects.filter(username__in=[*DEMO_USERS, "admin"]).values_list(
-                    "username", flat=True
-                )
+                get_user_model()
+                .objects.filter(username__in=[*DEMO_USERS, "admin"])
+                .values_list("username", flat=True)
             )
             users = {name: self._user(name, password) for name in DEMO_USERS}
             users["admin"] = self._user("admin", password, staff=True)
             demo_rooms_create(users=users)
         self.stdout.write(
             f"Demo users: {', '.join(users)} (password: "
-            f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else password})"
+            f"{'from DEMO_PASSWORD' if given else password})"
         )
         if kept:
             self.stdout.write(f"Already there, left unchanged: {', '.join(kept)}")
 
-    def _user(self, username: str, password: str, staff: bool = False) -> User:
+    def _user(self, username: str, password: str, staff: bool = False):
         """Create the user if missing; an existing one is left exactly as it is.
 
         An `admin` made with `createsuperuser` keeps its own password (changing
         it would also revoke every session of that user).
         """
+        User = get_user_model()
         user = User.objects.filter(username=username).first()
         if user is not None:
             return user

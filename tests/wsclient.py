@@ -5,7 +5,12 @@ import json
 
 import websockets
 
+from tests.http import login
+
 OPEN_TIMEOUT = 10
+TIMEOUT = 10  # a frame that is due
+QUIET = 0.5  # how long a socket that should stay silent is watched
+DEMO_PASSWORD = "authsocket-demo"  # tests.servers.server_env's DEMO_PASSWORD
 
 
 async def open_socket(server, token: str):
@@ -16,6 +21,32 @@ async def open_socket(server, token: str):
     welcome = json.loads(await asyncio.wait_for(socket.recv(), OPEN_TIMEOUT))
     assert welcome["type"] == "welcome", welcome
     return socket, welcome
+
+
+async def login_socket(server, username: str):
+    """Log a demo user in and connect with `?token=`: `(socket, tokens)`."""
+    tokens = login(server.http, username, DEMO_PASSWORD)
+    socket, _ = await open_socket(server, tokens["access"])
+    return socket, tokens
+
+
+async def request(socket, frame: dict) -> dict:
+    """Send a frame; the next frame received."""
+    await socket.send(json.dumps(frame))
+    return await receive(socket)
+
+
+async def receive(socket) -> dict:
+    return json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+
+
+async def silent(socket) -> bool:
+    """Nothing arrives for QUIET seconds."""
+    try:
+        await asyncio.wait_for(socket.recv(), QUIET)
+    except TimeoutError:
+        return True
+    return False
 
 
 async def refused_status(server, token: str) -> int | None:
@@ -43,10 +74,12 @@ async def ping(socket, ref, timeout: float = 5) -> bool:
 
 
 async def close_code(socket, timeout: float = 5) -> int | None:
-    """Wait (bounded) for the server to close the socket; its close code."""
+    """Wait at most `timeout` s for the server to close the socket (frames
+    before the close are skipped); its close code, None if still open."""
     try:
-        while True:
-            await asyncio.wait_for(socket.recv(), timeout)
+        async with asyncio.timeout(timeout):
+            while True:
+                await socket.recv()
     except websockets.ConnectionClosed:
         return socket.close_code
     except TimeoutError:
