@@ -119,14 +119,22 @@ def test_admin_cannot_add_a_key_it_could_not_show(admin_client):
     assert admin_client.get("/admin/accounts/servicekey/add/").status_code == 403
 
 
-@pytest.mark.parametrize("scheme", ["ApiKey", "apikey", "APIKEY"])
-def test_a_key_on_the_user_api_is_not_authenticated_with_bearer(scheme):
+@pytest.mark.parametrize(
+    ("scheme", "code"),
+    [
+        ("ApiKey", "not_authenticated"),
+        ("apikey", "not_authenticated"),
+        ("APIKEY", "not_authenticated"),
+        ("Bearer", "invalid_token"),  # a key is no user token, whatever it is sent as
+    ],
+)
+def test_a_key_on_the_user_api_is_refused_with_bearer(scheme, code):
     _, raw = service_key_create(name="billing")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"{scheme} {raw}")
     response = client.get("/api/me")
     assert response.status_code == 401
-    assert response.json()["code"] == "not_authenticated"
+    assert response.json()["code"] == code
     assert response["WWW-Authenticate"] == "Bearer"
 
 

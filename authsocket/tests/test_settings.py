@@ -5,7 +5,7 @@ import re
 import secrets
 from pathlib import Path
 
-from tests.servers import run_manage
+from tests.servers import run_manage, server_env
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 
@@ -78,18 +78,8 @@ def test_a_bad_log_level_or_format_is_refused_naming_the_variable():
         assert accepted.returncode == 0, accepted.stderr
 
 
-def test_the_examples_placeholder_secrets_are_refused_outside_debug():
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "AUTHSOCKET_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="authsocket.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        AUTHSOCKET_JWT_SECRET=secrets.token_urlsafe(48),
-    )
+def test_the_examples_placeholder_secrets_are_refused_outside_debug(tmp_path):
+    env = server_env(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     placeholders = dict(
         line.split("=", 1)
         for line in ENV_EXAMPLE.read_text().splitlines()

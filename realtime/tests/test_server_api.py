@@ -511,15 +511,6 @@ async def test_a_key_as_a_bearer_token_or_a_token_subprotocol_is_refused(ws, key
     assert await refused(ws(subprotocols=offered))
 
 
-def test_a_key_as_a_bearer_token_on_the_user_api_is_an_invalid_token(key):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    response = client.get("/api/me")
-    assert response.status_code == 401
-    assert response.json()["code"] == "invalid_token"
-    assert response["WWW-Authenticate"] == "Bearer"
-
-
 # --- schema --------------------------------------------------------------------
 
 

@@ -152,14 +152,19 @@ async def test_truncated_replay_is_resumed_with_next_since_in_order(serve):
         ids = [(await api.room_post("lobby", {"n": n}))["id"] for n in range(11)]
         async with api.socket(**FAST) as socket:
             await socket.subscribe("room:lobby", since=ids[0] - 1)
-            got = []
-            async with asyncio.timeout(10):
-                async for message in socket.messages():
-                    got.append(message.id)
-                    if message.id == ids[-1]:
-                        break
-            assert got == ids
+            assert await ids_until(socket, ids[-1], timeout=10) == ids
             assert socket.stats.duplicates == {} and socket.stats.gaps == {}
+
+
+async def ids_until(socket, last: int, *, timeout: float) -> list[int]:
+    """The ids of the messages the socket yields, up to and including `last`."""
+    got = []
+    async with asyncio.timeout(timeout):
+        async for message in socket.messages():
+            got.append(message.id)
+            if message.id == last:
+                return got
+    raise AssertionError(f"the socket stopped after {got}")
 
 
 PRUNE_LOBBY = """
@@ -191,13 +196,7 @@ async def test_after_a_reset_the_socket_resumes_from_what_the_server_holds(serve
             await asyncio.to_thread(server.start)
             stored = [m["id"] for m in await api.room_messages("lobby", after=ids[-1])]
             assert len(stored) == 3
-            got = []
-            async with asyncio.timeout(15):
-                async for message in socket.messages():
-                    got.append(message.id)
-                    if message.id == stored[-1]:
-                        break
-            assert got == stored
+            assert await ids_until(socket, stored[-1], timeout=15) == stored
             assert socket.stats.closes[4503] == 1 and socket.stats.connects == 2
             assert socket.stats.duplicates == {} and socket.stats.gaps == {}
 
