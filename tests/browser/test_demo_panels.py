@@ -19,6 +19,9 @@ pytestmark = pytest.mark.browser
 
 LOBBY = "room:lobby"
 BACKGROUND = (0xF6, 0xF7, 0xF9)  # --bg of demo.css
+CARD = (0xFF, 0xFF, 0xFF)  # --card
+# The Sign in button's fill, --accent; at opacity 0.6 on the card while disabled.
+SIGN_IN_BUTTON = {(0x24, 0x53, 0xC9), (0x7B, 0x97, 0xDE)}
 HEADER_PX = 120  # the top bar, painted with or without the sign-in form
 
 TIMELINE = (
@@ -62,14 +65,32 @@ def headless_screenshot(url: str, path, profile):
     return png.decode(path.read_bytes())
 
 
+def assert_shows_the_sign_in_form(image: png.Image, shot) -> None:
+    """The sign-in card, white on the demo's background, with its blue button.
+
+    Not just "something": a page with only the top bar has a few dozen busy
+    rows, and an error page has no card on --bg and no button.
+    """
+    busy = png.busy_rows(image, BACKGROUND, top=HEADER_PX)
+    assert busy > 300, f"{busy} non-blank rows below the bar: {shot}"
+    edge = image.width - 24  # inside the scrollbar, if there is one
+    card_rows = sum(
+        1
+        for y in range(HEADER_PX, image.height)
+        if image.pixel(8, y) == BACKGROUND
+        and image.pixel(edge, y) == BACKGROUND
+        and sum(image.pixel(x, y) == CARD for x in range(0, image.width, 4)) > 25
+    )
+    assert card_rows > 300, f"{card_rows} rows of a card on the page: {shot}"
+    button = png.count(image, SIGN_IN_BUTTON, top=HEADER_PX)
+    assert button > 2000, f"{button} pixels of the Sign in button: {shot}"
+
+
 def test_first_paint_shows_the_sign_in_form(server, artifacts, tmp_path):
     shot = artifacts / "first-paint.png"
     image = headless_screenshot(server.http + "/", shot, tmp_path / "profile")
     assert image.width == 800
-    # The sign-in card is a few hundred pixels tall below the top bar; a page
-    # with only the bar (and the footer link) has a few dozen busy rows.
-    busy = png.busy_rows(image, BACKGROUND, top=HEADER_PX)
-    assert busy > 300, f"{busy} non-blank rows below the bar: {shot}"
+    assert_shows_the_sign_in_form(image, shot)
 
 
 def test_the_server_markup_alone_shows_the_sign_in_form(server, browsers):
@@ -79,9 +100,8 @@ def test_the_server_markup_alone_shows_the_sign_in_form(server, browsers):
     page.driver.get(server.http + "/")
     page.wait_visible("#login-form")
     assert page.driver.find_element("id", "login-submit").is_enabled() is False
-    image = png.decode(page.screenshot("scripts-disabled").read_bytes())
-    busy = png.busy_rows(image, BACKGROUND, top=HEADER_PX)
-    assert busy > 300, busy
+    shot = page.screenshot("scripts-disabled")
+    assert_shows_the_sign_in_form(png.decode(shot.read_bytes()), shot)
 
 
 def test_token_panel_counts_down_and_logs_each_renewal(
