@@ -189,6 +189,9 @@ def test_panels_show_hints_and_empty_states(server, browsers, notify):
         bob, "rooms-hint"
     )
     assert "auth.ok" in visible_text(bob, "token-hint")
+    bob.driver.find_element("css selector", "details.log summary").click()
+    assert "reconnecting" in visible_text(bob, "log-hint")
+    assert visible_text(bob, "log-empty") == ""  # the sign-in is logged already
     bob.screenshot("empty")
 
     # Each empty state goes as soon as there is something to show.
@@ -200,6 +203,30 @@ def test_panels_show_hints_and_empty_states(server, browsers, notify):
     bob.wait_state("live")
     bob.wait_message("user", "hello bob")
     assert visible_text(bob, "notifications-empty") == ""
+
+
+def test_someone_in_no_room_is_told_why_without_a_room_named(server, browsers):
+    # Every room private and dave a member of none: the rooms panel is empty,
+    # and neither it nor anything else on his page names a room he cannot see.
+    manage(
+        server.env,
+        "shell",
+        "-c",
+        "from accounts.models import User; from realtime.models import Room;"
+        "Room.objects.update(public=False);"
+        "User.objects.create_user('dave', password='authsocket-demo')",
+    )
+    dave = browsers.signed_in("dave", "dave")
+    dave.wait_for(lambda _d: dave.js("return document.body.dataset.rooms"))
+    assert dave.js("return document.body.dataset.rooms") == "loaded"
+    assert visible_text(dave, "rooms-empty") == "No rooms to show."
+    assert visible_text(dave, "rooms-hint") == (
+        "You see public rooms and the private rooms you belong to."
+    )
+    page = dave.js("return document.body.innerText")
+    for title in ("Lobby", "Team", "Secret"):
+        assert title not in page, (title, page)
+    dave.screenshot("no-rooms")
 
 
 def test_narrow_screen_stacks_the_panels_without_horizontal_scroll(
