@@ -268,3 +268,23 @@ def test_no_file_points_outside_the_repository():
         if OUTSIDE_REFERENCE.search(text):
             offenders.append(name.decode())
     assert offenders == []
+
+
+# `docs_screenshot(page, "name")` in a browser test writes docs/screenshots/name.png.
+DOCS_SCREENSHOT = re.compile(r"""docs_screenshot\(\s*\w+,\s*["']([\w-]+)["']""")
+
+
+def test_readme_shows_every_screenshot_the_browser_tests_take():
+    names = sorted(
+        {
+            name
+            for path in (ROOT / "tests" / "browser").glob("test_*.py")
+            for name in DOCS_SCREENSHOT.findall(path.read_text())
+        }
+    )
+    assert {"signed-in", "renewal", "revoked", "carol", "narrow"} <= set(names), names
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(r"!\[[^]]+\]\(docs/screenshots/renewal\.png\)", readme)
+    for name in names:
+        assert f"](docs/screenshots/{name}.png)" in readme, name
+        assert (ROOT / "docs" / "screenshots" / f"{name}.png").is_file(), name

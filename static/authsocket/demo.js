@@ -225,6 +225,7 @@ function resetApp() {
   $("account-actions").hidden = true;
   $("admin-link").hidden = true;
   delete document.body.dataset.me;
+  delete document.body.dataset.rooms;
 }
 
 // ---- messages ---------------------------------------------------------------
@@ -285,6 +286,7 @@ async function loadRooms() {
     rooms = await client.api("/api/rooms");
   } catch (error) {
     log(`rooms: ${error.code}`);
+    document.body.dataset.rooms = "failed";
     return;
   }
   const list = $("rooms");
@@ -308,6 +310,7 @@ async function loadRooms() {
     }
     list.append(item);
   }
+  document.body.dataset.rooms = "loaded";
 }
 
 async function joinRoom(slug) {

@@ -450,11 +450,16 @@ def docs_screenshot():
     Opt-in so that an ordinary test run does not rewrite committed files.
     """
 
-    def save(page: DemoPage, name: str) -> None:
+    def save(page: DemoPage, name: str, start: str | None = None) -> None:
+        """From the top of the page, or from the element `start` selects."""
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
             DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            # From the top, without a focus ring: the page as a reader meets it.
-            page.js("document.activeElement?.blur(); window.scrollTo(0, 0);")
+            # Without a focus ring: the page as a reader meets it.
+            page.js(
+                "document.activeElement?.blur(); window.scrollTo(0, 0);"
+                "if (arguments[0]) document.querySelector(arguments[0]).scrollIntoView();",
+                start,
+            )
             page.driver.save_screenshot(str(DOCS_SCREENSHOTS / f"{name}.png"))
 
     return save

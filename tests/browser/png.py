@@ -90,3 +90,13 @@ def busy_rows(image: Image, background: tuple[int, int, int], top: int = 0) -> i
         for y in range(top, image.height)
         if any(image.pixel(x, y) != background for x in range(0, image.width, 2))
     )
+
+
+def count(image: Image, colours: set[tuple[int, int, int]], top: int = 0) -> int:
+    """How many pixels from row `top` down are exactly one of `colours`."""
+    return sum(
+        1
+        for y in range(top, image.height)
+        for x in range(image.width)
+        if image.pixel(x, y) in colours
+    )

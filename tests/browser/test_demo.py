@@ -64,7 +64,10 @@ def test_room_message_reaches_members_and_not_carol(
         "});"
     )
     assert refused == "unsubscribed:forbidden"
-    assert "hello team, from alice" not in carol.js("return document.body.textContent")
+    carol.wait_for(lambda _d: carol.js("return document.body.dataset.rooms"))
+    shown = carol.js("return document.body.innerText")
+    assert "hello team, from alice" not in shown
+    assert "Team" not in shown and "Secret" not in shown, shown
     # Why carol sees fewer rooms, without naming the ones she cannot see.
     hint = carol.js(
         "return document.querySelector('[data-testid=\"rooms-hint\"]').textContent"
@@ -424,6 +427,8 @@ def test_screenshot_of_each_connection_state(server, browsers):
     page.js(HOLD, "/api/auth/ticket")
     page.login("alice")
     page.wait_state("connecting")
+    # Signed in, no socket yet: the token panel says what will show up there.
+    page.wait_visible('[data-testid="timeline-empty"]')
     page.screenshot("connecting")
     page.js(RELEASE, "/api/auth/ticket")
     page.wait_state("live")

@@ -19,6 +19,9 @@ pytestmark = pytest.mark.browser
 
 LOBBY = "room:lobby"
 BACKGROUND = (0xF6, 0xF7, 0xF9)  # --bg of demo.css
+CARD = (0xFF, 0xFF, 0xFF)  # --card
+# The Sign in button's fill, --accent; at opacity 0.6 on the card while disabled.
+SIGN_IN_BUTTON = {(0x24, 0x53, 0xC9), (0x7B, 0x97, 0xDE)}
 HEADER_PX = 120  # the top bar, painted with or without the sign-in form
 
 TIMELINE = (
@@ -62,14 +65,32 @@ def headless_screenshot(url: str, path, profile):
     return png.decode(path.read_bytes())
 
 
+def assert_shows_the_sign_in_form(image: png.Image, shot) -> None:
+    """The sign-in card, white on the demo's background, with its blue button.
+
+    Not just "something": a page with only the top bar has a few dozen busy
+    rows, and an error page has no card on --bg and no button.
+    """
+    busy = png.busy_rows(image, BACKGROUND, top=HEADER_PX)
+    assert busy > 300, f"{busy} non-blank rows below the bar: {shot}"
+    edge = image.width - 24  # inside the scrollbar, if there is one
+    card_rows = sum(
+        1
+        for y in range(HEADER_PX, image.height)
+        if image.pixel(8, y) == BACKGROUND
+        and image.pixel(edge, y) == BACKGROUND
+        and sum(image.pixel(x, y) == CARD for x in range(0, image.width, 4)) > 25
+    )
+    assert card_rows > 300, f"{card_rows} rows of a card on the page: {shot}"
+    button = png.count(image, SIGN_IN_BUTTON, top=HEADER_PX)
+    assert button > 2000, f"{button} pixels of the Sign in button: {shot}"
+
+
 def test_first_paint_shows_the_sign_in_form(server, artifacts, tmp_path):
     shot = artifacts / "first-paint.png"
     image = headless_screenshot(server.http + "/", shot, tmp_path / "profile")
     assert image.width == 800
-    # The sign-in card is a few hundred pixels tall below the top bar; a page
-    # with only the bar (and the footer link) has a few dozen busy rows.
-    busy = png.busy_rows(image, BACKGROUND, top=HEADER_PX)
-    assert busy > 300, f"{busy} non-blank rows below the bar: {shot}"
+    assert_shows_the_sign_in_form(image, shot)
 
 
 def test_the_server_markup_alone_shows_the_sign_in_form(server, browsers):
@@ -79,9 +100,8 @@ def test_the_server_markup_alone_shows_the_sign_in_form(server, browsers):
     page.driver.get(server.http + "/")
     page.wait_visible("#login-form")
     assert page.driver.find_element("id", "login-submit").is_enabled() is False
-    image = png.decode(page.screenshot("scripts-disabled").read_bytes())
-    busy = png.busy_rows(image, BACKGROUND, top=HEADER_PX)
-    assert busy > 300, busy
+    shot = page.screenshot("scripts-disabled")
+    assert_shows_the_sign_in_form(png.decode(shot.read_bytes()), shot)
 
 
 def test_token_panel_counts_down_and_logs_each_renewal(
@@ -169,6 +189,9 @@ def test_panels_show_hints_and_empty_states(server, browsers, notify):
         bob, "rooms-hint"
     )
     assert "auth.ok" in visible_text(bob, "token-hint")
+    bob.driver.find_element("css selector", "details.log summary").click()
+    assert "reconnecting" in visible_text(bob, "log-hint")
+    assert visible_text(bob, "log-empty") == ""  # the sign-in is logged already
     bob.screenshot("empty")
 
     # Each empty state goes as soon as there is something to show.
@@ -180,6 +203,30 @@ def test_panels_show_hints_and_empty_states(server, browsers, notify):
     bob.wait_state("live")
     bob.wait_message("user", "hello bob")
     assert visible_text(bob, "notifications-empty") == ""
+
+
+def test_someone_in_no_room_is_told_why_without_a_room_named(server, browsers):
+    # Every room private and dave a member of none: the rooms panel is empty,
+    # and neither it nor anything else on his page names a room he cannot see.
+    manage(
+        server.env,
+        "shell",
+        "-c",
+        "from accounts.models import User; from realtime.models import Room;"
+        "Room.objects.update(public=False);"
+        "User.objects.create_user('dave', password='authsocket-demo')",
+    )
+    dave = browsers.signed_in("dave", "dave")
+    dave.wait_for(lambda _d: dave.js("return document.body.dataset.rooms"))
+    assert dave.js("return document.body.dataset.rooms") == "loaded"
+    assert visible_text(dave, "rooms-empty") == "No rooms to show."
+    assert visible_text(dave, "rooms-hint") == (
+        "You see public rooms and the private rooms you belong to."
+    )
+    page = dave.js("return document.body.innerText")
+    for title in ("Lobby", "Team", "Secret"):
+        assert title not in page, (title, page)
+    dave.screenshot("no-rooms")
 
 
 def test_narrow_screen_stacks_the_panels_without_horizontal_scroll(
@@ -212,7 +259,8 @@ def test_narrow_screen_stacks_the_panels_without_horizontal_scroll(
     assert layout["pane"]["right"] <= 390, layout
     alice.js("document.activeElement.blur(); window.scrollTo(0, 0);")
     alice.screenshot("narrow")
-    docs_screenshot(alice, "narrow")
+    # The rooms list and a room's pane, one above the other, as on a phone.
+    docs_screenshot(alice, "narrow", start=".rooms")
 
 
 def test_message_panes_grow_with_their_messages(server, browsers):
