@@ -288,3 +288,39 @@ def test_readme_shows_every_screenshot_the_browser_tests_take():
     for name in names:
         assert f"](docs/screenshots/{name}.png)" in readme, name
         assert (ROOT / "docs" / "screenshots" / f"{name}.png").is_file(), name
+
+
+# `path.py::name` (a test, class or function) in docs/security.md; `::name`
+# alone names another one in the file named last.
+SECURITY_DOC = ROOT / "docs" / "security.md"
+NAMED_CODE = re.compile(r"`((?:[\w./-]+\.py)?)::(\w+)(?:\[[^\]`]*\])?`")
+NAMED_FILE = re.compile(r"`([\w./-]+\.py)`")
+
+
+def security_doc_references() -> list[tuple[str, str]]:
+    references, current = [], None
+    for match in NAMED_CODE.finditer(SECURITY_DOC.read_text()):
+        current = match.group(1) or current
+        references.append((current, match.group(2)))
+    return references
+
+
+def test_the_security_doc_names_only_code_that_exists():
+    """Each threat row's mechanism and tests are real: a renamed or deleted
+    test cannot leave a row pointing at nothing."""
+    references = security_doc_references()
+    assert len(references) > 100  # the scan reads the doc
+    missing = []
+    for path, name in references:
+        source = ROOT / path if path else None
+        if source is None or not source.is_file():
+            missing.append(f"{path}::{name} (no such file)")
+            continue
+        defined = re.compile(
+            rf"^\s*(?:async\s+def|def|class)\s+{name}\b|^{name}\s*[:=]", re.MULTILINE
+        )
+        if not defined.search(source.read_text()):
+            missing.append(f"{path}::{name}")
+    files = NAMED_FILE.findall(SECURITY_DOC.read_text())
+    missing += [f"{p} (no such file)" for p in files if not (ROOT / p).is_file()]
+    assert missing == []

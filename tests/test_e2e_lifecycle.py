@@ -189,7 +189,8 @@ async def test_lifecycle_close_codes_reach_a_real_client(e2e_env, tmp_path):
 async def test_logout_on_one_process_closes_the_socket_on_another_via_redis(
     e2e_env, tmp_path
 ):
-    """The fast path across processes: the channel-layer message, well under the poll."""
+    """The fast path across processes: the channel-layer message, well under the poll,
+    and one view of the session on B once it has closed the socket."""
     env = {**e2e_env, "REDIS_URL": require_redis()}
     servers = [DaphneServer(env, log_path=tmp_path / f"d{i}.log") for i in range(2)]
     try:
@@ -210,6 +211,13 @@ async def test_logout_on_one_process_closes_the_socket_on_another_via_redis(
             f"(the logout request itself: {answered - started:.3f} s)"
         )
         assert code == 4403 and closed_at - started < 1.0
+        # B learned of the revocation from the message: from then on it refuses
+        # the session's tokens too, without waiting for its own poll.
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(
+                f"{servers[1].ws}?token={tokens['access']}", open_timeout=10
+            )
+        assert refused.value.response.status_code == 403
     finally:
         for server in servers:
             server.stop()

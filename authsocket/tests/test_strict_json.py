@@ -6,6 +6,7 @@ and notify, with nothing logged at ERROR (before: a 500 and a traceback).
 """
 
 import logging
+import time
 
 import pytest
 from rest_framework.test import APIClient
@@ -38,6 +39,7 @@ def nested_object(depth: int) -> str:
         "0",
         '"[[[[' + "[" * 100 + '"',  # brackets inside a string are text
         "[" + ",".join(['"\\"["'] * 100) + "]",
+        '["' + '\\"' * 100 + '",' + nested_array(MAX - 1) + "]",  # 64 deep
         "1e308",
         "-1.7976931348623157e308",
         "1e-400",  # underflows to 0.0: a finite double
@@ -55,6 +57,7 @@ def test_strict_json_accepts(text):
         nested_object(MAX + 1),
         nested_array(100_000),
         "[" * 100_000,  # unbalanced: refused before the C parser recurses
+        '["' + '\\"' * 100 + '",' + nested_array(MAX) + "]",  # 65 deep
         "NaN",
         "[Infinity]",
         '{"a": -Infinity}',
@@ -81,6 +84,35 @@ def test_check_refuses_python_values_strict_json_cannot_carry():
             strict_json.check(bad)
     with pytest.raises(strict_json.StrictJSONError):
         strict_json.check(deep, max_depth=MAX - 1)
+
+
+# Texts of 64 KB (the largest frame) that the depth scan reads before parsing.
+# Each `"` of an unterminated string of escaped quotes used to rescan the rest
+# of the text: quadratic, over a minute of CPU for one frame or one request.
+SCAN_WORST_CASES = {
+    "escaped quotes": '"' + '\\"' * 32_000 + "[" * 65,
+    "quote, backslash": '"\\' * 32_000 + "[" * 65,
+    "nested, then escaped quotes": "[" * 60 + '"' + '\\"' * 32_000 + "{" * 10,
+    "closed strings between": '"a' * 32_000 + "[" * 65,
+}
+SCAN_BOUND = 1.0  # seconds; linear takes milliseconds, quadratic took 70 s
+
+
+@pytest.mark.parametrize("text", SCAN_WORST_CASES.values(), ids=SCAN_WORST_CASES)
+def test_the_depth_scan_is_linear(text):
+    started = time.perf_counter()
+    with pytest.raises(strict_json.StrictJSONError):
+        strict_json.loads(text)
+    assert time.perf_counter() - started < SCAN_BOUND
+
+
+@pytest.mark.django_db
+def test_an_unthrottled_endpoint_is_not_a_cpu_sink():
+    """`/api/auth/refresh` needs no credential and has no throttle."""
+    started = time.perf_counter()
+    response = post("/api/auth/refresh", None, SCAN_WORST_CASES["escaped quotes"])
+    assert time.perf_counter() - started < SCAN_BOUND
+    assert (response.status_code, response.json()["code"]) == (400, "parse_error")
 
 
 # --- every JSON endpoint of the API -------------------------------------------------

@@ -89,6 +89,7 @@ FIELD_RULES = {
         "data": (lambda v: True, True),
     },
     "auth": {"token": (lambda v: isinstance(v, str), True)},
+    "presence": {"stream": (lambda v: isinstance(v, str), True)},
 }
 
 

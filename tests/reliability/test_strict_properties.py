@@ -194,6 +194,7 @@ VALID = {
     "unsubscribe": {"stream": "room:lobby"},
     "publish": {"stream": "room:lobby", "data": 1},
     "auth": {"token": "a.b.c"},
+    "presence": {"stream": "room:lobby"},
 }
 
 
