@@ -54,6 +54,10 @@ def history(server, access: str, stream: str = DOC):
     return call("GET", f"{server.http}/api/streams/{stream}/messages", token=access)
 
 
+def presence(server, access: str, stream: str = DOC):
+    return call("GET", f"{server.http}/api/streams/{stream}/presence", token=access)
+
+
 def collaborator(server, access: str, method: str, username: str, doc: int = 1):
     status, body, _ = call(
         method,
@@ -203,7 +207,7 @@ async def test_strangers_are_refused_on_the_cursor_path_before_accept(doc_server
 
 async def test_collaborators_see_who_is_on_the_document(doc_server):
     alice, _ = await login_socket(doc_server, "alice")
-    bob, _ = await login_socket(doc_server, "bob")
+    bob, bob_tokens = await login_socket(doc_server, "bob")
     try:
         frame = {"type": "subscribe", "stream": DOC, "presence": True}
         assert (await request(alice, frame))["type"] == "subscribed"
@@ -220,6 +224,19 @@ async def test_collaborators_see_who_is_on_the_document(doc_server):
             "stream": DOC,
             "user": {"id": snapshot_id(snapshot, "bob"), "username": "bob"},
         }
+
+        # Over REST too, by the stream's name; a stranger gets the 404 of no
+        # document at all.
+        status, body = presence(doc_server, bob_tokens["access"])[:2]
+        assert status == 200
+        assert (body["stream"], body["count"]) == (DOC, 2)
+        assert sorted((u["username"], u["connections"]) for u in body["users"]) == [
+            ("alice", 1),
+            ("bob", 1),
+        ]
+        carol = login(doc_server.http, "carol", PASSWORD)["access"]
+        assert presence(doc_server, carol)[0] == 404
+        assert presence(doc_server, bob_tokens["access"], "doc:999")[0] == 404
     finally:
         for socket in (alice, bob):
             await socket.close()
