@@ -101,7 +101,7 @@ def test_subscribed_from_now_resumes_from_last_id_after_a_restart(server, browse
         "shell",
         "-c",
         "from accounts.models import User; from realtime.models import Room;"
-        "from realtime.publish import room_message_store;"
+        "from realtime.tests.messages import room_message_store;"
         "room_message_store(room=Room.objects.get(slug='lobby'),"
         " sender=User.objects.get(username='bob'), data={'text': 'while down'})",
     )
