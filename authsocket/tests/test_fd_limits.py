@@ -9,6 +9,7 @@ import pytest
 
 from authsocket import fd_limits
 from authsocket.fd_limits import NofileLimit, nofile_raise, nofile_report
+from tests.services import unavailable
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def lowered_soft_limit():
     """The soft limit at 256 for the test, the original one restored after."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard <= 256:
-        pytest.skip(f"hard open-file limit {hard} leaves nothing to raise")
+        unavailable(f"the hard open-file limit {hard} leaves nothing to raise")
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
     try:
         yield hard

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import websockets
 
+from tests.services import unavailable
+
 from .client import close_code, connect, http, login, recv_until, send_json
 from .conftest import DEMO_PASSWORD, start_servers
 
@@ -106,7 +108,7 @@ def soft_open_file_limit(soft: int):
     """Processes started inside inherit this soft limit; the old one comes back."""
     old_soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard <= soft:
-        pytest.skip(f"hard open-file limit {hard} leaves nothing to raise")
+        unavailable(f"the hard open-file limit {hard} leaves nothing to raise")
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     try:
         yield hard
