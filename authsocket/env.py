@@ -20,6 +20,23 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
 
+# The examples (.env.example, deploy/systemd/authsocket.env.example) ship
+# secrets starting with this; a copied example must not become a production
+# secret anyone can read.
+PLACEHOLDER_SECRET = "change-me"
+
+
+def env_secret(name: str, *, debug: bool) -> str:
+    """A secret, "" when unset; outside debug the examples' placeholder is refused."""
+    value = env_str(name)
+    if not debug and value.startswith(PLACEHOLDER_SECRET):
+        raise ImproperlyConfigured(
+            f"{name} still holds the example's placeholder: replace it with a "
+            "random value (docs/deploy.md shows how to make one)."
+        )
+    return value
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     raw = env_str(name)
     if not raw:

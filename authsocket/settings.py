@@ -24,6 +24,7 @@ from authsocket.env import (
     env_log_format,
     env_max_message_bytes,
     env_rate,
+    env_secret,
     env_str,
 )
 
@@ -33,21 +34,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
-# The examples (.env.example, docs/deploy.md) ship secrets starting with
-# this; a copied example must not become a production secret anyone can read.
-PLACEHOLDER_SECRET = "change-me"
-
-
-def refuse_placeholder(name: str, value: str) -> None:
-    if not DEBUG and value.startswith(PLACEHOLDER_SECRET):
-        raise ImproperlyConfigured(
-            f"{name} still holds the example's placeholder: replace it with a "
-            "random value (docs/deploy.md shows how to make one)."
-        )
-
-
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-refuse_placeholder("DJANGO_SECRET_KEY", SECRET_KEY)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", debug=DEBUG)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -237,8 +224,7 @@ if AUTHSOCKET_JWT_ALGORITHM not in {"HS256", "RS256", "ES256", "EdDSA"}:
     )
 AUTHSOCKET_JWT_PRIVATE_KEY_FILE = env_str("AUTHSOCKET_JWT_PRIVATE_KEY_FILE")
 AUTHSOCKET_JWT_PUBLIC_KEY_FILES = env_list("AUTHSOCKET_JWT_PUBLIC_KEY_FILES")
-AUTHSOCKET_JWT_SECRET = env_str("AUTHSOCKET_JWT_SECRET")
-refuse_placeholder("AUTHSOCKET_JWT_SECRET", AUTHSOCKET_JWT_SECRET)
+AUTHSOCKET_JWT_SECRET = env_secret("AUTHSOCKET_JWT_SECRET", debug=DEBUG)
 if AUTHSOCKET_JWT_ALGORITHM == "HS256":
     if not AUTHSOCKET_JWT_SECRET:
         if not DEBUG:
