@@ -9,6 +9,7 @@ from accounts.models import User
 from accounts.services import session_open
 from realtime.connections import registry
 from realtime.presence import registry_reset
+from realtime.presence.relay import relay_reset
 from realtime.session_guard import guard
 
 
@@ -31,8 +32,10 @@ async def _fresh_realtime_state():
     channel_layers.backends.clear()
     registry.clear()
     await registry_reset()
+    await relay_reset()
     yield
     await guard.stop()
+    await relay_reset()
     await registry_reset()
     registry.clear()
     channel_layers.backends.clear()

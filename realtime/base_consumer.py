@@ -262,14 +262,20 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         try:
             await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
-            metrics.channel_layer_error("group_add")
-            # 4503 tells the client what to do: reconnect with backoff.
-            logger.warning("channel layer unavailable on join: %s", type(exc).__name__)
-            await self.close(code=CloseCode.SHUTTING_DOWN)
+            await self.layer_failed("group_add", exc)
             return False
         if group not in self.groups_joined:
             self.groups_joined.append(group)
         return True
+
+    async def layer_failed(self, operation: str, exc: Exception) -> None:
+        """The channel layer refused a join this socket needs: close it 4503.
+
+        4503 tells the client what to do: reconnect with backoff.
+        """
+        metrics.channel_layer_error(operation)
+        logger.warning("channel layer unavailable on join: %s", type(exc).__name__)
+        await self.close(code=CloseCode.SHUTTING_DOWN)
 
     async def group_leave(self, group: str) -> None:
         """Leave a group joined with `group_join`; a layer failure is only logged."""

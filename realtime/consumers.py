@@ -58,8 +58,6 @@ class StreamConsumer(AuthenticatedConsumer):
     async def stream_revoke(self, event: dict) -> None:
         await self.streams.rights_changed(event)
 
-    async def presence_changes(self, event: dict) -> None:
-        await self.streams.presence.changes_arrived(event)
-
-    async def presence_resync(self, event: dict) -> None:
-        await self.streams.presence.resync(event)
+    async def socket_closed(self, code: int) -> None:
+        if self._streams is not None:  # presence comes through the process's relay
+            await self._streams.presence.closed()

@@ -4,8 +4,13 @@
 stream of a kind with presence is subscribed, resubscribed or ended; it keeps
 which streams this socket watches (one `PresenceFilter` each) and registers
 the socket on them in the registry of live sockets. The order that keeps a
-watcher from losing or doubling a change: join the presence group, register
-the socket, then read the snapshot (realtime/presence/ordering.py).
+watcher from losing or doubling a change: watch through the process's relay
+(its inbox joins the presence group), register the socket, then read the
+snapshot (realtime/presence/ordering.py).
+
+The relay hands batches over from its own task, so while a snapshot is being
+read (the first one, or after a resync) a stream's batches wait in `held` and
+are passed on, in order, right after the snapshot frame.
 """
 
 from functools import partial
@@ -16,8 +21,9 @@ from realtime.frames import dumps
 from realtime.permissions import Action, stream_access
 from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast
-from realtime.presence.events import Snapshot, batch_changes
+from realtime.presence.events import RESYNC_EVENT, Resync, Snapshot, batch_changes
 from realtime.presence.ordering import PresenceFilter
+from realtime.presence.relay import relay_for
 from realtime.protocol import ServerFrame
 from realtime.streams import Stream, stream_parse
 
@@ -26,13 +32,14 @@ class StreamPresence:
     """Which streams this socket watches, and its place on every stream it is on.
 
     `socket` is the consumer: `channel_name` (its id in the registry),
-    `send_frame`, `group_join` and `group_leave` are all this uses.
+    `channel_layer`, `send`, `send_frame` and `layer_failed` are all this uses.
     """
 
     def __init__(self, *, socket, user) -> None:
         self.socket = socket
         self.user = user
         self.watched: dict[str, PresenceFilter | None] = {}  # None: snapshot to come
+        self.held: dict[str, list[dict]] = {}  # stream → events waiting for a snapshot
 
     @property
     def socket_id(self) -> str:
@@ -46,9 +53,15 @@ class StreamPresence:
         False when joining failed (the socket is closing).
         """
         if wanted and stream.name not in self.watched:
-            if not await self.socket.group_join(stream.presence_group):
-                return False
             self.watched[stream.name] = None
+            self.held[stream.name] = []
+            relay = relay_for(self.socket.channel_layer)
+            try:
+                await relay.watch(stream.name, stream.presence_group, self)
+            except Exception as exc:
+                self._forget(stream.name)
+                await self.socket.layer_failed("group_add", exc)
+                return False
         elif not wanted and stream.name in self.watched:
             await self._unwatch(stream)
         return True
@@ -61,14 +74,27 @@ class StreamPresence:
         )
 
     async def snapshot_send(self, stream: Stream) -> None:
-        """After `subscribed` and any replay: the snapshot, if this socket watches."""
-        if stream.name not in self.watched:
+        """After `subscribed` and any replay: the snapshot, if this socket watches.
+
+        Batches that arrive meanwhile wait and follow the snapshot frame,
+        filtered by it: none is lost or doubled, and none overtakes it.
+        """
+        name = stream.name
+        if name not in self.watched:
             return
-        snapshot = await registry_get().snapshot(stream.name)
-        self.watched[stream.name] = PresenceFilter(snapshot)
+        if self.watched[name] is None:  # the first: `watch` began holding
+            held = self.held[name]
+        elif name in self.held:  # a resync's snapshot is under way: one more after it
+            self.held[name].append(Resync(name).event())
+            return
+        else:  # subscribed again: a fresh snapshot replaces the view
+            held = self.held[name] = []
+        snapshot = await registry_get().snapshot(name)
+        self.watched[name] = PresenceFilter(snapshot)
         await self.socket.send_frame(
-            ServerFrame.PRESENCE, stream=stream.name, **snapshot.payload()
+            ServerFrame.PRESENCE, stream=name, **snapshot.payload()
         )
+        await self._drain(name, held)
 
     async def ended(self, stream: Stream) -> None:
         """Unsubscribed, or the right is gone: stop watching, stop counting."""
@@ -101,20 +127,48 @@ class StreamPresence:
 
     async def changes_arrived(self, event: dict) -> None:
         """One window's joins and leaves from any process: each passed on once."""
-        view = self.watched.get(event["stream"])
+        name = event["stream"]
+        held = self.held.get(name)
+        if held is not None:  # a snapshot is on its way: after it
+            held.append(event)
+        elif name in self.watched:
+            await self._pass_on(name, event)
+
+    async def resync(self, event: dict) -> None:
+        """The shared state was rebuilt: a fresh snapshot replaces the client's view."""
+        name = event["stream"]
+        if name not in self.watched:
+            return
+        held = self.held.get(name)
+        if held is not None:  # behind the snapshot under way, in order
+            held.append(event)
+            return
+        held = self.held[name] = []
+        await self._resnapshot(name)
+        await self._drain(name, held)
+
+    async def closed(self) -> None:
+        """The socket is gone: the relay stops handing it anything."""
+        relay = relay_for(self.socket.channel_layer)
+        for name in list(self.watched):
+            self._forget(name)
+            await relay.unwatch(name, self)
+
+    # --- helpers -----------------------------------------------------------------
+
+    async def _pass_on(self, name: str, event: dict) -> None:
+        view = self.watched.get(name)
         if view is None:
             return
         for change, text in batch_changes(event):
             if change.socket_id != self.socket_id and view.accept(change):
+                if self.watched.get(name) is not view:  # unwatched meanwhile
+                    return
                 await self.socket.send(text_data=text)
 
-    async def resync(self, event: dict) -> None:
-        """The shared state was rebuilt: a fresh snapshot replaces the client's view.
-
-        The sockets of this process share one read; a socket whose view is
-        newer than that read (a change arrived first) reads its own.
-        """
-        name = event["stream"]
+    async def _resnapshot(self, name: str) -> None:
+        """The sockets of this process share one read; a socket whose view is
+        newer than that read (a change arrived first) reads its own."""
         view = self.watched.get(name)
         if view is None:
             return
@@ -124,12 +178,33 @@ class StreamPresence:
         if snapshot.version < view.newest:
             snapshot = await registry.snapshot(name)
             text = render(snapshot)
+        if self.watched.get(name) is not view:  # unwatched meanwhile
+            return
         view.reset(snapshot)
         await self.socket.send(text_data=text)
 
+    async def _drain(self, name: str, held: list[dict] | None) -> None:
+        """Pass on what waited behind a snapshot, then let batches come directly.
+
+        `held` is the list this watch began with: a stream unwatched and
+        watched again meanwhile has a new one, which is not ours to drain.
+        """
+        while held and self.held.get(name) is held:
+            event = held.pop(0)
+            if event["type"] == RESYNC_EVENT:
+                await self._resnapshot(name)
+            else:
+                await self._pass_on(name, event)
+        if held is not None and self.held.get(name) is held:
+            del self.held[name]
+
+    def _forget(self, name: str) -> None:
+        self.watched.pop(name, None)
+        self.held.pop(name, None)
+
     async def _unwatch(self, stream: Stream) -> None:
-        del self.watched[stream.name]
-        await self.socket.group_leave(stream.presence_group)
+        self._forget(stream.name)
+        await relay_for(self.socket.channel_layer).unwatch(stream.name, self)
 
 
 def snapshot_frame(stream: str, snapshot: Snapshot) -> str:

@@ -1,0 +1,144 @@
+"""The process's presence relay: one inbox per process in each presence group.
+
+Watchers on one process share one channel-layer member per stream; a batch is
+received once and handed to each of them, after its snapshot when one is
+being read (realtime/presence/relay.py, realtime/presence_frames.py).
+"""
+
+import asyncio
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+
+from realtime import channels_overrides
+from realtime.presence import registry_get
+from realtime.presence.broadcast import presence_flush
+from realtime.presence.events import Resync
+from realtime.presence.relay import relay_for
+from realtime.streams import room_stream
+from realtime.tests.conftest import TIMEOUT, send, subscribe
+from realtime.tests.test_presence_frames import next_frame, user, watch
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+LOBBY = "room:lobby"
+QUIET = 0.3
+
+
+def members(group: str) -> set[str]:
+    """The channels in a group of the in-memory layer."""
+    return set(get_channel_layer().groups.get(group, {}))
+
+
+async def until(check, timeout: float = TIMEOUT) -> None:
+    """Wait, bounded, for state another task fills in (no event to await)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_one_member_per_process_however_many_sockets_watch(
+    connect, alice, bob, carol, rooms
+):
+    group = room_stream("lobby").presence_group
+    sockets = [await connect(u) for u in (alice, bob, carol)]
+    for socket in sockets:
+        await watch(socket, LOBBY)
+    relay = relay_for(get_channel_layer())
+    assert members(group) == {relay.inbox}
+    assert relay.watching(LOBBY) == 3
+    for socket in sockets:
+        await send(socket, {"type": "unsubscribe", "stream": LOBBY})
+    assert relay.watching(LOBBY) == 0
+    assert members(group) == set()  # the last watcher took the inbox out
+
+
+async def test_a_closed_socket_is_handed_nothing_more(connect, alice, bob, rooms):
+    a, b = await connect(alice), await connect(bob)
+    await watch(a, LOBBY)
+    await watch(b, LOBBY)
+    assert await next_frame(a) == {
+        "type": "presence.join",
+        "stream": LOBBY,
+        "user": user(bob),
+    }
+    await a.disconnect()
+    assert (await next_frame(b))["type"] == "presence.leave"
+    assert relay_for(get_channel_layer()).watching(LOBBY) == 1
+
+
+async def test_changes_arriving_while_the_snapshot_is_read_follow_it(
+    connect, alice, bob, rooms, monkeypatch
+):
+    """Bob joins after alice's snapshot was read but before it was sent: his
+    join must come after the snapshot (which does not list him), never
+    before it, where the snapshot would then erase him from her view."""
+    a, b = await connect(alice), await connect(bob)
+    registry, relay = registry_get(), relay_for(get_channel_layer())
+    read = registry.snapshot
+
+    async def read_then_bob_joins(stream, **kwargs):
+        snapshot = await read(stream, **kwargs)
+        await subscribe(b, LOBBY)
+        await presence_flush()
+        watcher = next(iter(relay._watchers[LOBBY]))
+        await until(lambda: watcher.held.get(LOBBY))  # the relay handed it over
+        return snapshot
+
+    monkeypatch.setattr(registry, "snapshot", read_then_bob_joins)
+    snapshot = await watch(a, LOBBY)
+    monkeypatch.undo()
+    assert [u["username"] for u in snapshot["users"]] == ["alice"]
+    assert await next_frame(a) == {
+        "type": "presence.join",
+        "stream": LOBBY,
+        "user": user(bob),
+    }
+    assert await a.receive_nothing(timeout=QUIET)
+
+
+async def test_a_resync_while_the_snapshot_is_read_sends_another_after_it(
+    connect, alice, bob, rooms, monkeypatch
+):
+    a, b = await connect(alice), await connect(bob)
+    await subscribe(b, LOBBY)
+    registry, relay = registry_get(), relay_for(get_channel_layer())
+    read = registry.snapshot
+
+    async def read_then_resync(stream, **kwargs):
+        snapshot = await read(stream, **kwargs)
+        monkeypatch.undo()  # the resync's own read is the real one
+        group = room_stream("lobby").presence_group
+        await get_channel_layer().group_send(group, Resync(LOBBY).event())
+        watcher = next(iter(relay._watchers[LOBBY]))
+        await until(lambda: watcher.held.get(LOBBY))
+        return snapshot
+
+    monkeypatch.setattr(registry, "snapshot", read_then_resync)
+    first = await watch(a, LOBBY)
+    fresh = await next_frame(a)
+    assert fresh["type"] == "presence" and fresh["users"] == first["users"]
+    assert "ref" not in fresh
+
+
+async def test_the_inbox_stays_in_its_groups_past_the_layers_expiry(
+    connect, alice, bob, rooms, monkeypatch
+):
+    """A layer drops a member `group_expiry` after it was added; a process
+    outlives that, so the relay adds its inbox again in time."""
+    layer = get_channel_layer()
+    layer.group_expiry = 2  # re-added every second
+    monkeypatch.setattr(channels_overrides, "SWEEP_INTERVAL", 0)  # expire promptly
+    a, b = await connect(alice), await connect(bob)
+    await watch(a, LOBBY)
+    group, inbox = room_stream("lobby").presence_group, relay_for(layer).inbox
+    added = layer.groups[group][inbox]
+    await until(lambda: layer.groups[group].get(inbox, 0) >= added + 3)
+    await subscribe(b, LOBBY)  # the send sweeps out whatever expired
+    assert await next_frame(a) == {
+        "type": "presence.join",
+        "stream": LOBBY,
+        "user": user(bob),
+    }
