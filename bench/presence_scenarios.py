@@ -95,8 +95,130 @@ class Watcher:
         return True
 
 
+class ChurnSide:
+    """One stream of a churn case: its watchers, and what its churn measured."""
+
+    def __init__(self, stream: str, watchers_ask: bool, churners_ask: bool):
+        self.stream = stream
+        self.watchers_ask, self.churners_ask = watchers_ask, churners_ask
+        self.readers: list[Watcher] = []
+        self.subscribes: list[float] = []  # seconds from subscribe to answer
+        self.sent: dict[str, float] = {}  # marker → when it was published
+        self.wall = 0.0  # seconds of churn
+        self.server_cpu = 0.0  # seconds, when the server's pid is known
+        self.errors: list[str] = []
+
+    async def watch(self, socks) -> None:
+        await asyncio.gather(
+            *(subscribe(ws, self.stream, self.watchers_ask) for ws in socks)
+        )
+        self.readers = [Watcher(ws) for ws in socks]
+
+    async def churn(self, target, publisher, pool, users, plan: dict, seconds: float):
+        """`plan["churners"]` workers churn and a marker goes out every
+        `plan["interval"]` s for `seconds`; then every marker is awaited."""
+        deadline, rate = now() + seconds, plan["rate"]
+        cpu = server_cpu(plan.get("server_pid"))
+
+        async def churner(index: int):
+            # Paced, the churners take turns (one every 1/rate s), not in step.
+            step = plan["churners"] / rate if rate else 0.0
+            next_at = now() + index * step / plan["churners"]
+            await pause_until(next_at, deadline)
+            while now() < deadline:
+                try:
+                    ws = await open_welcomed(target, pool[next(users) % len(pool)])
+                    for _ in range(plan["cycles"]):
+                        start = now()
+                        await subscribe(ws, self.stream, self.churners_ask)
+                        self.subscribes.append(now() - start)
+                        await unsubscribe(ws, self.stream)
+                        next_at += step
+                        await pause_until(next_at, deadline)
+                        if now() >= deadline:
+                            break
+                    await ws.close()
+                except Exception as exc:
+                    self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+        async def publish():
+            while now() < deadline:
+                marker = secrets.token_hex(6)
+                data = {"bench": marker}
+                frame = {"type": "publish", "stream": self.stream, "data": data}
+                self.sent[marker] = now()
+                await publisher.send(json.dumps(frame))
+                await asyncio.sleep(plan["interval"])
+
+        start = now()
+        churners = (churner(i) for i in range(plan["churners"]))
+        await asyncio.gather(publish(), *churners)
+        self.wall += now() - start
+        await asyncio.gather(
+            *(
+                r.until(lambda r=r: len(r.markers) >= len(self.sent))
+                for r in self.readers
+            )
+        )
+        if cpu is not None:
+            self.server_cpu += server_cpu(plan["server_pid"]) - cpu
+
+    def result(self) -> dict:
+        delays, last, missing = [], [], 0
+        for marker, at in self.sent.items():
+            got = [r.markers[marker] - at for r in self.readers if marker in r.markers]
+            missing += len(self.readers) - len(got)
+            delays += got
+            last += [max(got)] if got else []
+        frames = sum(len(r.presence) for r in self.readers)
+        result = {
+            "watchers_ask": self.watchers_ask,
+            "churners_ask": self.churners_ask,
+            "subscribes_per_s": round(len(self.subscribes) / max(self.wall, 1e-9), 1),
+            "subscribes": len(self.subscribes),
+            **latency_summary(self.subscribes, "subscribe_"),
+            **latency_summary(delays, "delivery_"),
+            **latency_summary(last, "last_"),
+            "missing_deliveries": missing,
+            "presence_frames_per_watcher": round(frames / max(len(self.readers), 1), 1),
+            "errors": len(self.errors),
+            "error_samples": self.errors[:3],
+        }
+        if self.server_cpu and self.subscribes:
+            result["server_cpu_s"] = round(self.server_cpu, 3)
+            result["server_cpu_ms_per_op"] = round(
+                self.server_cpu * 1000 / len(self.subscribes), 4
+            )
+        return result
+
+
+async def pause_until(moment: float, deadline: float) -> None:
+    """The pacing: sleep until `moment`, never past `deadline`."""
+    await asyncio.sleep(max(0.0, min(moment, deadline) - now()))
+
+
+def server_cpu(pid: int | None) -> float | None:
+    """User + system CPU seconds of the server process (same machine), or None."""
+    if pid is None:
+        return None
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def presence_churn(
-    target, tokens, *, presence, watchers, churners, cycles, duration, interval, rate=0
+    target,
+    tokens,
+    *,
+    presence,
+    watchers,
+    churners,
+    cycles,
+    duration,
+    interval,
+    rate=0,
+    watchers_ask=None,
+    churners_ask=None,
 ) -> dict:
     """Subscribes/s and fan-out delay while sockets churn, presence on or off.
 
@@ -106,68 +228,80 @@ async def presence_churn(
     sends a marker every `interval` s and its delay to every watcher counts.
     `rate` > 0 paces the churn to that many subscribes a second in all (the
     fan-out delay at a load both can carry); 0 churns as fast as it can.
+    With presence, `watchers_ask` and `churners_ask` (both True by default)
+    say who asks for it: with neither, the kind keeps presence and every
+    socket is counted, but nobody is told.
     """
     stream = f"{'benchp' if presence else 'benchn'}:churn-{secrets.token_hex(3)}"
+    side = ChurnSide(
+        stream,
+        presence if watchers_ask is None else presence and watchers_ask,
+        presence if churners_ask is None else presence and churners_ask,
+    )
     publisher = await open_welcomed(target, tokens[0])
     socks = await open_many(target, tokens[1:], watchers, 50)
-    await asyncio.gather(*(subscribe(ws, stream, presence) for ws in socks))
-    readers = [Watcher(ws) for ws in socks]
-    pool = tokens[watchers + 1 :]
-    subscribes, next_user, errors = [], iter(range(10**9)), []
-    deadline = now() + duration
+    await side.watch(socks)
+    plan = {"churners": churners, "cycles": cycles, "interval": interval, "rate": rate}
+    users = iter(range(10**9))
+    await side.churn(target, publisher, tokens[watchers + 1 :], users, plan, duration)
+    await abort_all([publisher, *socks])
+    return {"presence": presence, "paced_rate": rate, **side.result()}
 
-    async def churn():
-        step, next_at = (churners / rate if rate else 0.0), now()
-        while now() < deadline:
-            try:
-                ws = await open_welcomed(target, pool[next(next_user) % len(pool)])
-                for _ in range(cycles):
-                    start = now()
-                    await subscribe(ws, stream, presence)
-                    subscribes.append(now() - start)
-                    await unsubscribe(ws, stream)
-                    next_at += step
-                    await asyncio.sleep(max(0.0, next_at - now()))  # pacing
-                await ws.close()
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
-    async def publish():
-        sent = {}
-        while now() < deadline:
-            marker = secrets.token_hex(6)
-            frame = {"type": "publish", "stream": stream, "data": {"bench": marker}}
-            sent[marker] = now()
-            await publisher.send(json.dumps(frame))
-            await asyncio.sleep(interval)
-        return sent
+async def presence_churn_ab(
+    target,
+    tokens,
+    *,
+    watchers,
+    churners,
+    cycles,
+    duration,
+    interval,
+    rate=0,
+    segments=5,
+    on_first=True,
+    server_pid=None,
+) -> dict:
+    """`presence_churn` on and off on ONE server, in alternating segments.
 
-    start = now()
-    sent, *_ = await asyncio.gather(publish(), *(churn() for _ in range(churners)))
-    wall = now() - start
-    await asyncio.gather(
-        *(r.until(lambda r=r: len(r.markers) >= len(sent)) for r in readers)
-    )
-    delays, last, missing = [], [], 0
-    for marker, at in sent.items():
-        got = [r.markers[marker] - at for r in readers if marker in r.markers]
-        missing += len(readers) - len(got)
-        delays += got
-        last += [max(got)] if got else []
-    presence_frames = sum(len(r.presence) for r in readers)
+    Run one after the other on two servers, the two sides met different
+    machines: on a shared 2-core VM the same case's fan-out p99 moved from
+    43 to 83 ms between runs, more than presence costs. Here `watchers`
+    sockets watch a stream that keeps presence (asking for it) and as many a
+    stream that does not; the churn alternates between them in `segments`
+    slices each of `duration` / `segments` s, every marker awaited before the
+    next slice, so slow drift hits both sides alike. The server's CPU is
+    read per slice (`server_pid`). Returns `{"split": {"on": …, "off": …}}`.
+    """
+    tag = secrets.token_hex(3)
+    sides = {
+        "on": ChurnSide(f"benchp:ab-{tag}", True, True),
+        "off": ChurnSide(f"benchn:ab-{tag}", False, False),
+    }
+    publisher = await open_welcomed(target, tokens[0])
+    socks = await open_many(target, tokens[1:], 2 * watchers, 50)
+    await sides["on"].watch(socks[:watchers])
+    await sides["off"].watch(socks[watchers:])
+    plan = {
+        "churners": churners,
+        "cycles": cycles,
+        "interval": interval,
+        "rate": rate,
+        "server_pid": server_pid,
+    }
+    pool, users = tokens[2 * watchers + 1 :], iter(range(10**9))
+    order = ("on", "off") if on_first else ("off", "on")
+    for _ in range(segments):
+        for mode in order:
+            await sides[mode].churn(
+                target, publisher, pool, users, plan, duration / segments
+            )
     await abort_all([publisher, *socks])
     return {
-        "presence": presence,
-        "paced_rate": rate,
-        "subscribes_per_s": round(len(subscribes) / wall, 1),
-        "subscribes": len(subscribes),
-        **latency_summary(subscribes, "subscribe_"),
-        **latency_summary(delays, "delivery_"),
-        **latency_summary(last, "last_"),
-        "missing_deliveries": missing,
-        "presence_frames_per_watcher": round(presence_frames / max(len(readers), 1), 1),
-        "errors": len(errors),
-        "error_samples": errors[:3],
+        "split": {
+            mode: {"presence": mode == "on", "paced_rate": rate, **side.result()}
+            for mode, side in sides.items()
+        }
     }
 
 
@@ -360,6 +494,7 @@ async def quiet(readers, deadline: float) -> None:
 
 SCENARIOS = {
     "presence_churn": presence_churn,
+    "presence_churn_ab": presence_churn_ab,
     "presence_delay": presence_delay,
     "presence_redis": presence_redis,
     "presence_restart": presence_restart,

@@ -384,6 +384,8 @@ def presence_tables(summary: dict) -> list[str]:
         "(`bench/presence_app`), watchers asking for presence when it is on, "
         "churners opening a socket, subscribing and unsubscribing it "
         f"{summary['plan']['presence']['churn']['cycles']} times, closing it. "
+        "Both sides run on one server, alternating in slices "
+        "(`presence_churn_ab`), so the machine's drift hits both alike. "
         "Ratio: on/off for rates, off/on for delays (above 1 is better); "
         f"target ≥ {PRESENCE_TARGET}×.",
         "",

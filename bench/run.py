@@ -69,6 +69,7 @@ class Plan:
         "redis-cross-process",
     )
     transports: tuple[str, ...] = ()  # handshake transports; empty: all
+    only: tuple[str, ...] = ()  # case-name prefixes to run; empty: all
     users: int = field(init=False)
 
     def __post_init__(self):
@@ -100,6 +101,9 @@ FULL = Plan(
         },
         "delay": {"subscribers": 1000, "probes": 20},
         "paced_rate": 10,  # joins+leaves x watchers: 4,000 frames/s
+        # Paced, a case sees few markers a second: 30 s gives its p99 150
+        # markers (x 200 watchers) instead of resting on the worst one or two.
+        "paced_duration": 30,
         "redis": {"sockets": 200, "idle_s": 3},
         "restart": {"sockets": 1000, "observers": 20, "deadline": 30},
     },
@@ -132,6 +136,7 @@ QUICK = Plan(
         },
         "delay": {"subscribers": 200, "probes": 10},
         "paced_rate": 10,  # joins+leaves x watchers: 4,000 frames/s
+        "paced_duration": 3,
         "redis": {"sockets": 100, "idle_s": 2},
         "restart": {"sockets": 200, "observers": 10, "deadline": 20},
     },
@@ -160,6 +165,12 @@ def parse_args() -> argparse.Namespace:
         default="",
         help="handshake transports to measure (default: every one a stack has); "
         "`token` alone puts the metrics on/off pair side by side in each run",
+    )
+    parser.add_argument(
+        "--cases",
+        default="",
+        help="comma-separated case-name prefixes to run, e.g. presence/paced "
+        "(default: every case of the scenarios)",
     )
     parser.add_argument("--python", default=str(BENCH_PYTHON), help="runs servers")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
@@ -443,25 +454,30 @@ PRESENCE_SETTINGS = {"DJANGO_SETTINGS_MODULE": "bench.presence_app.settings"}
 
 
 def presence_cases(stack: Stack, params: dict, run: int):
-    """On vs off (alternated each run) churning as fast as possible and paced,
-    delivery delay, Redis commands, restart.
+    """On vs off while churning as fast as possible and paced (each pair on
+    one server, interleaved), delivery delay, Redis commands, restart.
 
     Every Redis case uses a redis-server of its own (tests/servers.py), so
     INFO commandstats counts this server's commands and nobody else's.
     """
-    modes = ("on", "off") if run % 2 == 0 else ("off", "on")
-    for pace, rate in (("churn", 0), ("paced", params["paced_rate"])):
+    churn, paced = params["churn"], params["paced_rate"]
+    for pace, rate, duration in (
+        ("churn", 0, churn["duration"]),
+        ("paced", paced, params.get("paced_duration", churn["duration"])),
+    ):
         for layer in ("memory", "redis"):
-            for mode in modes:
-                yield (
-                    f"presence/{pace}-{layer}-{mode}",
-                    lambda m=mode, v=layer, r=rate: presence_case(
-                        stack,
-                        "presence_churn",
-                        {**params["churn"], "presence": m == "on", "rate": r},
-                        v == "redis",
-                    ),
-                )
+            case = {
+                **churn,
+                "rate": rate,
+                "duration": duration,
+                "on_first": run % 2 == 0,
+            }
+            yield (
+                f"presence/{pace}-{layer}",
+                lambda c=case, v=layer: presence_case(
+                    stack, "presence_churn_ab", c, v == "redis"
+                ),
+            )
     for layer in ("memory", "redis"):
         yield (
             f"presence/delay-{layer}",
@@ -502,6 +518,8 @@ def presence_case(stack: Stack, scenario: str, params: dict, redis: bool) -> dic
         label = f"{stack.kind.name}-{scenario}"
         server = Server(stack.deployment, label, env).start()
         cleanup.callback(server.stop)
+        if scenario == "presence_churn_ab":  # reads the server's CPU per slice
+            params = {**params, "server_pid": server.pid}
         return loadgen(server, scenario, stack.tokens, params)
 
 
@@ -581,6 +599,8 @@ def run_all(stacks: list[Stack], plan: Plan, scenarios: list[str]) -> list[dict]
 def run_cases(scenario: str, stack: Stack, plan: Plan, run: int) -> list[dict]:
     records = []
     for case, measure in cases(scenario, stack, plan, run):
+        if plan.only and not case.startswith(plan.only):
+            continue
         if not stack.server.alive():
             log(f"{stack.kind.name}: server died, restarting")
             stack.server.start()
@@ -590,17 +610,30 @@ def run_cases(scenario: str, stack: Stack, plan: Plan, run: int) -> list[dict]:
             result = measure()
         except Exception as exc:  # one failed case must not lose the others
             result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:500]}
-        log(f"run {run + 1} {stack.kind.name:10} {case:32} {brief(result)}")
-        records.append(
-            {
-                "run": run,
-                "server": stack.kind.name,
-                "case": case,
-                "loadavg_1m": round(load, 2),
-                "result": result,
-            }
-        )
+        for name, one in split_result(case, result):
+            log(f"run {run + 1} {stack.kind.name:10} {name:32} {brief(one)}")
+            records.append(
+                {
+                    "run": run,
+                    "server": stack.kind.name,
+                    "case": name,
+                    "loadavg_1m": round(load, 2),
+                    "result": one,
+                }
+            )
     return records
+
+
+def split_result(case: str, result: dict) -> list[tuple[str, dict]]:
+    """A case measuring two sides at once (`"split"`) is recorded as two cases,
+    `<case>-<side>`, each with the load generator's own figures."""
+    split = result.get("split")
+    if not split:
+        return [(case, result)]
+    shared = {
+        k: v for k, v in result.items() if k != "split" and not k.startswith("server_")
+    }
+    return [(f"{case}-{side}", {**shared, **one}) for side, one in split.items()]
 
 
 def brief(result: dict) -> str:
@@ -642,9 +675,12 @@ def median_of(results: list[dict]) -> dict:
 
 def is_complete(args) -> bool:
     """Every stack and every scenario: a run RESULTS.md may show."""
-    return set(args.servers.split(",")) >= set(ALL_SERVERS.split(",")) and set(
-        args.scenarios.split(",")
-    ) >= set(SCENARIO_ORDER)
+    every_case = not args.cases
+    return (
+        every_case
+        and set(args.servers.split(",")) >= set(ALL_SERVERS.split(","))
+        and set(args.scenarios.split(",")) >= set(SCENARIO_ORDER)
+    )
 
 
 def metrics_instructions(args) -> dict | None:
@@ -675,6 +711,8 @@ def main() -> None:
         plan.runs = args.runs
     if args.transports:
         plan.transports = tuple(args.transports.split(","))
+    if args.cases:
+        plan.only = tuple(args.cases.split(","))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = datetime.now(UTC)
