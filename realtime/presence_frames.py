@@ -125,14 +125,17 @@ class StreamPresence:
 
     # --- channel-layer events ---------------------------------------------------
 
-    async def changes_arrived(self, event: dict) -> None:
-        """One window's joins and leaves from any process: each passed on once."""
+    async def changes_arrived(self, event: dict) -> int:
+        """One window's joins and leaves from any process: each passed on once.
+
+        Returns how many frames were sent now (the relay paces itself by them).
+        """
         name = event["stream"]
         held = self.held.get(name)
         if held is not None:  # a snapshot is on its way: after it
             held.append(event)
-        elif name in self.watched:
-            await self._pass_on(name, event)
+            return 0
+        return await self._pass_on(name, event)
 
     async def resync(self, event: dict) -> None:
         """The shared state was rebuilt: a fresh snapshot replaces the client's view."""
@@ -156,15 +159,17 @@ class StreamPresence:
 
     # --- helpers -----------------------------------------------------------------
 
-    async def _pass_on(self, name: str, event: dict) -> None:
-        view = self.watched.get(name)
+    async def _pass_on(self, name: str, event: dict) -> int:
+        view, sent = self.watched.get(name), 0
         if view is None:
-            return
+            return sent
         for change, text in batch_changes(event):
             if change.socket_id != self.socket_id and view.accept(change):
                 if self.watched.get(name) is not view:  # unwatched meanwhile
-                    return
+                    break
                 await self.socket.send(text_data=text)
+                sent += 1
+        return sent
 
     async def _resnapshot(self, name: str) -> None:
         """The sockets of this process share one read; a socket whose view is

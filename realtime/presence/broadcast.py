@@ -25,6 +25,7 @@ from realtime.presence.events import (
 )
 from realtime.presence.outbox import PresenceOutbox
 from realtime.presence.registry import SocketRegistry
+from realtime.presence.relay import relay_reset
 from realtime.protocol import ServerFrame
 from realtime.streams import stream_parse
 
@@ -71,6 +72,7 @@ async def registry_stopped() -> None:
     """Say goodbye on shutdown: every entry removed, the leaves sent now."""
     await registry_stop()
     await presence_flush()
+    await relay_reset()  # nothing is watched any more: the reader can go
 
 
 def _outbox_get() -> PresenceOutbox:
