@@ -125,17 +125,14 @@ class StreamPresence:
 
     # --- channel-layer events ---------------------------------------------------
 
-    async def changes_arrived(self, event: dict) -> int:
-        """One window's joins and leaves from any process: each passed on once.
-
-        Returns how many frames were sent now (the relay paces itself by them).
-        """
+    async def changes_arrived(self, event: dict) -> None:
+        """One window's joins and leaves from any process: each passed on once."""
         name = event["stream"]
         held = self.held.get(name)
         if held is not None:  # a snapshot is on its way: after it
             held.append(event)
-            return 0
-        return await self._pass_on(name, event)
+        else:
+            await self._pass_on(name, event)
 
     async def resync(self, event: dict) -> None:
         """The shared state was rebuilt: a fresh snapshot replaces the client's view."""
@@ -159,17 +156,15 @@ class StreamPresence:
 
     # --- helpers -----------------------------------------------------------------
 
-    async def _pass_on(self, name: str, event: dict) -> int:
-        view, sent = self.watched.get(name), 0
+    async def _pass_on(self, name: str, event: dict) -> None:
+        view = self.watched.get(name)
         if view is None:
-            return sent
+            return
         for change, text in batch_changes(event):
             if change.socket_id != self.socket_id and view.accept(change):
                 if self.watched.get(name) is not view:  # unwatched meanwhile
-                    break
+                    return
                 await self.socket.send(text_data=text)
-                sent += 1
-        return sent
 
     async def _resnapshot(self, name: str) -> None:
         """The sockets of this process share one read; a socket whose view is

@@ -27,15 +27,10 @@ logger = logging.getLogger(__name__)
 
 INBOX_PREFIX = "presence"
 RETRY_AFTER = 1.0  # seconds between two reads while the layer is failing
-# Frames passed on between two yields to the event loop. A change told to 200
-# watchers is 200 sends, several milliseconds in one go: messages that arrive
-# meanwhile go first, as they did when each socket received the batch itself
-# (presence has its window to spare, a message does not).
-YIELD_EVERY = 32
 
 
 class Watcher(Protocol):
-    async def changes_arrived(self, event: dict) -> int: ...  # frames sent
+    async def changes_arrived(self, event: dict) -> None: ...
 
     async def resync(self, event: dict) -> None: ...
 
@@ -123,18 +118,15 @@ class PresenceRelay:
     async def _dispatch(self, event: dict) -> None:
         """One batch to every local watcher of its stream, in turn; a resync each."""
         watchers = tuple(self._watchers.get(event.get("stream"), ()))
-        kind, sent = event.get("type"), 0
+        kind = event.get("type")
         for watcher in watchers:
             if kind == RESYNC_EVENT:  # reads a snapshot: not in the reader's way
                 self._spawn(self._resync(watcher, event))
             elif kind == BATCH_EVENT:
                 try:
-                    sent += await watcher.changes_arrived(event)
+                    await watcher.changes_arrived(event)
                 except Exception:  # one socket's failure is not the others'
                     logger.exception("presence: passing changes on failed")
-                if sent >= YIELD_EVERY:
-                    sent = 0
-                    await asyncio.sleep(0)
 
     async def _resync(self, watcher: Watcher, event: dict) -> None:
         try:
