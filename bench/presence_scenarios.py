@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import signal
+from dataclasses import dataclass
 
 from bench.client import (
     FRAME_TIMEOUT_S,
@@ -95,6 +96,19 @@ class Watcher:
         return True
 
 
+@dataclass(frozen=True)
+class ChurnPlan:
+    """The churn of `presence_churn` and `presence_churn_ab` (see there)."""
+
+    watchers: int
+    churners: int
+    cycles: int
+    duration: float
+    interval: float
+    rate: float = 0  # subscribes a second in all; 0: as fast as possible
+    server_pid: int | None = None  # the server's CPU is read when known
+
+
 class ChurnSide:
     """One stream of a churn case: its watchers, and what its churn measured."""
 
@@ -114,21 +128,21 @@ class ChurnSide:
         )
         self.readers = [Watcher(ws) for ws in socks]
 
-    async def churn(self, target, publisher, pool, users, plan: dict, seconds: float):
-        """`plan["churners"]` workers churn and a marker goes out every
-        `plan["interval"]` s for `seconds`; then every marker is awaited."""
-        deadline, rate = now() + seconds, plan["rate"]
-        cpu = server_cpu(plan.get("server_pid"))
+    async def churn(self, target, publisher, pool, users, plan: "ChurnPlan", seconds):
+        """`plan.churners` workers churn and a marker goes out every
+        `plan.interval` s for `seconds`; then every marker is awaited."""
+        deadline, rate = now() + seconds, plan.rate
+        cpu = server_cpu(plan.server_pid)
 
         async def churner(index: int):
             # Paced, the churners take turns (one every 1/rate s), not in step.
-            step = plan["churners"] / rate if rate else 0.0
-            next_at = now() + index * step / plan["churners"]
+            step = plan.churners / rate if rate else 0.0
+            next_at = now() + index * step / plan.churners
             await pause_until(next_at, deadline)
             while now() < deadline:
                 try:
                     ws = await open_welcomed(target, pool[next(users) % len(pool)])
-                    for _ in range(plan["cycles"]):
+                    for _ in range(plan.cycles):
                         start = now()
                         await subscribe(ws, self.stream, self.churners_ask)
                         self.subscribes.append(now() - start)
@@ -148,10 +162,10 @@ class ChurnSide:
                 frame = {"type": "publish", "stream": self.stream, "data": data}
                 self.sent[marker] = now()
                 await publisher.send(json.dumps(frame))
-                await asyncio.sleep(plan["interval"])
+                await asyncio.sleep(plan.interval)
 
         start = now()
-        churners = (churner(i) for i in range(plan["churners"]))
+        churners = (churner(i) for i in range(plan.churners))
         await asyncio.gather(publish(), *churners)
         self.wall += now() - start
         await asyncio.gather(
@@ -161,7 +175,7 @@ class ChurnSide:
             )
         )
         if cpu is not None:
-            self.server_cpu += server_cpu(plan["server_pid"]) - cpu
+            self.server_cpu += server_cpu(plan.server_pid) - cpu
 
     def result(self) -> dict:
         delays, last, missing = [], [], 0
@@ -207,18 +221,7 @@ def server_cpu(pid: int | None) -> float | None:
 
 
 async def presence_churn(
-    target,
-    tokens,
-    *,
-    presence,
-    watchers,
-    churners,
-    cycles,
-    duration,
-    interval,
-    rate=0,
-    watchers_ask=None,
-    churners_ask=None,
+    target, tokens, *, presence, watchers_ask=None, churners_ask=None, **churn
 ) -> dict:
     """Subscribes/s and fan-out delay while sockets churn, presence on or off.
 
@@ -238,29 +241,18 @@ async def presence_churn(
         presence if watchers_ask is None else presence and watchers_ask,
         presence if churners_ask is None else presence and churners_ask,
     )
+    plan = ChurnPlan(**churn)
     publisher = await open_welcomed(target, tokens[0])
-    socks = await open_many(target, tokens[1:], watchers, 50)
+    socks = await open_many(target, tokens[1:], plan.watchers, 50)
     await side.watch(socks)
-    plan = {"churners": churners, "cycles": cycles, "interval": interval, "rate": rate}
-    users = iter(range(10**9))
-    await side.churn(target, publisher, tokens[watchers + 1 :], users, plan, duration)
+    pool, users = tokens[plan.watchers + 1 :], iter(range(10**9))
+    await side.churn(target, publisher, pool, users, plan, plan.duration)
     await abort_all([publisher, *socks])
-    return {"presence": presence, "paced_rate": rate, **side.result()}
+    return {"presence": presence, "paced_rate": plan.rate, **side.result()}
 
 
 async def presence_churn_ab(
-    target,
-    tokens,
-    *,
-    watchers,
-    churners,
-    cycles,
-    duration,
-    interval,
-    rate=0,
-    segments=5,
-    on_first=True,
-    server_pid=None,
+    target, tokens, *, segments=5, on_first=True, **churn
 ) -> dict:
     """`presence_churn` on and off on ONE server, in alternating segments.
 
@@ -278,28 +270,23 @@ async def presence_churn_ab(
         "on": ChurnSide(f"benchp:ab-{tag}", True, True),
         "off": ChurnSide(f"benchn:ab-{tag}", False, False),
     }
+    plan = ChurnPlan(**churn)
+    watchers = plan.watchers
     publisher = await open_welcomed(target, tokens[0])
     socks = await open_many(target, tokens[1:], 2 * watchers, 50)
     await sides["on"].watch(socks[:watchers])
     await sides["off"].watch(socks[watchers:])
-    plan = {
-        "churners": churners,
-        "cycles": cycles,
-        "interval": interval,
-        "rate": rate,
-        "server_pid": server_pid,
-    }
     pool, users = tokens[2 * watchers + 1 :], iter(range(10**9))
     order = ("on", "off") if on_first else ("off", "on")
     for _ in range(segments):
         for mode in order:
             await sides[mode].churn(
-                target, publisher, pool, users, plan, duration / segments
+                target, publisher, pool, users, plan, plan.duration / segments
             )
     await abort_all([publisher, *socks])
     return {
         "split": {
-            mode: {"presence": mode == "on", "paced_rate": rate, **side.result()}
+            mode: {"presence": mode == "on", "paced_rate": plan.rate, **side.result()}
             for mode, side in sides.items()
         }
     }
