@@ -134,8 +134,12 @@ class StreamPresence:
         else:
             await self._pass_on(name, event)
 
-    async def resync(self, event: dict) -> None:
-        """The shared state was rebuilt: a fresh snapshot replaces the client's view."""
+    async def resync(self, event: dict, shared: dict) -> None:
+        """The shared state was rebuilt: a fresh snapshot replaces the client's view.
+
+        `shared` is what the watchers of one round share: the snapshot is
+        read and rendered once for them all.
+        """
         name = event["stream"]
         if name not in self.watched:
             return
@@ -144,7 +148,7 @@ class StreamPresence:
             held.append(event)
             return
         held = self.held[name] = []
-        await self._resnapshot(name)
+        await self._resnapshot(name, shared)
         await self._drain(name, held)
 
     async def closed(self) -> None:
@@ -166,22 +170,27 @@ class StreamPresence:
                     return
                 await self.socket.send(text_data=text)
 
-    async def _resnapshot(self, name: str) -> None:
-        """The sockets of this process share one read; a socket whose view is
-        newer than that read (a change arrived first) reads its own."""
+    async def _resnapshot(self, name: str, shared: dict) -> None:
+        """The round's read, unless this socket was told of a change newer
+        than it: then a read for the rest of the round, this socket first."""
         view = self.watched.get(name)
         if view is None:
             return
-        registry = registry_get()
-        render = partial(snapshot_frame, name)
-        snapshot, text = await registry.snapshot_shared(name, render)
+        snapshot, text = await self._shared_read(name, shared)
         if snapshot.version < view.newest:
-            snapshot = await registry.snapshot(name)
-            text = render(snapshot)
+            shared.clear()
+            snapshot, text = await self._shared_read(name, shared)
         if self.watched.get(name) is not view:  # unwatched meanwhile
             return
         view.reset(snapshot)
         await self.socket.send(text_data=text)
+
+    @staticmethod
+    async def _shared_read(name: str, shared: dict) -> tuple[Snapshot, str]:
+        if "read" not in shared:
+            render = partial(snapshot_frame, name)
+            shared["read"] = await registry_get().snapshot_shared(name, render)
+        return shared["read"]
 
     async def _drain(self, name: str, held: list[dict] | None) -> None:
         """Pass on what waited behind a snapshot, then let batches come directly.
@@ -192,7 +201,7 @@ class StreamPresence:
         while held and self.held.get(name) is held:
             event = held.pop(0)
             if event["type"] == RESYNC_EVENT:
-                await self._resnapshot(name)
+                await self._resnapshot(name, {})
             else:
                 await self._pass_on(name, event)
         if held is not None and self.held.get(name) is held:

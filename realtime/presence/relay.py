@@ -13,7 +13,16 @@ it to the local watchers in one pass, each filtering it with its own view
 The documented order still holds: `watch` returns once the inbox is in the
 group, and a watcher registers its socket and reads its snapshot only after
 that, so no change numbered after the snapshot can miss it. A watcher must
-offer `changes_arrived(event)` and `resync(event)` (realtime.presence_frames).
+offer `changes_arrived(event)` and `resync(event, shared)`
+(realtime.presence_frames).
+
+Presence has its window to spare; a stream's messages do not. A batch told
+to 200 watchers is 200 sends, several milliseconds, so the relay hands the
+event loop back every `SLICE` seconds and messages that arrived meanwhile go
+out in between. A resync is a fresh snapshot for every watcher, far more
+work: it runs in a task of its own per stream, in slices too, so neither the
+reader nor the messages wait for it, and resyncs that arrive while one is
+under way make one more round, not one each.
 """
 
 import asyncio
@@ -27,12 +36,13 @@ logger = logging.getLogger(__name__)
 
 INBOX_PREFIX = "presence"
 RETRY_AFTER = 1.0  # seconds between two reads while the layer is failing
+SLICE = 0.001  # seconds of presence sends between two turns of the event loop
 
 
 class Watcher(Protocol):
     async def changes_arrived(self, event: dict) -> None: ...
 
-    async def resync(self, event: dict) -> None: ...
+    async def resync(self, event: dict, shared: dict) -> None: ...
 
 
 class PresenceRelay:
@@ -46,6 +56,7 @@ class PresenceRelay:
         self._groups: dict[str, str] = {}  # stream → its presence group
         self._membership = asyncio.Lock()  # a group's first watcher or its last
         self._tasks: set[asyncio.Task] = set()  # reader, refresher, resyncs
+        self._resyncing: dict[str, bool] = {}  # stream → another round asked for
 
     async def watch(self, stream: str, group: str, watcher: Watcher) -> None:
         """Hand `stream`'s presence events to `watcher` from now on.
@@ -116,23 +127,45 @@ class PresenceRelay:
             await self._dispatch(event)
 
     async def _dispatch(self, event: dict) -> None:
-        """One batch to every local watcher of its stream, in turn; a resync each."""
-        watchers = tuple(self._watchers.get(event.get("stream"), ()))
-        kind = event.get("type")
-        for watcher in watchers:
-            if kind == RESYNC_EVENT:  # reads a snapshot: not in the reader's way
-                self._spawn(self._resync(watcher, event))
-            elif kind == BATCH_EVENT:
-                try:
-                    await watcher.changes_arrived(event)
-                except Exception:  # one socket's failure is not the others'
-                    logger.exception("presence: passing changes on failed")
+        """One batch to every local watcher of its stream, in slices; a resync aside."""
+        stream = event.get("stream")
+        if event.get("type") == RESYNC_EVENT:
+            self._resync_soon(stream, event)
+            return
+        if event.get("type") != BATCH_EVENT:
+            return
+        turn = TimeSlice(self.loop)
+        for watcher in tuple(self._watchers.get(stream, ())):
+            try:
+                await watcher.changes_arrived(event)
+            except Exception:  # one socket's failure is not the others'
+                logger.exception("presence: passing changes on failed")
+            await turn.maybe_yield()
 
-    async def _resync(self, watcher: Watcher, event: dict) -> None:
+    def _resync_soon(self, stream: str, event: dict) -> None:
+        if stream in self._resyncing:  # a round is under way: one more after it
+            self._resyncing[stream] = True
+            return
+        self._resyncing[stream] = False
+        self._spawn(self._resync_rounds(stream, event))
+
+    async def _resync_rounds(self, stream: str, event: dict) -> None:
+        """Every local watcher of `stream` takes a fresh snapshot, one read for all."""
         try:
-            await watcher.resync(event)
-        except Exception:  # one socket's failure is not the others'
-            logger.exception("presence: a resync failed")
+            while True:
+                shared: dict = {}  # the round's snapshot, read once
+                turn = TimeSlice(self.loop)
+                for watcher in tuple(self._watchers.get(stream, ())):
+                    try:
+                        await watcher.resync(event, shared)
+                    except Exception:  # one socket's failure is not the others'
+                        logger.exception("presence: a resync failed")
+                    await turn.maybe_yield()
+                if not self._resyncing[stream]:
+                    return
+                self._resyncing[stream] = False
+        finally:
+            self._resyncing.pop(stream, None)
 
     async def _refresh_forever(self) -> None:
         """Re-add the inbox before the layer's `group_expiry` drops it.
@@ -155,6 +188,21 @@ class PresenceRelay:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class TimeSlice:
+    """Hands the event loop back once `SLICE` seconds of work have run."""
+
+    __slots__ = ("loop", "ends")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.ends = loop.time() + SLICE
+
+    async def maybe_yield(self) -> None:
+        if self.loop.time() >= self.ends:
+            await asyncio.sleep(0)
+            self.ends = self.loop.time() + SLICE
 
 
 _relay: PresenceRelay | None = None

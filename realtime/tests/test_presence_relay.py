@@ -9,13 +9,16 @@ import asyncio
 import time
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from realtime import channels_overrides
-from realtime.presence import registry_get
-from realtime.presence.broadcast import presence_flush
-from realtime.presence.events import Resync
+from realtime.presence import registry_get, relay
+from realtime.presence.broadcast import change_frame, presence_flush
+from realtime.presence.events import Change, PresenceChange, Resync, batch_event
 from realtime.presence.relay import relay_for
+from realtime.presence.store import clock_version
+from realtime.publish import message_store
 from realtime.streams import room_stream
 from realtime.tests.conftest import TIMEOUT, send, subscribe
 from realtime.tests.test_presence_frames import next_frame, user, watch
@@ -29,6 +32,14 @@ QUIET = 0.3
 def members(group: str) -> set[str]:
     """The channels in a group of the in-memory layer."""
     return set(get_channel_layer().groups.get(group, {}))
+
+
+async def drain(*sockets) -> None:
+    """Read what the sockets were told of each other so far."""
+    await presence_flush()
+    for socket in sockets:
+        while not await socket.receive_nothing(timeout=0.05):
+            await socket.receive_output(timeout=TIMEOUT)
 
 
 async def until(check, timeout: float = TIMEOUT) -> None:
@@ -142,3 +153,63 @@ async def test_the_inbox_stays_in_its_groups_past_the_layers_expiry(
         "stream": LOBBY,
         "user": user(bob),
     }
+
+
+async def test_messages_go_out_between_slices_of_a_presence_batch(
+    connect, alice, bob, carol, rooms, monkeypatch
+):
+    """A batch told to many watchers is many sends; a message that arrives
+    meanwhile must not wait for all of them (presence has its window to
+    spare, a message does not). With a slice of zero the relay hands the
+    loop back after every watcher: the message (a few turns of the loop from
+    the layer to the socket) overtakes the batch for the watchers it had not
+    reached yet."""
+    monkeypatch.setattr(relay, "SLICE", 0)
+    sockets = [await connect(u) for u in (alice, bob, carol) * 3]
+    for socket in sockets:
+        await watch(socket, LOBBY)
+    await drain(*sockets)
+    lobby = room_stream("lobby")
+    published = await database_sync_to_async(message_store)(
+        stream=lobby, sender=alice, data={"text": "hi"}
+    )
+    dave = PresenceChange(Change.JOIN, LOBBY, 10**6, "dave", clock_version(), "x")
+    batch = batch_event(LOBBY, [dave], [change_frame(dave)])
+    layer = get_channel_layer()
+    await layer.group_send(lobby.presence_group, batch)  # the relay wakes first
+    await layer.group_send(published.group, published.event)
+    firsts = [(await next_frame(socket))["type"] for socket in sockets]
+    assert "presence.join" in firsts and "message" in firsts, firsts
+    for socket, first in zip(sockets, firsts, strict=True):  # each is told both
+        second = "message" if first == "presence.join" else "presence.join"
+        assert (await next_frame(socket))["type"] == second
+
+
+async def test_resyncs_arriving_during_a_round_make_one_more_not_one_each(
+    connect, alice, bob, carol, rooms, monkeypatch
+):
+    """A resync is a fresh snapshot for every watcher, read once per round;
+    five in a row are at most two rounds (a burst of changes after a Redis
+    restart must not become a burst of snapshots)."""
+    sockets = [await connect(u) for u in (alice, bob, carol)]
+    for socket in sockets:
+        await watch(socket, LOBBY)
+    await drain(*sockets)
+    registry, reads = registry_get(), []
+    read = registry.snapshot
+
+    async def counted(stream, **kwargs):
+        reads.append(stream)
+        return await read(stream, **kwargs)
+
+    monkeypatch.setattr(registry, "snapshot", counted)
+    group = room_stream("lobby").presence_group
+    for _ in range(5):
+        await get_channel_layer().group_send(group, Resync(LOBBY).event())
+    told = []
+    for socket in sockets:
+        frame = await next_frame(socket)
+        assert frame["type"] == "presence" and len(frame["users"]) == 3
+        told.append(1 + (not await socket.receive_nothing(timeout=QUIET)))
+    assert max(told) <= 2, told
+    assert 1 <= len(reads) <= 2, reads
