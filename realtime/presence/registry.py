@@ -49,6 +49,7 @@ OUTAGE_ERRORS = (RedisError, OSError)  # OSError covers ConnectionError, Timeout
 TICK_MAX = (
     0.5  # seconds: a dead process is noticed this long after its heartbeat expired
 )
+STOP_WAIT = 5.0  # seconds `stop` waits for the heartbeat's last round to end
 
 OnChange = Callable[[list[PresenceEvent]], Awaitable[None]]
 
@@ -107,7 +108,9 @@ class SocketRegistry:
         if ticker is not None and not ticker.get_loop().is_closed():
             ticker.cancel()
             if ticker.get_loop() is asyncio.get_running_loop():
-                await asyncio.gather(ticker, return_exceptions=True)
+                # Bounded: a client that turns the cancel into an error of its
+                # own leaves the round running until its call times out.
+                await asyncio.wait({ticker}, timeout=STOP_WAIT)
         if not goodbye:
             return
         changes = []
@@ -277,7 +280,14 @@ class SocketRegistry:
     # --- background ---------------------------------------------------------
 
     async def _tick_forever(self) -> None:
-        while True:
+        """Beat and scan every `tick` until `stop`.
+
+        The loop ends when `stop` let go of this task, not only when it is
+        cancelled: a store call may swallow the cancel (an asyncio timeout
+        inside a client can turn it into a TimeoutError, an outage here).
+        """
+        me = asyncio.current_task()
+        while self._ticker is me:
             await asyncio.sleep(self.tick)
             try:
                 await self._tick()

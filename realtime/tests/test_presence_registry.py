@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from realtime.presence.events import Change, PresenceChange, Resync
-from realtime.presence.registry import UnknownSocket
+from realtime.presence.memory import MemoryStore
+from realtime.presence.registry import SocketRegistry, UnknownSocket
 from realtime.tests.presence import Cluster
 from tests.reliability.services import TcpCutout
 from tests.servers import free_port
@@ -222,6 +223,33 @@ async def test_a_dead_process_is_cleaned_up_by_one_process_only(cluster):
     await asyncio.sleep(3 * survivors[0].tick)  # give a second cleaner time to err
     everyone = [e for p in survivors for e in p.on_change.events]
     assert leaves(everyone) == [(S, n + 1) for n in range(5)]
+
+
+class CancelSwallowingStore(MemoryStore):
+    """A store whose heartbeat call turns a cancel into a timeout of its own,
+    as an asyncio timeout inside a client can when the two meet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beating = asyncio.Event()
+
+    async def process_beat(self, pid: str, *, ttl: float) -> bool:
+        self.beating.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise TimeoutError("the call was cancelled") from None
+        return True
+
+
+async def test_stop_ends_the_heartbeat_even_when_a_call_swallows_the_cancel():
+    store = CancelSwallowingStore()
+    registry = SocketRegistry(store, ttl=0.3)
+    await registry.start()
+    await asyncio.wait_for(store.beating.wait(), 5)
+    ticker = registry._ticker
+    await asyncio.wait_for(registry.stop(goodbye=False), 2)
+    assert ticker.done()  # not beating on in the background
 
 
 async def test_a_goodbye_removes_the_entries_and_reports_the_leaves(cluster):
