@@ -177,9 +177,10 @@ class StreamPresence:
         if view is None:
             return
         snapshot, text = await self._shared_read(name, shared)
-        if snapshot.version < view.newest:
-            shared.clear()
-            snapshot, text = await self._shared_read(name, shared)
+        if snapshot.version < view.newest:  # not a shared read: one may be under way
+            snapshot = await registry_get().snapshot(name)
+            text = snapshot_frame(name, snapshot)
+            shared["read"] = snapshot, text
         if self.watched.get(name) is not view:  # unwatched meanwhile
             return
         view.reset(snapshot)

@@ -213,3 +213,53 @@ async def test_resyncs_arriving_during_a_round_make_one_more_not_one_each(
         told.append(1 + (not await socket.receive_nothing(timeout=QUIET)))
     assert max(told) <= 2, told
     assert len(reads) in (1, 2), reads
+
+
+async def told(socket) -> set[str]:
+    """The usernames a client would show after the frames it got so far."""
+    shown: set[str] = set()
+    while not await socket.receive_nothing(timeout=QUIET):
+        frame = await next_frame(socket)
+        if frame["type"] == "presence":
+            shown = {u["username"] for u in frame["users"]}
+        elif frame["type"] == "presence.join":
+            shown.add(frame["user"]["username"])
+        elif frame["type"] == "presence.leave":
+            shown.discard(frame["user"]["username"])
+    return shown
+
+
+async def test_a_watcher_told_of_a_join_after_the_rounds_read_gets_a_newer_one(
+    connect, alice, bob, carol, rooms, monkeypatch
+):
+    """Carol joins while a resync round's snapshot is being read. The
+    watcher read for is in resync: her join waits behind its snapshot. The
+    other is not yet: her join reaches it at once, and the round's snapshot,
+    older than that, would erase her from its view; it must read again."""
+    a, b, c = await connect(alice), await connect(bob), await connect(carol)
+    for socket in (a, b):
+        await watch(socket, LOBBY)
+    await drain(a, b)
+    registry, relay_ = registry_get(), relay_for(get_channel_layer())
+    watchers = tuple(relay_._watchers[LOBBY])
+    before = {w: w.watched[LOBBY].newest for w in watchers}
+    read = registry.snapshot_shared
+
+    async def read_then_carol_joins(stream, render):
+        monkeypatch.undo()
+        answer = await read(stream, render)
+        await subscribe(c, LOBBY)
+        await presence_flush()
+        await until(  # the relay handed her join to both watchers
+            lambda: all(
+                w.held.get(LOBBY) or w.watched[LOBBY].newest > before[w]
+                for w in watchers
+            )
+        )
+        return answer
+
+    monkeypatch.setattr(registry, "snapshot_shared", read_then_carol_joins)
+    group = room_stream("lobby").presence_group
+    await get_channel_layer().group_send(group, Resync(LOBBY).event())
+    for socket in (a, b):
+        assert await told(socket) == {"alice", "bob", "carol"}
