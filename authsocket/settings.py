@@ -284,11 +284,13 @@ AUTHSOCKET_MAX_CONNECTIONS_PER_USER = env_int(
 # goodbye are forgotten and their users' presence.leave sent (realtime/presence).
 AUTHSOCKET_PRESENCE_TTL = env_int("AUTHSOCKET_PRESENCE_TTL", 30, minimum=2)
 # Milliseconds a process gathers presence changes before sending them, one
-# message per stream (realtime/presence/outbox.py); at most 500, so a join or
-# leave still reaches every watcher within the second docs/protocol.md allows.
+# message per stream (realtime/presence/outbox.py). A join waits until it has
+# stood a whole window, so it goes out one to two windows after the subscribe:
+# at most 400, so it still reaches every watcher within the second
+# docs/protocol.md allows.
 AUTHSOCKET_PRESENCE_WINDOW_MS = env_int("AUTHSOCKET_PRESENCE_WINDOW_MS", 200)
-if AUTHSOCKET_PRESENCE_WINDOW_MS > 500:
-    raise ImproperlyConfigured("AUTHSOCKET_PRESENCE_WINDOW_MS must be at most 500.")
+if AUTHSOCKET_PRESENCE_WINDOW_MS > 400:
+    raise ImproperlyConfigured("AUTHSOCKET_PRESENCE_WINDOW_MS must be at most 400.")
 # How often each process polls the database for revoked sessions (the safety
 # net behind channel-layer notifications; docs/protocol.md §3 allows one second).
 AUTHSOCKET_REVOCATION_POLL = 0.5

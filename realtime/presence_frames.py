@@ -13,7 +13,7 @@ read (the first one, or after a resync) a stream's batches wait in `held` and
 are passed on, in order, right after the snapshot frame.
 """
 
-from functools import partial
+from functools import lru_cache, partial
 
 from channels.db import database_sync_to_async
 
@@ -21,7 +21,13 @@ from realtime.frames import dumps
 from realtime.permissions import Action, stream_access
 from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast
-from realtime.presence.events import RESYNC_EVENT, Resync, Snapshot, batch_changes
+from realtime.presence.events import (
+    RESYNC_EVENT,
+    PresentUser,
+    Resync,
+    Snapshot,
+    batch_changes,
+)
 from realtime.presence.ordering import PresenceFilter
 from realtime.presence.relay import relay_for
 from realtime.protocol import ServerFrame
@@ -91,9 +97,7 @@ class StreamPresence:
             held = self.held[name] = []
         snapshot = await registry_get().snapshot(name)
         self.watched[name] = PresenceFilter(snapshot)
-        await self.socket.send_frame(
-            ServerFrame.PRESENCE, stream=name, **snapshot.payload()
-        )
+        await self.socket.send(text_data=snapshot_frame(name, snapshot))
         await self._drain(name, held)
 
     async def ended(self, stream: Stream) -> None:
@@ -118,8 +122,8 @@ class StreamPresence:
         if not decision.allowed:
             return False
         snapshot = await registry_get().snapshot(stream.name)
-        await self.socket.send_frame(
-            ServerFrame.PRESENCE, frame, stream=stream.name, **snapshot.payload()
+        await self.socket.send(
+            text_data=snapshot_frame(stream.name, snapshot, request=frame)
         )
         return True
 
@@ -217,6 +221,23 @@ class StreamPresence:
         await relay_for(self.socket.channel_layer).unwatch(stream.name, self)
 
 
-def snapshot_frame(stream: str, snapshot: Snapshot) -> str:
-    """An unprompted `presence` frame (docs/protocol.md §4.4), no `ref`."""
-    return dumps({"type": ServerFrame.PRESENCE, "stream": stream, **snapshot.payload()})
+def snapshot_frame(stream: str, snapshot: Snapshot, request: dict | None = None) -> str:
+    """A `presence` frame (docs/protocol.md §4.4); `ref` when it answers one.
+
+    Every subscribe with presence is answered with one, listing up to 1,000
+    users who mostly stay from one snapshot to the next: each user's part is
+    rendered once and kept, so a snapshot is a join of strings, not hundreds
+    of dicts built and serialized anew.
+    """
+    head = {"type": ServerFrame.PRESENCE, "stream": stream, "count": snapshot.count}
+    if snapshot.truncated:
+        head["truncated"] = True
+    if request is not None and "ref" in request:
+        head["ref"] = request["ref"]
+    users = ",".join(map(_user_rendered, snapshot.users))
+    return f'{dumps(head)[:-1]},"users":[{users}]}}'
+
+
+@lru_cache(maxsize=4096)
+def _user_rendered(user: PresentUser) -> str:
+    return dumps(user._asdict())

@@ -56,13 +56,13 @@ def test_without_tls_settings_only_the_documented_warnings_remain():
     assert security_warnings(output) <= {"(security.W004)", "(security.W008)"}, output
 
 
-def test_a_presence_window_over_half_a_second_is_refused_at_startup():
+def test_a_presence_window_over_400_ms_is_refused_at_startup():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
     env.update(DJANGO_SETTINGS_MODULE="authsocket.settings", DJANGO_DEBUG="1")
-    result = run_manage({**env, "AUTHSOCKET_PRESENCE_WINDOW_MS": "501"}, "check")
+    result = run_manage({**env, "AUTHSOCKET_PRESENCE_WINDOW_MS": "401"}, "check")
     assert result.returncode != 0
-    assert "AUTHSOCKET_PRESENCE_WINDOW_MS must be at most 500" in result.stderr
-    accepted = run_manage({**env, "AUTHSOCKET_PRESENCE_WINDOW_MS": "500"}, "check")
+    assert "AUTHSOCKET_PRESENCE_WINDOW_MS must be at most 400" in result.stderr
+    accepted = run_manage({**env, "AUTHSOCKET_PRESENCE_WINDOW_MS": "400"}, "check")
     assert accepted.returncode == 0, accepted.stderr
 
 

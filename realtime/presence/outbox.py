@@ -10,11 +10,20 @@ message. The window costs every change up to its length in delay (the
 protocol allows a second); sending a lone change at once instead would
 deliver a quick join-and-leave as two frames to every watcher.
 
+A join goes out only once it has stood for a whole window: one younger than
+that at a window's end waits for the next. A visit shorter than a window is
+then never announced, wherever the window's ends fall; otherwise every visit
+that straddles an end (a tab opened and closed, a socket that subscribes
+and unsubscribes at once) would cost every watcher a join and a leave. A
+join reaches watchers one to two windows after the subscribe; the window is
+capped so that stays inside the protocol's second. Leaves are not held: the
+sockets that saw the visitor in a snapshot must be told he left.
+
 Dropping a user's older changes is safe: receivers already drop a change
 older than the last one they applied for that user (presence/ordering.py),
 so an older one adds nothing once the newer is sent. And because receivers
-pass on only changes that alter their view, a user who joined and left in one
-window costs the watchers nothing.
+pass on only changes that alter their view, a leave of a visitor whose join
+was never sent costs a watcher that never showed him nothing.
 
 A window with more users than `resync_over` sends one `Resync` instead:
 receivers take a fresh snapshot, one frame each, rather than hundreds.
@@ -24,12 +33,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from realtime.presence.events import PresenceChange, PresenceEvent, Resync
+from realtime.presence.events import Change, PresenceChange, PresenceEvent, Resync
 
 logger = logging.getLogger(__name__)
 
 SendChanges = Callable[[str, list[PresenceChange]], Awaitable[None]]
 SendResync = Callable[[Resync], Awaitable[None]]
+Pending = dict[
+    str, dict[int, tuple[PresenceChange, float]]
+]  # stream → user → (change, queued at)
+
+# A join queued at the very start of a window is due at its end: the timer may
+# fire a hair before the loop's clock says a whole window has passed.
+CLOCK_SLACK = 0.001
 
 
 class PresenceOutbox:
@@ -46,29 +62,37 @@ class PresenceOutbox:
         self.window = window
         self.resync_over = resync_over
         self.loop = asyncio.get_running_loop()
+        self.clock: Callable[[], float] = self.loop.time
         self._send_changes = send_changes
         self._send_resync = send_resync
-        self._pending: dict[str, dict[int, PresenceChange]] = {}
+        self._pending: Pending = {}
         self._timer: asyncio.TimerHandle | None = None  # the window is open
         self._sending = asyncio.Lock()  # batches leave in the order they closed
         self._flushing: set[asyncio.Task] = set()  # strong references
 
     def add(self, event: PresenceEvent) -> None:
-        """Keep the change (the newest per stream and user) until the window ends."""
+        """Keep the change (the newest per stream and user) until it is due."""
         if isinstance(event, Resync):  # rare: sent at once, its snapshot is newer
             self._spawn(self._send_resync(event))
             return
         users = self._pending.setdefault(event.stream, {})
         kept = users.get(event.user_id)
-        if kept is None or event.version > kept.version:
-            users[event.user_id] = event
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.window, self._window_ended)
+        if kept is None or event.version > kept[0].version:
+            users[event.user_id] = (event, self.clock())
+        self._timer_start()
+
+    async def send_due(self) -> None:
+        """A window's end: send every leave, and every join that stood a window."""
+        async with self._sending:
+            await self._send(self._take(due_only=True))
+        if self._pending:  # young joins: due at the next window's end
+            self._timer_start()
 
     async def flush(self) -> None:
         """Send everything pending now, and wait for sends already under way."""
         self._cancel_timer()
-        await self._send_pending()
+        async with self._sending:
+            await self._send(self._take(due_only=False))
         # A finished task leaves the set only when its callback has run: wait
         # for the unfinished ones (awaiting finished ones never yields).
         while under_way := [task for task in self._flushing if not task.done()]:
@@ -76,19 +100,40 @@ class PresenceOutbox:
 
     def _window_ended(self) -> None:
         self._timer = None
-        self._spawn(self._send_pending())
+        self._spawn(self.send_due())
 
-    async def _send_pending(self) -> None:
-        async with self._sending:
-            await self._send(self._take_pending())
+    def _take(self, *, due_only: bool) -> Pending:
+        """What goes out now, per stream; joins not yet due stay pending.
 
-    def _take_pending(self) -> dict[str, dict[int, PresenceChange]]:
-        pending, self._pending = self._pending, {}
-        return pending
+        A stream over `resync_over` goes out whole: its resync's snapshot
+        shows the young joins too.
+        """
+        taken, self._pending = self._pending, {}
+        if not due_only:
+            return taken
+        born_before = self.clock() - self.window + CLOCK_SLACK
+        for stream, users in taken.items():
+            if len(users) > self.resync_over:
+                continue
+            young = {
+                user_id: (change, queued)
+                for user_id, (change, queued) in users.items()
+                if change.kind is Change.JOIN and queued > born_before
+            }
+            if young:
+                self._pending[stream] = young
+                for user_id in young:
+                    del users[user_id]
+        return taken
 
-    async def _send(self, pending: dict[str, dict[int, PresenceChange]]) -> None:
+    async def _send(self, pending: Pending) -> None:
         for stream, users in pending.items():
-            changes = sorted(users.values(), key=lambda change: change.version)
+            if not users:
+                continue
+            changes = sorted(
+                (change for change, _ in users.values()),
+                key=lambda change: change.version,
+            )
             try:
                 if len(changes) > self.resync_over:
                     await self._send_resync(Resync(stream))
@@ -101,6 +146,10 @@ class PresenceOutbox:
         task = asyncio.ensure_future(send)
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
+
+    def _timer_start(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.window, self._window_ended)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

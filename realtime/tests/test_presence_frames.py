@@ -230,7 +230,7 @@ async def test_the_registry_counts_every_socket_of_a_user_per_session(
 async def test_a_user_who_comes_and_goes_within_one_window_costs_watchers_nothing(
     connect, alice, bob, carol, rooms, settings
 ):
-    settings.AUTHSOCKET_PRESENCE_WINDOW_MS = 500  # read by this test's outbox
+    settings.AUTHSOCKET_PRESENCE_WINDOW_MS = 400  # read by this test's outbox
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
     await watch(a, "room:lobby")
     await subscribe(b, "room:lobby")
@@ -248,7 +248,7 @@ async def test_a_window_with_many_changes_sends_one_fresh_snapshot(
     connect, alice, bob, carol, rooms, settings, monkeypatch
 ):
     monkeypatch.setattr(broadcast, "RESYNC_OVER", 1)
-    settings.AUTHSOCKET_PRESENCE_WINDOW_MS = 500
+    settings.AUTHSOCKET_PRESENCE_WINDOW_MS = 400
     a, b, c = await connect(alice), await connect(bob), await connect(carol)
     await watch(a, "room:lobby")
     await subscribe(b, "room:lobby")

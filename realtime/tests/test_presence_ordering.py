@@ -19,6 +19,8 @@ from realtime.presence.events import (
 )
 from realtime.presence.ordering import FOLD_EVERY, PresenceFilter
 from realtime.presence.outbox import PresenceOutbox
+from realtime.presence.store import snapshot_build
+from realtime.presence_frames import snapshot_frame
 
 S = "room:lobby"
 TIMEOUT = 5
@@ -116,6 +118,36 @@ async def test_the_outbox_sends_each_users_newest_change_once_per_window():
         outbox.add(change(Change.JOIN, user_id, 20 + user_id))
     await outbox.flush()
     assert resyncs == [S]  # three users over `resync_over`: one snapshot instead
+    assert len(sent) == 2
+
+
+async def test_a_join_goes_out_once_it_has_stood_a_whole_window():
+    sent = []
+
+    async def send_changes(stream, changes):
+        sent.append([(c.kind, c.user_id) for c in changes])
+
+    async def send_resync(resync):
+        raise AssertionError("no resync expected")
+
+    outbox = PresenceOutbox(
+        window=60, resync_over=10, send_changes=send_changes, send_resync=send_resync
+    )
+    clock = [1000.0]
+    outbox.clock = lambda: clock[0]
+    outbox.add(change(Change.JOIN, 1, 10))  # opens the window
+    clock[0] += 59
+    outbox.add(change(Change.JOIN, 2, 11))  # a second before the window's end
+    outbox.add(change(Change.JOIN, 3, 12))
+    clock[0] += 1
+    await outbox.send_due()
+    assert sent == [[(Change.JOIN, 1)]]  # 2 and 3 have stood a second so far
+    outbox.add(change(Change.LEAVE, 2, 13))  # a visit of a second: never announced
+    clock[0] += 60
+    await outbox.send_due()
+    # 3 has stood a window; 2's leave still goes, for whoever saw him in a snapshot.
+    assert sent[1:] == [[(Change.JOIN, 3), (Change.LEAVE, 2)]]
+    await outbox.flush()
     assert len(sent) == 2
 
 
@@ -229,3 +261,17 @@ def test_a_long_watch_keeps_what_differs_from_its_snapshot_not_every_visitor():
     assert seen.accept(change(Change.JOIN, 1, version + 2))
     assert not seen.accept(change(Change.JOIN, 2, version + 3))  # still there
     assert not seen.accept(change(Change.JOIN, 100, 20))  # far too old: dropped
+
+
+def test_a_snapshot_frame_says_what_its_payload_says_rendered_in_parts():
+    counts = {3: 2, 1: 1, 2: 1}
+    names = {1: 'quote " back \\ slash', 2: "zoë ☃", 3: "c"}
+    cut = snapshot_build(counts, names, version=7, limit=2)
+    for request in (None, {"ref": {"any": ["json", 1]}}, {"type": "presence"}):
+        text = snapshot_frame(S, cut, request)
+        expected = {"type": "presence", "stream": S, **cut.payload()}
+        if request and "ref" in request:
+            expected["ref"] = request["ref"]
+        assert json.loads(text) == expected
+        assert expected["truncated"] is True and expected["count"] == 3
+    assert [u["id"] for u in json.loads(snapshot_frame(S, cut))["users"]] == [1, 2]
