@@ -7,10 +7,13 @@ same per-process records and heartbeats as the Redis store.
 """
 
 import time
+from bisect import bisect_left
 from collections import Counter, defaultdict
+from operator import attrgetter
 
 from realtime.presence.events import (
     ConnectedUser,
+    PresentUser,
     ProcessEntries,
     Snapshot,
     SocketEntry,
@@ -20,7 +23,6 @@ from realtime.presence.store import (
     Left,
     connected_build,
     next_version,
-    snapshot_build,
     user_connections_build,
 )
 
@@ -32,6 +34,9 @@ class MemoryStore:
         self._entries: dict[str, ProcessEntries] = defaultdict(ProcessEntries)
         self._present: dict[str, Counter[int]] = defaultdict(Counter)
         self._names: dict[str, dict[int, str]] = defaultdict(dict)
+        # Each stream's users by id, kept as snapshots list them: every
+        # subscribe with presence reads one, so it is not sorted per read.
+        self._listed: dict[str, list[PresentUser]] = defaultdict(list)
         self._versions: dict[str, int] = {}
         self._sessions: dict[int, Counter[str]] = defaultdict(Counter)
 
@@ -95,6 +100,7 @@ class MemoryStore:
         present = self._present[stream]
         present[user_id] += 1
         self._names[stream][user_id] = username
+        self._list(stream, user_id, username, present[user_id])
         if present[user_id] > 1:
             return None
         return self._bump(stream)
@@ -106,20 +112,22 @@ class MemoryStore:
             return None
         present = self._present[stream]
         present[user_id] -= 1
+        self._list(stream, user_id, self._names[stream][user_id], present[user_id])
         if present[user_id] > 0:
             return None
         del present[user_id]
         username = self._names[stream].pop(user_id, "")
         if not present:
-            del self._present[stream], self._names[stream]
+            del self._present[stream], self._names[stream], self._listed[stream]
         return self._bump(stream), user_id, username
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
-        return snapshot_build(
-            dict(self._present.get(stream, {})),
-            self._names.get(stream, {}),
+        listed = self._listed.get(stream, [])
+        return Snapshot(
+            users=listed[:limit],
+            count=len(listed),
             version=self._versions.get(stream, 0),
-            limit=limit,
+            truncated=len(listed) > limit,
         )
 
     async def user_connections(self, user_id: int) -> UserConnections:
@@ -138,7 +146,23 @@ class MemoryStore:
     def _alive(self, pid: str) -> bool:
         return self._beats.get(pid, 0) > time.monotonic()
 
+    def _list(self, stream: str, user_id: int, username: str, connections: int) -> None:
+        """Put the user's new number of sockets in the stream's sorted list."""
+        listed = self._listed[stream]
+        i = bisect_left(listed, user_id, key=_by_id)
+        here = i < len(listed) and listed[i].id == user_id
+        if connections <= 0:
+            if here:
+                del listed[i]
+        elif here:
+            listed[i] = PresentUser(user_id, username, connections)
+        else:
+            listed.insert(i, PresentUser(user_id, username, connections))
+
     def _bump(self, stream: str) -> int:
         version = next_version(self._versions.get(stream, 0))
         self._versions[stream] = version
         return version
+
+
+_by_id = attrgetter("id")
