@@ -35,17 +35,16 @@ def subscribe_frame(stream: str, presence: bool) -> str:
     return json.dumps(frame)
 
 
-async def subscribe(ws, stream: str, presence: bool) -> set[int]:
+async def subscribe(ws, stream: str, presence: bool) -> dict | None:
     """Subscribes and waits for `subscribed` (and the snapshot, if asked).
 
-    Returns the ids the snapshot lists (empty without presence).
+    Returns the snapshot frame (None without presence).
     """
     await ws.send(subscribe_frame(stream, presence))
     await recv_type(ws, "subscribed")
     if not presence:
-        return set()
-    snapshot = await recv_type(ws, "presence")
-    return {user["id"] for user in snapshot["users"]}
+        return None
+    return await recv_type(ws, "presence")
 
 
 async def unsubscribe(ws, stream: str) -> None:
@@ -56,13 +55,18 @@ async def unsubscribe(ws, stream: str) -> None:
 class Watcher:
     """Reads every frame of one socket: arrival times of markers and presence."""
 
-    def __init__(self, ws):
+    def __init__(self, ws, snapshot: dict | None = None):
+        """`snapshot`: the one `subscribe` already read, before this reader ran."""
         self.ws = ws
         self.markers: dict[str, float] = {}
         self.presence: list[tuple[str, int, float]] = []  # (type, user id, time)
         self.view: set[int] = set()  # who is there, as the frames tell it
+        self.count = 0  # how many are there, as the frames tell it
+        self.truncated = False  # the view comes from a snapshot cut at its limit
         self.snapshots: list[tuple[set[int], float]] = []  # unprompted ones
         self.counts: dict[str, int] = {}
+        if snapshot is not None:
+            self.replace(snapshot)
         self.task = asyncio.create_task(self.read())
 
     async def read(self) -> None:
@@ -76,15 +80,33 @@ class Watcher:
                 elif kind in (JOIN, LEAVE):
                     self.presence.append((kind, frame["user"]["id"], at))
                     self.told(kind, frame["user"]["id"])
-                elif kind == "presence":  # a snapshot replaces the view
-                    self.view = {user["id"] for user in frame["users"]}
+                elif kind == "presence":
+                    self.replace(frame)
                     self.snapshots.append((self.view, at))
+
+    def replace(self, snapshot: dict) -> None:
+        """A snapshot replaces the view."""
+        self.view = {user["id"] for user in snapshot["users"]}
+        self.count = snapshot["count"]
+        self.truncated = snapshot.get("truncated", False)
+
+    def last_frame_at(self) -> float:
+        """When the newest presence frame arrived: a change or a snapshot (0: none)."""
+        changes = self.presence[-1][2] if self.presence else 0.0
+        return max(changes, self.snapshots[-1][1] if self.snapshots else 0.0)
 
     def told(self, kind: str, user_id: int) -> None:
         if kind == JOIN:
             self.view.add(user_id)
+            self.count += 1
         else:
             self.view.discard(user_id)
+            self.count -= 1
+
+    def right(self, users: int) -> bool:
+        """The view holds `users` users: all of them listed, or, after a
+        snapshot cut at its limit (docs/protocol.md §4.4), counted."""
+        return self.count == users and (len(self.view) == users or self.truncated)
 
     async def until(self, check, timeout: float = FRAME_TIMEOUT_S) -> bool:
         """Polls this reader's state until `check()`; False on timeout."""
@@ -421,10 +443,8 @@ async def presence_restart(
     held = await open_many(target, tokens[observers:], sockets, 100)
     await subscribe_all(held, stream)
     obs = await open_many(other, tokens, observers, 50)
-    views = await asyncio.gather(*(subscribe(ws, stream, True) for ws in obs))
-    readers = [Watcher(ws) for ws in obs]
-    for reader, view in zip(readers, views, strict=True):
-        reader.view |= view  # the snapshot came before the reader ran
+    snapshots = await asyncio.gather(*(subscribe(ws, stream, True) for ws in obs))
+    readers = [Watcher(ws, first) for ws, first in zip(obs, snapshots, strict=True)]
     start = now()
     os.kill(server_pid, signal.SIGTERM)
     back = []
@@ -443,7 +463,7 @@ async def presence_restart(
     leaves = [sum(k == LEAVE for k, _, _ in r.presence) for r in readers]
     joins = [sum(k == JOIN for k, _, _ in r.presence) for r in readers]
     snapshots = [r.counts.get("presence", 0) for r in readers]  # after the first
-    settled = [max(t for _, _, t in r.presence) - start for r in readers if r.presence]
+    settled = [r.last_frame_at() - start for r in readers if r.last_frame_at()]
     await abort_all([*obs, *back])
     return {
         "sockets": sockets,
@@ -456,8 +476,9 @@ async def presence_restart(
         "unprompted_snapshots": max(snapshots),
         # Every user is back: a right view lists the observers and the held.
         "observers_with_the_true_view": sum(
-            len(r.view) == observers + sockets for r in readers
+            r.right(observers + sockets) for r in readers
         ),
+        "observers_left_with_a_cut_snapshot": sum(r.truncated for r in readers),
         "seconds_until_last_presence_frame": round(max(settled), 3)
         if settled
         else None,
@@ -465,7 +486,8 @@ async def presence_restart(
 
 
 async def quiet(readers, deadline: float) -> None:
-    """Waits until no presence frame has arrived for QUIET_S (bounded).
+    """Waits until no presence frame (change or snapshot) has arrived for
+    QUIET_S (bounded).
 
     A user who is back on the other process before his old socket is gone
     never leaves nor joins, so the frames expected are not known in advance.
@@ -473,7 +495,7 @@ async def quiet(readers, deadline: float) -> None:
     end = now() + deadline
 
     def newest():
-        return max((r.presence[-1][2] for r in readers if r.presence), default=0.0)
+        return max((r.last_frame_at() for r in readers), default=0.0)
 
     while now() < end and now() - max(newest(), end - deadline) < QUIET_S:
         await asyncio.sleep(0.05)  # state filled by the reader tasks

@@ -477,6 +477,10 @@ def presence_tables(summary: dict) -> list[str]:
         ("of which presence.join", "joins_per_observer"),
         ("unprompted snapshots per observer", "unprompted_snapshots"),
         ("observers whose view ends right", "observers_with_the_true_view"),
+        (
+            "of which ending on a snapshot cut at 1,000 users",
+            "observers_left_with_a_cut_snapshot",
+        ),
         ("seconds until every client was back", "seconds_until_all_back"),
         ("seconds until the last presence frame", "seconds_until_last_presence_frame"),
     ):
