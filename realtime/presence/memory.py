@@ -33,9 +33,9 @@ class MemoryStore:
         self._claims: dict[str, float] = {}
         self._entries: dict[str, ProcessEntries] = defaultdict(ProcessEntries)
         self._present: dict[str, Counter[int]] = defaultdict(Counter)
-        self._names: dict[str, dict[int, str]] = defaultdict(dict)
-        # Each stream's users by id, kept as snapshots list them: every
-        # subscribe with presence reads one, so it is not sorted per read.
+        # Each stream's users by id with their names and sockets, kept as
+        # snapshots list them: every subscribe with presence reads one, so it
+        # is not sorted per read.
         self._listed: dict[str, list[PresentUser]] = defaultdict(list)
         self._versions: dict[str, int] = {}
         self._sessions: dict[int, Counter[str]] = defaultdict(Counter)
@@ -99,8 +99,7 @@ class MemoryStore:
         streams[socket_id, stream] = user_id
         present = self._present[stream]
         present[user_id] += 1
-        self._names[stream][user_id] = username
-        self._list(stream, user_id, username, present[user_id])
+        self._list(stream, user_id, present[user_id], username)
         if present[user_id] > 1:
             return None
         return self._bump(stream)
@@ -112,13 +111,12 @@ class MemoryStore:
             return None
         present = self._present[stream]
         present[user_id] -= 1
-        self._list(stream, user_id, self._names[stream][user_id], present[user_id])
+        username = self._list(stream, user_id, present[user_id])
         if present[user_id] > 0:
             return None
         del present[user_id]
-        username = self._names[stream].pop(user_id, "")
         if not present:
-            del self._present[stream], self._names[stream], self._listed[stream]
+            del self._present[stream], self._listed[stream]
         return self._bump(stream), user_id, username
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
@@ -146,11 +144,18 @@ class MemoryStore:
     def _alive(self, pid: str) -> bool:
         return self._beats.get(pid, 0) > time.monotonic()
 
-    def _list(self, stream: str, user_id: int, username: str, connections: int) -> None:
-        """Put the user's new number of sockets in the stream's sorted list."""
+    def _list(
+        self, stream: str, user_id: int, connections: int, username: str | None = None
+    ) -> str:
+        """Put the user's new number of sockets in the stream's sorted list.
+
+        Returns his username: `username`, or the one listed when None.
+        """
         listed = self._listed[stream]
         i = bisect_left(listed, user_id, key=_by_id)
         here = i < len(listed) and listed[i].id == user_id
+        if username is None:
+            username = listed[i].username if here else ""
         if connections <= 0:
             if here:
                 del listed[i]
@@ -158,6 +163,7 @@ class MemoryStore:
             listed[i] = PresentUser(user_id, username, connections)
         else:
             listed.insert(i, PresentUser(user_id, username, connections))
+        return username
 
     def _bump(self, stream: str) -> int:
         version = next_version(self._versions.get(stream, 0))

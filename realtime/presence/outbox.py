@@ -39,9 +39,8 @@ logger = logging.getLogger(__name__)
 
 SendChanges = Callable[[str, list[PresenceChange]], Awaitable[None]]
 SendResync = Callable[[Resync], Awaitable[None]]
-Pending = dict[
-    str, dict[int, tuple[PresenceChange, float]]
-]  # stream → user → (change, queued at)
+# stream → user id → (the user's newest change, when it was queued)
+Pending = dict[str, dict[int, tuple[PresenceChange, float]]]
 
 # A join queued at the very start of a window is due at its end: the timer may
 # fire a hair before the loop's clock says a whole window has passed.
