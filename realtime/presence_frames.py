@@ -122,8 +122,8 @@ class StreamPresence:
         if not decision.allowed:
             return False
         snapshot = await registry_get().snapshot(stream.name)
-        await self.socket.send(
-            text_data=snapshot_frame(stream.name, snapshot, request=frame)
+        await self.socket.send_frame(
+            ServerFrame.PRESENCE, frame, stream=stream.name, **snapshot.payload()
         )
         return True
 
@@ -221,19 +221,18 @@ class StreamPresence:
         await relay_for(self.socket.channel_layer).unwatch(stream.name, self)
 
 
-def snapshot_frame(stream: str, snapshot: Snapshot, request: dict | None = None) -> str:
-    """A `presence` frame (docs/protocol.md §4.4); `ref` when it answers one.
+def snapshot_frame(stream: str, snapshot: Snapshot) -> str:
+    """An unprompted `presence` frame (docs/protocol.md §4.4), no `ref`.
 
     Every subscribe with presence is answered with one, listing up to 1,000
     users who mostly stay from one snapshot to the next: each user's part is
     rendered once and kept, so a snapshot is a join of strings, not hundreds
-    of dicts built and serialized anew.
+    of dicts built and serialized anew. (A `presence` request, rare and with
+    its `ref`, is answered through `send_frame` with `Snapshot.payload()`.)
     """
     head = {"type": ServerFrame.PRESENCE, "stream": stream, "count": snapshot.count}
     if snapshot.truncated:
         head["truncated"] = True
-    if request is not None and "ref" in request:
-        head["ref"] = request["ref"]
     users = ",".join(map(_user_rendered, snapshot.users))
     return f'{dumps(head)[:-1]},"users":[{users}]}}'
 

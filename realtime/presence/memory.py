@@ -32,10 +32,9 @@ class MemoryStore:
         self._beats: dict[str, float] = {}  # pid → monotonic expiry
         self._claims: dict[str, float] = {}
         self._entries: dict[str, ProcessEntries] = defaultdict(ProcessEntries)
-        self._present: dict[str, Counter[int]] = defaultdict(Counter)
-        # Each stream's users by id with their names and sockets, kept as
-        # snapshots list them: every subscribe with presence reads one, so it
-        # is not sorted per read.
+        # Each stream's users by id with their names and sockets: the one
+        # record of who is on it, kept as snapshots list them (every subscribe
+        # with presence reads one, so it is not sorted per read).
         self._listed: dict[str, list[PresentUser]] = defaultdict(list)
         self._versions: dict[str, int] = {}
         self._sessions: dict[int, Counter[str]] = defaultdict(Counter)
@@ -97,26 +96,17 @@ class MemoryStore:
         if (socket_id, stream) in streams:
             return None
         streams[socket_id, stream] = user_id
-        present = self._present[stream]
-        present[user_id] += 1
-        self._list(stream, user_id, present[user_id], username)
-        if present[user_id] > 1:
-            return None
-        return self._bump(stream)
+        connections, _ = self._count(stream, user_id, +1, username)
+        return self._bump(stream) if connections == 1 else None
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         entries = self._entries.get(pid)
         user_id = entries.streams.pop((socket_id, stream), None) if entries else None
         if user_id is None:
             return None
-        present = self._present[stream]
-        present[user_id] -= 1
-        username = self._list(stream, user_id, present[user_id])
-        if present[user_id] > 0:
+        connections, username = self._count(stream, user_id, -1)
+        if connections > 0:
             return None
-        del present[user_id]
-        if not present:
-            del self._present[stream], self._listed[stream]
         return self._bump(stream), user_id, username
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
@@ -144,26 +134,31 @@ class MemoryStore:
     def _alive(self, pid: str) -> bool:
         return self._beats.get(pid, 0) > time.monotonic()
 
-    def _list(
-        self, stream: str, user_id: int, connections: int, username: str | None = None
-    ) -> str:
-        """Put the user's new number of sockets in the stream's sorted list.
+    def _count(
+        self, stream: str, user_id: int, delta: int, username: str | None = None
+    ) -> tuple[int, str]:
+        """Add `delta` to the user's sockets on `stream`, in its sorted list.
 
-        Returns his username: `username`, or the one listed when None.
+        Returns his sockets there now and his username (`username`, or the
+        one listed when None); a stream nobody is on is forgotten.
         """
         listed = self._listed[stream]
         i = bisect_left(listed, user_id, key=_by_id)
         here = i < len(listed) and listed[i].id == user_id
-        if username is None:
-            username = listed[i].username if here else ""
-        if connections <= 0:
+        before = listed[i] if here else PresentUser(user_id, "", 0)
+        username = before.username if username is None else username
+        connections = before.connections + delta
+        if connections > 0:
+            entry = PresentUser(user_id, username, connections)
             if here:
-                del listed[i]
+                listed[i] = entry
+            else:
+                listed.insert(i, entry)
         elif here:
-            listed[i] = PresentUser(user_id, username, connections)
-        else:
-            listed.insert(i, PresentUser(user_id, username, connections))
-        return username
+            del listed[i]
+        if not listed:
+            del self._listed[stream]
+        return connections, username
 
     def _bump(self, stream: str) -> int:
         version = next_version(self._versions.get(stream, 0))
