@@ -168,11 +168,10 @@ class StreamPresence:
         view = self.watched.get(name)
         if view is None:
             return
-        for change, text in batch_changes(event):
-            if change.socket_id != self.socket_id and view.accept(change):
-                if self.watched.get(name) is not view:  # unwatched meanwhile
-                    return
-                await self.socket.send(text_data=text)
+        for _, text in view.told(batch_changes(event), self.socket_id):
+            if self.watched.get(name) is not view:  # unwatched meanwhile
+                return
+            await self.socket.send(text_data=text)
 
     async def _resnapshot(self, name: str, shared: dict) -> None:
         """The round's read, unless this socket was told of a change newer

@@ -26,6 +26,11 @@ class PresenceChange:
     `version` orders every change of one stream (a receiver drops what is
     older than its snapshot or than the user's last change); `socket_id` is
     the socket that caused it, None when a dead process was cleaned up.
+
+    On a leave, `joined` is the version of the join that began the presence it
+    ends, as the store recorded it (None when unknown: an outage). The outbox
+    sets `hidden_since` on a leave no watcher with an older snapshot was ever
+    shown the start of (realtime/presence/outbox.py): such watchers skip it.
     """
 
     kind: Change
@@ -34,6 +39,8 @@ class PresenceChange:
     username: str
     version: int
     socket_id: str | None = None
+    joined: int | None = None
+    hidden_since: int | None = None
 
     @property
     def user(self) -> dict:
@@ -50,9 +57,19 @@ class PresenceChange:
         ]
 
     @classmethod
-    def from_row(cls, stream: str, row: list) -> "PresenceChange":
+    def from_row(
+        cls, stream: str, row: list, hidden_since: int | None = None
+    ) -> "PresenceChange":
         kind, user_id, username, version, socket_id = row
-        return cls(Change(kind), stream, user_id, username, version, socket_id)
+        return cls(
+            Change(kind),
+            stream,
+            user_id,
+            username,
+            version,
+            socket_id,
+            hidden_since=hidden_since,
+        )
 
 
 def batch_event(stream: str, changes: list[PresenceChange], texts: list[str]) -> dict:
@@ -61,26 +78,64 @@ def batch_event(stream: str, changes: list[PresenceChange], texts: list[str]) ->
     Each change travels with `texts`' frame for it, serialized once for every
     receiver. The rows travel as one JSON string: a layer copies or encodes a
     message once per receiving socket, and a string costs that nothing to copy.
+    The `hidden_since` marks travel beside the rows, as (row, version) pairs:
+    a receiver that does not know them passes every row through its filter.
     """
     rows = [[*change.row(), text] for change, text in zip(changes, texts, strict=True)]
-    return {"type": BATCH_EVENT, "stream": stream, "changes": json.dumps(rows)}
+    event = {"type": BATCH_EVENT, "stream": stream, "changes": json.dumps(rows)}
+    hidden = [[i, c.hidden_since] for i, c in enumerate(changes) if c.hidden_since]
+    if hidden:
+        event["hidden"] = json.dumps(hidden)
+    return event
 
 
-def batch_changes(event: dict) -> tuple[tuple[PresenceChange, str], ...]:
-    """The changes of a `batch_event`, oldest first, each with its frame.
+Told = tuple[tuple[PresenceChange, str], ...]  # changes with their frames
+
+
+class Batch(NamedTuple):
+    """A parsed `batch_event`, oldest first; shared by every watcher of the stream."""
+
+    changes: Told
+    announced: Told  # the changes without a `hidden_since` mark
+    hidden_floor: int  # the smallest mark (0: none): older snapshots skip them all
+
+    def for_snapshot(self, version: int) -> Told:
+        """The changes a watcher whose snapshot has `version` must look at.
+
+        A watcher whose snapshot is older than a leave's `hidden_since` was
+        never shown that visit: the leave is no news to it, and is skipped
+        here without a per-change look (a churning stream sends hundreds).
+        """
+        if version < self.hidden_floor:
+            return self.announced
+        if not self.hidden_floor:
+            return self.changes
+        return tuple(
+            pair
+            for pair in self.changes
+            if pair[0].hidden_since is None or version >= pair[0].hidden_since
+        )
+
+
+def batch_changes(event: dict) -> Batch:
+    """The changes of a `batch_event`, each with its frame.
 
     Every watcher of the stream on this process receives the same batch: it
     is parsed once for all of them (the layers hand each receiver the same
     rows string, whose hash Python keeps, so a repeat lookup costs nothing).
     """
-    return _batch_parsed(event["stream"], event["changes"])
+    return _batch_parsed(event["stream"], event["changes"], event.get("hidden"))
 
 
 @lru_cache(maxsize=64)
-def _batch_parsed(stream: str, rows: str) -> tuple[tuple[PresenceChange, str], ...]:
-    return tuple(
-        (PresenceChange.from_row(stream, row[:-1]), row[-1]) for row in json.loads(rows)
+def _batch_parsed(stream: str, rows: str, hidden: str | None) -> Batch:
+    marks = dict(json.loads(hidden)) if hidden else {}
+    changes = tuple(
+        (PresenceChange.from_row(stream, row[:-1], marks.get(i)), row[-1])
+        for i, row in enumerate(json.loads(rows))
     )
+    announced = tuple(pair for pair in changes if pair[0].hidden_since is None)
+    return Batch(changes, announced, min(marks.values(), default=0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ class MemoryStore:
         # with presence reads one, so it is not sorted per read).
         self._listed: dict[str, list[PresentUser]] = defaultdict(list)
         self._versions: dict[str, int] = {}
+        self._joined: dict[str, dict[int, int]] = defaultdict(dict)  # join versions
         self._sessions: dict[int, Counter[str]] = defaultdict(Counter)
 
     async def process_register(self, pid: str, *, ttl: float) -> None:
@@ -97,7 +98,10 @@ class MemoryStore:
             return None
         streams[socket_id, stream] = user_id
         connections, _ = self._count(stream, user_id, +1, username)
-        return self._bump(stream) if connections == 1 else None
+        if connections > 1:
+            return None
+        version = self._joined[stream][user_id] = self._bump(stream)
+        return version
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         entries = self._entries.get(pid)
@@ -107,7 +111,10 @@ class MemoryStore:
         connections, username = self._count(stream, user_id, -1)
         if connections > 0:
             return None
-        return self._bump(stream), user_id, username
+        joined = self._joined[stream].pop(user_id, None)
+        if not self._joined[stream]:
+            del self._joined[stream]
+        return self._bump(stream), user_id, username, joined
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
         listed = self._listed.get(stream, [])

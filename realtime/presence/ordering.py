@@ -16,8 +16,9 @@ sees every user's arrivals and departures alternate, never one told twice.
 """
 
 from bisect import bisect_left
+from collections.abc import Iterator
 
-from realtime.presence.events import Change, PresenceChange, Snapshot
+from realtime.presence.events import Batch, Change, PresenceChange, Snapshot
 
 # Versions are microseconds. A change this much older than the newest one seen
 # can no longer arrive (channel layers expire messages after 60 s), so the
@@ -42,6 +43,18 @@ class PresenceFilter:
         self._last: dict[int, tuple[int, bool]] = {}  # user → (version, present)
         self._folded: dict[int, bool] = {}  # user → present, where it differs
         self._until_fold = FOLD_EVERY
+
+    def told(
+        self, batch: Batch, socket_id: str | None
+    ) -> Iterator[tuple[PresenceChange, str]]:
+        """The changes of `batch` the client of `socket_id` must be told, in order.
+
+        Never one of its own socket; leaves of visits it was never shown are
+        not even looked at (`Batch.for_snapshot`).
+        """
+        for change, text in batch.for_snapshot(self.version):
+            if change.socket_id != socket_id and self.accept(change):
+                yield change, text
 
     def accept(self, change: PresenceChange) -> bool:
         """True when the client must be told: the change is newer and alters its view."""

@@ -23,15 +23,33 @@ Dropping a user's older changes is safe: receivers already drop a change
 older than the last one they applied for that user (presence/ordering.py),
 so an older one adds nothing once the newer is sent. And because receivers
 pass on only changes that alter their view, a leave of a visitor whose join
-was never sent costs a watcher that never showed him nothing.
+was never sent tells a watcher that never showed him nothing.
+
+It would still cost each such watcher a look at the leave: on a stream with
+200 watchers and hundreds of short visits a second, most of the work of
+presence. So a leave says whom it is no news to. Per stream and user, the
+outbox follows the chain of changes it replaced without sending; when a
+leave ends the visit of the very join it replaces (the store's `joined`),
+and every change in the chain was such a visit, the leave is marked
+`hidden_since` the chain's first join. Then this process has sent nothing of
+the user since that version, and the presence he had before it had ended:
+a watcher whose snapshot is older was never shown him by this process, and
+whatever other processes showed it, they also send it the end of. That
+watcher skips the leave unread (`Batch.for_snapshot`). Anything else (a
+visit that began on another process, an older change queued after a newer
+one) leaves the leave unmarked, for every watcher to look at.
+tests/reliability/test_presence_delivery_properties.py checks this against
+every interleaving it can find.
 
 A window with more users than `resync_over` sends one `Resync` instead:
 receivers take a fresh snapshot, one frame each, rather than hundreds.
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from realtime.presence.events import Change, PresenceChange, PresenceEvent, Resync
 
@@ -39,8 +57,17 @@ logger = logging.getLogger(__name__)
 
 SendChanges = Callable[[str, list[PresenceChange]], Awaitable[None]]
 SendResync = Callable[[Resync], Awaitable[None]]
-# stream → user id → (the user's newest change, when it was queued)
-Pending = dict[str, dict[int, tuple[PresenceChange, float]]]
+
+
+class Kept(NamedTuple):
+    """A user's newest change on a stream, waiting for its window's end."""
+
+    change: PresenceChange
+    queued: float  # the loop's clock when it was queued
+    hidden_since: int | None  # the unsent chain's first join; None: not hidden
+
+
+Pending = dict[str, dict[int, Kept]]  # stream → user id → his newest change
 
 # A join queued at the very start of a window is due at its end: the timer may
 # fire a hair before the loop's clock says a whole window has passed.
@@ -76,8 +103,12 @@ class PresenceOutbox:
             return
         users = self._pending.setdefault(event.stream, {})
         kept = users.get(event.user_id)
-        if kept is None or event.version > kept[0].version:
-            users[event.user_id] = (event, self.clock())
+        if kept is not None and event.version <= kept.change.version:
+            # Decided before the kept one, queued after: dropped, but it may be
+            # news to someone, so the kept one hides nothing any more.
+            users[event.user_id] = kept._replace(hidden_since=None)
+            return
+        users[event.user_id] = Kept(event, self.clock(), hidden_since(kept, event))
         self._timer_start()
 
     async def send_due(self) -> None:
@@ -115,9 +146,9 @@ class PresenceOutbox:
             if len(users) > self.resync_over:
                 continue
             young = {
-                user_id: (change, queued)
-                for user_id, (change, queued) in users.items()
-                if change.kind is Change.JOIN and queued > born_before
+                user_id: kept
+                for user_id, kept in users.items()
+                if kept.change.kind is Change.JOIN and kept.queued > born_before
             }
             if young:
                 self._pending[stream] = young
@@ -129,10 +160,7 @@ class PresenceOutbox:
         for stream, users in pending.items():
             if not users:
                 continue
-            changes = sorted(
-                (change for change, _ in users.values()),
-                key=lambda change: change.version,
-            )
+            changes = sorted(map(marked, users.values()), key=_by_version)
             try:
                 if len(changes) > self.resync_over:
                     await self._send_resync(Resync(stream))
@@ -154,3 +182,26 @@ class PresenceOutbox:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def hidden_since(kept: Kept | None, change: PresenceChange) -> int | None:
+    """The mark of `change` when it replaces `kept` unsent (see the module)."""
+    if kept is None:  # a fresh chain: only an unsent join can start one
+        return change.version if change.kind is Change.JOIN else None
+    if change.kind is Change.JOIN:
+        return kept.hidden_since
+    if kept.change.kind is Change.JOIN and change.joined == kept.change.version:
+        return kept.hidden_since
+    return None
+
+
+def marked(kept: Kept) -> PresenceChange:
+    """The change as sent: a leave carries its chain's mark, a join none."""
+    change = kept.change
+    if change.kind is Change.LEAVE and kept.hidden_since is not None:
+        return dataclasses.replace(change, hidden_since=kept.hidden_since)
+    return change
+
+
+def _by_version(change: PresenceChange) -> int:
+    return change.version

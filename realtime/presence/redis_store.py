@@ -13,6 +13,7 @@ Keys, under one prefix (`authsocket:` by default):
 | `pres:<stream>` | hash | user id → sockets on the stream, on every process |
 | `pname:<stream>` | hash | user id → username (snapshots need no database) |
 | `pver:<stream>` | string | the stream's latest change version |
+| `pjoin:<stream>` | hash | user id → the version of the join that began his presence |
 
 The join and leave scripts update a process's record and the shared counts in
 one step, so exactly one caller sees a count go 0 → 1 or 1 → 0, and the
@@ -63,18 +64,21 @@ local function bump(key, ttl)
 end
 """
 
-# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>; ARGV: field, user id, username, ttl
+# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>, pjoin:<S>;
+# ARGV: field, user id, username, ttl
 JOIN = (
     _BUMP
     + """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) > 1 then return false end
-return bump(KEYS[4], ARGV[4])
+local v = bump(KEYS[4], ARGV[4])
+redis.call('HSET', KEYS[5], ARGV[2], string.format('%.0f', v))
+return v
 """
 )
 
-# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>; ARGV: field, ttl
+# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>, pjoin:<S>; ARGV: field, ttl
 LEAVE = (
     _BUMP
     + """
@@ -85,7 +89,9 @@ if redis.call('HINCRBY', KEYS[2], uid, -1) > 0 then return false end
 redis.call('HDEL', KEYS[2], uid)
 local name = redis.call('HGET', KEYS[3], uid) or ''
 redis.call('HDEL', KEYS[3], uid)
-return {bump(KEYS[4], ARGV[2]), uid, name}
+local joined = redis.call('HGET', KEYS[5], uid) or ''
+redis.call('HDEL', KEYS[5], uid)
+return {bump(KEYS[4], ARGV[2]), uid, name, joined}
 """
 )
 
@@ -215,8 +221,8 @@ class RedisStore:
         )
         if not left:
             return None
-        version, user_id, username = left
-        return int(version), int(user_id), username
+        version, user_id, username, joined = left
+        return int(version), int(user_id), username, int(joined) if joined else None
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -263,6 +269,7 @@ class RedisStore:
             self.key("pres", stream),
             self.key("pname", stream),
             self.key("pver", stream),
+            self.key("pjoin", stream),
         ]
 
 

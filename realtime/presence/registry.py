@@ -215,13 +215,15 @@ class SocketRegistry:
         )
         if not done:
             left = (
-                (clock_version(), entry.user_id, entry.username) if last_here else None
+                (clock_version(), entry.user_id, entry.username, None)
+                if last_here
+                else None
             )
         if left is None:
             return None
-        version, user_id, username = left
+        version, user_id, username, joined = left
         return PresenceChange(
-            Change.LEAVE, stream, user_id, username, version, socket_id
+            Change.LEAVE, stream, user_id, username, version, socket_id, joined
         )
 
     # --- reading ------------------------------------------------------------
@@ -357,9 +359,11 @@ class SocketRegistry:
         for socket_id, stream in entries.streams:
             left = await self.store.stream_leave(dead, socket_id, stream)
             if left is not None:
-                version, user_id, username = left
+                version, user_id, username, joined = left
                 changes.append(
-                    PresenceChange(Change.LEAVE, stream, user_id, username, version)
+                    PresenceChange(
+                        Change.LEAVE, stream, user_id, username, version, None, joined
+                    )
                 )
         for socket_id, entry in entries.sockets.items():
             await self.store.socket_remove(dead, socket_id, entry)

@@ -21,7 +21,9 @@ from realtime.presence.events import (
     UserConnections,
 )
 
-Left = tuple[int, int, str]  # (version, user id, username) of a leave
+# A leave: (version, user id, username, version of the join that began the
+# presence it ends, None when the store does not know it).
+Left = tuple[int, int, str, int | None]
 
 
 class Store(Protocol):
@@ -54,7 +56,7 @@ class Store(Protocol):
         """The change's version when this is the user's first socket on `stream`."""
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
-        """(version, user id, username) when this was the user's last socket."""
+        """The leave when this was the user's last socket."""
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot: ...
 

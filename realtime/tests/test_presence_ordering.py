@@ -68,14 +68,29 @@ def test_a_batch_travels_as_plain_values_and_comes_back_equal():
     changes = [
         change(Change.JOIN, 7, 41, "specific.x!y"),
         PresenceChange(Change.LEAVE, S, 8, 'bob|"', 42),
+        PresenceChange(Change.LEAVE, S, 9, "carol", 43, hidden_since=40),
     ]
-    event = batch_event(S, changes, ["join-frame", "leave-frame"])
+    texts = ["join-frame", "leave-frame", "hidden-leave-frame"]
+    event = batch_event(S, changes, texts)
     assert event["type"] == "presence.changes"
     assert json.loads(json.dumps(event)) == event  # msgpack/JSON safe
-    assert batch_changes(event) == tuple(
-        zip(changes, ["join-frame", "leave-frame"], strict=True)
-    )
+    batch = batch_changes(event)
+    assert batch.changes == tuple(zip(changes, texts, strict=True))
+    assert batch.for_snapshot(40) == batch.changes
+    assert batch.for_snapshot(39) == batch.changes[:2]  # never shown carol's visit
+    assert "hidden" not in batch_event(S, changes[:2], texts[:2])
     assert Resync(S).event() == {"type": "presence.resync", "stream": S}
+
+
+def test_a_leave_of_a_visit_the_snapshot_never_showed_is_skipped_unread():
+    # Two watchers, snapshots before and during carol's visit (joined at 40).
+    before, during = PresenceFilter(snapshot(39, 1)), PresenceFilter(snapshot(40, 1, 9))
+    leave = PresenceChange(Change.LEAVE, S, 9, "carol", 43, hidden_since=40)
+    batch = batch_changes(batch_event(S, [leave], ["leave-frame"]))
+    assert list(before.told(batch, "w1")) == []
+    assert 9 not in before._last  # not even looked at
+    assert list(during.told(batch, "w2")) == [(leave, "leave-frame")]
+    assert list(during.told(batch, "w2")) == []  # once
 
 
 def test_a_fresh_snapshot_replaces_the_view():
@@ -151,6 +166,51 @@ async def test_a_join_goes_out_once_it_has_stood_a_whole_window():
     assert len(sent) == 2
 
 
+def leave(user_id, version, joined):
+    return PresenceChange(
+        Change.LEAVE, S, user_id, f"user{user_id}", version, None, joined
+    )
+
+
+async def test_a_leave_is_marked_hidden_only_when_its_whole_chain_went_unsent():
+    sent = []
+
+    async def send_changes(stream, changes):
+        sent.extend((c.kind, c.user_id, c.hidden_since) for c in changes)
+
+    outbox = PresenceOutbox(
+        window=60, resync_over=10, send_changes=send_changes, send_resync=None
+    )
+    # 1: a visit, then another (a page reload): marked since the first join.
+    for event in (
+        change(Change.JOIN, 1, 10),
+        leave(1, 11, joined=10),
+        change(Change.JOIN, 1, 12),
+        leave(1, 13, joined=12),
+    ):
+        outbox.add(event)
+    # 2: the presence this leave ends began with another process's join (14).
+    outbox.add(change(Change.JOIN, 2, 13))
+    outbox.add(leave(2, 15, joined=14))
+    # 3: a leave decided before the join it was queued after, then the next.
+    outbox.add(change(Change.JOIN, 3, 17))
+    outbox.add(leave(3, 16, joined=5))
+    outbox.add(leave(3, 18, joined=17))
+    # 4: his join went out in an earlier window.
+    outbox.add(leave(4, 19, joined=9))
+    await outbox.flush()
+    assert sorted(sent) == [
+        (Change.LEAVE, 1, 10),
+        (Change.LEAVE, 2, None),
+        (Change.LEAVE, 3, None),
+        (Change.LEAVE, 4, None),
+    ]
+    sent.clear()
+    outbox.add(change(Change.JOIN, 5, 20))
+    await outbox.flush()
+    assert sent == [(Change.JOIN, 5, None)]  # joins carry no mark
+
+
 def outbox_to(layer, window):
     """A process's outbox, sending its batches to GROUP as the broadcast does."""
 
@@ -205,9 +265,7 @@ async def drain(layer, channel, seen, view, own_id, settle):
             event = await asyncio.wait_for(layer.receive(channel), settle)
         except TimeoutError:
             return applied
-        for change, _ in batch_changes(event):
-            if not seen.accept(change):
-                continue
+        for change, _ in seen.told(batch_changes(event), None):
             assert change.user_id != own_id  # never told of its own subscribe
             if change.kind == Change.JOIN:
                 assert change.user_id not in view, "a join told twice"

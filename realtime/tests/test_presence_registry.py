@@ -61,6 +61,7 @@ async def test_the_first_socket_joins_and_the_last_one_leaves(cluster):
     leave = await p.stream_leave("a2", S)
     assert (leave.kind, leave.user_id, leave.username) == (Change.LEAVE, 1, "user1")
     assert leave.version > join.version
+    assert leave.joined == join.version  # the presence it ends began there
     assert (await p.snapshot(S)).count == 0
 
 
@@ -83,6 +84,17 @@ async def test_a_user_counts_once_across_processes_with_all_his_connections(clus
         "count": 2,
     }
     assert present(await p2.snapshot(T)) == {2: 1}
+
+
+async def test_a_leave_names_the_join_that_began_it_on_any_process(cluster):
+    p1, p2 = await cluster.process(), await cluster.process()
+    [join] = await open_socket(p1, "a1", 1, streams=[S])
+    await open_socket(p2, "a2", 1, streams=[S])
+    assert await p1.stream_leave("a1", S) is None
+    assert (await p2.stream_leave("a2", S)).joined == join.version
+    [again] = await open_socket(p2, "a3", 1, streams=[S])
+    [leave] = await p2.socket_close("a3")
+    assert leave.joined == again.version > join.version
 
 
 async def test_subscribing_twice_and_leaving_twice_change_nothing(cluster):
