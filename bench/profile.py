@@ -44,6 +44,11 @@ def parse_args() -> argparse.Namespace:
         default=0,
         help="presence_churn only: subscribes a second in all (0: flat out)",
     )
+    parser.add_argument(
+        "--off",
+        action="store_true",
+        help="presence_churn only: churn a stream without presence (the baseline)",
+    )
     parser.add_argument("--transport", default="token")
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
@@ -98,7 +103,8 @@ def scenario_params(args) -> dict:
     if args.scenario == "echo":
         return {"concurrency": args.concurrency, "duration": args.duration}
     if args.scenario == "presence_churn":  # make bench's case, flat out or paced
-        return {**FULL.presence["churn"], "presence": True, "rate": args.rate}
+        churn = FULL.presence["churn"]
+        return {**churn, "presence": not args.off, "rate": args.rate}
     return {
         "subscribers": args.subscribers,
         "publishes": args.publishes,
