@@ -6,7 +6,7 @@ which streams this socket watches (one `PresenceFilter` each) and registers
 the socket on them in the registry of live sockets. The order that keeps a
 watcher from losing or doubling a change: watch through the process's relay
 (its inbox joins the presence group), register the socket, then read the
-snapshot (realtime/presence/ordering.py).
+snapshot (realtime/presence/ordering.py); the last two are one store call.
 
 The relay hands batches over from its own task, so while a snapshot is being
 read (the first one, or after a resync) a stream's batches wait in `held` and
@@ -46,6 +46,7 @@ class StreamPresence:
         self.user = user
         self.watched: dict[str, PresenceFilter | None] = {}  # None: snapshot to come
         self.held: dict[str, list[dict]] = {}  # stream → events waiting for a snapshot
+        self.read_ahead: dict[str, Snapshot] = {}  # read with the join, sent later
 
     @property
     def socket_id(self) -> str:
@@ -73,11 +74,19 @@ class StreamPresence:
         return True
 
     async def subscribed(self, stream: Stream) -> None:
-        """The socket is on `stream`: count it (every socket counts, watching or not)."""
-        registry = registry_get()
-        await presence_broadcast(
-            [await registry.stream_join(self.socket_id, stream.name)]
-        )
+        """The socket is on `stream`: count it (every socket counts, watching or not).
+
+        A socket that starts watching reads its first snapshot in the same
+        step (one round trip to Redis, not two); `snapshot_send` sends it.
+        """
+        registry, name = registry_get(), stream.name
+        if name in self.watched and self.watched[name] is None:
+            change, self.read_ahead[name] = await registry.stream_join_read(
+                self.socket_id, name
+            )
+        else:
+            change = await registry.stream_join(self.socket_id, name)
+        await presence_broadcast([change])
 
     async def snapshot_send(self, stream: Stream) -> None:
         """After `subscribed` and any replay: the snapshot, if this socket watches.
@@ -86,6 +95,7 @@ class StreamPresence:
         filtered by it: none is lost or doubled, and none overtakes it.
         """
         name = stream.name
+        snapshot = self.read_ahead.pop(name, None)
         if name not in self.watched:
             return
         if self.watched[name] is None:  # the first: `watch` began holding
@@ -95,7 +105,8 @@ class StreamPresence:
             return
         else:  # subscribed again: a fresh snapshot replaces the view
             held = self.held[name] = []
-        snapshot = await registry_get().snapshot(name)
+        if snapshot is None:
+            snapshot = await registry_get().snapshot(name)
         self.watched[name] = PresenceFilter(snapshot)
         await self.socket.send(text_data=snapshot_frame(name, snapshot))
         await self._drain(name, held)
@@ -214,6 +225,7 @@ class StreamPresence:
     def _forget(self, name: str) -> None:
         self.watched.pop(name, None)
         self.held.pop(name, None)
+        self.read_ahead.pop(name, None)
 
     async def _unwatch(self, stream: Stream) -> None:
         self._forget(stream.name)

@@ -103,6 +103,21 @@ class MemoryStore:
         version = self._joined[stream][user_id] = self._bump(stream)
         return version
 
+    async def stream_join_read(
+        self,
+        pid: str,
+        socket_id: str,
+        stream: str,
+        *,
+        user_id: int,
+        username: str,
+        limit: int,
+    ) -> tuple[int | None, Snapshot]:
+        version = await self.stream_join(
+            pid, socket_id, stream, user_id=user_id, username=username
+        )
+        return version, await self.snapshot(stream, limit=limit)
+
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         entries = self._entries.get(pid)
         user_id = entries.streams.pop((socket_id, stream), None) if entries else None

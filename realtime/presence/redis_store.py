@@ -66,17 +66,29 @@ end
 
 # KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>, pjoin:<S>;
 # ARGV: field, user id, username, ttl
-JOIN = (
-    _BUMP
-    + """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) > 1 then return false end
-local v = bump(KEYS[4], ARGV[4])
-redis.call('HSET', KEYS[5], ARGV[2], string.format('%.0f', v))
-return v
+_JOIN = """
+local function join()
+  if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) > 1 then return false end
+  local v = bump(KEYS[4], ARGV[4])
+  redis.call('HSET', KEYS[5], ARGV[2], string.format('%.0f', v))
+  return v
+end
 """
-)
+# What a snapshot is read from: the version, then the counts and the names.
+_READ = """
+local function read()
+  return {redis.call('GET', KEYS[4]) or false, redis.call('HGETALL', KEYS[2]),
+          redis.call('HGETALL', KEYS[3])}
+end
+"""
+JOIN = _BUMP + _JOIN + "return join()"
+# The join and the snapshot after it, in one round trip (every subscribe with
+# presence does both); KEYS and ARGV as JOIN's.
+JOIN_READ = _BUMP + _JOIN + _READ + "return {join(), unpack(read())}"
+# KEYS: -, pres:<S>, pname:<S>, pver:<S> (the stream keys, as JOIN's)
+READ = _READ + "return read()"
 
 # KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>, pjoin:<S>; ARGV: field, ttl
 LEAVE = (
@@ -146,6 +158,8 @@ class RedisStore:
         self.redis = client
         self.prefix = prefix
         self._join = client.register_script(JOIN)
+        self._join_read = client.register_script(JOIN_READ)
+        self._read = client.register_script(READ)
         self._leave = client.register_script(LEAVE)
         self._socket_add = client.register_script(SOCKET_ADD)
         self._socket_remove = client.register_script(SOCKET_REMOVE)
@@ -214,6 +228,23 @@ class RedisStore:
         )
         return int(version) if version is not None else None
 
+    async def stream_join_read(
+        self,
+        pid: str,
+        socket_id: str,
+        stream: str,
+        *,
+        user_id: int,
+        username: str,
+        limit: int,
+    ) -> tuple[int | None, Snapshot]:
+        version, *read = await self._join_read(
+            keys=self._stream_keys(pid, stream),
+            args=[socket_id + SEPARATOR + stream, user_id, username, VERSION_TTL],
+        )
+        joined = int(version) if version is not None else None
+        return joined, _snapshot_parse(*read, limit=limit)
+
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         left = await self._leave(
             keys=self._stream_keys(pid, stream),
@@ -225,17 +256,8 @@ class RedisStore:
         return int(version), int(user_id), username, int(joined) if joined else None
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(self.key("pver", stream))
-            pipe.hgetall(self.key("pres", stream))
-            pipe.hgetall(self.key("pname", stream))
-            version, counts, names = await pipe.execute()
-        return snapshot_build(
-            {int(uid): int(n) for uid, n in counts.items() if int(n) > 0},
-            {int(uid): name for uid, name in names.items()},
-            version=int(version or 0),
-            limit=limit,
-        )
+        read = await self._read(keys=self._stream_keys("-", stream))
+        return _snapshot_parse(*read, limit=limit)
 
     async def user_connections(self, user_id: int) -> UserConnections:
         sessions = await self.redis.hgetall(self.key("usess", user_id))
@@ -271,6 +293,23 @@ class RedisStore:
             self.key("pver", stream),
             self.key("pjoin", stream),
         ]
+
+
+def _snapshot_parse(
+    version: str | None, counts: list[str], names: list[str], *, limit: int
+) -> Snapshot:
+    """A snapshot from READ's reply: the version and two flat hashes."""
+    return snapshot_build(
+        {int(uid): c for uid, n in _pairs(counts) if (c := int(n)) > 0},
+        {int(uid): name for uid, name in _pairs(names)},
+        version=int(version or 0),
+        limit=limit,
+    )
+
+
+def _pairs(flat: list[str]) -> zip:
+    """A hash as a script returns it, [field, value, field, value, …], in pairs."""
+    return zip(flat[::2], flat[1::2], strict=True)
 
 
 def _entry_parse(value: str) -> SocketEntry:

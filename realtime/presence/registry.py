@@ -161,32 +161,60 @@ class SocketRegistry:
 
         Joining a stream the socket is already on changes nothing (None).
         """
+        change, _ = await self._join(socket_id, stream, read=False)
+        return change
+
+    async def stream_join_read(
+        self, socket_id: str, stream: str
+    ) -> tuple[PresenceChange | None, Snapshot]:
+        """`stream_join`, then `snapshot`: one store call (one round trip to Redis).
+
+        A socket that asks for presence does both on every subscribe.
+        """
+        change, snapshot = await self._join(socket_id, stream, read=True)
+        if snapshot is None:  # already on the stream, or an outage
+            snapshot = await self.snapshot(stream)
+        return change, snapshot
+
+    async def _join(
+        self, socket_id: str, stream: str, *, read: bool
+    ) -> tuple[PresenceChange | None, Snapshot | None]:
         entry = self._sockets.get(socket_id)
         if entry is None:
             raise UnknownSocket(socket_id)
+        snapshot = None
         async with self._lock(socket_id):
             streams = self._streams.get(socket_id)
             if streams is None or stream in streams:
-                return None
+                return None, None
             streams.add(stream)
             here = self._here.setdefault(stream, Counter())
             here[entry.user_id] += 1
-            done, version = await self._attempt(
-                self.store.stream_join(
-                    self.process_id,
-                    socket_id,
-                    stream,
-                    user_id=entry.user_id,
-                    username=entry.username,
+            pid, uid, name = self.process_id, entry.user_id, entry.username
+            if read:
+                done, answer = await self._attempt(
+                    self.store.stream_join_read(
+                        pid,
+                        socket_id,
+                        stream,
+                        user_id=uid,
+                        username=name,
+                        limit=PRESENCE_SNAPSHOT_LIMIT,
+                    )
                 )
-            )
+                version, snapshot = answer if done else (None, None)
+            else:
+                done, version = await self._attempt(
+                    self.store.stream_join(
+                        pid, socket_id, stream, user_id=uid, username=name
+                    )
+                )
             if not done:  # decided from this process's sockets
-                version = clock_version() if here[entry.user_id] == 1 else None
+                version = clock_version() if here[uid] == 1 else None
         if version is None:
-            return None
-        return PresenceChange(
-            Change.JOIN, stream, entry.user_id, entry.username, version, socket_id
-        )
+            return None, snapshot
+        change = PresenceChange(Change.JOIN, stream, uid, name, version, socket_id)
+        return change, snapshot
 
     async def stream_leave(self, socket_id: str, stream: str) -> PresenceChange | None:
         """Stop counting the socket on `stream`; the leave when it was the user's last."""

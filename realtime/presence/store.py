@@ -55,6 +55,18 @@ class Store(Protocol):
     ) -> int | None:
         """The change's version when this is the user's first socket on `stream`."""
 
+    async def stream_join_read(
+        self,
+        pid: str,
+        socket_id: str,
+        stream: str,
+        *,
+        user_id: int,
+        username: str,
+        limit: int,
+    ) -> tuple[int | None, Snapshot]:
+        """`stream_join`, then `snapshot`, in one atomic step."""
+
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         """The leave when this was the user's last socket."""
 

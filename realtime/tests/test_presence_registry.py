@@ -97,6 +97,19 @@ async def test_a_leave_names_the_join_that_began_it_on_any_process(cluster):
     assert leave.joined == again.version > join.version
 
 
+async def test_a_join_and_the_snapshot_after_it_are_one_step(cluster):
+    p1, p2 = await cluster.process(), await cluster.process()
+    await open_socket(p2, "b1", 2, streams=[S])
+    await p1.socket_open("a1", user_id=1, username="user1", sid="s1")
+    join, snapshot = await p1.stream_join_read("a1", S)
+    assert (join.kind, join.user_id, join.socket_id) == (Change.JOIN, 1, "a1")
+    assert present(snapshot) == {1: 1, 2: 1}
+    assert snapshot.version == join.version  # read right after it
+    await open_socket(p2, "a2", 1, streams=[S])
+    again, fresh = await p1.stream_join_read("a1", S)  # already on S
+    assert again is None and present(fresh) == {1: 2, 2: 1}
+
+
 async def test_subscribing_twice_and_leaving_twice_change_nothing(cluster):
     p = await cluster.process()
     await open_socket(p, "a1", 1, streams=[S])
@@ -308,8 +321,12 @@ async def test_an_unreachable_redis_degrades_to_this_process_answers(
         [join] = await open_socket(p, "a1", 1, streams=[S])
         assert await open_socket(p, "a2", 1, streams=[S]) == [None]
         await open_socket(p, "b1", 2, streams=[S])
+        await p.socket_open("c1", user_id=3, username="user3", sid="s1")
+        carol, seen = await p.stream_join_read("c1", S)
         assert p.degraded
         assert join.user_id == 1
+        assert carol.user_id == 3 and present(seen) == {1: 2, 2: 1, 3: 1}
+        assert (await p.socket_close("c1"))[0].joined is None  # not known here
         assert present(await p.snapshot(S)) == {1: 2, 2: 1}
         assert (await p.user_connections(1)).connections == 2
         assert [row.id for row in await p.connected_now()] == [1, 2]

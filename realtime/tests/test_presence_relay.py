@@ -88,17 +88,17 @@ async def test_changes_arriving_while_the_snapshot_is_read_follow_it(
     before it, where the snapshot would then erase him from her view."""
     a, b = await connect(alice), await connect(bob)
     registry, relay = registry_get(), relay_for(get_channel_layer())
-    read = registry.snapshot
+    join_read = registry.stream_join_read  # a watcher's first snapshot is read there
 
-    async def read_then_bob_joins(stream, **kwargs):
-        snapshot = await read(stream, **kwargs)
+    async def read_then_bob_joins(socket_id, stream):
+        answer = await join_read(socket_id, stream)
         await subscribe(b, LOBBY)
         await presence_flush()
         watcher = next(iter(relay._watchers[LOBBY]))
         await until(lambda: watcher.held.get(LOBBY))  # the relay handed it over
-        return snapshot
+        return answer
 
-    monkeypatch.setattr(registry, "snapshot", read_then_bob_joins)
+    monkeypatch.setattr(registry, "stream_join_read", read_then_bob_joins)
     snapshot = await watch(a, LOBBY)
     monkeypatch.undo()
     assert [u["username"] for u in snapshot["users"]] == ["alice"]
@@ -116,18 +116,18 @@ async def test_a_resync_while_the_snapshot_is_read_sends_another_after_it(
     a, b = await connect(alice), await connect(bob)
     await subscribe(b, LOBBY)
     registry, relay = registry_get(), relay_for(get_channel_layer())
-    read = registry.snapshot
+    join_read = registry.stream_join_read
 
-    async def read_then_resync(stream, **kwargs):
-        snapshot = await read(stream, **kwargs)
-        monkeypatch.undo()  # the resync's own read is the real one
+    async def read_then_resync(socket_id, stream):
+        answer = await join_read(socket_id, stream)
+        monkeypatch.undo()
         group = room_stream("lobby").presence_group
         await get_channel_layer().group_send(group, Resync(LOBBY).event())
         watcher = next(iter(relay._watchers[LOBBY]))
         await until(lambda: watcher.held.get(LOBBY))
-        return snapshot
+        return answer
 
-    monkeypatch.setattr(registry, "snapshot", read_then_resync)
+    monkeypatch.setattr(registry, "stream_join_read", read_then_resync)
     first = await watch(a, LOBBY)
     fresh = await next_frame(a)
     assert fresh["type"] == "presence" and fresh["users"] == first["users"]
