@@ -274,7 +274,7 @@ async def presence_churn(
 
 
 async def presence_churn_ab(
-    target, tokens, *, segments=5, on_first=True, **churn
+    target, tokens, *, segments=5, on_first=True, churners_ask=True, **churn
 ) -> dict:
     """`presence_churn` on and off on ONE server, in alternating segments.
 
@@ -285,11 +285,14 @@ async def presence_churn_ab(
     stream that does not; the churn alternates between them in `segments`
     slices each of `duration` / `segments` s, every marker awaited before the
     next slice, so slow drift hits both sides alike. The server's CPU is
-    read per slice (`server_pid`). Returns `{"split": {"on": …, "off": …}}`.
+    read per slice (`server_pid`). `churners_ask=False`: the churners do not
+    ask for presence (they are counted, get no snapshot): what presence
+    costs a stream apart from the snapshots its subscribers ask for.
+    Returns `{"split": {"on": …, "off": …}}`.
     """
     tag = secrets.token_hex(3)
     sides = {
-        "on": ChurnSide(f"benchp:ab-{tag}", True, True),
+        "on": ChurnSide(f"benchp:ab-{tag}", True, churners_ask),
         "off": ChurnSide(f"benchn:ab-{tag}", False, False),
     }
     plan = ChurnPlan(**churn)

@@ -393,14 +393,18 @@ def presence_tables(summary: dict) -> list[str]:
         "|---|---|---:|---:|---:|---|",
     ]
     paced = summary["plan"]["presence"].get("paced_rate")
-    for pace, shown_pace in (("churn", "flat out"), ("paced", f"{paced}/s")):
+    for pace, shown_pace in (
+        ("churn", "flat out"),
+        ("paced", f"{paced}/s"),
+        ("quiet", "flat out, churners not asking"),
+    ):
         for layer in ("memory", "redis"):
             for label, key, lower_better in PRESENCE_ROWS:
                 on = get(f"presence/{pace}-{layer}-on", key)
                 off = get(f"presence/{pace}-{layer}-off", key)
                 value = ratio(off, on) if lower_better else ratio(on, off)
                 judged = key == "delivery_p99_ms" or (
-                    key == "subscribes_per_s" and pace == "churn"
+                    key == "subscribes_per_s" and pace != "paced"
                 )
                 verdict = "–"
                 if judged:

@@ -461,9 +461,10 @@ def presence_cases(stack: Stack, params: dict, run: int):
     INFO commandstats counts this server's commands and nobody else's.
     """
     churn, paced = params["churn"], params["paced_rate"]
-    for pace, rate, duration in (
-        ("churn", 0, churn["duration"]),
-        ("paced", paced, params.get("paced_duration", churn["duration"])),
+    for pace, rate, duration, churners_ask in (
+        ("churn", 0, churn["duration"], True),
+        ("paced", paced, params.get("paced_duration", churn["duration"]), True),
+        ("quiet", 0, churn["duration"], False),  # churners counted, not told
     ):
         for layer in ("memory", "redis"):
             case = {
@@ -471,6 +472,7 @@ def presence_cases(stack: Stack, params: dict, run: int):
                 "rate": rate,
                 "duration": duration,
                 "on_first": run % 2 == 0,
+                "churners_ask": churners_ask,
             }
             yield (
                 f"presence/{pace}-{layer}",
