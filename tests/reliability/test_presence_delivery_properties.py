@@ -17,14 +17,13 @@ some watcher needs shows up here as a wrong final view.
 import asyncio
 import random
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from realtime.presence.events import Change, batch_changes, batch_event
 from realtime.presence.ordering import PresenceFilter
 from realtime.presence.outbox import PresenceOutbox
-from realtime.tests.presence import BACKENDS, Cluster
+from realtime.tests.presence import Cluster
 
 BOUNDED = settings(
     max_examples=500,
@@ -225,13 +224,6 @@ def interleaved(processes: list[Process], since: list[int], rng: random.Random):
     while any(queues):
         queue = rng.choice([q for q in queues if q])
         yield queue.pop(0)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "redis":
-        request.applymarker(pytest.mark.services)
-    return request.param
 
 
 @BOUNDED

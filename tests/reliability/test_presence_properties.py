@@ -9,12 +9,11 @@ registries (and Redis keys) and runs in its own event loop.
 import asyncio
 from collections import Counter
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from realtime.presence.events import Change, PresenceChange
-from realtime.tests.presence import BACKENDS, Cluster
+from realtime.tests.presence import Cluster
 
 BOUNDED = settings(
     max_examples=100,
@@ -149,13 +148,6 @@ async def run_concurrently(backend: str, ops) -> None:
                 assert (len(kinds) % 2 == 1) == (model.users(stream)[user] > 0)
     finally:
         await cluster.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "redis":
-        request.applymarker(pytest.mark.services)
-    return request.param
 
 
 @BOUNDED
