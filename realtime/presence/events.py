@@ -83,7 +83,9 @@ def batch_event(stream: str, changes: list[PresenceChange], texts: list[str]) ->
     """
     rows = [[*change.row(), text] for change, text in zip(changes, texts, strict=True)]
     event = {"type": BATCH_EVENT, "stream": stream, "changes": json.dumps(rows)}
-    hidden = [[i, c.hidden_since] for i, c in enumerate(changes) if c.hidden_since]
+    hidden = [
+        [i, c.hidden_since] for i, c in enumerate(changes) if c.hidden_since is not None
+    ]
     if hidden:
         event["hidden"] = json.dumps(hidden)
     return event

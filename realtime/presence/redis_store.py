@@ -242,8 +242,8 @@ class RedisStore:
             keys=self._stream_keys(pid, stream),
             args=[socket_id + SEPARATOR + stream, user_id, username, VERSION_TTL],
         )
-        joined = int(version) if version is not None else None
-        return joined, _snapshot_parse(*read, limit=limit)
+        first = int(version) if version is not None else None  # the user's join
+        return first, _snapshot_parse(*read, limit=limit)
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         left = await self._leave(
