@@ -92,15 +92,23 @@ def snapshot_build(
     counts: dict[int, int], names: dict[int, str], *, version: int, limit: int
 ) -> Snapshot:
     """The first `limit` users by id; `count` is always the total."""
-    ids = sorted(counts)
+    rows = [(uid, names.get(uid, ""), counts[uid]) for uid in sorted(counts)]
+    return snapshot_of(rows, version=version, limit=limit)
+
+
+def snapshot_of(
+    rows: list[tuple[int, str, int]], *, version: int, limit: int
+) -> Snapshot:
+    """A snapshot of (id, username, connections) rows sorted by id: the first
+    `limit` of them; `count` is always the total."""
     # Hundreds per subscribe: tuple's own constructor takes a third less time
     # than PresentUser(...), which goes through Python to check its arguments.
     new = tuple.__new__
-    users = [
-        new(PresentUser, (uid, names.get(uid, ""), counts[uid])) for uid in ids[:limit]
-    ]
     return Snapshot(
-        users=users, count=len(ids), version=version, truncated=len(ids) > limit
+        users=[new(PresentUser, row) for row in rows[:limit]],
+        count=len(rows),
+        version=version,
+        truncated=len(rows) > limit,
     )
 
 
