@@ -178,7 +178,7 @@ class RedisStore:
         self._socket_add = client.register_script(SOCKET_ADD)
         self._socket_remove = client.register_script(SOCKET_REMOVE)
         self._dead = client.register_script(DEAD)
-        self._batch = ScriptBatcher(client)
+        self._batch = ScriptBatcher(client, timeout=TIMEOUT)
 
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
@@ -303,6 +303,7 @@ class RedisStore:
         redis-py can wait forever for a socket to finish closing
         (redis/redis-py#3941); a process shutting down does not wait for it.
         """
+        await self._batch.close()
         await close_bounded(self.redis)
 
     def _stream_keys(self, pid: str, stream: str) -> list[str]:

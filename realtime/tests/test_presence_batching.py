@@ -5,6 +5,7 @@ import asyncio
 import uuid
 
 import pytest
+from redis.asyncio import Connection, Redis
 
 from realtime.presence.batching import ScriptBatcher
 from realtime.presence.redis_store import close_bounded, redis_client
@@ -22,15 +23,14 @@ return {ARGV[1], redis.call('RPUSH', KEYS[1], ARGV[1])}
 """
 
 
-class CountingClient:
-    """The Redis client, counting the pipelines made from it."""
+class CountingConnection(Connection):
+    """redis-py's connection, counting the pipelines packed for it."""
 
-    def __init__(self, client):
-        self.client, self.pipelines = client, 0
+    sent = 0
 
-    def pipeline(self, **kwargs):
-        self.pipelines += 1
-        return self.client.pipeline(**kwargs)
+    def pack_commands(self, commands):
+        CountingConnection.sent += 1
+        return super().pack_commands(commands)
 
 
 @pytest.fixture
@@ -38,6 +38,13 @@ async def redis():
     client = redis_client(require_redis())
     yield client
     await close_bounded(client)
+
+
+@pytest.fixture
+async def batcher(redis):
+    batcher = ScriptBatcher(redis, timeout=WAIT)
+    yield batcher
+    await batcher.close()
 
 
 @pytest.fixture
@@ -56,31 +63,54 @@ async def calls(batcher, script, key, values):
 
 
 async def test_each_caller_gets_its_own_answer_and_the_calls_share_pipelines(
-    redis, key
+    redis, batcher, key
 ):
-    counting = CountingClient(redis)
-    batcher = ScriptBatcher(counting)
+    await redis.script_load(ECHO)  # else the scripts' first use costs a load
+    redis.connection_pool.connection_class = CountingConnection
+    CountingConnection.sent = 0
     values = [f"v{i}" for i in range(50)]
     answers = await calls(batcher, redis.register_script(ECHO), key, values)
 
     assert [value for value, _ in answers] == values
     # Each call went through exactly once: the lengths are 1..50, once each.
     assert sorted(length for _, length in answers) == list(range(1, 51))
-    # The first call goes out alone; the 49 made while it was in flight wait
-    # for it and share the next pipeline.
-    assert counting.pipelines == 1
+    # All fifty were made in the same turn of the loop: one pipeline.
+    assert CountingConnection.sent == 1
 
 
-async def test_a_call_made_alone_goes_out_at_once(redis, key):
-    batcher = ScriptBatcher(redis)
+# Keeps Redis busy for ARGV[1] ms: a pipeline that stays in flight that long.
+SLOW = """
+local t = redis.call('TIME')
+local stop = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 + tonumber(ARGV[1])
+repeat t = redis.call('TIME') until tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 >= stop
+return 'slow'
+"""
+
+
+async def test_calls_made_while_a_pipeline_is_in_flight_go_in_the_next(
+    redis, batcher, key
+):
+    await redis.script_load(ECHO)
+    await redis.script_load(SLOW)
+    redis.connection_pool.connection_class = CountingConnection
+    CountingConnection.sent = 0
+    slow = asyncio.ensure_future(batcher.run(redis.register_script(SLOW), [key], [100]))
+    await asyncio.sleep(0.02)  # well inside the 100 ms it is kept in flight
+    answers = await calls(batcher, redis.register_script(ECHO), key, "abcdefghij")
+
+    assert (await slow) == "slow"
+    assert [value for value, _ in answers] == list("abcdefghij")
+    assert CountingConnection.sent == 2
+
+
+async def test_a_call_made_alone_goes_out_at_once(redis, batcher, key):
     script = redis.register_script(ECHO)
     for n in range(1, 4):
         async with asyncio.timeout(WAIT):
             assert await batcher.run(script, [key], ["x"]) == ["x", n]
 
 
-async def test_an_error_reaches_only_the_call_that_caused_it(redis, key):
-    batcher = ScriptBatcher(redis)
+async def test_an_error_reaches_only_the_call_that_caused_it(redis, batcher, key):
     answers = await calls(
         batcher, redis.register_script(ECHO), key, ["a", "b", "bad", "c"]
     )
@@ -90,8 +120,7 @@ async def test_an_error_reaches_only_the_call_that_caused_it(redis, key):
     assert "refused bad" in str(answers[2])
 
 
-async def test_scripts_redis_forgot_are_loaded_again(redis, key):
-    batcher = ScriptBatcher(redis)
+async def test_scripts_redis_forgot_are_loaded_again(redis, batcher, key):
     script = redis.register_script(ECHO)
     await calls(batcher, script, key, ["warm"])
     await redis.script_flush()  # as a Redis restart does
@@ -101,8 +130,9 @@ async def test_scripts_redis_forgot_are_loaded_again(redis, key):
     assert [value for value, _ in answers] == ["a", "b", "c"]
 
 
-async def test_a_caller_that_stops_waiting_leaves_the_others_answered(redis, key):
-    batcher = ScriptBatcher(redis)
+async def test_a_caller_that_stops_waiting_leaves_the_others_answered(
+    redis, batcher, key
+):
     script = redis.register_script(ECHO)
     first = asyncio.ensure_future(batcher.run(script, [key], ["first"]))
     gathered = [asyncio.ensure_future(batcher.run(script, [key], [v])) for v in "abc"]
@@ -118,8 +148,9 @@ async def test_a_caller_that_stops_waiting_leaves_the_others_answered(redis, key
 
 async def test_an_unreachable_redis_fails_every_caller_fast():
     dead_end = redis_client(f"redis://127.0.0.1:{free_port()}/0")
-    batcher = ScriptBatcher(dead_end)
+    batcher = ScriptBatcher(dead_end, timeout=WAIT)
     answers = await calls(batcher, dead_end.register_script(ECHO), "k", ["a", "b", "c"])
+    await batcher.close()
     await close_bounded(dead_end)
 
     # What the registry takes for an outage, for every caller.
@@ -128,7 +159,7 @@ async def test_an_unreachable_redis_fails_every_caller_fast():
 
 def test_a_call_left_behind_by_a_loop_that_stopped_does_not_block_the_next():
     client = redis_client(require_redis())
-    batcher = ScriptBatcher(client)
+    batcher = ScriptBatcher(client, timeout=WAIT)
     script = client.register_script(ECHO)
     key = f"authsocket-test-batch-{uuid.uuid4().hex[:10]}"
 
@@ -139,8 +170,28 @@ def test_a_call_left_behind_by_a_loop_that_stopped_does_not_block_the_next():
         async with asyncio.timeout(WAIT):
             answer = await batcher.run(script, [key], ["next"])
         await client.delete(key)
+        await batcher.close()
         await close_bounded(client)
         return answer
 
     asyncio.run(leave_a_call_behind())  # its sender task never got to run
     assert asyncio.run(call_and_clean_up()) == ["next", 1]
+
+
+async def test_a_connection_redis_closed_is_replaced_without_failing_the_call(key):
+    name = f"authsocket-test-batch-{uuid.uuid4().hex[:10]}"
+    client = Redis.from_url(require_redis(), decode_responses=True, client_name=name)
+    batcher = ScriptBatcher(client, timeout=WAIT)
+    script = client.register_script(ECHO)
+    try:
+        async with asyncio.timeout(WAIT):
+            assert await batcher.run(script, [key], ["before"]) == ["before", 1]
+            for entry in await client.client_list():  # as a Redis restart does
+                if entry["name"] == name:
+                    await client.client_kill_filter(_id=entry["id"])
+
+            assert await batcher.run(script, [key], ["after"]) == ["after", 2]
+    finally:
+        await client.delete(key)
+        await batcher.close()
+        await close_bounded(client)
