@@ -156,14 +156,17 @@ async def close_bounded(client: Redis) -> None:
             await client.aclose()
 
 
-def redis_client(url: str) -> Redis:
+def redis_client(url: str, **options) -> Redis:
     """A client that fails fast in an outage (one retry, for a stale connection)."""
     return Redis.from_url(
         url,
-        decode_responses=True,
-        socket_timeout=TIMEOUT,
-        socket_connect_timeout=TIMEOUT,
-        retry=Retry(NoBackoff(), 1),
+        **{
+            "decode_responses": True,
+            "socket_timeout": TIMEOUT,
+            "socket_connect_timeout": TIMEOUT,
+            "retry": Retry(NoBackoff(), 1),
+            **options,
+        },
     )
 
 
@@ -178,7 +181,7 @@ class RedisStore:
         self._socket_add = client.register_script(SOCKET_ADD)
         self._socket_remove = client.register_script(SOCKET_REMOVE)
         self._dead = client.register_script(DEAD)
-        self._batch = ScriptBatcher(client, timeout=TIMEOUT)
+        self._batch = ScriptBatcher(client)
 
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
@@ -303,7 +306,6 @@ class RedisStore:
         redis-py can wait forever for a socket to finish closing
         (redis/redis-py#3941); a process shutting down does not wait for it.
         """
-        await self._batch.close()
         await close_bounded(self.redis)
 
     def _stream_keys(self, pid: str, stream: str) -> list[str]:

@@ -5,7 +5,6 @@ import asyncio
 import uuid
 
 import pytest
-from redis.asyncio import Connection, Redis
 
 from realtime.presence.batching import ScriptBatcher
 from realtime.presence.redis_store import close_bounded, redis_client
@@ -23,14 +22,18 @@ return {ARGV[1], redis.call('RPUSH', KEYS[1], ARGV[1])}
 """
 
 
-class CountingConnection(Connection):
-    """redis-py's connection, counting the pipelines packed for it."""
+class CountingClient:
+    """The Redis client, counting the pipelines made from it."""
 
-    sent = 0
+    def __init__(self, client):
+        self.client, self.pipelines = client, 0
 
-    def pack_commands(self, commands):
-        CountingConnection.sent += 1
-        return super().pack_commands(commands)
+    def pipeline(self, **options):
+        self.pipelines += 1
+        return self.client.pipeline(**options)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
 
 
 @pytest.fixture
@@ -41,10 +44,8 @@ async def redis():
 
 
 @pytest.fixture
-async def batcher(redis):
-    batcher = ScriptBatcher(redis, timeout=WAIT)
-    yield batcher
-    await batcher.close()
+def batcher(redis):
+    return ScriptBatcher(redis)
 
 
 @pytest.fixture
@@ -63,11 +64,11 @@ async def calls(batcher, script, key, values):
 
 
 async def test_each_caller_gets_its_own_answer_and_the_calls_share_pipelines(
-    redis, batcher, key
+    redis, key
 ):
     await redis.script_load(ECHO)  # else the scripts' first use costs a load
-    redis.connection_pool.connection_class = CountingConnection
-    CountingConnection.sent = 0
+    counting = CountingClient(redis)
+    batcher = ScriptBatcher(counting)
     values = [f"v{i}" for i in range(50)]
     answers = await calls(batcher, redis.register_script(ECHO), key, values)
 
@@ -75,7 +76,7 @@ async def test_each_caller_gets_its_own_answer_and_the_calls_share_pipelines(
     # Each call went through exactly once: the lengths are 1..50, once each.
     assert sorted(length for _, length in answers) == list(range(1, 51))
     # All fifty were made in the same turn of the loop: one pipeline.
-    assert CountingConnection.sent == 1
+    assert counting.pipelines == 1
 
 
 # Keeps Redis busy for ARGV[1] ms: a pipeline that stays in flight that long.
@@ -87,20 +88,18 @@ return 'slow'
 """
 
 
-async def test_calls_made_while_a_pipeline_is_in_flight_go_in_the_next(
-    redis, batcher, key
-):
+async def test_calls_made_while_a_pipeline_is_in_flight_go_in_the_next(redis, key):
     await redis.script_load(ECHO)
     await redis.script_load(SLOW)
-    redis.connection_pool.connection_class = CountingConnection
-    CountingConnection.sent = 0
+    counting = CountingClient(redis)
+    batcher = ScriptBatcher(counting)
     slow = asyncio.ensure_future(batcher.run(redis.register_script(SLOW), [key], [100]))
     await asyncio.sleep(0.02)  # well inside the 100 ms it is kept in flight
     answers = await calls(batcher, redis.register_script(ECHO), key, "abcdefghij")
 
     assert (await slow) == "slow"
     assert [value for value, _ in answers] == list("abcdefghij")
-    assert CountingConnection.sent == 2
+    assert counting.pipelines == 2
 
 
 async def test_a_call_made_alone_goes_out_at_once(redis, batcher, key):
@@ -148,9 +147,8 @@ async def test_a_caller_that_stops_waiting_leaves_the_others_answered(
 
 async def test_an_unreachable_redis_fails_every_caller_fast():
     dead_end = redis_client(f"redis://127.0.0.1:{free_port()}/0")
-    batcher = ScriptBatcher(dead_end, timeout=WAIT)
+    batcher = ScriptBatcher(dead_end)
     answers = await calls(batcher, dead_end.register_script(ECHO), "k", ["a", "b", "c"])
-    await batcher.close()
     await close_bounded(dead_end)
 
     # What the registry takes for an outage, for every caller.
@@ -159,7 +157,7 @@ async def test_an_unreachable_redis_fails_every_caller_fast():
 
 def test_a_call_left_behind_by_a_loop_that_stopped_does_not_block_the_next():
     client = redis_client(require_redis())
-    batcher = ScriptBatcher(client, timeout=WAIT)
+    batcher = ScriptBatcher(client)
     script = client.register_script(ECHO)
     key = f"authsocket-test-batch-{uuid.uuid4().hex[:10]}"
 
@@ -170,7 +168,6 @@ def test_a_call_left_behind_by_a_loop_that_stopped_does_not_block_the_next():
         async with asyncio.timeout(WAIT):
             answer = await batcher.run(script, [key], ["next"])
         await client.delete(key)
-        await batcher.close()
         await close_bounded(client)
         return answer
 
@@ -180,8 +177,8 @@ def test_a_call_left_behind_by_a_loop_that_stopped_does_not_block_the_next():
 
 async def test_a_connection_redis_closed_is_replaced_without_failing_the_call(key):
     name = f"authsocket-test-batch-{uuid.uuid4().hex[:10]}"
-    client = Redis.from_url(require_redis(), decode_responses=True, client_name=name)
-    batcher = ScriptBatcher(client, timeout=WAIT)
+    client = redis_client(require_redis(), client_name=name)
+    batcher = ScriptBatcher(client)
     script = client.register_script(ECHO)
     try:
         async with asyncio.timeout(WAIT):
@@ -193,5 +190,4 @@ async def test_a_connection_redis_closed_is_replaced_without_failing_the_call(ke
             assert await batcher.run(script, [key], ["after"]) == ["after", 2]
     finally:
         await client.delete(key)
-        await batcher.close()
         await close_bounded(client)
