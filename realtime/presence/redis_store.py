@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from realtime.presence.batching import ScriptBatcher
+from realtime.presence.batching import ScriptPipeline
 from realtime.presence.events import (
     ConnectedUser,
     ProcessEntries,
@@ -181,7 +181,7 @@ class RedisStore:
         self._socket_add = client.register_script(SOCKET_ADD)
         self._socket_remove = client.register_script(SOCKET_REMOVE)
         self._dead = client.register_script(DEAD)
-        self._batch = ScriptBatcher(client)
+        self._pipeline = ScriptPipeline(client, timeout=TIMEOUT)
 
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
@@ -226,14 +226,14 @@ class RedisStore:
 
     async def socket_add(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
         value = SEPARATOR.join([str(entry.user_id), entry.sid, entry.username])
-        await self._batch.run(
+        await self._pipeline.run(
             self._socket_add,
             [self.key("sock", pid), self.key("usess", entry.user_id)],
             [socket_id, value, entry.sid],
         )
 
     async def socket_remove(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
-        await self._batch.run(
+        await self._pipeline.run(
             self._socket_remove,
             [self.key("sock", pid), self.key("usess", entry.user_id)],
             [socket_id, entry.sid],
@@ -242,7 +242,7 @@ class RedisStore:
     async def stream_join(
         self, pid: str, socket_id: str, stream: str, *, user_id: int, username: str
     ) -> int | None:
-        version = await self._batch.run(
+        version = await self._pipeline.run(
             self._join,
             self._stream_keys(pid, stream),
             [socket_id + SEPARATOR + stream, user_id, username, VERSION_TTL],
@@ -259,7 +259,7 @@ class RedisStore:
         username: str,
         limit: int,
     ) -> tuple[int | None, Snapshot]:
-        version, *read = await self._batch.run(
+        version, *read = await self._pipeline.run(
             self._join_read,
             self._stream_keys(pid, stream),
             [socket_id + SEPARATOR + stream, user_id, username, VERSION_TTL],
@@ -268,7 +268,7 @@ class RedisStore:
         return first, _snapshot_parse(*read, limit=limit)
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
-        left = await self._batch.run(
+        left = await self._pipeline.run(
             self._leave,
             self._stream_keys(pid, stream),
             [socket_id + SEPARATOR + stream, VERSION_TTL],
@@ -279,7 +279,7 @@ class RedisStore:
         return int(version), int(user_id), username, int(joined) if joined else None
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
-        read = await self._batch.run(self._read, self._stream_keys("-", stream), [])
+        read = await self._pipeline.run(self._read, self._stream_keys("-", stream), [])
         return _snapshot_parse(*read, limit=limit)
 
     async def user_connections(self, user_id: int) -> UserConnections:
@@ -306,6 +306,7 @@ class RedisStore:
         redis-py can wait forever for a socket to finish closing
         (redis/redis-py#3941); a process shutting down does not wait for it.
         """
+        await self._pipeline.close()
         await close_bounded(self.redis)
 
     def _stream_keys(self, pid: str, stream: str) -> list[str]:

@@ -1,18 +1,20 @@
-"""Presence scripts sent in pipelines (realtime/presence/batching.py), against a
-real Redis: every caller gets its own answer, whatever else shared its pipeline."""
+"""Presence scripts pipelined on a connection of their own
+(realtime/presence/batching.py), against a real Redis: every caller gets its
+own answer, whatever else was in flight with it."""
 
 import asyncio
 import uuid
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeout
 
-from realtime.presence.batching import ScriptBatcher
-from realtime.presence.redis_store import close_bounded, redis_client
+from realtime.presence.batching import ScriptPipeline
+from realtime.presence.redis_store import TIMEOUT, close_bounded, redis_client
 from realtime.presence.registry import OUTAGE_ERRORS
 from tests.servers import free_port
 from tests.services import require_redis
 
-WAIT = 5.0  # seconds: every answer comes within it, or the batcher hangs
+WAIT = 5.0  # seconds: every answer comes within it, or the pipeline hangs
 
 # Appends ARGV[1] to KEYS[1] and answers it with the list's length; "bad" is
 # refused by Redis, as a script's error.
@@ -22,18 +24,18 @@ return {ARGV[1], redis.call('RPUSH', KEYS[1], ARGV[1])}
 """
 
 
-class CountingClient:
-    """The Redis client, counting the pipelines made from it."""
+class CountingWrites:
+    """Counts the writes of a pipeline's connection (a spy on its stream)."""
 
-    def __init__(self, client):
-        self.client, self.pipelines = client, 0
+    def __init__(self, writer):
+        self.writer, self.writes = writer, 0
 
-    def pipeline(self, **options):
-        self.pipelines += 1
-        return self.client.pipeline(**options)
+    def write(self, data):
+        self.writes += 1
+        return self.writer.write(data)
 
     def __getattr__(self, name):
-        return getattr(self.client, name)
+        return getattr(self.writer, name)
 
 
 @pytest.fixture
@@ -44,8 +46,10 @@ async def redis():
 
 
 @pytest.fixture
-def batcher(redis):
-    return ScriptBatcher(redis)
+async def pipeline(redis):
+    pipeline = ScriptPipeline(redis, timeout=TIMEOUT)
+    yield pipeline
+    await pipeline.close()
 
 
 @pytest.fixture
@@ -55,31 +59,38 @@ async def key(redis):
     await redis.delete(name)
 
 
-async def calls(batcher, script, key, values):
+async def calls(pipeline, script, key, values):
     async with asyncio.timeout(WAIT):
         return await asyncio.gather(
-            *(batcher.run(script, [key], [value]) for value in values),
+            *(pipeline.run(script, [key], [value]) for value in values),
             return_exceptions=True,
         )
 
 
-async def test_each_caller_gets_its_own_answer_and_the_calls_share_pipelines(
-    redis, key
+async def counted(pipeline, script, key) -> CountingWrites:
+    """The pipeline's connection, opened by a first call, its writes counted."""
+    await calls(pipeline, script, key, ["open"])
+    connection = pipeline._link.connection
+    connection._writer = CountingWrites(connection._writer)
+    return connection._writer
+
+
+async def test_each_caller_gets_its_own_answer_and_one_turn_is_one_write(
+    redis, pipeline, key
 ):
-    await redis.script_load(ECHO)  # else the scripts' first use costs a load
-    counting = CountingClient(redis)
-    batcher = ScriptBatcher(counting)
+    script = redis.register_script(ECHO)
+    writes = await counted(pipeline, script, key)
     values = [f"v{i}" for i in range(50)]
-    answers = await calls(batcher, redis.register_script(ECHO), key, values)
+    answers = await calls(pipeline, script, key, values)
 
     assert [value for value, _ in answers] == values
-    # Each call went through exactly once: the lengths are 1..50, once each.
-    assert sorted(length for _, length in answers) == list(range(1, 51))
-    # All fifty were made in the same turn of the loop: one pipeline.
-    assert counting.pipelines == 1
+    # Each call went through exactly once, in the order made: lengths 2..51.
+    assert [length for _, length in answers] == list(range(2, 52))
+    # All fifty were made in the same turn of the loop: one write.
+    assert writes.writes == 1
 
 
-# Keeps Redis busy for ARGV[1] ms: a pipeline that stays in flight that long.
+# Keeps Redis busy for ARGV[1] ms: a call that stays unanswered that long.
 SLOW = """
 local t = redis.call('TIME')
 local stop = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 + tonumber(ARGV[1])
@@ -88,30 +99,52 @@ return 'slow'
 """
 
 
-async def test_calls_made_while_a_pipeline_is_in_flight_go_in_the_next(redis, key):
-    await redis.script_load(ECHO)
+async def test_calls_do_not_wait_for_earlier_replies_to_be_written(
+    redis, pipeline, key
+):
+    await redis.script_load(SLOW)  # else its first call is written twice
+    writes = await counted(pipeline, redis.register_script(ECHO), key)
+    slow = asyncio.ensure_future(
+        pipeline.run(redis.register_script(SLOW), [key], [300])
+    )
+    await asyncio.sleep(0.02)  # well inside the 300 ms Redis is kept busy
+    later = asyncio.ensure_future(
+        calls(pipeline, redis.register_script(ECHO), key, "abc")
+    )
+    await asyncio.sleep(0.02)
+
+    # Written already, while the slow call is unanswered; answered after it.
+    assert writes.writes == 2 and not slow.done() and not later.done()
+    async with asyncio.timeout(WAIT):
+        assert (await slow) == "slow"
+        assert [value for value, _ in await later] == list("abc")
+
+
+async def test_a_redis_that_stops_answering_fails_the_waiting_calls(redis, key):
+    pipeline = ScriptPipeline(redis, timeout=0.1)
+    slow = redis.register_script(SLOW)
     await redis.script_load(SLOW)
-    counting = CountingClient(redis)
-    batcher = ScriptBatcher(counting)
-    slow = asyncio.ensure_future(batcher.run(redis.register_script(SLOW), [key], [100]))
-    await asyncio.sleep(0.02)  # well inside the 100 ms it is kept in flight
-    answers = await calls(batcher, redis.register_script(ECHO), key, "abcdefghij")
+    async with asyncio.timeout(WAIT):
+        with pytest.raises(RedisTimeout):  # what the registry takes for an outage
+            await pipeline.run(slow, [key], [1000])
+        # Redis answers again: the next call opens a new connection.
+        assert await pipeline.run(redis.register_script(ECHO), [key], ["x"]) == [
+            "x",
+            1,
+        ]
+    await pipeline.close()
 
-    assert (await slow) == "slow"
-    assert [value for value, _ in answers] == list("abcdefghij")
-    assert counting.pipelines == 2
 
-
-async def test_a_call_made_alone_goes_out_at_once(redis, batcher, key):
+async def test_a_call_made_alone_goes_out_at_once(redis, pipeline, key):
     script = redis.register_script(ECHO)
     for n in range(1, 4):
         async with asyncio.timeout(WAIT):
-            assert await batcher.run(script, [key], ["x"]) == ["x", n]
+            assert await pipeline.run(script, [key], ["x"]) == ["x", n]
 
 
-async def test_an_error_reaches_only_the_call_that_caused_it(redis, batcher, key):
+async def test_an_error_reaches_only_the_call_that_caused_it(redis, pipeline, key):
     answers = await calls(
-        batcher, redis.register_script(ECHO), key, ["a", "b", "bad", "c"]
+        pipeline, redis.register_script(ECHO), key, ["a", "b", "bad", "c"]
     )
 
     assert answers[0] == ["a", 1]
@@ -119,23 +152,23 @@ async def test_an_error_reaches_only_the_call_that_caused_it(redis, batcher, key
     assert "refused bad" in str(answers[2])
 
 
-async def test_scripts_redis_forgot_are_loaded_again(redis, batcher, key):
+async def test_scripts_redis_forgot_are_loaded_again(redis, pipeline, key):
     script = redis.register_script(ECHO)
-    await calls(batcher, script, key, ["warm"])
+    await calls(pipeline, script, key, ["warm"])
     await redis.script_flush()  # as a Redis restart does
 
-    answers = await calls(batcher, script, key, ["a", "b", "c"])
+    answers = await calls(pipeline, script, key, ["a", "b", "c"])
 
     assert [value for value, _ in answers] == ["a", "b", "c"]
 
 
 async def test_a_caller_that_stops_waiting_leaves_the_others_answered(
-    redis, batcher, key
+    redis, pipeline, key
 ):
     script = redis.register_script(ECHO)
-    first = asyncio.ensure_future(batcher.run(script, [key], ["first"]))
-    gathered = [asyncio.ensure_future(batcher.run(script, [key], [v])) for v in "abc"]
-    await asyncio.sleep(0)  # the first call is in flight, the others gathered
+    first = asyncio.ensure_future(pipeline.run(script, [key], ["first"]))
+    gathered = [asyncio.ensure_future(pipeline.run(script, [key], [v])) for v in "abc"]
+    await asyncio.sleep(0)  # all four made, none answered yet
     gathered[1].cancel()
 
     async with asyncio.timeout(WAIT):
@@ -147,8 +180,10 @@ async def test_a_caller_that_stops_waiting_leaves_the_others_answered(
 
 async def test_an_unreachable_redis_fails_every_caller_fast():
     dead_end = redis_client(f"redis://127.0.0.1:{free_port()}/0")
-    batcher = ScriptBatcher(dead_end)
-    answers = await calls(batcher, dead_end.register_script(ECHO), "k", ["a", "b", "c"])
+    pipeline = ScriptPipeline(dead_end, timeout=TIMEOUT)
+    answers = await calls(
+        pipeline, dead_end.register_script(ECHO), "k", ["a", "b", "c"]
+    )
     await close_bounded(dead_end)
 
     # What the registry takes for an outage, for every caller.
@@ -157,37 +192,37 @@ async def test_an_unreachable_redis_fails_every_caller_fast():
 
 def test_a_call_left_behind_by_a_loop_that_stopped_does_not_block_the_next():
     client = redis_client(require_redis())
-    batcher = ScriptBatcher(client)
+    pipeline = ScriptPipeline(client, timeout=TIMEOUT)
     script = client.register_script(ECHO)
     key = f"authsocket-test-batch-{uuid.uuid4().hex[:10]}"
 
     async def leave_a_call_behind():
-        asyncio.ensure_future(batcher.run(script, [key], ["lost"]))
+        asyncio.ensure_future(pipeline.run(script, [key], ["lost"]))
 
     async def call_and_clean_up():
         async with asyncio.timeout(WAIT):
-            answer = await batcher.run(script, [key], ["next"])
+            answer = await pipeline.run(script, [key], ["next"])
         await client.delete(key)
         await close_bounded(client)
         return answer
 
-    asyncio.run(leave_a_call_behind())  # its sender task never got to run
+    asyncio.run(leave_a_call_behind())  # its connection was never opened
     assert asyncio.run(call_and_clean_up()) == ["next", 1]
 
 
 async def test_a_connection_redis_closed_is_replaced_without_failing_the_call(key):
     name = f"authsocket-test-batch-{uuid.uuid4().hex[:10]}"
     client = redis_client(require_redis(), client_name=name)
-    batcher = ScriptBatcher(client)
+    pipeline = ScriptPipeline(client, timeout=TIMEOUT)
     script = client.register_script(ECHO)
     try:
         async with asyncio.timeout(WAIT):
-            assert await batcher.run(script, [key], ["before"]) == ["before", 1]
+            assert await pipeline.run(script, [key], ["before"]) == ["before", 1]
             for entry in await client.client_list():  # as a Redis restart does
                 if entry["name"] == name:
                     await client.client_kill_filter(_id=entry["id"])
 
-            assert await batcher.run(script, [key], ["after"]) == ["after", 2]
+            assert await pipeline.run(script, [key], ["after"]) == ["after", 2]
     finally:
         await client.delete(key)
         await close_bounded(client)
