@@ -36,6 +36,7 @@ The connection is made by redis-py (authentication, TLS, database from
 import asyncio
 import contextlib
 from collections import deque
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Connection, Redis
@@ -54,6 +55,7 @@ class ScriptPipeline:
         self.timeout = timeout  # seconds without any reply while calls wait
         self._link: _Link | None = None
         self._opening: asyncio.Future | None = None
+        self._loading: dict[str, asyncio.Future] = {}  # sha → its SCRIPT LOAD
 
     async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -66,11 +68,28 @@ class ScriptPipeline:
                 if loaded:
                     raise
                 loaded = True
-                await self.redis.script_load(script.script)
+                await self._load(script)
             except LostConnection:  # a stale connection: once more, on a new one
                 if resent:
                     raise
                 resent = True
+
+    async def _load(self, script: AsyncScript) -> None:
+        """Load `script` once for every call that found it missing meanwhile
+        (after a restart, the whole first write does)."""
+        loop = asyncio.get_running_loop()
+        loading = self._loading.get(script.sha)
+        if loading is None or loading.get_loop() is not loop:
+            loading = loop.create_task(self.redis.script_load(script.script))
+            self._loading[script.sha] = loading
+            loading.add_done_callback(partial(self._loaded, script.sha))
+        await asyncio.shield(loading)
+
+    def _loaded(self, sha: str, loading: asyncio.Task) -> None:
+        if self._loading.get(sha) is loading:
+            del self._loading[sha]
+        if not loading.cancelled():
+            loading.exception()  # retrieved: its callers may all have gone
 
     async def close(self) -> None:
         """Close the connection (the client's pool does not hold it)."""
@@ -108,7 +127,7 @@ class ScriptPipeline:
     def _opened(self, opening: asyncio.Task) -> None:
         if self._opening is opening:
             self._opening = None
-        if not opening.cancelled() and opening.exception() is None:
+        if not opening.cancelled() and opening.exception() is None:  # retrieved
             self._link = opening.result()
 
 

@@ -162,6 +162,34 @@ async def test_scripts_redis_forgot_are_loaded_again(redis, pipeline, key):
     assert [value for value, _ in answers] == ["a", "b", "c"]
 
 
+class CountingLoads:
+    """The Redis client, counting its SCRIPT LOADs."""
+
+    def __init__(self, client):
+        self.client, self.loads = client, 0
+
+    async def script_load(self, source):
+        self.loads += 1
+        return await self.client.script_load(source)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+async def test_a_script_every_call_of_a_write_found_missing_is_loaded_once(redis, key):
+    counting = CountingLoads(redis)
+    pipeline = ScriptPipeline(counting, timeout=TIMEOUT)
+    script = redis.register_script(ECHO)
+    await calls(pipeline, script, key, ["warm"])
+    await redis.script_flush()  # as a Redis restart does
+
+    answers = await calls(pipeline, script, key, [f"v{i}" for i in range(20)])
+    await pipeline.close()
+
+    assert [value for value, _ in answers] == [f"v{i}" for i in range(20)]
+    assert counting.loads == 1
+
+
 async def test_a_caller_that_stops_waiting_leaves_the_others_answered(
     redis, pipeline, key
 ):
