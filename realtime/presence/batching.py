@@ -166,8 +166,11 @@ class _Link:
     def _write(self) -> None:
         data, self._outgoing = b"".join(self._outgoing), []
         if self.open:
-            # A plain write: the stream's drain() would cost a task per write,
-            # and calls are small; the reader notices a connection that failed.
+            # A plain write to the connection's stream (redis-py's `_writer`
+            # in every version requirements.txt allows; the tests of this
+            # module fail without it): `send_packed_command` would await
+            # drain() and cost a task per write. Calls are small, and the
+            # reader notices a connection that failed.
             self.connection._writer.write(data)
 
     async def _read_forever(self) -> None:
