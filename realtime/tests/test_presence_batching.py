@@ -254,3 +254,21 @@ async def test_a_connection_redis_closed_is_replaced_without_failing_the_call(ke
     finally:
         await client.delete(key)
         await close_bounded(client)
+
+
+async def test_a_call_whose_connection_is_lost_in_flight_is_sent_once_more(
+    redis, pipeline, key
+):
+    script = redis.register_script(ECHO)
+    await calls(pipeline, script, key, ["open"])
+    lost = pipeline._link
+    call = asyncio.ensure_future(pipeline.run(script, [key], ["again"]))
+    await asyncio.sleep(0)  # the call is made; its write is the next callback
+    # Right after the write, before any reply: the connection drops.
+    asyncio.get_running_loop().call_soon(lost.connection._writer.transport.abort)
+
+    async with asyncio.timeout(WAIT):
+        value, _ = await call  # answered on a new connection
+
+    assert value == "again"
+    assert pipeline._link is not lost and not lost.open
