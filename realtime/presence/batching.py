@@ -7,7 +7,8 @@ every read and write, a task per pipeline), and 13 µs when twenty share a
 pipeline; most of that is not Redis' work but the client's. Here a call
 costs about 50 µs alone and 7 µs when twenty are in flight (a micro-benchmark
 on the bench machine), and the bench's churn without snapshots went from
-0.87-0.88x to 0.92-0.94x of presence off (`bench/results/2026-12-05-pipelined-*.md`).
+0.87-0.88x to 0.90-0.94x of presence off (`bench/results/2026-12-05-pipelined-*.md`,
+`…/2026-12-05-presence-pipelined*.md`).
 
 How: every call made during one turn of the event loop goes out in one
 write, without waiting for earlier replies (Redis answers one connection's
