@@ -13,7 +13,7 @@ read (the first one, or after a resync) a stream's batches wait in `held` and
 are passed on, in order, right after the snapshot frame.
 """
 
-from functools import lru_cache, partial
+from functools import partial
 
 from channels.db import database_sync_to_async
 
@@ -23,7 +23,6 @@ from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast
 from realtime.presence.events import (
     RESYNC_EVENT,
-    PresentUser,
     Resync,
     Snapshot,
     batch_changes,
@@ -236,18 +235,11 @@ def snapshot_frame(stream: str, snapshot: Snapshot) -> str:
     """An unprompted `presence` frame (docs/protocol.md §4.4), no `ref`.
 
     Every subscribe with presence is answered with one, listing up to 1,000
-    users who mostly stay from one snapshot to the next: each user's part is
-    rendered once and kept, so a snapshot is a join of strings, not hundreds
-    of dicts built and serialized anew. (A `presence` request, rare and with
-    its `ref`, is answered through `send_frame` with `Snapshot.payload()`.)
+    users: their parts come rendered from the store (`Snapshot.parts`), so
+    the frame is a join of strings. (A `presence` request, rare and with its
+    `ref`, is answered through `send_frame` with `Snapshot.payload()`.)
     """
     head = {"type": ServerFrame.PRESENCE, "stream": stream, "count": snapshot.count}
     if snapshot.truncated:
         head["truncated"] = True
-    users = ",".join(map(_user_rendered, snapshot.users))
-    return f'{dumps(head)[:-1]},"users":[{users}]}}'
-
-
-@lru_cache(maxsize=4096)
-def _user_rendered(user: PresentUser) -> str:
-    return dumps(user._asdict())
+    return f'{dumps(head)[:-1]},"users":[{",".join(snapshot.parts)}]}}'

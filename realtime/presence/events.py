@@ -154,36 +154,64 @@ PresenceEvent = PresenceChange | Resync
 
 
 class PresentUser(NamedTuple):
-    """One user of a snapshot. A tuple: built 200 at a time for every
-    subscribe with presence, and the key of each user's rendered part
-    (realtime/presence_frames.py), it must be cheap to make and to hash."""
+    """One user of a snapshot, as a value (HTTP answers, `presence` requests)."""
 
     id: int
     username: str
     connections: int
 
 
+def name_encode(username: str) -> str:
+    """A username as JSON text, the form the stores keep it in for `user_part`."""
+    return json.dumps(username, ensure_ascii=False)
+
+
+def user_part(user_id: int, name_json: str, connections: int) -> str:
+    """One user as a snapshot lists him: `{"id":…,"username":…,"connections":…}`.
+
+    Made when his count changes, not for every snapshot: a snapshot is a join
+    of these. The Redis store's read script builds the very same text
+    (realtime/presence/redis_store.py); `part_id` reads the id back from it.
+    """
+    return f'{{"id":{user_id},"username":{name_json},"connections":{connections}}}'
+
+
+_ID_AT = len('{"id":')
+
+
+def part_id(part: str) -> int:
+    """The user id a `user_part` begins with."""
+    return int(part[_ID_AT : part.index(",", _ID_AT)])
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Who is on a stream; `version` is the newest change it reflects."""
+    """Who is on a stream; `version` is the newest change it reflects.
 
-    users: list[PresentUser]
+    `parts` are its users as the frame lists them (`user_part`), sorted by
+    id. Every subscribe with presence is answered with a snapshot of up to
+    1,000 users: kept as text, it is sent as one join of strings, where
+    hundreds of values per subscribe would each be hashed or serialized.
+    """
+
+    parts: list[str]
     count: int
     version: int
     truncated: bool = False
 
+    @property
+    def users(self) -> list[PresentUser]:
+        return [PresentUser(**user) for user in self._decoded()]
+
     def payload(self) -> dict:
         """The body shared by the `presence` frame and the HTTP endpoints."""
-        body = {
-            "users": [
-                {"id": u.id, "username": u.username, "connections": u.connections}
-                for u in self.users
-            ],
-            "count": self.count,
-        }
+        body = {"users": self._decoded(), "count": self.count}
         if self.truncated:
             body["truncated"] = True
         return body
+
+    def _decoded(self) -> list[dict]:
+        return json.loads(f"[{','.join(self.parts)}]")
 
 
 @dataclass(frozen=True, slots=True)

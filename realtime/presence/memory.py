@@ -18,6 +18,8 @@ from realtime.presence.events import (
     Snapshot,
     SocketEntry,
     UserConnections,
+    name_encode,
+    user_part,
 )
 from realtime.presence.store import (
     Left,
@@ -34,8 +36,10 @@ class MemoryStore:
         self._entries: dict[str, ProcessEntries] = defaultdict(ProcessEntries)
         # Each stream's users by id with their names and sockets: the one
         # record of who is on it, kept as snapshots list them (every subscribe
-        # with presence reads one, so it is not sorted per read).
+        # with presence reads one, so it is not sorted per read), with each
+        # user's part of the snapshot frame beside it, at the same index.
         self._listed: dict[str, list[PresentUser]] = defaultdict(list)
+        self._parts: dict[str, list[str]] = defaultdict(list)
         self._versions: dict[str, int] = {}
         self._joined: dict[str, dict[int, int]] = defaultdict(dict)  # join versions
         self._sessions: dict[int, Counter[str]] = defaultdict(Counter)
@@ -132,12 +136,12 @@ class MemoryStore:
         return self._bump(stream), user_id, username, joined
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
-        listed = self._listed.get(stream, [])
+        parts = self._parts.get(stream, [])
         return Snapshot(
-            users=listed[:limit],
-            count=len(listed),
+            parts=parts[:limit],
+            count=len(parts),
             version=self._versions.get(stream, 0),
-            truncated=len(listed) > limit,
+            truncated=len(parts) > limit,
         )
 
     async def user_connections(self, user_id: int) -> UserConnections:
@@ -164,7 +168,7 @@ class MemoryStore:
         Returns his sockets there now and his username (`username`, or the
         one listed when None); a stream nobody is on is forgotten.
         """
-        listed = self._listed[stream]
+        listed, parts = self._listed[stream], self._parts[stream]
         i = bisect_left(listed, user_id, key=_by_id)
         here = i < len(listed) and listed[i].id == user_id
         before = listed[i] if here else PresentUser(user_id, "", 0)
@@ -172,14 +176,16 @@ class MemoryStore:
         connections = before.connections + delta
         if connections > 0:
             entry = PresentUser(user_id, username, connections)
+            part = user_part(user_id, name_encode(username), connections)
             if here:
-                listed[i] = entry
+                listed[i], parts[i] = entry, part
             else:
                 listed.insert(i, entry)
+                parts.insert(i, part)
         elif here:
-            del listed[i]
+            del listed[i], parts[i]
         if not listed:
-            del self._listed[stream]
+            del self._listed[stream], self._parts[stream]
         return connections, username
 
     def _bump(self, stream: str) -> int:

@@ -17,9 +17,14 @@ sees every user's arrivals and departures alternate, never one told twice.
 
 from bisect import bisect_left
 from collections.abc import Iterator
-from operator import attrgetter
 
-from realtime.presence.events import Batch, Change, PresenceChange, Snapshot
+from realtime.presence.events import (
+    Batch,
+    Change,
+    PresenceChange,
+    Snapshot,
+    part_id,
+)
 
 # Versions are microseconds. A change this much older than the newest one seen
 # can no longer arrive (channel layers expire messages after 60 s), so the
@@ -41,7 +46,7 @@ class PresenceFilter:
         self.newest = snapshot.version  # the newest change this view reflects
         # Sorted by id; searched in place (a subscribe with presence makes one
         # filter from a snapshot of up to 1,000 users, most never looked up).
-        self._listed = snapshot.users
+        self._listed = snapshot.parts
         self._complete = not snapshot.truncated
         self._last: dict[int, tuple[int, bool]] = {}  # user → (version, present)
         self._folded: dict[int, bool] = {}  # user → present, where it differs
@@ -92,10 +97,7 @@ class PresenceFilter:
 
     def _in_snapshot(self, user_id: int) -> bool | None:
         """Whether the snapshot listed the user; None when it was cut and did not."""
-        i = bisect_left(self._listed, user_id, key=_user_id)
-        if i < len(self._listed) and self._listed[i].id == user_id:
+        i = bisect_left(self._listed, user_id, key=part_id)
+        if i < len(self._listed) and part_id(self._listed[i]) == user_id:
             return True
         return False if self._complete else None
-
-
-_user_id = attrgetter("id")

@@ -11,7 +11,8 @@ Keys, under one prefix (`authsocket:` by default):
 | `subs:<pid>` | hash | `socket id|stream` → user id, the process's subscriptions |
 | `usess:<uid>` | hash | sid → sockets of that session, on every process |
 | `pres:<stream>` | hash | user id → sockets on the stream, on every process |
-| `pname:<stream>` | hash | user id → username (snapshots need no database) |
+| `pord:<stream>` | sorted set | the user ids of `pres`, scored by id: snapshots read them in order |
+| `puser:<stream>` | hash | user id → username as JSON text (snapshots need no database) |
 | `pver:<stream>` | string | the stream's latest change version |
 | `pjoin:<stream>` | hash | user id → the version of the join that began his presence |
 
@@ -25,6 +26,7 @@ store targets a single Redis (or a primary with replicas), not Redis Cluster.
 
 import asyncio
 import contextlib
+import json
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -37,13 +39,9 @@ from realtime.presence.events import (
     Snapshot,
     SocketEntry,
     UserConnections,
+    name_encode,
 )
-from realtime.presence.store import (
-    Left,
-    connected_build,
-    snapshot_of,
-    user_connections_build,
-)
+from realtime.presence.store import Left, connected_build, user_connections_build
 
 DEFAULT_PREFIX = "authsocket:"
 SEPARATOR = "|"  # socket ids (channel names) never contain it
@@ -65,46 +63,46 @@ local function bump(key, ttl)
 end
 """
 
-# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>, pjoin:<S>;
-# ARGV: field, user id, username, ttl
+# KEYS: subs:<pid>, pres:<S>, puser:<S>, pver:<S>, pjoin:<S>, pord:<S>;
+# ARGV: field, user id, username as JSON, ttl
 _JOIN = """
 local function join()
   if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
   if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) > 1 then return false end
+  redis.call('ZADD', KEYS[6], ARGV[2], ARGV[2])
   local v = bump(KEYS[4], ARGV[4])
   redis.call('HSET', KEYS[5], ARGV[2], string.format('%.0f', v))
   return v
 end
 """
-# What a snapshot is read from: the version, then id, count and name of each
-# user present, flat. The names are matched here and the counts go back as
-# integers: the reply is a quarter shorter. (Ids stay strings: a Lua number
-# would round an id beyond 2^53.)
+# A snapshot: the version, the number of users, and the first `limit` of them
+# by id as the frame lists them, built here exactly as `user_part` builds
+# them (the name is stored as JSON, the id and count are digits), so a
+# subscribe's snapshot reaches the frame as one join of strings.
 _READ = """
-local function read()
-  local names, raw = {}, redis.call('HGETALL', KEYS[3])
-  for i = 1, #raw, 2 do names[raw[i]] = raw[i + 1] end
-  local users, counts = {}, redis.call('HGETALL', KEYS[2])
-  for i = 1, #counts, 2 do
-    local n = tonumber(counts[i + 1])
-    if n > 0 then
-      users[#users + 1] = counts[i]
-      users[#users + 1] = n
-      users[#users + 1] = names[counts[i]] or ''
+local function read(limit)
+  local ids = redis.call('ZRANGE', KEYS[6], 0, tonumber(limit) - 1)
+  local parts = {}
+  if #ids > 0 then
+    local counts = redis.call('HMGET', KEYS[2], unpack(ids))
+    local names = redis.call('HMGET', KEYS[3], unpack(ids))
+    for i, id in ipairs(ids) do
+      parts[i] = '{"id":' .. id .. ',"username":' .. (names[i] or '""')
+        .. ',"connections":' .. (counts[i] or '0') .. '}'
     end
   end
-  return {redis.call('GET', KEYS[4]) or false, users}
+  return {redis.call('GET', KEYS[4]) or false, redis.call('ZCARD', KEYS[6]), parts}
 end
 """
 JOIN = _BUMP + _JOIN + "return join()"
 # The join and the snapshot after it, in one round trip (every subscribe with
-# presence does both); KEYS and ARGV as JOIN's.
-JOIN_READ = _BUMP + _JOIN + _READ + "return {join(), unpack(read())}"
-# KEYS: -, pres:<S>, pname:<S>, pver:<S> (the stream keys, as JOIN's)
-READ = _READ + "return read()"
+# presence does both); KEYS as JOIN's, ARGV as JOIN's and then the limit.
+JOIN_READ = _BUMP + _JOIN + _READ + "return {join(), unpack(read(ARGV[5]))}"
+# KEYS as JOIN's (the first unused); ARGV: the limit
+READ = _READ + "return read(ARGV[1])"
 
-# KEYS: subs:<pid>, pres:<S>, pname:<S>, pver:<S>, pjoin:<S>; ARGV: field, ttl
+# KEYS as JOIN's; ARGV: field, ttl
 LEAVE = (
     _BUMP
     + """
@@ -113,7 +111,8 @@ if not uid then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HINCRBY', KEYS[2], uid, -1) > 0 then return false end
 redis.call('HDEL', KEYS[2], uid)
-local name = redis.call('HGET', KEYS[3], uid) or ''
+redis.call('ZREM', KEYS[6], uid)
+local name = redis.call('HGET', KEYS[3], uid) or '""'
 redis.call('HDEL', KEYS[3], uid)
 local joined = redis.call('HGET', KEYS[5], uid) or ''
 redis.call('HDEL', KEYS[5], uid)
@@ -245,7 +244,12 @@ class RedisStore:
         version = await self._pipeline.run(
             self._join,
             self._stream_keys(pid, stream),
-            [socket_id + SEPARATOR + stream, user_id, username, VERSION_TTL],
+            [
+                socket_id + SEPARATOR + stream,
+                user_id,
+                name_encode(username),
+                VERSION_TTL,
+            ],
         )
         return int(version) if version is not None else None
 
@@ -262,10 +266,16 @@ class RedisStore:
         version, *read = await self._pipeline.run(
             self._join_read,
             self._stream_keys(pid, stream),
-            [socket_id + SEPARATOR + stream, user_id, username, VERSION_TTL],
+            [
+                socket_id + SEPARATOR + stream,
+                user_id,
+                name_encode(username),
+                VERSION_TTL,
+                limit,
+            ],
         )
         first = int(version) if version is not None else None  # the user's join
-        return first, _snapshot_parse(*read, limit=limit)
+        return first, _snapshot_parse(*read)
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         left = await self._pipeline.run(
@@ -275,12 +285,15 @@ class RedisStore:
         )
         if not left:
             return None
-        version, user_id, username, joined = left
+        version, user_id, name_json, joined = left
+        username = json.loads(name_json)
         return int(version), int(user_id), username, int(joined) if joined else None
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
-        read = await self._pipeline.run(self._read, self._stream_keys("-", stream), [])
-        return _snapshot_parse(*read, limit=limit)
+        read = await self._pipeline.run(
+            self._read, self._stream_keys("-", stream), [limit]
+        )
+        return _snapshot_parse(*read)
 
     async def user_connections(self, user_id: int) -> UserConnections:
         sessions = await self.redis.hgetall(self.key("usess", user_id))
@@ -313,17 +326,21 @@ class RedisStore:
         return [
             self.key("subs", pid),
             self.key("pres", stream),
-            self.key("pname", stream),
+            self.key("puser", stream),
             self.key("pver", stream),
             self.key("pjoin", stream),
+            self.key("pord", stream),
         ]
 
 
-def _snapshot_parse(version: str | None, flat: list, *, limit: int) -> Snapshot:
-    """A snapshot from READ's reply: the version, then [id, count, name, …]."""
-    ids, counts, names = map(int, flat[0::3]), flat[1::3], flat[2::3]
-    rows = sorted(zip(ids, names, counts, strict=True))
-    return snapshot_of(rows, version=int(version or 0), limit=limit)
+def _snapshot_parse(version: str | None, count: int, parts: list[str]) -> Snapshot:
+    """A snapshot from READ's reply: the version, the total, the first parts."""
+    return Snapshot(
+        parts=parts,
+        count=count,
+        version=int(version or 0),
+        truncated=count > len(parts),
+    )
 
 
 def _entry_parse(value: str) -> SocketEntry:

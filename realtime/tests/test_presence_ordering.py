@@ -4,6 +4,7 @@ leave ends with the right view, never told twice, never told of itself."""
 import asyncio
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -11,15 +12,13 @@ from realtime.channels_overrides import LocalChannelLayer
 from realtime.presence.events import (
     Change,
     PresenceChange,
-    PresentUser,
     Resync,
-    Snapshot,
     batch_changes,
     batch_event,
 )
 from realtime.presence.ordering import FOLD_EVERY, PresenceFilter
 from realtime.presence.outbox import PresenceOutbox
-from realtime.presence.store import snapshot_build
+from realtime.presence.store import snapshot_build, snapshot_of
 from realtime.presence_frames import snapshot_frame
 
 S = "room:lobby"
@@ -32,8 +31,9 @@ def change(kind, user_id, version, socket_id=None):
 
 
 def snapshot(version, *user_ids, truncated=False):
-    users = [PresentUser(uid, f"user{uid}", 1) for uid in sorted(user_ids)]
-    return Snapshot(users=users, count=len(users), version=version, truncated=truncated)
+    rows = [(uid, f"user{uid}", 1) for uid in sorted(user_ids)]
+    listed = snapshot_of(rows, version=version, limit=len(rows))
+    return replace(listed, truncated=truncated)
 
 
 def test_changes_up_to_the_snapshot_are_dropped_and_later_ones_pass_once():

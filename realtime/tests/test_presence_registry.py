@@ -2,6 +2,7 @@
 memory and over Redis, with several registries standing for several processes."""
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from realtime.presence.events import Change, PresenceChange, Resync
 from realtime.presence.memory import MemoryStore
 from realtime.presence.registry import SocketRegistry, UnknownSocket
+from realtime.presence.store import snapshot_of
+from realtime.presence_frames import snapshot_frame
 from realtime.tests.presence import Cluster
 from tests.reliability.services import TcpCutout
 from tests.servers import free_port
@@ -138,6 +141,32 @@ async def test_a_snapshot_lists_at_most_the_limit_and_counts_everyone(cluster):
     snapshot = await p.snapshot(S, limit=2)
     assert ([u.id for u in snapshot.users], snapshot.count) == ([1, 2], 3)
     assert snapshot.payload()["truncated"] is True
+
+
+async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
+    """Redis builds each user's part of the frame in Lua, memory in Python:
+    the same text, whatever the name holds, in id order, ids exact."""
+    p = await cluster.process()
+    users = {
+        9_007_199_254_740_993: 'o"brien\\',  # beyond 2^53: a float would round it
+        2: "zoë 🎉",
+        10: "</script>",
+        1: "plain",
+    }
+    for user_id, name in users.items():
+        await p.socket_open(f"s{user_id}", user_id=user_id, username=name, sid="s")
+        await p.stream_join(f"s{user_id}", S)
+    await p.stream_join_read("s1", S)  # already on it: counted once
+    rows = sorted((uid, name, 1) for uid, name in users.items())
+    expected = snapshot_of(rows, version=0, limit=1000)
+
+    snapshot = await p.snapshot(S)
+    assert snapshot.parts == expected.parts
+    frame = json.loads(snapshot_frame(S, snapshot))
+    assert frame["users"] == expected.payload()["users"]
+    assert [u.username for u in snapshot.users] == [name for _, name, _ in rows]
+    leave = await p.stream_leave("s9007199254740993", S)
+    assert (leave.user_id, leave.username) == (9_007_199_254_740_993, 'o"brien\\')
 
 
 async def test_connections_are_counted_per_session_on_every_process(cluster):
