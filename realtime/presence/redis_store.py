@@ -83,7 +83,8 @@ end
 _READ = """
 local function read(limit)
   local ids = redis.call('ZRANGE', KEYS[6], 0, tonumber(limit) - 1)
-  local parts = {}
+  local count, parts = #ids, {}
+  if count >= tonumber(limit) then count = redis.call('ZCARD', KEYS[6]) end
   if #ids > 0 then
     local counts = redis.call('HMGET', KEYS[2], unpack(ids))
     local names = redis.call('HMGET', KEYS[3], unpack(ids))
@@ -92,7 +93,7 @@ local function read(limit)
         .. ',"connections":' .. (counts[i] or '0') .. '}'
     end
   end
-  return {redis.call('GET', KEYS[4]) or false, redis.call('ZCARD', KEYS[6]), parts}
+  return {redis.call('GET', KEYS[4]) or false, count, parts}
 end
 """
 JOIN = _BUMP + _JOIN + "return join()"
