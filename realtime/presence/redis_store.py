@@ -11,8 +11,8 @@ Keys, under one prefix (`authsocket:` by default):
 | `subs:<pid>` | hash | `socket id|stream` → user id, the process's subscriptions |
 | `usess:<uid>` | hash | sid → sockets of that session, on every process |
 | `pres:<stream>` | hash | user id → sockets on the stream, on every process |
-| `pord:<stream>` | sorted set | the user ids of `pres`, scored by id: snapshots read them in order |
 | `puser:<stream>` | hash | user id → username as JSON text (snapshots need no database) |
+| `pord:<stream>` | sorted set | each user's part of the snapshot frame, scored by id |
 | `pver:<stream>` | string | the stream's latest change version |
 | `pjoin:<stream>` | hash | user id → the version of the join that began his presence |
 
@@ -63,57 +63,64 @@ local function bump(key, ttl)
 end
 """
 
+# Each user on a stream is listed in `pord` as his part of the snapshot frame,
+# the very text `user_part` builds (his name is kept as JSON, id and count
+# are digits), scored by id: a snapshot is read as it is sent, in order. A
+# part is replaced whenever the user's count or name changes.
+_PLACE = """
+local function part(uid, name, n)
+  return '{"id":' .. uid .. ',"username":' .. name .. ',"connections":' .. n .. '}'
+end
+local function place(uid, old_name, old_n, name, n)
+  if old_n > 0 then redis.call('ZREM', KEYS[6], part(uid, old_name, old_n)) end
+  if n > 0 then redis.call('ZADD', KEYS[6], uid, part(uid, name, n)) end
+end
+"""
+
 # KEYS: subs:<pid>, pres:<S>, puser:<S>, pver:<S>, pjoin:<S>, pord:<S>;
 # ARGV: field, user id, username as JSON, ttl
 _JOIN = """
 local function join()
   if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
+  local old_name = redis.call('HGET', KEYS[3], ARGV[2]) or '""'
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-  if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) > 1 then return false end
-  redis.call('ZADD', KEYS[6], ARGV[2], ARGV[2])
+  local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  place(ARGV[2], old_name, n - 1, ARGV[3], n)
+  if n > 1 then return false end
   local v = bump(KEYS[4], ARGV[4])
   redis.call('HSET', KEYS[5], ARGV[2], string.format('%.0f', v))
   return v
 end
 """
-# A snapshot: the version, the number of users, and the first `limit` of them
-# by id as the frame lists them, built here exactly as `user_part` builds
-# them (the name is stored as JSON, the id and count are digits), so a
-# subscribe's snapshot reaches the frame as one join of strings.
+# A snapshot: the version, the number of users and the first `limit` parts.
 _READ = """
 local function read(limit)
-  local ids = redis.call('ZRANGE', KEYS[6], 0, tonumber(limit) - 1)
-  local count, parts = #ids, {}
+  local parts = redis.call('ZRANGE', KEYS[6], 0, tonumber(limit) - 1)
+  local count = #parts
   if count >= tonumber(limit) then count = redis.call('ZCARD', KEYS[6]) end
-  if #ids > 0 then
-    local counts = redis.call('HMGET', KEYS[2], unpack(ids))
-    local names = redis.call('HMGET', KEYS[3], unpack(ids))
-    for i, id in ipairs(ids) do
-      parts[i] = '{"id":' .. id .. ',"username":' .. (names[i] or '""')
-        .. ',"connections":' .. (counts[i] or '0') .. '}'
-    end
-  end
   return {redis.call('GET', KEYS[4]) or false, count, parts}
 end
 """
-JOIN = _BUMP + _JOIN + "return join()"
+JOIN = _BUMP + _PLACE + _JOIN + "return join()"
 # The join and the snapshot after it, in one round trip (every subscribe with
 # presence does both); KEYS as JOIN's, ARGV as JOIN's and then the limit.
-JOIN_READ = _BUMP + _JOIN + _READ + "return {join(), unpack(read(ARGV[5]))}"
+JOIN_READ = _BUMP + _PLACE + _JOIN + _READ + "return {join(), unpack(read(ARGV[5]))}"
 # KEYS as JOIN's (the first unused); ARGV: the limit
 READ = _READ + "return read(ARGV[1])"
 
 # KEYS as JOIN's; ARGV: field, ttl
 LEAVE = (
     _BUMP
+    + _PLACE
     + """
 local uid = redis.call('HGET', KEYS[1], ARGV[1])
 if not uid then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('HINCRBY', KEYS[2], uid, -1) > 0 then return false end
-redis.call('HDEL', KEYS[2], uid)
-redis.call('ZREM', KEYS[6], uid)
+local n = redis.call('HINCRBY', KEYS[2], uid, -1)
 local name = redis.call('HGET', KEYS[3], uid) or '""'
+place(uid, name, n + 1, name, n)
+if n > 0 then return false end
+redis.call('HDEL', KEYS[2], uid)
 redis.call('HDEL', KEYS[3], uid)
 local joined = redis.call('HGET', KEYS[5], uid) or ''
 redis.call('HDEL', KEYS[5], uid)

@@ -169,6 +169,22 @@ async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
     assert (leave.user_id, leave.username) == (9_007_199_254_740_993, 'o"brien\\')
 
 
+async def test_a_users_part_follows_his_count_and_his_latest_name(cluster):
+    p = await cluster.process()
+    await open_socket(p, "a1", 1, streams=[S])
+    await p.socket_open("a2", user_id=1, username="renamed", sid="s2")
+    await p.stream_join("a2", S)
+    assert [tuple(u) for u in (await p.snapshot(S)).users] == [(1, "renamed", 2)]
+    await p.stream_leave("a1", S)
+    snapshot = await p.snapshot(S)
+    assert ([tuple(u) for u in snapshot.users], snapshot.count) == (
+        [(1, "renamed", 1)],
+        1,
+    )
+    await p.stream_leave("a2", S)
+    assert (await p.snapshot(S)).parts == []
+
+
 async def test_connections_are_counted_per_session_on_every_process(cluster):
     p1, p2 = await cluster.process(), await cluster.process()
     await open_socket(p1, "a1", 1, sid="phone")
