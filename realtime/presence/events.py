@@ -169,9 +169,10 @@ def name_encode(username: str) -> str:
 def user_part(user_id: int, name_json: str, connections: int) -> str:
     """One user as a snapshot lists him: `{"id":…,"username":…,"connections":…}`.
 
-    Made when his count changes, not for every snapshot: a snapshot is a join
-    of these. The Redis store's read script builds the very same text
-    (realtime/presence/redis_store.py); `part_id` reads the id back from it.
+    Made when his count or name changes, not for every snapshot: a snapshot
+    is a join of these. The Redis store's join and leave scripts build the
+    very same text (`_PLACE` in realtime/presence/redis_store.py), checked by
+    a test of both stores; `part_id` reads the id back from it.
     """
     return f'{{"id":{user_id},"username":{name_json},"connections":{connections}}}'
 
