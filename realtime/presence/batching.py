@@ -150,11 +150,14 @@ class _Link:
         """The reply to `command` (a future), written with the others of this turn."""
         if not self.open:
             raise LostConnection("the presence pipeline's connection is closed")
+        # Packed first: a call whose arguments cannot be encoded fails alone,
+        # before it holds a place among the replies awaited in order.
+        packed = self.connection.pack_command(*command)
         answer = self.loop.create_future()
         self._waiting.append(answer)
         if not self._outgoing:
             self.loop.call_soon(self._write)
-        self._outgoing += self.connection.pack_command(*command)
+        self._outgoing += packed
         if self._watchdog is None:
             self._watch(self._answered)
         return answer

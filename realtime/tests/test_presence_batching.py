@@ -190,6 +190,17 @@ async def test_a_script_every_call_of_a_write_found_missing_is_loaded_once(redis
     assert counting.loads == 1
 
 
+async def test_a_call_that_cannot_be_encoded_fails_alone(redis, pipeline, key):
+    script = redis.register_script(ECHO)
+    await calls(pipeline, script, key, ["open"])
+
+    answers = await calls(pipeline, script, key, ["a", "half \udc80", "c", "d"])
+
+    assert isinstance(answers[1], UnicodeEncodeError)
+    # The others get their own replies: none shifted onto its neighbour.
+    assert [answers[i][0] for i in (0, 2, 3)] == ["a", "c", "d"]
+
+
 async def test_a_caller_that_stops_waiting_leaves_the_others_answered(
     redis, pipeline, key
 ):
