@@ -162,8 +162,13 @@ class PresentUser(NamedTuple):
 
 
 def name_encode(username: str) -> str:
-    """A username as JSON text, the form the stores keep it in for `user_part`."""
-    return json.dumps(username, ensure_ascii=False)
+    """A username as JSON text, the form the stores keep it in for `user_part`.
+
+    ASCII, with every other character escaped: a name the user model let
+    through with a lone surrogate still makes text UTF-8 can carry, to
+    Redis and in the frame (as the join and leave batches already do).
+    """
+    return json.dumps(username)
 
 
 def user_part(user_id: int, name_json: str, connections: int) -> str:

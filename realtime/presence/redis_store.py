@@ -7,7 +7,7 @@ Keys, under one prefix (`authsocket:` by default):
 | `procs` | set | process ids that registered |
 | `proc:<pid>` | string with a TTL | the heartbeat; gone = the process died (or Redis restarted) |
 | `reap:<pid>` | string with a TTL | who cleans up after a dead process (SET NX) |
-| `sock:<pid>` | hash | socket id → `user id|sid|username`, the process's sockets |
+| `sock:<pid>` | hash | socket id → `user id|sid|username as JSON`, the process's sockets |
 | `subs:<pid>` | hash | `socket id|stream` → user id, the process's subscriptions |
 | `usess:<uid>` | hash | sid → sockets of that session, on every process |
 | `pres:<stream>` | hash | user id → sockets on the stream, on every process |
@@ -232,7 +232,8 @@ class RedisStore:
             await pipe.execute()
 
     async def socket_add(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
-        value = SEPARATOR.join([str(entry.user_id), entry.sid, entry.username])
+        name = name_encode(entry.username)  # JSON: any name is UTF-8 this way
+        value = SEPARATOR.join([str(entry.user_id), entry.sid, name])
         await self._pipeline.run(
             self._socket_add,
             [self.key("sock", pid), self.key("usess", entry.user_id)],
@@ -352,8 +353,8 @@ def _snapshot_parse(version: str | None, count: int, parts: list[str]) -> Snapsh
 
 
 def _entry_parse(value: str) -> SocketEntry:
-    user_id, sid, username = value.split(SEPARATOR, 2)
-    return SocketEntry(user_id=int(user_id), sid=sid, username=username)
+    user_id, sid, name = value.split(SEPARATOR, 2)
+    return SocketEntry(user_id=int(user_id), sid=sid, username=json.loads(name))
 
 
 def _ms(seconds: float) -> int:

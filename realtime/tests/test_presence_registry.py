@@ -151,6 +151,7 @@ async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
         9_007_199_254_740_993: 'o"brien\\',  # beyond 2^53: a float would round it
         2: "zoë 🎉",
         10: "</script>",
+        11: "half \udc80 a pair",  # a lone surrogate: not UTF-8 as it is
         1: "plain",
     }
     for user_id, name in users.items():
@@ -162,7 +163,9 @@ async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
 
     snapshot = await p.snapshot(S)
     assert snapshot.parts == expected.parts
-    frame = json.loads(snapshot_frame(S, snapshot))
+    text = snapshot_frame(S, snapshot)
+    text.encode("utf-8")  # what daphne sends must be UTF-8
+    frame = json.loads(text)
     assert frame["users"] == expected.payload()["users"]
     assert [u.username for u in snapshot.users] == [name for _, name, _ in rows]
     leave = await p.stream_leave("s9007199254740993", S)
