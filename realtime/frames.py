@@ -22,9 +22,13 @@ class FrameError(Exception):
         self.code, self.detail = code, detail
 
 
+# allow_nan=False: a server frame is strict JSON or is not sent at all. One
+# encoder for every frame: `json.dumps` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(frame: dict) -> str:
-    # allow_nan=False: a server frame is strict JSON or is not sent at all.
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(frame)
 
 
 def frame_too_big(text: str) -> bool:
