@@ -354,7 +354,20 @@ def _snapshot_parse(version: str | None, count: int, parts: list[str]) -> Snapsh
 
 def _entry_parse(value: str) -> SocketEntry:
     user_id, sid, name = value.split(SEPARATOR, 2)
-    return SocketEntry(user_id=int(user_id), sid=sid, username=json.loads(name))
+    return SocketEntry(user_id=int(user_id), sid=sid, username=_name_parse(name))
+
+
+def _name_parse(name: str) -> str:
+    """The JSON a name is stored as; builds before it stored the name as is.
+
+    Read both: a process of an earlier build that dies during a rolling
+    upgrade must still be cleaned up, its users' leaves sent.
+    """
+    try:
+        parsed = json.loads(name)
+    except ValueError:
+        return name
+    return parsed if isinstance(parsed, str) else name
 
 
 def _ms(seconds: float) -> int:

@@ -65,6 +65,15 @@ class Cluster:
             await registry.start()
         return registry
 
+    @property
+    def admin(self):
+        """A plain client on the test's Redis, for writing keys by hand."""
+        return self._admin
+
+    def key(self, *parts: object) -> str:
+        """A registry key of this test, as the Redis store names it."""
+        return self.prefix + ":".join(str(part) for part in parts)
+
     async def forget_everything(self) -> None:
         """What a Redis restart does to this test's keys."""
         keys = [key async for key in self._admin.scan_iter(f"{self.prefix}*")]

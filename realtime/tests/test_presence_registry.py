@@ -277,6 +277,25 @@ async def test_a_killed_process_users_leave_within_the_ttl_plus_one_second(clust
     assert [row.id for row in await alive.connected_now()] == [2]
 
 
+async def test_a_dead_process_of_an_earlier_build_is_cleaned_up(redis_cluster):
+    """Its socket entries hold the name as written, not as JSON."""
+    ttl = 2
+    alive = await redis_cluster.process(ttl=ttl)
+    doomed = await redis_cluster.process(ttl=ttl)
+    await open_socket(doomed, "o1", 1, streams=[S])
+    await open_socket(doomed, "o2", 2, streams=[S])
+    entries = redis_cluster.key("sock", doomed.process_id)
+    await redis_cluster.admin.hset(entries, "o1", "1|s1|user1")
+    await redis_cluster.admin.hset(entries, "o2", '2|s1|"quoted')
+    await doomed.stop(goodbye=False)
+
+    await alive.on_change.wait_for(lambda events: len(leaves(events)) == 2, ttl + 2)
+
+    assert leaves(alive.on_change.events) == [(S, 1), (S, 2)]
+    assert (await alive.snapshot(S)).count == 0
+    assert await alive.connected_now() == []
+
+
 async def test_a_dead_process_is_cleaned_up_by_one_process_only(cluster):
     ttl = 2
     survivors = [await cluster.process(ttl=ttl) for _ in range(3)]
