@@ -8,11 +8,13 @@ hashed: `<kind>-<digest>` (kind names hold no `-`, so the two never meet).
 
 import hashlib
 import re
+from functools import lru_cache
 
 _GROUP_SAFE = re.compile(r"[A-Za-z0-9._-]+")
 MAX_GROUP_LENGTH = 99
 
 
+@lru_cache(maxsize=4096)  # every subscribe and unsubscribe asks, a few streams are hot
 def stream_group(kind: str, key: str) -> str:
     """Every socket subscribed to the stream `<kind>:<key>`."""
     group = f"{kind}.{key}"
@@ -32,6 +34,7 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+@lru_cache(maxsize=4096)
 def presence_group(group: str) -> str:
     """The sockets that asked for presence on the stream whose group is `group`.
 

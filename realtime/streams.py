@@ -7,7 +7,7 @@ which every caller treats like a stream the user may not touch: nothing is
 authorized by accident.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from realtime.groups import presence_group, stream_group
 from realtime.kinds import StreamKind, registry
@@ -26,11 +26,12 @@ class Stream:
 
     kind: StreamKind
     key: str
+    # The full name: `room:<slug>`, `user:<id>`, `doc:<id>` … Made once: a
+    # subscribe with presence reads it several times.
+    name: str = field(init=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        """The full name: `room:<slug>`, `user:<id>`, `doc:<id>` …"""
-        return f"{self.kind.name}:{self.key}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", f"{self.kind.name}:{self.key}")
 
     @property
     def label(self) -> str:
