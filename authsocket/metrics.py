@@ -210,14 +210,12 @@ def message_delivered(stream: str, ts_ms: int | None) -> None:
         _fanout_delay(kind).observe(max(0.0, time.time() - ts_ms / 1000))
 
 
-def presence_joined(stream: str) -> None:
+def presence_changed(stream: str, *, joined: bool, count: int = 1) -> None:
+    """`count` times a user's first socket arrived on `stream` (`joined`), or
+    his last one left it."""
     if enabled():
-        _presence_joins(stream_kind(stream)).inc()
-
-
-def presence_left(stream: str) -> None:
-    if enabled():
-        _presence_leaves(stream_kind(stream)).inc()
+        labels = _presence_joins if joined else _presence_leaves
+        labels(stream_kind(stream)).inc(count)
 
 
 # --- sessions ------------------------------------------------------------------

@@ -5,7 +5,9 @@ channel-layer messages, to each stream's presence group (realtime.groups),
 and the one place the joins and leaves are counted (once per change, by the
 process that caused or noticed it, never per receiver). Changes wait in this
 process's outbox for `AUTHSOCKET_PRESENCE_WINDOW_MS`, then go out as one
-message per stream (realtime/presence/outbox.py says why).
+message per stream (realtime/presence/outbox.py says why); they are added to
+the metrics then too, a window's worth at a time, as a subscribe and an
+unsubscribe with presence are two changes each.
 """
 
 import asyncio
@@ -39,6 +41,9 @@ CHANGE_FRAMES = {
 }
 
 _outbox: PresenceOutbox | None = None
+# (stream, joined) → changes decided and not yet in the metrics: at most a
+# window's worth, since every window's end counts them (`_counted`).
+_uncounted: dict[tuple[str, bool], int] = {}
 
 
 async def presence_broadcast(events: list[PresenceEvent | None]) -> None:
@@ -48,11 +53,17 @@ async def presence_broadcast(events: list[PresenceEvent | None]) -> None:
         if event is None:
             continue
         if isinstance(event, PresenceChange):
-            if event.kind is Change.JOIN:
-                metrics.presence_joined(event.stream)
-            else:
-                metrics.presence_left(event.stream)
+            key = (event.stream, event.kind is Change.JOIN)
+            _uncounted[key] = _uncounted.get(key, 0) + 1
         outbox.add(event)
+
+
+def _counted() -> None:
+    """Add the changes decided since the last window to the metrics."""
+    global _uncounted
+    counts, _uncounted = _uncounted, {}
+    for (stream, joined), count in counts.items():
+        metrics.presence_changed(stream, joined=joined, count=count)
 
 
 async def presence_flush() -> None:
@@ -77,8 +88,9 @@ async def registry_stopped() -> None:
 
 def _outbox_get() -> PresenceOutbox:
     """This process's outbox, on the running loop (tests run one loop each)."""
-    global _outbox
+    global _outbox, _uncounted
     if _outbox is None or _outbox.loop is not asyncio.get_running_loop():
+        _uncounted = {}  # an earlier loop's (tests): its window will never end
         _outbox = PresenceOutbox(
             window=settings.AUTHSOCKET_PRESENCE_WINDOW_MS / 1000,
             resync_over=RESYNC_OVER,
@@ -89,6 +101,7 @@ def _outbox_get() -> PresenceOutbox:
 
 
 async def _send_changes(name: str, changes: list[PresenceChange]) -> None:
+    _counted()
     stream = stream_parse(name, user_id=None)
     if stream is not None:  # else its kind is gone from the project
         event = batch_event(name, changes, [change_frame(c) for c in changes])
@@ -96,6 +109,7 @@ async def _send_changes(name: str, changes: list[PresenceChange]) -> None:
 
 
 async def _send_resync(resync: Resync) -> None:
+    _counted()
     stream = stream_parse(resync.stream, user_id=None)
     if stream is not None:
         await agroup_send(stream.presence_group, resync.event(), fallback=FALLBACK)
