@@ -13,7 +13,7 @@ read (the first one, or after a resync) a stream's batches wait in `held` and
 are passed on, in order, right after the snapshot frame.
 """
 
-from functools import partial
+from functools import lru_cache, partial
 
 from channels.db import database_sync_to_async
 
@@ -58,17 +58,18 @@ class StreamPresence:
 
         False when joining failed (the socket is closing).
         """
-        if wanted and stream.name not in self.watched:
-            self.watched[stream.name] = None
-            self.held[stream.name] = []
+        name = stream.name
+        if wanted and name not in self.watched:
+            self.watched[name] = None
+            self.held[name] = []
             relay = relay_for(self.socket.channel_layer)
             try:
-                await relay.watch(stream.name, stream.presence_group, self)
+                await relay.watch(name, stream.presence_group, self)
             except Exception as exc:
-                self._forget(stream.name)
+                self._forget(name)
                 await self.socket.layer_failed("group_add", exc)
                 return False
-        elif not wanted and stream.name in self.watched:
+        elif not wanted and name in self.watched:
             await self._unwatch(stream)
         return True
 
@@ -239,7 +240,12 @@ def snapshot_frame(stream: str, snapshot: Snapshot) -> str:
     the frame is a join of strings. (A `presence` request, rare and with its
     `ref`, is answered through `send_frame` with `Snapshot.payload()`.)
     """
-    head = {"type": ServerFrame.PRESENCE, "stream": stream, "count": snapshot.count}
-    if snapshot.truncated:
-        head["truncated"] = True
-    return f'{dumps(head)[:-1]},"users":[{",".join(snapshot.parts)}]}}'
+    cut = ',"truncated":true' if snapshot.truncated else ""
+    users = ",".join(snapshot.parts)
+    return f'{_snapshot_head(stream)},"count":{snapshot.count}{cut},"users":[{users}]}}'
+
+
+@lru_cache(maxsize=4096)  # a stream's frames all begin alike
+def _snapshot_head(stream: str) -> str:
+    """`{"type":"presence","stream":…` with the stream's name as JSON, unclosed."""
+    return dumps({"type": ServerFrame.PRESENCE, "stream": stream})[:-1]

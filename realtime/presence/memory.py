@@ -9,7 +9,6 @@ same per-process records and heartbeats as the Redis store.
 import time
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from operator import attrgetter
 
 from realtime.presence.events import (
     ConnectedUser,
@@ -37,7 +36,9 @@ class MemoryStore:
         # Each stream's users by id with their names and sockets: the one
         # record of who is on it, kept as snapshots list them (every subscribe
         # with presence reads one, so it is not sorted per read), with each
-        # user's part of the snapshot frame beside it, at the same index.
+        # user's id and part of the snapshot frame beside it, at the same
+        # index (the ids are what `_count` searches and snapshots carry).
+        self._ids: dict[str, list[int]] = defaultdict(list)
         self._listed: dict[str, list[PresentUser]] = defaultdict(list)
         self._parts: dict[str, list[str]] = defaultdict(list)
         self._versions: dict[str, int] = {}
@@ -97,15 +98,7 @@ class MemoryStore:
     async def stream_join(
         self, pid: str, socket_id: str, stream: str, *, user_id: int, username: str
     ) -> int | None:
-        streams = self._entries[pid].streams
-        if (socket_id, stream) in streams:
-            return None
-        streams[socket_id, stream] = user_id
-        connections, _ = self._count(stream, user_id, +1, username)
-        if connections > 1:
-            return None
-        version = self._joined[stream][user_id] = self._bump(stream)
-        return version
+        return self._join(pid, socket_id, stream, user_id, username)
 
     async def stream_join_read(
         self,
@@ -117,10 +110,8 @@ class MemoryStore:
         username: str,
         limit: int,
     ) -> tuple[int | None, Snapshot]:
-        version = await self.stream_join(
-            pid, socket_id, stream, user_id=user_id, username=username
-        )
-        return version, await self.snapshot(stream, limit=limit)
+        version = self._join(pid, socket_id, stream, user_id, username)
+        return version, self._snapshot(stream, limit)
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         entries = self._entries.get(pid)
@@ -136,13 +127,7 @@ class MemoryStore:
         return self._bump(stream), user_id, username, joined
 
     async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
-        parts = self._parts.get(stream, [])
-        return Snapshot(
-            parts=parts[:limit],
-            count=len(parts),
-            version=self._versions.get(stream, 0),
-            truncated=len(parts) > limit,
-        )
+        return self._snapshot(stream, limit)
 
     async def user_connections(self, user_id: int) -> UserConnections:
         return user_connections_build(dict(self._sessions.get(user_id, {})))
@@ -157,6 +142,29 @@ class MemoryStore:
     async def close(self) -> None:
         pass
 
+    def _join(
+        self, pid: str, socket_id: str, stream: str, user_id: int, username: str
+    ) -> int | None:
+        streams = self._entries[pid].streams
+        if (socket_id, stream) in streams:
+            return None
+        streams[socket_id, stream] = user_id
+        connections, _ = self._count(stream, user_id, +1, username)
+        if connections > 1:
+            return None
+        version = self._joined[stream][user_id] = self._bump(stream)
+        return version
+
+    def _snapshot(self, stream: str, limit: int) -> Snapshot:
+        parts = self._parts.get(stream, [])
+        return Snapshot(
+            parts=parts[:limit],
+            count=len(parts),
+            version=self._versions.get(stream, 0),
+            truncated=len(parts) > limit,
+            ids=self._ids.get(stream, [])[:limit],
+        )
+
     def _alive(self, pid: str) -> bool:
         return self._beats.get(pid, 0) > time.monotonic()
 
@@ -168,9 +176,13 @@ class MemoryStore:
         Returns his sockets there now and his username (`username`, or the
         one listed when None); a stream nobody is on is forgotten.
         """
-        listed, parts = self._listed[stream], self._parts[stream]
-        i = bisect_left(listed, user_id, key=_by_id)
-        here = i < len(listed) and listed[i].id == user_id
+        ids, listed, parts = (
+            self._ids[stream],
+            self._listed[stream],
+            self._parts[stream],
+        )
+        i = bisect_left(ids, user_id)
+        here = i < len(ids) and ids[i] == user_id
         before = listed[i] if here else PresentUser(user_id, "", 0)
         username = before.username if username is None else username
         connections = before.connections + delta
@@ -180,18 +192,16 @@ class MemoryStore:
             if here:
                 listed[i], parts[i] = entry, part
             else:
+                ids.insert(i, user_id)
                 listed.insert(i, entry)
                 parts.insert(i, part)
         elif here:
-            del listed[i], parts[i]
-        if not listed:
-            del self._listed[stream], self._parts[stream]
+            del ids[i], listed[i], parts[i]
+        if not ids:
+            del self._ids[stream], self._listed[stream], self._parts[stream]
         return connections, username
 
     def _bump(self, stream: str) -> int:
         version = next_version(self._versions.get(stream, 0))
         self._versions[stream] = version
         return version
-
-
-_by_id = attrgetter("id")

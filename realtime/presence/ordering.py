@@ -45,7 +45,9 @@ class PresenceFilter:
         self.version = snapshot.version
         self.newest = snapshot.version  # the newest change this view reflects
         # Sorted by id; searched in place (a subscribe with presence makes one
-        # filter from a snapshot of up to 1,000 users, most never looked up).
+        # filter from a snapshot of up to 1,000 users, most never looked up):
+        # in its ids when the store gave them, else in the parts themselves.
+        self._ids = snapshot.ids
         self._listed = snapshot.parts
         self._complete = not snapshot.truncated
         self._last: dict[int, tuple[int, bool]] = {}  # user → (version, present)
@@ -97,7 +99,10 @@ class PresenceFilter:
 
     def _in_snapshot(self, user_id: int) -> bool | None:
         """Whether the snapshot listed the user; None when it was cut and did not."""
-        i = bisect_left(self._listed, user_id, key=part_id)
-        if i < len(self._listed) and part_id(self._listed[i]) == user_id:
-            return True
-        return False if self._complete else None
+        if self._ids is not None:
+            i = bisect_left(self._ids, user_id)
+            listed = i < len(self._ids) and self._ids[i] == user_id
+        else:
+            i = bisect_left(self._listed, user_id, key=part_id)
+            listed = i < len(self._listed) and part_id(self._listed[i]) == user_id
+        return True if listed else (False if self._complete else None)

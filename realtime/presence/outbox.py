@@ -46,7 +46,6 @@ receivers take a fresh snapshot, one frame each, rather than hundreds.
 """
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
@@ -199,7 +198,7 @@ def marked(kept: Kept) -> PresenceChange:
     """The change as sent: a leave carries its chain's mark, a join none."""
     change = kept.change
     if change.kind is Change.LEAVE and kept.hidden_since is not None:
-        return dataclasses.replace(change, hidden_since=kept.hidden_since)
+        return change.hidden(kept.hidden_since)
     return change
 
 

@@ -74,7 +74,7 @@ class SocketRegistry:
         self.on_change = on_change
         self._sockets: dict[str, SocketEntry] = {}
         self._streams: dict[str, set[str]] = {}  # socket id → its streams
-        self._here: dict[str, Counter[int]] = {}  # stream → user → sockets here
+        self._here: dict[str, dict[int, int]] = {}  # stream → user → sockets here
         self._locks: dict[str, asyncio.Lock] = {}
         self._shared_reads: dict[str, asyncio.Future] = {}  # stream → snapshot
         self._degraded = False
@@ -188,9 +188,11 @@ class SocketRegistry:
             if streams is None or stream in streams:
                 return None, None
             streams.add(stream)
-            here = self._here.setdefault(stream, Counter())
-            here[entry.user_id] += 1
             pid, uid, name = self.process_id, entry.user_id, entry.username
+            here = self._here.get(stream)
+            if here is None:
+                here = self._here[stream] = {}
+            here[uid] = here.get(uid, 0) + 1
             if read:
                 done, answer = await self._attempt(
                     self.store.stream_join_read(
@@ -231,11 +233,11 @@ class SocketRegistry:
     async def _leave(
         self, socket_id: str, stream: str, entry: SocketEntry
     ) -> PresenceChange | None:
-        here = self._here[stream]
-        here[entry.user_id] -= 1
-        last_here = here[entry.user_id] <= 0
+        here, uid = self._here[stream], entry.user_id
+        here[uid] -= 1
+        last_here = here[uid] <= 0
         if last_here:
-            del here[entry.user_id]
+            del here[uid]
         if not here:
             del self._here[stream]
         done, left = await self._attempt(
