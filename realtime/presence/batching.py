@@ -31,15 +31,20 @@ Why this is safe:
   degrades exactly as before.
 
 The connection is made by redis-py (authentication, TLS, database from
-`REDIS_URL`); only its writes and reads are done here.
+`REDIS_URL`); only its writes and reads are done here. Commands are packed
+by hiredis (in C, arguments as UTF-8, redis-py's default): redis-py's
+asyncio connection packs in Python, about 15 µs for a script call's dozen
+arguments, twice per subscribe and unsubscribe.
 """
 
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from hiredis import pack_command
 from redis.asyncio import Connection, Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as LostConnection
@@ -58,7 +63,9 @@ class ScriptPipeline:
         self._opening: asyncio.Future | None = None
         self._loading: dict[str, asyncio.Future] = {}  # sha → its SCRIPT LOAD
 
-    async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+    async def run(
+        self, script: AsyncScript, keys: Sequence[str], args: list[Any]
+    ) -> Any:
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         loaded = resent = False
         while True:
@@ -152,12 +159,12 @@ class _Link:
             raise LostConnection("the presence pipeline's connection is closed")
         # Packed first: a call whose arguments cannot be encoded fails alone,
         # before it holds a place among the replies awaited in order.
-        packed = self.connection.pack_command(*command)
+        packed = pack_command(command)
         answer = self.loop.create_future()
         self._waiting.append(answer)
         if not self._outgoing:
             self.loop.call_soon(self._write)
-        self._outgoing += packed
+        self._outgoing.append(packed)
         if self._watchdog is None:
             self._watch(self._answered)
         return answer

@@ -27,6 +27,7 @@ store targets a single Redis (or a primary with replicas), not Redis Cluster.
 import asyncio
 import contextlib
 import json
+from functools import lru_cache
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -331,15 +332,20 @@ class RedisStore:
         await self._pipeline.close()
         await close_bounded(self.redis)
 
-    def _stream_keys(self, pid: str, stream: str) -> list[str]:
-        return [
-            self.key("subs", pid),
-            self.key("pres", stream),
-            self.key("puser", stream),
-            self.key("pver", stream),
-            self.key("pjoin", stream),
-            self.key("pord", stream),
-        ]
+    def _stream_keys(self, pid: str, stream: str) -> tuple[str, ...]:
+        return _stream_keys(self.prefix, pid, stream)
+
+
+@lru_cache(maxsize=4096)  # every subscribe and unsubscribe names them: a few are hot
+def _stream_keys(prefix: str, pid: str, stream: str) -> tuple[str, ...]:
+    """The keys of the join, leave and read scripts (KEYS in their comments)."""
+    return (
+        f"{prefix}subs:{pid}",
+        *(
+            f"{prefix}{kind}:{stream}"
+            for kind in ("pres", "puser", "pver", "pjoin", "pord")
+        ),
+    )
 
 
 def _snapshot_parse(version: str | None, count: int, parts: list[str]) -> Snapshot:
