@@ -1,7 +1,7 @@
 """Instructions per subscribe and unsubscribe with presence: a figure noise cannot move.
 
     .venv/bin/python -m bench.presence_instructions [--cycles 2000]
-        [--app-dir DIR]
+        [--app-dir DIR] [--redis-url redis://127.0.0.1:6379/0]
 
 On the two-core bench machine one timed run of the churn case moves by
 ±4 %, about half of what presence costs it (docs/streams.md, "What
@@ -16,6 +16,9 @@ every 160 cycles by a virtual clock. It runs `--cycles` cycles under
 valgrind's callgrind twice, with the presence steps and without them
 (the same sockets, users and turns), and reports the difference per cycle.
 Frames go to a socket that only counts them: daphne's send is not in it.
+With `--redis-url` the registry is kept in that Redis (each run under a
+key prefix of its own, removed afterwards): this process's side of the
+scripts is counted, not Redis' own work.
 
 Callgrind counts instructions, not time (caches and the kernel are not in
 it), so this complements the churn case rather than replacing it. Two runs
@@ -49,14 +52,45 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--app-dir", default=str(REPO_DIR), help="checkout to count")
+    parser.add_argument(
+        "--redis-url",
+        default="",
+        help="keep the registry in this Redis (a prefix of its own)",
+    )
     return parser.parse_args()
 
 
-async def churn(cycles: int, presence: bool) -> None:
+async def churn(cycles: int, presence: bool, redis_url: str | None) -> None:
+    """The churn in memory, or with the registry in the Redis at `redis_url`
+    under a prefix of its own (removed afterwards), so that the two counted
+    runs can go side by side."""
+    from bench.presence_micro import presence_of  # noqa: F401 (sets Django up)
+    from realtime import presence as registry_module
+    from realtime.presence.redis_store import RedisStore, redis_client
+    from realtime.presence.registry import SocketRegistry
+
+    if not redis_url:
+        await churn_steps(cycles, presence)
+        return
+    prefix = f"bench-instructions-{os.getpid()}:"
+    store = RedisStore(redis_client(redis_url), prefix=prefix)
+    registry_module._registry = SocketRegistry(store, ttl=30)
+    try:
+        await churn_steps(cycles, presence)
+    finally:
+        await registry_module.registry_reset()
+        client = redis_client(redis_url)
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def churn_steps(cycles: int, presence: bool) -> None:
     """The churn, one step at a time; presence steps only when `presence`."""
     from channels.layers import get_channel_layer
 
-    from bench.presence_micro import presence_of  # sets Django up: first
+    from bench.presence_micro import presence_of
     from realtime.presence import broadcast
     from realtime.streams import stream_parse
 
@@ -104,14 +138,15 @@ async def fresh_socket(registry, layer, current, users):
     return [await presence_of(registry, layer, next(users)), 0]
 
 
-def counted(app_dir: str, cycles: int, presence: bool, workdir: Path) -> int:
+def counted(args, presence: bool, workdir: Path) -> int:
     """Instructions of one whole run under callgrind (start-up included)."""
     out = workdir / f"callgrind-{int(presence)}.out"
+    inner = ["presence_instructions", "--inner", str(presence), "--cycles"]
+    inner += [str(args.cycles), "--redis-url", args.redis_url]
     code = (
         "import sys, runpy; "
-        f"sys.path[:0] = [{app_dir!r}]; "
-        f"sys.argv = ['presence_instructions', '--inner', {str(presence)!r}, "
-        f"'--cycles', '{cycles}']; "
+        f"sys.path[:0] = [{args.app_dir!r}]; "
+        f"sys.argv = {inner!r}; "
         f"runpy.run_path({__file__!r}, run_name='__main__')"
     )
     subprocess.run(
@@ -125,7 +160,7 @@ def counted(app_dir: str, cycles: int, presence: bool, workdir: Path) -> int:
         ],
         check=True,
         capture_output=True,
-        cwd=app_dir,
+        cwd=args.app_dir,
         env={**os.environ, "PYTHONHASHSEED": "0"},
         timeout=RUN_TIMEOUT_S,
     )
@@ -139,22 +174,23 @@ def main() -> None:
     if "--inner" in sys.argv:  # one counted run, started by `counted`
         presence = sys.argv[sys.argv.index("--inner") + 1] == "True"
         cycles = int(sys.argv[sys.argv.index("--cycles") + 1])
+        redis_url = sys.argv[sys.argv.index("--redis-url") + 1]
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authsocket.settings")
-        asyncio.run(churn(cycles, presence))
+        asyncio.run(churn(cycles, presence, redis_url or None))
         return
     args = parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         on, off = pool.map(
-            lambda presence: counted(args.app_dir, args.cycles, presence, Path(tmp)),
-            (True, False),
+            lambda presence: counted(args, presence, Path(tmp)), (True, False)
         )
     print(
         json.dumps(
             {
                 "cycles": args.cycles,
                 "app_dir": args.app_dir,
+                "redis": bool(args.redis_url),
                 "ir_per_cycle_presence": round((on - off) / args.cycles),
                 "ir_with": on,
                 "ir_without": off,
