@@ -36,6 +36,22 @@ def snapshot(version, *user_ids, truncated=False):
     return replace(listed, truncated=truncated)
 
 
+@pytest.mark.parametrize("truncated", [False, True])
+def test_a_snapshot_with_its_ids_and_one_without_answer_alike(truncated):
+    """The memory store gives a snapshot its ids, Redis does not: a filter
+    looks users up in either, with the same answers."""
+    rng = random.Random(7)
+    listed = snapshot(10, *rng.sample(range(1, 400), 60), truncated=truncated)
+    with_ids, without = (
+        PresenceFilter(listed),
+        PresenceFilter(replace(listed, ids=None)),
+    )
+    for version in range(11, 400):
+        kind = rng.choice([Change.JOIN, Change.LEAVE])
+        seen = change(kind, rng.randrange(0, 401), version)
+        assert with_ids.accept(seen) == without.accept(seen)
+
+
 def test_changes_up_to_the_snapshot_are_dropped_and_later_ones_pass_once():
     seen = PresenceFilter(snapshot(10))
     assert not seen.accept(change(Change.JOIN, 1, 10))

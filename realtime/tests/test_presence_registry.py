@@ -143,6 +143,21 @@ async def test_a_snapshot_lists_at_most_the_limit_and_counts_everyone(cluster):
     assert snapshot.payload()["truncated"] is True
 
 
+async def test_a_snapshots_ids_when_given_are_its_users_in_order(cluster):
+    """Filters look users up in `ids` (the memory store's): they must be the
+    parts' own ids, whatever joined and left, cut at the limit too."""
+    p = await cluster.process()
+    for user_id in (5, 3, 9, 1, 7):
+        await open_socket(p, f"s{user_id}", user_id, streams=[S])
+    await p.stream_leave("s9", S)
+    await open_socket(p, "s4", 4, streams=[S])
+    for limit in (1000, 3):
+        snapshot = await p.snapshot(S, limit=limit)
+        if snapshot.ids is not None:
+            assert snapshot.ids == [u.id for u in snapshot.users]
+        assert [u.id for u in snapshot.users] == [1, 3, 4, 5, 7][:limit]
+
+
 async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
     """Redis builds each user's part of the frame in Lua, memory in Python:
     the same text, whatever the name holds, in id order, ids exact."""
