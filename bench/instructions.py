@@ -56,12 +56,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def callgrind_python(workdir: Path, out: Path) -> str:
-    """An executable that runs the bench's Python under callgrind, uninstrumented."""
+def callgrind_python(workdir: Path, out: Path, *options: str) -> str:
+    """An executable that runs the bench's Python under callgrind, uninstrumented.
+
+    `options`: more of callgrind's (e.g. `--separate-threads=yes`).
+    """
     wrapper = workdir / "python-callgrind"
     wrapper.write_text(
         "#!/bin/sh\n"
-        f"exec valgrind --tool=callgrind --instr-atstart=no "
+        f"exec valgrind --tool=callgrind --instr-atstart=no {' '.join(options)} "
         f'--callgrind-out-file={out} {BENCH_PYTHON} "$@"\n'
     )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
