@@ -150,12 +150,16 @@ def total_ir(dump_path: Path) -> int:
     return int(found.group(1))
 
 
-def main() -> None:
-    args = parse_args()
+def callgrind_workdir(name: str) -> Path:
+    """A fresh directory for one counted run; exits if valgrind is missing."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind (with callgrind_control) is not installed")
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    workdir = BENCH_DIR / "results" / "tmp" / f"instructions-{stamp}"
+    return BENCH_DIR / "results" / "tmp" / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
+
+
+def main() -> None:
+    args = parse_args()
+    workdir = callgrind_workdir("instructions")
     kind = KINDS["authsocket"]
     deployment = Deployment.create(kind, workdir, str(BENCH_PYTHON))
     deployment.env["PYTHONPATH"] = os.pathsep.join([str(REPO_DIR)])

@@ -45,7 +45,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,6 +54,7 @@ from bench.instructions import (
     CONTROL_TIMEOUT_S,
     START_TIMEOUT_S,
     callgrind_python,
+    callgrind_workdir,
     dump,
     instrument,
     total_ir,
@@ -62,7 +62,7 @@ from bench.instructions import (
 from bench.presence_scenarios import ChurnPlan, ChurnSide
 from bench.run import ORIGIN, PRESENCE_SETTINGS
 from bench.scenarios import open_many
-from bench.servers import BENCH_DIR, BENCH_PYTHON, KINDS, REPO_DIR, Deployment
+from bench.servers import BENCH_PYTHON, KINDS, REPO_DIR, Deployment
 from tests.servers import DaphneServer
 
 WATCHERS = 200  # per side, as in the churn case
@@ -185,10 +185,7 @@ def loop_thread_ir(out: Path, part: int) -> int:
 
 def main() -> None:
     args = parse_args()
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        raise SystemExit("valgrind (with callgrind_control) is not installed")
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    workdir = BENCH_DIR / "results" / "tmp" / f"presence-instructions-{stamp}"
+    workdir = callgrind_workdir("presence-instructions")
     kind = replace(KINDS["authsocket"], project_dir=Path(args.app_dir).resolve())
     deployment = Deployment.create(kind, workdir, str(BENCH_PYTHON))
     deployment.env["PYTHONPATH"] = os.pathsep.join(
