@@ -93,7 +93,8 @@ async def counted_churn(server: DaphneServer, tokens: list[str], args) -> dict:
 
     Each slice is one dump: its churn, then its last window's batches (so
     that none lands in the other side's count). Returns, per side, the
-    dumps, subscribes and seconds; and the idle dump and its seconds.
+    dumps, subscribes, seconds and the churners' errors; and the idle dump
+    and its seconds.
     """
     target = Target(server.ws, ORIGIN)
     plan = ChurnPlan(
@@ -139,6 +140,8 @@ async def counted_churn(server: DaphneServer, tokens: list[str], args) -> dict:
             figure["subscribes"] += len(side.subscribes) - done
             figure["churn_s"] += churned
             figure["wall_s"] += time.monotonic() - started
+    for mode, side in sides.items():  # a churner's failure shows, not hides
+        figures[mode]["errors"] = side.errors
     idle_s = sum(f["wall_s"] for f in figures.values()) / len(figures)
     instrument(pid, True)
     await asyncio.sleep(idle_s)  # the measurement: the clock's work alone
@@ -166,7 +169,9 @@ def per_subscribe(out: Path, figures: dict, stretch: float) -> dict:
             "subscribes_per_window": round(
                 side["subscribes"] / side["churn_s"] * window_s
             ),
-            "ir_per_subscribe": round(work / side["subscribes"]),
+            "ir_per_subscribe": round(work / max(side["subscribes"], 1)),
+            "errors": len(side["errors"]),
+            "error_samples": side["errors"][:3],
         }
     result["idle_share"] = round(idle_rate * figures["on"]["wall_s"] / ir["on"], 3)
     result["on_vs_off"] = round(
