@@ -202,6 +202,16 @@ class ChurnSide:
         if cpu is not None:
             self.server_cpu += server_cpu(plan.server_pid) - cpu
 
+    def forget(self) -> None:
+        """Drop what a warm-up recorded (`churn` awaited all its markers);
+        errors stay, so that a failing warm-up still shows."""
+        self.subscribes.clear()
+        self.sent.clear()
+        self.wall = self.server_cpu = 0.0
+        for reader in self.readers:
+            reader.markers.clear()
+            reader.presence.clear()
+
     def result(self) -> dict:
         delays, last, missing = [], [], 0
         for marker, at in self.sent.items():
@@ -277,7 +287,14 @@ async def presence_churn(
 
 
 async def presence_churn_ab(
-    target, tokens, *, segments=5, on_first=True, churners_ask=True, **churn
+    target,
+    tokens,
+    *,
+    segments=5,
+    on_first=True,
+    churners_ask=True,
+    warmup=2.0,
+    **churn,
 ) -> dict:
     """`presence_churn` on and off on ONE server, in alternating segments.
 
@@ -287,7 +304,11 @@ async def presence_churn_ab(
     sockets watch a stream that keeps presence (asking for it) and as many a
     stream that does not; the churn alternates between them in `segments`
     slices each of `duration` / `segments` s, every marker awaited before the
-    next slice, so slow drift hits both sides alike. The server's CPU is
+    next slice, the order turned round every segment (on, off, off, on, …),
+    so slow drift hits both sides alike. Each side first churns `warmup` s
+    unrecorded: the server is fresh, and its first seconds of churn (code
+    paths, caches, the heap growing to the load) cost more than the next
+    ones, which counted against whichever side went first. The server's CPU is
     read per slice (`server_pid`). `churners_ask=False`: the churners do not
     ask for presence (they are counted, get no snapshot): what presence
     costs a stream apart from the snapshots its subscribers ask for.
@@ -306,8 +327,11 @@ async def presence_churn_ab(
     await sides["off"].watch(socks[watchers:])
     pool, users = tokens[2 * watchers + 1 :], iter(range(10**9))
     order = ("on", "off") if on_first else ("off", "on")
-    for _ in range(segments):
-        for mode in order:
+    for mode in order:
+        await sides[mode].churn(target, publisher, pool, users, plan, warmup)
+        sides[mode].forget()
+    for segment in range(segments):
+        for mode in order if segment % 2 == 0 else order[::-1]:
             await sides[mode].churn(
                 target, publisher, pool, users, plan, plan.duration / segments
             )
