@@ -236,13 +236,13 @@ def snapshot_frame(stream: str, snapshot: Snapshot) -> str:
     """An unprompted `presence` frame (docs/protocol.md §4.4), no `ref`.
 
     Every subscribe with presence is answered with one, listing up to 1,000
-    users: their parts come rendered from the store (`Snapshot.parts`), so
-    the frame is a join of strings. (A `presence` request, rare and with its
-    `ref`, is answered through `send_frame` with `Snapshot.payload()`.)
+    users: they come rendered from the store (`Snapshot.listed`), so the
+    frame is one f-string. (A `presence` request, rare and with its `ref`,
+    is answered through `send_frame` with `Snapshot.payload()`.)
     """
     cut = ',"truncated":true' if snapshot.truncated else ""
-    users = ",".join(snapshot.parts)
-    return f'{_snapshot_head(stream)},"count":{snapshot.count}{cut},"users":[{users}]}}'
+    head, users = _snapshot_head(stream), snapshot.listed
+    return f'{head},"count":{snapshot.count}{cut},"users":[{users}]}}'
 
 
 @lru_cache(maxsize=4096)  # a stream's frames all begin alike

@@ -184,37 +184,35 @@ def user_part(user_id: int, name_json: str, connections: int) -> str:
     Made when his count or name changes, not for every snapshot: a snapshot
     is a join of these. The Redis store's join and leave scripts build the
     very same text (`_PLACE` in realtime/presence/redis_store.py), checked by
-    a test of both stores; `part_id` reads the id back from it.
+    a test of both stores; `Snapshot.lists` finds a user by its beginning.
     """
     return f'{{"id":{user_id},"username":{name_json},"connections":{connections}}}'
-
-
-_ID_AT = len('{"id":')
-
-
-def part_id(part: str) -> int:
-    """The user id a `user_part` begins with."""
-    return int(part[_ID_AT : part.index(",", _ID_AT)])
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Who is on a stream; `version` is the newest change it reflects.
 
-    `parts` are its users as the frame lists them (`user_part`), sorted by
-    id. Every subscribe with presence is answered with a snapshot of up to
-    1,000 users: kept as text, it is sent as one join of strings, where
-    hundreds of values per subscribe would each be hashed or serialized.
-    `ids` are the same users' ids, when the store keeps them at hand (the
-    memory store does): a receiver looks users up in them
-    (realtime/presence/ordering.py) instead of reading ids out of `parts`.
+    `listed` is its users as the frame lists them: their parts (`user_part`),
+    sorted by id, joined by commas, the `users` array without its brackets.
+    Every subscribe with presence is answered with a snapshot of up to 1,000
+    users: kept as one text, it goes into the frame as it is, where hundreds
+    of values per subscribe would each be hashed or serialized, and Redis
+    sends it as one string rather than hundreds to parse.
     """
 
-    parts: list[str]
+    listed: str
     count: int
     version: int
     truncated: bool = False
-    ids: list[int] | None = None
+
+    def lists(self, user_id: int) -> bool:
+        """Whether the user is among those listed (a search in C, no parsing).
+
+        A part begins `{"id":<id>,`; a name cannot hold that text, as JSON
+        escapes its quotes.
+        """
+        return f'{{"id":{user_id},' in self.listed
 
     @property
     def users(self) -> list[PresentUser]:
@@ -228,7 +226,7 @@ class Snapshot:
         return body
 
     def _decoded(self) -> list[dict]:
-        return json.loads(f"[{','.join(self.parts)}]")
+        return json.loads(f"[{self.listed}]")
 
 
 @dataclass(frozen=True, slots=True)

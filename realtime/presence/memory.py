@@ -37,7 +37,7 @@ class MemoryStore:
         # record of who is on it, kept as snapshots list them (every subscribe
         # with presence reads one, so it is not sorted per read), with each
         # user's id and part of the snapshot frame beside it, at the same
-        # index (the ids are what `_count` searches and snapshots carry).
+        # index (the ids are what `_count` searches).
         self._ids: dict[str, list[int]] = defaultdict(list)
         self._listed: dict[str, list[PresentUser]] = defaultdict(list)
         self._parts: dict[str, list[str]] = defaultdict(list)
@@ -158,11 +158,10 @@ class MemoryStore:
     def _snapshot(self, stream: str, limit: int) -> Snapshot:
         parts = self._parts.get(stream, [])
         return Snapshot(
-            parts=parts[:limit],
+            listed=",".join(parts if len(parts) <= limit else parts[:limit]),
             count=len(parts),
             version=self._versions.get(stream, 0),
             truncated=len(parts) > limit,
-            ids=self._ids.get(stream, [])[:limit],
         )
 
     def _alive(self, pid: str) -> bool:

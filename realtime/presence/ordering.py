@@ -15,7 +15,6 @@ back within one window), a leave of someone it does not show. So a client
 sees every user's arrivals and departures alternate, never one told twice.
 """
 
-from bisect import bisect_left
 from collections.abc import Iterator
 
 from realtime.presence.events import (
@@ -23,7 +22,6 @@ from realtime.presence.events import (
     Change,
     PresenceChange,
     Snapshot,
-    part_id,
 )
 
 # Versions are microseconds. A change this much older than the newest one seen
@@ -44,12 +42,9 @@ class PresenceFilter:
         """A fresh snapshot (first one, or after a resync) replaces the view."""
         self.version = snapshot.version
         self.newest = snapshot.version  # the newest change this view reflects
-        # Sorted by id; searched in place (a subscribe with presence makes one
-        # filter from a snapshot of up to 1,000 users, most never looked up):
-        # in its ids when the store gave them, else in the parts themselves.
-        self._ids = snapshot.ids
-        self._listed = snapshot.parts
-        self._complete = not snapshot.truncated
+        # Searched in place (a subscribe with presence makes one filter from
+        # a snapshot of up to 1,000 users, most never looked up).
+        self._snapshot = snapshot
         self._last: dict[int, tuple[int, bool]] = {}  # user → (version, present)
         self._folded: dict[int, bool] = {}  # user → present, where it differs
         self._until_fold = FOLD_EVERY
@@ -99,10 +94,6 @@ class PresenceFilter:
 
     def _in_snapshot(self, user_id: int) -> bool | None:
         """Whether the snapshot listed the user; None when it was cut and did not."""
-        if self._ids is not None:
-            i = bisect_left(self._ids, user_id)
-            listed = i < len(self._ids) and self._ids[i] == user_id
-        else:
-            i = bisect_left(self._listed, user_id, key=part_id)
-            listed = i < len(self._listed) and part_id(self._listed[i]) == user_id
-        return True if listed else (False if self._complete else None)
+        if self._snapshot.lists(user_id):
+            return True
+        return None if self._snapshot.truncated else False

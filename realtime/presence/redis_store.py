@@ -93,13 +93,15 @@ local function join()
   return v
 end
 """
-# A snapshot: the version, the number of users and the first `limit` parts.
+# A snapshot: the version, the number of users, how many are listed, and the
+# first `limit` parts joined by commas. One string: the client parses one
+# reply, not hundreds, and the frame takes it as it is.
 _READ = """
 local function read(limit)
   local parts = redis.call('ZRANGE', KEYS[6], 0, tonumber(limit) - 1)
   local count = #parts
   if count >= tonumber(limit) then count = redis.call('ZCARD', KEYS[6]) end
-  return {redis.call('GET', KEYS[4]) or false, count, parts}
+  return {redis.call('GET', KEYS[4]) or false, count, #parts, table.concat(parts, ',')}
 end
 """
 JOIN = _BUMP + _PLACE + _JOIN + "return join()"
@@ -348,13 +350,16 @@ def _stream_keys(prefix: str, pid: str, stream: str) -> tuple[str, ...]:
     )
 
 
-def _snapshot_parse(version: str | None, count: int, parts: list[str]) -> Snapshot:
-    """A snapshot from READ's reply: the version, the total, the first parts."""
+def _snapshot_parse(
+    version: str | None, count: int, listed_count: int, listed: str
+) -> Snapshot:
+    """A snapshot from READ's reply: the version, the total, how many are
+    listed and their parts."""
     return Snapshot(
-        parts=parts,
+        listed=listed,
         count=count,
         version=int(version or 0),
-        truncated=count > len(parts),
+        truncated=count > listed_count,
     )
 
 

@@ -103,11 +103,12 @@ def snapshot_of(
     """A snapshot of (id, username, connections) rows sorted by id: the first
     `limit` of them; `count` is always the total."""
     return Snapshot(
-        parts=[user_part(uid, name_encode(name), n) for uid, name, n in rows[:limit]],
+        listed=",".join(
+            user_part(uid, name_encode(name), n) for uid, name, n in rows[:limit]
+        ),
         count=len(rows),
         version=version,
         truncated=len(rows) > limit,
-        ids=[uid for uid, _, _ in rows[:limit]],
     )
 
 

@@ -143,9 +143,9 @@ async def test_a_snapshot_lists_at_most_the_limit_and_counts_everyone(cluster):
     assert snapshot.payload()["truncated"] is True
 
 
-async def test_a_snapshots_ids_when_given_are_its_users_in_order(cluster):
-    """Filters look users up in `ids` (the memory store's): they must be the
-    parts' own ids, whatever joined and left, cut at the limit too."""
+async def test_a_snapshot_lists_its_users_in_order_and_finds_exactly_them(cluster):
+    """Filters look users up with `Snapshot.lists`: it must find the users
+    listed and no other, whatever joined and left, cut at the limit too."""
     p = await cluster.process()
     for user_id in (5, 3, 9, 1, 7):
         await open_socket(p, f"s{user_id}", user_id, streams=[S])
@@ -153,9 +153,9 @@ async def test_a_snapshots_ids_when_given_are_its_users_in_order(cluster):
     await open_socket(p, "s4", 4, streams=[S])
     for limit in (1000, 3):
         snapshot = await p.snapshot(S, limit=limit)
-        if snapshot.ids is not None:
-            assert snapshot.ids == [u.id for u in snapshot.users]
         assert [u.id for u in snapshot.users] == [1, 3, 4, 5, 7][:limit]
+        found = [uid for uid in range(12) if snapshot.lists(uid)]
+        assert found == [1, 3, 4, 5, 7][:limit]
 
 
 async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
@@ -177,7 +177,8 @@ async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
     expected = snapshot_of(rows, version=0, limit=1000)
 
     snapshot = await p.snapshot(S)
-    assert snapshot.parts == expected.parts
+    assert snapshot.listed == expected.listed
+    assert all(snapshot.lists(uid) for uid in users)
     text = snapshot_frame(S, snapshot)
     text.encode("utf-8")  # what daphne sends must be UTF-8
     frame = json.loads(text)
@@ -200,7 +201,7 @@ async def test_a_users_part_follows_his_count_and_his_latest_name(cluster):
         1,
     )
     await p.stream_leave("a2", S)
-    assert (await p.snapshot(S)).parts == []
+    assert (await p.snapshot(S)).listed == ""
 
 
 async def test_connections_are_counted_per_session_on_every_process(cluster):
