@@ -240,9 +240,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         if self.listed:
             self.listed = False
             # The leaves of every stream this socket was on, to every process.
-            await presence_broadcast(
-                await registry_get().socket_close(self.channel_name)
-            )
+            presence_broadcast(await registry_get().socket_close(self.channel_name))
         if self.welcomed:
             await self.socket_closed(code)
 

@@ -86,7 +86,7 @@ class StreamPresence:
             )
         else:
             change = await registry.stream_join(self.socket_id, name)
-        await presence_broadcast([change])
+        presence_broadcast([change])
 
     async def snapshot_send(self, stream: Stream) -> None:
         """After `subscribed` and any replay: the snapshot, if this socket watches.
@@ -116,9 +116,7 @@ class StreamPresence:
         if stream.name in self.watched:
             await self._unwatch(stream)
         registry = registry_get()
-        await presence_broadcast(
-            [await registry.stream_leave(self.socket_id, stream.name)]
-        )
+        presence_broadcast([await registry.stream_leave(self.socket_id, stream.name)])
 
     # --- the `presence` frame ---------------------------------------------------
 

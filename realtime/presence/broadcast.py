@@ -46,8 +46,12 @@ _outbox: PresenceOutbox | None = None
 _uncounted: dict[tuple[str, bool], int] = {}
 
 
-async def presence_broadcast(events: list[PresenceEvent | None]) -> None:
-    """Count each change and queue it for its stream's watchers; None is skipped."""
+def presence_broadcast(events: list[PresenceEvent | None]) -> None:
+    """Count each change and queue it for its stream's watchers; None is skipped.
+
+    Only queues (the outbox sends at the window's end), so it does not await:
+    every subscribe and unsubscribe with presence calls it.
+    """
     outbox = _outbox_get()
     for event in events:
         if event is None:
@@ -75,8 +79,13 @@ async def presence_flush() -> None:
 async def registry_started() -> SocketRegistry:
     """This process's registry, heartbeat running, broadcasting what it notices."""
     registry = registry_get()
-    await registry.start(on_change=presence_broadcast)
+    await registry.start(on_change=_noticed)
     return registry
+
+
+async def _noticed(events: list[PresenceEvent]) -> None:
+    """The registry's `on_change`: what nobody called for (a dead process)."""
+    presence_broadcast(events)
 
 
 async def registry_stopped() -> None:
