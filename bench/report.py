@@ -584,7 +584,8 @@ def markdown(summary: dict, chart_name: str, scale_chart: str | None = None) -> 
         f"Machine: {machine['cpu']}, {machine['cores']} cores, Linux "
         f"{machine['kernel']}, Python {machine['python']}. Servers: daphne `-v 0` "
         "pinned to core 0, fresh SQLite database each; load generator (Python "
-        "asyncio + websockets, uvloop) pinned to core 1, 127.0.0.1 only. "
+        "asyncio + websockets, uvloop) pinned to core 1, 127.0.0.1 only; the "
+        "presence cases' redis-server pinned to core 1 too. "
         f"Versions: {versions}.",
         "",
         f"authsocket limits raised for the bench: {limits}.",

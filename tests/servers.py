@@ -218,7 +218,12 @@ class OutputProcess:
 class RedisProcess(OutputProcess):
     """A throw-away redis-server on a fixed free port (so it can come back)."""
 
-    def __init__(self, log_dir: Path | None = None, port: int | None = None):
+    def __init__(
+        self,
+        log_dir: Path | None = None,
+        port: int | None = None,
+        core: str | None = None,  # pinned to this CPU core (taskset)
+    ):
         self.port = port or free_port()
         binary = shutil.which("redis-server") or "redis-server"
         args = [
@@ -235,7 +240,7 @@ class RedisProcess(OutputProcess):
             "no",
         ]
         log_path = log_dir / "redis.log" if log_dir else None
-        super().__init__("redis", args, dict(os.environ), log_path)
+        super().__init__("redis", pinned(core, args), dict(os.environ), log_path)
 
     def start(self, timeout: float = 15.0):
         mark = len(self.lines)
