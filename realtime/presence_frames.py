@@ -23,6 +23,7 @@ from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast
 from realtime.presence.events import (
     RESYNC_EVENT,
+    Batch,
     Resync,
     Snapshot,
     batch_changes,
@@ -137,6 +138,17 @@ class StreamPresence:
         return True
 
     # --- channel-layer events ---------------------------------------------------
+
+    def unconcerned(self, name: str, batch: Batch) -> bool:
+        """True when nothing in `batch` is for this socket to look at: its
+        snapshot of `name` is out, and older than every change the batch
+        announces (a watcher of a churning stream, most windows)."""
+        view = self.watched.get(name)
+        return (
+            view is not None
+            and name not in self.held
+            and not batch.for_snapshot(view.version)
+        )
 
     async def changes_arrived(self, event: dict) -> None:
         """One window's joins and leaves from any process: each passed on once."""

@@ -18,6 +18,7 @@ from realtime.presence.broadcast import change_frame, presence_flush
 from realtime.presence.events import Change, PresenceChange, Resync, batch_event
 from realtime.presence.relay import relay_for
 from realtime.presence.store import clock_version
+from realtime.presence_frames import StreamPresence
 from realtime.publish import message_store
 from realtime.streams import room_stream
 from realtime.tests.conftest import TIMEOUT, send, subscribe
@@ -183,6 +184,41 @@ async def test_messages_go_out_between_slices_of_a_presence_batch(
     for socket, first in zip(sockets, firsts, strict=True):  # each is told both
         second = "message" if first == "presence.join" else "presence.join"
         assert (await next_frame(socket))["type"] == second
+
+
+async def test_a_batch_hidden_from_a_watcher_is_not_even_handed_to_it(
+    connect, alice, bob, rooms, monkeypatch
+):
+    """Most watchers of a churning stream have nothing to look at in a batch:
+    a leave ending a visit that began after their snapshots is marked hidden
+    from them. The relay asks each watcher, without a coroutine, and hands
+    the batch only to those it concerns; those still get every frame."""
+    sockets = [await connect(alice), await connect(bob)]
+    for socket in sockets:
+        await watch(socket, LOBBY)
+    await drain(*sockets)
+    handed, arrived = [], StreamPresence.changes_arrived
+
+    async def counted(self, event):
+        handed.append(self.user.username)
+        await arrived(self, event)
+
+    monkeypatch.setattr(StreamPresence, "changes_arrived", counted)
+    group, layer, now = (
+        room_stream("lobby").presence_group,
+        get_channel_layer(),
+        clock_version(),
+    )
+    visit = PresenceChange(Change.LEAVE, LOBBY, 10**6, "dave", now + 2, "x", now + 1)
+    hidden = visit.hidden(now + 1)
+    await layer.group_send(group, batch_event(LOBBY, [hidden], [change_frame(hidden)]))
+    erin = PresenceChange(Change.JOIN, LOBBY, 10**6 + 1, "erin", now + 3, "y")
+    await layer.group_send(group, batch_event(LOBBY, [erin], [change_frame(erin)]))
+    for socket in sockets:  # the hidden leave is no frame; the join is one
+        frame = await next_frame(socket)
+        assert (frame["type"], frame["user"]["username"]) == ("presence.join", "erin")
+        assert await socket.receive_nothing(timeout=QUIET)
+    assert sorted(handed) == ["alice", "bob"]  # the join only
 
 
 async def test_resyncs_arriving_during_a_round_make_one_more_not_one_each(
