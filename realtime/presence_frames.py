@@ -141,8 +141,9 @@ class StreamPresence:
 
     def unconcerned(self, name: str, batch: Batch) -> bool:
         """True when nothing in `batch` is for this socket to look at: its
-        snapshot of `name` is out, and older than every change the batch
-        announces (a watcher of a churning stream, most windows)."""
+        snapshot of `name` is out, and every change of the batch is hidden
+        from it (`Batch.for_snapshot`: a watcher of a churning stream, most
+        windows)."""
         view = self.watched.get(name)
         return (
             view is not None
