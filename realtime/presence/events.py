@@ -5,6 +5,7 @@ The registry decides; its callers turn these into frames (docs/protocol.md
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -189,6 +190,9 @@ def user_part(user_id: int, name_json: str, connections: int) -> str:
     return f'{{"id":{user_id},"username":{name_json},"connections":{connections}}}'
 
 
+_PART_ID = re.compile(r'\{"id":(\d+),')  # a part's beginning (see `Snapshot.lists`)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Who is on a stream; `version` is the newest change it reflects.
@@ -198,21 +202,32 @@ class Snapshot:
     Every subscribe with presence is answered with a snapshot of up to 1,000
     users: kept as one text, it goes into the frame as it is, where hundreds
     of values per subscribe would each be hashed or serialized, and Redis
-    sends it as one string rather than hundreds to parse.
+    sends it as one string rather than hundreds to parse. `ids` are the
+    same users' ids, when the store keeps them at hand (the memory store
+    does): a receiver bisects them (realtime/presence/ordering.py).
     """
 
     listed: str
     count: int
     version: int
     truncated: bool = False
+    ids: list[int] | None = None
 
     def lists(self, user_id: int) -> bool:
-        """Whether the user is among those listed (a search in C, no parsing).
+        """Whether the user is among those listed: a search of the text, in C.
 
         A part begins `{"id":<id>,`; a name cannot hold that text, as JSON
-        escapes its quotes.
+        escapes its quotes. Linear in the text (about 6 µs for 200 users,
+        30 µs for 1,000): for a few lookups, not for many (`listed_ids`).
         """
         return f'{{"id":{user_id},' in self.listed
+
+    def listed_ids(self) -> list[int]:
+        """The listed users' ids, in order: `ids`, or read out of the text
+        (about 75 µs for 200 users, so only once a view looks up many)."""
+        if self.ids is not None:
+            return self.ids
+        return [int(user_id) for user_id in _PART_ID.findall(self.listed)]
 
     @property
     def users(self) -> list[PresentUser]:

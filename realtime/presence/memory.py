@@ -37,7 +37,7 @@ class MemoryStore:
         # record of who is on it, kept as snapshots list them (every subscribe
         # with presence reads one, so it is not sorted per read), with each
         # user's id and part of the snapshot frame beside it, at the same
-        # index (the ids are what `_count` searches).
+        # index (the ids are what `_count` searches and snapshots carry).
         self._ids: dict[str, list[int]] = defaultdict(list)
         self._listed: dict[str, list[PresentUser]] = defaultdict(list)
         self._parts: dict[str, list[str]] = defaultdict(list)
@@ -162,6 +162,7 @@ class MemoryStore:
             count=len(parts),
             version=self._versions.get(stream, 0),
             truncated=len(parts) > limit,
+            ids=self._ids.get(stream, [])[:limit],  # a copy: the list changes
         )
 
     def _alive(self, pid: str) -> bool:

@@ -109,6 +109,7 @@ def snapshot_of(
         count=len(rows),
         version=version,
         truncated=len(rows) > limit,
+        ids=[uid for uid, _, _ in rows[:limit]],
     )
 
 

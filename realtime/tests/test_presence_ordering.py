@@ -42,6 +42,25 @@ def test_a_snapshot_finds_a_user_by_his_id_and_no_other():
     rows = [(1, 'x{"id":5,"username":"y"}', 1), (12, '{"id":6,', 2), (123, "z", 1)]
     listed = snapshot_of(rows, version=1, limit=3)
     assert [uid for uid in range(200) if listed.lists(uid)] == [1, 12, 123]
+    assert replace(listed, ids=None).listed_ids() == [1, 12, 123]
+
+
+@pytest.mark.parametrize("truncated", [False, True])
+def test_a_snapshot_with_its_ids_and_one_without_answer_alike(truncated):
+    """The memory store gives a snapshot its ids, Redis does not: a filter
+    searches the text for a few lookups, then reads the ids out of it; every
+    answer is the same as with the ids."""
+    rng = random.Random(7)
+    listed = snapshot(10, *rng.sample(range(1, 400), 60), truncated=truncated)
+    with_ids, without = (
+        PresenceFilter(listed),
+        PresenceFilter(replace(listed, ids=None)),
+    )
+    for version in range(11, 400):  # far more lookups than searches
+        kind = rng.choice([Change.JOIN, Change.LEAVE])
+        seen = change(kind, rng.randrange(0, 401), version)
+        assert with_ids.accept(seen) == without.accept(seen)
+    assert without._ids == listed.ids  # it did read them out
 
 
 @pytest.mark.parametrize("truncated", [False, True])

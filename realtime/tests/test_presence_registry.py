@@ -156,6 +156,9 @@ async def test_a_snapshot_lists_its_users_in_order_and_finds_exactly_them(cluste
         assert [u.id for u in snapshot.users] == [1, 3, 4, 5, 7][:limit]
         found = [uid for uid in range(12) if snapshot.lists(uid)]
         assert found == [1, 3, 4, 5, 7][:limit]
+        assert snapshot.listed_ids() == [1, 3, 4, 5, 7][:limit]
+        if snapshot.ids is not None:  # the memory store's: the same
+            assert snapshot.ids == [1, 3, 4, 5, 7][:limit]
 
 
 async def test_a_snapshot_is_rendered_the_same_by_every_store(cluster):
