@@ -15,6 +15,7 @@ are passed on, in order, right after the snapshot frame.
 
 from functools import lru_cache, partial
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 
 from realtime.frames import dumps
@@ -32,6 +33,10 @@ from realtime.presence.ordering import PresenceFilter
 from realtime.presence.relay import relay_for
 from realtime.protocol import ServerFrame
 from realtime.streams import Stream, stream_parse
+
+# A send to a socket whose close has begun. ASGI asks servers for an OSError;
+# daphne's WebSocket protocol (autobahn) raises its own `Disconnected`.
+SOCKET_GONE = (OSError, Disconnected)
 
 
 class StreamPresence:
@@ -71,7 +76,7 @@ class StreamPresence:
                 await self.socket.layer_failed("group_add", exc)
                 return False
         elif not wanted and name in self.watched:
-            await self._unwatch(stream)
+            await self._unwatch(stream.name)
         return True
 
     async def subscribed(self, stream: Stream) -> None:
@@ -115,7 +120,7 @@ class StreamPresence:
     async def ended(self, stream: Stream) -> None:
         """Unsubscribed, or the right is gone: stop watching, stop counting."""
         if stream.name in self.watched:
-            await self._unwatch(stream)
+            await self._unwatch(stream.name)
         registry = registry_get()
         presence_broadcast([await registry.stream_leave(self.socket_id, stream.name)])
 
@@ -193,7 +198,8 @@ class StreamPresence:
         for _, text in view.told(batch_changes(event), self.socket_id):
             if self.watched.get(name) is not view:  # unwatched meanwhile
                 return
-            await self.socket.send(text_data=text)
+            if not await self._sent(name, text):
+                return
 
     async def _resnapshot(self, name: str, shared: dict) -> None:
         """The round's read, unless this socket was told of a change newer
@@ -209,7 +215,7 @@ class StreamPresence:
         if self.watched.get(name) is not view:  # unwatched meanwhile
             return
         view.reset(snapshot)
-        await self.socket.send(text_data=text)
+        await self._sent(name, text)
 
     @staticmethod
     async def _shared_read(name: str, shared: dict) -> tuple[Snapshot, str]:
@@ -233,14 +239,29 @@ class StreamPresence:
         if held is not None and self.held.get(name) is held:
             del self.held[name]
 
+    async def _sent(self, name: str, text: str) -> bool:
+        """Send from the relay's task; False when the socket's close has begun.
+
+        The relay runs beside the socket's own task, so a close can overtake
+        a batch: nothing is wrong then, and nothing is logged. The socket
+        stops watching (it will never be sent to again); its disconnect
+        removes it from the registry as usual.
+        """
+        try:
+            await self.socket.send(text_data=text)
+        except SOCKET_GONE:
+            await self._unwatch(name)
+            return False
+        return True
+
     def _forget(self, name: str) -> None:
         self.watched.pop(name, None)
         self.held.pop(name, None)
         self.read_ahead.pop(name, None)
 
-    async def _unwatch(self, stream: Stream) -> None:
-        self._forget(stream.name)
-        await relay_for(self.socket.channel_layer).unwatch(stream.name, self)
+    async def _unwatch(self, name: str) -> None:
+        self._forget(name)
+        await relay_for(self.socket.channel_layer).unwatch(name, self)
 
 
 def snapshot_frame(stream: str, snapshot: Snapshot) -> str:

@@ -6,9 +6,11 @@ being read (realtime/presence/relay.py, realtime/presence_frames.py).
 """
 
 import asyncio
+import logging
 import time
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
@@ -219,6 +221,46 @@ async def test_a_batch_hidden_from_a_watcher_is_not_even_handed_to_it(
         assert (frame["type"], frame["user"]["username"]) == ("presence.join", "erin")
         assert await socket.receive_nothing(timeout=QUIET)
     assert sorted(handed) == ["alice", "bob"]  # the join only
+
+
+async def test_a_socket_closing_under_a_batch_is_dropped_without_an_error(
+    connect, alice, bob, rooms, caplog
+):
+    """The relay sends from its own task, so a socket's close can overtake a
+    batch: daphne (through autobahn) then raises `Disconnected` on the send.
+    That is no error to log: the socket stops watching and the others are
+    told as usual. Any other failure of a send is still logged."""
+    a, b = await connect(alice), await connect(bob)
+    await watch(a, LOBBY)
+    await watch(b, LOBBY)
+    await drain(a, b)
+    relay = relay_for(get_channel_layer())
+    closing = next(w for w in relay._watchers[LOBBY] if w.user.pk == alice.pk)
+
+    async def gone(**_):
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    closing.socket.send = gone
+    group, now = room_stream("lobby").presence_group, clock_version()
+    dave = PresenceChange(Change.JOIN, LOBBY, 10**6, "dave", now + 1, "x")
+    await get_channel_layer().group_send(
+        group, batch_event(LOBBY, [dave], [change_frame(dave)])
+    )
+    assert (await next_frame(b))["user"]["username"] == "dave"
+    await until(lambda: relay.watching(LOBBY) == 1)
+    assert LOBBY not in closing.watched
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    async def broken(**_):
+        raise ValueError("not a closing socket")
+
+    b_watcher = next(iter(relay._watchers[LOBBY]))
+    b_watcher.socket.send = broken
+    erin = PresenceChange(Change.JOIN, LOBBY, 10**6 + 1, "erin", now + 2, "y")
+    await get_channel_layer().group_send(
+        group, batch_event(LOBBY, [erin], [change_frame(erin)])
+    )
+    await until(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
 
 
 async def test_resyncs_arriving_during_a_round_make_one_more_not_one_each(
