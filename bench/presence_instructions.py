@@ -192,7 +192,11 @@ def main() -> None:
     runs = list(itertools.product((True, False), (args.cycles, 2 * args.cycles)))
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         totals = dict(
-            zip(runs, pool.map(lambda run: counted(args, *run, Path(tmp)), runs))
+            zip(
+                runs,
+                pool.map(lambda run: counted(args, *run, Path(tmp)), runs),
+                strict=True,
+            )
         )
     on, off = (
         totals[presence, 2 * args.cycles] - totals[presence, args.cycles]
