@@ -5,8 +5,9 @@ unknown URLs with an HTML page; both are normalized here so that clients can
 switch on `code` and never parse HTML.
 """
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -104,3 +105,54 @@ def json_400(request, exception: Exception | None = None) -> JsonResponse:
 
 def json_403(request, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
+
+
+_JSON_ERRORS = {400: json_400, 403: json_403, 404: json_404, 500: json_500}
+
+
+class JsonErrorsUnderApi:
+    """Under /api/, an HTML error page becomes the API's JSON error.
+
+    Outside debug the `handler400` … `handler500` above answer already. In
+    debug, Django answers a suspicious request (a `Host` not allowed, a body
+    over `DATA_UPLOAD_MAX_MEMORY_SIZE`) with its HTML debug page, which a
+    client switching on `code` cannot read. Outermost in MIDDLEWARE, so it
+    sees what every other middleware answered; the headers they set stay.
+    """
+
+    sync_capable = async_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return as_json_error(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest):
+        return as_json_error(request, await self.get_response(request))
+
+
+def as_json_error(request: HttpRequest, response: HttpResponseBase):
+    """`response`, or its JSON equivalent when it is an HTML error under /api/."""
+    if (
+        response.status_code < 400
+        or not request.path_info.startswith("/api/")
+        or not response.get("Content-Type", "").startswith("text/html")
+    ):
+        return response
+    answer = _JSON_ERRORS.get(response.status_code)
+    if answer is None:
+        json_error = JsonResponse(
+            {"detail": response.reason_phrase, "code": "error"},
+            status=response.status_code,
+        )
+    else:
+        json_error = answer(request)
+    for header, value in response.items():
+        if header.lower() not in ("content-type", "content-length"):
+            json_error[header] = value
+    return json_error

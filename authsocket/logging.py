@@ -13,6 +13,7 @@ import re
 REDACTED = "[redacted]"
 
 _SECRET_KEYS = "token|ticket|refresh|access|password|secret|cookie"
+_URL_SAFE = "[A-Za-z0-9_-]"
 
 _PATTERNS = [
     # Anything shaped like a JWT (also inside `authsocket.token.<jwt>`).
@@ -20,6 +21,17 @@ _PATTERNS = [
     (re.compile(r"(?i)((?:bearer|apikey)\s+)[^\s,;\"']+"), r"\1" + REDACTED),
     # A service key anywhere (`ask_` + 43 URL-safe characters).
     (re.compile(r"\bask_[A-Za-z0-9_-]{20,}"), REDACTED),
+    # An opaque credential wherever it stands, named or not (a refresh token
+    # or a ticket in a URL's path, in a Host header): 40 or more URL-safe
+    # characters mixing upper and lower case. Secrets are 43 (32 random
+    # bytes); a session id (32) and hex digests (one case) stay readable.
+    (
+        re.compile(
+            rf"(?<!{_URL_SAFE})(?={_URL_SAFE}*[A-Z])(?={_URL_SAFE}*[a-z])"
+            rf"{_URL_SAFE}{{40,}}(?!{_URL_SAFE})"
+        ),
+        REDACTED,
+    ),
     # key=value in query strings and form bodies; any key that names a
     # credential (access_token, refresh_token, client_secret, new_password…).
     (re.compile(rf"(?i)\b(\w*(?:{_SECRET_KEYS}))=[^&\s\"']*"), r"\1=" + REDACTED),

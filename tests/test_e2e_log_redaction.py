@@ -149,6 +149,16 @@ async def test_no_secret_reaches_the_captured_output(e2e_env, tmp_path):
             f"{base}/admin/login/?next=/&access_token={access}",
         ):
             assert 200 <= status_of(url) < 500
+        # Opaque secrets where no name says what they are: a path, a Host.
+        for url in (
+            f"{base}/api/auth/sessions/{second['refresh']}",
+            f"{base}/ws/{tickets[1]}",
+        ):
+            assert 400 <= status_of(url) < 500
+        status, _, _ = call(
+            "GET", f"{base}/api/me", headers={"Host": f"{first['refresh']}.example"}
+        )
+        assert status == 400
         for bad in ("Bearer not-a-jwt", f"Bearer {access}x"):
             request = urllib.request.Request(
                 f"{base}/api/me", headers={"Authorization": bad}

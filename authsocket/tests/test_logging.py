@@ -4,6 +4,9 @@ import pytest
 
 from authsocket.logging import REDACTED, redact, redact_access_log_request
 
+# What a refresh token or a ticket looks like: secrets.token_urlsafe(32).
+OPAQUE = "Qx3v_0kR9mZ-aT7bLw2YhN5cJ8dPf1sGe4uVi6oKn0E"
+
 
 @pytest.mark.parametrize(
     "line, expected",
@@ -32,6 +35,9 @@ def test_access_log_request_lines_lose_their_query(line, expected):
         "GET /cb?access_token=SECRETPW&client_secret=SECRETPW",
         '{"refresh_token": "SECRETREFRESH"}',
         "authsocket_refresh_cookie=SECRETREFRESH",
+        # Opaque credentials where no name says so: a path, a Host header.
+        f"GET /api/auth/sessions/{OPAQUE}",
+        f"Invalid HTTP_HOST header: '{OPAQUE}.example'.",
     ],
 )
 def test_redact_removes_credential_values(text):
@@ -42,6 +48,19 @@ def test_redact_removes_credential_values(text):
         "SECRETREFRESH",
         "SECRETPW",
         "SIGNATURE",
+        OPAQUE,
     ):
         assert secret not in cleaned
     assert REDACTED in cleaned
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "session Xk2mP9qL-aB3cD4eF5gH6iJ7kL8mN9oP revoked",  # a sid: 32 characters
+        "digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "File /work/main/realtime/presence/registry.py, line 179, in _join",
+    ],
+)
+def test_identifiers_that_are_not_credentials_stay_readable(text):
+    assert redact(text) == text
