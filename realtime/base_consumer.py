@@ -173,14 +173,16 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         # watcher finds this socket, so a revocation committed after the
         # middleware's check is never lost, whatever the channel layer does.
         self.registered = True
+        # Before accept a close is HTTP 403 whatever its code: the code only
+        # tells the handshake metrics why (realtime/socket_metrics.py).
         if not await self._join_groups():
-            await self.close()
+            await self.close(code=CloseCode.INTERNAL_ERROR)
             return
         # A revocation seen while we joined (its group message went nowhere):
         # checked after the last await, so nothing can slip in before accept.
         if guard.is_revoked(self.sid):
             logger.info("websocket refused: session revoked during the handshake")
-            await self.close()
+            await self.close(code=CloseCode.REVOKED)
             return
         await self.accept(self.subprotocol)
         self.limiter = FrameLimiter(settings.AUTHSOCKET_FRAME_RATE)

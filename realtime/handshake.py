@@ -62,10 +62,12 @@ async def authenticate_scope(scope: dict) -> tuple[object, HandshakeAuth]:
     except InvalidToken as exc:
         error = f"{exc.code}: {exc.reason}"
         return AnonymousUser(), HandshakeAuth(transport, error=error)
-    except (SessionRefused, AuthError) as exc:
+    except SessionRefused as exc:
         return AnonymousUser(), HandshakeAuth(
             transport, error=f"session refused: {exc}"
         )
+    except AuthError as exc:  # a ticket unknown, used or expired
+        return AnonymousUser(), HandshakeAuth(transport, error=f"{exc.code}: {exc}")
     except (DatabaseError, OSError) as exc:
         metrics.database_error("handshake")
         # Not logged here: the consumer logs every refusal once, with this reason.

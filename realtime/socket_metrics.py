@@ -10,7 +10,6 @@ from collections.abc import Awaitable
 
 from authsocket import metrics
 from realtime.protocol import CloseCode
-from realtime.session_guard import guard
 
 # `scope["auth"].error` starts with one of these (realtime.handshake).
 _AUTH_REASONS = (
@@ -21,16 +20,25 @@ _AUTH_REASONS = (
     ("session refused", "revoked"),
     ("database unavailable", "database_unavailable"),
 )
+# An authenticated user refused before accept, by the consumer's close code
+# (realtime/base_consumer.py); any other close there is a path that refused
+# the user: no route, or a consumer's `socket_allowed()`.
+_CONSUMER_REASONS = {
+    CloseCode.REVOKED: "revoked",  # revoked during the handshake
+    CloseCode.INTERNAL_ERROR: "channel_layer",  # the user's group could not be joined
+}
 
 
-def refusal_reason(auth) -> str:
-    """Why a handshake closed before accept, as a bounded label value."""
+def refusal_reason(auth, code: int | None = None) -> str:
+    """Why a handshake closed before accept, as a bounded label value.
+
+    `code` is the close's: the consumer gives one when it refuses an
+    authenticated user for a reason of its own (daphne answers 403 anyway).
+    """
     if auth is None:
         return metrics.OTHER
     if auth.ok:
-        # Authenticated, yet closed before accept: the session was revoked
-        # during the handshake, or the channel layer refused the user's group.
-        return "revoked" if guard.is_revoked(auth.sid) else "channel_layer"
+        return _CONSUMER_REASONS.get(code, "not_allowed")
     for prefix, reason in _AUTH_REASONS:
         if auth.error.startswith(prefix):
             return reason
@@ -95,7 +103,7 @@ class CountingSend:
     def _closing(self, code) -> None:
         phase, auth = self.phase, self.auth
         if phase == "handshake":
-            metrics.handshake_refused(refusal_reason(auth), _transport(auth))
+            metrics.handshake_refused(refusal_reason(auth, code), _transport(auth))
             self.phase = "refused"
             return
         if phase == "accepting":

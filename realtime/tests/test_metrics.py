@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from accounts.revocation import session_revoke
 from accounts.tokens import encode_access
+from realtime.consumers import StreamConsumer
 from realtime.models import Room
 from realtime.protocol import CloseCode
 from realtime.publish import publish_to_room
@@ -42,6 +43,53 @@ async def test_a_refused_handshake_counts_its_reason_and_transport(
 ):
     with handshakes("refused", reason, transport) as counted:
         assert await refused(ws(query, headers=headers))
+    assert counted.value == 1
+
+
+async def test_an_unknown_ticket_counts_as_invalid_token(ws):
+    with handshakes("refused", "invalid_token", "ticket") as counted:
+        assert await refused(ws("ticket=" + "A" * 43))
+    assert counted.value == 1
+
+
+async def test_a_path_that_refuses_a_user_counts_as_not_allowed(
+    ws, alice, open_session
+):
+    tokens = await db(open_session, alice)
+    with handshakes("refused", "not_allowed", "query") as counted:
+        assert await refused(ws(f"token={tokens.access}", path="/nowhere/"))
+    assert counted.value == 1
+
+
+async def test_a_user_group_the_layer_cannot_join_counts_as_channel_layer(
+    ws, alice, open_session, monkeypatch
+):
+    tokens = await db(open_session, alice)
+
+    async def broken(group, channel):
+        raise ConnectionError("layer down")
+
+    monkeypatch.setattr(get_channel_layer(), "group_add", broken)
+    with handshakes("refused", "channel_layer", "query") as counted:
+        assert await refused(ws(f"token={tokens.access}"))
+    assert counted.value == 1
+
+
+async def test_a_session_revoked_during_the_handshake_counts_as_revoked(
+    ws, alice, open_session, monkeypatch
+):
+    """Revoked after the middleware's check, before the group join: the
+    consumer's own look refuses it (realtime/tests/test_session_guard.py)."""
+    tokens = await db(open_session, alice)
+    join = StreamConsumer._join_groups
+
+    async def join_after_revoking(consumer):
+        assert await db(session_revoke, session=tokens.session, reason="test")
+        return await join(consumer)
+
+    monkeypatch.setattr(StreamConsumer, "_join_groups", join_after_revoking)
+    with handshakes("refused", "revoked", "query") as counted:
+        assert await refused(ws(f"token={tokens.access}"))
     assert counted.value == 1
 
 
