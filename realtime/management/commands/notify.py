@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from realtime.messages import InvalidData
 from realtime.publish import publish_to_user
 
 
@@ -18,7 +19,10 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
-        message = publish_to_user(user=user, data={"text": text})
+        try:
+            message = publish_to_user(user=user, data={"text": text})
+        except InvalidData as exc:  # e.g. bytes the terminal could not decode
+            raise CommandError(f"The text cannot be sent: {exc}") from None
         self.stdout.write(f"stored as user stream message {message.seq}")
         if not settings.REDIS_URL:
             self.stderr.write(
