@@ -59,7 +59,7 @@ def test_redact_removes_credential_values(text):
     [
         "session Xk2mP9qL-aB3cD4eF5gH6iJ7kL8mN9oP revoked",  # a sid: 32 characters
         "digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "File /work/main/realtime/presence/registry.py, line 179, in _join",
+        "File /srv/app/realtime/presence/registry.py, line 179, in _join",
     ],
 )
 def test_identifiers_that_are_not_credentials_stay_readable(text):
