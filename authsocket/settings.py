@@ -283,7 +283,7 @@ AUTHSOCKET_MAX_CONNECTIONS_PER_USER = env_int(
 )
 # Seconds after which the sockets of a process that died without saying
 # goodbye are forgotten and their users' presence.leave sent (realtime/presence).
-AUTHSOCKET_PRESENCE_TTL = env_int("AUTHSOCKET_PRESENCE_TTL", 30, minimum=2)
+AUTHSOCKET_PRESENCE_TTL = env_int("AUTHSOCKET_PRESENCE_TTL", 30, minimum=1)
 # Milliseconds a process gathers presence changes before sending them, one
 # message per stream (realtime/presence/outbox.py). A join waits until it has
 # stood a whole window, so it goes out one to two windows after the subscribe:

@@ -91,3 +91,14 @@ def test_the_examples_placeholder_secrets_are_refused_outside_debug(tmp_path):
         assert result.returncode != 0
         assert f"{name} still holds the example's placeholder" in result.stderr
     assert run_manage(env, "check").returncode == 0
+
+
+def test_a_presence_ttl_of_one_second_is_accepted_and_zero_refused():
+    # A test that kills a process wants its leaves fast (docs/protocol.md §1).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
+    env.update(DJANGO_SETTINGS_MODULE="authsocket.settings", DJANGO_DEBUG="1")
+    accepted = run_manage({**env, "AUTHSOCKET_PRESENCE_TTL": "1"}, "check")
+    assert accepted.returncode == 0, accepted.stderr
+    refused = run_manage({**env, "AUTHSOCKET_PRESENCE_TTL": "0"}, "check")
+    assert refused.returncode != 0
+    assert "AUTHSOCKET_PRESENCE_TTL" in refused.stderr
