@@ -64,6 +64,10 @@ def room_access(*, user, slug: str, action: Action) -> Decision:
     )
     if room is None:
         return HIDDEN
+    if action is Action.JOIN and not room.public:
+        # Members are added to a private room, never join it themselves: the
+        # API answers 404, for members too (docs/protocol.md §2).
+        return HIDDEN
     if room.is_member:
         return Decision(Access.ALLOWED, room)
     if not room.public:

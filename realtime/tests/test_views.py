@@ -46,8 +46,17 @@ def test_joining_a_private_or_unknown_room_is_404(api, carol, rooms, slug):
     assert not Membership.objects.filter(user=carol, room__public=False).exists()
 
 
-def test_member_joining_his_private_room_again_is_a_no_op(api, alice, rooms):
-    assert api(alice).post("/api/rooms/team/membership").status_code == 204
+def test_a_member_joining_his_private_room_is_404_too(api, alice, rooms):
+    """Only public rooms are joined through the API; members of a private
+    room are added to it, and stay members."""
+    assert api(alice).post("/api/rooms/team/membership").status_code == 404
+    assert Membership.objects.filter(user=alice, room__slug="team").exists()
+
+
+def test_joining_a_public_room_twice_is_a_no_op(api, carol, rooms):
+    for _ in range(2):
+        assert api(carol).post("/api/rooms/plaza/membership").status_code == 204
+    assert Membership.objects.filter(user=carol, room__slug="plaza").count() == 1
 
 
 def test_leaving_is_204_even_when_not_a_member(api, alice, carol, rooms):

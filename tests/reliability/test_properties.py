@@ -369,9 +369,11 @@ def expected(user, name: str, action) -> bool:
         return action is Action.READ
     for slug, public in ROOMS.items():
         if name == f"room:{slug}":
+            if action is Action.JOIN:  # only public rooms are joined (§2)
+                return public
             if user.username in MEMBERS.get(slug, ()):
                 return True
-            return public and action in (Action.READ, Action.JOIN)
+            return public and action is Action.READ
     return False
 
 
