@@ -11,7 +11,6 @@ from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
-from rest_framework.views import APIView
 
 from accounts import services
 from accounts.errors import AuthError, InvalidCredentials, WrongPassword
@@ -27,7 +26,7 @@ from accounts.serializers import (
 )
 from accounts.throttles import LOGIN_THROTTLES, PasswordThrottle, TicketThrottle
 from accounts.tokens import public_jwks
-from authsocket.api_errors import ApiError
+from authsocket.api_errors import ApiError, ApiView
 
 COOKIE_MODE_HEADER = "HTTP_X_AUTHSOCKET_COOKIE"
 COOKIE_PATH = "/api/auth/"
@@ -84,7 +83,7 @@ def client_address(request) -> str | None:
         return None
 
 
-class LoginView(APIView):
+class LoginView(ApiView):
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = list(LOGIN_THROTTLES)  # shared with the admin's login form
@@ -106,7 +105,7 @@ class LoginView(APIView):
         return token_response(request, issued)
 
 
-class RefreshView(APIView):
+class RefreshView(ApiView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
@@ -132,7 +131,7 @@ class RefreshView(APIView):
         return data.validated_data["refresh"]
 
 
-class LogoutView(APIView):
+class LogoutView(ApiView):
     """Revoke the current session; in cookie mode the refresh cookie also works."""
 
     permission_classes = [AllowAny]
@@ -155,14 +154,14 @@ class LogoutView(APIView):
         raise exceptions.NotAuthenticated()
 
 
-class LogoutOthersView(APIView):
+class LogoutOthersView(ApiView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request):
         services.session_logout_others(session=request.auth.session)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class LogoutAllView(APIView):
+class LogoutAllView(ApiView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request):
         services.session_logout_all(user=request.user)
@@ -170,7 +169,7 @@ class LogoutAllView(APIView):
         return clear_cookie(response) if wants_cookie(request) else response
 
 
-class SessionListView(APIView):
+class SessionListView(ApiView):
     @extend_schema(responses=SessionSerializer(many=True))
     def get(self, request):
         sessions = AuthSession.objects.live().filter(user=request.user)
@@ -178,7 +177,7 @@ class SessionListView(APIView):
         return Response(SessionSerializer(sessions, many=True, context=context).data)
 
 
-class SessionDetailView(APIView):
+class SessionDetailView(ApiView):
     @extend_schema(responses={204: None})
     def delete(self, request, sid: str):
         if not services.session_delete(user=request.user, sid=sid):
@@ -186,7 +185,7 @@ class SessionDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PasswordChangeView(APIView):
+class PasswordChangeView(ApiView):
     throttle_classes = [PasswordThrottle]
 
     @extend_schema(request=PasswordChangeSerializer, responses={204: None})
@@ -206,7 +205,7 @@ class PasswordChangeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TicketView(APIView):
+class TicketView(ApiView):
     throttle_classes = [TicketThrottle]
 
     @extend_schema(request=None, responses=TicketSerializer)
@@ -217,13 +216,13 @@ class TicketView(APIView):
         return Response({"ticket": ticket, "expires_in": ttl})
 
 
-class MeView(APIView):
+class MeView(ApiView):
     @extend_schema(responses=MeSerializer)
     def get(self, request):
         return Response(MeSerializer(request.user).data)
 
 
-class JwksView(APIView):
+class JwksView(ApiView):
     """Public keys for other services verifying our tokens (asymmetric only)."""
 
     authentication_classes = []

@@ -7,9 +7,11 @@ switch on `code` and never parse HTML.
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -19,6 +21,22 @@ class ApiError(exceptions.APIException):
     def __init__(self, detail: str, code: str, status_code: int = 400):
         self.status_code = status_code
         super().__init__(detail=detail, code=code)
+
+
+class ApiView(APIView):
+    """The project's API views: a method a view does not serve is 405, first.
+
+    DRF authenticates, checks permissions and throttles before it looks for
+    the method's handler, so `PUT /api/me` without a token answered 401 and a
+    wrong method on a staff-only view 403. A wrong method is 405
+    `method_not_allowed` whoever asks (docs/protocol.md §2).
+    """
+
+    def initial(self, request, *args, **kwargs) -> None:
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
 
 
 def _first_code(detail) -> str:
@@ -47,6 +65,10 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, SuspiciousOperation):
+        # Too many query fields, a body over the upload limit: the client's
+        # doing. Left to Django, DEBUG turned them into an AttributeError.
+        exc = ApiError("Bad request.", "bad_request")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a real bug: let Django log it and answer 500
@@ -107,17 +129,33 @@ def json_403(request, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
 
 
-_JSON_ERRORS = {400: json_400, 403: json_403, 404: json_404, 500: json_500}
+# The codes of docs/protocol.md §2 for what Django or a third-party view
+# answered as a page (the API's own views answer JSON with a finer code).
+_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "bad_request",
+    415: "unsupported_media_type",
+    429: "throttled",
+    500: "server_error",
+}
 
 
 class JsonErrorsUnderApi:
-    """Under /api/, an HTML error page becomes the API's JSON error.
+    """Under /api/, every error is JSON `{"detail", "code"}`, in debug too.
 
     Outside debug the `handler400` … `handler500` above answer already. In
     debug, Django answers a suspicious request (a `Host` not allowed, a body
-    over `DATA_UPLOAD_MAX_MEMORY_SIZE`) with its HTML debug page, which a
-    client switching on `code` cannot read. Outermost in MIDDLEWARE, so it
-    sees what every other middleware answered; the headers they set stay.
+    over `DATA_UPLOAD_MAX_MEMORY_SIZE`) with its HTML debug page, and with
+    too many query fields that page itself fails and the request ends in a
+    bare 500. The schema and docs views answer their errors as YAML or HTML.
+    Outermost in MIDDLEWARE, so it sees what every other middleware
+    answered; the headers they set (`Allow`, `WWW-Authenticate`,
+    `Retry-After`, security headers) stay.
     """
 
     sync_capable = async_capable = True
@@ -130,28 +168,42 @@ class JsonErrorsUnderApi:
     def __call__(self, request: HttpRequest):
         if iscoroutinefunction(self):
             return self._acall(request)
-        return as_json_error(request, self.get_response(request))
+        try:
+            response = self.get_response(request)
+        except SuspiciousOperation:
+            if not _under_api(request):
+                raise
+            response = json_400(request)
+        return as_json_error(request, response)
 
     async def _acall(self, request: HttpRequest):
-        return as_json_error(request, await self.get_response(request))
+        try:
+            response = await self.get_response(request)
+        except SuspiciousOperation:  # its debug page failed: see above
+            if not _under_api(request):
+                raise
+            response = json_400(request)
+        return as_json_error(request, response)
+
+
+def _under_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
 
 
 def as_json_error(request: HttpRequest, response: HttpResponseBase):
-    """`response`, or its JSON equivalent when it is an HTML error under /api/."""
+    """`response`, or its JSON equivalent when it is an error under /api/ that
+    is not JSON."""
     if (
         response.status_code < 400
-        or not request.path_info.startswith("/api/")
-        or not response.get("Content-Type", "").startswith("text/html")
+        or not _under_api(request)
+        or response.get("Content-Type", "").startswith("application/json")
     ):
         return response
-    answer = _JSON_ERRORS.get(response.status_code)
-    if answer is None:
-        json_error = JsonResponse(
-            {"detail": response.reason_phrase, "code": "error"},
-            status=response.status_code,
-        )
-    else:
-        json_error = answer(request)
+    code = _CODES.get(response.status_code, "error")
+    json_error = JsonResponse(
+        {"detail": response.reason_phrase + ".", "code": code},
+        status=response.status_code,
+    )
     for header, value in response.items():
         if header.lower() not in ("content-type", "content-length"):
             json_error[header] = value

@@ -4,22 +4,26 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import AllowAny
 
 from accounts.admin_login import throttled_admin_login
 from accounts.views import JwksView
 from authsocket import api_errors
 from realtime.admin_views import connected_now_view
 
+PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
+
 api_patterns = [
     path("", include("accounts.urls")),
     path("", include("realtime.urls")),
     path("server/", include("realtime.server_urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Public (docs/protocol.md §2: no auth): a bad Bearer header is ignored.
+    path("schema/", SpectacularAPIView.as_view(**PUBLIC), name="schema"),
     # Swagger UI with its init script at its own URL (?script): no inline script.
     path(
         "docs/",
         SpectacularSwaggerSplitView.as_view(
-            url_name="schema", template_name="api/docs.html"
+            url_name="schema", template_name="api/docs.html", **PUBLIC
         ),
         name="api-docs",
     ),

@@ -13,11 +13,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ServiceKey
 from accounts.revocation import user_sessions_revoke
+from authsocket.api_errors import ApiView
 from authsocket.openapi import ErrorSerializer
 from realtime.messages import message_frame
 from realtime.presence.reads import connections_read
@@ -47,7 +47,7 @@ class IsService(BasePermission):
         return isinstance(request.auth, ServiceKey)
 
 
-class ServerApiView(APIView):
+class ServerApiView(ApiView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsService]
     throttle_classes = []  # failed keys are throttled by the authentication

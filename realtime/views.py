@@ -13,8 +13,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from authsocket.api_errors import ApiView
 from realtime import services
 from realtime.messages import message_frame
 from realtime.permissions import (
@@ -105,14 +105,14 @@ HISTORY_PARAMETERS = [
 ]
 
 
-class RoomListView(APIView):
+class RoomListView(ApiView):
     @extend_schema(responses=RoomSerializer(many=True))
     def get(self, request):
         rooms = rooms_readable(user=request.user)
         return Response(RoomSerializer(rooms, many=True).data)
 
 
-class MembershipView(APIView):
+class MembershipView(ApiView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request, slug: str):
         """Join a public room (idempotent)."""
@@ -128,7 +128,7 @@ class MembershipView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RoomMessagesView(APIView):
+class RoomMessagesView(ApiView):
     @extend_schema(
         parameters=HISTORY_PARAMETERS, responses=MessageSerializer(many=True)
     )
@@ -145,7 +145,7 @@ class RoomMessagesView(APIView):
         return Response(message_frame(message), status=status.HTTP_201_CREATED)
 
 
-class UserMessagesView(APIView):
+class UserMessagesView(ApiView):
     """History of the caller's own `user` stream (anyone else's: 404)."""
 
     @extend_schema(
@@ -157,7 +157,7 @@ class UserMessagesView(APIView):
         return history(request, user_stream(user_id))
 
 
-class UserNotifyView(APIView):
+class UserNotifyView(ApiView):
     permission_classes = [IsNotifier]
 
     @extend_schema(request=PublishSerializer, responses={201: MessageSerializer})
@@ -170,7 +170,7 @@ class UserNotifyView(APIView):
         return Response(message_frame(message), status=status.HTTP_201_CREATED)
 
 
-class StreamMessagesView(APIView):
+class StreamMessagesView(ApiView):
     """History of any stream the caller may read, by its name (`user` too)."""
 
     @extend_schema(
@@ -183,7 +183,7 @@ class StreamMessagesView(APIView):
         return history(request, parsed)
 
 
-class RoomPresenceView(APIView):
+class RoomPresenceView(ApiView):
     @extend_schema(responses=PresenceSerializer)
     def get(self, request, slug: str):
         """Who is subscribed to the room now, on every process."""
@@ -191,7 +191,7 @@ class RoomPresenceView(APIView):
         return presence(room_stream(slug))
 
 
-class StreamPresenceView(APIView):
+class StreamPresenceView(ApiView):
     @extend_schema(responses=PresenceSerializer)
     def get(self, request, stream: str):
         """Who is subscribed now to any stream the caller may read, by its name."""

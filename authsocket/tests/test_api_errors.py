@@ -48,3 +48,48 @@ def test_html_pages_outside_the_api_are_left_alone(settings):
     response = Client(HTTP_HOST="evil.example").get("/")
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_too_many_query_fields_is_a_json_400(debug):
+    # In debug, Django's own error page fails on these and the request ended
+    # in a bare 500 before the middleware caught it.
+    query = "&".join(f"f{i}=1" for i in range(1001))
+    response = Client().get(f"/api/me?{query}")
+    assert_json_error(response, 400, "bad_request")
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_errors_are_json(debug, path):
+    response = Client().post(path)
+    assert_json_error(response, 405, "method_not_allowed")
+    assert "GET" in response["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_need_no_auth_and_ignore_a_bad_one(path):
+    response = Client().get(path, headers={"authorization": "Bearer garbage"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("put", "/api/me"),
+        ("get", "/api/auth/password"),
+        ("get", "/api/auth/ticket"),
+        ("post", "/api/rooms"),
+        ("get", "/api/users/1/notify"),
+        ("get", "/api/server/publish"),
+    ],
+)
+def test_a_wrong_method_is_405_before_any_authentication(method, path):
+    response = getattr(Client(), method)(path)
+    assert_json_error(response, 405, "method_not_allowed")
+
+
+def test_a_wrong_method_is_405_before_permissions(alice, open_session):
+    tokens = open_session(alice)
+    response = Client().get(
+        "/api/users/1/notify", headers={"authorization": f"Bearer {tokens.access}"}
+    )
+    assert_json_error(response, 405, "method_not_allowed")
