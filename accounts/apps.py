@@ -10,3 +10,9 @@ class AccountsConfig(AppConfig):
             receivers,
             schema,
         )
+        from accounts.keys import keyring
+
+        # Read the signing keys now: a key file that is missing, not PEM or
+        # of the wrong type for AUTHSOCKET_JWT_ALGORITHM stops the process at
+        # start-up, not at the first login (a 500 for every user).
+        keyring()

@@ -4,6 +4,7 @@ Keys are generated into tmp_path and configured through settings overrides;
 `keyring()` is cached per settings, so each override gets its own keys.
 """
 
+import os
 import time
 
 import jwt
@@ -15,6 +16,7 @@ from rest_framework.test import APIClient
 
 from accounts.keys import keyring, public_jwk, thumbprint
 from accounts.tokens import InvalidToken, decode_access, encode_access
+from tests.servers import run_manage
 from tests.tokens import access_claims, hs256, segment
 
 GENERATORS = {
@@ -187,3 +189,22 @@ def test_kid_is_the_rfc7638_thumbprint(settings, tmp_path):
     configure(settings, "EdDSA", private)
     key = serialization.load_pem_public_key(public.read_bytes())
     assert keyring().signing_kid == thumbprint(public_jwk(key))
+
+
+def test_a_key_of_the_wrong_type_stops_the_process_at_start_up(tmp_path):
+    private, _ = write_key_pair(tmp_path, "rsa", "RS256")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="authsocket.settings",
+        DJANGO_DEBUG="1",
+        AUTHSOCKET_JWT_ALGORITHM="ES256",
+        AUTHSOCKET_JWT_PRIVATE_KEY_FILE=str(private),
+    )
+    refused = run_manage(env, "check")
+    assert refused.returncode != 0
+    assert "does not hold a key usable with ES256" in refused.stderr
+    right, _ = write_key_pair(tmp_path, "ec", "ES256")
+    accepted = run_manage(
+        {**env, "AUTHSOCKET_JWT_PRIVATE_KEY_FILE": str(right)}, "check"
+    )
+    assert accepted.returncode == 0, accepted.stderr
