@@ -5,10 +5,19 @@
 Takes exactly daphne's command line. Differences from plain ``daphne``:
 
 * the WebSocket message and frame size limits default to twice
-  ``AUTHSOCKET_MAX_MESSAGE_BYTES``, so a message a little over the limit still
-  reaches the consumer (which answers 4413) while a huge one is cut by the
-  transport with a 1009 close frame (not a bare TCP drop) before it is
-  buffered;
+  ``AUTHSOCKET_MAX_MESSAGE_BYTES``: a message a little over the limit still
+  reaches the consumer (which answers 4413), a huge one is cut by autobahn at
+  its frame header, before it is buffered, with a 4413 close frame too
+  (``ContractWebSocketProtocol``; autobahn would send 1009, or drop the TCP
+  connection with its default ``failByDrop``), and a refused handshake's
+  status line never quotes what the client sent;
+* Twisted does not parse POST bodies (``RawBodyRequest``): daphne never
+  reads what it parses, and a multipart body it could not parse was an
+  empty 400 of Twisted's own instead of the application's JSON answer;
+* autobahn judges no Origin: every handshake reaches the application's check
+  (``realtime.origin.OriginCheck``: 403 and a logged reason), where autobahn
+  would answer 400, unlogged, to ``Origin: null`` and to an Origin without a
+  host (``leave_origins_to_the_application``);
 * the access log never shows query strings (daphne logs them for HTTP;
   ``authsocket.logging.redact_daphne_access_log``), and is JSON lines with
   ``AUTHSOCKET_LOG_FORMAT=json``;
@@ -36,13 +45,18 @@ import signal
 import sys
 import time
 from functools import partial
+from http import HTTPStatus
 
 # daphne.server installs the asyncio reactor; it must be imported before
 # anything else touches twisted.internet.reactor.
 from daphne.access import AccessLogGenerator  # isort:skip
 from daphne.cli import CommandLineInterface  # isort:skip
 from daphne.server import Server  # isort:skip
+from daphne.http_protocol import HTTPFactory, WebRequest  # isort:skip
+from daphne.ws_protocol import WebSocketProtocol  # isort:skip
 from twisted.internet import reactor  # isort:skip
+
+import autobahn.websocket.protocol as autobahn_protocol  # isort:skip
 
 from django.core.exceptions import ImproperlyConfigured  # isort:skip
 
@@ -62,6 +76,7 @@ logger = logging.getLogger("authsocket.serve")
 
 # int(): autobahn refuses anything but a plain int as a close code.
 SHUTDOWN_CLOSE_CODE = int(CloseCode.SHUTTING_DOWN)
+MESSAGE_TOO_BIG_CLOSE_CODE = int(CloseCode.MESSAGE_TOO_BIG)
 DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
@@ -76,6 +91,71 @@ def _from_env(read):
 def transport_message_limit() -> int:
     """The daphne/autobahn payload limit matching AUTHSOCKET_MAX_MESSAGE_BYTES."""
     return 2 * _from_env(env_max_message_bytes)
+
+
+class ContractWebSocketProtocol(WebSocketProtocol):
+    """daphne's WebSocket protocol, answering as the wire contract says.
+
+    * A message over the transport limit closes 4413. autobahn calls
+      ``_max_message_size_exceeded`` when a message (or a frame) grows past
+      ``maxMessagePayloadSize`` / ``maxFramePayloadSize``, at the frame
+      header, before the payload is buffered; it would fail the connection
+      with 1009. Every message over ``AUTHSOCKET_MAX_MESSAGE_BYTES`` closes
+      4413, whoever noticed it.
+    * A refused handshake's status line is the status's own phrase. autobahn
+      puts its reason there, which can quote what the client sent (a
+      repeated ``authsocket.token.<jwt>`` subprotocol: "duplicate protocol
+      …"): a token must not come back in a line that proxies may log.
+    """
+
+    def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
+        self._fail_connection(MESSAGE_TOO_BIG_CLOSE_CODE, reason)
+
+    def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
+        super().sendHttpErrorResponse(code, HTTPStatus(code).phrase, responseHeaders)
+
+
+class RawBodyRequest(WebRequest):
+    """daphne's HTTP request, without Twisted's parsing of POST bodies.
+
+    Twisted parses urlencoded and multipart bodies into ``request.args``,
+    which daphne never reads (the application gets the raw body), and
+    answers a multipart body it cannot parse with an empty 400 of its own,
+    before the application could answer JSON.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._parsePOSTFormSubmission = False
+
+
+class RawBodyHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = RawBodyRequest
+        return protocol
+
+
+def _origin_left_to_the_application(url):
+    """autobahn's Origin parser, replaced: to autobahn every Origin is "null"."""
+    return "null"
+
+
+def leave_origins_to_the_application() -> None:
+    """autobahn lets every Origin through; ``realtime.origin.OriginCheck`` judges.
+
+    autobahn answers 400, before the application runs and without a log line,
+    an Origin without a host (``localhost``, an empty value) and ``null``
+    unless ``allowNullOrigin`` is set. Read as "null" and with
+    ``allowNullOrigin`` (``GracefulServer._on_startup``), every Origin reaches
+    the application's check: 403 and a logged reason.
+    """
+    if not hasattr(autobahn_protocol, "_url_to_origin"):
+        logger.warning(
+            "autobahn has no _url_to_origin: an Origin it cannot parse is "
+            "refused 400 before the application's Origin check"
+        )
+    autobahn_protocol._url_to_origin = _origin_left_to_the_application
 
 
 class JsonAccessLog(AccessLogGenerator):
@@ -220,11 +300,18 @@ class GracefulServer(Server):
         super().run()
 
     def _on_startup(self):
-        # autobahn drops the TCP connection on a protocol violation such as a
-        # message over --websocket-max-message-size (failByDrop): the client
-        # then sees 1006. Send the close frame (1009) instead, so it learns why.
         # Runs before the reactor accepts its first connection.
-        self.ws_factory.setProtocolOptions(failByDrop=False)
+        # autobahn drops the TCP connection on a protocol violation
+        # (failByDrop): the client then sees 1006. Send a close frame instead,
+        # so it learns why. Every setProtocolOptions call also resets
+        # allowNullOrigin to False unless it is given: give it.
+        self.ws_factory.setProtocolOptions(failByDrop=False, allowNullOrigin=True)
+        leave_origins_to_the_application()
+        # A message over --websocket-max-message-size closes 4413, not 1009.
+        self.ws_factory.protocol = ContractWebSocketProtocol
+        # daphne.Server.run made its factory and listens with it already: the
+        # same object, our subclass, so each connection gets RawBodyRequest.
+        self.http_factory.__class__ = RawBodyHTTPFactory
         self._install_signal_handlers()
 
     def listen_success(self, port):
