@@ -21,7 +21,7 @@ from realtime.channels_overrides import HoplessWebsocketConsumer
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
 from realtime.frame_fields import FIELDS, Field, frame_problem
-from realtime.frames import FrameError, dumps, frame_parse, frame_too_big
+from realtime.frames import FrameError, dumps, frame_echo, frame_parse, frame_too_big
 from realtime.groups import user_group
 from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast, registry_started
@@ -299,8 +299,11 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             if self.limiter.flooding:
                 await self.close(code=CloseCode.RATE_LIMITED)
             else:
+                # The refused frame's `ref` is echoed like any answer's.
                 await self.send_error(
-                    ErrorCode.RATE_LIMITED, "Too many frames; slow down."
+                    ErrorCode.RATE_LIMITED,
+                    "Too many frames; slow down.",
+                    frame_echo(text_data),
                 )
             return
         frame = None
@@ -317,7 +320,10 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
                 raise FrameError(ErrorCode.BAD_REQUEST, problem)
             await getattr(self, spec.handler)(frame)
         except FrameError as exc:
-            await self.send_error(exc.code, exc.detail, frame)
+            # An object refused for its `type` was no frame yet: its `ref` is echoed.
+            await self.send_error(
+                exc.code, exc.detail, exc.request if frame is None else frame
+            )
 
     async def send_frame(
         self, frame_type: str, request: dict | None = None, **fields

@@ -95,6 +95,49 @@ async def test_error_echoes_the_ref_of_the_bad_frame(connect, alice):
     assert answer["code"] == "unknown_type" and answer["ref"] == {"n": 1}
 
 
+@pytest.mark.parametrize(
+    "text, ref",
+    [
+        ('{"ref": "R1"}', "R1"),
+        ('{"type": 1, "ref": "R2"}', "R2"),
+        ('{"type": null, "ref": 7}', 7),
+    ],
+)
+async def test_an_object_without_a_valid_type_gets_bad_request_with_its_ref(
+    connect, alice, text, ref
+):
+    communicator = await connect(alice)
+    await communicator.send_to(text_data=text)
+    answer = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (answer["type"], answer["code"]) == ("error", "bad_request"), answer
+    assert answer["ref"] == ref, answer
+    await still_works(communicator)
+
+
+async def test_rate_limited_errors_echo_the_ref_of_the_refused_frame(
+    connect, alice, settings
+):
+    settings.AUTHSOCKET_FRAME_RATE = "5/min"  # a burst of 10; nothing refills meanwhile
+    communicator = await connect(alice)
+    for ref in range(10):
+        assert await send(communicator, {"type": "ping", "ref": ref}) == {
+            "type": "pong",
+            "ref": ref,
+        }
+    # Refused before parsing; answered like any frame: `ref` when it has one.
+    refused = [
+        (json.dumps({"type": "ping", "ref": "over"}), {"ref": "over"}),
+        ('{"type": null, "ref": ["no type"]}', {"ref": ["no type"]}),
+        ("not json", {}),  # nothing to echo
+        ('{"type": "ping"}', {}),
+    ]
+    for text, echoed in refused:
+        await communicator.send_to(text_data=text)
+        answer = await communicator.receive_json_from(timeout=TIMEOUT)
+        assert answer.pop("detail")
+        assert answer == {"type": "error", "code": "rate_limited", **echoed}
+
+
 async def test_oversize_message_closes_4413(connect, alice, settings):
     settings.AUTHSOCKET_MAX_MESSAGE_BYTES = 1000
     communicator = await connect(alice)
