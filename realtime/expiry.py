@@ -3,7 +3,8 @@
 One event-loop timer per socket at a time (a TimerHandle, far lighter than a
 sleeping task per socket): the warning's, which arms the close's when it
 fires. Rescheduled by an `auth` frame and cancelled on disconnect; no
-polling loop.
+polling loop. The warning goes out once per expiry: a renewal to the `exp`
+already warned of (the same token again) only re-arms the close.
 """
 
 import asyncio
@@ -16,7 +17,7 @@ MAX_WARNING = 30.0
 
 
 class ExpiryTimer:
-    __slots__ = ("_warn", "_expire", "_handle", "_tasks")
+    __slots__ = ("_warn", "_expire", "_handle", "_tasks", "_warned")
 
     def __init__(
         self,
@@ -27,6 +28,7 @@ class ExpiryTimer:
         self._handle: asyncio.TimerHandle | None = None
         # Callbacks still running; made by the first one (most sockets never fire).
         self._tasks: set[asyncio.Task] | None = None
+        self._warned: int | None = None  # the `exp` the last warning was for
 
     def schedule(self, expires_at: int, lifetime: int | None = None) -> None:
         """(Re)arm: `auth.expiring` min(30 s, TTL/3) before exp, close at exp + leeway.
@@ -51,8 +53,14 @@ class ExpiryTimer:
             self._handle = None
 
     def _warning_due(self, expires_at: int, close_at: float) -> None:
-        """Warn now; the close comes at `close_at` (wall clock), unless rescheduled."""
-        self._spawn(self._warn, expires_at)
+        """Warn now; the close comes at `close_at` (wall clock), unless rescheduled.
+
+        Not twice for one `exp`: a renewal with a token expiring then has
+        been warned already; one to another `exp` is warned of that one.
+        """
+        if expires_at != self._warned:
+            self._warned = expires_at
+            self._spawn(self._warn, expires_at)
         self._arm(max(0.0, close_at - time.time()), self._spawn, self._expire)
 
     def _arm(self, delay: float, callback, *args) -> None:

@@ -77,6 +77,44 @@ async def test_auth_frame_renewal_keeps_the_socket_open_past_the_first_expiry(
     await communicator.disconnect()
 
 
+async def test_auth_expiring_is_sent_once_per_expiry(
+    ws, alice, open_session, short_tokens
+):
+    """The same token again after the warning: `auth.ok`, no second warning for
+    that `exp`; a token expiring later is warned of in its own time."""
+    tokens = await db(open_session, alice)
+    exp = tokens.access_expires_at
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    assert await communicator.receive_json_from(timeout=TTL + 1) == {
+        "type": ServerFrame.AUTH_EXPIRING,
+        "expires_at": exp,
+    }
+    await communicator.send_json_to({"type": "auth", "token": tokens.access})
+    assert await communicator.receive_json_from(timeout=5) == {
+        "type": ServerFrame.AUTH_OK,
+        "expires_at": exp,
+    }
+    later, later_exp = encode_access(user_id=alice.pk, sid=tokens.session.sid, ttl=TTL)
+    assert later_exp > exp
+    await communicator.send_json_to({"type": "auth", "token": later, "ref": "later"})
+    # Next: its answer; a second warning for `exp` would come first.
+    assert await communicator.receive_json_from(timeout=5) == {
+        "type": ServerFrame.AUTH_OK,
+        "expires_at": later_exp,
+        "ref": "later",
+    }
+    assert await communicator.receive_json_from(timeout=TTL + 1) == {
+        "type": ServerFrame.AUTH_EXPIRING,
+        "expires_at": later_exp,
+    }
+    # Then nothing but the close, at the later expiry.
+    closing = await communicator.receive_output(timeout=TTL + LEEWAY + 2)
+    assert closing == {"type": "websocket.close", "code": CloseCode.TOKEN_EXPIRED}
+    assert time.time() >= later_exp + LEEWAY - 0.05
+    await communicator.disconnect()
+
+
 async def test_renewal_with_another_users_token_fails_and_the_old_expiry_stands(
     ws, alice, bob, open_session, short_tokens
 ):
