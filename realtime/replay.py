@@ -25,12 +25,14 @@ class Replay:
 
 
 def replay_read(
-    *, user, stream: Stream, since: int | None, held: int | None, limit: int
+    *, user, stream: Stream, since: int | None, limit: int
 ) -> Replay | None:
     """None when `user` may not read `stream`; else the answer to `subscribe`.
 
-    `held` is the id this socket already has on the stream (a subscription it
-    holds): never sent again, whatever `since` says.
+    The same for a stream the socket already holds: its `since` is honoured
+    as on a first subscribe. Live copies of what is replayed are not sent
+    twice: the subscription's position moves to `position`, and live
+    messages at or below it are dropped (realtime.subscriptions).
     """
     decision = stream_access(user=user, stream=stream, action=Action.READ)
     if not decision.allowed:
@@ -39,8 +41,6 @@ def replay_read(
     if not stream.keeps_history:  # nothing stored, nothing to replay (no `since`)
         return Replay(last_id, [], last_id, truncated=False, reset=False)
     start = last_id if since is None else since
-    if held is not None:
-        start = max(start, held)
     if start >= last_id:
         # Past the end (a restored database, a client's bad memory): what comes
         # after `last_id` is delivered, nothing is swallowed.

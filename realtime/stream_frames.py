@@ -74,12 +74,13 @@ class StreamSubscriptions:
             stream, wanted=wanted
         ):
             return
-        held = self.subs.get(stream.label)
+        # Held already or not, the replay is what this `since` asks for. Live
+        # messages wait behind this handler; once `position` below is set, a
+        # live copy of a replayed id is dropped, one above `last_id` passed on.
         replay = await database_sync_to_async(replay_read)(
             user=self.user,
             stream=stream,
             since=since,
-            held=None if held is None else held.delivered_through,
             limit=settings.AUTHSOCKET_REPLAY_LIMIT,
         )
         if replay is None:  # a subscription already held ends too: the right is gone

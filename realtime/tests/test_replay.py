@@ -8,11 +8,14 @@ import contextlib
 import re
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
+from realtime import stream_frames
 from realtime.models import Message
 from realtime.publish import publish_to_room
+from realtime.replay import replay_read
 from realtime.tests.conftest import TIMEOUT, db, send
 from realtime.tests.messages import room_message_store
 
@@ -186,7 +189,7 @@ async def test_pruned_history_after_since_is_a_reset_and_the_rest_is_replayed(
     assert await ids(c, 4, replay=True) == [4, 5, 6, 7]
 
 
-async def test_resubscribing_answers_again_and_never_doubles_delivery(
+async def test_resubscribing_answers_again_with_its_replay_and_never_doubles_live(
     connect, alice, bob, rooms
 ):
     await store(rooms, alice, 2)
@@ -195,11 +198,112 @@ async def test_resubscribing_answers_again_and_never_doubles_delivery(
     assert await ids(b, 2, replay=True) == [1, 2]
     answer = await send(b, subscribe_frame("room:team", since=0))
     assert answer == {"type": "subscribed", "stream": "room:team", "last_id": 2}
-    assert await b.receive_nothing(timeout=QUIET)  # 1 and 2 are not sent again
+    assert await ids(b, 2, replay=True) == [1, 2]  # asked for again: replayed again
+    assert await b.receive_nothing(timeout=QUIET)
     answer = await send(b, subscribe_frame("room:team"))
     assert answer == {"type": "subscribed", "stream": "room:team", "last_id": 2}
     await store(rooms, alice, 1)
-    assert await ids(b, 1) == [3]
+    assert await ids(b, 1) == [3]  # one subscription: delivered once
+    assert await b.receive_nothing(timeout=QUIET)
+
+
+async def subscribe_answer(communicator, count: int, **fields) -> list[dict]:
+    """`subscribed` and the `count` frames after it; then nothing more comes."""
+    answer = [await send(communicator, subscribe_frame("room:team", **fields))]
+    answer += await frames(communicator, count)
+    assert await communicator.receive_nothing(timeout=QUIET), answer
+    return answer
+
+
+async def test_subscribing_again_with_since_replays_as_a_first_subscribe_would(
+    connect, alice, bob, rooms
+):
+    await store(rooms, alice, 12)
+    b = await connect(bob)
+    assert await send(b, subscribe_frame("room:team")) == {
+        "type": "subscribed",
+        "stream": "room:team",
+        "last_id": 12,
+    }
+    again = await subscribe_answer(b, 3, since=9, ref="again")
+    assert again[0] == {
+        "type": "subscribed",
+        "stream": "room:team",
+        "last_id": 12,
+        "ref": "again",
+    }
+    assert [(f["type"], f["id"], f["replay"]) for f in again[1:]] == [
+        ("message", 10, True),
+        ("message", 11, True),
+        ("message", 12, True),
+    ]
+    fresh = await connect(bob)
+    assert await subscribe_answer(fresh, 3, since=9, ref="again") == again
+    await store(rooms, alice, 1)
+    assert await ids(b, 1) == [13]
+    assert await b.receive_nothing(timeout=QUIET)
+
+
+async def test_subscribing_again_with_since_pages_like_a_first_subscribe(
+    connect, alice, bob, rooms, settings
+):
+    settings.AUTHSOCKET_REPLAY_LIMIT = 3
+    await store(rooms, alice, 6)
+    b = await connect(bob)
+    await send(b, subscribe_frame("room:team"))  # last_id 6
+    answer = await send(b, subscribe_frame("room:team", since=1))
+    assert answer == {"type": "subscribed", "stream": "room:team", "last_id": 6}
+    assert await ids(b, 3, replay=True) == [2, 3, 4]
+    truncated = {"type": "replay.truncated", "stream": "room:team", "next_since": 4}
+    assert await b.receive_json_from(timeout=TIMEOUT) == truncated
+    await store(rooms, alice, 1)  # 7: live, but the client is paging again
+    assert await b.receive_nothing(timeout=QUIET)
+    answer = await send(b, subscribe_frame("room:team", since=4))
+    assert answer == {"type": "subscribed", "stream": "room:team", "last_id": 7}
+    assert await ids(b, 3, replay=True) == [5, 6, 7]
+    assert await b.receive_nothing(timeout=QUIET)
+    await store(rooms, alice, 1)
+    assert await ids(b, 1) == [8]
+    assert await b.receive_nothing(timeout=QUIET)
+
+
+async def test_subscribing_again_with_since_neither_doubles_nor_loses_live_messages(
+    connect, alice, bob, rooms, monkeypatch
+):
+    """Live copies of replayed ids (one delivered before, one late) are dropped;
+    a message committed while the replay is read arrives live, once."""
+    layer = get_channel_layer()
+    team = rooms["team"]
+    await store(rooms, alice, 3)
+    b = await connect(bob)
+    await send(b, subscribe_frame("room:team"))  # last_id 3
+    fourth = await db(room_message_store, room=team, sender=alice, data=4)
+    await layer.group_send(fourth.group, fourth.event)
+    assert await ids(b, 1) == [4]
+    fifth = await db(
+        room_message_store, room=team, sender=alice, data=5
+    )  # fan-out late
+    during = []
+
+    def read_then_publish(**kwargs):
+        """The replay's read, then a message committed and fanned out at once."""
+        replay = replay_read(**kwargs)
+        during.append(room_message_store(room=team, sender=alice, data=6))
+        async_to_sync(layer.group_send)(during[0].group, during[0].event)
+        return replay
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stream_frames, "replay_read", read_then_publish)
+        answer = await send(b, subscribe_frame("room:team", since=2))
+        assert answer == {"type": "subscribed", "stream": "room:team", "last_id": 5}
+        assert await ids(b, 3, replay=True) == [3, 4, 5]
+    assert len(during) == 1
+    for late in (fifth, fourth):  # late or repeated fan-out of replayed ids
+        await layer.group_send(late.group, late.event)
+    assert await ids(b, 1) == [6]  # committed during the replay: live, after it
+    assert await b.receive_nothing(timeout=QUIET)
+    await store(rooms, alice, 1)
+    assert await ids(b, 1) == [7]
     assert await b.receive_nothing(timeout=QUIET)
 
 

@@ -474,8 +474,6 @@ class Reader:
         assert subscribed["type"] == ServerFrame.SUBSCRIBED, answer
         assert subscribed["last_id"] == last_id, answer
         start = last_id if since is None else since
-        if self.subscribed:  # already held: nothing it has is sent again
-            start = max(start, self.pos)
         reset = start > last_id or (start < last_id and start + 1 not in kept)
         assert subscribed.get("reset", False) is reset, (answer, start, kept)
         assert "reset" not in subscribed or subscribed["reset"] is True
