@@ -23,6 +23,7 @@ from realtime.presence.events import (
 from realtime.presence.store import (
     Left,
     connected_build,
+    cut_including,
     next_version,
     user_connections_build,
 )
@@ -111,7 +112,7 @@ class MemoryStore:
         limit: int,
     ) -> tuple[int | None, Snapshot]:
         version = self._join(pid, socket_id, stream, user_id, username)
-        return version, self._snapshot(stream, limit)
+        return version, self._snapshot(stream, limit, include=user_id)
 
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         entries = self._entries.get(pid)
@@ -126,8 +127,10 @@ class MemoryStore:
             del self._joined[stream]
         return self._bump(stream), user_id, username, joined
 
-    async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
-        return self._snapshot(stream, limit)
+    async def snapshot(
+        self, stream: str, *, limit: int, include: int | None = None
+    ) -> Snapshot:
+        return self._snapshot(stream, limit, include=include)
 
     async def user_connections(self, user_id: int) -> UserConnections:
         return user_connections_build(dict(self._sessions.get(user_id, {})))
@@ -155,14 +158,19 @@ class MemoryStore:
         version = self._joined[stream][user_id] = self._bump(stream)
         return version
 
-    def _snapshot(self, stream: str, limit: int) -> Snapshot:
-        parts = self._parts.get(stream, [])
+    def _snapshot(self, stream: str, limit: int, include: int | None) -> Snapshot:
+        """The first `limit` users by id; cut there, user `include` (when on
+        the stream) takes the last place: see `store.cut_including`."""
+        parts, ids = self._parts.get(stream, []), self._ids.get(stream, [])
+        count = len(parts)
+        if count > limit:
+            ids, parts = cut_including(ids, parts, limit, include)
         return Snapshot(
-            listed=",".join(parts if len(parts) <= limit else parts[:limit]),
-            count=len(parts),
+            listed=",".join(parts),
+            count=count,
             version=self._versions.get(stream, 0),
-            truncated=len(parts) > limit,
-            ids=self._ids.get(stream, [])[:limit],  # a copy: the list changes
+            truncated=count > limit,
+            ids=ids[:],  # a copy: the store's list changes
         )
 
     def _alive(self, pid: str) -> bool:

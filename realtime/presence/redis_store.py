@@ -95,21 +95,36 @@ end
 """
 # A snapshot: the version, the number of users, how many are listed, and the
 # first `limit` parts joined by commas. One string: the client parses one
-# reply, not hundreds, and the frame takes it as it is.
+# reply, not hundreds, and the frame takes it as it is. Cut at the limit, it
+# lists user `uid` (when given and on the stream) in its last place: the
+# snapshot answering a subscribe includes the caller (docs/protocol.md §4.4);
+# his id is above every one listed, so the order by id holds.
 _READ = """
-local function read(limit)
-  local parts = redis.call('ZRANGE', KEYS[6], 0, tonumber(limit) - 1)
+local function read(limit, uid)
+  local n = tonumber(limit)
+  local parts = redis.call('ZRANGE', KEYS[6], 0, n - 1)
   local count = #parts
-  if count >= tonumber(limit) then count = redis.call('ZCARD', KEYS[6]) end
+  if count >= n then
+    count = redis.call('ZCARD', KEYS[6])
+    if uid and count > n then
+      local own = redis.call('ZRANGEBYSCORE', KEYS[6], uid, uid)
+      if own[1] and redis.call('ZRANK', KEYS[6], own[1]) >= n then
+        parts[n] = own[1]
+      end
+    end
+  end
   return {redis.call('GET', KEYS[4]) or false, count, #parts, table.concat(parts, ',')}
 end
 """
 JOIN = _BUMP + _PLACE + _JOIN + "return join()"
 # The join and the snapshot after it, in one round trip (every subscribe with
 # presence does both); KEYS as JOIN's, ARGV as JOIN's and then the limit.
-JOIN_READ = _BUMP + _PLACE + _JOIN + _READ + "return {join(), unpack(read(ARGV[5]))}"
-# KEYS as JOIN's (the first unused); ARGV: the limit
-READ = _READ + "return read(ARGV[1])"
+JOIN_READ = (
+    _BUMP + _PLACE + _JOIN + _READ + "return {join(), unpack(read(ARGV[5], ARGV[2]))}"
+)
+# KEYS as JOIN's (the first unused); ARGV: the limit, then the user to list
+# whatever the cut, or nothing
+READ = _READ + "return read(ARGV[1], ARGV[2])"
 
 # KEYS as JOIN's; ARGV: field, ttl
 LEAVE = (
@@ -301,9 +316,12 @@ class RedisStore:
         username = json.loads(name_json)
         return int(version), int(user_id), username, int(joined) if joined else None
 
-    async def snapshot(self, stream: str, *, limit: int) -> Snapshot:
+    async def snapshot(
+        self, stream: str, *, limit: int, include: int | None = None
+    ) -> Snapshot:
+        arguments = [limit] if include is None else [limit, include]
         read = await self._pipeline.run(
-            self._read, self._stream_keys("-", stream), [limit]
+            self._read, self._stream_keys("-", stream), arguments
         )
         return _snapshot_parse(*read)
 

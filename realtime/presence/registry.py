@@ -161,24 +161,27 @@ class SocketRegistry:
 
         Joining a stream the socket is already on changes nothing (None).
         """
-        change, _ = await self._join(socket_id, stream, read=False)
+        change, _ = await self._join(socket_id, stream, read=0)
         return change
 
     async def stream_join_read(
-        self, socket_id: str, stream: str
+        self, socket_id: str, stream: str, *, limit: int = PRESENCE_SNAPSHOT_LIMIT
     ) -> tuple[PresenceChange | None, Snapshot]:
         """`stream_join`, then `snapshot`: one store call (one round trip to Redis).
 
-        A socket that asks for presence does both on every subscribe.
+        A socket that asks for presence does both on every subscribe. The
+        snapshot lists the socket's user, also when cut at `limit`.
         """
-        change, snapshot = await self._join(socket_id, stream, read=True)
+        change, snapshot = await self._join(socket_id, stream, read=limit)
         if snapshot is None:  # already on the stream, or an outage
-            snapshot = await self.snapshot(stream)
+            include = self._user_id(socket_id)
+            snapshot = await self.snapshot(stream, limit=limit, include=include)
         return change, snapshot
 
     async def _join(
-        self, socket_id: str, stream: str, *, read: bool
+        self, socket_id: str, stream: str, *, read: int
     ) -> tuple[PresenceChange | None, Snapshot | None]:
+        """The join, and with `read` > 0 a snapshot of at most `read` users."""
         entry = self._sockets.get(socket_id)
         if entry is None:
             raise UnknownSocket(socket_id)
@@ -201,7 +204,7 @@ class SocketRegistry:
                         stream,
                         user_id=uid,
                         username=name,
-                        limit=PRESENCE_SNAPSHOT_LIMIT,
+                        limit=read,
                     )
                 )
                 version, snapshot = answer if done else (None, None)
@@ -259,15 +262,31 @@ class SocketRegistry:
     # --- reading ------------------------------------------------------------
 
     async def snapshot(
-        self, stream: str, *, limit: int = PRESENCE_SNAPSHOT_LIMIT
+        self,
+        stream: str,
+        *,
+        limit: int = PRESENCE_SNAPSHOT_LIMIT,
+        include: int | None = None,
     ) -> Snapshot:
-        """Who is on `stream`, on every process (only this one in an outage)."""
-        done, snapshot = await self._attempt(self.store.snapshot(stream, limit=limit))
+        """Who is on `stream`, on every process (only this one in an outage).
+
+        Cut at `limit`, user `include` is still listed (a subscriber's own
+        snapshot includes him, docs/protocol.md §4.4).
+        """
+        done, snapshot = await self._attempt(
+            self.store.snapshot(stream, limit=limit, include=include)
+        )
         if done:
             return snapshot
         names = {e.user_id: e.username for e in self._sockets.values()}
         counts = dict(self._here.get(stream, {}))
-        return snapshot_build(counts, names, version=clock_version(), limit=limit)
+        return snapshot_build(
+            counts, names, version=clock_version(), limit=limit, include=include
+        )
+
+    def _user_id(self, socket_id: str) -> int | None:
+        entry = self._sockets.get(socket_id)
+        return None if entry is None else entry.user_id
 
     async def snapshot_shared(
         self, stream: str, render: Callable[[Snapshot], str]

@@ -8,8 +8,9 @@ process whose heartbeat expired can be found and removed.
 """
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from realtime.presence.events import (
     ConnectedUser,
@@ -21,6 +22,8 @@ from realtime.presence.events import (
     name_encode,
     user_part,
 )
+
+T = TypeVar("T")
 
 # A leave: (version, user id, username, version of the join that began the
 # presence it ends, None when the store does not know it).
@@ -71,7 +74,12 @@ class Store(Protocol):
     async def stream_leave(self, pid: str, socket_id: str, stream: str) -> Left | None:
         """The leave when this was the user's last socket."""
 
-    async def snapshot(self, stream: str, *, limit: int) -> Snapshot: ...
+    async def snapshot(
+        self, stream: str, *, limit: int, include: int | None = None
+    ) -> Snapshot:
+        """The first `limit` users by id; cut there, `include` (when on the
+        stream) is listed in the last place. `stream_join_read` includes its
+        caller so."""
 
     async def user_connections(self, user_id: int) -> UserConnections: ...
 
@@ -90,27 +98,57 @@ def next_version(previous: int) -> int:
 
 
 def snapshot_build(
-    counts: dict[int, int], names: dict[int, str], *, version: int, limit: int
+    counts: dict[int, int],
+    names: dict[int, str],
+    *,
+    version: int,
+    limit: int,
+    include: int | None = None,
 ) -> Snapshot:
-    """The first `limit` users by id; `count` is always the total."""
+    """The first `limit` users by id (and `include`); `count` is the total."""
     rows = [(uid, names.get(uid, ""), counts[uid]) for uid in sorted(counts)]
-    return snapshot_of(rows, version=version, limit=limit)
+    return snapshot_of(rows, version=version, limit=limit, include=include)
 
 
 def snapshot_of(
-    rows: list[tuple[int, str, int]], *, version: int, limit: int
+    rows: list[tuple[int, str, int]],
+    *,
+    version: int,
+    limit: int,
+    include: int | None = None,
 ) -> Snapshot:
     """A snapshot of (id, username, connections) rows sorted by id: the first
-    `limit` of them; `count` is always the total."""
+    `limit` of them (and `include`); `count` is always the total."""
+    listed = rows
+    if len(rows) > limit:
+        _, listed = cut_including([row[0] for row in rows], rows, limit, include)
     return Snapshot(
-        listed=",".join(
-            user_part(uid, name_encode(name), n) for uid, name, n in rows[:limit]
-        ),
+        listed=",".join(user_part(uid, name_encode(n), c) for uid, n, c in listed),
         count=len(rows),
         version=version,
         truncated=len(rows) > limit,
-        ids=[uid for uid, _, _ in rows[:limit]],
+        ids=[uid for uid, _, _ in listed],
     )
+
+
+def cut_including(
+    ids: list[int], items: list[T], limit: int, include: int | None
+) -> tuple[list[int], list[T]]:
+    """The first `limit` of `items` (sorted by `ids`); user `include`, when
+    among them but cut, takes the last place instead.
+
+    A snapshot lists at most `limit` users and includes the socket that
+    subscribed (docs/protocol.md §4.4): cut by id alone, a caller whose id
+    is above the first `limit` would not see himself. His id is above every
+    one kept, so the order by id holds.
+    """
+    kept_ids, kept = ids[:limit], items[:limit]
+    if include is None or not kept or include <= kept_ids[-1]:
+        return kept_ids, kept
+    i = bisect_left(ids, include)
+    if i < len(ids) and ids[i] == include:
+        kept_ids[-1], kept[-1] = include, items[i]
+    return kept_ids, kept
 
 
 def connected_build(sockets: Iterable[SocketEntry]) -> list[ConnectedUser]:

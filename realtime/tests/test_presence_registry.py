@@ -143,6 +143,24 @@ async def test_a_snapshot_lists_at_most_the_limit_and_counts_everyone(cluster):
     assert snapshot.payload()["truncated"] is True
 
 
+async def test_a_subscribers_own_snapshot_lists_him_also_when_cut(cluster):
+    """§4.4: the snapshot includes the caller, and lists at most the limit.
+    Cut by id alone, a caller above the first `limit` ids would be missing."""
+    p = await cluster.process()
+    for user_id in (1, 2, 3, 4):
+        await open_socket(p, f"s{user_id}", user_id, streams=[S])
+    await p.socket_open("s9", user_id=9, username="user9", sid="s1")
+    _, own = await p.stream_join_read("s9", S, limit=3)
+    assert ([u.id for u in own.users], own.count, own.truncated) == ([1, 2, 9], 5, True)
+    assert own.listed_ids() == [1, 2, 9] and own.lists(9)
+    again = await p.stream_join_read("s9", S, limit=3)  # already on it
+    assert [u.id for u in again[1].users] == [1, 2, 9]
+    # Anyone else's read is the first ids; the caller within them stays put.
+    assert [u.id for u in (await p.snapshot(S, limit=3)).users] == [1, 2, 3]
+    _, low = await p.stream_join_read("s2", S, limit=3)
+    assert [u.id for u in low.users] == [1, 2, 3]
+
+
 async def test_a_snapshot_lists_its_users_in_order_and_finds_exactly_them(cluster):
     """Filters look users up with `Snapshot.lists`: it must find the users
     listed and no other, whatever joined and left, cut at the limit too."""
@@ -412,6 +430,9 @@ async def test_an_unreachable_redis_degrades_to_this_process_answers(
         assert p.degraded
         assert join.user_id == 1
         assert carol.user_id == 3 and present(seen) == {1: 2, 2: 1, 3: 1}
+        # Answered from this process, cut at a limit: the caller is listed.
+        cut = await p.snapshot(S, limit=2, include=3)
+        assert (present(cut), cut.count, cut.truncated) == ({1: 2, 3: 1}, 3, True)
         assert (await p.socket_close("c1"))[0].joined is None  # not known here
         assert present(await p.snapshot(S)) == {1: 2, 2: 1}
         assert (await p.user_connections(1)).connections == 2
