@@ -25,14 +25,13 @@ class Replay:
 
 
 def replay_read(
-    *, user, stream: Stream, since: int | None, limit: int
+    *, user, stream: Stream, since: int | None, sent: int = 0, limit: int
 ) -> Replay | None:
     """None when `user` may not read `stream`; else the answer to `subscribe`.
 
-    The same for a stream the socket already holds: its `since` is honoured
-    as on a first subscribe. Live copies of what is replayed are not sent
-    twice: the subscription's position moves to `position`, and live
-    messages at or below it are dropped (realtime.subscriptions).
+    `sent` is the highest id this socket was already sent on the stream (a
+    subscription it holds): never sent again, whatever `since` says. What
+    it was never sent is replayed as `since` asks, as on a first subscribe.
     """
     decision = stream_access(user=user, stream=stream, action=Action.READ)
     if not decision.allowed:
@@ -40,7 +39,7 @@ def replay_read(
     last_id = stream_last_id(stream=stream)  # read after the group join
     if not stream.keeps_history:  # nothing stored, nothing to replay (no `since`)
         return Replay(last_id, [], last_id, truncated=False, reset=False)
-    start = last_id if since is None else since
+    start = last_id if since is None else max(since, sent)
     if start >= last_id:
         # Past the end (a restored database, a client's bad memory): what comes
         # after `last_id` is delivered, nothing is swallowed.

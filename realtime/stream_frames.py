@@ -74,13 +74,14 @@ class StreamSubscriptions:
             stream, wanted=wanted
         ):
             return
-        # Held already or not, the replay is what this `since` asks for. Live
-        # messages wait behind this handler; once `position` below is set, a
-        # live copy of a replayed id is dropped, one above `last_id` passed on.
+        # Held already, the replay is what this `since` asks for above the ids
+        # the socket was sent. Live messages wait behind this handler; once
+        # `position` below is set, a live copy of a replayed id is dropped.
         replay = await database_sync_to_async(replay_read)(
             user=self.user,
             stream=stream,
             since=since,
+            sent=self.subs.sent_through(stream.label),
             limit=settings.AUTHSOCKET_REPLAY_LIMIT,
         )
         if replay is None:  # a subscription already held ends too: the right is gone
@@ -101,6 +102,7 @@ class StreamSubscriptions:
         await self.socket.send_frame(ServerFrame.SUBSCRIBED, frame, **fields)
         for message in replay.frames:
             await self.socket.send(text_data=frame_text(message))
+            self.subs.delivered(stream.label, message["id"])
         if replay.truncated:
             await self._truncated(name, replay.position)
         if stream.keeps_presence:

@@ -19,6 +19,11 @@ class Subscription:
     # set by `subscribe`). None until known: the user stream before any
     # `subscribe`, where the first live message sets it.
     delivered_through: int | None = None
+    # Highest id actually sent to the client (replayed or live), 0 for none.
+    # A `subscribe` to the stream held replays from above it whatever its
+    # `since` says: per socket and stream, ids never repeat (§4.2). Unlike
+    # `delivered_through` it never counts a `last_id` the client was only told.
+    sent_through: int = 0
     # After `replay.truncated` nothing live is passed on until the client
     # subscribes again with `next_since`: the server never fills a gap itself.
     paused: bool = False
@@ -56,11 +61,18 @@ class SubscriptionSet:
             sub.paused = True
 
     def delivered(self, key: str, message_id: int) -> None:
+        """A message was sent to the client, live or replayed."""
         sub = self._by_key.get(key)
         if sub is None:
             return
         if sub.delivered_through is None or sub.delivered_through < message_id:
             sub.delivered_through = message_id
+        sub.sent_through = max(sub.sent_through, message_id)
+
+    def sent_through(self, key: str) -> int:
+        """The highest id sent on `key` (0: none, or not subscribed)."""
+        sub = self._by_key.get(key)
+        return 0 if sub is None else sub.sent_through
 
     def accepts(self, key: str, message_id: int) -> bool:
         """Live message: subscribed, not paused, and not already passed on."""
