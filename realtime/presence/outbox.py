@@ -25,6 +25,13 @@ so an older one adds nothing once the newer is sent. And because receivers
 pass on only changes that alter their view, a leave of a visitor whose join
 was never sent tells a watcher that never showed him nothing.
 
+One older change is kept: a leave watchers must be told (the user had been
+shown) followed by the user's join within the window (a page reload, an
+unsubscribe and subscribe at once). His last socket did leave, and the join
+alone would tell a watcher that showed him nothing; so the leave goes out
+at the window's end and the join after it, once it has stood a window
+(`Kept.leave_first`). A leave after that join makes one leave again.
+
 It would still cost each such watcher a look at the leave: on a stream with
 200 watchers and hundreds of short visits a second, most of the work of
 presence. So a leave says whom it is no news to. Per stream and user, the
@@ -64,6 +71,9 @@ class Kept(NamedTuple):
     change: PresenceChange
     queued: float  # the loop's clock when it was queued
     hidden_since: int | None  # the unsent chain's first join; None: not hidden
+    # A leave watchers must be told before `change`, a join: the user was
+    # shown, left and came back within the window (see the module).
+    leave_first: PresenceChange | None = None
 
 
 Pending = dict[str, dict[int, Kept]]  # stream → user id → his newest change
@@ -107,7 +117,9 @@ class PresenceOutbox:
             # news to someone, so the kept one hides nothing any more.
             users[event.user_id] = kept._replace(hidden_since=None)
             return
-        users[event.user_id] = Kept(event, self.clock(), hidden_since(kept, event))
+        users[event.user_id] = Kept(
+            event, self.clock(), hidden_since(kept, event), leave_first(kept, event)
+        )
         self._timer_start()
 
     async def send_due(self) -> None:
@@ -150,16 +162,25 @@ class PresenceOutbox:
                 if kept.change.kind is Change.JOIN and kept.queued > born_before
             }
             if young:
-                self._pending[stream] = young
-                for user_id in young:
-                    del users[user_id]
+                self._pending[stream] = {
+                    user_id: kept._replace(leave_first=None)
+                    for user_id, kept in young.items()
+                }
+                for user_id, kept in young.items():
+                    if kept.leave_first is None:
+                        del users[user_id]
+                    else:  # the leave is due now; the join when it stood a window
+                        users[user_id] = Kept(kept.leave_first, kept.queued, None)
         return taken
 
     async def _send(self, pending: Pending) -> None:
         for stream, users in pending.items():
             if not users:
                 continue
-            changes = sorted(map(marked, users.values()), key=_by_version)
+            changes = sorted(
+                (change for kept in users.values() for change in marked(kept)),
+                key=_by_version,
+            )
             try:
                 if len(changes) > self.resync_over:
                     await self._send_resync(Resync(stream))
@@ -194,12 +215,31 @@ def hidden_since(kept: Kept | None, change: PresenceChange) -> int | None:
     return None
 
 
-def marked(kept: Kept) -> PresenceChange:
-    """The change as sent: a leave carries its chain's mark, a join none."""
+def leave_first(kept: Kept | None, change: PresenceChange) -> PresenceChange | None:
+    """The leave to send before `change`, when it replaces `kept` unsent.
+
+    A leave watchers must be told (not hidden: the user was shown) followed
+    by a join within the window: the user's last socket left and one came
+    back. Sent as the join alone, watchers that showed him would learn
+    nothing, and the contract owes them that leave. A leave after that join
+    makes a leave again, which needs nothing before it.
+    """
+    if kept is None or change.kind is not Change.JOIN:
+        return None
+    if kept.change.kind is Change.LEAVE and kept.hidden_since is None:
+        return kept.change
+    return kept.leave_first
+
+
+def marked(kept: Kept) -> tuple[PresenceChange, ...]:
+    """The changes sent for `kept`: a leave carries its chain's mark, a join
+    none; a join that follows a leave within the window comes after it."""
     change = kept.change
     if change.kind is Change.LEAVE and kept.hidden_since is not None:
-        return change.hidden(kept.hidden_since)
-    return change
+        return (change.hidden(kept.hidden_since),)
+    if kept.leave_first is not None:
+        return kept.leave_first, change
+    return (change,)
 
 
 def _by_version(change: PresenceChange) -> int:

@@ -244,6 +244,29 @@ async def test_a_user_who_comes_and_goes_within_one_window_costs_watchers_nothin
     assert await a.receive_nothing(timeout=QUIET)  # nothing of bob, ever
 
 
+@pytest.mark.parametrize("way_out", ["unsubscribe", "close"])
+async def test_a_shown_user_who_leaves_and_comes_back_at_once_is_a_leave_then_a_join(
+    connect, alice, bob, rooms, way_out
+):
+    """His last socket left, so watchers are owed the leave, however soon
+    he is back (a page reload): the join follows once it stood a window."""
+    a, b = await connect(alice), await connect(bob)
+    await watch(a, "room:lobby")
+    await subscribe(b, "room:lobby")
+    assert (await next_frame(a))["type"] == "presence.join"
+    if way_out == "unsubscribe":
+        await send(b, {"type": "unsubscribe", "stream": "room:lobby"})
+    else:
+        await b.disconnect()
+        b = await connect(bob)
+    await subscribe(b, "room:lobby")
+    assert [await next_frame(a), await next_frame(a)] == [
+        {"type": "presence.leave", "stream": "room:lobby", "user": user(bob)},
+        {"type": "presence.join", "stream": "room:lobby", "user": user(bob)},
+    ]
+    assert await a.receive_nothing(timeout=QUIET)
+
+
 async def test_a_window_with_many_changes_sends_one_fresh_snapshot(
     connect, alice, bob, carol, rooms, settings, monkeypatch
 ):

@@ -251,6 +251,40 @@ async def test_a_leave_is_marked_hidden_only_when_its_whole_chain_went_unsent():
     assert sent == [(Change.JOIN, 5, None)]  # joins carry no mark
 
 
+async def test_a_shown_user_back_within_the_window_is_sent_as_a_leave_then_a_join():
+    sent = []
+
+    async def send_changes(stream, changes):
+        sent.append([(c.kind, c.user_id) for c in changes])
+
+    outbox = PresenceOutbox(
+        window=60, resync_over=10, send_changes=send_changes, send_resync=None
+    )
+    clock = [1000.0]
+    outbox.clock = lambda: clock[0]
+    outbox.add(leave(1, 20, joined=9))  # his join went out in an earlier window
+    clock[0] += 30
+    outbox.add(change(Change.JOIN, 1, 21))  # back at once (a page reload)
+    clock[0] += 30
+    await outbox.send_due()
+    assert sent == [[(Change.LEAVE, 1)]]  # the leave now, the join once it stood
+    clock[0] += 60
+    await outbox.send_due()
+    assert sent[1:] == [[(Change.JOIN, 1)]]
+    # Back at once and there a whole window: both in one batch, leave first.
+    outbox.add(leave(1, 22, joined=21))
+    outbox.add(change(Change.JOIN, 1, 23))
+    clock[0] += 60
+    await outbox.send_due()
+    assert sent[2:] == [[(Change.LEAVE, 1), (Change.JOIN, 1)]]
+    # Gone, back and gone again within the window: one leave.
+    outbox.add(leave(1, 24, joined=23))
+    outbox.add(change(Change.JOIN, 1, 25))
+    outbox.add(leave(1, 26, joined=25))
+    await outbox.flush()
+    assert sent[3:] == [[(Change.LEAVE, 1)]]
+
+
 def outbox_to(layer, window):
     """A process's outbox, sending its batches to GROUP as the broadcast does."""
 
