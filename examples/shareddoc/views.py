@@ -1,12 +1,12 @@
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from authsocket.api_errors import ApiView
 from examples.shareddoc.models import Document
 
 
-class CollaboratorView(APIView):
+class CollaboratorView(ApiView):
     """The owner shares a document (PUT) or takes it back (DELETE); 204 either way.
 
     Another user's document is a 404, like a missing one.
