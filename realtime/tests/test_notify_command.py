@@ -36,13 +36,6 @@ def test_notify_unknown_user_fails(alice):
         notify("nobody", "x")
 
 
-def test_notify_text_that_is_not_unicode_fails_cleanly(alice):
-    # What Python makes of a byte the terminal's encoding cannot decode.
-    with pytest.raises(CommandError, match="cannot be sent"):
-        notify("alice", "bad\udcffbyte")
-    assert not Message.objects.exists()
-
-
 @pytest.mark.asyncio
 async def test_notify_reaches_a_live_socket_in_this_process(connect, alice):
     socket = await connect(alice)

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import session_open
+from authsocket.commands import unicode_text
 
 
 class Command(BaseCommand):
@@ -17,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, required=True)
-        parser.add_argument("--prefix", default="bench")
+        parser.add_argument("--prefix", default="bench", type=unicode_text)
         parser.add_argument(
             "--ttl", type=int, default=None, help="access token lifetime, s"
         )

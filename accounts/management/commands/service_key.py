@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.errors import ServiceKeyNameTaken
 from accounts.models import ServiceKey
 from accounts.service_keys import service_key_create, service_key_revoke
+from authsocket.commands import unicode_text
 
 MAX_NAME_LENGTH = ServiceKey._meta.get_field("name").max_length
 
@@ -19,10 +20,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True)
         create = actions.add_parser("create", help="create a key; prints it once")
-        create.add_argument("name")
+        create.add_argument("name", type=unicode_text)
         actions.add_parser("list", help="list keys (names and prefixes only)")
         revoke = actions.add_parser("revoke", help="revoke the live key of a name")
-        revoke.add_argument("name")
+        revoke.add_argument("name", type=unicode_text)
 
     def handle(self, *args, action: str, name: str = "", **options):
         if action == "create":

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.messages import InvalidData
+from authsocket.commands import unicode_text
 from realtime.publish import publish_to_user
 
 
@@ -12,17 +12,14 @@ class Command(BaseCommand):
     help = "Store {'text': TEXT} on a user's private stream and deliver it live."
 
     def add_arguments(self, parser):
-        parser.add_argument("username")
-        parser.add_argument("text")
+        parser.add_argument("username", type=unicode_text)
+        parser.add_argument("text", type=unicode_text)
 
     def handle(self, *args, username: str, text: str, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
-        try:
-            message = publish_to_user(user=user, data={"text": text})
-        except InvalidData as exc:  # e.g. bytes the terminal could not decode
-            raise CommandError(f"The text cannot be sent: {exc}") from None
+        message = publish_to_user(user=user, data={"text": text})
         self.stdout.write(f"stored as user stream message {message.seq}")
         if not settings.REDIS_URL:
             self.stderr.write(
