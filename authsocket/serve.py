@@ -41,6 +41,7 @@ clients see 1006. See docs/deploy.md, "Graceful shutdown".
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -106,6 +107,8 @@ class ContractWebSocketProtocol(WebSocketProtocol):
       puts its reason there, which can quote what the client sent (a
       repeated ``authsocket.token.<jwt>`` subprotocol: "duplicate protocol
       …"): a token must not come back in a line that proxies may log.
+    * A handshake autobahn refuses itself is logged with its reason, up to
+      what it quotes of the request.
     """
 
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
@@ -113,6 +116,16 @@ class ContractWebSocketProtocol(WebSocketProtocol):
 
     def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
         super().sendHttpErrorResponse(code, HTTPStatus(code).phrase, responseHeaders)
+
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        """Log why autobahn refused a handshake itself (§4.1: every refusal's
+        reason is logged), up to the first quote: what follows quotes the
+        client. The application's own refusals (daphne's 403) are logged by
+        the consumer already."""
+        if code != HTTPStatus.FORBIDDEN:
+            head = re.split("[\"']", reason, maxsplit=1)[0].strip()
+            logger.info("websocket refused by the transport (%d): %s", code, head)
+        super().failHandshake(reason, code, responseHeaders)
 
 
 class RawBodyRequest(WebRequest):

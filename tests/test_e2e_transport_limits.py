@@ -155,8 +155,16 @@ def test_an_allowed_origin_still_opens_the_socket(server, token):
 def test_a_refused_handshake_never_quotes_the_token_back(server, token):
     # autobahn refuses a repeated subprotocol itself; its reason quoted it.
     offer = f"authsocket.v1, authsocket.token.{token}, authsocket.token.{token}"
+    mark = len(server.lines)
     status = handshake_status(server, "/ws/", [("Sec-WebSocket-Protocol", offer)])
     assert re.match(r"HTTP/1\.1 400 Bad Request$", status), status
+    # Its reason is logged (§4.1), without the part that quotes the request.
+    server.wait_for(
+        r"websocket refused by the transport \(400\): duplicate protocol",
+        TIMEOUT,
+        start=mark,
+    )
+    assert token not in server.output
 
 
 def test_a_multipart_body_twisted_cannot_parse_reaches_the_application(server):
