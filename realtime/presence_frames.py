@@ -136,7 +136,7 @@ class StreamPresence:
         )
         if not decision.allowed:
             return False
-        snapshot = await registry_get().snapshot(stream.name)
+        snapshot = await registry_get().snapshot(stream.name, include=self.user.pk)
         await self.socket.send_frame(
             ServerFrame.PRESENCE, frame, stream=stream.name, **snapshot.payload()
         )

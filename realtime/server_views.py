@@ -153,7 +153,7 @@ class StreamPresenceView(ServerApiView):
         target = resolved(stream).stream
         if not target.keeps_presence:
             raise Http404
-        return presence(target)
+        return presence(request, target)
 
 
 class UserConnectionsView(ServerApiView):

@@ -87,9 +87,10 @@ def history(request, stream: Stream, *, full_names: bool = False) -> Response:
     )
 
 
-def presence(stream: Stream) -> Response:
-    """The §4.4 snapshot without `type`; `stream` is the full name."""
-    snapshot = presence_read(stream=stream.name)
+def presence(request, stream: Stream) -> Response:
+    """The §4.4 snapshot without `type`; `stream` is the full name. Like a
+    subscriber's, it lists the caller when he is on the stream."""
+    snapshot = presence_read(stream=stream.name, include=request.user.pk)
     return Response({"stream": stream.name, **snapshot.payload()})
 
 
@@ -188,7 +189,7 @@ class RoomPresenceView(ApiView):
     def get(self, request, slug: str):
         """Who is subscribed to the room now, on every process."""
         room_decision(request, slug, Action.READ)
-        return presence(room_stream(slug))
+        return presence(request, room_stream(slug))
 
 
 class StreamPresenceView(ApiView):
@@ -198,4 +199,4 @@ class StreamPresenceView(ApiView):
         parsed = readable_stream(request, stream)
         if not parsed.keeps_presence:
             raise Http404
-        return presence(parsed)
+        return presence(request, parsed)

@@ -12,9 +12,10 @@ from realtime.presence import registry_get
 from realtime.presence.events import ConnectedUser, Snapshot, UserConnections
 
 
-def presence_read(*, stream: str) -> Snapshot:
-    """Who is on the stream named in full, on every process."""
-    return async_to_sync(registry_get().snapshot)(stream)
+def presence_read(*, stream: str, include: int | None = None) -> Snapshot:
+    """Who is on the stream named in full, on every process; cut at the
+    limit, user `include` (the caller) is still listed when he is on it."""
+    return async_to_sync(registry_get().snapshot)(stream, include=include)
 
 
 def connections_read(*, user_id: int) -> UserConnections:

@@ -265,14 +265,16 @@ class SocketRegistry:
         self,
         stream: str,
         *,
-        limit: int = PRESENCE_SNAPSHOT_LIMIT,
+        limit: int | None = None,
         include: int | None = None,
     ) -> Snapshot:
         """Who is on `stream`, on every process (only this one in an outage).
 
-        Cut at `limit`, user `include` is still listed (a subscriber's own
-        snapshot includes him, docs/protocol.md §4.4).
+        Cut at `limit` (`PRESENCE_SNAPSHOT_LIMIT`), user `include` is still
+        listed (a subscriber's own snapshot includes him, docs/protocol.md §4.4).
         """
+        if limit is None:
+            limit = PRESENCE_SNAPSHOT_LIMIT
         done, snapshot = await self._attempt(
             self.store.snapshot(stream, limit=limit, include=include)
         )

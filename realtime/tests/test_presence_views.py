@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
 from accounts.service_keys import service_key_create
-from realtime.tests.conftest import db, subscribe
+from realtime.tests.conftest import db, send, subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -105,3 +105,23 @@ async def test_the_server_api_answers_presence_and_connections(
     refused = await get(APIClient(), f"/api/server/users/{alice.pk}/connections")
     assert refused.status_code == 401
     assert refused["WWW-Authenticate"] == "ApiKey"
+
+
+async def test_a_cut_snapshot_still_lists_the_caller(
+    connect, api, alice, bob, rooms, monkeypatch
+):
+    """Over HTTP and by the `presence` frame, as in a subscriber's snapshot:
+    cut at the limit (1 here), the caller on the stream is listed."""
+    monkeypatch.setattr("realtime.presence.registry.PRESENCE_SNAPSHOT_LIMIT", 1)
+    a, b = await connect(alice), await connect(bob)
+    for socket in (a, b):
+        await subscribe(socket, "room:lobby")
+    assert alice.pk < bob.pk  # cut by id alone, bob would not be listed
+    response = await get(await db(api, bob), "/api/rooms/lobby/presence")
+    body = response.json()
+    assert [u["id"] for u in body["users"]] == [bob.pk]
+    assert (body["count"], body["truncated"]) == (2, True)
+    answer = await send(b, {"type": "presence", "stream": "room:lobby"})
+    assert [u["id"] for u in answer["users"]] == [bob.pk]
+    response = await get(await db(api, alice), "/api/rooms/lobby/presence")
+    assert [u["id"] for u in response.json()["users"]] == [alice.pk]
