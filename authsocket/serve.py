@@ -108,7 +108,7 @@ class ContractWebSocketProtocol(WebSocketProtocol):
       repeated ``authsocket.token.<jwt>`` subprotocol: "duplicate protocol
       …"): a token must not come back in a line that proxies may log.
     * A handshake autobahn refuses itself is logged with its reason, up to
-      what it quotes of the request.
+      where it quotes the request.
     """
 
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
@@ -119,11 +119,11 @@ class ContractWebSocketProtocol(WebSocketProtocol):
 
     def failHandshake(self, reason, code=400, responseHeaders=None):
         """Log why autobahn refused a handshake itself (§4.1: every refusal's
-        reason is logged), up to the first quote: what follows quotes the
-        client. The application's own refusals (daphne's 403) are logged by
-        the consumer already."""
+        reason is logged), up to the first quote or colon: what follows
+        quotes the request or an error about it. The application's own
+        refusals (daphne's 403) are logged by the consumer already."""
         if code != HTTPStatus.FORBIDDEN:
-            head = re.split("[\"']", reason, maxsplit=1)[0].strip()
+            head = re.split("[\"':]", reason, maxsplit=1)[0].strip()
             logger.info("websocket refused by the transport (%d): %s", code, head)
         super().failHandshake(reason, code, responseHeaders)
 
