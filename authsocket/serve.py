@@ -102,7 +102,8 @@ class ContractWebSocketProtocol(WebSocketProtocol):
       ``maxMessagePayloadSize`` / ``maxFramePayloadSize``, at the frame
       header, before the payload is buffered; it would fail the connection
       with 1009. Every message over ``AUTHSOCKET_MAX_MESSAGE_BYTES`` closes
-      4413, whoever noticed it.
+      4413, whoever noticed it, and the close-code metric counts it either
+      way (the application never hears of this cut).
     * A refused handshake's status line is the status's own phrase. autobahn
       puts its reason there, which can quote what the client sent (a
       repeated ``authsocket.token.<jwt>`` subprotocol: "duplicate protocol
@@ -112,6 +113,10 @@ class ContractWebSocketProtocol(WebSocketProtocol):
     """
 
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
+        # Imported here: this module loads before Django is configured.
+        from authsocket import metrics
+
+        metrics.close_code_sent(MESSAGE_TOO_BIG_CLOSE_CODE)
         self._fail_connection(MESSAGE_TOO_BIG_CLOSE_CODE, reason)
 
     def sendHttpErrorResponse(self, code, reason, responseHeaders=None):

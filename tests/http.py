@@ -36,3 +36,23 @@ def login(base: str, username: str, password: str) -> dict:
     )
     assert status == 200, body
     return body
+
+
+def scrape(server, authorization: str | None) -> tuple[int, str]:
+    """`GET /metrics` of a test server: (status, body text)."""
+    request = urllib.request.Request(f"{server.http}/metrics")
+    if authorization:
+        request.add_header("Authorization", authorization)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def sample(text: str, line_start: str) -> float:
+    """The value of the first Prometheus line starting so; 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

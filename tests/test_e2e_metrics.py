@@ -5,38 +5,19 @@ a handshake refused because of the database must show up in them.
 """
 
 import asyncio
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 import websockets
 
 from accounts.tokens import encode_access
+from tests.http import sample, scrape
 from tests.servers import DaphneServer, running, server_env
 
 pytestmark = [pytest.mark.e2e]
 
 TOKEN = "e2e-metrics-token-0123456789abcdef"
 UNREACHABLE_DATABASE = "postgres://authsocket:x@127.0.0.1:9/authsocket"
-
-
-def scrape(server, authorization: str | None) -> tuple[int, str]:
-    request = urllib.request.Request(f"{server.http}/metrics")
-    if authorization:
-        request.add_header("Authorization", authorization)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def sample(text: str, line_start: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 async def refused_handshake(server, access: str) -> None:

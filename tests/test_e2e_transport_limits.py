@@ -4,7 +4,8 @@ Parts of the wire contract (docs/protocol.md §4.1, §4.3) that only a real
 daphne shows, because autobahn acts on them before any ASGI code runs:
 
 * every message over AUTHSOCKET_MAX_MESSAGE_BYTES closes 4413, also one so big
-  that autobahn cuts it at the frame header (it would close 1009);
+  that autobahn cuts it at the frame header (it would close 1009), and the
+  close-code metric counts that cut too;
 * `Origin: null`, an Origin without a host, an empty and a repeated Origin
   reach realtime/origin.py, which refuses them 403 and logs why (autobahn
   would answer 400 with nothing logged);
@@ -29,13 +30,14 @@ import socket
 import pytest
 import websockets
 
-from tests.http import login
+from tests.http import login, sample, scrape
 from tests.servers import DaphneServer, server_env, sqlite_url
 from tests.wsclient import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.e2e]
 
 LIMIT = 1000  # AUTHSOCKET_MAX_MESSAGE_BYTES of the server below
+METRICS_TOKEN = "e2e-transport-metrics-0123456789abcdef"
 TIMEOUT = 10
 ORIGIN_REFUSED_LOG = r"websocket refused: origin not allowed"
 
@@ -45,7 +47,11 @@ def server(migrated_template, tmp_path_factory):
     """One `python -m authsocket.serve` with a small message limit."""
     directory = tmp_path_factory.mktemp("transport-limits")
     shutil.copy(migrated_template, directory / "db.sqlite3")
-    env = server_env(sqlite_url(directory), AUTHSOCKET_MAX_MESSAGE_BYTES=str(LIMIT))
+    env = server_env(
+        sqlite_url(directory),
+        AUTHSOCKET_MAX_MESSAGE_BYTES=str(LIMIT),
+        AUTHSOCKET_METRICS_TOKEN=METRICS_TOKEN,
+    )
     daphne = DaphneServer(
         env, log_path=directory / "daphne.log", module="authsocket.serve"
     ).start()
@@ -93,6 +99,22 @@ async def close_code_after_sending(server, token: str, text: str) -> int | None:
 )
 async def test_every_message_over_the_limit_closes_4413(server, token, size):
     assert await close_code_after_sending(server, token, ping_of(size)) == 4413
+
+
+def test_the_transports_4413_is_counted_like_the_consumers(server, token):
+    """A message autobahn cuts never reaches the consumer, which counts the
+    close codes it sends: the transport's cut is counted where it happens."""
+    counted = 'authsocket_close_codes_total{code="4413"}'
+
+    def count() -> float:
+        status, text = scrape(server, f"Bearer {METRICS_TOKEN}")
+        assert status == 200
+        return sample(text, counted)
+
+    before = count()
+    huge = ping_of(1024 * 1024)  # over twice the limit: the transport's cut
+    assert asyncio.run(close_code_after_sending(server, token, huge)) == 4413
+    assert count() == before + 1
 
 
 async def test_a_message_of_exactly_the_limit_is_answered(server, token):
