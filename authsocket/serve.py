@@ -308,6 +308,8 @@ class GracefulServer(Server):
         self.grace = grace
         self.ports = []
         self.draining = False
+        self.drain_task: asyncio.Future | None = None
+        self.stopping = False
 
     def run(self):
         # Django is set up by now (the application is loaded), so are its logs.
@@ -344,10 +346,11 @@ class GracefulServer(Server):
     def _on_signal(self, signum):
         if self.draining:
             logger.warning("Second %s: stopping now", signal.Signals(signum).name)
-            self.stop()
+            self._stop_once()
             return
         self.draining = True
-        asyncio.ensure_future(self.drain(signal.Signals(signum).name))
+        # Kept: the loop holds only a weak reference to a task.
+        self.drain_task = asyncio.ensure_future(self.drain(signal.Signals(signum).name))
 
     async def drain(self, reason: str = "shutdown"):
         """Stop listening, close sockets with 4503, wait, stop the reactor."""
@@ -372,6 +375,18 @@ class GracefulServer(Server):
             logger.info("Drained in %.2fs", time.monotonic() - started)
         finally:
             # Whatever went wrong above, a signalled process must still exit.
+            self._stop_once()
+
+    def _stop_once(self):
+        """Stop the reactor, unless a second signal did already.
+
+        Two signals often come together: `make run` passes a SIGTERM on to
+        its child, which a kill of the process group has signalled already.
+        The drain the first one began then ends after the reactor was told
+        to stop, and Twisted refuses a second stop with an exception.
+        """
+        if not self.stopping:
+            self.stopping = True
             self.stop()
 
 

@@ -1,6 +1,7 @@
 """authsocket.serve: the drain registry and the daphne limits (no services needed)."""
 
 import asyncio
+import signal
 
 import pytest
 
@@ -258,3 +259,22 @@ async def test_a_failing_drain_still_stops_the_server():
     with pytest.raises(RuntimeError):
         await server.drain("test")
     assert stopped == [True]
+
+
+async def test_two_signals_at_once_stop_the_reactor_once():
+    # What a kill of `make run`'s process group does: make passes its SIGTERM
+    # on to the server, which had one already. Both arrive before the drain
+    # runs; Twisted raises on a second reactor.stop().
+    server = serve.GracefulServer(
+        application=None,
+        endpoints=["tcp:port=0:interface=127.0.0.1"],
+        registry=serve.DrainRegistry(None),
+        grace=0.1,
+    )
+    stops = []
+    server.stop = lambda: stops.append(True)
+    server._on_signal(signal.SIGTERM)
+    server._on_signal(signal.SIGTERM)  # stops at once
+    assert stops == [True]
+    await asyncio.wait_for(server.drain_task, 10)  # the drain still runs
+    assert stops == [True]

@@ -1,10 +1,13 @@
 """A real `python -m authsocket.serve` process: limits and draining (no services)."""
 
 import asyncio
+import base64
 import contextlib
+import os
 import re
 import resource
 import signal
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -86,6 +89,47 @@ async def test_signal_closes_every_socket_with_4503_then_exits_cleanly(
         # It stopped listening: a new connection is refused, not half-served.
         with pytest.raises(OSError):
             await connect(server.ws, token=alice["access"], timeout=2)
+    finally:
+        server.stop()
+
+
+def open_without_answering_closes(server, token: str) -> socket.socket:
+    """A WebSocket opened by hand that will never answer the close handshake:
+    its application instance lives on until autobahn gives up waiting."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws/?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)  # bounded by the socket's timeout
+        assert chunk, answer
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return sock
+
+
+@pytest.mark.asyncio
+async def test_a_second_signal_during_the_drain_stops_without_an_error(
+    sqlite_env, log_dir
+):
+    # A socket that never answers the close keeps the drain waiting; a
+    # second signal then stops at once, cleanly.
+    (server,) = start_servers(sqlite_env, log_dir, "two-signals")
+    try:
+        alice = await login(server.http, "alice", DEMO_PASSWORD)
+        with open_without_answering_closes(server, alice["access"]):
+            server.signal(signal.SIGTERM)
+            server.wait_for("SIGTERM: stopped listening", timeout=10)
+            server.signal(signal.SIGTERM)
+            assert server.wait_exit(10) == 0
+        assert "Second SIGTERM: stopping now" in server.output
+        assert "Traceback" not in server.output, server.output
     finally:
         server.stop()
 
