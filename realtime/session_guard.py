@@ -107,7 +107,7 @@ class SessionGuard:
         self._verified: dict[str, VerifiedSession] = {}
         self._revoked: dict[str, float] = {}
         self._pending: dict[str, asyncio.Future] = {}
-        self._flushing = False
+        self._flushing: asyncio.Task | None = None  # kept: loops hold tasks weakly
         self._last_ok = float("-inf")
         self._cursor = timezone.now() - CLOCK_MARGIN
         self._after_pk: int | None = None  # highest revocation log row seen
@@ -164,9 +164,8 @@ class SessionGuard:
         future = self._pending.get(sid)
         if future is None:
             future = self._pending[sid] = self._loop.create_future()
-            if not self._flushing:
-                self._flushing = True
-                self._loop.create_task(self._flush())
+            if self._flushing is None:
+                self._flushing = self._loop.create_task(self._flush())
         return await asyncio.shield(future)
 
     async def _flush(self) -> None:
@@ -178,7 +177,7 @@ class SessionGuard:
                     del self._pending[sid]
                 await self._answer(batch)
         finally:
-            self._flushing = False
+            self._flushing = None
 
     async def _answer(self, batch: dict[str, asyncio.Future]) -> None:
         started = time.monotonic()
