@@ -9,7 +9,7 @@ class RealtimeConfig(AppConfig):
     def ready(self) -> None:
         from accounts.signals import sessions_revoked
         from realtime import signals  # noqa: F401  (registers receivers)
-        from realtime.kinds import STREAM_KINDS_MODULE
+        from realtime.kind_registry import STREAM_KINDS_MODULE
         from realtime.revocation import sessions_revoked_notify, sockets_close
         from realtime.session_guard import guard
 

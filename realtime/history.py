@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from realtime.kinds import StreamKind, registry
+from realtime.kind_registry import StreamKind, registry
 from realtime.models import Message, StreamCounter
 from realtime.server_api import IDEMPOTENCY_WINDOW
 

@@ -4,128 +4,38 @@ A kind owns every stream named `<kind>:<key>`. A project declares one in a
 `stream_kinds.py` module of its own app (found at startup), subclassing
 `StreamKind` and decorating it with `@register`; realtime's built-ins, `user`
 and `room`, are declared the same way in realtime/stream_kinds.py. See
-docs/extending.md ("Stream kinds").
+docs/extending.md ("Stream kinds"). The kinds themselves and their registry
+live in realtime/kind_registry.py, under everything else of realtime; this
+module adds what a project's code calls on top of it.
 """
 
-import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Iterable
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from realtime.kind_registry import (
+    STREAM_KINDS_MODULE,
+    Access,
+    History,
+    KindRegistry,
+    Publishers,
+    StreamKind,
+    register,
+    registry,
+)
+from realtime.publish import stream_publish
+from realtime.revalidation import streams_access_changed
 
-KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-STREAM_KINDS_MODULE = "stream_kinds"  # the module each app may declare kinds in
-
-
-class Access(Enum):
-    """The answer of `StreamKind.can_read`."""
-
-    ALLOWED = "allowed"
-    FORBIDDEN = "forbidden"  # the user may see the stream, not this action
-    HIDDEN = "hidden"  # answered exactly like a stream that does not exist
-
-
-class Publishers(Enum):
-    """Who may publish on a kind's streams."""
-
-    CLIENTS = "clients"  # users passing `can_publish`, and the server API
-    SERVER = "server"  # the server API (and the project's own code) only
-    NOBODY = "nobody"  # only the project's own code, through `publish`
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """How much of a stream is kept; None takes the setting (docs/protocol.md §1)."""
-
-    max_per_stream: int | None = None
-    max_age: int | None = None  # seconds
-
-    def per_stream(self) -> int:
-        if self.max_per_stream is not None:
-            return self.max_per_stream
-        return settings.AUTHSOCKET_HISTORY_MAX_PER_STREAM
-
-    def age(self) -> int:
-        return (
-            self.max_age
-            if self.max_age is not None
-            else settings.AUTHSOCKET_HISTORY_MAX_AGE
-        )
-
-
-class StreamKind:
-    """One kind of stream; subclass, set the attributes, override the checks.
-
-    `key_pattern` must match the whole key. Keys are used in channel-layer
-    group names when they fit (ASCII letters, digits, `-`, `_`, `.`), and
-    hashed into one otherwise, so any pattern is safe.
-    """
-
-    name: str = ""
-    key_pattern: str = ""
-    publishers: Publishers = Publishers.SERVER
-    history: History | None = History()  # None: numbered, never stored
-    presence: bool = False
-
-    def can_read(self, user, key: str) -> Access:
-        """Whether `user` (active, authenticated) may subscribe and read history."""
-        return Access.HIDDEN
-
-    def can_publish(self, user, key: str) -> bool:
-        """With `Publishers.CLIENTS`: whether `user`, who may read, may publish."""
-        return False
-
-    def exists(self, key: str) -> bool:
-        """Whether the server API may publish to `key` (False → 404)."""
-        return True
-
-    def publish_access(self, user, key: str) -> Access:
-        """Read, then publish: override to decide both in one query."""
-        access = self.can_read(user, key)
-        if access is not Access.ALLOWED:
-            return access
-        return Access.ALLOWED if self.can_publish(user, key) else Access.FORBIDDEN
-
-    def matches(self, key: str) -> bool:
-        """The key is the kind's: `key_pattern` matches all of it."""
-        return re.fullmatch(self.key_pattern, key) is not None
-
-    def __repr__(self) -> str:
-        return f"<stream kind {self.name!r}>"
-
-
-class KindRegistry:
-    """Every declared kind by name; a second kind of one name is refused."""
-
-    def __init__(self) -> None:
-        self.kinds: dict[str, StreamKind] = {}
-
-    def add(self, kind: StreamKind) -> None:
-        _check(kind)
-        earlier = self.kinds.get(kind.name)
-        if earlier is not None:
-            raise ImproperlyConfigured(
-                f"Two stream kinds claim the streams {kind.name}:<key>: "
-                f"{_where(earlier)} and {_where(kind)}. Rename one of them."
-            )
-        self.kinds[kind.name] = kind
-
-    def get(self, name: str) -> StreamKind | None:
-        return self.kinds.get(name)
-
-    def __iter__(self) -> Iterator[StreamKind]:
-        return iter(list(self.kinds.values()))
-
-
-registry = KindRegistry()
-
-
-def register(kind_class: type[StreamKind]) -> type[StreamKind]:
-    """Class decorator: declare the kind (in your app's `stream_kinds.py`)."""
-    registry.add(kind_class())
-    return kind_class
+__all__ = [
+    "STREAM_KINDS_MODULE",
+    "Access",
+    "History",
+    "KindRegistry",
+    "Publishers",
+    "StreamKind",
+    "publish",
+    "register",
+    "registry",
+    "rights_changed",
+]
 
 
 def rights_changed(
@@ -138,8 +48,6 @@ def rights_changed(
     and each socket that lost the right gets `unsubscribed` with reason
     `forbidden`.
     """
-    from realtime.revalidation import streams_access_changed
-
     names = [stream, *streams] if stream is not None else list(streams)
     streams_access_changed(names=names, user_id=user_id)
 
@@ -149,28 +57,4 @@ def publish(*, stream: str, data, sender=None):
 
     For the project's own code; no right is checked. Returns the message.
     """
-    from realtime.publish import stream_publish
-
     return stream_publish(name=stream, data=data, sender=sender)
-
-
-def _check(kind: StreamKind) -> None:
-    if not KIND_NAME.fullmatch(kind.name or ""):
-        raise ImproperlyConfigured(
-            f"{_where(kind)}: name {kind.name!r} must match {KIND_NAME.pattern}."
-        )
-    try:
-        re.compile(kind.key_pattern)
-    except (re.error, TypeError) as exc:
-        raise ImproperlyConfigured(
-            f"{_where(kind)}: key_pattern is not a regular expression ({exc})."
-        ) from exc
-    if not kind.key_pattern:
-        raise ImproperlyConfigured(f"{_where(kind)}: set key_pattern.")
-    if kind.history is not None and not isinstance(kind.history, History):
-        raise ImproperlyConfigured(f"{_where(kind)}: history must be History or None.")
-
-
-def _where(kind: StreamKind) -> str:
-    cls = type(kind)
-    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,11 +1,12 @@
 """The one answer to "may user U read / publish stream S" (docs/protocol.md §2, §4.2).
 
 The consumer and the REST views both ask here; each stream's kind
-(realtime.kinds) decides for its own streams. A stream that does not exist
-and one the user may not see give the same answer (`HIDDEN`), so existence
-does not leak; `FORBIDDEN` is only for what the user may already see (a
-public room he has not joined, his own stream). The WebSocket says
-`forbidden` to both; REST says 404 to `HIDDEN` and 403 to `FORBIDDEN`.
+(realtime/kind_registry.py) decides for its own streams. A stream that
+does not exist and one the user may not see give the same answer
+(`HIDDEN`), so existence does not leak; `FORBIDDEN` is only for what the
+user may already see (a public room he has not joined, his own stream).
+The WebSocket says `forbidden` to both; REST says 404 to `HIDDEN` and 403
+to `FORBIDDEN`.
 """
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from enum import Enum
 
 from django.db.models import Exists, OuterRef
 
-from realtime.kinds import Access, Publishers
+from realtime.kind_registry import Access, Publishers
 from realtime.models import Membership, Room
 from realtime.protocol import ROOM_KIND
 from realtime.streams import Stream

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ServiceKey
-from realtime.kinds import Publishers
+from realtime.kind_registry import Publishers
 from realtime.models import IdempotentPublish, Message
 from realtime.publish import stream_publish_to
 from realtime.streams import Stream, stream_parse

@@ -1,8 +1,8 @@
 """Stream names of docs/protocol.md §4.2, parsed strictly into `Stream` values.
 
 A name is `<kind>:<key>` (at most `MAX_STREAM_NAME_LENGTH` characters) of a
-declared kind (realtime.kinds) whose key pattern matches the whole key; the
-bare `user` is the caller's own `user:<id>`. Anything else parses to None,
+declared kind (realtime/kind_registry.py) whose key pattern matches the
+whole key; the bare `user` is the caller's own `user:<id>`. Anything else parses to None,
 which every caller treats like a stream the user may not touch: nothing is
 authorized by accident.
 """
@@ -10,7 +10,7 @@ authorized by accident.
 from dataclasses import dataclass, field
 
 from realtime.groups import presence_group, stream_group
-from realtime.kinds import StreamKind, registry
+from realtime.kind_registry import StreamKind, registry
 from realtime.protocol import (
     MAX_STREAM_NAME_LENGTH,
     ROOM_KIND,

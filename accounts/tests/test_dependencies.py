@@ -1,19 +1,10 @@
 """accounts is the lower layer: it never imports realtime (signals point up)."""
 
-import ast
 from pathlib import Path
 
+from tests.imports import imported_modules
+
 ACCOUNTS = Path(__file__).resolve().parents[1]
-
-
-def imported_modules(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
 
 
 def test_no_accounts_module_imports_realtime():
