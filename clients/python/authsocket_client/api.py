@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authsocket_client.errors import CredentialsRejected, TokenRotated
 from authsocket_client.http import NO_BODY, HttpSession, path_segment
 from authsocket_client.protocol import DEFAULT_URL
+from authsocket_client.socket import AuthSocket
 from authsocket_client.tokens import MemoryTokenStore, Tokens, TokenStore
-
-if TYPE_CHECKING:
-    from authsocket_client.socket import AuthSocket
 
 # How long a refresh that lost the race (`token_rotated`) waits for the
 # winner's tokens to show up in the store (another process writes them).
@@ -200,6 +198,4 @@ class ApiClient:
 
     def socket(self, **options: Any) -> AuthSocket:
         """A reconnecting socket of this session (see `AuthSocket` for options)."""
-        from authsocket_client.socket import AuthSocket
-
         return AuthSocket(self, **options)

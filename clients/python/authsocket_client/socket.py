@@ -24,14 +24,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from authsocket_client.api import ApiClient
 from authsocket_client.backoff import Backoff
 from authsocket_client.errors import (
     AuthSocketError,
@@ -136,6 +135,26 @@ class _Refused(Exception):
 _STOP = object()  # end of the event queue
 
 
+class Session(Protocol):
+    """What a socket needs of its session, an `ApiClient`: where the server
+    is, the tokens, fresh ones on demand, tickets, and a call that says why
+    credentials stopped working. Named here so that the socket does not
+    import the client that makes it (`ApiClient.socket`)."""
+
+    url: str
+
+    @property
+    def tokens(self) -> Tokens | None: ...
+
+    async def fresh_tokens(
+        self, *, min_remaining: float = 0.0, not_this: str | None = None
+    ) -> Tokens: ...
+
+    async def ticket(self) -> str: ...
+
+    async def me(self) -> dict[str, Any]: ...
+
+
 class AuthSocket:
     """A reconnecting socket of one `ApiClient` session.
 
@@ -148,7 +167,7 @@ class AuthSocket:
 
     def __init__(
         self,
-        api: ApiClient,
+        api: Session,
         *,
         transport: str = "header",
         ws_url: str | None = None,
