@@ -92,9 +92,19 @@ async def test_other_paths_reach_django_and_post_is_405(token):
     assert (status, headers[b"allow"]) == (405, b"GET, HEAD")
 
 
-def test_a_short_token_refuses_to_start_naming_the_variable():
+def test_a_short_token_is_served_but_the_deploy_check_warns():
+    """A short token is weak, not unusable: `check --deploy` names it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
     env.update(DJANGO_DEBUG="1", AUTHSOCKET_METRICS_TOKEN="short")
-    result = run_manage(env, "check")
+    assert run_manage(env, "check").returncode == 0
+    result = run_manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
-    assert "AUTHSOCKET_METRICS_TOKEN must be at least 16 characters" in result.stderr
+    assert "authsocket.W001" in result.stderr
+    assert "AUTHSOCKET_METRICS_TOKEN is shorter than 16 characters" in result.stderr
+
+
+def test_a_long_token_passes_the_deploy_check():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
+    env.update(DJANGO_DEBUG="1", AUTHSOCKET_METRICS_TOKEN="x" * 16)
+    result = run_manage(env, "check", "--deploy")
+    assert "authsocket.W001" not in result.stderr + result.stdout
