@@ -186,7 +186,13 @@ def session_logout_all(*, user: User) -> None:
 
 
 def session_delete(*, user: User, sid: str) -> bool:
-    """Revoke one of the user's own sessions; False if no such live session."""
+    """Revoke one of the user's own sessions; False if no such live session.
+
+    A sid holding NUL was never issued, and PostgreSQL refuses it in a query
+    (a DataError: 500), so it is not looked up.
+    """
+    if "\x00" in sid:
+        return False
     sessions = AuthSession.objects.live().filter(user=user, sid=sid)
     return bool(sessions_revoke(sessions=sessions, reason="deleted"))
 

@@ -148,6 +148,34 @@ async def test_twenty_concurrent_uses_of_one_ticket_on_two_processes_one_wins(
                 server.stop()
 
 
+@pytest.mark.services
+async def test_deleting_a_sid_with_nul_on_postgresql_is_404_not_500(tmp_path):
+    """PostgreSQL refuses NUL in a text query (a DataError: it answered 500);
+    such a sid was never issued, so it is the unknown sid's 404."""
+    with postgres_database() as database_url:
+        env = server_env(database_url)
+        await asyncio.to_thread(manage, env, "migrate", "--noinput")
+        await asyncio.to_thread(manage, env, "demo_data")
+        server = DaphneServer(env, log_path=tmp_path / "daphne.log")
+        try:
+            await asyncio.to_thread(server.start)
+            tokens = login(server.http, "alice", "authsocket-demo")
+            for sid in ("%00", "a%00b"):
+                status, body, _ = call(
+                    "DELETE",
+                    f"{server.http}/api/auth/sessions/{sid}",
+                    token=tokens["access"],
+                )
+                assert (status, body) == (
+                    404,
+                    {"detail": "Not found.", "code": "not_found"},
+                )
+            status, _, _ = call("GET", f"{server.http}/api/me", token=tokens["access"])
+            assert status == 200
+        finally:
+            server.stop()
+
+
 async def test_lifecycle_close_codes_reach_a_real_client(e2e_env, tmp_path):
     """4401, 4403 and 4409 through daphne itself, not only `channels.testing`."""
     env = {
