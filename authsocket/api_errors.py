@@ -37,6 +37,19 @@ class ApiView(APIView):
         if method not in self.http_method_names or not hasattr(self, method):
             raise exceptions.MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
+        _parse_json_body(request)
+
+
+def _parse_json_body(request) -> None:
+    """A body sent as JSON is strict JSON or 400 `parse_error`, read or not.
+
+    DRF parses lazily, so a view that ignores its body (logout, ticket,
+    joining a room) acted on `NaN` or a truncated document with 204 or 200
+    where docs/protocol.md §2 answers every non-strict body with 400. After
+    authentication, permissions and throttles, so their answers come first.
+    """
+    if request.content_type.split(";")[0].strip().lower() == "application/json":
+        request.data  # noqa: B018 - parsing is the point; it raises ParseError
 
 
 def _first_code(detail) -> str:

@@ -193,6 +193,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Strict JSON only (depth, finite numbers): 400 parse_error, never a 500.
     "DEFAULT_PARSER_CLASSES": ["authsocket.parsers.StrictJSONParser"],
+    # An `Accept` the API cannot meet gets JSON anyway, never 406.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "authsocket.negotiation.DefaultRendererFallback",
     "EXCEPTION_HANDLER": "authsocket.api_errors.exception_handler",
     # drf-spectacular, plus every operation's error answers (authsocket/openapi.py).
     "DEFAULT_SCHEMA_CLASS": "authsocket.openapi.ErrorAnswersSchema",
@@ -215,6 +217,9 @@ CORS_ALLOWED_ORIGINS = env_list("AUTHSOCKET_CORS_ORIGINS")
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = True
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "x-authsocket-cookie"]
+# Else another site's script cannot read how long a 429 asks it to wait, nor
+# the scheme of a 401.
+CORS_EXPOSE_HEADERS = ["Retry-After", "WWW-Authenticate"]
 
 # --- Tokens (docs/protocol.md §1, §3) ------------------------------------------------
 

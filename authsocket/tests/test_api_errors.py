@@ -93,3 +93,37 @@ def test_a_wrong_method_is_405_before_permissions(alice, open_session):
         "/api/users/1/notify", headers={"authorization": f"Bearer {tokens.access}"}
     )
     assert_json_error(response, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml"])
+def test_an_accept_the_api_cannot_meet_still_gets_its_json_401(accept):
+    response = Client().get("/api/me", headers={"accept": accept})
+    assert_json_error(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_an_accept_the_api_cannot_meet_still_gets_its_json_answer(alice, open_session):
+    tokens = open_session(alice)
+    response = Client().get(
+        "/api/me",
+        headers={"authorization": f"Bearer {tokens.access}", "accept": "text/html"},
+    )
+    assert (response.status_code, response.json()["username"]) == (200, "alice")
+
+
+@pytest.mark.parametrize(
+    "path, accept, content_type",
+    [
+        ("/api/docs/", "application/json", "text/html"),
+        ("/api/schema/", "text/html", "application/vnd.oai.openapi"),
+    ],
+)
+def test_schema_and_docs_answer_whatever_the_accept(path, accept, content_type):
+    response = Client().get(path, headers={"accept": accept})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(content_type)
+
+
+def test_an_unknown_format_is_still_a_json_404():
+    response = Client().get("/api/schema/?format=xml")
+    assert_json_error(response, 404, "not_found")

@@ -191,3 +191,53 @@ def test_data_exactly_63_deep_is_accepted_on_both_posting_endpoints(endpoints):
         response = post(*endpoints[endpoint], body)
         assert response.status_code == 201, response.json()
         assert response.json()["data"] == strict_json.loads(nested_array(MAX - 1))
+
+
+@pytest.fixture
+def bodiless_endpoints(make_user):
+    """(path, token) of POST endpoints that take no body, and the token's user."""
+    alice = make_user("alice", "pw-alice-123")
+    Room.objects.create(slug="lobby", title="Lobby", public=True)
+    token = session_open(user=alice, user_agent="pytest").access
+    paths = [
+        "/api/auth/logout",
+        "/api/auth/logout-others",
+        "/api/auth/logout-all",
+        "/api/auth/ticket",
+        "/api/rooms/lobby/membership",
+    ]
+    return [(path, token) for path in paths]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body", ["NaN", '{"x": 1e400}', "{"], ids=["NaN", "1e400", "cut"]
+)
+def test_a_body_sent_as_json_is_strict_even_where_it_is_not_read(
+    bodiless_endpoints, body
+):
+    """The endpoint refuses it (400 `parse_error`) and does nothing: the session
+    still works afterwards."""
+    for path, token in bodiless_endpoints:
+        response = post(path, token, body)
+        assert (response.status_code, response.json()["code"]) == (400, "parse_error")
+    me = APIClient()
+    me.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert me.get("/api/me").status_code == 200
+    assert not Room.objects.get(slug="lobby").memberships.exists()
+
+
+@pytest.mark.django_db
+def test_a_bodiless_endpoint_still_takes_no_body_or_an_empty_one(bodiless_endpoints):
+    path, token = bodiless_endpoints[3]  # the ticket
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.post(path).status_code == 200
+    assert client.post(path, "", content_type="application/json").status_code == 200
+    assert client.post(path, "{}", content_type="application/json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_authentication_is_answered_before_the_body():
+    response = post("/api/auth/ticket", None, "NaN")
+    assert (response.status_code, response.json()["code"]) == (401, "not_authenticated")
