@@ -6,6 +6,7 @@ of docs/extending.md and a test consumer for the hooks it does not use.
 """
 
 import json
+import logging
 import time
 
 import pytest
@@ -154,6 +155,15 @@ async def test_every_path_counts_in_the_registry_of_live_sockets(socket, alice):
 
 async def test_unlisted_paths_are_still_refused(socket, alice):
     assert await refused(await socket(alice, "/ws/cursors/not-a-number/"))
+
+
+async def test_an_unlisted_path_is_refused_with_its_reason_logged(
+    socket, alice, caplog
+):
+    caplog.set_level(logging.INFO, logger="realtime.routing")
+    assert await refused(await socket(alice, "/ws/nowhere/"))
+    reasons = [r.getMessage() for r in caplog.records if r.name == "realtime.routing"]
+    assert reasons == ["websocket refused: no WebSocket endpoint at this path"]
 
 
 # --- §4.2 frames --------------------------------------------------------------------
