@@ -21,10 +21,14 @@ from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
 from authsocket.metrics_endpoint import MetricsMiddleware  # noqa: E402
 from authsocket.routing import websocket_urlpatterns  # noqa: E402
+from realtime.handshake_refusals import daphne_handshake_refusals  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
-# daphne's access log bypasses logging filters and prints HTTP query strings.
+# daphne's access log bypasses logging filters and prints HTTP query strings;
+# autobahn's own refusals of a handshake could quote a token in their status
+# line (plain daphne: authsocket.serve applies both patches itself).
 redact_daphne_access_log()
+daphne_handshake_refusals()
 
 application = ProtocolTypeRouter(
     {

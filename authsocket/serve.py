@@ -9,8 +9,11 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
   reaches the consumer (which answers 4413), a huge one is cut by autobahn at
   its frame header, before it is buffered, with a 4413 close frame too
   (``ContractWebSocketProtocol``; autobahn would send 1009, or drop the TCP
-  connection with its default ``failByDrop``), and a refused handshake's
-  status line never quotes what the client sent;
+  connection with its default ``failByDrop``);
+* a handshake autobahn refuses itself gets a status line that never quotes
+  what the client sent, and 403 for more than one token subprotocol, whatever
+  the application (``realtime.handshake_refusals``, also applied by
+  authsocket/asgi.py under plain ``daphne``);
 * Twisted does not parse POST bodies (``RawBodyRequest``): daphne never
   reads what it parses, and a multipart body it could not parse was an
   empty 400 of Twisted's own instead of the application's JSON answer;
@@ -41,12 +44,10 @@ clients see 1006. See docs/deploy.md, "Graceful shutdown".
 import asyncio
 import json
 import logging
-import re
 import signal
 import sys
 import time
 from functools import partial
-from http import HTTPStatus
 
 # daphne.server installs the asyncio reactor; it must be imported before
 # anything else touches twisted.internet.reactor.
@@ -70,6 +71,9 @@ from authsocket.fd_limits import nofile_prepare  # isort:skip  (stdlib only)
 from authsocket.logging import (  # isort:skip  (no Django imports)
     redact_access_log_request,
     redact_daphne_access_log,
+)
+from realtime.handshake_refusals import (  # isort:skip  (no Django imports)
+    daphne_handshake_refusals,
 )
 from realtime.protocol import CloseCode  # isort:skip  (plain enums, no Django)
 
@@ -95,21 +99,16 @@ def transport_message_limit() -> int:
 
 
 class ContractWebSocketProtocol(WebSocketProtocol):
-    """daphne's WebSocket protocol, answering as the wire contract says.
+    """daphne's WebSocket protocol, closing 4413 as the wire contract says.
 
-    * A message over the transport limit closes 4413. autobahn calls
-      ``_max_message_size_exceeded`` when a message (or a frame) grows past
-      ``maxMessagePayloadSize`` / ``maxFramePayloadSize``, at the frame
-      header, before the payload is buffered; it would fail the connection
-      with 1009. Every message over ``AUTHSOCKET_MAX_MESSAGE_BYTES`` closes
-      4413, whoever noticed it, and the close-code metric counts it either
-      way (the application never hears of this cut).
-    * A refused handshake's status line is the status's own phrase. autobahn
-      puts its reason there, which can quote what the client sent (a
-      repeated ``authsocket.token.<jwt>`` subprotocol: "duplicate protocol
-      …"): a token must not come back in a line that proxies may log.
-    * A handshake autobahn refuses itself is logged with its reason, up to
-      where it quotes the request.
+    A message over the transport limit closes 4413. autobahn calls
+    ``_max_message_size_exceeded`` when a message (or a frame) grows past
+    ``maxMessagePayloadSize`` / ``maxFramePayloadSize``, at the frame header,
+    before the payload is buffered; it would fail the connection with 1009.
+    Every message over ``AUTHSOCKET_MAX_MESSAGE_BYTES`` closes 4413, whoever
+    noticed it, and the close-code metric counts it either way (the
+    application never hears of this cut). Handshakes autobahn refuses itself:
+    ``realtime.handshake_refusals``.
     """
 
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
@@ -118,19 +117,6 @@ class ContractWebSocketProtocol(WebSocketProtocol):
 
         metrics.close_code_sent(MESSAGE_TOO_BIG_CLOSE_CODE)
         self._fail_connection(MESSAGE_TOO_BIG_CLOSE_CODE, reason)
-
-    def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
-        super().sendHttpErrorResponse(code, HTTPStatus(code).phrase, responseHeaders)
-
-    def failHandshake(self, reason, code=400, responseHeaders=None):
-        """Log why autobahn refused a handshake itself (§4.1: every refusal's
-        reason is logged), up to the first quote or colon: what follows
-        quotes the request or an error about it. The application's own
-        refusals (daphne's 403) are logged by the consumer already."""
-        if code != HTTPStatus.FORBIDDEN:
-            head = re.split("[\"':]", reason, maxsplit=1)[0].strip()
-            logger.info("websocket refused by the transport (%d): %s", code, head)
-        super().failHandshake(reason, code, responseHeaders)
 
 
 class RawBodyRequest(WebRequest):
@@ -413,8 +399,10 @@ class GracefulCommandLineInterface(CommandLineInterface):
             lambda: env_seconds("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
         )
         json_logs = env_log_format() == "json"
-        # Whatever the application, no query string reaches the access log.
+        # Whatever the application, no query string reaches the access log,
+        # and no refused handshake's status line quotes a token.
         redact_daphne_access_log()
+        daphne_handshake_refusals()
 
         # load_asgi_app runs inside run(), before the server is built, so the
         # factory looks the registry up only when it is called.

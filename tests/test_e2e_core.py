@@ -43,3 +43,20 @@ async def test_logout_makes_access_token_useless_at_the_handshake(daphne_server)
         ):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_one_token_offered_twice_as_subprotocol_is_refused_403_unquoted(
+    daphne_server,
+):
+    """Plain daphne: autobahn refuses a repeated subprotocol before the
+    application, with 400 and a status line that quoted the token."""
+    token = login(daphne_server.http, "carol", "authsocket-demo")["access"]
+    offer = ["authsocket.v1", f"authsocket.token.{token}", f"authsocket.token.{token}"]
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(
+            daphne_server.ws, subprotocols=offer, open_timeout=10
+        ):
+            pass
+    response = refused.value.response
+    assert (response.status_code, response.reason_phrase) == (403, "Forbidden")
+    assert token not in daphne_server.logs()

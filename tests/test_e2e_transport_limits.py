@@ -10,7 +10,7 @@ daphne shows, because autobahn acts on them before any ASGI code runs:
   reach realtime/origin.py, which refuses them 403 and logs why (autobahn
   would answer 400 with nothing logged);
 * a handshake autobahn refuses itself does not quote the client's token
-  back in its status line;
+  back in its status line, and two token subprotocols are refused 403;
 * a POST body reaches the application, which answers JSON, even one Twisted
   could not parse.
 
@@ -175,14 +175,15 @@ def test_an_allowed_origin_still_opens_the_socket(server, token):
 
 
 def test_a_refused_handshake_never_quotes_the_token_back(server, token):
-    # autobahn refuses a repeated subprotocol itself; its reason quoted it.
+    # autobahn refuses a repeated subprotocol itself (it said 400); its reason
+    # quoted it. Two token subprotocols are a refused credential: 403.
     offer = f"authsocket.v1, authsocket.token.{token}, authsocket.token.{token}"
     mark = len(server.lines)
     status = handshake_status(server, "/ws/", [("Sec-WebSocket-Protocol", offer)])
-    assert re.match(r"HTTP/1\.1 400 Bad Request$", status), status
+    assert re.match(r"HTTP/1\.1 403 Forbidden$", status), status
     # Its reason is logged (§4.1), without the part that quotes the request.
     server.wait_for(
-        r"websocket refused by the transport \(400\): duplicate protocol",
+        r"websocket refused by the transport \(403\): duplicate protocol",
         TIMEOUT,
         start=mark,
     )

@@ -1,0 +1,74 @@
+"""Handshakes autobahn refuses by itself, answered as docs/protocol.md §4.1 says.
+
+Under daphne, autobahn reads a WebSocket handshake before any ASGI code runs
+and refuses some on its own: 400, with its reason as the status line. Plain
+``daphne`` serves the project as well as ``python -m authsocket.serve`` (§6),
+so daphne's protocol class is changed for both, in the process that runs it:
+
+* the status line is the status's own phrase: autobahn's reason can quote the
+  request (a repeated ``authsocket.token.<jwt>`` subprotocol: "duplicate
+  protocol …"), and a token must not come back in a line proxies may log;
+* more than one token subprotocol is a refused credential: 403 like every
+  other refusal (autobahn said 400 when the two were the same token);
+* the reason is logged (every refusal's is), up to where it quotes the request.
+"""
+
+import logging
+import re
+import sys
+from http import HTTPStatus
+
+from realtime.protocol import TOKEN_SUBPROTOCOL_PREFIX  # plain names, no Django
+
+logger = logging.getLogger(__name__)
+
+
+def daphne_handshake_refusals() -> None:
+    """Patch daphne's WebSocket protocol, when daphne runs this process (idempotent).
+
+    Nothing to do elsewhere (tests, another server): daphne is not imported
+    here, because importing its server installs Twisted's reactor.
+    """
+    module = sys.modules.get("daphne.ws_protocol")
+    if module is None:
+        return
+    protocol = module.WebSocketProtocol
+    if getattr(protocol.failHandshake, "follows_the_contract", False):
+        return
+    fail, respond = protocol.failHandshake, protocol.sendHttpErrorResponse
+
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        # 403 comes from the application, which has logged its reason already.
+        if code != HTTPStatus.FORBIDDEN:
+            if token_subprotocols(self) > 1:
+                code = HTTPStatus.FORBIDDEN
+            logger.info(
+                "websocket refused by the transport (%d): %s", code, _head(reason)
+            )
+        return fail(self, reason, code, responseHeaders)
+
+    def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
+        return respond(self, code, _phrase(code), responseHeaders)
+
+    failHandshake.follows_the_contract = True
+    protocol.failHandshake = failHandshake
+    protocol.sendHttpErrorResponse = sendHttpErrorResponse
+
+
+def token_subprotocols(handshake) -> int:
+    """How many `authsocket.token.<jwt>` subprotocols a handshake offers."""
+    headers = getattr(handshake, "http_headers", None) or {}
+    offered = headers.get("sec-websocket-protocol", "").split(",")
+    return sum(p.strip().startswith(TOKEN_SUBPROTOCOL_PREFIX) for p in offered)
+
+
+def _head(reason: str) -> str:
+    """autobahn's reason up to its first quote or colon: after it, the request."""
+    return re.split("[\"':]", reason, maxsplit=1)[0].strip()
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Error"
