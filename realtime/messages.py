@@ -1,6 +1,7 @@
 """The `message` frame of docs/protocol.md §4.2, built once for live, replay, REST."""
 
 import json
+import re
 
 from django.conf import settings
 
@@ -12,6 +13,11 @@ from realtime.streams import stream_label
 
 class InvalidData(ValueError):
     """Message data that could not be stored or sent as JSON."""
+
+
+# A NUL as JSON writes it, `\u0000`: after an even number of backslashes, so
+# that text which only spells it (a backslash, then `u0000`) is not one.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def message_frame(
@@ -61,7 +67,7 @@ def data_check(data) -> None:
         size = len(text.encode("utf-8"))
     except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidData("Data must be finite JSON in valid Unicode.") from exc
-    if "\\u0000" in text:
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise InvalidData("Data must not contain NUL characters.")
     if size > settings.AUTHSOCKET_MAX_MESSAGE_BYTES:
         raise InvalidData(

@@ -185,6 +185,14 @@ def test_data_storage_cannot_hold_is_refused_before_numbering(alice, rooms, data
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("text", ["C:\\u0000dir", "\\\\u0000", {"\\u0000": 1}])
+def test_text_that_only_spells_a_nul_escape_is_stored(alice, rooms, text):
+    """A backslash then `u0000` is six characters, no NUL: any JSON is data."""
+    published = room_message_store(room=rooms["team"], sender=alice, data=text)
+    assert Message.objects.get(pk=published.message.pk).data == text
+
+
+@pytest.mark.django_db(transaction=True)
 def test_data_63_deep_is_stored_on_the_user_stream(alice):
     message = publish_to_user(user=alice, data=nested(63))
     assert message.data == nested(63)
