@@ -142,6 +142,32 @@ def _check(kind: StreamKind) -> None:
         raise ImproperlyConfigured(f"{_where(kind)}: set key_pattern.")
     if kind.history is not None and not isinstance(kind.history, History):
         raise ImproperlyConfigured(f"{_where(kind)}: history must be History or None.")
+    _check_settings(kind)
+
+
+def _check_settings(kind: StreamKind) -> None:
+    """A mistyped setting must not pass for another one (a truthy "no" for
+    presence, a string for publishers that no rule recognises)."""
+    if not isinstance(kind.publishers, Publishers):
+        raise ImproperlyConfigured(
+            f"{_where(kind)}: publishers must be Publishers.CLIENTS, "
+            f"Publishers.SERVER or Publishers.NOBODY, not {kind.publishers!r}."
+        )
+    if not isinstance(kind.presence, bool):
+        raise ImproperlyConfigured(
+            f"{_where(kind)}: presence must be True or False, not {kind.presence!r}."
+        )
+    if kind.history is None:
+        return
+    for field in ("max_per_stream", "max_age"):
+        value = getattr(kind.history, field)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ImproperlyConfigured(
+                f"{_where(kind)}: history {field} must be a whole number of at "
+                f"least 1, or None for the setting's value; not {value!r}."
+            )
 
 
 def _where(kind: StreamKind) -> str:

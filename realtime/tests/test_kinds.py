@@ -8,7 +8,13 @@ from rest_framework.test import APIClient
 
 from accounts.service_keys import service_key_create
 from realtime.groups import stream_group
-from realtime.kinds import KindRegistry, StreamKind, registry, rights_changed
+from realtime.kinds import (
+    History,
+    KindRegistry,
+    StreamKind,
+    registry,
+    rights_changed,
+)
 from realtime.models import Message, StreamCounter
 from realtime.publish import stream_publish
 from realtime.stream_kinds import RoomKind, UserKind
@@ -73,6 +79,25 @@ def test_a_pattern_that_is_not_a_regex_is_refused():
     kind = type("Bad", (StreamKind,), {"name": "doc", "key_pattern": "("})()
     with pytest.raises(ImproperlyConfigured, match="regular expression"):
         KindRegistry().add(kind)
+
+
+@pytest.mark.parametrize(
+    "attrs, named",
+    [
+        ({"publishers": "clients"}, "publishers"),
+        ({"presence": "no"}, "presence"),
+        ({"presence": None}, "presence"),
+        ({"history": History(max_per_stream="10")}, "history"),
+        ({"history": History(max_per_stream=0)}, "history"),
+        ({"history": History(max_age=-1)}, "history"),
+        ({"history": History(max_age=True)}, "history"),
+    ],
+)
+def test_a_kind_with_a_mistyped_setting_is_refused_naming_it(attrs, named):
+    """A typo must not quietly change who publishes or turn presence on."""
+    kind = type("Bad", (StreamKind,), {"name": "doc", "key_pattern": r"\d+", **attrs})
+    with pytest.raises(ImproperlyConfigured, match=named):
+        KindRegistry().add(kind())
 
 
 @pytest.mark.parametrize(
