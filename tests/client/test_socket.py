@@ -201,6 +201,24 @@ async def test_after_a_reset_the_socket_resumes_from_what_the_server_holds(serve
             assert socket.stats.duplicates == {} and socket.stats.gaps == {}
 
 
+async def test_user_stream_stored_while_away_is_replayed_after_a_reconnect(serve):
+    """No `user` message was seen before the drop: the socket still learned
+    the stream's `last_id`, so what `notify` stored while the server was down
+    is replayed with `since` on the next connection."""
+    server = serve()
+    async with ApiClient(server.http) as api:
+        await api.login("carol", PASSWORD)
+        async with api.socket(**FAST) as socket:
+            await socket.ping(timeout=5)
+            await asyncio.to_thread(server.stop, signal.SIGTERM)
+            await asyncio.to_thread(manage, server.env, "notify", "carol", "away")
+            await asyncio.to_thread(server.start)
+            message = await next_message(socket, timeout=15)
+            assert (message.stream, message.data) == ("user", {"text": "away"})
+            assert message.replay
+            assert socket.stats.closes[4503] == 1 and socket.stats.connects == 2
+
+
 async def test_subscribing_before_welcome_subscribes_once(server):
     """`subscribe()` on a socket not yet live: the welcome does not subscribe
     the stream a second time (a second snapshot would show up as an event)."""

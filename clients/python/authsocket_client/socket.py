@@ -658,9 +658,9 @@ class AuthSocket:
         self.stats.refusals = 0
         self.backoff.reset()
         for entry in list(self._streams.values()):
-            # `user` is subscribed by the server itself; ask only to replay.
-            if entry.name == USER_STREAM and entry.position is None:
-                continue
+            # `user` is subscribed by the server itself, without a `subscribed`
+            # frame: asking anyway (never doubled) tells its `last_id`, so a
+            # drop before its first message still resumes with `since`.
             entry.resyncing = False
             await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
         self._live.set()
