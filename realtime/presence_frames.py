@@ -111,8 +111,8 @@ class StreamPresence:
             return
         else:  # subscribed again: a fresh snapshot replaces the view
             held = self.held[name] = []
-        if snapshot is None:
-            snapshot = await registry_get().snapshot(name)
+        if snapshot is None:  # subscribed again: it lists this socket's user too
+            snapshot = await registry_get().snapshot(name, include=self.user.pk)
         self.watched[name] = PresenceFilter(snapshot)
         await self.socket.send(text_data=snapshot_frame(name, snapshot))
         await self._drain(name, held)
@@ -203,7 +203,8 @@ class StreamPresence:
 
     async def _resnapshot(self, name: str, shared: dict) -> None:
         """The round's read, unless this socket was told of a change newer
-        than it: then a read for the rest of the round, this socket first."""
+        than it: then a read for the rest of the round, this socket first.
+        Cut without this socket's user, it reads one of its own."""
         view = self.watched.get(name)
         if view is None:
             return
@@ -212,10 +213,18 @@ class StreamPresence:
             snapshot = await registry_get().snapshot(name)
             text = snapshot_frame(name, snapshot)
             shared["read"] = snapshot, text
+        if snapshot.truncated and not snapshot.lists(self.user.pk):
+            snapshot, text = await self._own_read(name)
         if self.watched.get(name) is not view:  # unwatched meanwhile
             return
         view.reset(snapshot)
         await self._sent(name, text)
+
+    async def _own_read(self, name: str) -> tuple[Snapshot, str]:
+        """A snapshot that lists this socket's user, when the round's was cut
+        without him: every snapshot a watcher gets includes itself (§4.4)."""
+        snapshot = await registry_get().snapshot(name, include=self.user.pk)
+        return snapshot, snapshot_frame(name, snapshot)
 
     @staticmethod
     async def _shared_read(name: str, shared: dict) -> tuple[Snapshot, str]:

@@ -295,3 +295,24 @@ async def test_changes_that_arrive_after_a_resync_snapshot_are_not_told_again(
         frames.append(await next_frame(a))
     assert frames[-1]["type"] == "presence" and frames[-1]["count"] == 2
     assert await a.receive_nothing(timeout=QUIET)  # bob's join: in the snapshot
+
+
+async def test_every_snapshot_a_watcher_gets_lists_it_when_cut(
+    connect, alice, bob, rooms, monkeypatch
+):
+    """A subscribe again with presence, and an unprompted snapshot, list the
+    watcher too: cut at the limit (1 here), bob is listed, not alice."""
+    monkeypatch.setattr("realtime.presence.registry.PRESENCE_SNAPSHOT_LIMIT", 1)
+    a, b = await connect(alice), await connect(bob)
+    await subscribe(a, "room:lobby")
+    await watch(b, "room:lobby")
+    assert alice.pk < bob.pk  # cut by id alone, bob would not be listed
+    again = await watch(b, "room:lobby")
+    assert ([u["id"] for u in again["users"]], again["count"]) == ([bob.pk], 2)
+    assert again["truncated"] is True
+    await get_channel_layer().group_send(
+        room_stream("lobby").presence_group, Resync("room:lobby").event()
+    )
+    fresh = await next_frame(b)
+    assert fresh["type"] == "presence", fresh
+    assert ([u["id"] for u in fresh["users"]], fresh["count"]) == ([bob.pk], 2)
