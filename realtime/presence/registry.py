@@ -90,6 +90,8 @@ class SocketRegistry:
     async def start(self, *, on_change: OnChange | None = None) -> None:
         """Register this process and start its heartbeat and the dead-process scan.
 
+        The first scan runs now: what this process answers once started (an
+        HTTP read may be its first use) leaves out processes already dead.
         Idempotent; a later call may set `on_change`.
         """
         if on_change is not None:
@@ -98,6 +100,10 @@ class SocketRegistry:
             return
         self._ticker = asyncio.create_task(self._tick_forever())
         await self._attempt(self.store.process_register(self.process_id, ttl=self.ttl))
+        try:
+            await self._attempt(self._reap_dead())
+        except Exception:  # the heartbeat scans again within a tick
+            logger.exception("presence: dead-process scan failed")
 
     async def stop(self, *, goodbye: bool = True) -> None:
         """Stop the heartbeat; with `goodbye`, remove every entry (leaves go to on_change).
@@ -355,6 +361,10 @@ class SocketRegistry:
             if not alive:
                 await self.store.process_register(self.process_id, ttl=self.ttl)
             await self._rebuild(forgotten=not alive)
+        await self._reap_dead()
+
+    async def _reap_dead(self) -> None:
+        """Clean up after each process whose heartbeat expired (one claimant each)."""
         for dead in await self.store.processes_dead(self.process_id):
             if await self.store.process_claim(dead, by=self.process_id, ttl=self.ttl):
                 await self._reap(dead)

@@ -4,11 +4,15 @@ Sockets connect through the real application; the views reach the registry
 on the test's event loop, as sync views under daphne reach the server's.
 """
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
 from accounts.service_keys import service_key_create
+from realtime.presence import registry_get
+from realtime.presence.registry import SocketRegistry
 from realtime.tests.conftest import db, send, subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -125,3 +129,20 @@ async def test_a_cut_snapshot_still_lists_the_caller(
     assert [u["id"] for u in answer["users"]] == [bob.pk]
     response = await get(await db(api, alice), "/api/rooms/lobby/presence")
     assert [u["id"] for u in response.json()["users"]] == [alice.pk]
+
+
+async def test_a_process_that_served_no_socket_forgets_a_killed_ones_presence(
+    api, key, alice, bob, rooms
+):
+    """AUTHSOCKET_PRESENCE_TTL holds on every process: one that has only
+    answered HTTP so far still drops a killed process's users after it."""
+    ttl = 1
+    doomed = SocketRegistry(registry_get().store, ttl=ttl, process_id="doomed")
+    await doomed.socket_open("b1", user_id=bob.pk, username="bob", sid="s1")
+    await doomed.stream_join("b1", "room:lobby")
+    await doomed.stop(goodbye=False)  # SIGKILL: no goodbye, no more heartbeats
+    await asyncio.sleep(ttl + 0.2)
+    response = await get(await db(api, alice), "/api/rooms/lobby/presence")
+    assert response.json() == {"stream": "room:lobby", "users": [], "count": 0}
+    response = await get(service(key), f"/api/server/users/{bob.pk}/connections")
+    assert response.json() == {"connections": 0, "sessions": []}
