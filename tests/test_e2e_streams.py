@@ -1,6 +1,9 @@
 """Streams end to end on real daphne processes (docs/protocol.md §2, §4.2, §5)."""
 
 import asyncio
+import signal
+import time
+import uuid
 
 import pytest
 
@@ -103,3 +106,49 @@ async def test_redis_layer_delivers_across_processes_and_from_notify(e2e_env, tm
         finally:
             await alice.close()
             await bob.close()
+
+
+async def test_a_plain_daphne_stopped_by_sigterm_sends_its_users_leaves_at_once(
+    e2e_env, tmp_path
+):
+    """Plain daphne cancels its sockets on SIGTERM without a `disconnect`: the
+    registry says goodbye before the reactor stops, so the other processes'
+    watchers hear the leaves within a second, not after the presence TTL
+    (docs/protocol.md §4.4)."""
+    env = {**e2e_env, "REDIS_URL": redis_url(), "AUTHSOCKET_PRESENCE_TTL": "30"}
+    # A room of its own: presence left in the shared Redis by other runs'
+    # killed processes must not hide carol's join or leave.
+    slug = f"bye-{uuid.uuid4().hex[:12]}"
+    create = (
+        "from realtime.models import Room; "
+        f"Room.objects.create(slug={slug!r}, public=True)"
+    )
+    await asyncio.to_thread(manage, env, "shell", "-c", create)
+    stream = f"room:{slug}"
+    doomed = DaphneServer(env, log_path=tmp_path / "b.log")
+    with (
+        running(DaphneServer(env, log_path=tmp_path / "a.log")) as first,
+        running(doomed),
+    ):
+        watcher, _ = await login_socket(first, "alice")
+        carol, _ = await login_socket(doomed, "carol")
+        try:
+            frame = {"type": "subscribe", "stream": stream, "presence": True}
+            await request(watcher, frame)
+            await request(carol, {"type": "subscribe", "stream": stream})
+            await presence_of(watcher, "presence.join", "carol")
+            doomed.signal(signal.SIGTERM)
+            stopped = time.monotonic()
+            await presence_of(watcher, "presence.leave", "carol")
+            assert time.monotonic() - stopped < 1.0
+        finally:
+            await watcher.close()
+            await carol.close()
+
+
+async def presence_of(socket, kind: str, username: str) -> dict:
+    """The next `kind` frame about `username`, skipping the snapshot."""
+    while True:
+        frame = await receive(socket)
+        if frame["type"] == kind and frame["user"]["username"] == username:
+            return frame

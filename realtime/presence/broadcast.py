@@ -28,6 +28,7 @@ from realtime.presence.events import (
 from realtime.presence.outbox import PresenceOutbox
 from realtime.presence.registry import SocketRegistry
 from realtime.presence.relay import relay_reset
+from realtime.presence.shutdown import goodbye_on_shutdown
 from realtime.protocol import ServerFrame
 from realtime.streams import stream_parse
 
@@ -80,6 +81,7 @@ async def registry_started() -> SocketRegistry:
     """This process's registry, heartbeat running, broadcasting what it notices."""
     registry = registry_get()
     await registry.start(on_change=_noticed)
+    goodbye_on_shutdown(registry_stopped)  # plain daphne's SIGTERM: leaves now
     return registry
 
 
