@@ -39,6 +39,14 @@ def from_subprotocols(scope: dict, params: dict) -> Credential | None:
 
 
 def from_authorization_header(scope: dict, params: dict) -> Credential | None:
+    """`Authorization: Bearer <jwt>`; a header of another scheme is no credential.
+
+    A browser sends the Basic credentials of a site behind HTTP
+    authentication (nginx's `auth_basic` on a staging host) with its
+    WebSocket handshakes too: they belong to the proxy, and the ticket or
+    token behind them is the socket's credential. A Bearer header that is
+    malformed is present, and refused.
+    """
     values = [v for k, v in scope.get("headers", ()) if k == b"authorization"]
     if not values:
         return None
@@ -49,7 +57,7 @@ def from_authorization_header(scope: dict, params: dict) -> Credential | None:
     except MalformedBearer as exc:
         raise BadCredential(f"Authorization header: {exc}") from None
     if token is None:
-        raise BadCredential("Authorization header is not 'Bearer <token>'")
+        return None
     return Credential(Transport.HEADER, token)
 
 

@@ -110,10 +110,6 @@ MALFORMED = {
         "headers": [("authorization", "Bearer garbage")],
         "query": f"ticket={k}",
     },
-    "non-Bearer header before a good ?token=": lambda t, k: {
-        "headers": [("authorization", "Basic YWxpY2U6cHc=")],
-        "query": f"token={t}",
-    },
     "bad ticket before a good ?token=": lambda t, k: {
         "query": f"ticket=garbage&token={t}"
     },
@@ -129,6 +125,20 @@ async def test_malformed_transport_is_refused(ws, tokens, ticket, case, caplog):
     ]
     assert len(reasons) == 1  # the reason is logged, once
     assert tokens.access not in caplog.text and ticket not in caplog.text
+
+
+@pytest.mark.parametrize("scheme", ["Basic YWxpY2U6cHc=", "Token abc", "Digest x=1"])
+async def test_an_authorization_header_of_another_scheme_is_no_credential(
+    ws, tokens, ticket, scheme
+):
+    """A proxy's HTTP authentication is not the socket's: the ticket or
+    token behind it is the credential (a browser on a site behind Basic
+    auth sends that header with every handshake)."""
+    header = [("authorization", scheme)]
+    for query in (f"ticket={ticket}", f"token={tokens.access}"):
+        communicator = ws(query, headers=header)
+        assert (await welcomed(communicator))["session"] == tokens.session.sid
+        await communicator.disconnect()
 
 
 async def test_ticket_not_consumed_by_a_refused_earlier_transport(ws, tokens, ticket):
@@ -159,6 +169,7 @@ def scope(query: bytes = b"", headers=(), subprotocols=()):
         (scope(headers=[(b"authorization", b"bearer x")]), Transport.HEADER),
         (scope(b"ticket=x&token=y"), Transport.TICKET),
         (scope(b"token=y"), Transport.QUERY_TOKEN),
+        (scope(b"ticket=x", [(b"authorization", b"Basic x")]), Transport.TICKET),
         (
             scope(b"token=y", [(b"authorization", b"Bearer x")], [SUBPROTOCOL]),
             Transport.HEADER,

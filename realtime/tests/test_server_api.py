@@ -18,7 +18,7 @@ from realtime.models import IdempotentPublish, Message, StreamCounter
 from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, CloseCode
 from realtime.server_api import idempotency_prune
 from realtime.tests.conftest import TIMEOUT
-from realtime.tests.sockets import close_code, db, refused, still_open
+from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -490,14 +490,18 @@ async def test_a_service_key_never_opens_a_websocket(ws, key):
     assert await refused(ws(headers=[("authorization", f"ApiKey {key}")]))
 
 
-async def test_a_key_header_is_refused_even_beside_a_valid_token(
+async def test_a_key_header_beside_a_valid_token_is_ignored(
     ws, key, alice, open_session
 ):
+    """Only a Bearer header is a socket credential: the key gives the socket
+    nothing, and the token behind it makes it that token's session."""
     tokens = await db(open_session, alice)
     communicator = ws(
         f"token={tokens.access}", headers=[("authorization", f"ApiKey {key}")]
     )
-    assert await refused(communicator)
+    welcome = await welcomed(communicator)
+    assert (welcome["user"]["id"], welcome["session"]) == (alice.pk, tokens.session.sid)
+    await communicator.disconnect()
 
 
 async def test_a_key_in_the_query_string_is_refused(ws, key):

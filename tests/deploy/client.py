@@ -35,11 +35,16 @@ async def ticket(base: str, access: str) -> str:
     return body["ticket"]
 
 
-async def connect(base_ws: str, *, token=None, ticket=None, timeout=TIMEOUT):
+async def connect(
+    base_ws: str, *, token=None, ticket=None, headers=None, timeout=TIMEOUT
+):
     """Open /ws/ with ?token= or ?ticket= and return (socket, welcome frame)."""
     query = f"?ticket={ticket}" if ticket else f"?token={token}"
     ws = await asyncio.wait_for(
-        websockets.connect(f"{base_ws}/ws/{query}", open_timeout=timeout), timeout
+        websockets.connect(
+            f"{base_ws}/ws/{query}", additional_headers=headers, open_timeout=timeout
+        ),
+        timeout,
     )
     welcome = await recv_json(ws, timeout)
     assert welcome["type"] == "welcome", welcome
