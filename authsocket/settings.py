@@ -320,7 +320,7 @@ AUTHSOCKET_RECLAIM_AFTER_DROP = env_int("AUTHSOCKET_RECLAIM_AFTER_DROP", 0)
 # The bearer token /metrics requires; unset: no /metrics at all (404). A
 # short one is a warning of `check --deploy` (authsocket/checks.py), as
 # Django treats a weak SECRET_KEY: the figures are an operator's, not users'.
-AUTHSOCKET_METRICS_TOKEN = env_str("AUTHSOCKET_METRICS_TOKEN")
+AUTHSOCKET_METRICS_TOKEN = env_secret("AUTHSOCKET_METRICS_TOKEN", debug=DEBUG)
 # 0 turns instrumentation off (the bench's "metrics off" baseline).
 AUTHSOCKET_METRICS = env_bool("AUTHSOCKET_METRICS", True)
 

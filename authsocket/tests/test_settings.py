@@ -5,7 +5,7 @@ import re
 import secrets
 from pathlib import Path
 
-from tests.servers import run_manage, server_env
+from tests.servers import PROJECT, run_manage, server_env
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 
@@ -91,6 +91,20 @@ def test_the_examples_placeholder_secrets_are_refused_outside_debug(tmp_path):
         assert result.returncode != 0
         assert f"{name} still holds the example's placeholder" in result.stderr
     assert run_manage(env, "check").returncode == 0
+
+
+def test_the_metrics_token_placeholder_is_refused_outside_debug(tmp_path):
+    """The systemd example ships it commented out; uncommented as it is, a
+    token anyone can read must not open /metrics."""
+    example = PROJECT / "deploy" / "systemd" / "authsocket.env.example"
+    line = next(
+        line for line in example.read_text().splitlines() if "METRICS_TOKEN=" in line
+    )
+    name, placeholder = line.lstrip("# ").split("=", 1)
+    env = server_env(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = run_manage({**env, name: placeholder}, "check")
+    assert result.returncode != 0
+    assert f"{name} still holds the example's placeholder" in result.stderr
 
 
 def test_a_presence_ttl_of_one_second_is_accepted_and_zero_refused():
