@@ -9,5 +9,6 @@ refused.
 from realtime.routing import websocket_routes
 
 websocket_urlpatterns = websocket_routes(
-    # path("ws/cursors/<int:doc>/", CursorConsumer.as_asgi()),
+    # Keep ids bounded: they end up in channel-layer group names (< 100 characters).
+    # re_path(r"^ws/cursors/(?P<doc>[1-9][0-9]{0,17})/$", CursorConsumer.as_asgi()),
 )
