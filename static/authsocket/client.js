@@ -13,7 +13,8 @@
 //     re-subscribes each stream with `since` = the last id it has (§4.2): the
 //     server's `last_id` when nothing arrived yet, and `next_since` after
 //     `replay.truncated`; a `reset` means the server cannot honour that id, so
-//     whatever it sends next is taken;
+//     whatever it sends next is taken. The `user` stream is always followed
+//     this way, asked for or not;
 //   - close codes and refused handshakes are handled as §4.3 says;
 //   - presence (§4.4), when asked for, is kept per stream: a snapshot replaces
 //     the view, joins and leaves are applied idempotently.
@@ -82,6 +83,10 @@ const COOKIE_HEADER = { "X-AuthSocket-Cookie": "1" };
 const SUBPROTOCOL = "authsocket.v1";
 const TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token.";
 const REFRESH_LOCK = "authsocket-refresh";
+const USER_STREAM = "user";
+// A socket that closes sooner than this after `welcome` earns no immediate
+// retry: a server that keeps closing at once must not make the client spin.
+const MIN_LIFE_MS = 1000;
 
 const DEFAULTS = Object.freeze({
   baseUrl: "",
@@ -162,6 +167,14 @@ const DEAD_CREDENTIALS = new Set([
   "invalid_credentials",
 ]);
 
+/**
+ * The streams followed, with their positions. `user` is always there: the
+ * server subscribes it by itself (§4.2), and a reconnect must resume it too.
+ */
+function newStreams() {
+  return new Map([[USER_STREAM, { lastId: null, presence: false, history: true }]]);
+}
+
 function defaultWsUrl(baseUrl) {
   const url = new URL("/ws/", baseUrl || window.location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
@@ -229,12 +242,14 @@ export class AuthSocket extends EventTarget {
     this._attempt = 0;
     this._refusals = 0;
     this._forceRefresh = false;
-    this._streams = new Map(); // stream -> { lastId: the last id it has, or null, presence: bool }
+    // stream -> { lastId: the last id it has, or null, presence: bool, history: bool }
+    this._streams = newStreams();
     this._presence = new Map(); // stream -> PresenceView, for streams subscribed with presence
-    this._pending = new Map(); // ref -> { resolve, reject, kind, stream, timer }
+    this._pending = new Map(); // ref -> { resolve, reject, kind, stream, frame, timer }
     this._nextRef = 1;
     this._timers = { refresh: null, reconnect: null, heartbeat: null };
     this._lastFrameAt = 0;
+    this._liveSince = 0; // when the current socket got `welcome` (ms)
 
     this._channel =
       typeof BroadcastChannel === "function" ? new BroadcastChannel(this.options.channelName) : null;
@@ -383,7 +398,7 @@ export class AuthSocket extends EventTarget {
   subscribe(stream, { since = null, presence = false } = {}) {
     let entry = this._streams.get(stream);
     if (!entry) {
-      entry = { lastId: null, presence: false };
+      entry = { lastId: null, presence: false, history: true };
       this._streams.set(stream, entry);
     }
     entry.presence = presence === true;
@@ -554,7 +569,7 @@ export class AuthSocket extends EventTarget {
 
   _resetIdentity() {
     this._closeSocket(CLOSE.NORMAL);
-    this._streams.clear();
+    this._streams = newStreams();
     this._presence.clear();
     this.user = null;
     this.sid = null;
@@ -729,7 +744,7 @@ export class AuthSocket extends EventTarget {
       case CLOSE.TOKEN_EXPIRED:
         this._emitClose(code, opened, CLOSE_ACTION.REFRESH_AND_RECONNECT);
         this._forceRefresh = true;
-        this._scheduleReconnect("token_expired", 0, { immediate: this._attempt === 0 });
+        this._scheduleReconnect("token_expired", 0, { immediate: this._mayRetryAtOnce() });
         break;
       case CLOSE.REVOKED:
         this._emitClose(code, opened, CLOSE_ACTION.SIGN_IN_AGAIN);
@@ -758,12 +773,17 @@ export class AuthSocket extends EventTarget {
         break;
       case CLOSE.NORMAL:
         this._emitClose(code, opened, CLOSE_ACTION.RECONNECT);
-        this._scheduleReconnect("closed", 0, { immediate: this._attempt === 0 });
+        this._scheduleReconnect("closed", 0, { immediate: this._mayRetryAtOnce() });
         break;
       default:
         this._emitClose(code, opened, CLOSE_ACTION.BACKOFF);
         this._scheduleReconnect(`dropped_${code}`);
     }
+  }
+
+  /** The first retry after a close is immediate, unless the socket died young. */
+  _mayRetryAtOnce() {
+    return this._attempt === 0 && Date.now() - this._liveSince >= MIN_LIFE_MS;
   }
 
   /** Report a close the server (or the network) made, before acting on it. */
@@ -781,7 +801,7 @@ export class AuthSocket extends EventTarget {
       response = await this._fetch("/api/me", { auth: true });
     } catch {
       // The server is unreachable: a plain drop, retried without a bound.
-      this._scheduleReconnect("unreachable");
+      if (generation === this._generation) this._scheduleReconnect("unreachable");
       return;
     }
     if (generation !== this._generation) return;
@@ -856,7 +876,7 @@ export class AuthSocket extends EventTarget {
         this._pending.delete(ref);
         reject(new AuthSocketError("timeout", `no answer to ${frame.type}`));
       }, this.options.requestTimeoutMs);
-      this._pending.set(ref, { resolve, reject, kind, stream, timer });
+      this._pending.set(ref, { resolve, reject, kind, stream, frame, timer });
       this._send({ ...frame, ref });
     });
   }
@@ -879,9 +899,11 @@ export class AuthSocket extends EventTarget {
   _sendSubscribe(stream, since = undefined) {
     const entry = this._streams.get(stream);
     if (!entry) return;
-    const from = since ?? entry.lastId;
-    // `user` is subscribed automatically (§4.2); it is only asked for to replay.
-    if (stream === "user" && from === null) return;
+    // `user` is subscribed by the server itself, without a `subscribed` frame:
+    // asking anyway (never doubled) tells its `last_id`, so a drop before its
+    // first message still resumes with `since`. A kind without history (§8)
+    // numbers its messages but refuses `since`: it is followed from now.
+    const from = entry.history ? (since ?? entry.lastId) : null;
     const frame = { type: "subscribe", stream };
     if (from !== null) frame.since = from;
     if (entry.presence) frame.presence = true;
@@ -929,6 +951,7 @@ export class AuthSocket extends EventTarget {
     this._attempt = 0;
     this._refusals = 0;
     this._everLive = true;
+    this._liveSince = Date.now();
     this.stats.connects++;
     this.sid = frame.session ?? this.sid;
     if (frame.user && !this.user) this.user = frame.user;
@@ -1011,6 +1034,15 @@ export class AuthSocket extends EventTarget {
     const error = new AuthSocketError(frame.code || "error", frame.detail || "");
     const pending = this._settle(frame.ref, error);
     const stream = frame.stream ?? pending?.stream ?? null;
+    const entry = this._streams.get(stream);
+    const refusedSince = pending?.kind === "subscribe" && pending.frame.since !== undefined;
+    if (frame.code === "bad_request" && refusedSince && entry?.history) {
+      // §8: this stream's kind keeps no history, so `since` is refused. Follow
+      // it from now instead of losing it after every reconnect.
+      entry.history = false;
+      this._sendSubscribe(stream);
+      return;
+    }
     if (frame.code === "forbidden" && stream && pending?.kind === "subscribe") {
       this._streams.delete(stream);
       this._dropPresence(stream, "unsubscribed");
@@ -1078,7 +1110,7 @@ export class AuthSocket extends EventTarget {
     this._attempt = 0;
     this._refusals = 0;
     this._everLive = false;
-    this._streams.clear();
+    this._streams = newStreams();
     this._presence.clear();
     const hadUser = this.user !== null;
     this.user = null;
@@ -1124,7 +1156,10 @@ export class AuthSocket extends EventTarget {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: "same-origin",
+        // The refresh cookie also travels to an API on another origin of the
+        // same site (`baseUrl`, with AUTHSOCKET_CORS_ORIGINS): "same-origin"
+        // would drop it there, and the session would end at the first refresh.
+        credentials: cookie ? "include" : "same-origin",
         signal: controller.signal,
       });
     } catch (error) {

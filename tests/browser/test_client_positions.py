@@ -8,6 +8,7 @@ from `last_id` when it had nothing yet, take every later message after a
 
 import pytest
 
+from tests.http import call
 from tests.servers import manage
 
 pytestmark = pytest.mark.browser
@@ -108,3 +109,92 @@ def test_subscribed_from_now_resumes_from_last_id_after_a_restart(server, browse
     server.start()
     alice.wait_state("live", timeout=40)
     wait_ids(alice, [before + 1], "the message stored while down was not replayed")
+
+
+# A second client in the page, of the page's user, that asks for nothing by
+# itself: it never subscribes `user`. Its `message` ids of `arguments[0]` and
+# its `subscribed` answers for it are counted; resolves once it is live and
+# its first answers are in.
+OTHER_CLIENT = (
+    "const { AuthSocket } = await import('/static/authsocket/client.js');"
+    "const c = new AuthSocket({ channelName: 'isolated', transport: 'subprotocol' });"
+    "window.__other = c; window.__otherIds = []; window.__otherSubscribed = 0;"
+    "c.addEventListener('message', (e) => {"
+    "  if (e.detail.stream === arguments[0]) window.__otherIds.push(e.detail.id);"
+    "});"
+    "c.addEventListener('subscription', (e) => {"
+    "  if (e.detail.stream === arguments[0] && e.detail.status === 'subscribed') window.__otherSubscribed++;"
+    "});"
+    "await c.login('alice', 'authsocket-demo');"
+    "await new Promise((resolve) => {"
+    "  if (c.state === 'live') resolve();"
+    "  c.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
+    "});"
+    "await c.ping();"  # answered after the `subscribe` frames sent at `welcome`
+)
+
+
+def other_ids(page) -> list[int]:
+    return page.js("return window.__otherIds.slice();")
+
+
+def test_the_user_stream_resumes_when_nothing_arrived_before_the_drop(
+    server, browsers, notify
+):
+    """No notification had arrived when the server went away: the client
+    still knows the `user` stream's `last_id` (it subscribes `user` on every
+    connection), so one stored while it was down is replayed after the
+    reconnect — on the demo's pane, and for a client that never asked for
+    `user` itself."""
+    alice = browsers.signed_in("alice", "alice")
+    alice.wait_pane(LOBBY)
+    alice.js_async(OTHER_CLIENT, "user")
+    assert alice.texts("user") == [] and other_ids(alice) == []
+
+    server.stop()
+    alice.wait_state("reconnecting", timeout=10)
+    notify(server, "alice", "stored while down")
+    server.start()
+    alice.wait_state("live", timeout=40)
+    alice.wait_message("user", "stored while down", timeout=10)
+    stored = alice.messages("user")[-1]["id"]
+    alice.wait_for(
+        lambda _d: other_ids(alice) == [stored],
+        timeout=40,
+        message="the notification stored while down was not replayed to the client",
+    )
+    alice.js("window.__other.close();")
+
+
+def test_a_stream_without_history_is_followed_again_after_a_reconnect(
+    server_factory, browsers
+):
+    """A kind without history numbers its messages but refuses `since`
+    (`bad_request`, docs/streams.md): after a drop the client subscribes it
+    again from now instead of losing it."""
+    server = server_factory(DJANGO_SETTINGS_MODULE="tests.settings_kinds")
+    alice = browsers.signed_in("alice", "alice", server)
+    alice.js_async(OTHER_CLIENT, "board:news")
+    alice.js_async(
+        SUBSCRIBE.replace("authsocketDemo.client", "__other"), "board:news", {}
+    )
+
+    def board(text: str) -> int:
+        status, body, _ = call("POST", f"{server.http}/kinds-test/board/news", text)
+        assert status == 201, body
+        return body["id"]
+
+    first = board("before the drop")
+    alice.wait_for(lambda _d: other_ids(alice) == [first], message="no live message")
+    alice.js("window.__other._ws.close(3000);")  # dropped: it reconnects by itself
+    alice.wait_for(
+        lambda _d: alice.js("return window.__otherSubscribed;") == 2,
+        timeout=20,
+        message="the stream was not subscribed again after the reconnect",
+    )
+    second = board("after the drop")
+    alice.wait_for(
+        lambda _d: other_ids(alice) == [first, second],
+        message="the stream was lost after the reconnect",
+    )
+    alice.js("window.__other.close();")

@@ -4,11 +4,14 @@ Demo data (docs/protocol.md §5): alice and bob are members of the private room 
 carol is not and cannot join it; everyone is in the public room `lobby`.
 """
 
+import http.server
 import signal
+import threading
 import time
 
 import pytest
 
+from tests.browser.conftest import ROOT
 from tests.servers import manage
 
 pytestmark = pytest.mark.browser
@@ -337,6 +340,113 @@ def test_refused_handshake_with_good_credentials_gives_up_after_bounded_tries(
     )
     assert result["final"] == "offline", result
     assert result["states"].count("reconnecting") == 2, result
+
+
+# A server that answers `welcome` and closes with 1000 at once, every time.
+CLOSING_SOCKET = """
+class ClosingSocket {
+  static OPEN = 1;
+  constructor() {
+    window.__opened = (window.__opened || 0) + 1;
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+      const welcome = { type: "welcome", user: { id: 1, username: "alice" }, session: "s",
+        expires_at: Math.floor(Date.now() / 1000) + 300, protocol: "1.1" };
+      this.onmessage?.({ data: JSON.stringify(welcome) });
+      this.readyState = 3;
+      this.onclose?.({ code: 1000 });
+    }, 5);
+  }
+  send() {}
+  close() {}
+}
+"""
+
+
+def test_a_socket_closed_at_once_does_not_make_the_client_spin(server, browsers):
+    # 1000 (and 4401) earn an immediate reconnect once (§4.3); a socket that
+    # dies within a second of `welcome` does not, or the client would spin.
+    page = browsers.context("alice").open()
+    result = page.js_async(
+        "const { AuthSocket } = await import('/static/authsocket/client.js');"
+        "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
+        "await c.login('alice', 'authsocket-demo');"
+        "const real = window.WebSocket;"
+        + CLOSING_SOCKET
+        + "window.__opened = 0; window.WebSocket = ClosingSocket;"
+        "try {"
+        "  c._closeSocket(1000); c.reconnect();"
+        "  await new Promise((resolve) => setTimeout(resolve, 2000));"
+        "} finally { window.WebSocket = real; c.close(); }"
+        "return window.__opened;",
+    )
+    assert 1 <= result <= 10, f"{result} sockets opened in 2 s"
+
+
+@pytest.fixture
+def app_origin():
+    """Another site's front end: a blank page and client.js, on a port of its own.
+
+    Not the demo page: its Content-Security-Policy allows only its own origin.
+    """
+    client_js = (ROOT / "static" / "authsocket" / "client.js").read_bytes()
+    pages = {
+        "/": (b"<!doctype html><title>app</title>", "text/html"),
+        "/client.js": (client_js, "text/javascript"),
+    }
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body, kind = pages.get(self.path, (b"", "text/plain"))
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_the_refresh_cookie_reaches_an_api_on_another_origin_of_the_site(
+    server_factory, browsers, app_origin
+):
+    # `baseUrl` on another origin of the same site (another port), allowed by
+    # AUTHSOCKET_CORS_ORIGINS: the cookie-mode login must store the refresh
+    # cookie and `refresh`/`resume` must send it (§2 cookie mode).
+    api = server_factory(
+        AUTHSOCKET_CORS_ORIGINS=app_origin, AUTHSOCKET_ALLOWED_ORIGINS=app_origin
+    )
+    page = browsers.context("alice", api)
+    page.driver.get(app_origin + "/")
+    result = page.js_async(
+        "const { AuthSocket } = await import('/client.js');"
+        "const options = { baseUrl: arguments[0] };"
+        "const first = new AuthSocket(options);"
+        "await first.login('alice', 'authsocket-demo');"
+        "const refreshed = await first.refresh();"
+        "first.close();"
+        "const second = new AuthSocket(options);"
+        "const resumed = await second.resume();"
+        "await new Promise((resolve) => {"
+        "  if (second.state === 'live') resolve();"
+        "  second.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
+        "});"
+        "const user = second.user.username; second.close();"
+        "return { refreshed, resumed, user };",
+        api.http,
+        timeout=20,
+    )
+    assert result == {"refreshed": "refreshed", "resumed": True, "user": "alice"}
 
 
 def test_expired_socket_is_refreshed_and_reconnected(server_factory, browsers):

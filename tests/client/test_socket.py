@@ -14,6 +14,7 @@ from authsocket_client import (
     PresenceEvent,
 )
 from tests.client.conftest import PASSWORD, store_in_lobby
+from tests.http import call
 from tests.servers import manage
 
 pytestmark = [pytest.mark.e2e]
@@ -217,6 +218,41 @@ async def test_user_stream_stored_while_away_is_replayed_after_a_reconnect(serve
             assert (message.stream, message.data) == ("user", {"text": "away"})
             assert message.replay
             assert socket.stats.closes[4503] == 1 and socket.stats.connects == 2
+
+
+async def test_a_stream_without_history_is_followed_again_after_a_reconnect(serve):
+    """A kind without history numbers its messages but refuses `since`
+    (`bad_request`): after a drop the socket subscribes it again from now
+    instead of dropping it."""
+    server = serve(DJANGO_SETTINGS_MODULE="tests.settings_kinds")
+
+    def board(text: str) -> int:
+        status, body, _ = call("POST", f"{server.http}/kinds-test/board/news", text)
+        assert status == 201, body
+        return body["id"]
+
+    welcomes: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
+
+    def on_state(state: str, reason: str) -> None:
+        if state == "live":
+            next(e for e in welcomes if not e.is_set()).set()
+
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        async with api.socket(on_state=on_state, **FAST) as socket:
+            await socket.subscribe("board:news", timeout=10)
+            first = await asyncio.to_thread(board, "before the drop")
+            assert (await next_message(socket, timeout=10)).id == first
+            await asyncio.to_thread(server.stop, signal.SIGTERM)
+            await asyncio.to_thread(server.start)
+            await asyncio.wait_for(welcomes[1].wait(), 15)
+            # The first pong follows the refused `since`, whose handler sends
+            # the subscribe from now; the second pong follows that subscribe.
+            await socket.ping(timeout=5)
+            await socket.ping(timeout=5)
+            second = await asyncio.to_thread(board, "after the drop")
+            message = await next_message(socket, timeout=10)
+            assert (message.stream, message.id) == ("board:news", second)
 
 
 async def test_subscribing_before_welcome_subscribes_once(server):

@@ -112,6 +112,7 @@ class _Stream:
     name: str
     presence: bool = False
     position: int | None = None  # the highest id delivered to the caller
+    history: bool = True  # False: its kind keeps none, so `since` is refused
     resyncing: bool = False  # after replay.truncated, until subscribed again
     reset: bool = False  # `subscribed` said reset: the next id may skip some
     view: PresenceView | None = None
@@ -630,7 +631,7 @@ class AuthSocket:
 
     def _subscribe_frame(self, entry: _Stream) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "subscribe", "stream": entry.name}
-        if entry.position is not None:
+        if entry.position is not None and entry.history:
             frame["since"] = entry.position
         if entry.presence:
             frame["presence"] = True
@@ -758,13 +759,24 @@ class AuthSocket:
         pending = self._settle(frame, error)
         if pending is None:
             logger.warning("server error frame: %s", error)
-        elif (
+            return
+        if not (
             pending.background
             and pending.kind == "subscribe"
             and pending.stream is not None
-            and self._streams.pop(pending.stream, None) is not None
         ):
-            self._events.put_nowait(Unsubscribed(pending.stream, error.code))
+            return
+        entry = self._streams.get(pending.stream)
+        if entry is None:
+            return
+        if error.code == "bad_request" and entry.history and entry.position is not None:
+            # A kind without history numbers its messages but refuses `since`
+            # (docs/protocol.md §8): follow it again from now, not lose it.
+            entry.history = False
+            await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
+            return
+        del self._streams[pending.stream]
+        self._events.put_nowait(Unsubscribed(pending.stream, error.code))
 
     async def _on_auth_expiring(
         self, ws: ClientConnection, frame: dict[str, Any]
