@@ -2,6 +2,7 @@
 
 import pytest
 
+from accounts.models import AuthSession, SessionRevocation
 from realtime.models import Message
 from realtime.protocol import CloseCode
 from realtime.tests import conftest as streams
@@ -38,3 +39,29 @@ async def test_admin_actions_reach_live_sockets(admin_client, connect, alice, bo
         "type": "websocket.close",
         "code": CloseCode.REVOKED,
     }
+
+
+@pytest.mark.asyncio
+async def test_deleting_a_login_session_in_the_admin_closes_its_socket(
+    admin_client, connect, alice
+):
+    """Deleting is revoking: logged, so every process closes the socket (4403)."""
+    alice_socket = await connect(alice)
+    sessions = await db(lambda: list(AuthSession.objects.filter(user=alice)))
+    await db(
+        run_action,
+        admin_client,
+        "/admin/accounts/authsession/",
+        "delete_selected",
+        [session.pk for session in sessions],
+        post="yes",
+    )
+    assert await alice_socket.receive_output(timeout=TIMEOUT) == {
+        "type": "websocket.close",
+        "code": CloseCode.REVOKED,
+    }
+    assert not await db(AuthSession.objects.filter(user=alice).exists)
+    reasons = await db(
+        lambda: set(SessionRevocation.objects.values_list("reason", flat=True))
+    )
+    assert reasons == {"session_deleted"}

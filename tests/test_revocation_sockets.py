@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from accounts.models import SessionRevocation, User
+from accounts.models import AuthSession, SessionRevocation, User
 from realtime.protocol import CloseCode
-from realtime.tests.sockets import close_code, db, still_open, welcomed
+from realtime.tests.sockets import close_code, db, refused, still_open, welcomed
 from tests.api import api_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -159,6 +159,26 @@ async def test_ten_wrong_old_passwords_close_the_guessing_sessions_sockets(
     assert await still_open(spared)
     await spared.disconnect()
     await doomed.disconnect()
+
+
+async def test_deleting_a_session_row_closes_its_sockets_and_is_logged(
+    ws, alice, open_session
+):
+    """The sessions admin's delete (or the shell's): the API refused the row's
+    tokens at once, but with no log row every process kept accepting them."""
+    doomed, other = await db(open_session, alice), await db(open_session, alice)
+    socket, survivor = await open_socket(ws, doomed), await open_socket(ws, other)
+    started = time.time()
+    await db(lambda: AuthSession.objects.filter(pk=doomed.session.pk).delete())
+    await assert_revoked_fast(socket, started)
+    assert await still_open(survivor)
+    logged = await db(
+        lambda: list(SessionRevocation.objects.values_list("sid", "reason"))
+    )
+    assert logged == [(doomed.session.sid, "session_deleted")]
+    assert await refused(ws(f"token={doomed.access}"))
+    await socket.disconnect()
+    await survivor.disconnect()
 
 
 def _set_password_and_save(user: User) -> None:

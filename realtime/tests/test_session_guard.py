@@ -268,13 +268,18 @@ def _deactivate_quietly(session: AuthSession) -> None:
     type(session.user).objects.filter(pk=session.user_id).update(is_active=False)
 
 
+def _forget(session: AuthSession) -> None:
+    """The token's sid is in no row (a restored backup; deleting a row revokes it)."""
+    AuthSession.objects.filter(pk=session.pk).update(sid=f"gone-{session.pk}")
+
+
 @pytest.mark.parametrize(
     "spoil, reason",
     [
         (revoke_as_another_process, Refusal.REVOKED),
         (_expire, Refusal.EXPIRED),
         (_deactivate_quietly, Refusal.USER_INACTIVE),
-        (AuthSession.delete, Refusal.UNKNOWN),
+        (_forget, Refusal.UNKNOWN),
     ],
 )
 async def test_a_refusal_says_what_happened(alice, open_session, spoil, reason):
