@@ -16,6 +16,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from authsocket.db_connections import close_connections_after_requests  # noqa: E402
 from authsocket.gc_tuning import tune_garbage_collector  # noqa: E402
 from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
@@ -29,6 +30,9 @@ from realtime.routing import websocket_application  # noqa: E402
 # line (plain daphne: authsocket.serve applies both patches itself).
 redact_daphne_access_log()
 daphne_handshake_refusals()
+# Each HTTP request's database connection is closed when it ends: under ASGI
+# no later request could reuse it (authsocket/db_connections.py).
+close_connections_after_requests()
 
 application = ProtocolTypeRouter(
     {
