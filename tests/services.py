@@ -6,6 +6,7 @@ or `require_redis()` first; `postgres_database()` gives a fresh, uniquely
 named database and drops it afterwards.
 """
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -98,3 +99,26 @@ def postgres_database(prefix: str = "authsocket_test"):
 
 def postgres_url(name: str) -> str:
     return f"postgres://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def daphne_on_postgres(log_dir, count: int = 1):
+    """`count` daphne processes sharing a fresh PostgreSQL database, migrated
+    and with the demo users; yields the started servers, stops them after."""
+    from tests.servers import DaphneServer, manage, server_env
+
+    with postgres_database() as database_url:
+        env = server_env(database_url)
+        await asyncio.to_thread(manage, env, "migrate", "--noinput")
+        await asyncio.to_thread(manage, env, "demo_data")
+        servers = [
+            DaphneServer(env, log_path=log_dir / f"daphne-{i}.log")
+            for i in range(count)
+        ]
+        try:
+            for server in servers:
+                await asyncio.to_thread(server.start)
+            yield servers
+        finally:
+            for server in servers:
+                server.stop()

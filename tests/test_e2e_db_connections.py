@@ -10,12 +10,11 @@ import asyncio
 import pytest
 
 from tests.http import call, login
-from tests.servers import DaphneServer, manage, server_env
 from tests.services import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     POSTGRES_USER,
-    postgres_database,
+    daphne_on_postgres,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -26,7 +25,7 @@ BUDGET = 6  # docs/deploy.md: about 4 per process (database thread, guard thread
 
 def connections_to(name: str) -> int:
     """Connections PostgreSQL has open to database `name`, from anyone."""
-    import psycopg  # here: without it, postgres_database() skips the test
+    import psycopg  # here: without it, daphne_on_postgres() skips the test
 
     dsn = f"host={POSTGRES_HOST} port={POSTGRES_PORT} user={POSTGRES_USER} dbname=postgres"
     with psycopg.connect(dsn) as conn:
@@ -36,20 +35,12 @@ def connections_to(name: str) -> int:
 
 
 async def test_api_requests_do_not_pile_up_postgresql_connections(tmp_path):
-    with postgres_database() as database_url:
-        env = server_env(database_url)
-        await asyncio.to_thread(manage, env, "migrate", "--noinput")
-        await asyncio.to_thread(manage, env, "demo_data")
-        server = DaphneServer(env, log_path=tmp_path / "daphne.log")
-        try:
-            await asyncio.to_thread(server.start)
-            tokens = login(server.http, "alice", "authsocket-demo")
-            for _ in range(REQUESTS):
-                status, _, _ = await asyncio.to_thread(
-                    call, "GET", f"{server.http}/api/me", None, tokens["access"]
-                )
-                assert status == 200
-            held = connections_to(database_url.rsplit("/", 1)[1])
-            assert held <= BUDGET, f"{held} connections after {REQUESTS} requests"
-        finally:
-            server.stop()
+    async with daphne_on_postgres(tmp_path) as (server,):
+        tokens = login(server.http, "alice", "authsocket-demo")
+        for _ in range(REQUESTS):
+            status, _, _ = await asyncio.to_thread(
+                call, "GET", f"{server.http}/api/me", None, tokens["access"]
+            )
+            assert status == 200
+        held = connections_to(server.env["DATABASE_URL"].rsplit("/", 1)[1])
+        assert held <= BUDGET, f"{held} connections after {REQUESTS} requests"

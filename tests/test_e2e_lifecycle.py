@@ -14,8 +14,8 @@ import pytest
 import websockets
 
 from tests.http import call, login
-from tests.servers import DaphneServer, manage, server_env
-from tests.services import postgres_database, require_redis
+from tests.servers import DaphneServer, manage
+from tests.services import daphne_on_postgres, require_redis
 
 pytestmark = [pytest.mark.e2e]
 
@@ -109,71 +109,49 @@ async def test_change_made_by_another_process_closes_sockets_by_the_poll(
 async def test_twenty_concurrent_uses_of_one_ticket_on_two_processes_one_wins(
     tmp_path,
 ):
-    with postgres_database() as database_url:
-        env = server_env(database_url)
-        await asyncio.to_thread(manage, env, "migrate", "--noinput")
-        await asyncio.to_thread(manage, env, "demo_data")
-        servers = [
-            DaphneServer(env, log_path=tmp_path / f"daphne-{i}.log") for i in range(2)
-        ]
-        try:
-            for server in servers:
-                await asyncio.to_thread(server.start)
-            tokens = login(servers[0].http, "alice", "authsocket-demo")
-            status, body, _ = call(
-                "POST", f"{servers[0].http}/api/auth/ticket", token=tokens["access"]
-            )
-            assert status == 200
-            ticket = body["ticket"]
+    async with daphne_on_postgres(tmp_path, count=2) as servers:
+        tokens = login(servers[0].http, "alice", "authsocket-demo")
+        status, body, _ = call(
+            "POST", f"{servers[0].http}/api/auth/ticket", token=tokens["access"]
+        )
+        assert status == 200
+        ticket = body["ticket"]
 
-            async def attempt(server) -> bool:
-                try:
-                    socket = await websockets.connect(
-                        f"{server.ws}?ticket={ticket}", open_timeout=15
-                    )
-                except websockets.InvalidStatus as refused:
-                    assert refused.response.status_code == 403
-                    return False
-                async with socket:
-                    frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
-                    assert frame["type"] == "welcome"
-                    return True
+        async def attempt(server) -> bool:
+            try:
+                socket = await websockets.connect(
+                    f"{server.ws}?ticket={ticket}", open_timeout=15
+                )
+            except websockets.InvalidStatus as refused:
+                assert refused.response.status_code == 403
+                return False
+            async with socket:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                assert frame["type"] == "welcome"
+                return True
 
-            results = await asyncio.gather(
-                *(attempt(servers[i % 2]) for i in range(20))
-            )
-            assert results.count(True) == 1, results
-        finally:
-            for server in servers:
-                server.stop()
+        results = await asyncio.gather(*(attempt(servers[i % 2]) for i in range(20)))
+        assert results.count(True) == 1, results
 
 
 @pytest.mark.services
 async def test_deleting_a_sid_with_nul_on_postgresql_is_404_not_500(tmp_path):
     """PostgreSQL refuses NUL in a text query (a DataError: it answered 500);
     such a sid was never issued, so it is the unknown sid's 404."""
-    with postgres_database() as database_url:
-        env = server_env(database_url)
-        await asyncio.to_thread(manage, env, "migrate", "--noinput")
-        await asyncio.to_thread(manage, env, "demo_data")
-        server = DaphneServer(env, log_path=tmp_path / "daphne.log")
-        try:
-            await asyncio.to_thread(server.start)
-            tokens = login(server.http, "alice", "authsocket-demo")
-            for sid in ("%00", "a%00b"):
-                status, body, _ = call(
-                    "DELETE",
-                    f"{server.http}/api/auth/sessions/{sid}",
-                    token=tokens["access"],
-                )
-                assert (status, body) == (
-                    404,
-                    {"detail": "Not found.", "code": "not_found"},
-                )
-            status, _, _ = call("GET", f"{server.http}/api/me", token=tokens["access"])
-            assert status == 200
-        finally:
-            server.stop()
+    async with daphne_on_postgres(tmp_path) as (server,):
+        tokens = login(server.http, "alice", "authsocket-demo")
+        for sid in ("%00", "a%00b"):
+            status, body, _ = call(
+                "DELETE",
+                f"{server.http}/api/auth/sessions/{sid}",
+                token=tokens["access"],
+            )
+            assert (status, body) == (
+                404,
+                {"detail": "Not found.", "code": "not_found"},
+            )
+        status, _, _ = call("GET", f"{server.http}/api/me", token=tokens["access"])
+        assert status == 200
 
 
 async def test_lifecycle_close_codes_reach_a_real_client(e2e_env, tmp_path):
