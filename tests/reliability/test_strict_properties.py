@@ -253,10 +253,15 @@ def header_token(make_user):
 
 
 def websocket_accepts(header: str) -> bool:
-    """The handshake's reading of the header, then the token check it does."""
+    """The handshake's reading of the header, then the token check it does.
+
+    A header of another scheme is no credential: with nothing else offered,
+    the handshake is refused all the same."""
     scope = {"headers": [(b"authorization", header.encode("latin-1", "replace"))]}
     try:
         credential = credential_of(scope)
+        if credential is None:
+            return False
         decode_access(credential.value)
     except (BadCredential, InvalidToken):
         return False
