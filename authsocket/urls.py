@@ -20,10 +20,15 @@ api_patterns = [
     # Public (docs/protocol.md §2: no auth): a bad Bearer header is ignored.
     path("schema/", SpectacularAPIView.as_view(**PUBLIC), name="schema"),
     # Swagger UI with its init script at its own URL (?script): no inline script.
+    # A page, read only: OPTIONS is 405 like any other method (DRF's OPTIONS
+    # answer went through the page's template renderer: 500).
     path(
         "docs/",
         SpectacularSwaggerSplitView.as_view(
-            url_name="schema", template_name="api/docs.html", **PUBLIC
+            url_name="schema",
+            template_name="api/docs.html",
+            http_method_names=["get", "head"],
+            **PUBLIC,
         ),
         name="api-docs",
     ),

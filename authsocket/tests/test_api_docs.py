@@ -71,3 +71,12 @@ def test_the_demo_page_and_the_readme_link_to_the_reference(client):
     assert 'href="/api/docs/"' in demo
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "http://127.0.0.1:8000/api/docs/" in readme
+
+
+def test_options_on_the_docs_page_is_a_json_405(client):
+    # DRF answered OPTIONS through the page's template renderer: a 500.
+    answer = client.options("/api/docs/")
+    assert answer.status_code == 405
+    assert answer["Content-Type"] == "application/json"
+    assert answer.json()["code"] == "method_not_allowed"
+    assert client.head("/api/docs/").status_code == 200
