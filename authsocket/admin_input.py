@@ -1,0 +1,61 @@
+"""Admin requests carrying values the database cannot take are refused 400.
+
+The Django admin trusts what its own pages send. A hand-made request put
+values in queries that the database refuses, and Django answered 500 with a
+traceback: an action's `_selected_action` that is no primary key of the
+model (`abc`, an integer beyond the column), and on PostgreSQL any filter,
+search or form value holding a NUL character (its text cannot hold one).
+For a staff user, before the admin view runs, such a request is answered
+400 with the reason; what the admin's own pages send is never refused.
+"""
+
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseBadRequest
+
+
+class AdminInputMiddleware:
+    """Refuses, 400, an admin request the admin view would turn into a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        # Django marks its admin views: a model's carry their ModelAdmin.
+        model_admin = getattr(view_func, "model_admin", None)
+        if model_admin is None and getattr(view_func, "admin_site", None) is None:
+            return None
+        if not (request.user.is_active and request.user.is_staff):
+            return None  # the admin sends everyone else to its login page
+        problem = nul_in(request) or bad_selection(request, model_admin)
+        if problem is None:
+            return None
+        return HttpResponseBadRequest(
+            f"{problem}\n", content_type="text/plain; charset=utf-8"
+        )
+
+
+def nul_in(request) -> str | None:
+    """A NUL anywhere in the query string or the form, named; or None."""
+    for data in (request.GET, request.POST):
+        for name, values in data.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return "NUL characters are not allowed."
+    return None
+
+
+def bad_selection(request, model_admin) -> str | None:
+    """Why the objects an action is asked to run on cannot be looked up; or None."""
+    if model_admin is None or request.method != "POST":
+        return None
+    primary_key = model_admin.model._meta.pk
+    for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+        try:
+            # Its type and the column's range (an integer beyond it overflows).
+            primary_key.run_validators(primary_key.to_python(value))
+        except ValidationError:
+            return "The selected objects are not valid identifiers."
+    return None
