@@ -66,6 +66,21 @@ class RedactSecretsFilter(logging.Filter):
         return True
 
 
+class OneLineFilter(logging.Filter):
+    """A record in one line, at WARNING: for a client's error, not the server's.
+
+    Django logs each suspicious request (`django.security.*`: a form of more
+    than 1,000 fields, a body over its size limit, a lookup the admin does
+    not allow) at ERROR with its traceback: forty lines for a request anyone
+    can send to the admin login, answered 400. The message names the problem.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers (AUTHSOCKET_LOG_FORMAT=json)."""
 

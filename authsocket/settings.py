@@ -364,7 +364,10 @@ globals()[_csp.setting] = _csp.value  # SECURE_CSP, or CONTENT_SECURITY_POLICY
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "authsocket.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact": {"()": "authsocket.logging.RedactSecretsFilter"},
+        "one_line": {"()": "authsocket.logging.OneLineFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "authsocket.logging.JsonFormatter"},
@@ -374,7 +377,13 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "filters": ["redact"],
             "formatter": env_log_format(),
-        }
+        },
+        # A handler's filters also see what child loggers propagate to it.
+        "console_one_line": {
+            "class": "logging.StreamHandler",
+            "filters": ["one_line", "redact"],
+            "formatter": env_log_format(),
+        },
     },
     "root": {
         "handlers": ["console"],
@@ -389,6 +398,13 @@ LOGGING = {
         "django.request": {
             "handlers": ["console"],
             "level": "ERROR",
+            "propagate": False,
+        },
+        # A client's suspicious request: one line, no traceback (its 400 says
+        # why; authsocket.logging.OneLineFilter).
+        "django.security": {
+            "handlers": ["console_one_line"],
+            "level": "INFO",
             "propagate": False,
         },
     },

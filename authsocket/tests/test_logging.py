@@ -1,8 +1,18 @@
 """authsocket.logging: access-log request lines and credential values redacted."""
 
-import pytest
+import logging
+import sys
 
-from authsocket.logging import REDACTED, redact, redact_access_log_request
+import pytest
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
+
+from authsocket.logging import (
+    REDACTED,
+    OneLineFilter,
+    redact,
+    redact_access_log_request,
+)
 
 # What a refresh token or a ticket looks like: secrets.token_urlsafe(32).
 OPAQUE = "Qx3v_0kR9mZ-aT7bLw2YhN5cJ8dPf1sGe4uVi6oKn0E"
@@ -64,3 +74,32 @@ def test_redact_removes_credential_values(text):
 )
 def test_identifiers_that_are_not_credentials_stay_readable(text):
     assert redact(text) == text
+
+
+def test_a_clients_suspicious_request_is_one_line_at_warning():
+    try:
+        raise TooManyFieldsSent("The number of GET/POST parameters exceeded.")
+    except TooManyFieldsSent:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "django.security.TooManyFieldsSent",
+        logging.ERROR,
+        __file__,
+        1,
+        "%s",
+        ("The number of GET/POST parameters exceeded.",),
+        exc_info,
+    )
+    assert OneLineFilter().filter(record)
+    line = logging.Formatter("%(levelname)s %(name)s %(message)s").format(record)
+    assert line == (
+        "WARNING django.security.TooManyFieldsSent "
+        "The number of GET/POST parameters exceeded."
+    )
+
+
+def test_django_security_logs_go_through_the_one_line_filter():
+    logger = settings.LOGGING["loggers"]["django.security"]
+    [handler] = logger["handlers"]
+    filters = settings.LOGGING["handlers"][handler]["filters"]
+    assert filters == ["one_line", "redact"]
