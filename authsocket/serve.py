@@ -16,7 +16,9 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
   authsocket/asgi.py under plain ``daphne``);
 * Twisted does not parse POST bodies (``RawBodyRequest``): daphne never
   reads what it parses, and a multipart body it could not parse was an
-  empty 400 of Twisted's own instead of the application's JSON answer;
+  empty 400 of Twisted's own instead of the application's JSON answer
+  (plain daphne serving authsocket.asgi now does the same:
+  ``authsocket.daphne_requests``);
 * autobahn judges no Origin: every handshake reaches the application's check
   (``realtime.origin.OriginCheck``: 403 and a logged reason), where autobahn
   would answer 400, unlogged, to ``Origin: null`` and to an Origin without a
@@ -72,6 +74,8 @@ from authsocket.logging import (  # isort:skip  (no Django imports)
     redact_access_log_request,
     redact_daphne_access_log,
 )
+from authsocket.daphne_requests import daphne_request_fixes  # isort:skip  (stdlib only)
+from realtime.closed_sockets import drop_sends_after_close  # isort:skip  (stdlib only)
 from realtime.handshake_refusals import (  # isort:skip  (no Django imports)
     daphne_handshake_refusals,
 )
@@ -403,6 +407,11 @@ class GracefulCommandLineInterface(CommandLineInterface):
         # and no refused handshake's status line quotes a token.
         redact_daphne_access_log()
         daphne_handshake_refusals()
+        # Nor does a client's Daphne-Root-Path header or a frame sent as the
+        # client leaves make a 500 or a traceback (authsocket/daphne_requests.py,
+        # realtime/closed_sockets.py).
+        daphne_request_fixes()
+        drop_sends_after_close()
 
         # load_asgi_app runs inside run(), before the server is built, so the
         # factory looks the registry up only when it is called.

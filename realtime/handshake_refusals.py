@@ -10,13 +10,20 @@ so daphne's protocol class is changed for both, in the process that runs it:
   protocol …"), and a token must not come back in a line proxies may log;
 * more than one token subprotocol is a refused credential: 403 like every
   other refusal (autobahn said 400 when the two were the same token);
-* the reason is logged (every refusal's is), up to where it quotes the request.
+* the reason is logged (every refusal's is), up to where it quotes the request;
+* what daphne or autobahn would trip on only once the application had run is
+  refused before it runs, 400: a ``Sec-WebSocket-Protocol`` that is not ASCII
+  (daphne's decoding raised: 500 and a traceback) and an extension offer
+  autobahn cannot parse (it refused the handshake after the application had
+  accepted it, whose ``welcome`` then raised on the closed connection).
 """
 
 import logging
 import re
 import sys
 from http import HTTPStatus
+
+from autobahn.websocket.compress import PERMESSAGE_COMPRESSION_EXTENSION
 
 from realtime.protocol import TOKEN_SUBPROTOCOL_PREFIX  # plain names, no Django
 
@@ -36,6 +43,14 @@ def daphne_handshake_refusals() -> None:
     if getattr(protocol.failHandshake, "follows_the_contract", False):
         return
     fail, respond = protocol.failHandshake, protocol.sendHttpErrorResponse
+    connect = protocol.onConnect
+
+    def onConnect(self, request):
+        problem = unusable_handshake(request.headers, request.extensions)
+        if problem is not None:
+            # autobahn answers it with failHandshake (below): logged, 400.
+            raise module.ConnectionDeny(int(HTTPStatus.BAD_REQUEST), problem)
+        return connect(self, request)
 
     def failHandshake(self, reason, code=400, responseHeaders=None):
         # 403 comes from the application, which has logged its reason already.
@@ -53,6 +68,26 @@ def daphne_handshake_refusals() -> None:
     failHandshake.follows_the_contract = True
     protocol.failHandshake = failHandshake
     protocol.sendHttpErrorResponse = sendHttpErrorResponse
+    protocol.onConnect = onConnect
+
+
+def unusable_handshake(headers: dict, extensions: list) -> str | None:
+    """Why a handshake cannot be served although autobahn let it through, or None.
+
+    `headers` as autobahn read them (latin-1 text), `extensions` the
+    (name, parameters) offers it parsed from them.
+    """
+    if not headers.get("sec-websocket-protocol", "").isascii():
+        return "Sec-WebSocket-Protocol is not ASCII"
+    for name, parameters in extensions:
+        compression = PERMESSAGE_COMPRESSION_EXTENSION.get(name)
+        if compression is None:
+            continue  # autobahn ignores an extension it does not know
+        try:
+            compression["Offer"].parse(parameters)
+        except Exception:  # autobahn's parsers raise plain Exception
+            return f"unusable {name} offer"
+    return None
 
 
 def token_subprotocols(handshake) -> int:

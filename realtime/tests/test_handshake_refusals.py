@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from realtime.handshake_refusals import token_subprotocols
+from realtime.handshake_refusals import token_subprotocols, unusable_handshake
 
 
 @pytest.mark.parametrize(
@@ -24,3 +24,21 @@ def test_token_subprotocols_are_counted_however_they_are_spaced(offered, count):
 
 def test_a_handshake_refused_before_its_headers_were_read_offers_none():
     assert token_subprotocols(SimpleNamespace()) == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "extensions", "problem"),
+    [
+        ({"sec-websocket-protocol": "authsocket.v1, \xe9"}, [], "not ASCII"),
+        ({}, [("permessage-deflate", {"foo": [True]})], "unusable"),
+        ({}, [("permessage-deflate", {"client_max_window_bits": ["99"]})], "unusable"),
+        ({}, [("permessage-deflate", {})], None),
+        ({}, [("x-webkit-deflate-frame", {"foo": [True]})], None),  # not autobahn's
+        ({"sec-websocket-protocol": "authsocket.v1"}, [], None),
+    ],
+)
+def test_what_daphne_would_trip_on_after_the_application_ran_is_named(
+    headers, extensions, problem
+):
+    found = unusable_handshake(headers, extensions)
+    assert (found is None) if problem is None else (problem in found)

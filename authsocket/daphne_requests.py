@@ -1,0 +1,78 @@
+"""daphne's HTTP requests, without two things a client could turn into errors.
+
+Patched in the process that runs daphne, plain or through authsocket.serve
+(a WebSocket handshake starts as one of these requests, so both apply to it):
+
+* a client's ``Daphne-Root-Path`` header is dropped before daphne reads it.
+  daphne takes the ASGI ``root_path`` from it, a header meant for a proxy
+  that mounts the application under a prefix; authsocket is served at ``/``
+  and its nginx configuration passes a client's headers on, so the client
+  chose the prefix: Django routed the path without it, the WebSocket router
+  raised for every path outside it (500, "Exception inside application"),
+  and a value that was not ASCII made daphne itself answer 500. daphne's own
+  ``--root-path`` still applies;
+* Twisted does not parse POST bodies. It parsed urlencoded and multipart
+  ones into ``request.args``, which daphne never reads (the application gets
+  the raw body), and answered a multipart body it could not parse with an
+  empty 400 of its own, where the API answers JSON (docs/protocol.md §2).
+  ``authsocket.serve`` had this already (``RawBodyRequest``); plain daphne
+  now has it too;
+* a request line or a header line over Twisted's 16 KiB is answered 414 or
+  431, with the API's JSON error; Twisted closed the connection without a
+  word, and the client saw only that the server went away.
+"""
+
+import json
+import sys
+
+ROOT_PATH_HEADER = b"daphne-root-path"
+_TOO_LONG = {
+    True: b"414 URI Too Long",  # the request line
+    False: b"431 Request Header Fields Too Large",
+}
+_TOO_LONG_BODY = json.dumps(
+    {"detail": "Request line or header too long.", "code": "bad_request"}
+).encode()
+
+
+def daphne_request_fixes() -> None:
+    """Patch daphne's HTTP request, when daphne runs this process (idempotent).
+
+    Nothing to do elsewhere (tests, another server): daphne is not imported
+    here, because importing its server installs Twisted's reactor.
+    """
+    module = sys.modules.get("daphne.http_protocol")
+    if module is None:
+        return
+    request = module.WebRequest
+    if getattr(request.process, "ignores_root_path_header", False):
+        return
+    init, process = request.__init__, request.process
+    module.http.HTTPChannel.lineLengthExceeded = _answer_line_too_long
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False
+
+    def without_root_path_header(self):
+        self.requestHeaders.removeHeader(ROOT_PATH_HEADER)
+        return process(self)
+
+    without_root_path_header.ignores_root_path_header = True
+    request.__init__ = __init__
+    request.process = without_root_path_header
+
+
+def _answer_line_too_long(channel, line) -> None:
+    """Twisted's `HTTPChannel.lineLengthExceeded`: an answer, then the close."""
+    channel.clearLineBuffer()  # the rest of the line comes in again: once
+    if channel.transport.disconnecting:
+        return
+    request_line = bool(getattr(channel, "_HTTPChannel__first_line", True))
+    channel.transport.write(
+        b"HTTP/1.1 " + _TOO_LONG[request_line] + b"\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Content-Length: %d\r\n"
+        b"Connection: close\r\n\r\n" % len(_TOO_LONG_BODY) + _TOO_LONG_BODY
+    )
+    channel.loseConnection()

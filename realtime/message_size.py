@@ -1,0 +1,42 @@
+"""A message over daphne's size limit closes 4413 under plain daphne too (§4.3).
+
+autobahn cuts a message over ``--websocket-max-message-size`` at its frame
+header, before the application sees it. With plain daphne's options it then
+drops the TCP connection (``failByDrop``): the client saw 1006, not the 4413
+of docs/protocol.md, and the close-code metric missed it. This connection
+now sends a 4413 close frame instead, counted. ``python -m authsocket.serve``
+does the same in ``ContractWebSocketProtocol``, with its limit at twice
+``AUTHSOCKET_MAX_MESSAGE_BYTES``.
+"""
+
+import sys
+
+from realtime.protocol import CloseCode  # plain enums, no Django
+
+# A plain int: autobahn refuses an IntEnum member as a close code.
+MESSAGE_TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
+
+
+def close_oversized_messages_4413() -> None:
+    """Patch daphne's WebSocket protocol, when daphne runs this process (idempotent).
+
+    Nothing to do elsewhere (tests, another server): daphne is not imported
+    here, because importing its server installs Twisted's reactor.
+    """
+    module = sys.modules.get("daphne.ws_protocol")
+    if module is None:
+        return
+    protocol = module.WebSocketProtocol
+    if getattr(protocol._max_message_size_exceeded, "closes_4413", False):
+        return
+
+    def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
+        # Imported here: daphne may load this module before Django is set up.
+        from authsocket import metrics
+
+        metrics.close_code_sent(MESSAGE_TOO_BIG)
+        self.failByDrop = False  # a close frame, not a dropped connection
+        self._fail_connection(MESSAGE_TOO_BIG, reason)
+
+    _max_message_size_exceeded.closes_4413 = True
+    protocol._max_message_size_exceeded = _max_message_size_exceeded
