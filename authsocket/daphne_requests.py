@@ -25,6 +25,8 @@ Patched in the process that runs daphne, plain or through authsocket.serve
 import json
 import sys
 
+from authsocket.daphne_fixes import daphne_class_to_fix, fixed
+
 ROOT_PATH_HEADER = b"daphne-root-path"
 _TOO_LONG = {
     True: b"414 URI Too Long",  # the request line
@@ -36,29 +38,24 @@ _TOO_LONG_BODY = json.dumps(
 
 
 def daphne_request_fixes() -> None:
-    """Patch daphne's HTTP request, when daphne runs this process (idempotent).
-
-    Nothing to do elsewhere (tests, another server): daphne is not imported
-    here, because importing its server installs Twisted's reactor.
-    """
-    module = sys.modules.get("daphne.http_protocol")
-    if module is None:
-        return
-    request = module.WebRequest
-    if getattr(request.process, "ignores_root_path_header", False):
+    """Fix daphne's HTTP request (authsocket/daphne_fixes.py)."""
+    request = daphne_class_to_fix("daphne.http_protocol", "WebRequest", "process")
+    if request is None:
         return
     init, process = request.__init__, request.process
-    module.http.HTTPChannel.lineLengthExceeded = _answer_line_too_long
+    sys.modules[
+        request.__module__
+    ].http.HTTPChannel.lineLengthExceeded = _answer_line_too_long
 
     def __init__(self, *args, **kwargs):
         init(self, *args, **kwargs)
         self._parsePOSTFormSubmission = False
 
+    @fixed
     def without_root_path_header(self):
         self.requestHeaders.removeHeader(ROOT_PATH_HEADER)
         return process(self)
 
-    without_root_path_header.ignores_root_path_header = True
     request.__init__ = __init__
     request.process = without_root_path_header
 

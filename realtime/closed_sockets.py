@@ -13,30 +13,26 @@ under plain ``daphne`` as under ``python -m authsocket.serve``.
 """
 
 import logging
-import sys
+
+from authsocket.daphne_fixes import daphne_class_to_fix, fixed
 
 logger = logging.getLogger(__name__)
 
 
 def drop_sends_after_close() -> None:
-    """Patch daphne's WebSocket protocol, when daphne runs this process (idempotent).
-
-    Nothing to do elsewhere (tests, another server): daphne is not imported
-    here, because importing its server installs Twisted's reactor.
-    """
-    module = sys.modules.get("daphne.ws_protocol")
-    if module is None:
-        return
-    protocol = module.WebSocketProtocol
-    if getattr(protocol.serverSend, "drops_after_close", False):
+    """Fix daphne's WebSocket protocol (authsocket/daphne_fixes.py)."""
+    protocol = daphne_class_to_fix(
+        "daphne.ws_protocol", "WebSocketProtocol", "serverSend"
+    )
+    if protocol is None:
         return
     send = protocol.serverSend
 
+    @fixed
     def serverSend(self, content, binary=False):
         if self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
             logger.debug("frame to a closed WebSocket dropped")
             return
         send(self, content, binary)
 
-    serverSend.drops_after_close = True
     protocol.serverSend = serverSend

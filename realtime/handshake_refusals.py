@@ -20,27 +20,23 @@ so daphne's protocol class is changed for both, in the process that runs it:
 
 import logging
 import re
-import sys
 from http import HTTPStatus
 
+from autobahn.websocket import ConnectionDeny
 from autobahn.websocket.compress import PERMESSAGE_COMPRESSION_EXTENSION
 
+from authsocket.daphne_fixes import daphne_class_to_fix, fixed
 from realtime.protocol import TOKEN_SUBPROTOCOL_PREFIX  # plain names, no Django
 
 logger = logging.getLogger(__name__)
 
 
 def daphne_handshake_refusals() -> None:
-    """Patch daphne's WebSocket protocol, when daphne runs this process (idempotent).
-
-    Nothing to do elsewhere (tests, another server): daphne is not imported
-    here, because importing its server installs Twisted's reactor.
-    """
-    module = sys.modules.get("daphne.ws_protocol")
-    if module is None:
-        return
-    protocol = module.WebSocketProtocol
-    if getattr(protocol.failHandshake, "follows_the_contract", False):
+    """Fix daphne's WebSocket protocol (authsocket/daphne_fixes.py)."""
+    protocol = daphne_class_to_fix(
+        "daphne.ws_protocol", "WebSocketProtocol", "failHandshake"
+    )
+    if protocol is None:
         return
     fail, respond = protocol.failHandshake, protocol.sendHttpErrorResponse
     connect = protocol.onConnect
@@ -49,9 +45,10 @@ def daphne_handshake_refusals() -> None:
         problem = unusable_handshake(request.headers, request.extensions)
         if problem is not None:
             # autobahn answers it with failHandshake (below): logged, 400.
-            raise module.ConnectionDeny(int(HTTPStatus.BAD_REQUEST), problem)
+            raise ConnectionDeny(int(HTTPStatus.BAD_REQUEST), problem)
         return connect(self, request)
 
+    @fixed
     def failHandshake(self, reason, code=400, responseHeaders=None):
         # 403 comes from the application, which has logged its reason already.
         if code != HTTPStatus.FORBIDDEN:
@@ -65,7 +62,6 @@ def daphne_handshake_refusals() -> None:
     def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
         return respond(self, code, _phrase(code), responseHeaders)
 
-    failHandshake.follows_the_contract = True
     protocol.failHandshake = failHandshake
     protocol.sendHttpErrorResponse = sendHttpErrorResponse
     protocol.onConnect = onConnect

@@ -9,8 +9,7 @@ does the same in ``ContractWebSocketProtocol``, with its limit at twice
 ``AUTHSOCKET_MAX_MESSAGE_BYTES``.
 """
 
-import sys
-
+from authsocket.daphne_fixes import daphne_class_to_fix, fixed
 from realtime.protocol import CloseCode  # plain enums, no Django
 
 # A plain int: autobahn refuses an IntEnum member as a close code.
@@ -18,18 +17,14 @@ MESSAGE_TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
 
 
 def close_oversized_messages_4413() -> None:
-    """Patch daphne's WebSocket protocol, when daphne runs this process (idempotent).
-
-    Nothing to do elsewhere (tests, another server): daphne is not imported
-    here, because importing its server installs Twisted's reactor.
-    """
-    module = sys.modules.get("daphne.ws_protocol")
-    if module is None:
-        return
-    protocol = module.WebSocketProtocol
-    if getattr(protocol._max_message_size_exceeded, "closes_4413", False):
+    """Fix daphne's WebSocket protocol (authsocket/daphne_fixes.py)."""
+    protocol = daphne_class_to_fix(
+        "daphne.ws_protocol", "WebSocketProtocol", "_max_message_size_exceeded"
+    )
+    if protocol is None:
         return
 
+    @fixed
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
         # Imported here: daphne may load this module before Django is set up.
         from authsocket import metrics
@@ -38,5 +33,4 @@ def close_oversized_messages_4413() -> None:
         self.failByDrop = False  # a close frame, not a dropped connection
         self._fail_connection(MESSAGE_TOO_BIG, reason)
 
-    _max_message_size_exceeded.closes_4413 = True
     protocol._max_message_size_exceeded = _max_message_size_exceeded
