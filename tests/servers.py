@@ -354,3 +354,25 @@ def running(server: DaphneServer):
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def demo_server(
+    template: Path,
+    directory: Path,
+    *,
+    module: str = "authsocket.serve",
+    options: tuple[str, ...] = (),
+    **env: str,
+):
+    """daphne on a copy of the migrated demo database `template`, in
+    `directory` with its log, the environment changed by `env`; stopped on exit."""
+    shutil.copy(template, directory / "db.sqlite3")
+    server = DaphneServer(
+        server_env(sqlite_url(directory), **env),
+        log_path=directory / "daphne.log",
+        module=module,
+        options=options,
+    )
+    with running(server):
+        yield server

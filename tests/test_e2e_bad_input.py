@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ import pytest
 import websockets
 
 from tests.http import login
-from tests.servers import DaphneServer, server_env, sqlite_url
+from tests.servers import demo_server
 from tests.wsclient import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.e2e]
@@ -37,9 +36,6 @@ PLAIN_DAPHNE_LIMIT = 4 * LIMIT  # plain daphne's --websocket-max-message-size
 
 @pytest.fixture(scope="module", params=["daphne", "authsocket.serve"])
 def server(request, migrated_template, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("bad-input")
-    shutil.copy(migrated_template, directory / "db.sqlite3")
-    env = server_env(sqlite_url(directory), AUTHSOCKET_MAX_MESSAGE_BYTES=str(LIMIT))
     options = ()
     if request.param == "daphne":
         size = str(PLAIN_DAPHNE_LIMIT)
@@ -49,14 +45,14 @@ def server(request, migrated_template, tmp_path_factory):
             "--websocket-max-frame-size",
             size,
         )
-    daphne = DaphneServer(
-        env,
-        log_path=directory / "daphne.log",
+    with demo_server(
+        migrated_template,
+        tmp_path_factory.mktemp("bad-input"),
         module=request.param,
         options=options,
-    ).start()
-    yield daphne
-    daphne.stop()
+        AUTHSOCKET_MAX_MESSAGE_BYTES=str(LIMIT),
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

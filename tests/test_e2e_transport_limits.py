@@ -24,14 +24,13 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 
 import pytest
 import websockets
 
 from tests.http import login, sample, scrape
-from tests.servers import DaphneServer, server_env, sqlite_url
+from tests.servers import demo_server
 from tests.wsclient import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.e2e]
@@ -45,18 +44,13 @@ ORIGIN_REFUSED_LOG = r"websocket refused: origin not allowed"
 @pytest.fixture(scope="module")
 def server(migrated_template, tmp_path_factory):
     """One `python -m authsocket.serve` with a small message limit."""
-    directory = tmp_path_factory.mktemp("transport-limits")
-    shutil.copy(migrated_template, directory / "db.sqlite3")
-    env = server_env(
-        sqlite_url(directory),
+    with demo_server(
+        migrated_template,
+        tmp_path_factory.mktemp("transport-limits"),
         AUTHSOCKET_MAX_MESSAGE_BYTES=str(LIMIT),
         AUTHSOCKET_METRICS_TOKEN=METRICS_TOKEN,
-    )
-    daphne = DaphneServer(
-        env, log_path=directory / "daphne.log", module="authsocket.serve"
-    ).start()
-    yield daphne
-    daphne.stop()
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
