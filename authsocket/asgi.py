@@ -23,9 +23,9 @@ from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
 from authsocket.metrics_endpoint import MetricsMiddleware  # noqa: E402
 from authsocket.routing import websocket_urlpatterns  # noqa: E402
-from realtime.closed_sockets import drop_sends_after_close  # noqa: E402
 from realtime.handshake_refusals import daphne_handshake_refusals  # noqa: E402
 from realtime.message_size import close_oversized_messages_4413  # noqa: E402
+from realtime.outgoing_frames import guard_outgoing_frames  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
 # daphne's access log bypasses logging filters and prints HTTP query strings;
@@ -35,10 +35,10 @@ redact_daphne_access_log()
 daphne_handshake_refusals()
 # Input daphne mishandles: a client's Daphne-Root-Path header and a multipart
 # body Twisted cannot parse (500s, an empty 400), a frame sent as the client
-# leaves (a traceback), a message over plain daphne's limit (1006, not 4413).
-# Each module says why.
+# leaves (a traceback), a client that reads nothing (memory without bound), a
+# message over plain daphne's limit (1006, not 4413). Each module says why.
 daphne_request_fixes()
-drop_sends_after_close()
+guard_outgoing_frames()
 close_oversized_messages_4413()
 # Each HTTP request's database connection is closed when it ends: under ASGI
 # no later request could reuse it (authsocket/db_connections.py).

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.checks import Tags, register
 from django.core.checks import Warning as CheckWarning
 
+from authsocket.env import full_replay_bytes
+
 METRICS_TOKEN_MIN_LENGTH = 16
 
 
@@ -22,5 +24,29 @@ def metrics_token_length(app_configs, **kwargs) -> list[CheckWarning]:
             f"AUTHSOCKET_METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters.",
             hint="e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'",
             id="authsocket.W001",
+        )
+    ]
+
+
+@register()
+def send_buffer_holds_a_replay(app_configs, **kwargs) -> list[CheckWarning]:
+    """Below one whole replay, a client that reads can be dropped by a replay
+    the server sends in one burst, then again when it resubscribes."""
+    replay = full_replay_bytes(
+        settings.AUTHSOCKET_REPLAY_LIMIT, settings.AUTHSOCKET_MAX_MESSAGE_BYTES
+    )
+    limit = settings.AUTHSOCKET_MAX_SEND_BUFFER_BYTES
+    if limit >= replay:
+        return []
+    return [
+        CheckWarning(
+            f"AUTHSOCKET_MAX_SEND_BUFFER_BYTES is below one full replay ({replay} bytes).",
+            hint=(
+                "A client replaying AUTHSOCKET_REPLAY_LIMIT messages of "
+                "AUTHSOCKET_MAX_MESSAGE_BYTES may be dropped before it can read "
+                "them. Raise it, or lower either of those two if your messages "
+                "are small."
+            ),
+            id="authsocket.W002",
         )
     ]

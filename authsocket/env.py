@@ -106,6 +106,29 @@ def env_max_message_bytes() -> int:
     return env_int("AUTHSOCKET_MAX_MESSAGE_BYTES", 65536, minimum=1)
 
 
+# Room in one `message` frame for what surrounds its data: the type, a stream
+# name of up to 128 characters, the sender's id and username (up to 150
+# characters, 4 bytes each at worst in UTF-8), the id and the timestamp.
+FRAME_ENVELOPE_BYTES = 2048
+
+
+def full_replay_bytes(replay_limit: int, max_message_bytes: int) -> int:
+    """The most one `subscribe` can send in one burst: a whole replay of the
+    largest messages, each in its frame."""
+    return replay_limit * (max_message_bytes + FRAME_ENVELOPE_BYTES)
+
+
+def env_max_send_buffer_bytes(*, replay_limit: int, max_message_bytes: int) -> int:
+    """`AUTHSOCKET_MAX_SEND_BUFFER_BYTES`: by default one full replay (a burst
+    the server makes itself must never drop a client that reads); never below
+    one frame of the largest message."""
+    return env_int(
+        "AUTHSOCKET_MAX_SEND_BUFFER_BYTES",
+        full_replay_bytes(replay_limit, max_message_bytes),
+        minimum=max_message_bytes + FRAME_ENVELOPE_BYTES,
+    )
+
+
 def env_log_format() -> str:
     """`AUTHSOCKET_LOG_FORMAT`, `plain` or `json`: for settings.py's log lines and
     for authsocket.serve's access log, chosen before Django is set up."""

@@ -34,6 +34,11 @@ HANDSHAKES = Counter(
 CLOSE_CODES = Counter(
     "authsocket_close_codes", "Close codes the server sent after accept.", ["code"]
 )
+SLOW_SOCKETS_DROPPED = Counter(
+    "authsocket_slow_sockets_dropped",
+    "WebSockets dropped because their client left more than "
+    "AUTHSOCKET_MAX_SEND_BUFFER_BYTES of frames unread.",
+)
 FRAMES_RECEIVED = Counter(
     "authsocket_frames_received",
     "Client frames that parsed as JSON objects, by type.",
@@ -161,6 +166,11 @@ def socket_opened() -> None:
 def socket_closed() -> None:
     if enabled():
         OPEN_SOCKETS.dec()
+
+
+def slow_socket_dropped() -> None:
+    if enabled():
+        SLOW_SOCKETS_DROPPED.inc()
 
 
 def handshake_accepted(transport: str) -> None:

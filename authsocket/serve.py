@@ -75,7 +75,7 @@ from authsocket.logging import (  # isort:skip  (no Django imports)
     redact_daphne_access_log,
 )
 from authsocket.daphne_requests import daphne_request_fixes  # isort:skip  (stdlib only)
-from realtime.closed_sockets import drop_sends_after_close  # isort:skip  (stdlib only)
+from realtime.outgoing_frames import guard_outgoing_frames  # isort:skip  (no models)
 from realtime.handshake_refusals import (  # isort:skip  (no Django imports)
     daphne_handshake_refusals,
 )
@@ -408,10 +408,11 @@ class GracefulCommandLineInterface(CommandLineInterface):
         redact_daphne_access_log()
         daphne_handshake_refusals()
         # Nor does a client's Daphne-Root-Path header or a frame sent as the
-        # client leaves make a 500 or a traceback (authsocket/daphne_requests.py,
-        # realtime/closed_sockets.py).
+        # client leaves make a 500 or a traceback, nor a client that reads
+        # nothing hold memory without bound (authsocket/daphne_requests.py,
+        # realtime/outgoing_frames.py).
         daphne_request_fixes()
-        drop_sends_after_close()
+        guard_outgoing_frames()
 
         # load_asgi_app runs inside run(), before the server is built, so the
         # factory looks the registry up only when it is called.

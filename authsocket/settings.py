@@ -23,6 +23,7 @@ from authsocket.env import (
     env_list,
     env_log_format,
     env_max_message_bytes,
+    env_max_send_buffer_bytes,
     env_rate,
     env_secret,
     env_str,
@@ -280,6 +281,11 @@ AUTHSOCKET_MAX_MESSAGE_BYTES = env_max_message_bytes()
 AUTHSOCKET_FRAME_RATE = env_rate("AUTHSOCKET_FRAME_RATE", "50/s")
 AUTHSOCKET_MAX_SUBSCRIPTIONS = env_int("AUTHSOCKET_MAX_SUBSCRIPTIONS", 100, minimum=1)
 AUTHSOCKET_REPLAY_LIMIT = env_int("AUTHSOCKET_REPLAY_LIMIT", 1000, minimum=1)
+# Bytes of frames a socket's client may leave unread before the socket is
+# dropped (realtime/outgoing_frames.py, docs/protocol.md §4.3).
+AUTHSOCKET_MAX_SEND_BUFFER_BYTES = env_max_send_buffer_bytes(
+    replay_limit=AUTHSOCKET_REPLAY_LIMIT, max_message_bytes=AUTHSOCKET_MAX_MESSAGE_BYTES
+)
 # History retention (docs/streams.md); a stream kind may set its own.
 AUTHSOCKET_HISTORY_MAX_AGE = env_int("AUTHSOCKET_HISTORY_MAX_AGE", 2592000, minimum=1)
 AUTHSOCKET_HISTORY_MAX_PER_STREAM = env_int(

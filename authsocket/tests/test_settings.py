@@ -116,3 +116,30 @@ def test_a_presence_ttl_of_one_second_is_accepted_and_zero_refused():
     refused = run_manage({**env, "AUTHSOCKET_PRESENCE_TTL": "0"}, "check")
     assert refused.returncode != 0
     assert "AUTHSOCKET_PRESENCE_TTL" in refused.stderr
+
+
+def test_the_send_buffer_holds_a_full_replay_unless_lowered_which_is_warned():
+    """A limit below one replay (AUTHSOCKET_REPLAY_LIMIT messages of
+    AUTHSOCKET_MAX_MESSAGE_BYTES) could drop a client that reads: warned."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
+    env.update(DJANGO_SETTINGS_MODULE="authsocket.settings", DJANGO_DEBUG="1")
+    strict = ("check", "--fail-level", "WARNING")
+    assert run_manage(env, *strict).returncode == 0
+    lowered = {**env, "AUTHSOCKET_MAX_SEND_BUFFER_BYTES": "1000000"}
+    warned = run_manage(lowered, *strict)
+    assert warned.returncode != 0
+    assert (
+        "(authsocket.W002) AUTHSOCKET_MAX_SEND_BUFFER_BYTES is below one full replay (67584000 bytes)"
+        in warned.stderr
+    )
+    # Small messages make a small replay: 100 × (1,000 + 2,048) bytes fit.
+    small = {
+        **lowered,
+        "AUTHSOCKET_MAX_MESSAGE_BYTES": "1000",
+        "AUTHSOCKET_REPLAY_LIMIT": "100",
+    }
+    assert run_manage(small, *strict).returncode == 0
+    # Below one frame of the largest message, no client could be sent one.
+    refused = run_manage({**env, "AUTHSOCKET_MAX_SEND_BUFFER_BYTES": "67583"}, "check")
+    assert refused.returncode != 0
+    assert "AUTHSOCKET_MAX_SEND_BUFFER_BYTES must be at least 67584" in refused.stderr
