@@ -7,9 +7,16 @@ model (`abc`, an integer beyond the column), and on PostgreSQL any filter,
 search or form value holding a NUL character (its text cannot hold one).
 For a staff user, before the admin view runs, such a request is answered
 400 with the reason; what the admin's own pages send is never refused.
+
+One such value is no reason to refuse the request: a form field's. The form
+says "Select a valid choice", but when it is shown again Django's
+autocomplete widget looks the value up as it came (`abc` for a user), and
+that query is the 500. `AutocompleteKeysOnly` gives an admin widgets that
+leave such a value out, so the page shows the form's own error.
 """
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest
 
@@ -53,9 +60,39 @@ def bad_selection(request, model_admin) -> str | None:
         return None
     primary_key = model_admin.model._meta.pk
     for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
-        try:
-            # Its type and the column's range (an integer beyond it overflows).
-            primary_key.run_validators(primary_key.to_python(value))
-        except ValidationError:
+        if not column_takes(primary_key, value):
             return "The selected objects are not valid identifiers."
     return None
+
+
+def column_takes(field, value) -> bool:
+    """Whether `value` can be looked up in `field`'s column: its type, and the
+    column's range (an integer beyond it overflows)."""
+    try:
+        field.run_validators(field.to_python(value))
+    except ValidationError:
+        return False
+    return True
+
+
+class KeysOnlyAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete widget, shown again with a value that is no key
+    of the related model: the value is left out, not looked up."""
+
+    def optgroups(self, name, value, attr=None):
+        key = self.field.target_field
+        keys = [each for each in value if column_takes(key, each)]
+        return super().optgroups(name, keys, attr)
+
+
+class AutocompleteKeysOnly:
+    """Mixin for a ModelAdmin or an inline with `autocomplete_fields`."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(
+            request
+        ):
+            kwargs["widget"] = KeysOnlyAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)

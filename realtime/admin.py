@@ -12,6 +12,7 @@ from django.db.models import Count, OuterRef, Subquery, Value
 from django.db.models.functions import Concat
 
 from accounts.admin import user_action_register
+from authsocket.admin_input import AutocompleteKeysOnly
 from realtime.kind_registry import registry
 from realtime.models import Membership, Message, Room, StreamCounter
 from realtime.protocol import ROOM_STREAM_PREFIX
@@ -39,7 +40,7 @@ user_action_register(
 )
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(AutocompleteKeysOnly, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
@@ -110,7 +111,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AutocompleteKeysOnly, admin.ModelAdmin):
     list_display = ["user", "room", "role", "created_at"]
     list_filter = ["role", "room"]
     search_fields = ["user__username", "room__slug"]

@@ -8,6 +8,7 @@ import pytest
 
 from accounts.models import AuthSession
 from accounts.services import session_open
+from realtime.models import Room
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +84,44 @@ def test_anyone_else_is_sent_to_the_login_page_as_before(client):
     response = client.get("/admin/accounts/authsession/?q=%00")
     assert response.status_code == 302
     assert response.url.startswith("/admin/login/")
+
+
+def room_form(member: str) -> dict:
+    """A new room's form, with one membership whose user is `member`."""
+    return {
+        "slug": "new-room",
+        "title": "New room",
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+        "memberships-0-user": member,
+        "memberships-0-role": "member",
+    }
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "9" * 20])
+@pytest.mark.parametrize(
+    ("url", "form"),
+    [
+        ("/admin/realtime/room/add/", room_form),
+        ("/admin/realtime/membership/add/", lambda v: {"user": v, "room": v}),
+    ],
+    ids=["room-inline", "membership"],
+)
+def test_a_form_with_no_key_in_an_autocomplete_field_says_so(
+    admin_client, url, form, value
+):
+    """The form's error is shown; the widget no longer looks the value up."""
+    response = admin_client.post(url, {**form(value), "role": "member"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_a_form_with_a_real_member_still_saves_it(admin_client, make_user):
+    member = make_user("member-of-new-room")
+    response = admin_client.post("/admin/realtime/room/add/", room_form(str(member.pk)))
+    assert response.status_code == 302
+    assert list(
+        Room.objects.get(slug="new-room").memberships.values_list("user", flat=True)
+    ) == [member.pk]
