@@ -18,6 +18,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from authsocket.daphne_requests import daphne_request_fixes  # noqa: E402
 from authsocket.db_connections import close_connections_after_requests  # noqa: E402
+from authsocket.eager_writes import write_at_once  # noqa: E402
 from authsocket.gc_tuning import tune_garbage_collector  # noqa: E402
 from authsocket.health import HealthMiddleware  # noqa: E402
 from authsocket.logging import redact_daphne_access_log  # noqa: E402
@@ -39,6 +40,8 @@ daphne_handshake_refusals()
 # message over plain daphne's limit (1006, not 4413). Each module says why.
 daphne_request_fixes()
 guard_outgoing_frames()
+# Bytes go to the kernel at once, not at the next turn of the loop.
+write_at_once()
 close_oversized_messages_4413()
 # Each HTTP request's database connection is closed when it ends: under ASGI
 # no later request could reuse it (authsocket/db_connections.py).

@@ -75,6 +75,7 @@ from authsocket.logging import (  # isort:skip  (no Django imports)
     redact_daphne_access_log,
 )
 from authsocket.daphne_requests import daphne_request_fixes  # isort:skip  (stdlib only)
+from authsocket.eager_writes import write_at_once  # isort:skip  (stdlib only)
 from realtime.outgoing_frames import guard_outgoing_frames  # isort:skip  (no models)
 from realtime.handshake_refusals import (  # isort:skip  (no Django imports)
     daphne_handshake_refusals,
@@ -413,6 +414,7 @@ class GracefulCommandLineInterface(CommandLineInterface):
         # realtime/outgoing_frames.py).
         daphne_request_fixes()
         guard_outgoing_frames()
+        write_at_once()
 
         # load_asgi_app runs inside run(), before the server is built, so the
         # factory looks the registry up only when it is called.
