@@ -1,6 +1,6 @@
 """A connection's bytes are written at once when nothing waits before them.
 
-Twisted never writes where it is asked to: it buffers the bytes, registers
+Twisted does not write when it is asked to: it buffers the bytes, registers
 the socket for writing, and writes on a later turn of the event loop, then
 unregisters the socket. Under daphne's asyncio reactor that is two
 ``epoll_ctl`` calls, one more wake-up of the loop and one more callback for

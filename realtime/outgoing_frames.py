@@ -59,6 +59,7 @@ def guard_outgoing_frames() -> None:
             logger.debug("frame to a closed WebSocket dropped")
             return
         waiting = unsent_bytes(self.transport)
+        # len(content): the frame's characters, at most its bytes; close enough.
         if waiting is not None and waiting + len(content) > max_send_buffer_bytes():
             drop_slow_socket(self, waiting)
             return
