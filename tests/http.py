@@ -1,6 +1,9 @@
 """A tiny JSON-over-HTTP client for end-to-end tests (stdlib only)."""
 
+import base64
 import json
+import os
+import socket
 import urllib.error
 import urllib.request
 
@@ -56,3 +59,26 @@ def sample(text: str, line_start: str) -> float:
         if line.startswith(line_start):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def handshake_status_line(port: int, path: str, *headers: bytes) -> bytes:
+    """The status line answering a raw WebSocket handshake to 127.0.0.1:`port`
+    with these header lines, sent as they are (any bytes)."""
+    key = base64.b64encode(os.urandom(16))
+    head = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+        + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        + b"Sec-WebSocket-Key: "
+        + key
+        + b"\r\nSec-WebSocket-Version: 13\r\n"
+        + b"".join(header + b"\r\n" for header in headers)
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"\r\n")
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)  # bounded by the socket's timeout
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]

@@ -11,10 +11,8 @@ a form of more than 1,000 fields, a request or header line over Twisted's
 """
 
 import asyncio
-import base64
 import contextlib
 import json
-import os
 import re
 import socket
 import urllib.error
@@ -23,7 +21,7 @@ import urllib.request
 import pytest
 import websockets
 
-from tests.http import login
+from tests.http import handshake_status_line, login
 from tests.servers import demo_server
 from tests.wsclient import DEMO_PASSWORD
 
@@ -88,24 +86,7 @@ def exchange(server, head: bytes, body: bytes = b"") -> bytes:
 
 def handshake(server, path: str, *headers: bytes) -> bytes:
     """The status line answering a raw WebSocket handshake with these header lines."""
-    key = base64.b64encode(os.urandom(16))
-    head = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode()
-        + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        + b"Sec-WebSocket-Key: "
-        + key
-        + b"\r\nSec-WebSocket-Version: 13\r\n"
-        + b"".join(header + b"\r\n" for header in headers)
-    )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-        sock.sendall(head + b"\r\n")
-        answer = b""
-        while b"\r\n" not in answer:
-            chunk = sock.recv(4096)  # bounded by the socket's timeout
-            if not chunk:
-                break
-            answer += chunk
-    return answer.split(b"\r\n", 1)[0]
+    return handshake_status_line(server.port, path, *headers)
 
 
 @pytest.mark.parametrize(

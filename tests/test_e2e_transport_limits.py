@@ -19,17 +19,15 @@ migrated demo database like `e2e_env`'s.
 """
 
 import asyncio
-import base64
 import contextlib
 import json
-import os
 import re
 import socket
 
 import pytest
 import websockets
 
-from tests.http import login, sample, scrape
+from tests.http import handshake_status_line, login, sample, scrape
 from tests.servers import demo_server
 from tests.wsclient import DEMO_PASSWORD
 
@@ -124,25 +122,8 @@ async def test_a_message_of_exactly_the_limit_is_answered(server, token):
 
 def handshake_status(server, path: str, headers: list[tuple[str, str]]) -> str:
     """The status line answering a raw WebSocket handshake (any header bytes)."""
-    lines = [
-        f"GET {path} HTTP/1.1",
-        f"Host: 127.0.0.1:{server.port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name}: {value}".rstrip() for name, value in headers),
-    ]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-        sock.sendall(request)
-        answer = b""
-        while b"\r\n" not in answer:
-            chunk = sock.recv(4096)  # bounded by the socket's timeout
-            if not chunk:
-                break
-            answer += chunk
-    return answer.split(b"\r\n", 1)[0].decode("latin-1")
+    lines = (f"{name}: {value}".rstrip().encode("latin-1") for name, value in headers)
+    return handshake_status_line(server.port, path, *lines).decode("latin-1")
 
 
 @pytest.mark.parametrize(
