@@ -89,6 +89,15 @@ def handshake(server, path: str, *headers: bytes) -> bytes:
     return handshake_status_line(server.port, path, *headers)
 
 
+def refused_400(server, path: str, header: bytes, logged: str) -> int:
+    """A handshake with `header` is answered 400 and its reason `logged`; the
+    server's output line where the handshake began."""
+    mark = len(server.lines)
+    assert handshake(server, path, header) == b"HTTP/1.1 400 Bad Request"
+    server.wait_for(logged, TIMEOUT, start=mark)
+    return mark
+
+
 @pytest.mark.parametrize(
     "offer",
     [b"authsocket.v1, \xe9", b"authsocket.v1, authsocket.token.\xc3\xa9", b"\x80"],
@@ -97,16 +106,12 @@ def handshake(server, path: str, *headers: bytes) -> bytes:
 def test_a_subprotocol_header_that_is_not_ascii_is_refused_400(
     server, token, offer, no_traceback
 ):
-    mark = len(server.lines)
-    status = handshake(
-        server, f"/ws/?token={token}", b"Sec-WebSocket-Protocol: " + offer
-    )
-    assert status == b"HTTP/1.1 400 Bad Request"
-    server.wait_for(
+    refused_400(
+        server,
+        f"/ws/?token={token}",
+        b"Sec-WebSocket-Protocol: " + offer,
         r"websocket refused by the transport \(400\): Sec-WebSocket-Protocol is "
         r"not ASCII",
-        TIMEOUT,
-        start=mark,
     )
 
 
@@ -123,12 +128,12 @@ def test_an_extension_offer_autobahn_cannot_parse_never_reaches_the_application(
 ):
     # autobahn refused it only after the application had accepted the
     # socket, whose welcome then raised on the closed connection.
-    mark = len(server.lines)
-    status = handshake(
-        server, f"/ws/?token={token}", b"Sec-WebSocket-Extensions: " + offer
+    mark = refused_400(
+        server,
+        f"/ws/?token={token}",
+        b"Sec-WebSocket-Extensions: " + offer,
+        r"refused by the transport \(400\): unusable",
     )
-    assert status == b"HTTP/1.1 400 Bad Request"
-    server.wait_for(r"refused by the transport \(400\): unusable", TIMEOUT, start=mark)
     assert "WSCONNECTING" not in "".join(server.lines[mark:])
 
 

@@ -382,7 +382,7 @@ def test_a_socket_closed_at_once_does_not_make_the_client_spin(server, browsers)
         "} finally { window.WebSocket = real; c.close(); }"
         "return window.__opened;",
     )
-    assert 1 <= result <= 10, f"{result} sockets opened in 2 s"
+    assert 0 < result <= 10, f"{result} sockets opened in 2 s"
 
 
 @pytest.fixture
