@@ -21,7 +21,7 @@ RUN DJANGO_DEBUG=0 \
     AUTHSOCKET_JWT_SECRET=collectstatic-build-step-only-0123456789 \
     DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput \
-    && python -m compileall -q accounts authsocket realtime
+    && python -m compileall -q accounts authsocket core realtime
 
 USER authsocket
 EXPOSE 8000

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import AuthSession, SessionRevocation
 from accounts.signals import sessions_revoked
-from authsocket import metrics
+from core import metrics
 
 logger = logging.getLogger(__name__)
 

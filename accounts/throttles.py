@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from authsocket import metrics
+from core import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from accounts.serializers import (
 )
 from accounts.throttles import LOGIN_THROTTLES, PasswordThrottle, TicketThrottle
 from accounts.tokens import public_jwks
-from authsocket.api_errors import ApiError, ApiView
+from core.api_errors import ApiError, ApiView
 
 COOKIE_MODE_HEADER = "HTTP_X_AUTHSOCKET_COOKIE"
 COOKIE_PATH = "/api/auth/"

@@ -25,7 +25,7 @@ Patched in the process that runs daphne, plain or through authsocket.serve
 import json
 import sys
 
-from authsocket.daphne_fixes import daphne_class_to_fix, fixed
+from core.daphne_fixes import daphne_class_to_fix, fixed
 
 ROOT_PATH_HEADER = b"daphne-root-path"
 _TOO_LONG = {
@@ -38,7 +38,7 @@ _TOO_LONG_BODY = json.dumps(
 
 
 def daphne_request_fixes() -> None:
-    """Fix daphne's HTTP request (authsocket/daphne_fixes.py)."""
+    """Fix daphne's HTTP request (core/daphne_fixes.py)."""
     request = daphne_class_to_fix("daphne.http_protocol", "WebRequest", "process")
     if request is None:
         return

@@ -19,11 +19,11 @@ process where daphne's app is installed (it loads Twisted to serve
 ``runserver``): writes there are the same bytes in the same order, sooner.
 """
 
-from authsocket.daphne_fixes import daphne_class_to_fix, fixed
+from core.daphne_fixes import daphne_class_to_fix, fixed
 
 
 def write_at_once() -> None:
-    """Fix Twisted's TCP connections where daphne serves (authsocket/daphne_fixes.py)."""
+    """Fix Twisted's TCP connections where daphne serves (core/daphne_fixes.py)."""
     connection = daphne_class_to_fix("twisted.internet.tcp", "Connection", "write")
     if connection is None:
         return

@@ -64,7 +64,7 @@ import autobahn.websocket.protocol as autobahn_protocol  # isort:skip
 
 from django.core.exceptions import ImproperlyConfigured  # isort:skip
 
-from authsocket.env import (  # isort:skip  (os.environ only)
+from core.env import (  # isort:skip  (os.environ only)
     env_log_format,
     env_max_message_bytes,
     env_seconds,
@@ -91,7 +91,7 @@ DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
 def _from_env(read):
-    """What `read()` (authsocket.env) returns; a bad value stops start-up, named."""
+    """What `read()` (core.env) returns; a bad value stops start-up, named."""
     try:
         return read()
     except ImproperlyConfigured as exc:
@@ -118,7 +118,7 @@ class ContractWebSocketProtocol(WebSocketProtocol):
 
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
         # Imported here: this module loads before Django is configured.
-        from authsocket import metrics
+        from core import metrics
 
         metrics.close_code_sent(MESSAGE_TOO_BIG_CLOSE_CODE)
         self._fail_connection(MESSAGE_TOO_BIG_CLOSE_CODE, reason)

@@ -15,7 +15,7 @@ import django
 from django.core.exceptions import ImproperlyConfigured
 
 from authsocket.csp import csp_directives, csp_settings, websocket_sources
-from authsocket.env import (
+from core.env import (
     development_secret_key,
     env_bool,
     env_choice,
@@ -60,12 +60,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served by us (no CDN)
     "channels",
+    "core",
     "accounts",
     "realtime",
 ]
 
 MIDDLEWARE = [
-    "authsocket.api_errors.JsonErrorsUnderApi",  # outermost: sees every answer
+    "core.api_errors.JsonErrorsUnderApi",  # outermost: sees every answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -74,7 +75,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # After authentication: it refuses only what staff users send the admin.
-    "authsocket.admin_input.AdminInputMiddleware",
+    "core.admin_input.AdminInputMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -195,12 +196,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Strict JSON only (depth, finite numbers): 400 parse_error, never a 500.
-    "DEFAULT_PARSER_CLASSES": ["authsocket.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.StrictJSONParser"],
     # An `Accept` the API cannot meet gets JSON anyway, never 406.
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "authsocket.negotiation.DefaultRendererFallback",
-    "EXCEPTION_HANDLER": "authsocket.api_errors.exception_handler",
-    # drf-spectacular, plus every operation's error answers (authsocket/openapi.py).
-    "DEFAULT_SCHEMA_CLASS": "authsocket.openapi.ErrorAnswersSchema",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.DefaultRendererFallback",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
+    # drf-spectacular, plus every operation's error answers (core/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.ErrorAnswersSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "NUM_PROXIES": AUTHSOCKET_TRUSTED_PROXIES,
 }
@@ -317,7 +318,7 @@ AUTHSOCKET_GC_THRESHOLD = env_int("AUTHSOCKET_GC_THRESHOLD", 50_000)
 AUTHSOCKET_EXPECTED_SOCKETS = env_int("AUTHSOCKET_EXPECTED_SOCKETS", 10_000)
 # When the open sockets fall to half their peak or less, by at least this many,
 # one full collection and malloc_trim give the closed sockets' memory back
-# (authsocket/memory.py). Off (0) by default: the collection stops the event
+# (core/memory.py). Off (0) by default: the collection stops the event
 # loop for up to a second with thousands of sockets still open, which the
 # one-second revocation promise cannot afford; turn it on where memory is
 # scarcer than latency.
@@ -326,7 +327,7 @@ AUTHSOCKET_RECLAIM_AFTER_DROP = env_int("AUTHSOCKET_RECLAIM_AFTER_DROP", 0)
 # --- Metrics (GET /metrics, docs/metrics.md) -------------------------------------
 
 # The bearer token /metrics requires; unset: no /metrics at all (404). A
-# short one is a warning of `check --deploy` (authsocket/checks.py), as
+# short one is a warning of `check --deploy` (core/checks.py), as
 # Django treats a weak SECRET_KEY: the figures are an operator's, not users'.
 AUTHSOCKET_METRICS_TOKEN = env_secret("AUTHSOCKET_METRICS_TOKEN", debug=DEBUG)
 # 0 turns instrumentation off (the bench's "metrics off" baseline).

@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 
 from accounts.admin_login import throttled_admin_login
 from accounts.views import JwksView
-from authsocket import api_errors
+from core import api_errors
 from realtime.admin_views import connected_now_view
 
 PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -51,7 +51,7 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="index.html"), name="demo"),
 ]
 
-handler400 = "authsocket.api_errors.json_400"
-handler403 = "authsocket.api_errors.json_403"
-handler404 = "authsocket.api_errors.json_404"
-handler500 = "authsocket.api_errors.json_500"
+handler400 = "core.api_errors.json_400"
+handler403 = "core.api_errors.json_403"
+handler404 = "core.api_errors.json_404"
+handler500 = "core.api_errors.json_500"

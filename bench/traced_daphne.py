@@ -100,7 +100,7 @@ def object_counts() -> dict:
 
 
 def collect() -> dict:
-    """One full collection, as the collector or authsocket.memory would run it."""
+    """One full collection, as the collector or core.memory would run it."""
     before = heap_figures()
     started = time.perf_counter()
     found = gc.collect()

@@ -1,8 +1,8 @@
 """authsocket's settings plus the shared-document example (`make run-example`)."""
 
-from authsocket.env import env_str
 from authsocket.settings import *  # noqa: F403
 from authsocket.settings import BASE_DIR, DATABASES, INSTALLED_APPS
+from core.env import env_str
 
 INSTALLED_APPS = [*INSTALLED_APPS, "examples.shareddoc"]
 ROOT_URLCONF = "examples.urls"

@@ -12,7 +12,7 @@ from django.db.models import Count, OuterRef, Subquery, Value
 from django.db.models.functions import Concat
 
 from accounts.admin import user_action_register
-from authsocket.admin_input import AutocompleteKeysOnly
+from core.admin_input import AutocompleteKeysOnly
 from realtime.kind_registry import registry
 from realtime.models import Membership, Message, Room, StreamCounter
 from realtime.protocol import ROOM_STREAM_PREFIX

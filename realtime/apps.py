@@ -8,7 +8,6 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.signals import sessions_revoked
-        from authsocket import checks  # noqa: F401  (the project's deploy checks)
         from realtime import signals  # noqa: F401  (registers receivers)
         from realtime.kind_registry import STREAM_KINDS_MODULE
         from realtime.revocation import sessions_revoked_notify, sockets_close

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from accounts.tokens import InvalidToken, decode_access
-from authsocket import metrics
-from authsocket.memory import reclaimer
+from core import metrics
+from core.memory import reclaimer
 from realtime.channels_overrides import HoplessWebsocketConsumer
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
@@ -231,7 +231,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         if hasattr(self, "expiry"):
             self.expiry.cancel()
             # The timer holds this consumer's methods: a cycle only a full
-            # collection would free (authsocket/memory.py). Refcounting frees both now.
+            # collection would free (core/memory.py). Refcounting frees both now.
             del self.expiry
         for group in self.groups_joined:
             try:

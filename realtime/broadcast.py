@@ -10,7 +10,7 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from authsocket import metrics
+from core import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import re
 
 from django.conf import settings
 
-from authsocket import strict_json
+from core import strict_json
 from realtime.protocol import ErrorCode
 
 

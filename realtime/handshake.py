@@ -16,7 +16,7 @@ from django.db import DatabaseError
 from accounts.errors import AuthError
 from accounts.services import ticket_consume
 from accounts.tokens import InvalidToken, decode_access
-from authsocket import metrics
+from core import metrics
 from realtime.credentials import BadCredential, Credential, credential_of
 from realtime.protocol import Transport
 from realtime.session_guard import SessionRefused, guard

@@ -25,14 +25,14 @@ from http import HTTPStatus
 from autobahn.websocket import ConnectionDeny
 from autobahn.websocket.compress import PERMESSAGE_COMPRESSION_EXTENSION
 
-from authsocket.daphne_fixes import daphne_class_to_fix, fixed
+from core.daphne_fixes import daphne_class_to_fix, fixed
 from realtime.protocol import TOKEN_SUBPROTOCOL_PREFIX  # plain names, no Django
 
 logger = logging.getLogger(__name__)
 
 
 def daphne_handshake_refusals() -> None:
-    """Fix daphne's WebSocket protocol (authsocket/daphne_fixes.py)."""
+    """Fix daphne's WebSocket protocol (core/daphne_fixes.py)."""
     protocol = daphne_class_to_fix(
         "daphne.ws_protocol", "WebSocketProtocol", "failHandshake"
     )

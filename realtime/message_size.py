@@ -9,7 +9,7 @@ does the same in ``ContractWebSocketProtocol``, with its limit at twice
 ``AUTHSOCKET_MAX_MESSAGE_BYTES``.
 """
 
-from authsocket.daphne_fixes import daphne_class_to_fix, fixed
+from core.daphne_fixes import daphne_class_to_fix, fixed
 from realtime.protocol import CloseCode  # plain enums, no Django
 
 # A plain int: autobahn refuses an IntEnum member as a close code.
@@ -17,7 +17,7 @@ MESSAGE_TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
 
 
 def close_oversized_messages_4413() -> None:
-    """Fix daphne's WebSocket protocol (authsocket/daphne_fixes.py)."""
+    """Fix daphne's WebSocket protocol (core/daphne_fixes.py)."""
     protocol = daphne_class_to_fix(
         "daphne.ws_protocol", "WebSocketProtocol", "_max_message_size_exceeded"
     )
@@ -27,7 +27,7 @@ def close_oversized_messages_4413() -> None:
     @fixed
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason):
         # Imported here: daphne may load this module before Django is set up.
-        from authsocket import metrics
+        from core import metrics
 
         metrics.close_code_sent(MESSAGE_TOO_BIG)
         self.failByDrop = False  # a close frame, not a dropped connection

@@ -5,7 +5,7 @@ import re
 
 from django.conf import settings
 
-from authsocket import strict_json
+from core import strict_json
 from realtime.models import Message
 from realtime.protocol import MAX_DATA_DEPTH, ServerFrame
 from realtime.streams import stream_label

@@ -13,7 +13,7 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.http.request import is_same_domain
 
-from authsocket import metrics
+from core import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -38,14 +38,14 @@ Applied to daphne's protocol class in the process that runs it, under plain
 import functools
 import logging
 
-from authsocket import metrics
-from authsocket.daphne_fixes import daphne_class_to_fix, fixed
+from core import metrics
+from core.daphne_fixes import daphne_class_to_fix, fixed
 
 logger = logging.getLogger(__name__)
 
 
 def guard_outgoing_frames() -> None:
-    """Fix daphne's WebSocket protocol (authsocket/daphne_fixes.py)."""
+    """Fix daphne's WebSocket protocol (core/daphne_fixes.py)."""
     protocol = daphne_class_to_fix(
         "daphne.ws_protocol", "WebSocketProtocol", "serverSend"
     )

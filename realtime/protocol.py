@@ -81,7 +81,7 @@ ROOM_STREAM_PREFIX = "room:"
 
 # --- frames (§4.2) ------------------------------------------------------------
 
-# A frame is at most 64 deep (authsocket.strict_json.MAX_DEPTH); `data` sits one
+# A frame is at most 64 deep (core.strict_json.MAX_DEPTH); `data` sits one
 # level inside it, on every interface (REST-posted data is delivered on sockets).
 MAX_DATA_DEPTH = 63
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F
 
-from authsocket import metrics
+from core import metrics
 from realtime.broadcast import agroup_send, group_send
 from realtime.messages import data_check, frame_text, message_frame
 from realtime.models import Message, Room, StreamCounter

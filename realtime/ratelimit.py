@@ -2,7 +2,7 @@
 
 import time
 
-from authsocket.env import parse_rate
+from core.env import parse_rate
 
 
 class FrameLimiter:

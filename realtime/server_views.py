@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ServiceKey
 from accounts.revocation import user_sessions_revoke
-from authsocket.api_errors import ApiView
-from authsocket.openapi import ErrorSerializer
+from core.api_errors import ApiView
+from core.openapi import ErrorSerializer
 from realtime.messages import message_frame
 from realtime.presence.reads import connections_read
 from realtime.serializers import (

@@ -43,7 +43,7 @@ from accounts.selectors import (
     sessions_by_sid,
     sessions_used_since,
 )
-from authsocket import metrics
+from core import metrics
 
 logger = logging.getLogger(__name__)
 

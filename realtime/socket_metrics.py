@@ -8,7 +8,7 @@ itself holds no counting code. The refusal reason comes from `scope["auth"]`
 
 from collections.abc import Awaitable
 
-from authsocket import metrics
+from core import metrics
 from realtime.protocol import CloseCode
 
 # `scope["auth"].error` starts with one of these (realtime.handshake).

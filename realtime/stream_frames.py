@@ -13,7 +13,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from authsocket import metrics
+from core import metrics
 from realtime.messages import InvalidData, data_check, frame_text
 from realtime.permissions import Action, stream_access
 from realtime.presence_frames import StreamPresence

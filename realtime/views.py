@@ -14,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from authsocket.api_errors import ApiView
+from core.api_errors import ApiView
 from realtime import services
 from realtime.messages import message_frame
 from realtime.permissions import (

@@ -19,9 +19,9 @@ from realtime.protocol import ClientFrame, CloseCode, ErrorCode, ServerFrame
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_DOC = ROOT / "docs" / "protocol.md"
 ENV_EXAMPLE = ROOT / ".env.example"
-SERVER_PACKAGES = ("authsocket", "accounts", "realtime")
+SERVER_PACKAGES = ("core", "authsocket", "accounts", "realtime")
 
-# `env_int("X", …)`, `_env_float("X", …)`: authsocket/env.py's typed readers
+# `env_int("X", …)`, `_env_float("X", …)`: core/env.py's typed readers
 # and the like; `os.environ.get("X")`, `os.environ["X"]`, `os.getenv("X")`.
 ENV_READER = re.compile(r"^_?env_\w+$")
 # Assembled so that this file does not match itself.
@@ -128,7 +128,7 @@ def test_the_scan_finds_the_variables_it_should():
         "DATABASE_URL",  # env_str
         "DJANGO_ALLOWED_HOSTS",  # env_list
         "AUTHSOCKET_LOGIN_ADDRESS_THROTTLE",  # env_rate, name on its own line
-        "AUTHSOCKET_MAX_MESSAGE_BYTES",  # read inside a helper of authsocket/env.py
+        "AUTHSOCKET_MAX_MESSAGE_BYTES",  # read inside a helper of core/env.py
         "AUTHSOCKET_SHUTDOWN_GRACE",  # authsocket/serve.py's own float reader
         "AUTHSOCKET_LOG_FORMAT",  # os.environ.get in authsocket/serve.py
         "DEMO_PASSWORD",  # read by a management command

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from rest_framework.response import Response
 
-from authsocket.api_errors import ApiView
+from core.api_errors import ApiView
 from examples.shareddoc.models import Document
 
 

@@ -14,7 +14,7 @@ import asyncio
 
 from django.conf import settings
 
-from authsocket import metrics
+from core import metrics
 from realtime.broadcast import agroup_send
 from realtime.frames import dumps
 from realtime.presence import registry_get, registry_stop

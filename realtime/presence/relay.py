@@ -35,7 +35,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from authsocket import metrics
+from core import metrics
 from realtime.presence.events import BATCH_EVENT, RESYNC_EVENT, Batch, batch_changes
 
 logger = logging.getLogger(__name__)

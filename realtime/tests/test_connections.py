@@ -2,7 +2,7 @@
 
 import pytest
 
-from authsocket.memory import reclaimer
+from core.memory import reclaimer
 from realtime.connections import registry
 from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, CloseCode
 from realtime.tests.sockets import close_code, db, still_open, welcomed

@@ -6,7 +6,7 @@ import re
 import yaml
 from prometheus_client import REGISTRY
 
-from authsocket import metrics  # noqa: F401 - registers every metric
+from core import metrics  # noqa: F401 - registers every metric
 
 from .processes import ROOT
 

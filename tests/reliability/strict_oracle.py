@@ -3,7 +3,7 @@
 Property tests compare the server with these: strict JSON (depth, finite
 doubles), the field types of client frames, and the accepted spellings of
 `Authorization: Bearer`. Deliberately naive: plain recursion-free walks and
-regular expressions, sharing nothing with authsocket.strict_json,
+regular expressions, sharing nothing with core.strict_json,
 realtime.frame_fields or accounts.bearer.
 """
 

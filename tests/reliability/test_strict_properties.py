@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.services import session_open
 from accounts.tokens import InvalidToken, decode_access
-from authsocket import strict_json
+from core import strict_json
 from realtime.credentials import BadCredential, credential_of
 from tests.reliability.strict_oracle import (
     FIELD_RULES,

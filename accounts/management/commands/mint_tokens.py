@@ -10,7 +10,7 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import session_open
-from authsocket.commands import unicode_text
+from core.commands import unicode_text
 
 
 class Command(BaseCommand):

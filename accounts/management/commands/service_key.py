@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.errors import ServiceKeyNameTaken
 from accounts.models import ServiceKey
 from accounts.service_keys import service_key_create, service_key_revoke
-from authsocket.commands import unicode_text
+from core.commands import unicode_text
 
 MAX_NAME_LENGTH = ServiceKey._meta.get_field("name").max_length
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from authsocket.commands import unicode_text
+from core.commands import unicode_text
 from realtime.publish import publish_to_user
 
 

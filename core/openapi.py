@@ -2,7 +2,7 @@
 
 drf-spectacular documents only the success answer. Clients, and the schema
 fuzzing in tests/reliability/test_api_fuzz.py, need the errors as well; each
-is the `{"detail", "code"}` shape of authsocket.api_errors. Which statuses an
+is the `{"detail", "code"}` shape of core.api_errors. Which statuses an
 operation may answer follows from its view: a body → 400, the API → 401, a
 permission beyond "anyone" → 403, a path parameter → 404, a throttle (or an
 authentication that throttles its failures) → 429.

@@ -7,11 +7,11 @@ DRF's own JSONParser lets a deeply nested body overflow the C parser's stack
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser, get_encoding
 
-from authsocket import strict_json
+from core import strict_json
 
 
 class StrictJSONParser(JSONParser):
-    """`application/json` bodies through `authsocket.strict_json`."""
+    """`application/json` bodies through `core.strict_json`."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = get_encoding(parser_context or {})

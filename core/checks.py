@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import Tags, register
 from django.core.checks import Warning as CheckWarning
 
-from authsocket.env import full_replay_bytes
+from core.env import full_replay_bytes
 
 METRICS_TOKEN_MIN_LENGTH = 16
 

@@ -1,4 +1,4 @@
-"""authsocket.memory: closed sockets' memory given back after a wave of closes."""
+"""core.memory: closed sockets' memory given back after a wave of closes."""
 
 import asyncio
 import gc
@@ -6,8 +6,8 @@ import weakref
 
 import pytest
 
-from authsocket import memory
-from authsocket.memory import Reclaimer, heap_trim
+from core import memory
+from core.memory import Reclaimer, heap_trim
 
 
 class Cycle:

@@ -12,7 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.services import session_open
-from authsocket import strict_json
+from core import strict_json
 from realtime.models import Room
 from realtime.services import membership_create
 

@@ -1,6 +1,6 @@
 """Admin requests with values the database cannot take are 400, not 500.
 
-authsocket/admin_input.py: an action's selection that is no primary key, and
+core/admin_input.py: an action's selection that is no primary key, and
 a NUL anywhere (PostgreSQL's text cannot hold one), sent by a staff user.
 """
 
