@@ -55,6 +55,21 @@ async def test_token_rotated_without_a_newer_token_is_raised(server):
             await api.refresh()  # our store never learns the thief's tokens
 
 
+async def test_a_refresh_token_answered_token_rotated_is_never_sent_again(serve):
+    """The winner of a refresh race kept its tokens to itself: ours is spent.
+    Sent again past the grace it would be `token_reused`, and the server
+    would revoke the session, the winner's included."""
+    server = serve(AUTHSOCKET_REFRESH_GRACE=1)
+    async with ApiClient(server.http) as api, ApiClient(server.http) as winner:
+        winner.store.save(await api.login("alice", PASSWORD))
+        await winner.refresh()
+        with pytest.raises(TokenRotated):
+            await api.refresh()  # waits ROTATED_WAIT (3 s) for a newer token
+        with pytest.raises(TokenRotated):
+            await api.refresh()  # past the grace: must not reach the server
+        assert (await winner.me())["username"] == "alice"
+
+
 async def test_dead_session_is_credentials_rejected_with_its_code(server):
     async with ApiClient(server.http) as api:
         await api.login("alice", PASSWORD)

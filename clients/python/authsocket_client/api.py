@@ -38,6 +38,10 @@ class ApiClient:
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
         self.http = HttpSession(self.url, timeout=timeout)
         self._refresh_lock = asyncio.Lock()
+        # A refresh token answered `token_rotated`: another holder has its
+        # successor. Sent again after the grace it would be `token_reused`,
+        # which revokes the session for that holder too, so it never is.
+        self._spent: str | None = None
         self.refreshes = 0  # refreshes this client made itself
         self.rotated = 0  # refreshes answered `token_rotated`, settled by the store
 
@@ -85,11 +89,18 @@ class ApiClient:
                 return tokens  # refreshed while we waited for the lock
             if not tokens.refresh:
                 raise CredentialsRejected("not_authenticated", "no refresh token held")
+            if tokens.refresh == self._spent:
+                raise TokenRotated(
+                    "token_rotated",
+                    "this refresh token was rotated by another holder; sign in again",
+                    status=401,
+                )
             try:
                 body = await self.http.call(
                     "POST", "/api/auth/refresh", body={"refresh": tokens.refresh}
                 )
             except TokenRotated:
+                self._spent = tokens.refresh
                 newer = await self._newer_in_store(tokens.refresh)
                 if newer is None:
                     raise
