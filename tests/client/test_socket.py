@@ -11,6 +11,7 @@ from authsocket_client import (
     CredentialsRejected,
     FrameError,
     Message,
+    NetworkError,
     PresenceEvent,
 )
 from tests.client.conftest import PASSWORD, store_in_lobby
@@ -220,6 +221,13 @@ async def test_user_stream_stored_while_away_is_replayed_after_a_reconnect(serve
             assert socket.stats.closes[4503] == 1 and socket.stats.connects == 2
 
 
+def board_post(server, text: str) -> int:
+    """Publish on `board:news` (a kind without history) through the test app."""
+    status, body, _ = call("POST", f"{server.http}/kinds-test/board/news", text)
+    assert status == 201, body
+    return body["id"]
+
+
 async def test_a_stream_without_history_is_followed_again_after_a_reconnect(serve):
     """A kind without history numbers its messages but refuses `since`
     (`bad_request`): after a drop the socket subscribes it again from now
@@ -227,9 +235,7 @@ async def test_a_stream_without_history_is_followed_again_after_a_reconnect(serv
     server = serve(DJANGO_SETTINGS_MODULE="tests.settings_kinds")
 
     def board(text: str) -> int:
-        status, body, _ = call("POST", f"{server.http}/kinds-test/board/news", text)
-        assert status == 201, body
-        return body["id"]
+        return board_post(server, text)
 
     welcomes: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
 
@@ -253,6 +259,42 @@ async def test_a_stream_without_history_is_followed_again_after_a_reconnect(serv
             second = await asyncio.to_thread(board, "after the drop")
             message = await next_message(socket, timeout=10)
             assert (message.stream, message.id) == ("board:news", second)
+
+
+async def test_a_refused_subscribe_again_keeps_the_subscription_held(serve):
+    """Subscribing again with what the kind refuses (`since` without history:
+    `bad_request`; presence without presence: `forbidden`) changes nothing on
+    the server, so the stream held before must still be delivered."""
+    server = serve(DJANGO_SETTINGS_MODULE="tests.settings_kinds")
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        async with api.socket(**FAST) as socket:
+            await socket.subscribe("board:news", timeout=10)
+            for refused_code, options in (
+                ("bad_request", {"since": 0}),
+                ("forbidden", {"presence": True}),
+            ):
+                with pytest.raises(FrameError) as refused:
+                    await socket.subscribe("board:news", timeout=10, **options)
+                assert refused.value.code == refused_code
+            posted = await asyncio.to_thread(board_post, server, "still held")
+            message = await next_message(socket, timeout=10)
+            assert (message.stream, message.id) == ("board:news", posted)
+            assert socket.stats.gaps == {} and socket.presence("board:news") is None
+
+
+async def test_an_answer_that_comes_late_is_a_typed_network_error(server):
+    """`Catch AuthSocketError for everything` holds for a request's timeout
+    too; the renewer, which retries on those, is not ended by a late
+    `auth.ok`. The socket stays usable."""
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        async with api.socket(**FAST) as socket:
+            socket.request_timeout = 1e-6  # no round trip through daphne is this fast
+            with pytest.raises(NetworkError):
+                await socket.ping()
+            socket.request_timeout = 10.0
+            assert await socket.ping() < 10 and socket.stats.connects == 1
 
 
 async def test_subscribing_before_welcome_subscribes_once(server):

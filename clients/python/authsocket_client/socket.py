@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from authsocket_client.backoff import Backoff
 from authsocket_client.errors import (
@@ -40,6 +41,7 @@ from authsocket_client.errors import (
     FrameError,
     NetworkError,
 )
+from authsocket_client.log_redaction import websockets_logger
 from authsocket_client.presence import PresenceEvent, PresenceView
 from authsocket_client.protocol import (
     SUBPROTOCOL,
@@ -188,7 +190,7 @@ class AuthSocket:
             )
         self.api = api
         self.transport = transport
-        self.ws_url = ws_url or _ws_url(api.url)
+        self.ws_url = _checked_ws_url(ws_url or _ws_url(api.url))
         self.backoff = Backoff(base=backoff_base, cap=backoff_cap)
         self.long_backoff = long_backoff
         self.max_refusals = max_refusals
@@ -275,14 +277,24 @@ class AuthSocket:
         """
         # Registered once live: a welcome that came first would subscribe it too.
         await self.wait_live(timeout)
+        held = self._streams.get(stream)
         entry = self._streams.setdefault(stream, _Stream(stream))
+        before = (entry.presence, entry.position)
         entry.presence = presence
         if since is not None:
             entry.position = since
         try:
             return await self._request(self._subscribe_frame(entry), timeout=timeout)
         except FrameError:
-            self._streams.pop(stream, None)
+            if held is None:
+                self._streams.pop(stream, None)
+            else:
+                # A refused subscribe changes nothing on the server (a `since`
+                # on a kind without history, presence on one without it): the
+                # subscription held before goes on, and so must its entry.
+                entry.presence = before[0]
+                if entry.position == since:
+                    entry.position = before[1]
             raise
 
     async def unsubscribe(self, stream: str, *, timeout: float | None = None) -> None:
@@ -442,6 +454,7 @@ class AuthSocket:
                 additional_headers=headers,
                 subprotocols=subprotocols,
                 open_timeout=self.open_timeout,
+                logger=websockets_logger,  # its DEBUG log holds no credential
             )
         except websockets.InvalidStatus as exc:
             raise _Refused(exc.response.status_code) from None
@@ -603,10 +616,13 @@ class AuthSocket:
             raise Disconnected() from None
         if not wait:
             return {}
+        limit = timeout or self.request_timeout
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(future), timeout or self.request_timeout
-            )
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except TimeoutError:
+            # Typed, so `except AuthSocketError` holds, and the renewer, which
+            # retries on those, is not ended by an `auth` answered late.
+            raise NetworkError(f"no answer to {frame['type']} in {limit} s") from None
         finally:
             self._pending.pop(ref, None)
 
@@ -806,6 +822,16 @@ def _ws_url(http_url: str) -> str:
     parts = urlsplit(http_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws/", "", ""))
+
+
+def _checked_ws_url(url: str) -> str:
+    """The URL, refused now if websockets would refuse it: its InvalidURI
+    quotes the whole URL, which by then holds a ticket or a token."""
+    try:
+        parse_uri(url)
+    except websockets.InvalidURI as exc:
+        raise ValueError(f"not a ws:// or wss:// URL: {exc}") from None
+    return url
 
 
 def _with_query(url: str, name: str, value: str) -> str:

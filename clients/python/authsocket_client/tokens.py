@@ -13,17 +13,20 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
 class Tokens:
-    """A login or refresh answer; `expires_at` is local wall-clock time."""
+    """A login or refresh answer; `expires_at` is local wall-clock time.
 
-    access: str
-    refresh: str | None
+    The two secrets stay out of `repr`, so logging a `Tokens` leaks nothing.
+    """
+
+    access: str = field(repr=False)
+    refresh: str | None = field(repr=False)
     expires_at: float
     lifetime: float
     user: dict[str, Any] | None = None
