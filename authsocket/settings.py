@@ -23,6 +23,7 @@ from core.env import (
     env_list,
     env_log_format,
     env_max_message_bytes,
+    env_max_process_send_buffer_bytes,
     env_max_send_buffer_bytes,
     env_rate,
     env_secret,
@@ -286,6 +287,11 @@ AUTHSOCKET_REPLAY_LIMIT = env_int("AUTHSOCKET_REPLAY_LIMIT", 1000, minimum=1)
 # dropped (realtime/outgoing_frames.py, docs/protocol.md §4.3).
 AUTHSOCKET_MAX_SEND_BUFFER_BYTES = env_max_send_buffer_bytes(
     replay_limit=AUTHSOCKET_REPLAY_LIMIT, max_message_bytes=AUTHSOCKET_MAX_MESSAGE_BYTES
+)
+# ... and that all the sockets of one process may hold together; past it the
+# sockets with the most bytes waiting are dropped, the slowest first.
+AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES = env_max_process_send_buffer_bytes(
+    per_socket=AUTHSOCKET_MAX_SEND_BUFFER_BYTES
 )
 # History retention (docs/streams.md); a stream kind may set its own.
 AUTHSOCKET_HISTORY_MAX_AGE = env_int("AUTHSOCKET_HISTORY_MAX_AGE", 2592000, minimum=1)

@@ -129,6 +129,23 @@ def env_max_send_buffer_bytes(*, replay_limit: int, max_message_bytes: int) -> i
     )
 
 
+# The default limit of a process's sockets together, in sockets at their own
+# limit: room for a few replays at once, far below what ten thousand sockets
+# at the limit each would hold.
+PROCESS_SEND_BUFFERS = 4
+
+
+def env_max_process_send_buffer_bytes(*, per_socket: int) -> int:
+    """`AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES`: by default four sockets at
+    their limit; never below one (a replay the limit per socket lets through
+    must not be dropped by this one when it is alone)."""
+    return env_int(
+        "AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES",
+        PROCESS_SEND_BUFFERS * per_socket,
+        minimum=per_socket,
+    )
+
+
 def env_log_format() -> str:
     """`AUTHSOCKET_LOG_FORMAT`, `plain` or `json`: for settings.py's log lines and
     for authsocket.serve's access log, chosen before Django is set up."""

@@ -37,7 +37,9 @@ CLOSE_CODES = Counter(
 SLOW_SOCKETS_DROPPED = Counter(
     "authsocket_slow_sockets_dropped",
     "WebSockets dropped because their client left more than "
-    "AUTHSOCKET_MAX_SEND_BUFFER_BYTES of frames unread.",
+    "AUTHSOCKET_MAX_SEND_BUFFER_BYTES of frames unread, or the most when the "
+    "process's clients together left more than "
+    "AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES.",
 )
 FRAMES_RECEIVED = Counter(
     "authsocket_frames_received",

@@ -25,6 +25,19 @@ stored message; the consumer gets its disconnect as on any close (presence,
 the socket registry). The default holds one whole replay, the largest burst
 the server sends by itself: a client that reads is never dropped for it.
 
+**Together, the sockets of a process hold at most
+``AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES``.** The limit per socket bounds
+one client; a thousand slow clients of a busy room could each hold it. So the
+sockets with bytes waiting are kept in `Backlogs` with their last count
+(a client that keeps up has none: eager writes hand its frames straight to
+the kernel, and it costs nothing here). When a frame would take their sum
+over the process's limit, each one is counted again (they drain between
+frames), and while the sum is still over, the socket with the most bytes
+waiting is dropped as above. That is mostly the client that stopped reading
+longest ago: one that reads drains between frames. The default, four
+sockets at their own limit, leaves room for replays to several clients at
+once.
+
 Twisted offers no public count of a connection's unsent bytes (its one
 public signal, a push producer, is already taken by twisted.web's channel
 for the connection daphne upgraded), so `unsent_bytes` reads the buffer of
@@ -37,6 +50,7 @@ Applied to daphne's protocol class in the process that runs it, under plain
 
 import functools
 import logging
+import weakref
 
 from core import metrics
 from core.daphne_fixes import daphne_class_to_fix, fixed
@@ -60,8 +74,7 @@ def guard_outgoing_frames() -> None:
             return
         waiting = unsent_bytes(self.transport)
         # len(content): the frame's characters, at most its bytes; close enough.
-        if waiting is not None and waiting + len(content) > max_send_buffer_bytes():
-            drop_slow_socket(self, waiting)
+        if waiting is not None and not backlogs().admit(self, waiting, len(content)):
             return
         send(self, content, binary)
 
@@ -69,11 +82,80 @@ def guard_outgoing_frames() -> None:
 
 
 @functools.cache
-def max_send_buffer_bytes() -> int:
-    """The setting, read when the first frame is sent (Django is set up by then)."""
+def backlogs() -> "Backlogs":
+    """The process's one `Backlogs`, made at the first frame (Django is set
+    up by then)."""
     from django.conf import settings
 
-    return settings.AUTHSOCKET_MAX_SEND_BUFFER_BYTES
+    return Backlogs(
+        per_socket=settings.AUTHSOCKET_MAX_SEND_BUFFER_BYTES,
+        per_process=settings.AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES,
+    )
+
+
+class Backlogs:
+    """The sockets of one process with frames waiting, and the bytes of each.
+
+    `admit` runs before every frame. For a socket with nothing waiting while
+    no socket has anything waiting, it is a few comparisons. Entries are
+    weak: a socket that closes is forgotten with it. The recorded sum may
+    still count bytes that have drained since; it is trusted only after a
+    recount, which happens when it says the process is over its limit.
+    """
+
+    def __init__(self, *, per_socket: int, per_process: int) -> None:
+        self.per_socket, self.per_process = per_socket, per_process
+        self.waiting: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.total = 0
+
+    def admit(self, protocol, waiting: int, frame: int) -> bool:
+        """True to send a frame of `frame` bytes behind the `waiting` ones;
+        False when the socket was dropped instead."""
+        if waiting + frame > self.per_socket:
+            self._forget(protocol)
+            drop_slow_socket(protocol, waiting, SOCKET_LIMIT, self.per_socket)
+            return False
+        if not waiting:  # sent at once (authsocket/eager_writes.py)
+            if self.total:  # an int: cheaper to ask than the weak dict
+                self._forget(protocol)
+            return True
+        self._record(protocol, waiting + frame)
+        if self.total > self.per_process:
+            self._recount(but=protocol)
+            return protocol not in self._shed()
+        return True
+
+    def _record(self, protocol, waiting: int) -> None:
+        self.total += waiting - self.waiting.get(protocol, 0)
+        self.waiting[protocol] = waiting
+
+    def _forget(self, protocol) -> None:
+        self.total -= self.waiting.pop(protocol, 0)
+
+    def _recount(self, *, but) -> None:
+        """Count every socket's bytes again (`but`'s was just counted)."""
+        for protocol in list(self.waiting):
+            if protocol is but:
+                continue
+            waiting = unsent_bytes(protocol.transport)
+            if waiting and protocol.state == protocol.STATE_OPEN:
+                self.waiting[protocol] = waiting
+            else:
+                del self.waiting[protocol]
+        self.total = sum(self.waiting.values())
+
+    def _shed(self) -> list:
+        """Drop the sockets with the most bytes waiting until the sum fits."""
+        dropped = []
+        while self.total > self.per_process:
+            protocol, waiting = max(self.waiting.items(), key=lambda item: item[1])
+            held = self.total
+            self._forget(protocol)
+            drop_slow_socket(
+                protocol, waiting, PROCESS_LIMIT, self.per_process, held=held
+            )
+            dropped.append(protocol)
+        return dropped
 
 
 def unsent_bytes(transport) -> int | None:
@@ -86,15 +168,24 @@ def unsent_bytes(transport) -> int | None:
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
-def drop_slow_socket(protocol, waiting: int) -> None:
+SOCKET_LIMIT = "AUTHSOCKET_MAX_SEND_BUFFER_BYTES"
+PROCESS_LIMIT = "AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES"
+
+
+def drop_slow_socket(
+    protocol, waiting: int, setting: str, limit: int, *, held: int | None = None
+) -> None:
     """Abort the connection: its buffer is dropped with it, and daphne sends
-    the application its disconnect (1006)."""
+    the application its disconnect (1006). `held`: what all the process's
+    sockets held, when that is why."""
+    together = "" if held is None else f"; the most of {held} held by all its sockets "
     logger.warning(
-        "WebSocket of %s dropped: %d bytes of frames unread "
-        "(AUTHSOCKET_MAX_SEND_BUFFER_BYTES %d)",
+        "WebSocket of %s dropped: %d bytes of frames unread%s(%s %d)",
         _client(protocol),
         waiting,
-        max_send_buffer_bytes(),
+        together or " ",
+        setting,
+        limit,
     )
     metrics.slow_socket_dropped()
     protocol.dropConnection(abort=True)

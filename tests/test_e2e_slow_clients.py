@@ -123,3 +123,59 @@ async def test_a_client_that_reads_nothing_is_dropped_and_a_reader_is_not(server
     assert sample(text, "authsocket_open_sockets") == 1
     await reader.close()
     assert "Traceback" not in server.output
+
+
+SOCKET_LIMIT, PROCESS_LIMIT = 2_000_000, 3_000_000
+DROPPED_FOR_THE_PROCESS = re.compile(
+    r"WebSocket of 127\.0\.0\.1:\d+ dropped: (\d+) bytes of frames unread; the most "
+    r"of (\d+) held by all its sockets "
+    rf"\(AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES {PROCESS_LIMIT}\)"
+)
+
+
+@pytest.fixture
+def crowded_server(migrated_template, tmp_path):
+    """Two sockets at two thirds of their own limit pass the process's."""
+    with demo_server(
+        migrated_template,
+        tmp_path,
+        module="daphne",
+        AUTHSOCKET_MAX_SEND_BUFFER_BYTES=str(SOCKET_LIMIT),
+        AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES=str(PROCESS_LIMIT),
+        AUTHSOCKET_FRAME_RATE="10000/s",
+        AUTHSOCKET_METRICS_TOKEN=METRICS_TOKEN,
+    ) as server:
+        yield server
+
+
+async def test_slow_clients_together_past_the_process_limit_are_dropped(crowded_server):
+    """bob and carol read nothing: each under his own limit, together over
+    the process's. One of them is dropped for it, then the other; alice,
+    who reads, keeps every message and her socket."""
+    server = crowded_server
+    slow = [await not_reading_socket(server, name) for name in ("bob", "carol")]
+    reader, _ = await login_socket(server, "alice")
+    await reader.send(json.dumps({"type": "subscribe", "stream": "room:lobby"}))
+    frames = [await receive(reader)]
+    assert frames[0]["type"] == "subscribed"
+
+    def drops() -> int:
+        return len(re.findall(r"dropped: \d+ bytes of frames unread", server.output))
+
+    ids = []
+    while drops() < 2 and len(ids) < MOST_MESSAGES:
+        ids.append(await publish_and_read(reader, frames))
+    assert drops() == 2, f"{drops()} dropped after {len(ids)} messages"
+    first = DROPPED_FOR_THE_PROCESS.search(server.output)
+    assert first, server.output[-2000:]
+    waiting, held = map(int, first.groups())
+    assert waiting < SOCKET_LIMIT < PROCESS_LIMIT < held
+    for ws in slow:
+        assert await close_code(ws, TIMEOUT) == 1006
+    assert [f["id"] for f in frames if f["type"] == "message"] == ids
+    status, text = scrape(server, f"Bearer {METRICS_TOKEN}")
+    assert status == 200
+    assert sample(text, "authsocket_slow_sockets_dropped_total") == 2
+    assert sample(text, "authsocket_open_sockets") == 1
+    await reader.close()
+    assert "Traceback" not in server.output

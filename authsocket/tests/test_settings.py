@@ -143,3 +143,34 @@ def test_the_send_buffer_holds_a_full_replay_unless_lowered_which_is_warned():
     refused = run_manage({**env, "AUTHSOCKET_MAX_SEND_BUFFER_BYTES": "67583"}, "check")
     assert refused.returncode != 0
     assert "AUTHSOCKET_MAX_SEND_BUFFER_BYTES must be at least 67584" in refused.stderr
+
+
+def test_the_sockets_of_a_process_hold_four_limits_together_and_never_less_than_one():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
+    env.update(DJANGO_SETTINGS_MODULE="authsocket.settings", DJANGO_DEBUG="1")
+    show = (
+        "shell",
+        "-c",
+        "from django.conf import settings as s; print(s.AUTHSOCKET_MAX_SEND_BUFFER_BYTES,"
+        " s.AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES)",
+    )
+    assert numbers(run_manage(env, *show)) == ["67584000", str(4 * 67584000)]
+    # The default follows a lowered limit per socket.
+    lowered = {**env, "AUTHSOCKET_MAX_SEND_BUFFER_BYTES": "1000000"}
+    assert numbers(run_manage(lowered, *show)) == ["1000000", "4000000"]
+    alone = {**lowered, "AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES": "1000000"}
+    assert numbers(run_manage(alone, *show)) == ["1000000", "1000000"]
+    refused = run_manage(
+        {**lowered, "AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES": "999999"}, "check"
+    )
+    assert refused.returncode != 0
+    assert (
+        "AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES must be at least 1000000"
+        in refused.stderr
+    )
+
+
+def numbers(done) -> list[str]:
+    """The last line `manage.py shell -c` printed, in words (the shell may
+    announce what it imported first)."""
+    return done.stdout.strip().splitlines()[-1].split()
