@@ -242,6 +242,9 @@ export class AuthSocket extends EventTarget {
     this._attempt = 0;
     this._refusals = 0;
     this._forceRefresh = false;
+    // While a call that ends this session waits for its answer: the reason a
+    // 4403 of this tab's own socket signs out with (not "revoked" from elsewhere).
+    this._signingOut = null;
     // stream -> { lastId: the last id it has, or null, presence: bool, history: bool }
     this._streams = newStreams();
     this._presence = new Map(); // stream -> PresenceView, for streams subscribed with presence
@@ -318,19 +321,30 @@ export class AuthSocket extends EventTarget {
 
   /** Sign out this session (this tab and the other tabs that share it). */
   async logout() {
+    // Read before the call: its own 4403 may sign this tab out first.
+    const sid = this.sid;
+    this._signingOut = "logout";
     try {
       await this.api("/api/auth/logout", { method: "POST", cookie: true });
     } catch {
       // Signing out locally is what matters; the session dies with its TTL.
+    } finally {
+      this._signingOut = null;
     }
-    this._broadcast({ type: "signed-out", sid: this.sid });
+    this._broadcast({ type: "signed-out", sid });
     this._signOutLocal("logout");
   }
 
   /** Revoke every session of the user, this one included. */
   async logoutAll() {
-    await this.api("/api/auth/logout-all", { method: "POST" });
-    this._broadcast({ type: "signed-out", sid: this.sid });
+    const sid = this.sid;
+    this._signingOut = "logout_all";
+    try {
+      await this.api("/api/auth/logout-all", { method: "POST" });
+    } finally {
+      this._signingOut = null;
+    }
+    this._broadcast({ type: "signed-out", sid });
     this._signOutLocal("logout_all");
   }
 
@@ -344,8 +358,14 @@ export class AuthSocket extends EventTarget {
   }
 
   async revokeSession(sid) {
-    await this.api(`/api/auth/sessions/${encodeURIComponent(sid)}`, { method: "DELETE" });
-    if (sid === this.sid) {
+    const own = sid === this.sid;
+    if (own) this._signingOut = "logout";
+    try {
+      await this.api(`/api/auth/sessions/${encodeURIComponent(sid)}`, { method: "DELETE" });
+    } finally {
+      if (own) this._signingOut = null;
+    }
+    if (own) {
       this._broadcast({ type: "signed-out", sid });
       this._signOutLocal("logout");
     }
@@ -402,6 +422,8 @@ export class AuthSocket extends EventTarget {
       this._streams.set(stream, entry);
     }
     entry.presence = presence === true;
+    // Asked again without presence, the server sends no more of it: a view kept would go stale.
+    if (!entry.presence) this._dropPresence(stream, "unsubscribed");
     if (since !== null && since !== undefined) {
       entry.lastId = Math.max(entry.lastId ?? 0, since);
     }
@@ -597,6 +619,7 @@ export class AuthSocket extends EventTarget {
 
   async _timedRefresh() {
     if (!this._access) return;
+    const generation = this._generation;
     if (this.state === STATE.LIVE) this._setState(STATE.RENEWING, "refresh");
     try {
       await this.refresh();
@@ -605,7 +628,9 @@ export class AuthSocket extends EventTarget {
         this._setState(STATE.LIVE, "renewed");
       }
     } catch (error) {
-      if (error instanceof Cancelled || !error.transient) return;
+      // A network error comes back without a look at the generation: after
+      // close() or a sign-out, arm nothing that would refresh again.
+      if (error instanceof Cancelled || !error.transient || generation !== this._generation) return;
       if (this.state === STATE.RENEWING) this._setState(STATE.LIVE, "refresh_failed");
       // Try again while the token still works; if it runs out, the server
       // closes with 4401 and the reconnect path refreshes.
@@ -708,6 +733,9 @@ export class AuthSocket extends EventTarget {
   }
 
   _detach() {
+    // A socket welcomed a while ago earns a fresh backoff; `welcome` alone does
+    // not, or a server that welcomes and drops at once is retried at step 0 forever.
+    if (this._welcomed && Date.now() - this._liveSince >= MIN_LIFE_MS) this._attempt = 0;
     clearInterval(this._timers.heartbeat);
     this._ws = null;
     this._welcomed = false;
@@ -748,7 +776,7 @@ export class AuthSocket extends EventTarget {
         break;
       case CLOSE.REVOKED:
         this._emitClose(code, opened, CLOSE_ACTION.SIGN_IN_AGAIN);
-        this._signOutLocal("revoked");
+        this._signOutLocal(this._signingOut ?? "revoked");
         break;
       case CLOSE.TOO_MANY_CONNECTIONS:
         this._emitClose(code, opened, CLOSE_ACTION.LONG_BACKOFF);
@@ -948,7 +976,6 @@ export class AuthSocket extends EventTarget {
   }
 
   _onWelcome(frame) {
-    this._attempt = 0;
     this._refusals = 0;
     this._everLive = true;
     this._liveSince = Date.now();
