@@ -1,18 +1,26 @@
 """The client's socket against real daphne: transports, renewal, close codes."""
 
 import asyncio
+import itertools
+import json
 import signal
+import time
 
 import pytest
+import websockets
 
 from authsocket_client import (
     ApiClient,
     ConnectionStopped,
     CredentialsRejected,
+    Disconnected,
     FrameError,
+    MemoryTokenStore,
     Message,
     NetworkError,
     PresenceEvent,
+    Tokens,
+    Unsubscribed,
 )
 from tests.client.conftest import PASSWORD, store_in_lobby
 from tests.http import call
@@ -21,6 +29,13 @@ from tests.servers import manage
 pytestmark = [pytest.mark.e2e]
 
 FAST = {"backoff_base": 0.05, "backoff_cap": 0.5}
+WELCOME = {
+    "type": "welcome",
+    "user": {"id": 1, "username": "alice"},
+    "session": "s",
+    "expires_at": int(time.time()) + 300,
+    "protocol": "1.1",
+}
 
 
 async def next_message(socket, timeout: float = 10) -> Message:
@@ -326,3 +341,129 @@ async def test_forbidden_stream_raises_the_wire_code(server):
                 await socket.subscribe("room:team")
             assert refused.value.code == "forbidden"
             assert socket.position("room:team") is None
+
+
+def memo_reader(server, key: str, username: str) -> None:
+    """Let `username` read `memo:<key>` (a kind with history, any number of keys)."""
+    url = f"{server.http}/kinds-test/memo/{key}/readers/{username}"
+    status, body, _ = call("PUT", url)
+    assert status == 204, body
+
+
+async def test_a_resubscribe_refused_rate_limited_is_retried_not_dropped(serve):
+    """A new connection resubscribes every stream at once; what the frame
+    budget (burst 2N) refuses as `rate_limited` is only "not now": those
+    streams are subscribed again after a backoff, never given up."""
+    server = serve(
+        DJANGO_SETTINGS_MODULE="tests.settings_kinds", AUTHSOCKET_FRAME_RATE="5/s"
+    )
+    # `user` and 12 memos: 13 resubscribes, the burst takes 10, 3 are refused
+    # (at most N = 5 refusals in a row, so no close 4429).
+    streams = [f"memo:m{n}" for n in range(12)]
+    for stream in streams:
+        await asyncio.to_thread(memo_reader, server, stream.split(":")[1], "alice")
+    async with ApiClient(server.http) as api, ApiClient(server.http) as writer:
+        await api.login("alice", PASSWORD)
+        await writer.login("alice", PASSWORD)
+        async with api.socket(**FAST) as socket, writer.socket(**FAST) as publisher:
+            for stream in streams:
+                await socket.subscribe(stream, timeout=10)
+                await asyncio.sleep(0.25)  # within the budget of 5 frames a second
+            await asyncio.to_thread(server.stop, signal.SIGTERM)
+            await asyncio.to_thread(server.start)
+            await socket.wait_live(15)
+            await publisher.wait_live(15)
+            await asyncio.sleep(2.5)  # the refused resubscribes are retried by now
+            sent = {}
+            for stream in streams:
+                sent[stream] = await publisher.publish(stream, {"to": stream})
+                await asyncio.sleep(0.25)
+            got = {}
+            async with asyncio.timeout(10):
+                async for event in socket:
+                    assert not isinstance(event, Unsubscribed), event
+                    if isinstance(event, Message) and not event.replay:
+                        got[event.stream] = event.id
+                        if got == sent:
+                            break
+            assert socket.stats.closes == {4503: 1}, socket.stats
+            assert socket.stats.gaps == {} and socket.stats.duplicates == {}
+
+
+async def test_a_socket_closed_before_it_started_stays_closed(server):
+    """`close()` is for good: iterating the events, `wait_live()` or `start()`
+    afterwards never opens a connection (nothing would ever close it)."""
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        socket = api.socket(**FAST)
+        await socket.close()
+        async with asyncio.timeout(5):
+            assert [event async for event in socket] == []
+        with pytest.raises(Disconnected):
+            await socket.wait_live(5)
+        socket.start()
+        await asyncio.sleep(1.5)  # a connection would be welcomed by now
+        assert socket.stats.connects == 0 and socket.state == "stopped"
+        assert not socket.live
+
+
+async def test_subscribing_a_held_stream_with_a_lower_since_counts_no_gap(server):
+    """On a socket, the server never sends an id twice (§4.2): a `since` below
+    what was delivered replays nothing, and the next live id follows on."""
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        async with api.socket(**FAST) as socket:
+            await socket.subscribe("room:lobby")
+            first = await socket.publish("room:lobby", {"n": 1})
+            assert (await next_message(socket)).id == first
+            await socket.subscribe("room:lobby", since=0)
+            second = await socket.publish("room:lobby", {"n": 2})
+            message = await next_message(socket)
+            assert (message.id, message.replay) == (second, False)
+            assert socket.stats.gaps == {} and socket.stats.duplicates == {}
+            assert socket.position("room:lobby") == second
+
+
+async def test_since_below_a_position_only_learned_replays_what_is_stored(serve):
+    """`subscribe(stream, since=0)` on a stream the socket holds but on which
+    it has delivered nothing (its position is the `last_id` it was told)
+    replays what is stored, for `user` as for a room."""
+    server = serve()
+    await store_in_lobby(server.env, "before", count=3)
+    await asyncio.to_thread(manage, server.env, "notify", "alice", "stored")
+    async with ApiClient(server.http) as api:
+        await api.login("alice", PASSWORD)
+        async with api.socket(**FAST) as socket:
+            await socket.subscribe("room:lobby")
+            for stream, count in (("user", 1), ("room:lobby", 3)):
+                await socket.subscribe(stream, since=0)
+                replayed = [await next_message(socket) for _ in range(count)]
+                assert [m.stream for m in replayed] == [stream] * count
+                assert all(m.replay for m in replayed)
+            assert socket.stats.gaps == {} and socket.stats.duplicates == {}
+
+
+async def test_a_server_that_welcomes_and_drops_at_once_gets_a_growing_backoff():
+    """`welcome` alone does not reset the backoff: a socket must live a
+    second first, or a server that welcomes and drops is retried at the
+    shortest delay forever (§4.3: capped exponential backoff)."""
+    opened: list[float] = []
+
+    async def welcome_and_drop(ws):
+        opened.append(asyncio.get_running_loop().time())
+        await ws.send(json.dumps(WELCOME))
+        await ws.close(1011)
+
+    async with websockets.serve(welcome_and_drop, "127.0.0.1", 0) as fake:
+        port = fake.sockets[0].getsockname()[1]
+        store = MemoryTokenStore(Tokens("a.b.c", None, time.time() + 300, 300))
+        async with ApiClient(f"http://127.0.0.1:{port}", store=store) as api:
+            socket = api.socket(transport="header", backoff_base=0.02, backoff_cap=5)
+            socket.start()
+            async with asyncio.timeout(10):
+                while len(opened) < 6:
+                    await asyncio.sleep(0.01)
+            await socket.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(opened)]
+    # Drawn in [half, full] of 0.02·2ⁿ: at most 0.02 s first, at least 0.16 s fifth.
+    assert gaps[-1] > 4 * gaps[0], gaps

@@ -53,6 +53,9 @@ from authsocket_client.protocol import (
 from authsocket_client.tokens import Tokens
 
 logger = logging.getLogger("authsocket_client")
+# A socket that lived this long earns a fresh backoff (and, after 4401 or
+# 1000, an immediate reconnect); a younger one does not.
+MIN_LIFE_S = 1.0
 
 
 class State:
@@ -114,10 +117,16 @@ class _Stream:
     name: str
     presence: bool = False
     position: int | None = None  # the highest id delivered to the caller
+    # The highest id this connection delivered: the server sends none twice
+    # on one socket (§4.2), so a `since` below it replays nothing.
+    delivered_here: int | None = None
     history: bool = True  # False: its kind keeps none, so `since` is refused
     resyncing: bool = False  # after replay.truncated, until subscribed again
     reset: bool = False  # `subscribed` said reset: the next id may skip some
     view: PresenceView | None = None
+    # Background resubscribes refused `rate_limited`: the first retry comes
+    # after 1-2 s, when the server's bucket (N frames a second) has refilled.
+    retry: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=30.0))
 
 
 @dataclass
@@ -218,6 +227,7 @@ class AuthSocket:
         self._expiring = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopper: asyncio.Task | None = None
+        self._retries: set[asyncio.Task] = set()  # resubscribes waiting out a refusal
         self._connected_at = 0.0
 
     # --- lifecycle --------------------------------------------------------------
@@ -231,8 +241,13 @@ class AuthSocket:
         await self.close()
 
     def start(self) -> None:
-        """Start connecting in the background (idempotent)."""
-        if self._task is None:
+        """Start connecting in the background (idempotent).
+
+        Does nothing once closed (`close()` is for good, started or not):
+        `wait_live()` then raises as on any stopped socket and the event
+        iterator ends, instead of opening a connection nothing would close.
+        """
+        if self._task is None and not self._stopped.is_set():
             self._task = asyncio.create_task(self._run(), name="authsocket")
 
     async def wait_live(self, timeout: float | None = None) -> None:
@@ -273,6 +288,8 @@ class AuthSocket:
         """Follow `stream`, also after reconnects; answers the `subscribed` frame.
 
         `since`: the last id the caller already has (0: everything stored).
+        On a stream held already, a `since` below what this connection has
+        delivered does not replay it (nor would the server, §4.2).
         Raises FrameError (`forbidden`) when the stream may not be read.
         """
         # Registered once live: a welcome that came first would subscribe it too.
@@ -282,7 +299,7 @@ class AuthSocket:
         before = (entry.presence, entry.position)
         entry.presence = presence
         if since is not None:
-            entry.position = since
+            entry.position = _resumed(entry.delivered_here, since)
         try:
             return await self._request(self._subscribe_frame(entry), timeout=timeout)
         except FrameError:
@@ -475,6 +492,8 @@ class AuthSocket:
     def _detach(self) -> None:
         self._ws = None
         self._live.clear()
+        for task in list(self._retries):
+            task.cancel()  # the next welcome resubscribes every stream anyway
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(Disconnected())
@@ -486,7 +505,11 @@ class AuthSocket:
         # Reconnect at once only the first time, and not after a connection
         # that died young (a server that keeps closing must not make us spin).
         lived = time.monotonic() - self._connected_at
-        first = self.backoff.attempt == 0 and lived > 1.0
+        if lived > MIN_LIFE_S:
+            # Not at `welcome`: a server that welcomes and drops at once would
+            # be retried at the shortest delay forever.
+            self.backoff.reset()
+        first = self.backoff.attempt == 0 and lived > MIN_LIFE_S
         if code == CloseCode.TOKEN_EXPIRED:
             self._stale = self._tokens.access if self._tokens else None
             if first:
@@ -673,8 +696,8 @@ class AuthSocket:
         self.protocol = frame.get("protocol")
         self.stats.connects += 1
         self.stats.refusals = 0
-        self.backoff.reset()
         for entry in list(self._streams.values()):
+            entry.delivered_here = None  # a new socket: the server's marks are new
             # `user` is subscribed by the server itself, without a `subscribed`
             # frame: asking anyway (never doubled) tells its `last_id`, so a
             # drop before its first message still resumes with `since`.
@@ -687,6 +710,7 @@ class AuthSocket:
         entry = self._entry(frame)
         if entry is not None:
             entry.resyncing = False
+            entry.retry.reset()
             last_id = frame.get("last_id")
             if frame.get("reset"):
                 # Our position is past the end (a restored database) or pruned.
@@ -734,7 +758,7 @@ class AuthSocket:
                     message.id,
                     entry.position,
                 )
-        entry.position = message.id
+        entry.position = entry.delivered_here = message.id
         entry.reset = False
         self._events.put_nowait(message)
 
@@ -791,8 +815,30 @@ class AuthSocket:
             entry.history = False
             await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
             return
+        if error.transient:
+            # `rate_limited` says "not now", nothing about the stream: the
+            # caller never gave it up, so only a permanent refusal ends it.
+            self._resubscribe_later(ws, entry)
+            return
         del self._streams[pending.stream]
         self._events.put_nowait(Unsubscribed(pending.stream, error.code))
+
+    def _resubscribe_later(self, ws: ClientConnection, entry: _Stream) -> None:
+        """Subscribe `entry` again on this connection after its backoff."""
+        task = asyncio.create_task(
+            self._resubscribe(ws, entry, entry.retry.next_delay())
+        )
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _resubscribe(
+        self, ws: ClientConnection, entry: _Stream, delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        if self._ws is not ws or self._streams.get(entry.name) is not entry:
+            return  # a new connection resubscribed it, or the caller unsubscribed
+        with contextlib.suppress(Disconnected):
+            await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
 
     async def _on_auth_expiring(
         self, ws: ClientConnection, frame: dict[str, Any]
@@ -812,6 +858,18 @@ _HANDLERS = {
     "error": AuthSocket._on_error,
     "auth.expiring": AuthSocket._on_auth_expiring,
 }
+
+
+def _resumed(delivered_here: int | None, since: int) -> int:
+    """Where a stream resumes when the caller subscribes with `since`.
+
+    Never below what this connection delivered: the server never sends an id
+    twice on a socket (§4.2), so it would replay nothing below its own mark,
+    and the next live id would look like a gap. Nothing delivered yet on this
+    socket (the `user` stream after connect, a stream only subscribed): the
+    replay from `since` comes, as asked.
+    """
+    return since if delivered_here is None else max(delivered_here, since)
 
 
 async def _idle() -> None:
