@@ -14,7 +14,8 @@
 //     server's `last_id` when nothing arrived yet, and `next_since` after
 //     `replay.truncated`; a `reset` means the server cannot honour that id, so
 //     whatever it sends next is taken. The `user` stream is always followed
-//     this way, asked for or not;
+//     this way, asked for or not. A subscribe refused `rate_limited` (the
+//     socket's frame budget) is sent again after a backoff;
 //   - close codes and refused handshakes are handled as §4.3 says;
 //   - presence (§4.4), when asked for, is kept per stream: a snapshot replaces
 //     the view, joins and leaves are applied idempotently.
@@ -116,7 +117,13 @@ export class AuthSocketError extends Error {
   }
 }
 
-class Cancelled extends Error {}
+/** The client was closed, or signed in or out again, while the call waited. */
+class Cancelled extends AuthSocketError {
+  constructor() {
+    super("cancelled", "superseded by close(), a sign-out or another sign-in");
+    this.name = "Cancelled";
+  }
+}
 
 /**
  * Who is on one stream, as the server's presence frames say (§4.4). A snapshot
@@ -249,6 +256,7 @@ export class AuthSocket extends EventTarget {
     this._streams = newStreams();
     this._presence = new Map(); // stream -> PresenceView, for streams subscribed with presence
     this._pending = new Map(); // ref -> { resolve, reject, kind, stream, frame, timer }
+    this._retries = new Map(); // stream -> { attempt, timer }: subscribes refused `rate_limited`
     this._nextRef = 1;
     this._timers = { refresh: null, reconnect: null, heartbeat: null };
     this._lastFrameAt = 0;
@@ -293,9 +301,13 @@ export class AuthSocket extends EventTarget {
     return true;
   }
 
-  /** Sign in with a password; the refresh token goes to the HttpOnly cookie. */
+  /**
+   * Sign in with a password; the refresh token goes to the HttpOnly cookie.
+   * Rejects with code `cancelled` when close() (a sign-out, another login)
+   * came while it waited: then it takes nothing and opens nothing.
+   */
   async login(username, password) {
-    this._generation++; // supersedes a resume still waiting for the server
+    const generation = ++this._generation; // supersedes a resume still waiting for the server
     this._refreshing = null;
     this._setState(STATE.CONNECTING, "login");
     let response;
@@ -306,15 +318,18 @@ export class AuthSocket extends EventTarget {
         body: { username, password },
       });
     } catch (error) {
+      if (generation !== this._generation) throw new Cancelled();
       this._setState(STATE.SIGNED_OUT, "network");
       throw error;
     }
+    const body = response.ok ? await response.json() : await errorOf(response);
+    // close() (or a sign-out, or another login) came meanwhile: take nothing.
+    if (generation !== this._generation) throw new Cancelled();
     if (!response.ok) {
-      const error = await errorOf(response);
-      this._setState(STATE.SIGNED_OUT, error.code);
-      throw error;
+      this._setState(STATE.SIGNED_OUT, body.code);
+      throw body;
     }
-    this._adopt(await response.json(), { broadcast: true, fresh: true });
+    this._adopt(body, { broadcast: true, fresh: true });
     this._open();
     return this.user;
   }
@@ -432,6 +447,7 @@ export class AuthSocket extends EventTarget {
 
   unsubscribe(stream) {
     this._streams.delete(stream);
+    this._cancelRetry(stream);
     this._dropPresence(stream, "unsubscribed");
     if (this._isLive()) this._send({ type: "unsubscribe", stream });
   }
@@ -742,6 +758,8 @@ export class AuthSocket extends EventTarget {
     this.socketExpiresAt = null;
     // Nobody is known to be anywhere without a socket; a resubscribe brings a snapshot.
     for (const stream of [...this._presence.keys()]) this._dropPresence(stream, "offline");
+    // The next `welcome` subscribes every stream again.
+    for (const stream of [...this._retries.keys()]) this._cancelRetry(stream);
     for (const [ref, pending] of this._pending) {
       clearTimeout(pending.timer);
       pending.reject(new AuthSocketError("disconnected", "the socket closed before the answer"));
@@ -938,6 +956,25 @@ export class AuthSocket extends EventTarget {
     this._request(frame, { kind: "subscribe", stream }).catch(() => {});
   }
 
+  /** Subscribe again after a `rate_limited` refusal: on this socket, while still wanted. */
+  _retrySubscribe(stream, entry) {
+    const retry = this._retries.get(stream) ?? { attempt: 0, timer: null };
+    retry.attempt++;
+    clearTimeout(retry.timer);
+    // From 0.5–1 s (with the defaults), doubling up to backoffCapMs: the
+    // server's bucket refills N frames a second.
+    retry.timer = setTimeout(() => {
+      retry.timer = null;
+      if (this._streams.get(stream) === entry && this._isLive()) this._sendSubscribe(stream);
+    }, this._backoffMs(retry.attempt));
+    this._retries.set(stream, retry);
+  }
+
+  _cancelRetry(stream) {
+    clearTimeout(this._retries.get(stream)?.timer);
+    this._retries.delete(stream);
+  }
+
   _sendAuth() {
     if (this.state === STATE.LIVE) this._setState(STATE.RENEWING, "auth");
     const connection = this.stats.connects;
@@ -999,6 +1036,7 @@ export class AuthSocket extends EventTarget {
 
   _onSubscribed(frame) {
     this._settle(frame.ref);
+    this._cancelRetry(frame.stream);
     const entry = this._streams.get(frame.stream);
     if (entry && Number.isInteger(frame.last_id)) {
       if (frame.reset) {
@@ -1068,6 +1106,12 @@ export class AuthSocket extends EventTarget {
       // it from now instead of losing it after every reconnect.
       entry.history = false;
       this._sendSubscribe(stream);
+      return;
+    }
+    if (frame.code === "rate_limited" && pending?.kind === "subscribe" && entry) {
+      // "Not now" (the socket's frame budget, e.g. a resubscribe burst after a
+      // reconnect), nothing about the stream: ask again after a backoff.
+      this._retrySubscribe(pending.stream, entry);
       return;
     }
     if (frame.code === "forbidden" && stream && pending?.kind === "subscribe") {

@@ -65,6 +65,63 @@ def test_a_refresh_that_fails_after_close_arms_no_timer(server, browsers):
     assert result == {"armed": 0, "refreshing": False, "calls": 0}, result
 
 
+def test_a_login_that_finishes_after_close_leaves_the_client_closed(server, browsers):
+    """`close()` comes while the login request is in flight: its answer
+    arrives afterwards, and the closed client takes no token, arms no timer
+    and opens no socket. `login()` rejects with `cancelled`, as `refresh()`
+    does when the client is closed under it; the session stays in the cookie."""
+    page = browsers.context("alice").open()
+    result = page.js_async(
+        "const { AuthSocket } = await import('/static/authsocket/client.js');"
+        "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
+        "const realFetch = window.fetch, realSetTimeout = window.setTimeout;"
+        "const RealWebSocket = window.WebSocket;"
+        "let release, answered;"
+        "const gate = new Promise((resolve) => { release = resolve; });"
+        "const signedIn = new Promise((resolve) => { answered = resolve; });"
+        "window.fetch = async (input, init) => {"
+        "  if (!String(input).endsWith('/api/auth/login')) return realFetch(input, init);"
+        "  const response = await realFetch(input, init);"  # the server signed in
+        "  answered();"
+        "  await gate;"  # the page sees the answer only after close()
+        "  return response;"
+        "};"
+        "const armed = [], sockets = [];"
+        "let outcome;"
+        "try {"
+        "  const login = c.login('alice', 'authsocket-demo').then("
+        "    () => 'resolved', (error) => 'rejected: ' + (error.code ?? error));"
+        "  await signedIn;"
+        "  c.close();"
+        # Keep every timer and socket made from here on instead of running it.
+        "  window.setTimeout = (fn) => { armed.push(fn); return 0; };"
+        "  window.WebSocket = function (...args) { sockets.push(args); throw new Error('no'); };"
+        "  window.WebSocket.OPEN = RealWebSocket.OPEN;"
+        "  release();"
+        "  outcome = await login;"
+        "  await new Promise((resolve) => realSetTimeout(resolve, 200));"
+        "} finally {"
+        "  window.fetch = realFetch; window.setTimeout = realSetTimeout;"
+        "  window.WebSocket = RealWebSocket;"
+        "}"
+        # The session the server opened is in the cookie: a new client resumes it.
+        "const again = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
+        "const resumed = await again.resume();"
+        "again.close();"
+        "return { outcome, armed: armed.length, sockets: sockets.length,"
+        "  token: c.accessToken !== null, user: c.user, resumed };",
+        timeout=20,
+    )
+    assert result == {
+        "outcome": "rejected: cancelled",
+        "armed": 0,
+        "sockets": 0,
+        "token": False,
+        "user": None,
+        "resumed": True,
+    }, result
+
+
 # The answer to `arguments[0]` reaches the client only after its socket's
 # close (the server's 4403): the order a busy host often shows.
 ANSWER_AFTER_THE_CLOSE = (

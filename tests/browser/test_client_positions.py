@@ -198,3 +198,97 @@ def test_a_stream_without_history_is_followed_again_after_a_reconnect(
         message="the stream was lost after the reconnect",
     )
     alice.js("window.__other.close();")
+
+
+# An isolated client of alice that follows each room of `arguments[0]`,
+# subscribed one by one at 4 a second (under the server's 5/s): `window.__c`.
+# `window.__subscribed` counts the `subscribed` answers of each stream,
+# `window.__texts` keeps the texts of its messages, `window.__refused` counts
+# the `rate_limited` errors any socket of the page receives.
+PACED_CLIENT = (
+    "window.__subscribed = {}; window.__texts = {}; window.__refused = 0;"
+    "const RealWebSocket = window.WebSocket;"
+    "window.WebSocket = class extends RealWebSocket {"
+    "  constructor(...args) {"
+    "    super(...args);"
+    "    this.addEventListener('message', (e) => {"
+    "      if (JSON.parse(e.data).code === 'rate_limited') window.__refused++;"
+    "    });"
+    "  }"
+    "};"
+    "const { AuthSocket } = await import('/static/authsocket/client.js');"
+    "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
+    "window.__c = c;"
+    "c.addEventListener('subscription', (e) => {"
+    "  if (e.detail.status !== 'subscribed') return;"
+    "  window.__subscribed[e.detail.stream] = (window.__subscribed[e.detail.stream] ?? 0) + 1;"
+    "});"
+    "c.addEventListener('message', (e) => {"
+    "  (window.__texts[e.detail.stream] ??= []).push(e.detail.data.text);"
+    "});"
+    "await c.login('alice', 'authsocket-demo');"
+    "await new Promise((resolve) => {"
+    "  if (c.state === 'live') resolve();"
+    "  c.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
+    "});"
+    "for (const stream of arguments[0]) {"
+    "  await new Promise((resolve) => {"
+    "    const seen = (e) => {"
+    "      if (e.detail.stream === stream && e.detail.status === 'subscribed') {"
+    "        c.removeEventListener('subscription', seen); resolve();"
+    "      }"
+    "    };"
+    "    c.addEventListener('subscription', seen);"
+    "    c.subscribe(stream);"
+    "  });"
+    "  await new Promise((resolve) => setTimeout(resolve, 250));"
+    "}"
+)
+
+
+def test_resubscribes_refused_rate_limited_are_sent_again(server_factory, browsers):
+    """After a reconnect the client subscribes every stream at once, more
+    frames than the server's burst (2N) allows: the ones past it are refused
+    `rate_limited`, which only means "not now". They are sent again after a
+    backoff, so every stream is followed again, none silently lost."""
+    server = server_factory(AUTHSOCKET_FRAME_RATE="5/s")  # bursts of 10 frames
+    slugs = [f"busy{n}" for n in range(12)]  # with `user`: 13 subscribes at once
+    manage(
+        server.env,
+        "shell",
+        "-c",
+        "from accounts.models import User; from realtime.models import Room, Membership;"
+        "alice = User.objects.get(username='alice');"
+        "[Membership.objects.create(user=alice,"
+        " room=Room.objects.create(slug=slug, title=slug, public=True))"
+        f" for slug in {slugs!r}]",
+    )
+    streams = [f"room:{slug}" for slug in slugs]
+    page = browsers.context("alice", server).open()
+    page.js_async(PACED_CLIENT, streams, timeout=30)
+    assert page.js("return window.__refused;") == 0  # paced: nothing refused yet
+
+    page.js("window.__subscribed = {}; window.__c._ws.close(3000);")  # it reconnects
+    page.wait_for(
+        lambda _d: page.js(
+            "return arguments[0].every((s) => window.__subscribed[s] >= 1);", streams
+        ),
+        timeout=20,
+        message="a stream refused `rate_limited` was never subscribed again",
+    )
+    assert page.js("return window.__refused;") >= 1  # the burst was refused in part
+    assert page.js("return window.__c.state;") == "live"
+    page.js_async(
+        "for (const slug of arguments[0]) await window.__c.api("
+        "  `/api/rooms/${slug}/messages`, { method: 'POST', body: { data: { text: 'after' } } });",
+        slugs,
+        timeout=20,
+    )
+    page.wait_for(
+        lambda _d: page.js(
+            "return arguments[0].every((s) => window.__texts[s]?.includes('after'));",
+            streams,
+        ),
+        message="a message published after the reconnect did not reach every stream",
+    )
+    page.js("window.__c.close();")
