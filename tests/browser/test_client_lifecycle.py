@@ -6,6 +6,8 @@ A closed client holds no timer that wakes it up again, so it never refreshes
 
 import pytest
 
+from tests.browser.isolated import ALICE_LIVE, welcoming_socket
+
 pytestmark = pytest.mark.browser
 
 LOBBY = "room:lobby"
@@ -15,12 +17,7 @@ LOBBY = "room:lobby"
 ISOLATED_CLIENT = (
     "const { AuthSocket } = await import('/static/authsocket/client.js');"
     "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
-    "window.__c = c;"
-    "await c.login('alice', 'authsocket-demo');"
-    "await new Promise((resolve) => {"
-    "  if (c.state === 'live') resolve();"
-    "  c.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
-    "});"
+    "window.__c = c;" + ALICE_LIVE
 )
 
 
@@ -213,26 +210,9 @@ def test_subscribing_again_without_presence_drops_the_view(server, browsers):
 
 # A server that answers `welcome` and closes with 1011 at once, every time;
 # `window.__openedAt` gets the time of each socket the client makes.
-WELCOMING_AND_FAILING_SOCKET = """
-class FailingSocket {
-  static OPEN = 1;
-  constructor() {
-    window.__openedAt.push(performance.now());
-    this.readyState = 0;
-    setTimeout(() => {
-      this.readyState = 1;
-      this.onopen?.({});
-      const welcome = { type: "welcome", user: { id: 1, username: "alice" }, session: "s",
-        expires_at: Math.floor(Date.now() / 1000) + 300, protocol: "1.1" };
-      this.onmessage?.({ data: JSON.stringify(welcome) });
-      this.readyState = 3;
-      this.onclose?.({ code: 1011 });
-    }, 5);
-  }
-  send() {}
-  close() {}
-}
-"""
+WELCOMING_AND_FAILING_SOCKET = welcoming_socket(
+    "FailingSocket", 1011, "window.__openedAt.push(performance.now());"
+)
 
 
 def test_a_server_that_welcomes_and_fails_at_once_gets_a_growing_backoff(
@@ -246,12 +226,8 @@ def test_a_server_that_welcomes_and_fails_at_once_gets_a_growing_backoff(
         "const { AuthSocket } = await import('/static/authsocket/client.js');"
         "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated',"
         "  backoffBaseMs: 40, backoffCapMs: 5000 });"
-        "await c.login('alice', 'authsocket-demo');"
-        "await new Promise((resolve) => {"
-        "  if (c.state === 'live') resolve();"
-        "  c.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
-        "});"
-        "const real = window.WebSocket;"
+        + ALICE_LIVE
+        + "const real = window.WebSocket;"
         + WELCOMING_AND_FAILING_SOCKET
         + "window.__openedAt = []; window.WebSocket = FailingSocket;"
         "try {"

@@ -8,6 +8,7 @@ from `last_id` when it had nothing yet, take every later message after a
 
 import pytest
 
+from tests.browser.isolated import ALICE_LIVE
 from tests.http import call
 from tests.servers import manage
 
@@ -125,12 +126,8 @@ OTHER_CLIENT = (
     "c.addEventListener('subscription', (e) => {"
     "  if (e.detail.stream === arguments[0] && e.detail.status === 'subscribed') window.__otherSubscribed++;"
     "});"
-    "await c.login('alice', 'authsocket-demo');"
-    "await new Promise((resolve) => {"
-    "  if (c.state === 'live') resolve();"
-    "  c.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
-    "});"
-    "await c.ping();"  # answered after the `subscribe` frames sent at `welcome`
+    + ALICE_LIVE
+    + "await c.ping();"  # answered after the `subscribe` frames sent at `welcome`
 )
 
 
@@ -225,13 +222,7 @@ PACED_CLIENT = (
     "});"
     "c.addEventListener('message', (e) => {"
     "  (window.__texts[e.detail.stream] ??= []).push(e.detail.data.text);"
-    "});"
-    "await c.login('alice', 'authsocket-demo');"
-    "await new Promise((resolve) => {"
-    "  if (c.state === 'live') resolve();"
-    "  c.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
-    "});"
-    "for (const stream of arguments[0]) {"
+    "});" + ALICE_LIVE + "for (const stream of arguments[0]) {"
     "  await new Promise((resolve) => {"
     "    const seen = (e) => {"
     "      if (e.detail.stream === stream && e.detail.status === 'subscribed') {"

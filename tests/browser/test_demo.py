@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.browser.conftest import ROOT
+from tests.browser.isolated import welcoming_socket
 from tests.servers import manage
 
 pytestmark = pytest.mark.browser
@@ -343,26 +344,9 @@ def test_refused_handshake_with_good_credentials_gives_up_after_bounded_tries(
 
 
 # A server that answers `welcome` and closes with 1000 at once, every time.
-CLOSING_SOCKET = """
-class ClosingSocket {
-  static OPEN = 1;
-  constructor() {
-    window.__opened = (window.__opened || 0) + 1;
-    this.readyState = 0;
-    setTimeout(() => {
-      this.readyState = 1;
-      this.onopen?.({});
-      const welcome = { type: "welcome", user: { id: 1, username: "alice" }, session: "s",
-        expires_at: Math.floor(Date.now() / 1000) + 300, protocol: "1.1" };
-      this.onmessage?.({ data: JSON.stringify(welcome) });
-      this.readyState = 3;
-      this.onclose?.({ code: 1000 });
-    }, 5);
-  }
-  send() {}
-  close() {}
-}
-"""
+CLOSING_SOCKET = welcoming_socket(
+    "ClosingSocket", 1000, "window.__opened = (window.__opened || 0) + 1;"
+)
 
 
 def test_a_socket_closed_at_once_does_not_make_the_client_spin(server, browsers):
