@@ -95,8 +95,9 @@ async def only_the_reader_left(server, reader, *, dropped: int) -> None:
     assert "Traceback" not in server.output
 
 
-async def test_a_client_that_reads_nothing_is_dropped_and_a_reader_is_not(server):
-    slow = await not_reading_socket(server, "bob")
+async def watching_the_lobby(server, *slow_users: str):
+    """alice's socket in the lobby with presence, and the frames it read up
+    to its snapshot, which lists `slow_users` too."""
     reader, _ = await login_socket(server, "alice")
     await reader.send(
         json.dumps({"type": "subscribe", "stream": "room:lobby", "presence": True})
@@ -104,7 +105,26 @@ async def test_a_client_that_reads_nothing_is_dropped_and_a_reader_is_not(server
     frames = []
     while not any(f["type"] == "presence" for f in frames):
         frames.append(await receive(reader))
-    assert {"alice", "bob"} <= {u["username"] for u in frames[-1]["users"]}
+    listed = {u["username"] for u in frames[-1]["users"]}
+    assert {"alice", *slow_users} <= listed
+    return reader, frames
+
+
+async def until_left(reader, frames: list[dict], *usernames: str) -> None:
+    """Read on until `presence.leave` of each of `usernames`: the server has
+    handled their sockets' ends (presence, the open-socket count)."""
+
+    def left() -> set[str]:
+        return {f["user"]["username"] for f in frames if f["type"] == "presence.leave"}
+
+    async with asyncio.timeout(TIMEOUT):
+        while not set(usernames) <= left():
+            frames.append(await receive(reader))
+
+
+async def test_a_client_that_reads_nothing_is_dropped_and_a_reader_is_not(server):
+    slow = await not_reading_socket(server, "bob")
+    reader, frames = await watching_the_lobby(server, "bob")
 
     ids = []
     while not DROPPED.search(server.output) and len(ids) < MOST_MESSAGES:
@@ -113,15 +133,7 @@ async def test_a_client_that_reads_nothing_is_dropped_and_a_reader_is_not(server
     assert dropped, f"bob not dropped after {len(ids)} messages of {len(MESSAGE)} bytes"
     assert int(dropped.group(1)) <= LIMIT
 
-    def bob_left():
-        return any(
-            f["type"] == "presence.leave" and f["user"]["username"] == "bob"
-            for f in frames
-        )
-
-    async with asyncio.timeout(TIMEOUT):
-        while not bob_left():
-            frames.append(await receive(reader))
+    await until_left(reader, frames, "bob")
     # alice read every message she published, and her socket stays open.
     delivered = [f["id"] for f in frames if f["type"] == "message"]
     assert delivered == ids
@@ -160,10 +172,7 @@ async def test_slow_clients_together_past_the_process_limit_are_dropped(crowded_
     who reads, keeps every message and her socket."""
     server = crowded_server
     slow = [await not_reading_socket(server, name) for name in ("bob", "carol")]
-    reader, _ = await login_socket(server, "alice")
-    await reader.send(json.dumps({"type": "subscribe", "stream": "room:lobby"}))
-    frames = [await receive(reader)]
-    assert frames[0]["type"] == "subscribed"
+    reader, frames = await watching_the_lobby(server, "bob", "carol")
 
     def drops() -> int:
         return len(re.findall(r"dropped: \d+ bytes of frames unread", server.output))
@@ -178,5 +187,6 @@ async def test_slow_clients_together_past_the_process_limit_are_dropped(crowded_
     assert waiting < SOCKET_LIMIT < PROCESS_LIMIT < held
     for ws in slow:
         assert await close_code(ws, TIMEOUT) == 1006
+    await until_left(reader, frames, "bob", "carol")
     assert [f["id"] for f in frames if f["type"] == "message"] == ids
     await only_the_reader_left(server, reader, dropped=2)
