@@ -147,7 +147,8 @@ class Backlogs:
     def _shed(self) -> list:
         """Drop the sockets with the most bytes waiting until the sum fits."""
         dropped = []
-        while self.total > self.per_process:
+        # `self.waiting`: an entry may vanish with its socket meanwhile.
+        while self.total > self.per_process and self.waiting:
             protocol, waiting = max(self.waiting.items(), key=lambda item: item[1])
             held = self.total
             self._forget(protocol)
@@ -155,6 +156,8 @@ class Backlogs:
                 protocol, waiting, PROCESS_LIMIT, self.per_process, held=held
             )
             dropped.append(protocol)
+        if not self.waiting:
+            self.total = 0
         return dropped
 
 
