@@ -300,6 +300,7 @@ class AuthSocket:
         entry.presence = presence
         if since is not None:
             entry.position = _resumed(entry.delivered_here, since)
+        asked = entry.position
         try:
             return await self._request(self._subscribe_frame(entry), timeout=timeout)
         except FrameError:
@@ -310,7 +311,7 @@ class AuthSocket:
                 # on a kind without history, presence on one without it): the
                 # subscription held before goes on, and so must its entry.
                 entry.presence = before[0]
-                if entry.position == since:
+                if entry.position == asked:  # no message moved it meanwhile
                     entry.position = before[1]
             raise
 
