@@ -41,6 +41,8 @@ def test_sessions_admin_lists_filters_searches_and_revokes(
     admin_client, alice, bob, open_session
 ):
     keep, revoke = open_session(alice).session, open_session(bob).session
+    keep.sid = "xBoBx" + keep.sid[5:]  # bob's letters inside alice's session id
+    keep.save(update_fields=["sid"])
     listing = admin_client.get("/admin/accounts/authsession/?q=bob&state=live")
     assert listing.status_code == 200
     assert f"{revoke.sid[:8]}" in listing.content.decode()
@@ -50,3 +52,12 @@ def test_sessions_admin_lists_filters_searches_and_revokes(
     assert AuthSession.objects.get(pk=keep.pk).revoked_at is None
     revoked = admin_client.get("/admin/accounts/authsession/?state=revoked")
     assert f"{revoke.sid[:8]}" in revoked.content.decode()
+
+
+def test_sessions_admin_finds_a_session_by_the_prefix_it_shows(
+    admin_client, alice, open_session
+):
+    wanted, other = open_session(alice).session, open_session(alice).session
+    listing = admin_client.get(f"/admin/accounts/authsession/?q={wanted.sid[:8]}")
+    assert f"{wanted.sid[:8]}" in listing.content.decode()
+    assert f"{other.sid[:8]}" not in listing.content.decode()
