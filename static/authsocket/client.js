@@ -14,11 +14,16 @@
 //     server's `last_id` when nothing arrived yet, and `next_since` after
 //     `replay.truncated`; a `reset` means the server cannot honour that id, so
 //     whatever it sends next is taken. The `user` stream is always followed
-//     this way, asked for or not. A subscribe refused `rate_limited` (the
-//     socket's frame budget) is sent again after a backoff;
+//     this way, asked for or not. Subscribes are paced: at most
+//     SUBSCRIBES_IN_FLIGHT unanswered on a socket, the rest queued in order,
+//     and after a `rate_limited` refusal (the socket's frame budget, §4.2)
+//     the queue waits a backoff before it goes on, so a burst of them never
+//     earns the 4429 close. An `auth` frame refused `rate_limited` is sent
+//     again after a backoff too;
 //   - close codes and refused handshakes are handled as §4.3 says;
 //   - presence (§4.4), when asked for, is kept per stream: a snapshot replaces
-//     the view, joins and leaves are applied idempotently.
+//     the view, joins and leaves are applied idempotently, and a leave of a
+//     user a truncated snapshot did not list still lowers the count, once.
 //
 // Besides `state`, `message`, `error`, `user` and `subscription`, it emits
 // `socket` (each socket's life: opened, renewed in band, closed and what the
@@ -88,6 +93,15 @@ const USER_STREAM = "user";
 // A socket that closes sooner than this after `welcome` earns no immediate
 // retry: a server that keeps closing at once must not make the client spin.
 const MIN_LIFE_MS = 1000;
+// Subscribe frames one socket may have unanswered at once; the rest wait in a
+// queue. The server refuses frames past a burst of 2N (AUTHSOCKET_FRAME_RATE
+// N/s, 50/s by default) and closes the socket with 4429 once more than N are
+// refused with none accepted in between (docs/protocol.md §4.2). Sent all at
+// once, the resubscribes of a few hundred streams after a reconnect would
+// earn that close every time. With 8 in flight, a whole window refused is 8
+// refusals in a row, under N for any rate of 8/s or more; and 8 per round
+// trip still keeps up with the default rate on a 100 ms round trip.
+const SUBSCRIBES_IN_FLIGHT = 8;
 
 const DEFAULTS = Object.freeze({
   baseUrl: "",
@@ -128,12 +142,18 @@ class Cancelled extends AuthSocketError {
 /**
  * Who is on one stream, as the server's presence frames say (§4.4). A snapshot
  * replaces the view; a join or leave that changes nothing is ignored.
+ *
+ * A truncated snapshot lists at most 1,000 users while `count` counts them
+ * all: a leave of a user it did not list lowers `count` all the same, once.
  */
 export class PresenceView {
   constructor() {
     this.users = new Map(); // user id -> { id, username, connections }
     this.count = 0;
     this.truncated = false;
+    // Ids of users who left since a truncated snapshot and have not joined
+    // again: a repeated leave of one of them changes nothing.
+    this._left = new Set();
   }
 
   snapshot({ users = [], count, truncated = false }) {
@@ -142,19 +162,28 @@ export class PresenceView {
     );
     this.count = Number.isInteger(count) ? count : this.users.size;
     this.truncated = truncated === true;
+    this._left = new Set();
   }
 
   /** True when the user was not there yet. */
   join(user) {
     if (!user || this.users.has(user.id)) return false;
     this.users.set(user.id, { id: user.id, username: user.username, connections: 1 });
+    this._left.delete(user.id);
     this.count++;
     return true;
   }
 
-  /** True when the user was there. */
+  /**
+   * True when the view changed: the user was listed, or (in a truncated view)
+   * may have been one of the unlisted users `count` includes and had not left yet.
+   */
   leave(user) {
-    if (!user || !this.users.delete(user.id)) return false;
+    if (!user) return false;
+    const listed = this.users.delete(user.id);
+    // A full view lists everyone: an unlisted user was not there.
+    if (!listed && (!this.truncated || this._left.has(user.id))) return false;
+    if (this.truncated) this._left.add(user.id);
     this.count = Math.max(this.users.size, this.count - 1);
     return true;
   }
@@ -256,9 +285,15 @@ export class AuthSocket extends EventTarget {
     this._streams = newStreams();
     this._presence = new Map(); // stream -> PresenceView, for streams subscribed with presence
     this._pending = new Map(); // ref -> { resolve, reject, kind, stream, frame, timer }
-    this._retries = new Map(); // stream -> { attempt, timer }: subscribes refused `rate_limited`
+    // Subscribes of the live socket not sent yet, in order: stream -> the
+    // `since` to send (undefined: the stream's own position when it goes out).
+    this._subscribeQueue = new Map();
+    // Backoff of the queue after `rate_limited` refusals (the timer holds it);
+    // `requeued`: refused subscribes put back at its head during this hold.
+    this._subscribeHold = { attempt: 0, requeued: 0 };
+    this._authAttempt = 0; // `auth` frames refused `rate_limited` in a row
     this._nextRef = 1;
-    this._timers = { refresh: null, reconnect: null, heartbeat: null };
+    this._timers = { refresh: null, reconnect: null, heartbeat: null, subscribe: null, auth: null };
     this._lastFrameAt = 0;
     this._liveSince = 0; // when the current socket got `welcome` (ms)
 
@@ -442,12 +477,15 @@ export class AuthSocket extends EventTarget {
     if (since !== null && since !== undefined) {
       entry.lastId = Math.max(entry.lastId ?? 0, since);
     }
-    if (this._isLive()) this._sendSubscribe(stream);
+    if (this._isLive()) {
+      this._queueSubscribe(stream);
+      this._pumpSubscribes();
+    }
   }
 
   unsubscribe(stream) {
     this._streams.delete(stream);
-    this._cancelRetry(stream);
+    this._subscribeQueue.delete(stream); // never sent: it must not go out after this
     this._dropPresence(stream, "unsubscribed");
     if (this._isLive()) this._send({ type: "unsubscribe", stream });
   }
@@ -753,13 +791,17 @@ export class AuthSocket extends EventTarget {
     // not, or a server that welcomes and drops at once is retried at step 0 forever.
     if (this._welcomed && Date.now() - this._liveSince >= MIN_LIFE_MS) this._attempt = 0;
     clearInterval(this._timers.heartbeat);
+    clearTimeout(this._timers.auth);
+    this._timers.auth = null;
+    this._authAttempt = 0;
     this._ws = null;
     this._welcomed = false;
     this.socketExpiresAt = null;
     // Nobody is known to be anywhere without a socket; a resubscribe brings a snapshot.
     for (const stream of [...this._presence.keys()]) this._dropPresence(stream, "offline");
-    // The next `welcome` subscribes every stream again.
-    for (const stream of [...this._retries.keys()]) this._cancelRetry(stream);
+    // Queued subscribes go with their socket, like those in flight (rejected
+    // below): the next `welcome` subscribes every stream again.
+    this._clearSubscribeQueue();
     for (const [ref, pending] of this._pending) {
       clearTimeout(pending.timer);
       pending.reject(new AuthSocketError("disconnected", "the socket closed before the answer"));
@@ -921,6 +963,7 @@ export class AuthSocket extends EventTarget {
       const timer = setTimeout(() => {
         this._pending.delete(ref);
         reject(new AuthSocketError("timeout", `no answer to ${frame.type}`));
+        if (kind === "subscribe") this._pumpSubscribes(); // its place in flight is free
       }, this.options.requestTimeoutMs);
       this._pending.set(ref, { resolve, reject, kind, stream, frame, timer });
       this._send({ ...frame, ref });
@@ -928,8 +971,13 @@ export class AuthSocket extends EventTarget {
   }
 
   _hasPending(kind) {
-    for (const pending of this._pending.values()) if (pending.kind === kind) return true;
-    return false;
+    return this._countPending(kind) > 0;
+  }
+
+  _countPending(kind) {
+    let count = 0;
+    for (const pending of this._pending.values()) if (pending.kind === kind) count++;
+    return count;
   }
 
   _settle(ref, error, value) {
@@ -942,9 +990,32 @@ export class AuthSocket extends EventTarget {
     return pending;
   }
 
+  /**
+   * Put a subscribe of `stream` in the queue of the live socket (once: a stream
+   * already waiting keeps its place, and its frame is built when it goes out).
+   * `since` overrides the stream's position (the `next_since` of a truncated
+   * replay). The caller pumps, or `_onFrame` does after each frame.
+   */
+  _queueSubscribe(stream, since = undefined) {
+    if (!this._streams.has(stream)) return;
+    if (since !== undefined || !this._subscribeQueue.has(stream)) this._subscribeQueue.set(stream, since);
+  }
+
+  /** Send queued subscribes while fewer than SUBSCRIBES_IN_FLIGHT are unanswered and no hold is on. */
+  _pumpSubscribes() {
+    if (this._subscribeQueue.size === 0 || this._timers.subscribe !== null || !this._isLive()) return;
+    let inFlight = this._countPending("subscribe");
+    for (const [stream, since] of this._subscribeQueue) {
+      if (inFlight >= SUBSCRIBES_IN_FLIGHT) break;
+      this._subscribeQueue.delete(stream);
+      if (this._sendSubscribe(stream, since)) inFlight++;
+    }
+  }
+
+  /** One subscribe frame, answered or not; false when the stream is no longer wanted. */
   _sendSubscribe(stream, since = undefined) {
     const entry = this._streams.get(stream);
-    if (!entry) return;
+    if (!entry) return false;
     // `user` is subscribed by the server itself, without a `subscribed` frame:
     // asking anyway (never doubled) tells its `last_id`, so a drop before its
     // first message still resumes with `since`. A kind without history (§8)
@@ -953,35 +1024,58 @@ export class AuthSocket extends EventTarget {
     const frame = { type: "subscribe", stream };
     if (from !== null) frame.since = from;
     if (entry.presence) frame.presence = true;
+    // Settled by its answer, a timeout or the socket's close; nobody awaits it.
     this._request(frame, { kind: "subscribe", stream }).catch(() => {});
+    return true;
   }
 
-  /** Subscribe again after a `rate_limited` refusal: on this socket, while still wanted. */
-  _retrySubscribe(stream, entry) {
-    const retry = this._retries.get(stream) ?? { attempt: 0, timer: null };
-    retry.attempt++;
-    clearTimeout(retry.timer);
-    // From 0.5–1 s (with the defaults), doubling up to backoffCapMs: the
-    // server's bucket refills N frames a second.
-    retry.timer = setTimeout(() => {
-      retry.timer = null;
-      if (this._streams.get(stream) === entry && this._isLive()) this._sendSubscribe(stream);
-    }, this._backoffMs(retry.attempt));
-    this._retries.set(stream, retry);
+  /**
+   * A subscribe refused `rate_limited` ("not now", nothing about the stream):
+   * back to the head of the queue, and the queue waits until the server's
+   * bucket has refilled. The subscribes refused together (sent before the
+   * first refusal came back) share one wait, and keep their order.
+   */
+  _retrySubscribe(stream) {
+    const hold = this._subscribeHold;
+    if (!this._subscribeQueue.has(stream)) {
+      const queued = [...this._subscribeQueue];
+      queued.splice(hold.requeued++, 0, [stream, undefined]);
+      this._subscribeQueue = new Map(queued);
+    }
+    if (this._timers.subscribe !== null) return;
+    hold.attempt++;
+    // 0.5–1 s at first (with the defaults), doubling up to backoffCapMs while
+    // nothing is accepted: the bucket refills N frames a second.
+    this._timers.subscribe = setTimeout(() => {
+      this._timers.subscribe = null;
+      hold.requeued = 0;
+      this._pumpSubscribes();
+    }, this._backoffMs(hold.attempt));
   }
 
-  _cancelRetry(stream) {
-    clearTimeout(this._retries.get(stream)?.timer);
-    this._retries.delete(stream);
+  /** Forget the queue and its hold: the socket closed, the next `welcome` subscribes everything again. */
+  _clearSubscribeQueue() {
+    clearTimeout(this._timers.subscribe);
+    this._timers.subscribe = null;
+    this._subscribeQueue.clear();
+    this._subscribeHold = { attempt: 0, requeued: 0 };
   }
 
   _sendAuth() {
+    clearTimeout(this._timers.auth); // this frame carries the newest token
+    this._timers.auth = null;
     if (this.state === STATE.LIVE) this._setState(STATE.RENEWING, "auth");
     const connection = this.stats.connects;
+    const ws = this._ws;
+    const token = this._access;
     this._emit("socket", { phase: "renewing", connection, expiresAt: this.socketExpiresAt });
-    this._request({ type: "auth", token: this._access }, { kind: "auth" }).then(
+    this._request({ type: "auth", token }, { kind: "auth" }).then(
       (expiresAt) => {
         this.stats.renewals++;
+        if (this._ws === ws) {
+          this._connectedWith = token; // what the socket now holds
+          this._authAttempt = 0;
+        }
         this._emit("socket", { phase: "renewed", connection, expiresAt });
         if (this.state === STATE.RENEWING) this._setState(STATE.LIVE, "renewed");
       },
@@ -991,11 +1085,36 @@ export class AuthSocket extends EventTarget {
           // A token this socket cannot take (another session): reconnect with it.
           this._closeSocket(CLOSE.NORMAL);
           this._open();
-        } else if (this.state === STATE.RENEWING) {
+        } else if (error.code === "rate_limited" && this._ws === ws && this._isLive()) {
+          // "Not now" (the socket's frame budget): send it again after a backoff.
+          this._retryAuth();
+        } else if (this.state === STATE.RENEWING && !this._hasPending("auth")) {
           this._setState(STATE.LIVE, "renew_failed");
         }
       },
     );
+  }
+
+  /**
+   * After an `auth` refused `rate_limited`: once a backoff has passed, send the
+   * newest token if this socket is still live and does not hold it yet (no
+   * other `auth` carrying it on the way). The state stays `renewing` meanwhile.
+   */
+  _retryAuth() {
+    clearTimeout(this._timers.auth);
+    const ws = this._ws;
+    this._authAttempt++;
+    // From 0.5–1 s (with the defaults), doubling up to backoffCapMs. If the
+    // token runs out first, the server closes with 4401 and a reconnect follows.
+    this._timers.auth = setTimeout(() => {
+      this._timers.auth = null;
+      if (this._ws !== ws || !this._isLive() || this._hasPending("auth")) return;
+      if (this._access && this._access !== this._connectedWith) {
+        this._sendAuth();
+      } else if (this.state === STATE.RENEWING) {
+        this._setState(STATE.LIVE, "renewed");
+      }
+    }, this._backoffMs(this._authAttempt));
   }
 
   // ---- frames (§4.2) --------------------------------------------------------
@@ -1010,6 +1129,8 @@ export class AuthSocket extends EventTarget {
     }
     const handler = FRAME_HANDLERS[frame?.type];
     if (handler) handler.call(this, frame);
+    // An answer may have freed a place for a queued subscribe.
+    this._pumpSubscribes();
   }
 
   _onWelcome(frame) {
@@ -1029,14 +1150,15 @@ export class AuthSocket extends EventTarget {
       transport: this.options.transport,
     });
     this._setState(STATE.LIVE, "welcome");
-    for (const stream of this._streams.keys()) this._sendSubscribe(stream);
+    // Queued in order and paced (SUBSCRIBES_IN_FLIGHT): `_onFrame` starts them.
+    for (const stream of this._streams.keys()) this._queueSubscribe(stream);
     // Refreshed while the handshake ran: move the socket to the newer token.
     if (this._access !== this._connectedWith) this._sendAuth();
   }
 
   _onSubscribed(frame) {
     this._settle(frame.ref);
-    this._cancelRetry(frame.stream);
+    this._subscribeHold.attempt = 0; // accepted: the bucket had room again
     const entry = this._streams.get(frame.stream);
     if (entry && Number.isInteger(frame.last_id)) {
       if (frame.reset) {
@@ -1077,7 +1199,7 @@ export class AuthSocket extends EventTarget {
 
   _onReplayTruncated(frame) {
     // More stored messages than one replay carries: ask for the rest.
-    if (this._streams.has(frame.stream)) this._sendSubscribe(frame.stream, frame.next_since);
+    this._queueSubscribe(frame.stream, frame.next_since);
   }
 
   _onPublished(frame) {
@@ -1105,15 +1227,17 @@ export class AuthSocket extends EventTarget {
       // §8: this stream's kind keeps no history, so `since` is refused. Follow
       // it from now instead of losing it after every reconnect.
       entry.history = false;
-      this._sendSubscribe(stream);
+      this._queueSubscribe(stream);
       return;
     }
-    if (frame.code === "rate_limited" && pending?.kind === "subscribe" && entry) {
-      // "Not now" (the socket's frame budget, e.g. a resubscribe burst after a
-      // reconnect), nothing about the stream: ask again after a backoff.
-      this._retrySubscribe(pending.stream, entry);
+    if (frame.code === "rate_limited" && pending?.kind === "subscribe") {
+      // "Not now" (the socket's frame budget), nothing about the stream: ask
+      // again after a backoff, if it is still wanted.
+      if (entry) this._retrySubscribe(pending.stream);
       return;
     }
+    // An `auth` refused "not now" is sent again (`_sendAuth`): no `error` event.
+    if (frame.code === "rate_limited" && pending?.kind === "auth") return;
     if (frame.code === "forbidden" && stream && pending?.kind === "subscribe") {
       this._streams.delete(stream);
       this._dropPresence(stream, "unsubscribed");
@@ -1194,6 +1318,9 @@ export class AuthSocket extends EventTarget {
     clearTimeout(this._timers.refresh);
     clearTimeout(this._timers.reconnect);
     clearInterval(this._timers.heartbeat);
+    clearTimeout(this._timers.auth);
+    this._timers.auth = null;
+    this._clearSubscribeQueue();
   }
 
   _setState(state, reason = "") {

@@ -38,3 +38,45 @@ class {name} {{
   close() {{}}
 }}
 """
+
+
+def scripted_socket(name: str) -> str:
+    """A fake WebSocket class `name`: a server that answers `welcome`, each
+    `subscribe` with `subscribed` (`last_id` 0) and then, when it asks for
+    presence, with the snapshot `window.__snapshots[stream]` if there is one;
+    each `ping` with `pong`. Answers come a task later, as from a network.
+    `window.__server` is the newest socket: `window.__server.push(frame)`
+    hands the client a frame at once."""
+    return f"""
+class {name} {{
+  static OPEN = 1;
+  constructor() {{
+    window.__server = this;
+    this.readyState = 0;
+    setTimeout(() => {{
+      this.readyState = 1;
+      this.onopen?.({{}});
+      this.push({{ type: "welcome", user: {{ id: 1, username: "alice" }}, session: "s",
+        expires_at: Math.floor(Date.now() / 1000) + 300, protocol: "1.1" }});
+    }}, 5);
+  }}
+  push(frame) {{
+    if (this.readyState === 1) this.onmessage?.({{ data: JSON.stringify(frame) }});
+  }}
+  send(text) {{
+    const frame = JSON.parse(text);
+    setTimeout(() => {{
+      if (frame.type === "subscribe") {{
+        this.push({{ type: "subscribed", stream: frame.stream, last_id: 0, ref: frame.ref }});
+        const snapshot = (window.__snapshots ?? {{}})[frame.stream];
+        if (frame.presence && snapshot) this.push({{ type: "presence", stream: frame.stream, ...snapshot }});
+      }} else if (frame.type === "ping") {{
+        this.push({{ type: "pong", ref: frame.ref }});
+      }}
+    }}, 0);
+  }}
+  close() {{
+    this.readyState = 3;
+  }}
+}}
+"""
