@@ -2,6 +2,11 @@
 
 A snapshot replaces the view (the server may send one unprompted); joins and
 leaves are applied idempotently, so a repeated or late one changes nothing.
+
+A snapshot lists at most 1,000 users (`truncated`), while `count` is the
+true total. A leave of a user the view does not list then still lowers
+`count`, once: the view remembers who left since the snapshot, so the same
+leave repeated changes nothing, and a join of that user raises it again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ class PresenceView:
     def __init__(self, stream: str):
         self.stream = stream
         self._users: dict[int, dict[str, Any]] = {}
+        # Users who left since the snapshot; kept to count the leave of an
+        # unlisted user once in a truncated view.
+        self._left: set[Any] = set()
         self.count = 0
         self.truncated = False
 
@@ -46,15 +54,23 @@ class PresenceView:
         user = frame.get("user")
         if not isinstance(user, dict) or "id" not in user:
             return None
+        user_id = user["id"]
         if kind == "presence.join":
-            changed = user["id"] not in self._users
+            changed = user_id not in self._users
             if changed:
-                self._users[user["id"]] = {**user, "connections": None}
+                self._users[user_id] = {**user, "connections": None}
+                self._left.discard(user_id)
                 self.count += 1
             return self._event("join", user, changed)
         if kind == "presence.leave":
-            changed = self._users.pop(user["id"], None) is not None
+            if self._users.pop(user_id, None) is not None:
+                changed = True
+            else:
+                # Unlisted: in a truncated view he may be one of the users
+                # counted but not listed, unless he already left since.
+                changed = self.truncated and user_id not in self._left
             if changed:
+                self._left.add(user_id)
                 self.count = max(0, self.count - 1)
             return self._event("leave", user, changed)
         return None
@@ -62,6 +78,7 @@ class PresenceView:
     def _snapshot(self, frame: dict[str, Any]) -> PresenceEvent:
         users = [u for u in frame.get("users") or () if isinstance(u, dict)]
         self._users = {u["id"]: dict(u) for u in users if "id" in u}
+        self._left = set()
         count = frame.get("count")
         self.count = count if isinstance(count, int) else len(self._users)
         self.truncated = bool(frame.get("truncated"))

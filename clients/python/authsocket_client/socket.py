@@ -7,6 +7,11 @@ again with `since` = the last id it delivered. Close codes are handled as
 docs/protocol.md says; a refused handshake is explained by asking the HTTP
 API, so dead credentials stop the socket instead of looping.
 
+Subscribes are paced: a connection keeps at most `SUBSCRIBES_IN_FLIGHT`
+unanswered, the others wait in order, and a `rate_limited` answer holds the
+queue until the server's frame budget has refilled, so resubscribing many
+streams after a reconnect (or subscribing many at once) is never closed 4429.
+
 Events (messages, presence, lost subscriptions) come out of one async
 iterator. Ids of a stream are checked, not trusted: a duplicate is dropped
 but counted in `stats.duplicates` and logged, a gap is counted in
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import json
 import logging
@@ -56,6 +62,15 @@ logger = logging.getLogger("authsocket_client")
 # A socket that lived this long earns a fresh backoff (and, after 4401 or
 # 1000, an immediate reconnect); a younger one does not.
 MIN_LIFE_S = 1.0
+# Subscribe requests one connection keeps unanswered at once; the others wait
+# in order and go out as answers arrive. The server refuses frames beyond its
+# budget (`AUTHSOCKET_FRAME_RATE`: N a second, bursts of 2N) and closes 4429
+# once more than N are refused with none accepted in between. With at most 8
+# in flight, at most 8 can be refused before the first refusal holds the
+# queue, so subscribing any number of streams cannot close a socket on a
+# server that allows 8 frames a second or more (the default is 50/s); and 8
+# per round trip still subscribes quickly over a slow network.
+SUBSCRIBES_IN_FLIGHT = 8
 
 
 class State:
@@ -110,6 +125,7 @@ class Stats:
     closes: Counter = field(default_factory=Counter)  # close code → times
     duplicates: Counter = field(default_factory=Counter)  # stream → dropped
     gaps: Counter = field(default_factory=Counter)  # stream → ids skipped
+    rate_limited: int = 0  # subscribes refused `rate_limited`, sent again later
 
 
 @dataclass
@@ -124,17 +140,23 @@ class _Stream:
     resyncing: bool = False  # after replay.truncated, until subscribed again
     reset: bool = False  # `subscribed` said reset: the next id may skip some
     view: PresenceView | None = None
-    # Background resubscribes refused `rate_limited`: the first retry comes
-    # after 1-2 s, when the server's bucket (N frames a second) has refilled.
-    retry: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=30.0))
+
+
+@dataclass(eq=False)
+class _Subscribe:
+    """A subscribe of the live connection: queued, or sent and unanswered."""
+
+    entry: _Stream
+    order: int  # its place in the queue, kept when a refusal puts it back
+    future: asyncio.Future | None  # the caller's; None: the socket's own
+    timeout: float  # how long a sent one holds its slot without an answer
+    timer: asyncio.TimerHandle | None = None  # frees the slot at the timeout
 
 
 @dataclass
 class _Pending:
-    future: asyncio.Future
-    kind: str
-    stream: str | None
-    background: bool  # sent by the socket itself (resubscribe): nobody awaits it
+    future: asyncio.Future | None  # None for a subscribe: see `subscribe`
+    subscribe: _Subscribe | None = None
 
 
 class _Refused(Exception):
@@ -227,7 +249,16 @@ class AuthSocket:
         self._expiring = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopper: asyncio.Task | None = None
-        self._retries: set[asyncio.Task] = set()  # resubscribes waiting out a refusal
+        # The live connection's subscribes (see SUBSCRIBES_IN_FLIGHT).
+        self._queue: list[tuple[int, _Subscribe]] = []  # a heap: waiting, in order
+        self._in_flight: set[_Subscribe] = set()  # sent, each holding a slot
+        self._order = itertools.count()
+        # After `rate_limited` the queue waits 1-2 s, by when the server's
+        # bucket has refilled N frames. Pauses double, up to 30 s, while no
+        # subscribe is accepted between them; an accepted one resets them.
+        self._pause = Backoff(base=2.0, cap=30.0)
+        self._paused: asyncio.Task | None = None  # the pause under way
+        self._pumps: set[asyncio.Task] = set()  # queue runs not on the reader
         self._connected_at = 0.0
 
     # --- lifecycle --------------------------------------------------------------
@@ -291,6 +322,14 @@ class AuthSocket:
         On a stream held already, a `since` below what this connection has
         delivered does not replay it (nor would the server, §4.2).
         Raises FrameError (`forbidden`) when the stream may not be read.
+
+        The request waits its turn in the connection's subscribe queue (at
+        most `SUBSCRIBES_IN_FLIGHT` unanswered); one refused `rate_limited`
+        is sent again after a pause, not raised. `timeout` bounds the wait
+        for `welcome`, then for the answer once the frame is sent; the time
+        spent queued is not counted. Raises Disconnected if the connection
+        closes first, AuthSocketError `unsubscribed` if the stream is
+        unsubscribed before its turn.
         """
         # Registered once live: a welcome that came first would subscribe it too.
         await self.wait_live(timeout)
@@ -302,7 +341,7 @@ class AuthSocket:
             entry.position = _resumed(entry.delivered_here, since)
         asked = entry.position
         try:
-            return await self._request(self._subscribe_frame(entry), timeout=timeout)
+            return await self._subscribe(entry, timeout)
         except FrameError:
             if held is None:
                 self._streams.pop(stream, None)
@@ -317,6 +356,7 @@ class AuthSocket:
 
     async def unsubscribe(self, stream: str, *, timeout: float | None = None) -> None:
         self._streams.pop(stream, None)
+        self._unqueue(stream)  # a subscribe still waiting is never sent
         if self.live:
             await self._request(
                 {"type": "unsubscribe", "stream": stream}, timeout=timeout
@@ -493,11 +533,25 @@ class AuthSocket:
     def _detach(self) -> None:
         self._ws = None
         self._live.clear()
-        for task in list(self._retries):
-            task.cancel()  # the next welcome resubscribes every stream anyway
+        # The connection's subscribes end with it, queued or sent: the next
+        # welcome subscribes every held stream again anyway.
+        for task in [self._paused, *self._pumps]:
+            if task is not None:
+                task.cancel()
+        self._paused = None
+        self._pause.reset()
+        queued = [item for _, item in self._queue]
+        self._queue.clear()
+        self._in_flight.clear()
+        for item in queued:
+            _fail(item.future, Disconnected())
         for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(Disconnected())
+            if pending.subscribe is not None:
+                if pending.subscribe.timer is not None:
+                    pending.subscribe.timer.cancel()
+                _fail(pending.subscribe.future, Disconnected())
+            else:
+                _fail(pending.future, Disconnected())
         self._pending.clear()
 
     def _after_close(self, code: int) -> float:
@@ -621,25 +675,18 @@ class AuthSocket:
         *,
         timeout: float | None = None,
         ws: ClientConnection | None = None,
-        wait: bool = True,
     ) -> dict[str, Any]:
         ws = ws or self._ws
         if ws is None:
             raise Disconnected("not connected")
         ref = next(self._refs)
-        future = asyncio.get_running_loop().create_future()
-        # Answers nobody awaits (resubscribes) must not warn when they fail.
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._pending[ref] = _Pending(
-            future, frame["type"], frame.get("stream"), background=not wait
-        )
+        future = _future()
+        self._pending[ref] = _Pending(future)
         try:
             await ws.send(json.dumps({**frame, "ref": ref}))
         except websockets.ConnectionClosed:
             self._pending.pop(ref, None)
             raise Disconnected() from None
-        if not wait:
-            return {}
         limit = timeout or self.request_timeout
         try:
             return await asyncio.wait_for(asyncio.shield(future), limit)
@@ -657,11 +704,10 @@ class AuthSocket:
         pending = self._pending.pop(ref, None) if isinstance(ref, int) else None
         if pending is None:
             return None
-        if not pending.future.done():
-            if error is None:
-                pending.future.set_result(frame)
-            else:
-                pending.future.set_exception(error)
+        if error is None:
+            _resolve(pending.future, frame)
+        else:
+            _fail(pending.future, error)
         return pending
 
     def _entry(self, frame: dict[str, Any]) -> _Stream | None:
@@ -703,7 +749,8 @@ class AuthSocket:
             # frame: asking anyway (never doubled) tells its `last_id`, so a
             # drop before its first message still resumes with `since`.
             entry.resyncing = False
-            await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
+            self._enqueue(entry)
+        await self._pump()
         self._live.set()
         self._set_state(State.LIVE, "welcome")
 
@@ -711,7 +758,6 @@ class AuthSocket:
         entry = self._entry(frame)
         if entry is not None:
             entry.resyncing = False
-            entry.retry.reset()
             last_id = frame.get("last_id")
             if frame.get("reset"):
                 # Our position is past the end (a restored database) or pruned.
@@ -726,7 +772,12 @@ class AuthSocket:
                 entry.position = last_id
             if entry.presence:
                 entry.view = entry.view or PresenceView(entry.name)
-        self._settle(frame)
+        pending = self._settle(frame)
+        if pending is not None and pending.subscribe is not None:
+            self._release(pending.subscribe)
+            self._pause.reset()
+            _resolve(pending.subscribe.future, frame)
+            await self._pump()
 
     async def _on_message(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         try:
@@ -773,7 +824,8 @@ class AuthSocket:
         if isinstance(next_since, int):
             entry.position = max(entry.position or 0, next_since)
         entry.resyncing = True
-        await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
+        self._enqueue(entry)
+        await self._pump()
 
     async def _on_presence(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         if frame.get("type") == "presence" and self._settle(frame) is not None:
@@ -800,46 +852,127 @@ class AuthSocket:
         pending = self._settle(frame, error)
         if pending is None:
             logger.warning("server error frame: %s", error)
-            return
-        if not (
-            pending.background
-            and pending.kind == "subscribe"
-            and pending.stream is not None
+        elif pending.subscribe is not None:
+            await self._subscribe_refused(pending.subscribe, error)
+
+    # --- the subscribe queue ----------------------------------------------------
+
+    async def _subscribe(self, entry: _Stream, timeout: float | None) -> dict[str, Any]:
+        """The caller's subscribe, through the queue; answers `subscribed`."""
+        if self._ws is None:
+            raise Disconnected("not connected")
+        future = _future()
+        self._enqueue(entry, future, timeout)
+        # Sent from a task of its own: a caller cancelled mid-send must not
+        # leave a slot taken by a frame that never went out.
+        pump = asyncio.create_task(self._pump())
+        self._pumps.add(pump)
+        pump.add_done_callback(self._pumps.discard)
+        return await future
+
+    def _enqueue(
+        self,
+        entry: _Stream,
+        future: asyncio.Future | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        item = _Subscribe(
+            entry, next(self._order), future, timeout or self.request_timeout
+        )
+        heapq.heappush(self._queue, (item.order, item))
+
+    def _unqueue(self, stream: str) -> None:
+        """Drop the queued subscribes of `stream`; their callers get an error."""
+        kept = []
+        for order, item in self._queue:
+            if item.entry.name == stream:
+                _fail(item.future, _unsubscribed(stream))
+            else:
+                kept.append((order, item))
+        heapq.heapify(kept)
+        self._queue = kept
+
+    async def _pump(self) -> None:
+        """Send queued subscribes while a slot is free and no pause holds the queue.
+
+        The frame is built when sent, from the stream's state then. A slot is
+        taken before the send, so concurrent runs never exceed the limit.
+        """
+        ws = self._ws
+        while (
+            ws is not None
+            and self._ws is ws
+            and self._queue
+            and self._paused is None
+            and len(self._in_flight) < SUBSCRIBES_IN_FLIGHT
         ):
+            _, item = heapq.heappop(self._queue)
+            entry = item.entry
+            if self._streams.get(entry.name) is not entry:
+                _fail(item.future, _unsubscribed(entry.name))
+                continue  # unsubscribed, or ended by the server, meanwhile
+            ref = next(self._refs)
+            self._pending[ref] = _Pending(None, subscribe=item)
+            self._in_flight.add(item)
+            item.timer = asyncio.get_running_loop().call_later(
+                item.timeout, self._unanswered, item
+            )
+            try:
+                await ws.send(json.dumps({**self._subscribe_frame(entry), "ref": ref}))
+            except websockets.ConnectionClosed:
+                return  # the reader sees the close; detaching fails the rest
+
+    def _release(self, item: _Subscribe) -> None:
+        if item.timer is not None:
+            item.timer.cancel()
+            item.timer = None
+        self._in_flight.discard(item)
+
+    def _unanswered(self, item: _Subscribe) -> None:
+        """No answer in time: the slot is freed; a late answer is still handled."""
+        item.timer = None
+        self._in_flight.discard(item)
+        _fail(item.future, NetworkError(f"no answer to subscribe in {item.timeout} s"))
+        pump = asyncio.create_task(self._pump())
+        self._pumps.add(pump)
+        pump.add_done_callback(self._pumps.discard)
+
+    async def _subscribe_refused(self, item: _Subscribe, error: FrameError) -> None:
+        self._release(item)
+        entry = item.entry
+        held = self._streams.get(entry.name) is entry
+        if error.transient:
+            # `rate_limited` says "not now", nothing about the stream: it goes
+            # back in its place, and the queue waits for the budget to refill.
+            self.stats.rate_limited += 1
+            heapq.heappush(self._queue, (item.order, item))
+            if self._paused is None:
+                self._paused = asyncio.create_task(
+                    self._resume(self._pause.next_delay())
+                )
             return
-        entry = self._streams.get(pending.stream)
-        if entry is None:
-            return
-        if error.code == "bad_request" and entry.history and entry.position is not None:
+        if item.future is not None:
+            _fail(item.future, error)  # the caller decides (subscribe())
+        elif (
+            held
+            and error.code == "bad_request"
+            and entry.history
+            and entry.position is not None
+        ):
             # A kind without history numbers its messages but refuses `since`
             # (docs/protocol.md §8): follow it again from now, not lose it.
             entry.history = False
-            await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
-            return
-        if error.transient:
-            # `rate_limited` says "not now", nothing about the stream: the
-            # caller never gave it up, so only a permanent refusal ends it.
-            self._resubscribe_later(ws, entry)
-            return
-        del self._streams[pending.stream]
-        self._events.put_nowait(Unsubscribed(pending.stream, error.code))
+            heapq.heappush(self._queue, (item.order, item))
+        elif held:
+            # Only a permanent refusal ends a stream the caller never gave up.
+            del self._streams[entry.name]
+            self._events.put_nowait(Unsubscribed(entry.name, error.code))
+        await self._pump()
 
-    def _resubscribe_later(self, ws: ClientConnection, entry: _Stream) -> None:
-        """Subscribe `entry` again on this connection after its backoff."""
-        task = asyncio.create_task(
-            self._resubscribe(ws, entry, entry.retry.next_delay())
-        )
-        self._retries.add(task)
-        task.add_done_callback(self._retries.discard)
-
-    async def _resubscribe(
-        self, ws: ClientConnection, entry: _Stream, delay: float
-    ) -> None:
+    async def _resume(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        if self._ws is not ws or self._streams.get(entry.name) is not entry:
-            return  # a new connection resubscribed it, or the caller unsubscribed
-        with contextlib.suppress(Disconnected):
-            await self._request(self._subscribe_frame(entry), ws=ws, wait=False)
+        self._paused = None
+        await self._pump()
 
     async def _on_auth_expiring(
         self, ws: ClientConnection, frame: dict[str, Any]
@@ -859,6 +992,29 @@ _HANDLERS = {
     "error": AuthSocket._on_error,
     "auth.expiring": AuthSocket._on_auth_expiring,
 }
+
+
+def _future() -> asyncio.Future:
+    future = asyncio.get_running_loop().create_future()
+    # An answer nobody awaits any more must not warn when it fails.
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
+def _resolve(future: asyncio.Future | None, value: Any) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future | None, error: Exception) -> None:
+    if future is not None and not future.done():
+        future.set_exception(error)
+
+
+def _unsubscribed(stream: str) -> AuthSocketError:
+    return AuthSocketError(
+        "unsubscribed", f"{stream} was unsubscribed before its subscribe was sent"
+    )
 
 
 def _resumed(delivered_here: int | None, since: int) -> int:
