@@ -78,6 +78,22 @@ def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
+def alice_rooms(env: dict[str, str], slugs: list[str]) -> list[str]:
+    """Create public rooms with alice a member, in this server's database;
+    their stream names, in the order of `slugs`."""
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from accounts.models import User; from realtime.models import Room, Membership;"
+        "alice = User.objects.get(username='alice');"
+        "[Membership.objects.create(user=alice,"
+        " room=Room.objects.create(slug=slug, title=slug, public=True))"
+        f" for slug in {slugs!r}]",
+    )
+    return [f"room:{slug}" for slug in slugs]
+
+
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'db.sqlite3'}"
 

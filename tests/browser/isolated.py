@@ -13,6 +13,33 @@ ALICE_LIVE = (
     "});"
 )
 
+# An isolated client, `window.__c` (not signed in yet). `window.__subscribed`
+# counts the `subscribed` answers of each stream, `window.__texts` keeps the
+# texts of its messages, `window.__refused` counts the `rate_limited` errors
+# any socket of the page receives.
+COUNTING_CLIENT = (
+    "window.__subscribed = {}; window.__texts = {}; window.__refused = 0;"
+    "const RealWebSocket = window.WebSocket;"
+    "window.WebSocket = class extends RealWebSocket {"
+    "  constructor(...args) {"
+    "    super(...args);"
+    "    this.addEventListener('message', (e) => {"
+    "      if (JSON.parse(e.data).code === 'rate_limited') window.__refused++;"
+    "    });"
+    "  }"
+    "};"
+    "const { AuthSocket } = await import('/static/authsocket/client.js');"
+    "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
+    "window.__c = c;"
+    "c.addEventListener('subscription', (e) => {"
+    "  if (e.detail.status !== 'subscribed') return;"
+    "  window.__subscribed[e.detail.stream] = (window.__subscribed[e.detail.stream] ?? 0) + 1;"
+    "});"
+    "c.addEventListener('message', (e) => {"
+    "  (window.__texts[e.detail.stream] ??= []).push(e.detail.data.text);"
+    "});"
+)
+
 
 def welcoming_socket(name: str, close_code: int, on_open: str) -> str:
     """A fake WebSocket class `name`: a server that answers `welcome` and

@@ -8,9 +8,9 @@ from `last_id` when it had nothing yet, take every later message after a
 
 import pytest
 
-from tests.browser.isolated import ALICE_LIVE
+from tests.browser.isolated import ALICE_LIVE, COUNTING_CLIENT
 from tests.http import call
-from tests.servers import manage
+from tests.servers import alice_rooms, manage
 
 pytestmark = pytest.mark.browser
 
@@ -197,32 +197,10 @@ def test_a_stream_without_history_is_followed_again_after_a_reconnect(
     alice.js("window.__other.close();")
 
 
-# An isolated client of alice that follows each room of `arguments[0]`,
-# subscribed one by one at 4 a second (under the server's 5/s): `window.__c`.
-# `window.__subscribed` counts the `subscribed` answers of each stream,
-# `window.__texts` keeps the texts of its messages, `window.__refused` counts
-# the `rate_limited` errors any socket of the page receives.
+# An isolated client of alice (`COUNTING_CLIENT`) that follows each room of
+# `arguments[0]`, subscribed one by one at 4 a second (under the server's 5/s).
 PACED_CLIENT = (
-    "window.__subscribed = {}; window.__texts = {}; window.__refused = 0;"
-    "const RealWebSocket = window.WebSocket;"
-    "window.WebSocket = class extends RealWebSocket {"
-    "  constructor(...args) {"
-    "    super(...args);"
-    "    this.addEventListener('message', (e) => {"
-    "      if (JSON.parse(e.data).code === 'rate_limited') window.__refused++;"
-    "    });"
-    "  }"
-    "};"
-    "const { AuthSocket } = await import('/static/authsocket/client.js');"
-    "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
-    "window.__c = c;"
-    "c.addEventListener('subscription', (e) => {"
-    "  if (e.detail.status !== 'subscribed') return;"
-    "  window.__subscribed[e.detail.stream] = (window.__subscribed[e.detail.stream] ?? 0) + 1;"
-    "});"
-    "c.addEventListener('message', (e) => {"
-    "  (window.__texts[e.detail.stream] ??= []).push(e.detail.data.text);"
-    "});" + ALICE_LIVE + "for (const stream of arguments[0]) {"
+    COUNTING_CLIENT + ALICE_LIVE + "for (const stream of arguments[0]) {"
     "  await new Promise((resolve) => {"
     "    const seen = (e) => {"
     "      if (e.detail.stream === stream && e.detail.status === 'subscribed') {"
@@ -244,17 +222,7 @@ def test_resubscribes_refused_rate_limited_are_sent_again(server_factory, browse
     backoff, so every stream is followed again, none silently lost."""
     server = server_factory(AUTHSOCKET_FRAME_RATE="5/s")  # bursts of 10 frames
     slugs = [f"busy{n}" for n in range(12)]  # with `user`: 13 subscribes at once
-    manage(
-        server.env,
-        "shell",
-        "-c",
-        "from accounts.models import User; from realtime.models import Room, Membership;"
-        "alice = User.objects.get(username='alice');"
-        "[Membership.objects.create(user=alice,"
-        " room=Room.objects.create(slug=slug, title=slug, public=True))"
-        f" for slug in {slugs!r}]",
-    )
-    streams = [f"room:{slug}" for slug in slugs]
+    streams = alice_rooms(server.env, slugs)
     page = browsers.context("alice", server).open()
     page.js_async(PACED_CLIENT, streams, timeout=30)
     assert page.js("return window.__refused;") == 0  # paced: nothing refused yet

@@ -10,39 +10,16 @@ never earns that close by itself. Against a real daphne.
 
 import pytest
 
-from tests.browser.isolated import ALICE_LIVE
-from tests.servers import manage
+from tests.browser.isolated import ALICE_LIVE, COUNTING_CLIENT
+from tests.servers import alice_rooms
 
 pytestmark = pytest.mark.browser
 
-# Every socket the page makes counts the `rate_limited` errors it receives in
-# `window.__refused`; then an isolated client of alice, live: `window.__c`.
-# `window.__subscribed` counts the `subscribed` answers of each stream,
-# `window.__texts` keeps the texts of its messages, `window.__closes` the
-# codes of the closes it reports (the `socket` event, phase `closed`).
-COUNTING_CLIENT = (
-    "window.__subscribed = {}; window.__texts = {}; window.__refused = 0;"
-    "window.__closes = [];"
-    "const RealWebSocket = window.WebSocket;"
-    "window.WebSocket = class extends RealWebSocket {"
-    "  constructor(...args) {"
-    "    super(...args);"
-    "    this.addEventListener('message', (e) => {"
-    "      if (JSON.parse(e.data).code === 'rate_limited') window.__refused++;"
-    "    });"
-    "  }"
-    "};"
-    "const { AuthSocket } = await import('/static/authsocket/client.js');"
-    "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
-    "window.__c = c;"
-    "c.addEventListener('subscription', (e) => {"
-    "  if (e.detail.status !== 'subscribed') return;"
-    "  window.__subscribed[e.detail.stream] = (window.__subscribed[e.detail.stream] ?? 0) + 1;"
-    "});"
-    "c.addEventListener('message', (e) => {"
-    "  (window.__texts[e.detail.stream] ??= []).push(e.detail.data.text);"
-    "});"
-    "c.addEventListener('socket', (e) => {"
+# An isolated client of alice, live (`window.__c`, counting as
+# `COUNTING_CLIENT` says), that also keeps the codes of the closes it reports
+# (the `socket` event, phase `closed`) in `window.__closes`.
+COUNTING_CLIENT_OF_ALICE = (
+    "window.__closes = [];" + COUNTING_CLIENT + "c.addEventListener('socket', (e) => {"
     "  if (e.detail.phase === 'closed') window.__closes.push(e.detail.code);"
     "});" + ALICE_LIVE
 )
@@ -62,20 +39,10 @@ def test_subscribing_more_streams_than_the_burst_is_paced_not_closed(
         AUTHSOCKET_FRAME_RATE="20/s", AUTHSOCKET_MAX_SUBSCRIPTIONS=300
     )
     slugs = [f"many{n:03d}" for n in range(120)]
-    manage(
-        server.env,
-        "shell",
-        "-c",
-        "from accounts.models import User; from realtime.models import Room, Membership;"
-        "alice = User.objects.get(username='alice');"
-        "[Membership.objects.create(user=alice,"
-        " room=Room.objects.create(slug=slug, title=slug, public=True))"
-        f" for slug in {slugs!r}]",
-    )
-    streams = [f"room:{slug}" for slug in slugs]
+    streams = alice_rooms(server.env, slugs)
     kept, dropped = streams[:-2], streams[-2:]
     page = browsers.context("alice", server).open()
-    page.js_async(COUNTING_CLIENT, timeout=30)
+    page.js_async(COUNTING_CLIENT_OF_ALICE, timeout=30)
 
     # All at once, as a page that opens many rooms does; the last two are
     # given up at once, while they still wait in the queue.

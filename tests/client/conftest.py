@@ -2,12 +2,27 @@
 
 import asyncio
 import shutil
+import time
 
 import pytest
 
 from tests.servers import DaphneServer, manage, server_env, sqlite_url
 
 PASSWORD = "authsocket-demo"
+# Reconnect at once: the tests wait for events, not for backoffs.
+FAST = {"backoff_base": 0.05, "backoff_cap": 0.5}
+
+
+def welcome_frame() -> dict:
+    """What a scripted server says first: alice, for five more minutes."""
+    return {
+        "type": "welcome",
+        "user": {"id": 1, "username": "alice"},
+        "session": "s",
+        "expires_at": int(time.time()) + 300,
+        "protocol": "1.1",
+    }
+
 
 STORE_IN_LOBBY = """
 from realtime.models import Room

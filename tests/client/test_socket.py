@@ -22,20 +22,11 @@ from authsocket_client import (
     Tokens,
     Unsubscribed,
 )
-from tests.client.conftest import PASSWORD, store_in_lobby
+from tests.client.conftest import FAST, PASSWORD, store_in_lobby, welcome_frame
 from tests.http import call
 from tests.servers import manage
 
 pytestmark = [pytest.mark.e2e]
-
-FAST = {"backoff_base": 0.05, "backoff_cap": 0.5}
-WELCOME = {
-    "type": "welcome",
-    "user": {"id": 1, "username": "alice"},
-    "session": "s",
-    "expires_at": int(time.time()) + 300,
-    "protocol": "1.1",
-}
 
 
 async def next_message(socket, timeout: float = 10) -> Message:
@@ -451,7 +442,7 @@ async def test_a_server_that_welcomes_and_drops_at_once_gets_a_growing_backoff()
 
     async def welcome_and_drop(ws):
         opened.append(asyncio.get_running_loop().time())
-        await ws.send(json.dumps(WELCOME))
+        await ws.send(json.dumps(welcome_frame()))
         await ws.close(1011)
 
     async with websockets.serve(welcome_and_drop, "127.0.0.1", 0) as fake:
