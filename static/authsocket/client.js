@@ -6,6 +6,8 @@
 //     the access token lives only in memory, never in localStorage;
 //   - the access token is refreshed before it expires, one refresh at a time
 //     across tabs (Web Locks), and shared with the other tabs (BroadcastChannel);
+//     a refresh that times out is given up on but not aborted, so its late
+//     answer still stores the rotated cookie (see `_fetch`);
 //   - the live socket is renewed with an `auth` frame, not reconnected;
 //   - the socket is opened with a one-time ticket or the subprotocol transport,
 //     never `?token=` (URLs end up in logs);
@@ -270,6 +272,12 @@ export class AuthSocket extends EventTarget {
     this._refreshing = null;
     this._tokenWaiters = new Set();
     this._lastShared = null; // { message, at }: the last token another tab shared
+    // Cookie requests (login, refresh, logout) that timed out but were left to
+    // finish (see `_fetch`): their AbortControllers, until they settle.
+    this._lateCookies = new Set();
+    // Of those, the refreshes: { landed: a promise settled with the answer, or
+    // never rejected, until: how long a new refresh waits for it (ms) }.
+    this._lateRefreshes = new Set();
     this._ws = null;
     this._opening = false;
     this._welcomed = false;
@@ -344,6 +352,10 @@ export class AuthSocket extends EventTarget {
   async login(username, password) {
     const generation = ++this._generation; // supersedes a resume still waiting for the server
     this._refreshing = null;
+    // The cookie this login sets must be the last one set: a cookie request
+    // still on the way after its timeout (a logout's deletion, a refresh of
+    // the old session) is dropped now, before it could land after this one.
+    this._abortLateCookies();
     this._setState(STATE.CONNECTING, "login");
     let response;
     try {
@@ -547,8 +559,13 @@ export class AuthSocket extends EventTarget {
     const startedAt = Date.now();
     const run = async () => {
       if (generation !== this._generation) throw new Cancelled();
+      // A refresh of ours that timed out may still be answered with the
+      // newest cookie: the cookie we hold may be rotated already, so it does
+      // not go out again before that answer lands (or its wait is over).
+      await this._lateRefreshesLanded();
+      if (generation !== this._generation) throw new Cancelled();
       // While we waited for the lock another tab may have refreshed and
-      // shared its token: then there is nothing left to do.
+      // shared its token (or our late answer was taken): nothing left to do.
       if (this._access && this._access !== startedWith && this._remainingMs() > this._marginMs()) {
         this._forceRefresh = false;
         return "shared";
@@ -556,17 +573,29 @@ export class AuthSocket extends EventTarget {
       return this._refreshOnce(generation, startedWith, startedAt, true);
     };
     if (this.options.useLocks && navigator.locks?.request) {
-      return navigator.locks.request(REFRESH_LOCK, run);
+      return new Promise((resolve, reject) => {
+        navigator.locks
+          .request(REFRESH_LOCK, async () => {
+            await run().then(resolve, reject);
+            // The caller has its answer (after a timeout: `network`), but the
+            // lock is kept while that refresh may still be answered (bounded):
+            // no other tab sends the cookie it may have rotated meanwhile.
+            await this._lateRefreshesLanded();
+          })
+          .catch(reject);
+      });
     }
     return run();
   }
 
   async _refreshOnce(generation, startedWith, startedAt, mayRetry) {
     this.stats.refreshes++;
+    const sentWith = this._access;
     const response = await this._fetch("/api/auth/refresh", {
       method: "POST",
       cookie: true,
       body: {},
+      onLate: (answer) => this._awaitLateRefresh(answer, generation, sentWith),
     });
     if (generation !== this._generation) throw new Cancelled();
     if (response.ok) {
@@ -581,10 +610,56 @@ export class AuthSocket extends EventTarget {
       this.stats.rotated++;
       if (await this._waitForSharedToken(startedWith, startedAt)) return "shared";
       if (generation !== this._generation) throw new Cancelled();
+      if (this._lateRefreshes.size > 0) {
+        // Or our own refresh that timed out won, and its answer (with the
+        // newest cookie) is still on the way: the session is fine, only our
+        // cookie is stale. Not a sign-out, and no retry with that cookie now.
+        throw new AuthSocketError("token_rotated", error.detail, { status: 401, transient: true });
+      }
       if (mayRetry) return this._refreshOnce(generation, startedWith, startedAt, false);
     }
     if (!error.transient) this._signOutLocal(error.code);
     throw error;
+  }
+
+  /**
+   * A refresh that timed out (`_fetch` leaves it to finish): when its answer
+   * lands, its cookie is already stored; its token is taken too, if this is
+   * still the same sign-in and nothing newer was taken since it was sent.
+   * That also wakes a refresh answered `token_rotated` meanwhile.
+   */
+  _awaitLateRefresh(answer, generation, sentWith) {
+    const late = { until: Date.now() + this.options.requestTimeoutMs };
+    late.landed = answer
+      .then(async (response) => {
+        if (!response.ok) return;
+        const body = await response.json();
+        if (generation !== this._generation || this._access !== sentWith) return;
+        this._forceRefresh = false;
+        this._adopt(body, { broadcast: true });
+      })
+      .catch(() => {})
+      .finally(() => this._lateRefreshes.delete(late));
+    this._lateRefreshes.add(late);
+  }
+
+  /** Resolves once every late refresh has landed, or when their wait is over. */
+  _lateRefreshesLanded() {
+    const late = [...this._lateRefreshes];
+    const waitMs = Math.max(0, ...late.map((entry) => entry.until - Date.now()));
+    if (waitMs === 0) return Promise.resolve();
+    let timer;
+    return Promise.race([
+      Promise.all(late.map((entry) => entry.landed)),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, waitMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  _abortLateCookies() {
+    for (const controller of this._lateCookies) controller.abort();
+    this._lateCookies.clear();
   }
 
   _waitForSharedToken(startedWith, startedAt) {
@@ -1342,15 +1417,21 @@ export class AuthSocket extends EventTarget {
     return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
-  async _fetch(path, { method = "GET", body, cookie = false, auth = false } = {}) {
+  /**
+   * One HTTP request; rejects with a transient `network` AuthSocketError when
+   * it fails or has no answer within requestTimeoutMs. `onLate(answer)` gets
+   * the promise of a cookie request's answer when it timed out.
+   */
+  async _fetch(path, { method = "GET", body, cookie = false, auth = false, onLate = null } = {}) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (cookie) Object.assign(headers, COOKIE_HEADER);
     if (auth && this._access) headers.Authorization = `Bearer ${this._access}`;
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.options.requestTimeoutMs);
+    const timeoutMs = this.options.requestTimeoutMs;
+    let timer;
     try {
-      return await fetch(new URL(path, this.options.baseUrl || window.location.href), {
+      const answer = fetch(new URL(path, this.options.baseUrl || window.location.href), {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -1360,6 +1441,25 @@ export class AuthSocket extends EventTarget {
         credentials: cookie ? "include" : "same-origin",
         signal: controller.signal,
       });
+      const timedOut = new Promise((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new Error(`no answer within ${timeoutMs} ms`));
+          if (!cookie) {
+            controller.abort();
+            return;
+          }
+          // A cookie request is no longer waited for, but not aborted: the
+          // server may have rotated the refresh token already, and the
+          // browser drops the Set-Cookie of an aborted request, so its only
+          // copy would be lost and the next refresh, with the old cookie,
+          // be taken for theft (`token_reused`: the session revoked). Left to
+          // finish, its late answer still sets the newest cookie.
+          this._lateCookies.add(controller);
+          answer.catch(() => {}).finally(() => this._lateCookies.delete(controller));
+          onLate?.(answer);
+        }, timeoutMs);
+      });
+      return await Promise.race([answer, timedOut]);
     } catch (error) {
       throw new AuthSocketError("network", String(error?.message || error), { transient: true });
     } finally {
