@@ -114,7 +114,12 @@ class IdempotentPublish(models.Model):
         "accounts.ServiceKey", on_delete=models.CASCADE, related_name="+"
     )
     key = models.CharField(max_length=64)
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    # What the first publish answered, answered again to a repeat: the message
+    # itself may be pruned by its kind's retention within the day.
+    answer = models.JSONField(null=True)
+    message = models.ForeignKey(
+        Message, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -1,5 +1,7 @@
 """Request and response shapes of the streams API (docs/protocol.md §2, §4.2)."""
 
+import re
+
 from rest_framework import serializers
 
 from accounts.serializers import UserRefSerializer
@@ -7,6 +9,7 @@ from realtime.messages import InvalidData, data_check
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
+ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 class RoomSerializer(serializers.Serializer):
@@ -44,11 +47,18 @@ class PublishSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class QueryInteger(serializers.IntegerField):
+    """ASCII digits only: `int()` alone also takes `1_0`, ` 1`, `1.0` or `٣`."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not ASCII_DIGITS.fullmatch(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class HistoryQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, required=False)
-    limit = serializers.IntegerField(
-        min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE
-    )
+    after = QueryInteger(min_value=0, required=False)
+    limit = QueryInteger(min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE)
 
 
 class ServerPublishSerializer(PublishSerializer):
@@ -59,6 +69,12 @@ class ServerPublishSerializer(PublishSerializer):
         allow_blank=True,
         help_text="In full: `room:<slug>` or `user:<id>`.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any string: one with a NUL or a surrogate names no stream (404),
+        # it is not a malformed body (400).
+        self.fields["stream"].validators = []
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and not isinstance(data.get("stream"), str):

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from accounts.models import ServiceKey
 from realtime.kind_registry import Publishers
-from realtime.models import IdempotentPublish, Message
+from realtime.messages import message_frame
+from realtime.models import IdempotentPublish
 from realtime.publish import stream_publish_to
 from realtime.streams import Stream, stream_parse
 
@@ -55,41 +56,49 @@ def server_stream_resolve(*, name) -> ServerStream:
 
 def server_publish(
     *, service_key: ServiceKey, name, data, idempotency_key: str | None = None
-) -> tuple[Message, bool]:
-    """Store and deliver with sender null; `(message, created)`.
+) -> tuple[dict, bool]:
+    """Store and deliver with sender null; `(the message's frame, created)`.
 
     With `idempotency_key`, a key this service key used in the last 24 hours
-    answers the message stored then (`created` False) and publishes nothing.
-    Two concurrent first uses store one message: the unique constraint lets
-    one transaction commit, the other rolls back, message and fan-out alike,
-    and answers the winner's.
+    answers what it answered then (`created` False), whatever `name` and
+    `data` are now, and publishes nothing. Two concurrent first uses store
+    one message: the unique constraint lets one transaction commit, the
+    other rolls back, message and fan-out alike, and answers the winner's.
     """
+    if idempotency_key is not None:
+        earlier = server_publish_earlier(service_key=service_key, key=idempotency_key)
+        if earlier is not None:
+            return earlier, False
     target = server_stream_resolve(name=name)
     if not target.publishable:
         raise PublishForbidden(name)
     if idempotency_key is None:
-        return stream_publish_to(stream=target.stream, data=data), True
-    earlier = _earlier_publish(service_key, idempotency_key)
-    if earlier is not None:
-        return earlier, False
+        message = stream_publish_to(stream=target.stream, data=data)
+        return message_frame(message, full_name=True), True
     try:
         with transaction.atomic():
             _expired(service_key, idempotency_key).delete()
-            # Kept even without history: the repeat is answered with it.
+            # Stored even without history (pruned after a day); a repeat
+            # gets `answer`, which outlives any pruning of the message.
             message = stream_publish_to(stream=target.stream, data=data, keep=True)
+            answer = message_frame(message, full_name=True)
             IdempotentPublish.objects.create(
-                service_key=service_key, key=idempotency_key, message=message
+                service_key=service_key,
+                key=idempotency_key,
+                message=message,
+                answer=answer,
             )
     except IntegrityError:
-        earlier = _earlier_publish(service_key, idempotency_key)
+        earlier = server_publish_earlier(service_key=service_key, key=idempotency_key)
         if earlier is None:
             raise
         return earlier, False
     idempotency_prune_now_and_then()
-    return message, True
+    return answer, True
 
 
-def _earlier_publish(service_key: ServiceKey, key: str) -> Message | None:
+def server_publish_earlier(*, service_key: ServiceKey, key: str) -> dict | None:
+    """What a publish under `key` answered in the last 24 hours, if one did."""
     cutoff = timezone.now() - IDEMPOTENCY_WINDOW
     entry = (
         IdempotentPublish.objects.filter(
@@ -98,7 +107,11 @@ def _earlier_publish(service_key: ServiceKey, key: str) -> Message | None:
         .select_related("message__sender")
         .first()
     )
-    return entry.message if entry else None
+    if entry is None:
+        return None
+    if entry.answer is None and entry.message is not None:
+        return message_frame(entry.message, full_name=True)  # stored before answers
+    return entry.answer
 
 
 def _expired(service_key: ServiceKey, key: str):

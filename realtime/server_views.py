@@ -19,7 +19,6 @@ from accounts.models import ServiceKey
 from accounts.revocation import user_sessions_revoke
 from core.api_errors import ApiView
 from core.openapi import ErrorSerializer
-from realtime.messages import message_frame
 from realtime.presence.reads import connections_read
 from realtime.serializers import (
     ConnectionsSerializer,
@@ -31,6 +30,7 @@ from realtime.server_api import (
     PublishForbidden,
     StreamNotFound,
     server_publish,
+    server_publish_earlier,
     server_stream_resolve,
 )
 from realtime.views import HISTORY_PARAMETERS, history, presence
@@ -100,9 +100,14 @@ class PublishView(ServerApiView):
         """Store a message (sender null) on any stream and deliver it live."""
         key = idempotency_key(request)
         body = ServerPublishSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        if not body.is_valid():
+            # A repeat is answered the first message whatever its body holds.
+            earlier = key and server_publish_earlier(service_key=request.auth, key=key)
+            if earlier:
+                return Response(earlier, status=status.HTTP_200_OK)
+            raise exceptions.ValidationError(body.errors)
         try:
-            message, created = server_publish(
+            answer, created = server_publish(
                 service_key=request.auth,
                 name=body.validated_data["stream"],
                 data=body.validated_data["data"],
@@ -115,8 +120,7 @@ class PublishView(ServerApiView):
                 "This stream takes no publishes from the server API."
             ) from None
         return Response(
-            message_frame(message, full_name=True),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            answer, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
 

@@ -67,6 +67,8 @@ def stream_parse(name, *, user_id: int | None) -> Stream | None:
     """
     if not isinstance(name, str) or len(name) > MAX_STREAM_NAME_LENGTH:
         return None
+    if not name.isprintable():
+        return None  # NUL, control or surrogate characters: no kind's, whatever its pattern
     if name == USER_STREAM:
         return None if user_id is None else user_stream(user_id)
     kind_name, colon, key = name.partition(":")

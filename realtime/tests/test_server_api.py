@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuthSession
 from accounts.service_keys import service_key_create, service_key_revoke
+from realtime.history import history_prune
 from realtime.models import IdempotentPublish, Message, StreamCounter
 from realtime.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, CloseCode
 from realtime.server_api import idempotency_prune
@@ -232,6 +233,8 @@ async def test_a_publish_is_delivered_live(key, alice, rooms, connect):
         "doc:1",
         "",
         "x" * 500,
+        "room:lob\u0000by",
+        "room:lobby\n",
     ],
 )
 def test_publish_to_an_unknown_or_malformed_stream_is_404(key, rooms, stream):
@@ -239,6 +242,13 @@ def test_publish_to_an_unknown_or_malformed_stream_is_404(key, rooms, stream):
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
     assert Message.objects.count() == 0
+
+
+def test_publish_to_a_name_with_a_lone_surrogate_is_404(key, rooms):
+    raw = '{"stream": "room:\\ud800", "data": 1}'  # escaped: valid JSON text
+    response = server(key).post(PUBLISH, raw, content_type="application/json")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -322,6 +332,40 @@ def test_a_repeat_with_another_body_still_answers_the_first_message(
     assert list(Message.objects.values_list("stream", "data")) == [
         ("room:lobby", {"n": 1})
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"stream": "room:nowhere", "data": 1},  # 404 on a first use
+        {"stream": "bogus", "data": 1},
+        {"stream": "room:lobby"},  # 400 on a first use
+        {"stream": 5, "data": 1},
+        [],
+    ],
+)
+def test_a_repeat_whose_body_would_be_refused_still_answers_the_first_message(
+    key, rooms, body
+):
+    first = publish(server(key), "room:lobby", {"n": 1}, HTTP_IDEMPOTENCY_KEY="k")
+    again = server(key).post(PUBLISH, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert Message.objects.count() == 1
+
+
+def test_a_repeat_answers_the_first_message_after_its_history_was_pruned(
+    key, rooms, settings
+):
+    first = publish(server(key), "room:lobby", {"n": 1}, HTTP_IDEMPOTENCY_KEY="k")
+    publish(server(key), "room:lobby", {"n": 2})
+    settings.AUTHSOCKET_HISTORY_MAX_PER_STREAM = 1
+    history_prune()
+    assert list(Message.objects.values_list("data", flat=True)) == [{"n": 2}]
+    again = publish(server(key), "room:lobby", {"n": 1}, HTTP_IDEMPOTENCY_KEY="k")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert list(Message.objects.values_list("data", flat=True)) == [{"n": 2}]
 
 
 def test_an_idempotency_key_older_than_a_day_publishes_again(key, rooms):
@@ -449,7 +493,20 @@ def test_history_of_an_unknown_stream_is_404(key, rooms, stream):
     assert response.json()["code"] == "not_found"
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=201", "after=-1", "after=x"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=201",
+        "after=-1",
+        "after=x",
+        "after=1_0",
+        "limit=1_0",
+        "after=1.0",
+        "after=%201",
+        "limit=%D9%A3",  # an Arabic-Indic three
+    ],
+)
 def test_history_with_a_bad_page_is_400(key, rooms, query):
     response = server(key).get(f"/api/server/streams/room:lobby/messages?{query}")
     assert response.status_code == 400
