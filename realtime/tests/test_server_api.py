@@ -132,6 +132,17 @@ def test_bad_keys_are_throttled_per_address_and_a_valid_key_never(key, rooms, se
     )
 
 
+def test_a_throttle_lowered_below_its_counter_still_says_when_to_retry(rooms, settings):
+    settings.AUTHSOCKET_SERVICE_KEY_THROTTLE = "3/min"
+    guesser = server("ask_guess", address="10.0.0.11")
+    for _ in range(3):
+        assert_refused(publish(guesser, "room:lobby"), "invalid_key")
+    settings.AUTHSOCKET_SERVICE_KEY_THROTTLE = "1/min"  # three counted, one allowed
+    throttled = publish(guesser, "room:lobby")
+    assert throttled.status_code == 429
+    assert int(throttled["Retry-After"]) > 0
+
+
 def test_bad_keys_and_logins_count_on_counters_of_their_own(rooms, settings, alice):
     settings.AUTHSOCKET_SERVICE_KEY_THROTTLE = "2/min"
     settings.AUTHSOCKET_LOGIN_ADDRESS_THROTTLE = "2/min"
