@@ -289,6 +289,8 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     # --- frames ------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
+        if not self.welcomed:
+            return  # accepted only to be closed 4409: nothing it sends is read
         if text_data is None:
             await self.close(code=CloseCode.BINARY_FRAME)
             return

@@ -33,6 +33,27 @@ async def test_socket_over_the_limit_is_accepted_then_closed_4409(
         await communicator.disconnect()
 
 
+async def test_a_frame_sent_to_a_socket_closing_4409_is_not_read(
+    ws, alice, open_session, settings
+):
+    settings.AUTHSOCKET_MAX_CONNECTIONS_PER_USER = 1
+    tokens = await db(open_session, alice)
+    held = ws(f"token={tokens.access}")
+    await welcomed(held)
+    extra = ws(f"token={tokens.access}")
+    connected, _ = await extra.connect(timeout=5)
+    assert connected
+    # Before the close is read, as a client that does not know yet would.
+    await extra.send_to(text_data='{"type": "ping", "ref": 1}')
+    await extra.send_to(bytes_data=b"\x00")
+    code, _ = await close_code(extra, timeout=2)
+    assert code == CloseCode.TOO_MANY_CONNECTIONS
+    # The consumer ends with the disconnect; an exception it raised before
+    # would be raised here.
+    await extra.disconnect(timeout=2)
+    await held.disconnect()
+
+
 async def test_closing_a_socket_frees_its_slot(ws, alice, open_session, settings):
     settings.AUTHSOCKET_MAX_CONNECTIONS_PER_USER = 1
     tokens = await db(open_session, alice)
