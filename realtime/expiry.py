@@ -28,7 +28,9 @@ class ExpiryTimer:
         self._handle: asyncio.TimerHandle | None = None
         # Callbacks still running; made by the first one (most sockets never fire).
         self._tasks: set[asyncio.Task] | None = None
-        self._warned: int | None = None  # the `exp` the last warning was for
+        # The `exp`s warned of that are still to come: going back to an
+        # earlier token (of an `exp` warned of) is not warned again.
+        self._warned: set[int] = set()
 
     def schedule(self, expires_at: int, lifetime: int | None = None) -> None:
         """(Re)arm: `auth.expiring` min(30 s, TTL/3) before exp, close at exp + leeway.
@@ -58,8 +60,11 @@ class ExpiryTimer:
         Not twice for one `exp`: a renewal with a token expiring then has
         been warned already; one to another `exp` is warned of that one.
         """
-        if expires_at != self._warned:
-            self._warned = expires_at
+        if expires_at not in self._warned:
+            # Past `exp`s go: no `auth` can bring back a token that expired.
+            now = time.time()
+            self._warned = {exp for exp in self._warned if exp >= now}
+            self._warned.add(expires_at)
             self._spawn(self._warn, expires_at)
         self._arm(max(0.0, close_at - time.time()), self._spawn, self._expire)
 

@@ -255,6 +255,30 @@ async def test_warning_is_immediate_when_the_token_is_already_in_its_last_third(
     timer.cancel()
 
 
+async def test_going_back_to_a_token_warned_of_is_not_warned_again(settings):
+    """Renewed with B, then back with A: A's `exp` was warned of already."""
+    settings.AUTHSOCKET_ACCESS_TTL = 30
+    settings.AUTHSOCKET_LEEWAY = 0
+    warnings: asyncio.Queue = asyncio.Queue()
+
+    async def on_warning(exp):
+        warnings.put_nowait(exp)
+
+    async def on_expiry():
+        pass
+
+    timer = ExpiryTimer(on_warning, on_expiry)
+    a, b, c = (int(time.time()) + seconds for seconds in (5, 6, 7))  # all < TTL/3
+    try:
+        for exp in (a, b, a, c):
+            timer.schedule(exp)
+        # In order of scheduling: a second warning of `a` would come before `c`'s.
+        got = [await asyncio.wait_for(warnings.get(), 2) for _ in range(3)]
+        assert got == [a, b, c]
+    finally:
+        timer.cancel()
+
+
 async def test_warning_lead_follows_the_tokens_own_lifetime(
     ws, alice, open_session, settings
 ):
