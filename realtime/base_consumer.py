@@ -120,6 +120,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.registered = self.listed = self.welcomed = False
+        self.limiter: FrameLimiter | None = None  # set once the socket is let in
         self.groups_joined: list[str] = []
 
     def __init_subclass__(cls, **kwargs):
@@ -289,7 +290,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     # --- frames ------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        if not self.welcomed:
+        if self.limiter is None:
             return  # accepted only to be closed 4409: nothing it sends is read
         if text_data is None:
             await self.close(code=CloseCode.BINARY_FRAME)
