@@ -468,6 +468,9 @@ class Reader:
         self.subscribed, self.paused = False, False
         self.pos: int | None = None  # the last id this subscription has
         self.received: list[int] = []
+        # The highest id sent while the subscription is held: an unsubscribe
+        # ends it, and a new subscription replays what its `since` asks.
+        self.held_max = 0
 
     def on_subscribed(self, since, answer: list[dict], last_id: int, kept) -> None:
         subscribed, *rest = answer
@@ -475,7 +478,7 @@ class Reader:
         assert subscribed["last_id"] == last_id, answer
         start = last_id if since is None else since
         if self.subscribed:  # already held: no id it was sent comes again
-            start = max(start, max(self.received, default=0))
+            start = max(start, self.held_max)
         reset = start > last_id or (start < last_id and start + 1 not in kept)
         assert subscribed.get("reset", False) is reset, (answer, start, kept)
         assert "reset" not in subscribed or subscribed["reset"] is True
@@ -490,6 +493,7 @@ class Reader:
         self.received += got
         if got:
             self.pos = got[-1]
+            self.held_max = max(self.held_max, got[-1])
         if len(got) < len(wanted):
             assert len(got) == self.limit, answer
             assert tail == [truncated(subscribed["stream"], self.pos)], answer
@@ -509,6 +513,7 @@ class Reader:
             assert not skipped, (self.pos, frame["id"], skipped)
             self.pos = frame["id"]
             self.received.append(frame["id"])
+            self.held_max = max(self.held_max, frame["id"])
         if messages and messages[-1]["id"] == message_id:
             assert len(messages) == len(sent), sent
             assert len(messages) - 1 <= self.limit, sent  # one bounded gap read
@@ -519,6 +524,7 @@ class Reader:
 
     def on_unsubscribed(self) -> None:
         self.subscribed, self.paused, self.pos = False, False, None
+        self.held_max = 0
 
 
 def truncated(stream: str, next_since: int) -> dict:
