@@ -211,6 +211,27 @@ async def test_resubscribing_answers_again_and_never_doubles_delivery(
     assert await b.receive_nothing(timeout=QUIET)
 
 
+async def test_a_subscribe_after_unsubscribe_is_a_first_one_again(
+    connect, alice, bob, rooms
+):
+    """The unsubscribe ended what the subscription remembered, so `since`
+    replays ids this socket was already sent on the stream."""
+    await store(rooms, alice, 2)
+    b = await connect(bob)
+    await send(b, subscribe_frame("room:team", since=0))
+    assert await ids(b, 2, replay=True) == [1, 2]
+    assert await send(b, {"type": "unsubscribe", "stream": "room:team"}) == {
+        "type": "unsubscribed",
+        "stream": "room:team",
+    }
+    await store(rooms, alice, 1)
+    assert await b.receive_nothing(timeout=QUIET)  # 3 is not delivered
+    answer = await send(b, subscribe_frame("room:team", since=0))
+    assert answer == {"type": "subscribed", "stream": "room:team", "last_id": 3}
+    assert await ids(b, 3, replay=True) == [1, 2, 3]
+    assert await b.receive_nothing(timeout=QUIET)
+
+
 async def subscribe_answer(communicator, count: int, **fields) -> list[dict]:
     """`subscribed` and the `count` frames after it; then nothing more comes."""
     answer = [await send(communicator, subscribe_frame("room:team", **fields))]
