@@ -7,12 +7,12 @@ from realtime import server_views
 urlpatterns = [
     path("publish", server_views.PublishView.as_view(), name="server-publish"),
     path(
-        "streams/<str:stream>/messages",
+        "streams/<path:stream>/messages",
         server_views.StreamMessagesView.as_view(),
         name="server-stream-messages",
     ),
     path(
-        "streams/<str:stream>/presence",
+        "streams/<path:stream>/presence",
         server_views.StreamPresenceView.as_view(),
         name="server-stream-presence",
     ),

@@ -20,7 +20,7 @@ urlpatterns = [
         name="user-messages",
     ),
     path(
-        "streams/<str:stream>/messages",
+        "streams/<path:stream>/messages",
         views.StreamMessagesView.as_view(),
         name="stream-messages",
     ),
@@ -30,7 +30,7 @@ urlpatterns = [
         name="room-presence",
     ),
     path(
-        "streams/<str:stream>/presence",
+        "streams/<path:stream>/presence",
         views.StreamPresenceView.as_view(),
         name="stream-presence",
     ),

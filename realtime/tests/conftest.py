@@ -84,9 +84,14 @@ async def subscribe(communicator, stream: str, **fields) -> dict:
 def test_kinds(monkeypatch):
     """The kinds of realtime/tests/kinds.py, declared for one test only."""
     from realtime.kinds import registry
-    from realtime.tests.kinds import FeedKind, NoteKind, TickerKind
+    from realtime.tests.kinds import FeedKind, NoteKind, PathKind, TickerKind
 
-    made = {"note": NoteKind(), "tick": TickerKind(), "feed": FeedKind()}
+    made = {
+        "note": NoteKind(),
+        "tick": TickerKind(),
+        "feed": FeedKind(),
+        "path": PathKind(),
+    }
     for name, kind in made.items():
         monkeypatch.setitem(registry.kinds, name, kind)
     return made

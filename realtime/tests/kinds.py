@@ -54,3 +54,16 @@ class FeedKind(StreamKind):
 
     def exists(self, key: str) -> bool:
         return key != "404"
+
+
+class PathKind(StreamKind):
+    """`path:<a/b/...>`: keys with slashes, addressed in URLs like any other."""
+
+    name = "path"
+    key_pattern = r"[a-z]+(/[a-z]+)*"
+    publishers = Publishers.SERVER
+    history = History(max_per_stream=10, max_age=3600)
+    presence = True
+
+    def can_read(self, user, key: str) -> Access:
+        return Access.ALLOWED

@@ -262,6 +262,28 @@ def test_stream_history_checks_its_query(api, alice, test_kinds):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("slash", ["/", "%2F"])
+def test_a_key_with_slashes_is_addressable_on_every_stream_path(
+    api, alice, test_kinds, slash
+):
+    """A kind's pattern may allow `/`: the URL carries it raw or encoded (the
+    Python client sends `%2F`, which the server decodes before routing), and
+    a key ending in `/messages` is still a presence path's stream."""
+    _, raw = service_key_create(name="slashes")
+    server = APIClient()
+    server.credentials(HTTP_AUTHORIZATION=f"ApiKey {raw}")
+    for name in ("path:a/b", "path:a/messages"):
+        stream_publish(name=name, data=name)
+        encoded = name.replace("/", slash)
+        for client, prefix in ((api(alice), "/api"), (server, "/api/server")):
+            history = client.get(f"{prefix}/streams/{encoded}/messages")
+            assert history.status_code == 200, (prefix, encoded, history.content)
+            assert [m["data"] for m in history.json()] == [name]
+            presence = client.get(f"{prefix}/streams/{encoded}/presence")
+            assert presence.status_code == 200, (prefix, encoded, presence.content)
+            assert presence.json()["stream"] == name
+
+
 def test_stream_history_needs_a_token(test_kinds):
     assert APIClient().get("/api/streams/room:lobby/messages").status_code == 401
 
