@@ -47,12 +47,19 @@ class UserAdmin(DjangoUserAdmin):
     action_form = UserActionForm
     actions = ["revoke_sessions"]
 
-    @admin.action(description="Revoke all sessions of the selected users")
+    @admin.action(
+        description="Revoke all sessions of the selected users",
+        permissions=["revoke_sessions"],
+    )
     def revoke_sessions(self, request, queryset) -> None:
         sids = []
         for user in queryset:
             sids += user_sessions_revoke(user_id=user.pk, reason=ADMIN_REVOKE_REASON)
         self.message_user(request, f"Revoked {len(sids)} session(s).")
+
+    def has_revoke_sessions_permission(self, request) -> bool:
+        """Revoking changes login sessions, whichever list it starts from."""
+        return request.user.has_perm("accounts.change_authsession")
 
 
 def user_action_register(action, **fields: forms.Field) -> None:
@@ -112,7 +119,7 @@ class AuthSessionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected sessions")
+    @admin.action(description="Revoke the selected sessions", permissions=["change"])
     def revoke(self, request, queryset) -> None:
         sids = sessions_revoke(sessions=queryset, reason=ADMIN_REVOKE_REASON)
         self.message_user(request, f"Revoked {len(sids)} session(s).")
@@ -158,7 +165,9 @@ class ServiceKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoke instead: the row says when, and keeps its name taken
 
-    @admin.action(description="Revoke the selected service keys")
+    @admin.action(
+        description="Revoke the selected service keys", permissions=["change"]
+    )
     def revoke(self, request, queryset) -> None:
         revoked = service_keys_revoke(keys=queryset)
         self.message_user(request, f"Revoked {revoked} service key(s).")

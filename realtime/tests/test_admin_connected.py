@@ -4,6 +4,7 @@ event loop the admin view reaches, as under daphne)."""
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from realtime.presence import registry_get, registry_reset
@@ -66,6 +67,30 @@ async def test_it_needs_staff_and_the_permission_to_view_sessions(make_user):
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
     staff = await sync_to_async(make_user)("helper", "pw-helper-123", is_staff=True)
     assert (await page(staff)).status_code == 403
+
+
+def staff_with(make_user, *codenames: str) -> Client:
+    user = make_user("helper", "pw-helper-123", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("codename", ["view_authsession", "change_authsession"])
+def test_whoever_may_see_the_sessions_list_may_see_it(make_user, codename):
+    """The admin shows the sessions list to a user who may change sessions
+    without the view permission (change implies view there): the page of
+    their live sockets must not refuse him what the list shows."""
+    client = staff_with(make_user, codename)
+    assert client.get("/admin/accounts/authsession/").status_code == 200
+    assert client.get(URL).status_code == 200
+
+
+def test_permissions_on_other_models_do_not_open_it(make_user):
+    client = staff_with(make_user, "view_user", "change_user", "view_room")
+    assert client.get("/admin/accounts/authsession/").status_code == 403
+    assert client.get(URL).status_code == 403
 
 
 async def test_it_shows_real_sockets(root, ws, alice, open_session):
