@@ -9,7 +9,8 @@ so daphne's protocol class is changed for both, in the process that runs it:
   request (a repeated ``authsocket.token.<jwt>`` subprotocol: "duplicate
   protocol …"), and a token must not come back in a line proxies may log;
 * more than one token subprotocol is a refused credential: 403 like every
-  other refusal (autobahn said 400 when the two were the same token);
+  other refusal (autobahn said 400 when the two were the same token), and
+  counted as one in /metrics, as the application counts two different ones;
 * the reason is logged (every refusal's is), up to where it quotes the request;
 * what daphne or autobahn would trip on only once the application had run is
   refused before it runs, 400: a ``Sec-WebSocket-Protocol`` that is not ASCII
@@ -25,6 +26,7 @@ from http import HTTPStatus
 from autobahn.websocket import ConnectionDeny
 from autobahn.websocket.compress import PERMESSAGE_COMPRESSION_EXTENSION
 
+from core import metrics  # reads settings only when it counts
 from core.daphne_fixes import daphne_class_to_fix, fixed
 from realtime.protocol import TOKEN_SUBPROTOCOL_PREFIX  # plain names, no Django
 
@@ -54,6 +56,8 @@ def daphne_handshake_refusals() -> None:
         if code != HTTPStatus.FORBIDDEN:
             if token_subprotocols(self) > 1:
                 code = HTTPStatus.FORBIDDEN
+                # The application never sees it: counted as it counts two tokens.
+                metrics.handshake_refused("bad_credential", None)
             logger.info(
                 "websocket refused by the transport (%d): %s", code, _head(reason)
             )

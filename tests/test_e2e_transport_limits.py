@@ -93,20 +93,21 @@ async def test_every_message_over_the_limit_closes_4413(server, token, size):
     assert await close_code_after_sending(server, token, ping_of(size)) == 4413
 
 
+def counted(server, series: str) -> float:
+    """The server's current value of one /metrics series."""
+    status, text = scrape(server, f"Bearer {METRICS_TOKEN}")
+    assert status == 200
+    return sample(text, series)
+
+
 def test_the_transports_4413_is_counted_like_the_consumers(server, token):
     """A message autobahn cuts never reaches the consumer, which counts the
     close codes it sends: the transport's cut is counted where it happens."""
-    counted = 'authsocket_close_codes_total{code="4413"}'
-
-    def count() -> float:
-        status, text = scrape(server, f"Bearer {METRICS_TOKEN}")
-        assert status == 200
-        return sample(text, counted)
-
-    before = count()
+    series = 'authsocket_close_codes_total{code="4413"}'
+    before = counted(server, series)
     huge = ping_of(1024 * 1024)  # over twice the limit: the transport's cut
     assert asyncio.run(close_code_after_sending(server, token, huge)) == 4413
-    assert count() == before + 1
+    assert counted(server, series) == before + 1
 
 
 async def test_a_message_of_exactly_the_limit_is_answered(server, token):
@@ -151,11 +152,18 @@ def test_an_allowed_origin_still_opens_the_socket(server, token):
 
 def test_a_refused_handshake_never_quotes_the_token_back(server, token):
     # autobahn refuses a repeated subprotocol itself (it said 400); its reason
-    # quoted it. Two token subprotocols are a refused credential: 403.
+    # quoted it. Two token subprotocols are a refused credential: 403, counted
+    # as the application counts two different ones, though it never sees it.
     offer = f"authsocket.v1, authsocket.token.{token}, authsocket.token.{token}"
+    series = (
+        'authsocket_handshakes_total{outcome="refused",'
+        'reason="bad_credential",transport="none"}'
+    )
+    before = counted(server, series)
     mark = len(server.lines)
     status = handshake_status(server, "/ws/", [("Sec-WebSocket-Protocol", offer)])
     assert re.match(r"HTTP/1\.1 403 Forbidden$", status), status
+    assert counted(server, series) == before + 1
     # Its reason is logged (§4.1), without the part that quotes the request.
     server.wait_for(
         r"websocket refused by the transport \(403\): duplicate protocol",
