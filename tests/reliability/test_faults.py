@@ -186,6 +186,7 @@ async def test_database_outage_refuses_handshakes_cleanly_then_recovers(
     alice = login(server.http, "alice", PASSWORD)
     bob = login(server.http, "bob", PASSWORD)
     a, _ = await open_socket(server, alice["access"])
+    c, _ = await open_socket(server, alice["access"])
 
     cutout.cut()
     refused = 0
@@ -205,6 +206,12 @@ async def test_database_outage_refuses_handshakes_cleanly_then_recovers(
         "detail": "Internal server error.",
         "code": "server_error",
     }
+    # A frame that needs the database fails like any handler's error: that
+    # socket alone closes 1011 (its client reconnects with backoff); the
+    # others stay.
+    await c.send(json.dumps({"type": "subscribe", "stream": "room:lobby"}))
+    assert await close_code(c, 15) == 1011
+    assert await ping(a, "still")
 
     cutout.restore()
     deadline = time.monotonic() + 10
