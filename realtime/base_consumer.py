@@ -122,6 +122,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         self.registered = self.listed = self.welcomed = False
         self.limiter: FrameLimiter | None = None  # set once the socket is let in
         self.groups_joined: list[str] = []
+        self.closing = False  # a close was sent: it decided the code
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -248,6 +249,14 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             await self.socket_closed(code)
 
     async def close(self, code=None, reason=None) -> None:
+        """Close once: the first close's code is the one the client gets.
+
+        Two paths can close one socket (a revocation's message and the
+        revocation poll): the later one must neither send nor count again.
+        """
+        if self.closing:
+            return
+        self.closing = True
         # autobahn (under daphne) accepts only a plain int as a close code: an
         # IntEnum member raises inside daphne and the client gets 1011.
         await super().close(code=None if code is None else int(code), reason=reason)
@@ -387,7 +396,7 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         """
         sids = [sid for sid in event.get("sids", ()) if isinstance(sid, str)]
         guard.mark_revoked(sids)
-        if self.sid in sids:
+        if self.sid in sids and not self.closing:
             await self.close(code=CloseCode.REVOKED)
             metrics.revocation_closed(event.get("revoked_at"))
 

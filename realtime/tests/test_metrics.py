@@ -11,8 +11,10 @@ from accounts.tokens import encode_access
 from realtime.consumers import StreamConsumer
 from realtime.models import Room
 from realtime.presence.broadcast import presence_flush
+from realtime.groups import user_group
 from realtime.protocol import CloseCode
 from realtime.publish import publish_to_room
+from realtime.revocation import sockets_close
 from realtime.session_guard import guard
 from realtime.tests.conftest import TIMEOUT, db, send
 from realtime.tests.sockets import close_code, refused, welcomed
@@ -222,6 +224,30 @@ async def test_a_revocation_counts_its_reason_and_observes_the_close_delay(
     assert code == CloseCode.REVOKED
     assert (revocations.value, delays.value) == (1, 1)
     assert value("authsocket_revocation_close_delay_seconds_sum") < 60
+    await communicator.disconnect()
+
+
+async def test_a_socket_the_poll_closed_first_is_not_observed_by_the_message(
+    ws, alice, open_session
+):
+    """The histogram times the message's path only (docs/metrics.md): when the
+    poll closed the socket first, the late message neither closes it again
+    nor adds its delay."""
+    tokens = await db(open_session, alice)
+    communicator = ws(f"token={tokens.access}")
+    await welcomed(communicator)
+    late = {
+        "type": "sessions.revoked",
+        "sids": [tokens.session.sid],
+        "revoked_at": time.time() - 30,
+    }
+    with Delta("authsocket_revocation_close_delay_seconds_count") as delays:
+        await sockets_close([tokens.session.sid])  # the poll's path
+        closed = await communicator.receive_output(timeout=TIMEOUT)
+        assert closed == {"type": "websocket.close", "code": CloseCode.REVOKED}
+        await get_channel_layer().group_send(user_group(alice.pk), late)
+        assert await communicator.receive_nothing(timeout=0.5)  # no second close
+    assert delays.value == 0
     await communicator.disconnect()
 
 
