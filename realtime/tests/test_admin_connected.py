@@ -83,7 +83,9 @@ def test_whoever_may_see_the_sessions_list_may_see_it(make_user, codename):
     without the view permission (change implies view there): the page of
     their live sockets must not refuse him what the list shows."""
     client = staff_with(make_user, codename)
-    assert client.get("/admin/accounts/authsession/").status_code == 200
+    sessions = client.get("/admin/accounts/authsession/")
+    assert sessions.status_code == 200
+    assert f'href="{URL}"' in sessions.content.decode()  # linked from the list
     assert client.get(URL).status_code == 200
 
 
