@@ -140,7 +140,10 @@ def session_refresh(*, refresh_token: str) -> IssuedTokens:
     if not rotated:
         _refuse_rotated(record, session, now)
     with transaction.atomic():
-        AuthSession.objects.filter(pk=session.pk).update(last_used_at=now)
+        # The session may have been deleted (with its user) since it was read:
+        # then the token names nothing, and a new one could not be stored.
+        if not AuthSession.objects.filter(pk=session.pk).update(last_used_at=now):
+            raise InvalidRefreshToken()
         session.last_used_at = now
         return _issue(session)
 
@@ -153,9 +156,15 @@ def _check_session_usable(session: AuthSession, now) -> None:
 
 
 def _refuse_rotated(record: RefreshToken, session: AuthSession, now) -> None:
-    record.refresh_from_db(fields=["rotated_at"])
+    rotated_at = (
+        RefreshToken.objects.filter(pk=record.pk)
+        .values_list("rotated_at", flat=True)
+        .first()
+    )
+    if rotated_at is None:  # deleted with its session since it was read
+        raise InvalidRefreshToken()
     grace = timedelta(seconds=settings.AUTHSOCKET_REFRESH_GRACE)
-    if record.rotated_at and now - record.rotated_at < grace:
+    if now - rotated_at < grace:
         raise TokenRotated()
     session_revoke(session=session, reason="token_reused")
     raise TokenReused()
@@ -255,6 +264,11 @@ def ticket_consume(*, ticket: str) -> WebSocketTicket:
     ).update(used_at=now)
     if not used:
         raise InvalidTicket()
-    return WebSocketTicket.objects.select_related("session__user").get(
-        ticket_hash=ticket_hash
+    ticket = (
+        WebSocketTicket.objects.select_related("session__user")
+        .filter(ticket_hash=ticket_hash)
+        .first()
     )
+    if ticket is None:  # deleted with its session since the update
+        raise InvalidTicket()
+    return ticket

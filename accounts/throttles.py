@@ -85,6 +85,21 @@ class SettingsRateThrottle(SimpleRateThrottle):
         metrics.throttled(self.scope)
         return super().throttle_failure()
 
+    def wait(self) -> float:
+        """Seconds until an attempt is allowed again; never None.
+
+        DRF's answers None when the counter holds more attempts than the rate
+        now allows (the setting was lowered, the counters kept in Redis), and
+        its 429 then carries no `Retry-After`. Then an attempt is allowed again
+        once all but `num_requests - 1` of the counted ones have aged out.
+        """
+        wait = super().wait()
+        if wait is not None:
+            return wait
+        if self.num_requests < 1:
+            return self.duration
+        return self.history[self.num_requests - 1] + self.duration - self.now
+
 
 def submitted_username(request) -> str:
     """The username a login attempt names: the API's JSON body or the admin form."""

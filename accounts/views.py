@@ -132,7 +132,12 @@ class RefreshView(ApiView):
 
 
 class LogoutView(ApiView):
-    """Revoke the current session; in cookie mode the refresh cookie also works."""
+    """Revoke the current session; in cookie mode the refresh cookie also works.
+
+    In cookie mode a Bearer token that fails (expired, most often) leaves the
+    cookie to decide, so a tab whose access token expired can still sign out,
+    and every answer clears the cookie (docs/protocol.md §2.4).
+    """
 
     permission_classes = [AllowAny]
 
@@ -140,18 +145,33 @@ class LogoutView(ApiView):
     def post(self, request):
         session = self._session(request)
         services.session_logout(session=session)
-        response = Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def perform_authentication(self, request) -> None:
+        try:
+            super().perform_authentication(request)
+        except exceptions.AuthenticationFailed:
+            if self._cookie_session(request) is None:
+                raise
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Every answer, errors included, as `dispatch` finalizes them all."""
+        response = super().finalize_response(request, response, *args, **kwargs)
         return clear_cookie(response) if wants_cookie(request) else response
 
     def _session(self, request) -> AuthSession:
         if request.auth is not None:
             return request.auth.session
+        session = self._cookie_session(request)
+        if session is None:
+            raise exceptions.NotAuthenticated()
+        return session
+
+    def _cookie_session(self, request) -> AuthSession | None:
         cookie = request.COOKIES.get(settings.AUTHSOCKET_REFRESH_COOKIE)
         if wants_cookie(request) and cookie:
-            session = services.session_for_refresh_token(cookie)
-            if session is not None:
-                return session
-        raise exceptions.NotAuthenticated()
+            return services.session_for_refresh_token(cookie)
+        return None
 
 
 class LogoutOthersView(ApiView):

@@ -320,3 +320,34 @@ def test_forwarded_for_is_ignored_without_trusted_proxies(api, alice, settings):
         for i in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+@pytest.mark.parametrize(
+    "setting, path, body",
+    [
+        ("AUTHSOCKET_LOGIN_THROTTLE", "/api/auth/login", "login"),
+        ("AUTHSOCKET_LOGIN_ADDRESS_THROTTLE", "/api/auth/login", "login"),
+        ("AUTHSOCKET_TICKET_THROTTLE", "/api/auth/ticket", None),
+        ("AUTHSOCKET_PASSWORD_THROTTLE", "/api/auth/password", "password"),
+    ],
+)
+def test_a_throttle_lowered_below_its_counter_still_says_when_to_retry(
+    api, alice, open_session, settings, setting, path, body
+):
+    """DRF's `wait()` is None when a counter holds more attempts than the rate
+    now allows (a deploy lowered the setting, counters kept in Redis): its 429
+    then had no `Retry-After`, which every 429 must carry."""
+    bodies = {
+        "login": {"username": "alice", "password": "wrong"},
+        "password": {"old_password": "wrong", "new_password": "x"},
+        None: None,
+    }
+    bearer(api, open_session(alice).access)
+    setattr(settings, setting, "3/min")
+    for _ in range(3):
+        assert api.post(path, bodies[body], format="json").status_code < 429
+    setattr(settings, setting, "1/min")  # three counted, one allowed
+    throttled = api.post(path, bodies[body], format="json")
+    assert throttled.status_code == 429
+    assert throttled.json()["code"] == "throttled"
+    assert int(throttled["Retry-After"]) > 0

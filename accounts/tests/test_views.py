@@ -96,6 +96,50 @@ def test_cookie_mode_logout_reads_the_cookie_and_clears_it(api, alice):
     assert again.status_code == 401  # the browser dropped it; nothing to refresh
 
 
+@pytest.mark.parametrize("bearer_token", ["expired", "garbage"])
+def test_cookie_mode_logout_with_a_dead_access_token_signs_out_by_the_cookie(
+    api, alice, open_session, bearer_token
+):
+    """docs/protocol.md §2.4: without a usable Bearer the cookie's session is
+    revoked, "so a tab whose access token has expired can still sign out". A
+    tab sends the token it holds, expired or not: that answered 401
+    `token_expired` and left both the session and the cookie alive."""
+    login(api, alice, **COOKIE)
+    tokens = {
+        "expired": open_session(alice, access_ttl=-3600).access,
+        "garbage": "not-a-jwt",
+    }
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens[bearer_token]}")
+    response = api.post("/api/auth/logout", **COOKIE)
+    assert response.status_code == 204
+    [revoked] = AuthSession.objects.filter(revoked_at__isnull=False)
+    assert revoked.user_agent == ""  # the cookie's session, not the token's
+    assert refresh_cookie(response).value == ""
+
+
+def test_cookie_mode_logout_clears_the_cookie_even_when_it_names_no_session(api):
+    """§2.4: cookie-mode logout "always clears the cookie"; one that names no
+    session is useless, yet the 401 left it in the browser."""
+    api.cookies[django_settings.AUTHSOCKET_REFRESH_COOKIE] = "never-issued"
+    response = api.post("/api/auth/logout", **COOKIE)
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    cleared = refresh_cookie(response)
+    assert cleared.value == "" and cleared["path"] == "/api/auth/"
+
+
+def test_an_expired_access_token_without_cookie_mode_is_still_token_expired(
+    api, alice, open_session
+):
+    login(api, alice, **COOKIE)  # the cookie is there, the header is not
+    api.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {open_session(alice, access_ttl=-3600).access}"
+    )
+    response = api.post("/api/auth/logout")
+    assert (response.status_code, response.json()["code"]) == (401, "token_expired")
+    assert not AuthSession.objects.filter(revoked_at__isnull=False).exists()
+
+
 def test_body_mode_login_still_returns_the_refresh_token(api, alice):
     response = login(api, alice)
     assert response.json()["refresh"]
