@@ -17,7 +17,7 @@ class StrictJSONParser(JSONParser):
         encoding = get_encoding(parser_context or {})
         try:
             return strict_json.loads(stream.read().decode(encoding))
-        except UnicodeDecodeError:
+        except UnicodeError:  # punycode's decoder raises the bare base class
             raise ParseError(f"JSON parse error - not valid {encoding}.") from None
         except strict_json.StrictJSONError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -185,6 +185,25 @@ def test_a_body_that_is_not_strict_json_is_400_parse_error(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", ["login", "refresh", "password", "notify"])
+def test_a_body_its_charset_cannot_decode_is_400_parse_error(
+    endpoints, error_log, endpoint
+):
+    """DRF refuses charsets that are no text encoding (`rot13`), but punycode's
+    decoder raises a bare `UnicodeError`, not a `UnicodeDecodeError`: that was
+    a 500, and a traceback quoting the body, even on the unauthenticated login."""
+    path, token = endpoints[endpoint]
+    client = APIClient(raise_request_exception=False)
+    if token:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.generic(
+        "POST", path, b'{"x": 1}', "application/json; charset=punycode"
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "parse_error")
+    assert error_log() == []
+
+
+@pytest.mark.django_db
 def test_data_exactly_63_deep_is_accepted_on_both_posting_endpoints(endpoints):
     body = '{"data": ' + nested_array(MAX - 1) + "}"
     for endpoint in ("room messages", "notify"):
