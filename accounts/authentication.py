@@ -116,9 +116,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def _count_failure(self, request) -> None:
         throttle = self.failure_throttle()
         if not throttle.allow_request(request, None):
-            # `wait()` is None when the counter holds more than the rate now
-            # allows (the setting lowered): a 429 still says when to retry.
-            raise exceptions.Throttled(throttle.wait() or throttle.duration)
+            raise exceptions.Throttled(throttle.wait())
 
     def authenticate_header(self, request) -> str:
         return "ApiKey"

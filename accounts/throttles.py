@@ -151,7 +151,7 @@ def login_attempt_wait(request) -> float | None:
     for throttle_class in LOGIN_THROTTLES:
         throttle = throttle_class()
         if not throttle.allow_request(request, None):
-            waits.append(throttle.wait() or throttle.duration)
+            waits.append(throttle.wait())
     return max(waits, default=None)
 
 
