@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError
 
@@ -85,9 +86,10 @@ async def _from_access_token(credential: Credential) -> tuple[object, HandshakeA
 
 
 async def _from_ticket(credential: Credential) -> tuple[object, HandshakeAuth]:
-    """A ticket lives on after its HTTP request; it dies with the access token."""
+    """A ticket lives on after its HTTP request; it dies with the access token,
+    when that token would: at its `exp` plus the leeway every check allows."""
     ticket = await database_sync_to_async(ticket_consume)(ticket=credential.value)
-    if ticket.access_expires_at <= time.time():
+    if ticket.access_expires_at + settings.AUTHSOCKET_LEEWAY <= time.time():
         raise InvalidToken("ticket's access token expired")
     session = ticket.session
     user = await guard.check(sid=session.sid, user_id=session.user_id)

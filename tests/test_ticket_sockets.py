@@ -1,8 +1,10 @@
 """A one-time ticket opens one socket, and none once it is spent or stale."""
 
+import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import WebSocketTicket
@@ -43,3 +45,21 @@ async def test_ticket_whose_access_token_expired_is_refused(ws, alice, open_sess
     _, body = await db(ticket_for, tokens)
     await db(WebSocketTicket.objects.update, access_expires_at=1)
     assert await refused(ws(f"ticket={body['ticket']}"))
+
+
+@pytest.mark.parametrize("past_exp, opens", [(-3, True), (1, False)])
+async def test_a_ticket_keeps_the_leeway_of_its_access_token(
+    ws, alice, open_session, past_exp, opens
+):
+    """A token in its leeway still opens a socket with `?token=` and still gets
+    a ticket: the ticket dies with it at `exp` + leeway, not at `exp`."""
+    tokens = await db(open_session, alice)
+    _, body = await db(ticket_for, tokens)
+    exp = int(time.time()) - settings.AUTHSOCKET_LEEWAY - past_exp
+    await db(WebSocketTicket.objects.update, access_expires_at=exp)
+    communicator = ws(f"ticket={body['ticket']}")
+    if opens:
+        await welcomed(communicator)
+        await communicator.disconnect()
+    else:
+        assert await refused(communicator)
