@@ -6,6 +6,7 @@ import time
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
@@ -43,6 +44,14 @@ def wants_cookie(request) -> bool:
     return request.META.get(COOKIE_MODE_HEADER) == "1"
 
 
+def credential_response(body: dict) -> Response:
+    """An answer that carries a credential: no cache or proxy may keep it
+    (`Cache-Control: no-store`, as RFC 6749 §5.1 asks of token answers)."""
+    response = Response(body)
+    add_never_cache_headers(response)
+    return response
+
+
 def token_response(request, issued: services.IssuedTokens) -> Response:
     body = {
         "access": issued.access,
@@ -52,9 +61,9 @@ def token_response(request, issued: services.IssuedTokens) -> Response:
         "user": {"id": issued.user.pk, "username": issued.user.username},
     }
     if not wants_cookie(request):
-        return Response(body)
+        return credential_response(body)
     del body["refresh"]
-    response = Response(body)
+    response = credential_response(body)
     response.set_cookie(
         settings.AUTHSOCKET_REFRESH_COOKIE,
         issued.refresh,
@@ -233,7 +242,7 @@ class TicketView(ApiView):
         ticket, ttl = services.ticket_issue(
             session=request.auth.session, access_expires_at=request.auth.claims.exp
         )
-        return Response({"ticket": ticket, "expires_in": ttl})
+        return credential_response({"ticket": ticket, "expires_in": ttl})
 
 
 class MeView(ApiView):

@@ -36,6 +36,26 @@ def refresh_cookie(response):
     return response.cookies[django_settings.AUTHSOCKET_REFRESH_COOKIE]
 
 
+# --- answers that carry credentials ---------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, COOKIE], ids=["body", "cookie"])
+def test_no_answer_carrying_a_credential_may_be_stored_by_a_cache(
+    api, alice, headers
+):
+    """RFC 6749 §5.1: a shared cache or a proxy must not keep a token."""
+    logged_in = login(api, alice, **headers)
+    if headers:
+        refreshed = api.post("/api/auth/refresh", **headers)
+    else:
+        body = {"refresh": logged_in.json()["refresh"]}
+        refreshed = api.post("/api/auth/refresh", body, format="json")
+    ticket = bearer(refreshed.json()["access"]).post("/api/auth/ticket")
+    for response in (logged_in, refreshed, ticket):
+        assert response.status_code == 200, response.content
+        assert "no-store" in response["Cache-Control"]
+
+
 # --- cookie mode (docs/protocol.md §2) ----------------------------------------------
 
 
