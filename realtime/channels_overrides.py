@@ -111,18 +111,20 @@ class LocalChannelLayer(InMemoryChannelLayer):
 
     def _sweep(self) -> None:
         """Channels' sweep over mailboxes: a channel with an expired message
-        leaves every group; memberships older than `group_expiry` end."""
+        leaves every group.
+
+        Unlike Channels', memberships do not end `group_expiry` (a day) after
+        they began: that age limit is for channels of a process that died,
+        and in one process every member leaves its groups when it closes. A
+        socket may live as long as its session (two weeks by default), and
+        would otherwise stop hearing its rooms and its user stream after a day.
+        """
         for channel, mailbox in list(self.channels.items()):
             while not mailbox.empty() and mailbox.peek()[0] < time.time():
                 mailbox.get_nowait()
                 self._remove_from_groups(channel)
                 if mailbox.empty() and not mailbox.waiting:
                     self.channels.pop(channel, None)
-        timeout = int(time.time()) - self.group_expiry
-        for channels in self.groups.values():
-            for name, timestamp in list(channels.items()):
-                if timestamp and timestamp < timeout:
-                    channels.pop(name, None)
 
     async def group_send(self, group: str, message: dict) -> None:
         """One pass over the members, one copy of the message for them all.

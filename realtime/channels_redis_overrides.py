@@ -7,7 +7,9 @@ reader task per process takes the messages off Redis and hands them to each
 channel's local queue (also much cheaper per socket than channels_redis's
 shared receive lock); it backs off and retries through an outage, and once
 Redis answers again re-adds the process's group memberships (a restarted
-Redis has forgotten them). `send`, `group_send` and `group_add`
+Redis has forgotten them). The memberships are also re-added well within
+`group_expiry`: channels_redis forgets a member a day after it joined, and a
+socket may live as long as its session. `send`, `group_send` and `group_add`
 still raise, so their callers decide: a handshake is refused, a revocation is
 left to the database poll. `group_discard` never raises: the membership is
 forgotten here and expires in Redis by itself.
@@ -47,6 +49,7 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         self._memberships: dict[str, set[str]] = {}  # channel → groups, this process
         self._outage = False
         self._recovery: asyncio.Task | None = None
+        self._keeper: asyncio.Task | None = None
         # This process's channels: one reader per (event loop, Redis key) takes
         # messages off Redis and hands each to the local queue of its channel.
         self._inboxes: dict[str, Mailbox] = {}
@@ -109,9 +112,10 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         here = asyncio.get_running_loop()
         readers = [r for (loop, _), r in self._readers.items() if loop is here]
         self._readers.clear()  # a reader of another, finished loop is gone already
-        if self._recovery is not None and self._recovery.get_loop() is here:
-            readers.append(self._recovery)
-        self._recovery = None
+        for task in (self._recovery, self._keeper):
+            if task is not None and task.get_loop() is here:
+                readers.append(task)
+        self._recovery = self._keeper = None
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
@@ -142,12 +146,47 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         queue.put_nowait(message)
 
     def _ensure_reader(self, redis_channel: str) -> None:
-        key = (asyncio.get_running_loop(), redis_channel)
+        loop = asyncio.get_running_loop()
+        key = (loop, redis_channel)
         reader = self._readers.get(key)
         if reader is None or reader.done():
-            self._readers[key] = asyncio.get_running_loop().create_task(
+            self._readers[key] = loop.create_task(
                 self._read(redis_channel), name=f"channel-layer-reader {redis_channel}"
             )
+        keeper = self._keeper
+        if keeper is None or keeper.done() or keeper.get_loop() is not loop:
+            self._keeper = loop.create_task(
+                self._keep_memberships(), name="channel-layer-memberships"
+            )
+
+    async def _keep_memberships(self) -> None:
+        """Re-add this process's memberships four times per `group_expiry`.
+
+        channels_redis drops a member `group_expiry` (a day) after it joined,
+        at the next `group_send`, and a group's key expires as long after its
+        last join: that forgets a killed process's channels. A socket may live
+        as long as its session (two weeks by default, renewing its token in
+        band), and without this it would stop hearing its rooms, its user
+        stream and its revocations (left to the poll) after a day.
+        """
+        while True:
+            await asyncio.sleep(self.group_expiry / 4)
+            try:
+                await self._rejoin_all()
+            except OUTAGE_ERRORS as exc:
+                self._note_outage(exc)  # the recovery re-adds them all
+            except Exception:  # the next round must still come
+                logger.exception("re-adding group memberships failed")
+
+    async def _rejoin_all(self) -> int:
+        """Add every membership of this process again; how many there were."""
+        pairs = [(g, c) for c, groups in self._memberships.items() for g in groups]
+        for group, channel in pairs:
+            await super().group_add(group, channel)
+            if group not in self._memberships.get(channel, ()):
+                # Left while we re-added it: do not leave it behind in Redis.
+                await super().group_discard(group, channel)
+        return len(pairs)
 
     async def _read(self, redis_channel: str) -> None:
         """Take this process's messages off Redis for as long as it runs.
@@ -196,15 +235,13 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         while True:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, RETRY_MAX)
-            pairs = [(g, c) for c, groups in self._memberships.items() for g in groups]
             try:
                 await self.connection(0).ping()  # answers even with no membership
-                for group, channel in pairs:
-                    await super().group_add(group, channel)
+                rejoined = await self._rejoin_all()
             except OUTAGE_ERRORS:
                 continue  # still down
             self._outage = False
             logger.warning(
-                "channel layer recovered; re-added %d group membership(s)", len(pairs)
+                "channel layer recovered; re-added %d group membership(s)", rejoined
             )
             return

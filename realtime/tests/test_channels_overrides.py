@@ -113,3 +113,15 @@ async def test_send_over_capacity_raises_channel_full():
     await layer.send(channel, {"type": "stream.message"})
     with pytest.raises(ChannelFull):
         await layer.send(channel, {"type": "stream.message"})
+
+
+async def test_a_membership_older_than_group_expiry_still_hears_its_group(monkeypatch):
+    """A socket may live as long as its session, far past Channels' one-day
+    `group_expiry`: its rooms and user stream must still reach it."""
+    monkeypatch.setattr(channels_overrides, "SWEEP_INTERVAL", 0.0)
+    layer = LocalChannelLayer(group_expiry=-1)  # every membership is born old
+    channel = await layer.new_channel()
+    await layer.group_add("room.lobby", channel)
+    layer._clean_expired()
+    await layer.group_send("room.lobby", {"type": "stream.message", "id": 1})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["id"] == 1

@@ -15,11 +15,17 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.services]
 WAIT = 5  # seconds; every wait is bounded
 
 
+def new_layer(**config) -> ResilientRedisChannelLayer:
+    return ResilientRedisChannelLayer(
+        hosts=[require_redis()],
+        prefix=f"authsocket-test-{uuid.uuid4().hex[:8]}",
+        **config,
+    )
+
+
 @pytest.fixture
 async def layer():
-    layer = ResilientRedisChannelLayer(
-        hosts=[require_redis()], prefix=f"authsocket-test-{uuid.uuid4().hex[:8]}"
-    )
+    layer = new_layer()
     yield layer
     await layer.flush()
 
@@ -101,3 +107,20 @@ async def test_departed_channels_are_forgotten_after_a_while(layer, monkeypatch)
     layer._mark_closed("specific.a!1")
     layer._mark_closed("specific.a!2")
     assert list(layer._closed) == []
+
+
+async def test_a_membership_outlives_group_expiry_while_its_channel_lives():
+    """channels_redis forgets a member `group_expiry` after it joined (a day by
+    default) and a group's key as long after its last join; a socket may live
+    as long as its session. Here the expiry is 1 s and the member is 3 s old:
+    only the process re-adding its memberships keeps the message coming."""
+    layer = new_layer(group_expiry=1)
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("user.1", channel)
+        receiving = asyncio.create_task(layer.receive(channel))  # starts the reader
+        await asyncio.sleep(3)  # the passage of time is what is tested
+        await layer.group_send("user.1", {"type": "sessions.revoked", "n": 1})
+        assert (await asyncio.wait_for(receiving, WAIT))["n"] == 1
+    finally:
+        await layer.flush()
