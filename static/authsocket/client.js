@@ -231,12 +231,34 @@ async function errorOf(response) {
   } catch {
     // Not JSON (a proxy's error page): the status still says enough.
   }
-  const code = typeof body.code === "string" ? body.code : `http_${response.status}`;
-  return new AuthSocketError(code, typeof body.detail === "string" ? body.detail : "", {
+  // A JSON body that is no object (`null`, a number) says nothing either.
+  const code = typeof body?.code === "string" ? body.code : `http_${response.status}`;
+  return new AuthSocketError(code, typeof body?.detail === "string" ? body.detail : "", {
     status: response.status,
     transient: response.status === 429 || response.status >= 500,
     retryAfterMs: retryAfterMs(response),
   });
+}
+
+/**
+ * The JSON body of a 2xx answer. Anything else (a front end's page where the
+ * API was expected, a proxy's) fails like a proxy's 5xx page: transient.
+ * `tokens`: a login or refresh answer, which must carry an access token.
+ */
+async function bodyOf(response, { tokens = false } = {}) {
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    body = undefined;
+  }
+  if (body === undefined || (tokens && typeof body?.access !== "string")) {
+    throw new AuthSocketError("bad_response", `HTTP ${response.status} without the expected JSON`, {
+      status: response.status,
+      transient: true,
+    });
+  }
+  return body;
 }
 
 /** The claims of a JWT, unverified: only for display (`sid`), never for trust. */
@@ -358,18 +380,19 @@ export class AuthSocket extends EventTarget {
     this._abortLateCookies();
     this._setState(STATE.CONNECTING, "login");
     let response;
+    let body;
     try {
       response = await this._fetch("/api/auth/login", {
         method: "POST",
         cookie: true,
         body: { username, password },
       });
+      body = response.ok ? await bodyOf(response, { tokens: true }) : await errorOf(response);
     } catch (error) {
       if (generation !== this._generation) throw new Cancelled();
-      this._setState(STATE.SIGNED_OUT, "network");
+      this._setState(STATE.SIGNED_OUT, error.code || "network");
       throw error;
     }
-    const body = response.ok ? await response.json() : await errorOf(response);
     // close() (or a sign-out, or another login) came meanwhile: take nothing.
     if (generation !== this._generation) throw new Cancelled();
     if (!response.ok) {
@@ -439,19 +462,24 @@ export class AuthSocket extends EventTarget {
    * sign out. Failures throw AuthSocketError with the wire `code`.
    */
   async api(path, { method = "GET", body, cookie = false } = {}) {
+    // The sign-in this call is made for. Answered after a sign-out (and maybe
+    // another sign-in) on this client, a 401 speaks of the old token only: it
+    // neither signs the new session out nor is retried with its token.
+    const generation = this._generation;
     for (let attempt = 0; ; attempt++) {
       if (!this._access) throw new AuthSocketError("not_authenticated", "signed out");
       const response = await this._fetch(path, { method, body, cookie, auth: true });
       if (response.ok) {
-        return response.status === 204 ? null : response.json();
+        return response.status === 204 ? null : bodyOf(response);
       }
       const error = await errorOf(response);
-      if (response.status === 401 && error.code === "token_expired" && attempt === 0) {
+      const current = generation === this._generation;
+      if (current && response.status === 401 && error.code === "token_expired" && attempt === 0) {
         this._forceRefresh = true;
         await this.refresh();
         continue;
       }
-      if (response.status === 401 && DEAD_CREDENTIALS.has(error.code)) {
+      if (current && response.status === 401 && DEAD_CREDENTIALS.has(error.code)) {
         this._signOutLocal(error.code);
       }
       throw error;
@@ -599,8 +627,10 @@ export class AuthSocket extends EventTarget {
     });
     if (generation !== this._generation) throw new Cancelled();
     if (response.ok) {
+      const body = await bodyOf(response, { tokens: true });
+      if (generation !== this._generation) throw new Cancelled();
       this._forceRefresh = false;
-      this._adopt(await response.json(), { broadcast: true });
+      this._adopt(body, { broadcast: true });
       return "refreshed";
     }
     const error = await errorOf(response);
@@ -633,7 +663,7 @@ export class AuthSocket extends EventTarget {
     late.landed = answer
       .then(async (response) => {
         if (!response.ok) return;
-        const body = await response.json();
+        const body = await bodyOf(response, { tokens: true });
         if (generation !== this._generation || this._access !== sentWith) return;
         this._forceRefresh = false;
         this._adopt(body, { broadcast: true });
@@ -993,7 +1023,10 @@ export class AuthSocket extends EventTarget {
     const { backoffBaseMs, backoffCapMs } = this.options;
     const ceiling = Math.min(backoffCapMs, backoffBaseMs * 2 ** Math.min(attempt, 20));
     // "Equal jitter": never zero, never all clients at the same instant.
-    return Math.max(minMs, ceiling / 2 + Math.random() * (ceiling / 2));
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    // A floor (the long backoff of 4409/4429, a Retry-After) is waited in
+    // full, plus up to half of it again: the clients it holds back spread out too.
+    return delay >= minMs ? delay : minMs + Math.random() * (minMs / 2);
   }
 
   _scheduleReconnect(reason, minMs = 0, { immediate = false } = {}) {
@@ -1202,8 +1235,9 @@ export class AuthSocket extends EventTarget {
     } catch {
       return;
     }
-    const handler = FRAME_HANDLERS[frame?.type];
-    if (handler) handler.call(this, frame);
+    // Own keys only: a type such as `__proto__` or `constructor` is one we do not know.
+    const type = frame?.type;
+    if (typeof type === "string" && Object.hasOwn(FRAME_HANDLERS, type)) FRAME_HANDLERS[type].call(this, frame);
     // An answer may have freed a place for a queued subscribe.
     this._pumpSubscribes();
   }

@@ -7,6 +7,8 @@ const DEMO_PASSWORD = "authsocket-demo";
 const LOG_KEPT = 200;
 const TIMELINE_KEPT = 30;
 const HISTORY_LIMIT = 50;
+// Messages one list keeps: a page left open in a busy room drops the oldest.
+const MESSAGES_KEPT = 200;
 const COUNTDOWN_MS = 250; // smooth enough to see a 5 s token run out
 
 const params = new URLSearchParams(window.location.search);
@@ -18,6 +20,9 @@ window.authsocketDemo = { client };
 
 const $ = (id) => document.getElementById(id);
 const panes = new Map(); // stream -> { section, list, status, online, onlineCount }
+// Bumped whenever the signed-in user changes (resetApp): an answer to a
+// request made before it is someone else's, and is dropped, not shown.
+let epoch = 0;
 
 function el(tag, { text, className, attrs } = {}) {
   const node = document.createElement(tag);
@@ -212,6 +217,7 @@ client.addEventListener("user", (event) => {
 });
 
 function resetApp() {
+  epoch++;
   for (const pane of panes.values()) pane.section.remove();
   panes.clear();
   $("messages-user").replaceChildren();
@@ -249,6 +255,7 @@ function renderMessage(list, message) {
     }),
   );
   list.append(item);
+  while (list.children.length > MESSAGES_KEPT) list.firstElementChild.remove();
   list.scrollTop = list.scrollHeight;
 }
 
@@ -281,14 +288,17 @@ client.addEventListener("presence", (event) => {
 // ---- rooms ------------------------------------------------------------------
 
 async function loadRooms() {
+  const asked = epoch;
   let rooms;
   try {
     rooms = await client.api("/api/rooms");
   } catch (error) {
+    if (asked !== epoch) return;
     log(`rooms: ${error.code}`);
     document.body.dataset.rooms = "failed";
     return;
   }
+  if (asked !== epoch) return;
   const list = $("rooms");
   list.replaceChildren();
   for (const room of rooms) {
@@ -390,10 +400,13 @@ async function openPane(room) {
 // ---- account ----------------------------------------------------------------
 
 async function loadMe() {
+  const asked = epoch;
   try {
     const me = await client.api("/api/me");
+    if (asked !== epoch) return;
     $("admin-link").hidden = !me.is_staff;
   } catch (error) {
+    if (asked !== epoch) return;
     log(`me: ${error.code}`);
   }
   document.body.dataset.me = "loaded";
@@ -406,13 +419,15 @@ function describeAgent(agent) {
 }
 
 async function loadSessions() {
+  const asked = epoch;
   let sessions;
   try {
     sessions = await client.api("/api/auth/sessions");
   } catch (error) {
-    log(`sessions: ${error.code}`);
+    if (asked === epoch) log(`sessions: ${error.code}`);
     return;
   }
+  if (asked !== epoch) return;
   const list = $("sessions");
   list.replaceChildren();
   for (const session of sessions) {

@@ -1,0 +1,218 @@
+"""client.js and the answers it gets: who they are about, and what they are.
+
+A request made with one session's access token may be answered after that
+session ended and another began on the same client (a slow network). The
+answer's `401 revoked` is about the old token: it must not sign the new
+session out. And an answer that is not the JSON the API sends (a front end's
+page where the API was expected) is an error with a code, not a crash; a
+socket frame of a type it does not know is ignored, whatever its name. And a
+socket turned away with 4409 comes back after its long backoff plus jitter.
+"""
+
+import http.server
+import json
+import threading
+
+import pytest
+
+from tests.browser.conftest import ROOT
+from tests.browser.isolated import ALICE_LIVE, scripted_socket, welcoming_socket
+from tests.browser.test_demo import FETCH_GATE, HOLD, RELEASE
+
+pytestmark = pytest.mark.browser
+
+SESSIONS = "/api/auth/sessions"
+
+
+def test_a_late_401_for_the_previous_session_does_not_sign_out_the_next(
+    server, browsers
+):
+    """alice's `GET /api/auth/sessions` is held in the page; alice signs out
+    and carol signs in on the same client; then alice's request goes out, with
+    alice's revoked token, and is answered 401 `revoked`. The call fails with
+    that code, and carol stays signed in and live."""
+    page = browsers.context("alice").open()
+    page.js(FETCH_GATE)
+    page.js(HOLD, SESSIONS)
+    result = page.js_async(
+        "const { AuthSocket } = await import('/static/authsocket/client.js');"
+        "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
+        "window.__c = c;" + ALICE_LIVE + "const stale = c.api(arguments[0]).then("
+        "  () => 'answered', (error) => error.code);"
+        "await c.logout();"
+        "await c.login('carol', 'authsocket-demo');"
+        "await new Promise((resolve) => {"
+        "  if (c.state === 'live') resolve();"
+        "  c.addEventListener('state', (e) => e.detail.state === 'live' && resolve());"
+        "});"
+        "const signedOut = [];"
+        "c.addEventListener('state', (e) => signedOut.push(e.detail.reason));"
+        + RELEASE
+        + "const code = await stale;"
+        # A round trip later: the new token still works.
+        "const me = await c.api('/api/me').then((m) => m.username, (e) => e.code);"
+        "return { code, me, state: c.state, user: c.user && c.user.username,"
+        "  transitions: signedOut, access: c.accessToken !== null };",
+        SESSIONS,
+        timeout=30,
+    )
+    assert result == {
+        "code": "revoked",
+        "me": "carol",
+        "state": "live",
+        "user": "carol",
+        "transitions": [],
+        "access": True,
+    }, result
+
+
+@pytest.fixture
+def fallback_origin():
+    """A front end that answers every path with its page, 200 `text/html`
+    (a single-page app's fallback route), `/api/…` included: what a client
+    meets when the API is not routed where `baseUrl` says."""
+    client_js = (ROOT / "static" / "authsocket" / "client.js").read_bytes()
+    page = b"<!doctype html><title>app</title><p>the app</p>"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if b'"null-body"' in self.rfile.read(length):
+                # An error whose JSON body is no object: `null`.
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "4")
+                self.end_headers()
+                self.wfile.write(b"null")
+                return
+            js = self.path == "/client.js"
+            body = client_js if js else page
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript" if js else "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_page_where_json_was_expected_fails_cleanly(browsers, fallback_origin):
+    """Login and refresh answered 200 with an HTML page: each call fails with
+    an AuthSocketError (`bad_response`, transient like a proxy's 502 page), and
+    a failed login leaves the client `signed-out` with no token, not stuck in
+    `connecting`."""
+    page = browsers.context("app")
+    page.driver.get(fallback_origin + "/")
+    result = page.js_async(
+        "const { AuthSocket } = await import('/client.js');"
+        "const c = new AuthSocket({ channelName: 'isolated' });"
+        "const outcome = (call) => call.then("
+        "  () => 'resolved',"
+        "  (e) => ({ name: e.name, code: e.code ?? null, transient: e.transient ?? null }));"
+        "const login = await outcome(c.login('alice', 'authsocket-demo'));"
+        "const afterLogin = { state: c.state, token: c.accessToken ?? null };"
+        "const refresh = await outcome(c.refresh());"
+        "const nullBody = await outcome(c.login('null-body', 'x'));"
+        "c.close();"
+        "return { login, afterLogin, refresh, nullBody };",
+        timeout=20,
+    )
+    failure = {"name": "AuthSocketError", "code": "bad_response", "transient": True}
+    assert result == {
+        "login": failure,
+        "afterLogin": {"state": "signed-out", "token": None},
+        "refresh": failure,
+        # A 401 whose JSON body is `null`: the status still names the error.
+        "nullBody": {"name": "AuthSocketError", "code": "http_401", "transient": False},
+    }, result
+
+
+def test_frames_of_no_known_type_are_ignored(server, browsers):
+    """The client ignores a frame type it does not know. Names that are
+    also properties of every JavaScript object (`__proto__`, `constructor`,
+    `__defineGetter__`, …) are frame types it does not know too: none of them
+    may throw out of the socket's message handler, and the socket stays
+    usable. So are frames that are JSON but not an object."""
+    page = browsers.context("alice").open()
+    result = page.js_async(
+        "const { AuthSocket } = await import('/static/authsocket/client.js');"
+        + scripted_socket("ScriptedSocket")
+        + "const real = window.WebSocket;"
+        "window.WebSocket = ScriptedSocket;"
+        "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated' });"
+        "try {" + ALICE_LIVE + "} finally { window.WebSocket = real; }"
+        "const thrown = [];"
+        "for (const raw of arguments[0]) {"
+        "  try { window.__server.onmessage({ data: raw }); }"
+        "  catch (error) { thrown.push([raw, String(error)]); }"
+        "}"
+        "await c.ping();"
+        "const state = c.state; c.close();"
+        "return { thrown, state };",
+        [
+            "null",
+            "[]",
+            "42",
+            '"welcome"',
+            *(
+                json.dumps({"type": name})
+                for name in (
+                    "__proto__",
+                    "constructor",
+                    "__defineGetter__",
+                    "__defineSetter__",
+                    "hasOwnProperty",
+                    "toString",
+                    "valueOf",
+                )
+            ),
+        ],
+        timeout=20,
+    )
+    assert result == {"thrown": [], "state": "live"}, result
+
+
+REFUSING_SOCKET = welcoming_socket(
+    "RefusingSocket", 4409, "window.__openedAt.push(performance.now());"
+)
+
+
+def test_the_long_backoff_after_4409_has_jitter(server, browsers):
+    """docs/browser.md: 4409 and 4429 wait "a long backoff (30 s / 60 s with
+    jitter)", so the sockets a server turned away do not all come back at the
+    same instant. With `Math.random()` pinned near 1 the wait is well past
+    `longBackoffMs` (at most half as long again), never exactly it."""
+    page = browsers.context("alice").open()
+    gaps = page.js_async(
+        "const { AuthSocket } = await import('/static/authsocket/client.js');"
+        "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated',"
+        "  backoffBaseMs: 20, backoffCapMs: 40, longBackoffMs: 800 });"
+        + ALICE_LIVE
+        + "const real = window.WebSocket, random = Math.random;"
+        + REFUSING_SOCKET
+        + "window.__openedAt = []; window.WebSocket = RefusingSocket;"
+        "Math.random = () => 0.999;"
+        "try {"
+        "  c._ws.close(3000);"  # the real socket drops; every later one is refused
+        "  await new Promise((resolve) => {"
+        "    const seen = () => window.__openedAt.length >= 4 ? resolve() : c.addEventListener("
+        "      'socket', seen, { once: true });"
+        "    seen();"
+        "  });"
+        "} finally { window.WebSocket = real; Math.random = random; c.close(); }"
+        "const at = window.__openedAt;"
+        "return at.slice(1).map((t, i) => t - at[i]);",
+        timeout=20,
+    )
+    assert len(gaps) == 3, gaps
+    assert all(1000 < gap < 1600 for gap in gaps), gaps
