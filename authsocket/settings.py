@@ -262,6 +262,11 @@ AUTHSOCKET_REFRESH_TTL = env_int("AUTHSOCKET_REFRESH_TTL", 1_209_600, minimum=1)
 AUTHSOCKET_REFRESH_GRACE = env_int("AUTHSOCKET_REFRESH_GRACE", 10)
 AUTHSOCKET_TICKET_TTL = env_int("AUTHSOCKET_TICKET_TTL", 30, minimum=1)
 AUTHSOCKET_LEEWAY = env_int("AUTHSOCKET_LEEWAY", 10)
+# How long credentials of ended sessions and revocation log rows are kept
+# before `manage.py prune_credentials` deletes them.
+AUTHSOCKET_CREDENTIAL_RETENTION = env_int(
+    "AUTHSOCKET_CREDENTIAL_RETENTION", 2_592_000, minimum=1
+)
 AUTHSOCKET_REFRESH_COOKIE = "authsocket_refresh"
 
 # --- Throttles (per process cache, or Redis when REDIS_URL is set) --------------
