@@ -1,17 +1,22 @@
 """The command line, run as a person would: `python -m authsocket_client ...`."""
 
 import asyncio
+import base64
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import jwt
 import pytest
 
-from tests.client.conftest import PASSWORD
+from authsocket_client import ApiClient, FileTokenStore, Tokens
+from tests.client.conftest import PASSWORD, ScriptedServer
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e]
 
@@ -179,3 +184,157 @@ async def test_publish_without_tokens_says_to_sign_in(server, tmp_path):
     )
     assert done.returncode == 1
     assert "not_authenticated" in done.stderr and "Traceback" not in done.stderr
+
+
+# A server nobody listens on: the port was free a moment ago.
+UNREACHABLE = SimpleNamespace(http=f"http://127.0.0.1:{free_port()}")
+
+
+def unverified_jwt(claims_json: str) -> str:
+    """A JWT whose claims are the given text, as a hostile or broken issuer
+    could write it (not strict JSON: `Infinity`, `NaN`)."""
+
+    def part(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "HS256"}))
+    return f"{header}.{part(claims_json)}.c2ln"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        '{"exp": 1e300}',
+        '{"exp": -1e20}',
+        '{"exp": Infinity}',
+        '{"exp": NaN}',
+        '{"iat": 99999999999999}',
+    ],
+)
+def test_token_shows_times_out_of_range_plainly(tmp_path, claims):
+    """`token` is for looking at a token that may be broken: a time no clock
+    can show is printed as it is, never a traceback."""
+    done = cli(UNREACHABLE, tmp_path / "t.json", "token", unverified_jwt(claims))
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0 and "NOT verified" in done.stdout
+
+
+def test_token_too_deep_to_parse_is_not_a_jwt(tmp_path):
+    deep = "[" * 20_000 + "]" * 20_000
+    done = cli(UNREACHABLE, tmp_path / "t.json", "token", unverified_jwt(deep))
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1 and "not a JWT" in done.stderr
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ftp://example.com", "localhost:8000"])
+def test_a_url_the_client_cannot_use_is_a_usage_error(tmp_path, url):
+    done = cli(SimpleNamespace(http=url), tmp_path / "t.json", "me")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "--url" in done.stderr
+
+
+def test_publish_to_an_unreachable_server_fails_in_bounded_time(tmp_path):
+    """A socket retries an unreachable server without end, which suits
+    `listen` (it says so on stderr); `publish` is one command that must
+    end: it gives up after its timeout, with an error that says why."""
+    tokens = tmp_path / "t.json"
+    held = Tokens("a.b.c", "r", time.time() + 300, 300)
+    FileTokenStore(tokens, UNREACHABLE.http).save(held)
+    started = time.monotonic()
+    done = cli(UNREACHABLE, tokens, "publish", "room:lobby", "{}")  # 10 s default
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1 and "no live connection" in done.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_a_token_file_that_cannot_be_written_is_a_plain_error(server, tmp_path):
+    """Signed in, but the tokens cannot be saved where `--tokens` says (a
+    directory here): an error naming the file, not a traceback."""
+    tokens = tmp_path / "a-directory"
+    tokens.mkdir()
+    done = cli(
+        server,
+        tokens,
+        "login",
+        "--username",
+        "bob",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1 and str(tokens) in done.stderr
+
+
+async def test_logout_of_a_session_already_revoked_still_forgets_its_tokens(
+    server, tmp_path
+):
+    """`logout` revokes the session and forgets its tokens. Revoked already
+    (logout-all elsewhere, a password change), there is nothing to revoke,
+    but the dead tokens must not stay on disk: they are removed, and the
+    command says why it had nothing to do."""
+    tokens = tmp_path / "tokens.json"
+    signed_in = await asyncio.to_thread(
+        cli,
+        server,
+        tokens,
+        "login",
+        "--username",
+        "bob",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    store = FileTokenStore(tokens, server.http)
+    async with ApiClient(server.http, store=store) as api:
+        await api.request("POST", "/api/auth/logout-all")
+    done = await asyncio.to_thread(cli, server, tokens, "logout")
+    assert done.returncode == 0, done.stderr
+    assert "already ended" in done.stdout and "revoked" in done.stdout
+    assert store.load() is None
+
+
+async def test_listen_whose_first_connection_drops_before_the_answer_goes_on(
+    tmp_path,
+):
+    """`listen` reconnects by itself, from its start too: a connection that
+    drops before a stream is answered `subscribed` leaves the stream held
+    (the next welcome subscribes it again), so the command goes on instead
+    of exiting `disconnected`."""
+    async with ScriptedServer() as server:
+        tokens = tmp_path / "tokens.json"
+        held = Tokens("a.b.c", "r", time.time() + 300, 300)
+        FileTokenStore(tokens, server.url).save(held)
+        listener = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "authsocket_client",
+            "--url",
+            server.url,
+            "--tokens",
+            str(tokens),
+            "listen",
+            "room:r",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(20):
+                got = {}
+                while "room:r" not in got:
+                    _, frame, _ = await server.next(timeout=10)
+                    got[frame["stream"]] = frame
+                await server.connections[0].close(1011)  # room:r never answered
+                while True:
+                    ws, frame, _ = await server.next(timeout=10)
+                    await server.answer(ws, frame)
+                    if frame["stream"] == "room:r":
+                        break
+                message = {"type": "message", "stream": "room:r", "id": 1, "data": 7}
+                await ws.send(json.dumps(message))
+                line = json.loads(await next_line(listener.stdout))
+                assert (line["event"], line["id"], line["data"]) == ("message", 1, 7)
+        finally:
+            if listener.returncode is None:
+                listener.terminate()
+            await listener.wait()

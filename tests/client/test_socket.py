@@ -24,7 +24,7 @@ from authsocket_client import (
 )
 from tests.client.conftest import FAST, PASSWORD, store_in_lobby, welcome_frame
 from tests.http import call
-from tests.servers import manage
+from tests.servers import free_port, manage
 
 pytestmark = [pytest.mark.e2e]
 
@@ -458,3 +458,23 @@ async def test_a_server_that_welcomes_and_drops_at_once_gets_a_growing_backoff()
     gaps = [later - earlier for earlier, later in itertools.pairwise(opened)]
     # Drawn in [half, full] of 0.02·2ⁿ: at most 0.02 s first, at least 0.16 s fifth.
     assert gaps[-1] > 4 * gaps[0], gaps
+
+
+async def test_a_socket_not_live_in_time_is_a_typed_error_too():
+    """`Catch AuthSocketError for everything`: a call whose `timeout` runs
+    out before the socket is live (the server unreachable here) raises a
+    NetworkError, still a TimeoutError for callers that caught that."""
+    store = MemoryTokenStore(Tokens("a.b.c", None, time.time() + 300, 300))
+    async with ApiClient(f"http://127.0.0.1:{free_port()}", store=store) as api:
+        socket = api.socket(**FAST)
+        try:
+            for call in (
+                socket.wait_live(0.2),
+                socket.publish("room:lobby", {}, timeout=0.2),
+                socket.subscribe("room:lobby", timeout=0.2),
+            ):
+                with pytest.raises(NetworkError) as late:
+                    await call
+                assert isinstance(late.value, TimeoutError)
+        finally:
+            await socket.close()

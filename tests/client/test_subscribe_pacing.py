@@ -15,25 +15,21 @@ subscribes still queued.
 
 import asyncio
 import contextlib
-import json
 import signal
 import time
 
 import pytest
-import websockets
 
 from authsocket_client import (
     ApiClient,
     AuthSocketError,
     Disconnected,
     FrameError,
-    MemoryTokenStore,
     PresenceEvent,
-    Tokens,
     Unsubscribed,
 )
 from authsocket_client.socket import SUBSCRIBES_IN_FLIGHT
-from tests.client.conftest import FAST, PASSWORD, welcome_frame
+from tests.client.conftest import FAST, PASSWORD, ScriptedServer, scripted_socket
 from tests.servers import alice_rooms
 
 pytestmark = [pytest.mark.e2e]
@@ -129,71 +125,6 @@ async def test_a_reconnect_subscribes_more_streams_than_a_burst_again_without_44
 
 
 # --- against a scripted server ---------------------------------------------------
-
-
-class ScriptedServer:
-    """Welcomes each connection, answers `ping` and `unsubscribe` itself, and
-    hands every other frame to the test, which answers it (or not)."""
-
-    def __init__(self):
-        self.frames: asyncio.Queue = asyncio.Queue()  # (connection, frame, time)
-        self.connections: list = []
-
-    async def __aenter__(self):
-        self._server = await websockets.serve(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc_info):
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _serve(self, ws):
-        self.connections.append(ws)
-        await ws.send(json.dumps(welcome_frame()))
-        async for raw in ws:
-            frame = json.loads(raw)
-            if frame["type"] == "ping":
-                await ws.send(json.dumps({"type": "pong", "ref": frame["ref"]}))
-            elif frame["type"] == "unsubscribe":
-                await self.answer(ws, frame, "unsubscribed")
-            else:
-                await self.frames.put((ws, frame, time.monotonic()))
-
-    async def next(self, timeout: float = 5.0) -> tuple:
-        return await asyncio.wait_for(self.frames.get(), timeout)
-
-    async def subscribes(self, count: int) -> list[tuple]:
-        got = [await self.next() for _ in range(count)]
-        assert all(frame["type"] == "subscribe" for _, frame, _ in got), got
-        return got
-
-    @staticmethod
-    async def answer(ws, frame: dict, kind: str = "subscribed") -> None:
-        answer = {"type": kind, "stream": frame["stream"], "ref": frame["ref"]}
-        if kind == "subscribed":
-            answer["last_id"] = 0
-        await ws.send(json.dumps(answer))
-
-    @staticmethod
-    async def refuse(ws, frame: dict, code: str) -> None:
-        answer = {"type": "error", "code": code, "detail": "", "ref": frame["ref"]}
-        await ws.send(json.dumps(answer))
-
-
-@contextlib.asynccontextmanager
-async def scripted_socket(server: ScriptedServer):
-    """A live socket of alice on `server`, closed with its client at the end."""
-    tokens = Tokens("a.b.c", None, time.time() + 300, 300)
-    api = ApiClient(server.url, store=MemoryTokenStore(tokens))
-    socket = api.socket(renew=False, **FAST)
-    try:
-        await socket.wait_live(5)
-        yield socket
-    finally:
-        await socket.close()
-        await api.aclose()
 
 
 def names(frames: list[tuple]) -> list[str]:

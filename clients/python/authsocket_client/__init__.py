@@ -17,6 +17,7 @@ from authsocket_client.errors import (
     Disconnected,
     FrameError,
     NetworkError,
+    NotLive,
     TokenRotated,
 )
 from authsocket_client.presence import PresenceEvent, PresenceView
@@ -45,6 +46,7 @@ __all__ = [
     "MemoryTokenStore",
     "Message",
     "NetworkError",
+    "NotLive",
     "PresenceEvent",
     "PresenceView",
     "ServerClient",

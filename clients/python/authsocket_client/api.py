@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import weakref
 from typing import Any
 
 from authsocket_client.errors import CredentialsRejected, TokenRotated
@@ -44,6 +45,8 @@ class ApiClient:
         self._spent: str | None = None
         self.refreshes = 0  # refreshes this client made itself
         self.rotated = 0  # refreshes answered `token_rotated`, settled by the store
+        # Closed with the client: they run on its HTTP session.
+        self._sockets: weakref.WeakSet[AuthSocket] = weakref.WeakSet()
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -52,6 +55,9 @@ class ApiClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the sockets this client made, then its HTTP session."""
+        for socket in list(self._sockets):
+            await socket.close()
         await self.http.aclose()
 
     # --- tokens ---------------------------------------------------------------
@@ -168,8 +174,16 @@ class ApiClient:
         return (await self.request("POST", "/api/auth/ticket"))["ticket"]
 
     async def logout(self) -> None:
-        """Revoke this session on the server and forget its tokens."""
-        await self.request("POST", "/api/auth/logout")
+        """Revoke this session on the server and forget its tokens.
+
+        Tokens the server calls dead (revoked, session expired) are forgotten
+        too, and that CredentialsRejected raised: nothing was left to revoke.
+        """
+        try:
+            await self.request("POST", "/api/auth/logout")
+        except CredentialsRejected:
+            self.store.save(None)
+            raise
         self.store.save(None)
 
     async def rooms(self) -> list[dict[str, Any]]:
@@ -208,5 +222,8 @@ class ApiClient:
         )
 
     def socket(self, **options: Any) -> AuthSocket:
-        """A reconnecting socket of this session (see `AuthSocket` for options)."""
-        return AuthSocket(self, **options)
+        """A reconnecting socket of this session (see `AuthSocket` for options);
+        `aclose()` closes it too."""
+        socket = AuthSocket(self, **options)
+        self._sockets.add(socket)
+        return socket

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import math
 import os
 import sys
 import time
@@ -23,18 +24,43 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from authsocket_client.api import ApiClient
-from authsocket_client.errors import ApiError, AuthSocketError, CredentialsRejected
+from authsocket_client.errors import (
+    ApiError,
+    AuthSocketError,
+    CredentialsRejected,
+    Disconnected,
+)
 from authsocket_client.presence import PresenceEvent
 from authsocket_client.protocol import DEFAULT_URL, TRANSPORTS
 from authsocket_client.socket import Message, Unsubscribed
 from authsocket_client.tokens import FileTokenStore, default_token_path, jwt_parts
 
+# How long `publish` tries to get a live socket: a socket retries an
+# unreachable server without end, and one command must end.
+PUBLISH_TIMEOUT = 10.0
+
 UNVERIFIED = (
     "NOT verified: this tool holds no key, so it cannot check the signature "
     "(the server does); trust nothing below"
 )
+
+
+def server_url(text: str) -> str:
+    """`--url`: an http(s) URL with a host, else a usage error (not a traceback
+    from deep inside httpx or websockets)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a URL: {text!r} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"not an http:// or https:// URL with a host: {text!r}"
+        )
+    return text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument(
         "--url",
+        type=server_url,
         default=os.environ.get("AUTHSOCKET_URL", DEFAULT_URL),
         help=f"the server (default {DEFAULT_URL}, or $AUTHSOCKET_URL)",
     )
@@ -87,6 +114,12 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("stream")
     publish.add_argument("data", help='JSON, e.g. \'{"text": "hi"}\'')
     publish.add_argument("--transport", choices=TRANSPORTS, default="header")
+    publish.add_argument(
+        "--timeout",
+        type=float,
+        default=PUBLISH_TIMEOUT,
+        help=f"seconds to get a live socket, then an answer (default {PUBLISH_TIMEOUT:g})",
+    )
 
     who = commands.add_parser("presence", help="who is on a stream now")
     who.add_argument("stream")
@@ -125,6 +158,11 @@ def run(argv: list[str] | None) -> int:
     except AuthSocketError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # `main` ends quietly
+    except OSError as exc:  # the token file: unwritable, a directory, ...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 async def cmd_login(args: argparse.Namespace, store: FileTokenStore) -> int:
@@ -144,8 +182,17 @@ async def cmd_login(args: argparse.Namespace, store: FileTokenStore) -> int:
 
 
 async def cmd_logout(args: argparse.Namespace, store: FileTokenStore) -> int:
+    held = store.load() is not None
     async with ApiClient(args.url, store=store) as api:
-        await api.logout()
+        try:
+            await api.logout()
+        except CredentialsRejected as exc:
+            if not held:
+                raise  # nothing saved: "sign in first"
+            print(
+                f"signed out: the session had already ended ({exc.code}); tokens removed"
+            )
+            return 0
     print("signed out; tokens removed")
     return 0
 
@@ -172,7 +219,15 @@ async def cmd_listen(args: argparse.Namespace, store: FileTokenStore) -> int:
                     if args.presence is None
                     else args.presence
                 )
-                await socket.subscribe(stream, since=args.since, presence=presence)
+                try:
+                    await socket.subscribe(stream, since=args.since, presence=presence)
+                except Disconnected:
+                    # Not answered, but held: the next welcome subscribes it.
+                    print(
+                        f"[{stream}] the connection closed before the answer; "
+                        "subscribing again on the next one",
+                        file=sys.stderr,
+                    )
             async for event in socket:
                 print(show(event), flush=True)
         finally:
@@ -186,11 +241,21 @@ async def cmd_publish(args: argparse.Namespace, store: FileTokenStore) -> int:
     except ValueError as exc:
         print(f"error: DATA must be JSON ({exc})", file=sys.stderr)
         return 2
-    async with (
-        ApiClient(args.url, store=store) as api,
-        api.socket(transport=args.transport) as socket,
-    ):
-        message_id = await socket.publish(args.stream, data)
+    async with ApiClient(args.url, store=store) as api:
+        socket = api.socket(transport=args.transport)
+        try:
+            try:
+                await socket.wait_live(args.timeout)
+            except TimeoutError:
+                print(
+                    f"error: no live connection to {args.url} in {args.timeout:g} s "
+                    "(unreachable, or refusing the socket)",
+                    file=sys.stderr,
+                )
+                return 1
+            message_id = await socket.publish(args.stream, data, timeout=args.timeout)
+        finally:
+            await socket.close()
     print(f"published {args.stream} #{message_id}")
     return 0
 
@@ -232,8 +297,9 @@ def show_token(args: argparse.Namespace, store: FileTokenStore) -> int:
     for name, value in claims.items():
         shown = _when(value) if name in ("exp", "iat", "nbf") else json.dumps(value)
         print(f"  {name}: {shown}")
-    if isinstance(claims.get("exp"), int | float):
-        left = claims["exp"] - time.time()
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and math.isfinite(exp):
+        left = exp - time.time()
         verdict = (
             _duration(left) if left > 0 else f"none, expired {_duration(-left)} ago"
         )
@@ -290,7 +356,10 @@ def _snapshot_event(stream: str, snapshot: dict[str, Any]) -> PresenceEvent:
 def _when(value: Any) -> str:
     if not isinstance(value, int | float):
         return json.dumps(value)
-    stamp = datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    try:
+        stamp = datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # no date: far off, or not finite
+        return f"{json.dumps(value)} (not a date this machine can show)"
     return f"{value} ({stamp})"
 
 

@@ -51,6 +51,13 @@ class NetworkError(AuthSocketError):
         super().__init__("network", detail)
 
 
+class NotLive(NetworkError, TimeoutError):
+    """The socket was not live before the caller's timeout ran out.
+
+    Also a TimeoutError, which `wait_live()` raised before it was typed.
+    """
+
+
 class ApiError(AuthSocketError):
     """The HTTP API answered with an error (`{"detail", "code"}`)."""
 

@@ -60,7 +60,7 @@ class HttpSession:
             raise NetworkError(f"{method} {path}: {type(exc).__name__}") from exc
         try:
             parsed = response.json() if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None  # a proxy's HTML error page: the status says enough
         if response.is_success:
             return parsed

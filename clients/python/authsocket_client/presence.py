@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from authsocket_client.protocol import is_id
+
 
 @dataclass(frozen=True)
 class PresenceEvent:
@@ -52,7 +54,7 @@ class PresenceView:
         if kind == "presence":
             return self._snapshot(frame)
         user = frame.get("user")
-        if not isinstance(user, dict) or "id" not in user:
+        if not isinstance(user, dict) or not is_id(user.get("id")):
             return None
         user_id = user["id"]
         if kind == "presence.join":
@@ -75,9 +77,15 @@ class PresenceView:
             return self._event("leave", user, changed)
         return None
 
-    def _snapshot(self, frame: dict[str, Any]) -> PresenceEvent:
-        users = [u for u in frame.get("users") or () if isinstance(u, dict)]
-        self._users = {u["id"]: dict(u) for u in users if "id" in u}
+    def _snapshot(self, frame: dict[str, Any]) -> PresenceEvent | None:
+        users = frame.get("users")
+        if not isinstance(users, list):
+            return None  # not a snapshot: the view stands
+        self._users = {
+            u["id"]: dict(u)
+            for u in users
+            if isinstance(u, dict) and is_id(u.get("id"))
+        }
         self._left = set()
         count = frame.get("count")
         self.count = count if isinstance(count, int) else len(self._users)

@@ -5,6 +5,7 @@ the server; tests assert the two agree.
 """
 
 from enum import IntEnum
+from typing import TypeGuard
 
 SUBPROTOCOL = "authsocket.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token."
@@ -28,3 +29,8 @@ class CloseCode(IntEnum):
 
 
 TRANSPORTS = ("header", "subprotocol", "ticket", "query")
+
+
+def is_id(value: object) -> TypeGuard[int]:
+    """A user or message id of the contract: an integer (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)

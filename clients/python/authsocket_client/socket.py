@@ -46,6 +46,7 @@ from authsocket_client.errors import (
     Disconnected,
     FrameError,
     NetworkError,
+    NotLive,
 )
 from authsocket_client.log_redaction import websockets_logger
 from authsocket_client.presence import PresenceEvent, PresenceView
@@ -55,6 +56,7 @@ from authsocket_client.protocol import (
     TRANSPORTS,
     USER_STREAM,
     CloseCode,
+    is_id,
 )
 from authsocket_client.tokens import Tokens
 
@@ -71,6 +73,11 @@ MIN_LIFE_S = 1.0
 # server that allows 8 frames a second or more (the default is 50/s); and 8
 # per round trip still subscribes quickly over a slow network.
 SUBSCRIBES_IN_FLIGHT = 8
+# The largest frame read by default (websockets' own default): a server
+# frame is its message's data, at most the server's AUTHSOCKET_MAX_MESSAGE_BYTES
+# (64 KiB unless raised), and 2 KiB of envelope.
+MAX_MESSAGE_BYTES = 2**20
+FRAME_TOO_BIG = 1009  # the close websockets sends over `max_message_bytes`
 
 
 class State:
@@ -197,6 +204,10 @@ class AuthSocket:
     URL) or "query" (`?token=`, which puts the JWT in URLs and logs).
     renew_at: the share of the token's life after which it is renewed in band;
     renew=False lets it expire instead (close 4401, refresh, reconnect).
+    max_message_bytes: the largest frame read (1 MiB); a larger one closes
+    the connection (1009). Raise it above the server's
+    `AUTHSOCKET_MAX_MESSAGE_BYTES` + 2 KiB when that is over 1 MiB, or a
+    stored message that big is replayed, and closes, at every reconnect.
     """
 
     def __init__(
@@ -213,6 +224,7 @@ class AuthSocket:
         renew: bool = True,
         open_timeout: float = 10.0,
         request_timeout: float = 10.0,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         on_state: Callable[[str, str], None] | None = None,
     ):
         if transport not in TRANSPORTS:
@@ -228,6 +240,7 @@ class AuthSocket:
         self.renew_at = renew_at
         self.renew = renew
         self.open_timeout = open_timeout
+        self.max_message_bytes = max_message_bytes
         self.request_timeout = request_timeout
         self.on_state = on_state
 
@@ -282,7 +295,8 @@ class AuthSocket:
             self._task = asyncio.create_task(self._run(), name="authsocket")
 
     async def wait_live(self, timeout: float | None = None) -> None:
-        """Wait until welcomed; raises the error that stopped the socket, if any."""
+        """Wait until welcomed; raises the error that stopped the socket, if any,
+        and NotLive (a NetworkError, and a TimeoutError) once `timeout` is out."""
         self.start()
         live = asyncio.ensure_future(self._live.wait())
         stopped = asyncio.ensure_future(self._stopped.wait())
@@ -296,7 +310,7 @@ class AuthSocket:
         if self._stopped.is_set():
             raise self.error or Disconnected("the socket was closed")
         if not done:
-            raise TimeoutError("the socket did not become live in time")
+            raise NotLive(f"the socket was not live within {timeout} s")
 
     async def close(self) -> None:
         """Close for good (no reconnect); the event iterator ends."""
@@ -374,7 +388,10 @@ class AuthSocket:
         answer = await self._request(
             {"type": "publish", "stream": stream, "data": data}, timeout=timeout
         )
-        return answer["id"]
+        message_id = answer.get("id")
+        if not is_id(message_id):
+            raise FrameError("bad_answer", "`published` without an integer `id`")
+        return message_id
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Round trip over the live socket, in seconds."""
@@ -477,6 +494,11 @@ class AuthSocket:
         renewer = asyncio.create_task(self._renewer(ws) if self.renew else _idle())
         try:
             code = await self._read(ws)
+        except Exception:
+            # Not a close: `_run` stops the socket, and this connection must
+            # end with it (detached, `_stop` no longer sees it).
+            await ws.close(CloseCode.INTERNAL_ERROR)
+            raise
         finally:
             renewer.cancel()
             self._detach()
@@ -507,11 +529,12 @@ class AuthSocket:
         else:
             url = _with_query(url, "token", tokens.access)
         try:
-            return await connect(
+            return await _connect(
                 url,
                 additional_headers=headers,
                 subprotocols=subprotocols,
                 open_timeout=self.open_timeout,
+                max_size=self.max_message_bytes,
                 logger=websockets_logger,  # its DEBUG log holds no credential
             )
         except websockets.InvalidStatus as exc:
@@ -557,6 +580,11 @@ class AuthSocket:
     def _after_close(self, code: int) -> float:
         """What the close code asks of us (docs/protocol.md, closing codes)."""
         logger.info("socket closed with %s", code)
+        if code == FRAME_TOO_BIG:
+            logger.warning(
+                "a server frame was over max_message_bytes (%s): raise it",
+                self.max_message_bytes,
+            )
         # Reconnect at once only the first time, and not after a connection
         # that died young (a server that keeps closing must not make us spin).
         lived = time.monotonic() - self._connected_at
@@ -726,7 +754,7 @@ class AuthSocket:
     async def _on_frame(self, ws: ClientConnection, raw: str | bytes) -> None:
         try:
             frame = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # too deep for the parser, too
             logger.warning("ignored a frame that is not JSON")
             return
         if not isinstance(frame, dict):
@@ -766,10 +794,13 @@ class AuthSocket:
                 # a reset may skip some, and that is no gap.
                 self.stats.resets += 1
                 entry.reset = True
-                if isinstance(last_id, int) and last_id < (entry.position or 0):
+                if is_id(last_id) and last_id < (entry.position or 0):
                     entry.position = last_id
-            elif entry.position is None and isinstance(last_id, int):
-                entry.position = last_id
+            elif is_id(last_id) and (entry.position is None or not entry.history):
+                # Sent without `since` (nothing seen yet, or a kind without
+                # history followed again from now): exactly the ids after
+                # `last_id` follow, so those before it are no gap.
+                entry.position = max(entry.position or 0, last_id)
             if entry.presence:
                 entry.view = entry.view or PresenceView(entry.name)
         pending = self._settle(frame)
@@ -780,11 +811,11 @@ class AuthSocket:
             await self._pump()
 
     async def _on_message(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
-        try:
-            message = Message.from_frame(frame)
-        except KeyError:
-            logger.warning("ignored a message frame without stream or id")
+        # Checked, not trusted: an id compared with positions must be an integer.
+        if not isinstance(frame.get("stream"), str) or not is_id(frame.get("id")):
+            logger.warning("ignored a message frame without a valid stream or id")
             return
+        message = Message.from_frame(frame)
         entry = self._streams.get(message.stream)
         if entry is None:
             if message.stream != USER_STREAM:
@@ -821,7 +852,7 @@ class AuthSocket:
         if entry is None:
             return
         next_since = frame.get("next_since")
-        if isinstance(next_since, int):
+        if is_id(next_since):
             entry.position = max(entry.position or 0, next_since)
         entry.resyncing = True
         self._enqueue(entry)
@@ -1031,6 +1062,24 @@ def _resumed(delivered_here: int | None, since: int) -> int:
 
 async def _idle() -> None:
     """No renewal: the token runs out, the server closes 4401, we reconnect."""
+
+
+class _connect(connect):
+    """websockets' `connect`, which follows redirects, but never to another
+    host: the handshake carries the access token (header, subprotocol), and
+    websockets sends the same headers and subprotocols after a redirect.
+    Within the host, only to the same port or from ws:// up to wss://
+    (websockets itself refuses a downgrade). Not followed, the redirect is
+    a refused handshake."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        target = super().process_redirect(exc)
+        if isinstance(target, str):
+            old, new = parse_uri(self.uri), parse_uri(target)
+            upgrade = new.secure and not old.secure
+            if new.host != old.host or (new.port != old.port and not upgrade):
+                return exc
+        return target
 
 
 def _ws_url(http_url: str) -> str:

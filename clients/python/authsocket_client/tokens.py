@@ -13,9 +13,15 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: saves are atomic, but not serialized
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,10 @@ class FileTokenStore:
     """Tokens in a JSON file (mode 0600), one entry per server URL.
 
     Several processes may share it: writes are atomic (rename), and a process
-    that lost a refresh race reads the winner's tokens from here.
+    that lost a refresh race reads the winner's tokens from here. A save
+    reads the file and writes it whole, under an exclusive lock (a
+    `.lock` file beside it), so that two writers never put back each
+    other's older entry: that would bring back a rotated refresh token.
     """
 
     def __init__(self, path: Path | str, url: str):
@@ -102,12 +111,29 @@ class FileTokenStore:
             return None
 
     def save(self, tokens: Tokens | None) -> None:
-        entries = self._entries()
-        if tokens is None:
-            entries.pop(self.url, None)
-        else:
-            entries[self.url] = asdict(tokens)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._locked():
+            entries = self._entries()
+            if tokens is None:
+                entries.pop(self.url, None)
+            else:
+                entries[self.url] = asdict(tokens)
+            self._write(entries)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed
+            yield
+        finally:
+            os.close(fd)
+
+    def _write(self, entries: dict[str, Any]) -> None:
         fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
         try:
             os.fchmod(fd, 0o600)  # before any secret is written
@@ -131,7 +157,7 @@ def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ValueError("not a JWT (expected three dot-separated parts)")
     try:
         header, claims = (json.loads(_b64url_decode(part)) for part in parts[:2])
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"not a JWT: {exc}") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise ValueError("not a JWT (header and claims must be JSON objects)")

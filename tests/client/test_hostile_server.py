@@ -1,0 +1,325 @@
+"""The client against a server that misbehaves: its frames are checked, not
+trusted, and its redirects do not get the credentials.
+
+Against scripted servers (`websockets.serve`), because daphne never sends
+these frames: what the client must survive is exactly what authsocket does
+not do.
+"""
+
+import asyncio
+import json
+import time
+from http import HTTPStatus
+
+import httpx
+import pytest
+import websockets
+
+from authsocket_client import (
+    ApiClient,
+    AuthSocketError,
+    MemoryTokenStore,
+    Message,
+    ServerClient,
+    Tokens,
+)
+from authsocket_client.http import HttpSession
+from tests.client.conftest import FAST, ScriptedServer, scripted_socket, welcome_frame
+
+pytestmark = [pytest.mark.e2e]
+
+
+async def next_message(socket, timeout: float = 5) -> Message:
+    async with asyncio.timeout(timeout):
+        async for event in socket:
+            if isinstance(event, Message):
+                return event
+    raise AssertionError("the socket stopped")
+
+
+BOB = {"id": 2, "username": "bob"}
+
+
+async def held_with_presence(server: ScriptedServer, socket, stream: str):
+    """`stream` subscribed with presence at `last_id` 0, bob present on it;
+    answers the connection."""
+    subscribing = asyncio.create_task(socket.subscribe(stream, presence=True))
+    (ws, user, _), (_, room, _) = await server.subscribes(2)
+    await server.answer(ws, user)
+    await server.answer(ws, room)
+    await asyncio.wait_for(subscribing, 5)
+    snapshot = {"type": "presence", "stream": stream, "count": 1}
+    await ws.send(json.dumps({**snapshot, "users": [{**BOB, "connections": 1}]}))
+    return ws
+
+
+MALFORMED = {
+    "message id not an integer": {"type": "message", "stream": "room:r", "id": "1"},
+    "message id null": {"type": "message", "stream": "room:r", "id": None},
+    "message id a boolean": {"type": "message", "stream": "room:r", "id": True},
+    "message stream not a string": {"type": "message", "stream": ["room:r"], "id": 1},
+    "snapshot users not a list": {
+        "type": "presence",
+        "stream": "room:r",
+        "users": 5,
+        "count": 1,
+    },
+    "snapshot user id not an integer": {
+        "type": "presence",
+        "stream": "room:r",
+        "users": [{"id": [1], "username": "x"}],
+        "count": 1,
+    },
+    "join user id not an integer": {
+        "type": "presence.join",
+        "stream": "room:r",
+        "user": {"id": {"a": 1}, "username": "x"},
+    },
+    "leave user id not an integer": {
+        "type": "presence.leave",
+        "stream": "room:r",
+        "user": {"id": [1], "username": "x"},
+    },
+    "nested beyond the parser's depth": "[" * 100_000 + "]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("frame", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_a_malformed_frame_is_ignored_and_the_socket_stays_up(frame):
+    """One bad frame of the server (wrong types, too deep for the parser)
+    must not stop the socket for good nor swallow what follows: it is
+    ignored, and the next good message of the stream is delivered."""
+    async with ScriptedServer() as server, scripted_socket(server) as socket:
+        ws = await held_with_presence(server, socket, "room:r")
+        await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+        await ws.send(json.dumps({"type": "message", "stream": "room:r", "id": 1}))
+        message = await next_message(socket)
+        assert (message.stream, message.id) == ("room:r", 1)
+        assert socket.live and socket.error is None
+        assert socket.stats.connects == 1 and socket.stats.closes == {}
+        assert socket.stats.gaps == {} and socket.stats.duplicates == {}
+        assert socket.presence("room:r") is not None
+
+
+async def test_a_stream_without_history_resubscribed_from_now_counts_no_gap():
+    """A kind without history refuses `since` (`bad_request`), so after a
+    reconnect the socket follows it again from now: what was published
+    while it was away was never going to come, and `subscribed` says where
+    "now" is (`last_id`). The next id is no gap: `stats.gaps` counts what
+    the server skipped, not what the client chose not to ask for."""
+    async with ScriptedServer() as server, scripted_socket(server) as socket:
+        subscribing = asyncio.create_task(socket.subscribe("board:b"))
+        (ws, user, _), (_, board, _) = await server.subscribes(2)
+        await server.answer(ws, user)
+        await server.answer(ws, board)
+        await asyncio.wait_for(subscribing, 5)
+        await ws.send(json.dumps({"type": "message", "stream": "board:b", "id": 1}))
+        assert (await next_message(socket)).id == 1
+        await ws.close(1011)
+        (ws, user, _), (_, board, _) = await server.subscribes(2)
+        assert board["since"] == 1
+        await server.answer(ws, user)
+        await server.refuse(ws, board, "bad_request")
+        (_, board, _) = await server.next()
+        assert board["type"] == "subscribe" and "since" not in board
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribed",
+                    "stream": "board:b",
+                    "last_id": 5,
+                    "ref": board["ref"],
+                }
+            )
+        )
+        await ws.send(json.dumps({"type": "message", "stream": "board:b", "id": 6}))
+        assert (await next_message(socket)).id == 6
+        assert socket.stats.gaps == {} and socket.stats.duplicates == {}
+        assert socket.position("board:b") == 6
+
+
+ACCESS = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2VjcmV0LXNpZ25hdHVyZQ"
+
+
+class Trap:
+    """A WebSocket server that records every handshake it is sent, and refuses it."""
+
+    def __init__(self):
+        self.requests: list = []
+
+    def _record(self, connection, request):
+        self.requests.append(request)
+        return connection.respond(HTTPStatus.FORBIDDEN, "trap\n")
+
+    async def __aenter__(self):
+        self._server = await websockets.serve(
+            None, "127.0.0.1", 0, process_request=self._record
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self._server.close()
+        await self._server.wait_closed()
+
+
+@pytest.mark.parametrize("transport", ["header", "subprotocol"])
+async def test_a_redirect_to_another_origin_never_gets_the_token(transport):
+    """The handshake carries the access token (header or subprotocol). A
+    redirect answered to it (a proxy moved to another host, an open
+    redirect) must not carry it to another origin: the client refuses to
+    follow, as a browser drops `Authorization` on a cross-origin redirect."""
+
+    def redirect(connection, request):
+        response = connection.respond(HTTPStatus.FOUND, "moved\n")
+        response.headers["Location"] = f"ws://127.0.0.1:{trap.port}/ws/"
+        return response
+
+    async with (
+        Trap() as trap,
+        websockets.serve(None, "127.0.0.1", 0, process_request=redirect) as moved,
+    ):
+        port = moved.sockets[0].getsockname()[1]
+        store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+        async with ApiClient(f"http://127.0.0.1:{port}", store=store) as api:
+            socket = api.socket(transport=transport, max_refusals=0, **FAST)
+            try:
+                with pytest.raises(AuthSocketError):
+                    await socket.wait_live(10)
+            finally:
+                await socket.close()
+        assert trap.requests == []
+
+
+async def test_a_socket_stopped_by_an_unexpected_error_closes_its_connection():
+    """An error the socket does not expect (here the caller's `on_state`
+    callback raising) stops it for good, loudly; the connection it had open
+    must close with it, not stay up on its keepalive with nobody reading."""
+
+    def on_state(state: str, reason: str) -> None:
+        if state == "live":
+            raise RuntimeError("a bug in the callback")
+
+    async with ScriptedServer() as server:
+        store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+        async with ApiClient(server.url, store=store) as api:
+            socket = api.socket(on_state=on_state, **FAST)
+            try:
+                with pytest.raises(AuthSocketError) as stopped:
+                    async with asyncio.timeout(5):
+                        async for _ in socket:
+                            pass
+                assert stopped.value.code == "client_error"
+                await asyncio.wait_for(server.connections[0].wait_closed(), 5)
+            finally:
+                await socket.close()
+
+
+async def test_a_redirect_within_the_origin_is_still_followed():
+    """A path moved on the same server (`/ws/` → `/ws/v2/`) keeps working:
+    only another origin is refused."""
+
+    def redirect(connection, request):
+        if request.path == "/ws/":
+            response = connection.respond(HTTPStatus.MOVED_PERMANENTLY, "moved\n")
+            response.headers["Location"] = "/ws/v2/"
+            return response
+        return None
+
+    async def welcome(ws):
+        await ws.send(json.dumps(welcome_frame()))
+        await ws.wait_closed()
+
+    async with websockets.serve(
+        welcome, "127.0.0.1", 0, process_request=redirect
+    ) as moved:
+        port = moved.sockets[0].getsockname()[1]
+        store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+        async with (
+            ApiClient(f"http://127.0.0.1:{port}", store=store) as api,
+            api.socket(**FAST) as socket,
+        ):
+            assert socket.welcome["user"]["username"] == "alice"
+
+
+async def test_frames_above_a_mebibyte_are_read_when_the_limit_is_raised():
+    """websockets closes a connection whose frame is over its limit (1 MiB
+    unless told), and a stored message that big is replayed at every
+    reconnect: a server whose AUTHSOCKET_MAX_MESSAGE_BYTES is raised above
+    it needs a client whose limit can be raised too."""
+    big = "x" * (2 * 2**20)
+    async with ScriptedServer() as server:
+        store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+        async with ApiClient(server.url, store=store) as api:
+            socket = api.socket(max_message_bytes=4 * 2**20, renew=False, **FAST)
+            try:
+                await socket.wait_live(5)
+                ws = server.connections[0]
+                frame = {"type": "message", "stream": "user", "id": 1, "data": big}
+                await ws.send(json.dumps(frame))
+                message = await next_message(socket)
+                assert (message.id, len(message.data)) == (1, len(big))
+                assert socket.stats.closes == {}
+            finally:
+                await socket.close()
+
+
+async def test_closing_the_client_closes_the_sockets_it_made():
+    """A socket runs on its client's HTTP session (refresh, tickets, asking
+    why a handshake was refused). Closing the client ends its sockets too,
+    instead of leaving them connected until the next HTTP call fails."""
+    async with ScriptedServer() as server:
+        store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+        api = ApiClient(server.url, store=store)
+        socket = api.socket(**FAST)
+        await socket.wait_live(5)
+        await api.aclose()
+        await asyncio.wait_for(server.connections[0].wait_closed(), 5)
+        assert socket.state == "stopped"
+        async with asyncio.timeout(5):
+            assert [event async for event in socket] == []
+
+
+async def test_a_published_answer_without_an_id_is_a_typed_error():
+    """`publish()` answers the stored id; an answer without one is the
+    server's fault, raised as an AuthSocketError like every other failure,
+    not a KeyError out of the client's insides."""
+    async with ScriptedServer() as server, scripted_socket(server) as socket:
+        publishing = asyncio.create_task(socket.publish("room:r", {"n": 1}))
+        while True:
+            ws, frame, _ = await server.next()
+            if frame["type"] == "publish":
+                break
+        await ws.send(json.dumps({"type": "published", "ref": frame["ref"]}))
+        with pytest.raises(AuthSocketError) as refused:
+            await asyncio.wait_for(publishing, 5)
+        assert refused.value.code == "bad_answer"
+        assert socket.live
+
+
+async def test_an_http_answer_too_deep_to_parse_is_still_a_typed_error():
+    """An error page the client cannot parse (too deep for Python's parser
+    here) is judged by its status, as an HTML page from a proxy is: the
+    ApiError of that status, which ServerClient retries on a 5xx."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(503, content=deep)
+        return httpx.Response(201, json={"stream": "room:r", "id": 1})
+
+    transport = httpx.MockTransport(answer)
+    backend = ServerClient("http://server.test", "ask_key", backoff_base=0.01)
+    await backend.http.aclose()  # replaced by one on the scripted transport
+    backend.http = HttpSession(
+        backend.url,
+        timeout=5,
+        client=httpx.AsyncClient(base_url=backend.url, transport=transport),
+    )
+    async with backend:
+        assert (await backend.publish("room:r", {}))["id"] == 1
+    assert len(calls) == 2
+    keys = {request.headers["Idempotency-Key"] for request in calls}
+    assert len(keys) == 1
