@@ -148,6 +148,9 @@ class Cancelled extends AuthSocketError {
  * A truncated snapshot lists at most 1,000 users while `count` counts them
  * all: a leave of a user it did not list lowers `count` all the same, once.
  */
+/** A presence frame's user: an object with an id (a server may send anything). */
+const isUser = (user) => user !== null && typeof user === "object" && user.id !== undefined;
+
 export class PresenceView {
   constructor() {
     this.users = new Map(); // user id -> { id, username, connections }
@@ -160,7 +163,9 @@ export class PresenceView {
 
   snapshot({ users = [], count, truncated = false }) {
     this.users = new Map(
-      users.map((user) => [user.id, { id: user.id, username: user.username, connections: user.connections ?? 1 }]),
+      users
+        .filter(isUser)
+        .map((user) => [user.id, { id: user.id, username: user.username, connections: user.connections ?? 1 }]),
     );
     this.count = Number.isInteger(count) ? count : this.users.size;
     this.truncated = truncated === true;
@@ -169,7 +174,7 @@ export class PresenceView {
 
   /** True when the user was not there yet. */
   join(user) {
-    if (!user || this.users.has(user.id)) return false;
+    if (!isUser(user) || this.users.has(user.id)) return false;
     this.users.set(user.id, { id: user.id, username: user.username, connections: 1 });
     this._left.delete(user.id);
     this.count++;
@@ -181,7 +186,7 @@ export class PresenceView {
    * may have been one of the unlisted users `count` includes and had not left yet.
    */
   leave(user) {
-    if (!user) return false;
+    if (!isUser(user)) return false;
     const listed = this.users.delete(user.id);
     // A full view lists everyone: an unlisted user was not there.
     if (!listed && (!this.truncated || this._left.has(user.id))) return false;
@@ -1364,7 +1369,8 @@ export class AuthSocket extends EventTarget {
     // unprompted one after a server-side outage): either replaces the view.
     this._settle(frame.ref, null, frame);
     const view = this._presenceView(frame.stream);
-    if (!view) return;
+    // A snapshot without a list of users is no snapshot: the view stands.
+    if (!view || (frame.users !== undefined && !Array.isArray(frame.users))) return;
     view.snapshot(frame);
     this._emitPresence(frame.stream, "snapshot", null);
   }

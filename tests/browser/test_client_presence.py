@@ -140,3 +140,27 @@ def test_a_leave_outside_a_truncated_snapshot_lowers_the_count_once(server, brow
         ["leave", 1],
     ]
     page.js("window.__c.close();")
+
+
+def test_presence_frames_a_server_got_wrong_leave_the_view_standing(server, browsers):
+    """A snapshot whose `users` is no list is ignored; entries that are no
+    user are skipped; a join or leave of something that is no user changes
+    nothing. None of them may throw out of the socket's message handler."""
+    page = browsers.context("alice").open()
+    page.js_async(PRESENCE_CLIENT, STREAM, snapshot([1, 2], 2, False), timeout=20)
+    counts = page.js(
+        FEED,
+        [
+            {**snapshot([], 9, False), "users": None},
+            {**snapshot([], 9, False), "users": "everyone"},
+            {**snapshot([], 3, False), "users": [None, 5, "x", user(7)]},
+            {"type": "presence.join", "stream": STREAM, "user": None},
+            {"type": "presence.join", "stream": STREAM, "user": 8},
+            {"type": "presence.leave", "stream": STREAM, "user": "user7"},
+        ],
+    )
+    assert counts == [2, 2, 3, 3, 3, 3]
+    view = page.js(f"return window.__c.presence('{STREAM}');")
+    assert [u["id"] for u in view["users"]] == [7]
+    assert page.js("return window.__c.state;") == "live"
+    page.js("window.__c.close();")
