@@ -44,6 +44,8 @@ SEALED = (
     "disconnect",
     "receive",
     "dispatch",
+    "websocket_connect",
+    "websocket_receive",
     "websocket_disconnect",
     "sessions_revoked",
 )
@@ -127,7 +129,8 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         for name in SEALED:
-            if name in cls.__dict__:
+            # Through the MRO: a mixin listed first would replace it just as well.
+            if getattr(cls, name) is not getattr(AuthenticatedConsumer, name):
                 raise TypeError(
                     f"{cls.__name__} overrides {name}(): extend AuthenticatedConsumer "
                     "through its hooks (socket_allowed, socket_authenticated, "
@@ -403,6 +406,10 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     async def stream_message(self, event: dict) -> None:
         """The user's group also carries the `user` stream: only `/ws/` delivers it."""
 
+    async def stream_revoke(self, event: dict) -> None:
+        """The user's group also carries re-checks of `/ws/` subscriptions
+        (`rights_changed(..., user_id=...)`, a room left): none here."""
+
 
 def _frame_table(cls: type) -> dict[str, FrameSpec]:
     """Every frame type `cls` answers, its own and inherited; mistakes raise now."""
@@ -419,5 +426,19 @@ def _frame_table(cls: type) -> dict[str, FrameSpec]:
                     f"{cls.__name__}: frame type {frame_type!r} needs a method "
                     f"`async def {spec.handler}(self, frame)`."
                 )
+            _check_fields(cls, frame_type, spec.fields)
             table[frame_type] = spec
     return table
+
+
+def _check_fields(cls: type, frame_type: str, fields) -> None:
+    """Declared field types are `realtime.frame_fields` ones, or the first frame
+    of that type would crash its socket (1011) instead of stopping the class."""
+    if not isinstance(fields, Mapping) or not all(
+        isinstance(kind, Field) for kind in fields.values()
+    ):
+        raise TypeError(
+            f"{cls.__name__}: frame type {frame_type!r} declares its fields as "
+            f"{fields!r}; use a dict of realtime.frame_fields types (ANY, STRING, "
+            "BOOLEAN, INTEGER, NUMBER, OBJECT, each optionally .optional())."
+        )

@@ -52,9 +52,9 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
         process. Re-raised: daphne logs it and closes 1011.
         """
         handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
         try:
+            if handler is None:  # an event nobody handles releases it too
+                raise ValueError(f"No handler for message type {message['type']}")
             await handler(message)
         except StopConsumer:
             raise

@@ -67,6 +67,10 @@ class StreamKind:
     publishers: Publishers = Publishers.SERVER
     history: History | None = History()  # None: numbered, never stored
     presence: bool = False
+    # Whether the checks get the user as stored now (one read by primary key
+    # per decision) rather than the object a socket has held since its
+    # handshake, whose fields and Django permission cache may be hours old.
+    fresh_user: bool = True
 
     def can_read(self, user, key: str) -> Access:
         """Whether `user` (active, authenticated) may subscribe and read history."""
@@ -153,10 +157,12 @@ def _check_settings(kind: StreamKind) -> None:
             f"{_where(kind)}: publishers must be Publishers.CLIENTS, "
             f"Publishers.SERVER or Publishers.NOBODY, not {kind.publishers!r}."
         )
-    if not isinstance(kind.presence, bool):
-        raise ImproperlyConfigured(
-            f"{_where(kind)}: presence must be True or False, not {kind.presence!r}."
-        )
+    for flag in ("presence", "fresh_user"):
+        if not isinstance(getattr(kind, flag), bool):
+            raise ImproperlyConfigured(
+                f"{_where(kind)}: {flag} must be True or False, "
+                f"not {getattr(kind, flag)!r}."
+            )
     if kind.history is None:
         return
     for field in ("max_per_stream", "max_age"):

@@ -20,6 +20,7 @@ class UserKind(StreamKind):
     name = USER_KIND
     key_pattern = USER_ID_PATTERN
     publishers = Publishers.SERVER
+    fresh_user = False  # only the id is read
 
     def can_read(self, user, key: str) -> Access:
         return Access.ALLOWED if key == str(user.pk) else Access.HIDDEN
@@ -36,6 +37,7 @@ class RoomKind(StreamKind):
     key_pattern = ROOM_SLUG_PATTERN
     publishers = Publishers.CLIENTS
     presence = True
+    fresh_user = False  # only the id is read (memberships are rows)
 
     def can_read(self, user, key: str) -> Access:
         return room_access(user=user, slug=key, action=Action.READ).access
