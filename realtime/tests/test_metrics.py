@@ -9,9 +9,9 @@ from prometheus_client import REGISTRY, generate_latest
 from accounts.revocation import session_revoke
 from accounts.tokens import encode_access
 from realtime.consumers import StreamConsumer
+from realtime.groups import user_group
 from realtime.models import Room
 from realtime.presence.broadcast import presence_flush
-from realtime.groups import user_group
 from realtime.protocol import CloseCode
 from realtime.publish import publish_to_room
 from realtime.revocation import sockets_close
