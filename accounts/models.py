@@ -129,7 +129,7 @@ class WebSocketTicket(models.Model):
     session = models.ForeignKey(
         AuthSession, on_delete=models.CASCADE, related_name="tickets"
     )
-    access_expires_at = models.IntegerField(
+    access_expires_at = models.BigIntegerField(
         help_text="exp of the access token that asked for it (UNIX seconds)"
     )
     expires_at = models.DateTimeField()

@@ -33,9 +33,10 @@ Takes exactly daphne's command line. Differences from plain ``daphne``:
   (the proxy sends new connections to the other upstreams), close every live
   WebSocket with 4503 through the ASGI ``websocket.close`` message, wait up to
   ``AUTHSOCKET_SHUTDOWN_GRACE`` seconds (default 5) for the application
-  instances to finish, remove the process from the registry of live sockets
-  (presence leaves go out at once), then stop the reactor. A second signal
-  stops at once.
+  instances to finish, then stop the reactor; the registry of live sockets
+  says its goodbye as the reactor stops (presence leaves go out at once,
+  bounded: ``realtime/presence/shutdown.py``, as under plain daphne). A second
+  signal stops at once.
 
 Plain daphne cannot send 4503 by itself: on SIGTERM Twisted calls
 ``reactor.stop()``, daphne's "before shutdown" trigger cancels every
@@ -91,7 +92,8 @@ DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
 def _from_env(read):
-    """What `read()` (core.env) returns; a bad value stops start-up, named."""
+    """What `read()` returns; a bad environment value (ImproperlyConfigured,
+    from core.env or the settings) stops start-up with one line naming it."""
     try:
         return read()
     except ImproperlyConfigured as exc:
@@ -274,20 +276,6 @@ class DrainRegistry:
             self._idle = None
 
 
-async def presence_goodbye() -> None:
-    """Remove this process from the registry of live sockets, leaves sent now.
-
-    Without it the other processes would send them only after
-    AUTHSOCKET_PRESENCE_TTL. Imported here: Django is set up by now.
-    """
-    from realtime.presence.broadcast import registry_stopped
-
-    try:
-        await registry_stopped()
-    except Exception:  # exiting anyway: the others reap us after the TTL
-        logger.warning("presence goodbye failed", exc_info=True)
-
-
 class GracefulServer(Server):
     """daphne's Server with a draining signal handler instead of Twisted's."""
 
@@ -362,7 +350,6 @@ class GracefulServer(Server):
                     len(self.registry.instances),
                     self.grace,
                 )
-            await presence_goodbye()
             logger.info("Drained in %.2fs", time.monotonic() - started)
         finally:
             # Whatever went wrong above, a signalled process must still exit.
@@ -391,7 +378,10 @@ class GracefulCommandLineInterface(CommandLineInterface):
         self.registry = None
 
     def load_asgi_app(self, asgi_app_path):
-        self.registry = DrainRegistry(super().load_asgi_app(asgi_app_path))
+        # Loading the application reads the settings: a bad environment value
+        # stops start-up with its name, like the variables read above.
+        load = super().load_asgi_app
+        self.registry = DrainRegistry(_from_env(lambda: load(asgi_app_path)))
         return self.registry
 
     def configure(self):
@@ -403,7 +393,7 @@ class GracefulCommandLineInterface(CommandLineInterface):
         grace = _from_env(
             lambda: env_seconds("AUTHSOCKET_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)
         )
-        json_logs = env_log_format() == "json"
+        json_logs = _from_env(env_log_format) == "json"
         # Whatever the application, no query string reaches the access log,
         # and no refused handshake's status line quotes a token.
         redact_daphne_access_log()

@@ -117,19 +117,27 @@ def main(argv=None):
     )
     parser.add_argument("-o", "--output", help="write here instead of stdout")
     args = parser.parse_args(argv)
-    text = render(
-        listen=args.listen,
-        upstreams=args.upstreams or ["127.0.0.1:8001", "127.0.0.1:8002"],
-        server_name=args.server_name,
-        static_root=args.static_root,
-        access_log=args.access_log,
-        error_log=args.error_log,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        http_listen=args.http_listen,
-    )
+    try:
+        text = render(
+            listen=args.listen,
+            upstreams=args.upstreams or ["127.0.0.1:8001", "127.0.0.1:8002"],
+            server_name=args.server_name,
+            static_root=args.static_root,
+            access_log=args.access_log,
+            error_log=args.error_log,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            http_listen=args.http_listen,
+        )
+    except ValueError as exc:  # a missing or mismatched option: usage, exit 2
+        parser.error(str(exc))
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:  # a missing directory, no permission: say so
+            parser.exit(
+                1, f"{parser.prog}: cannot write {args.output}: {exc.strerror}\n"
+            )
     else:
         sys.stdout.write(text)
 

@@ -44,5 +44,11 @@ async def _bounded(goodbye: Callable[[], Awaitable[None]]) -> None:
     try:
         async with asyncio.timeout(GOODBYE_WAIT):
             await goodbye()
+    except TimeoutError:  # Redis not answering: nothing to trace
+        logger.warning(
+            "presence goodbye on shutdown did not finish within %.1fs; the other "
+            "processes reap this one after AUTHSOCKET_PRESENCE_TTL",
+            GOODBYE_WAIT,
+        )
     except Exception:  # exiting anyway: the others reap us after the TTL
         logger.warning("presence goodbye on shutdown failed", exc_info=True)

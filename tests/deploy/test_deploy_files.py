@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from authsocket import serve
+from realtime.presence.shutdown import GOODBYE_WAIT
 
 from .processes import ROOT
 
@@ -44,8 +45,11 @@ def test_systemd_unit_runs_the_draining_entry_point_behind_the_proxy():
     assert args.application == "authsocket.asgi:application"
     assert "EnvironmentFile=/etc/authsocket/authsocket.env" in unit
     assert unit_value(unit, "KillSignal") == "SIGTERM"
-    # systemd must not SIGKILL before the drain grace has run out.
-    assert int(unit_value(unit, "TimeoutStopSec")) > serve.DEFAULT_SHUTDOWN_GRACE
+    # systemd must not SIGKILL before the drain grace and the bounded
+    # presence goodbye after it have run out (docs/deploy.md §5.1).
+    assert int(unit_value(unit, "TimeoutStopSec")) > (
+        serve.DEFAULT_SHUTDOWN_GRACE + GOODBYE_WAIT
+    )
     assert unit_value(unit, "User") != "root"
 
 
@@ -87,7 +91,8 @@ def test_compose_runs_two_daphnes_nginx_postgres_and_redis(compose):
         assert env["REDIS_URL"].startswith("redis://")
         assert env["AUTHSOCKET_TRUSTED_PROXIES"] == "1"
         grace = float(env["AUTHSOCKET_SHUTDOWN_GRACE"])
-        assert int(services[name]["stop_grace_period"].rstrip("s")) > grace
+        stop_grace = int(services[name]["stop_grace_period"].rstrip("s"))
+        assert stop_grace > grace + GOODBYE_WAIT
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }
@@ -107,6 +112,32 @@ def test_systemd_timer_prunes_history_hourly_as_the_service_user():
     assert unit_value(service, "User") == "authsocket"
     assert unit_value(timer, "OnCalendar") == "hourly"
     assert unit_value(timer, "WantedBy") == "timers.target"
+
+
+def prune_commands() -> set[str]:
+    """The project's pruning commands (`manage.py prune_*`), whatever the app."""
+    return {
+        path.stem
+        for app in ("accounts", "realtime")
+        for path in (ROOT / app / "management" / "commands").glob("prune_*.py")
+    }
+
+
+def test_the_hourly_timer_and_the_cron_line_run_every_pruning_command():
+    """docs/security.md promises prune_credentials "hourly, with the history's
+    timer": a deployment that followed docs/deploy.md ran only prune_history,
+    and refresh tokens and tickets grew without bound."""
+    assert {"prune_history", "prune_credentials"} <= prune_commands()
+    service = (ROOT / "deploy" / "systemd" / "authsocket-prune.service").read_text()
+    scheduled = {
+        tuple(shlex.split(line)[1:])
+        for line in re.findall(r"^ExecStart=(.*)$", service, re.MULTILINE)
+    }
+    assert scheduled == {("manage.py", name) for name in prune_commands()}
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    (cron,) = re.findall(r"^17 \* \* \* \* .*$", guide, re.MULTILINE)
+    for name in prune_commands():
+        assert f"manage.py {name}" in cron
 
 
 # `${NAME}`, `${NAME:-default}`, `${NAME:?error}`: what compose fills from .env.

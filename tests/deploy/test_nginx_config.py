@@ -3,6 +3,7 @@
 import importlib.util
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -95,6 +96,32 @@ def test_tls_listens_with_the_certificate_and_http_only_redirects():
 def test_tls_needs_both_files():
     with pytest.raises(ValueError, match="together"):
         render.render(listen="443", upstreams=["a:1"], tls_cert="/c.pem")
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--tls-cert", "/c.pem"], 2, "--tls-cert and --tls-key go together"),
+        (["-o", "/nonexistent/authsocket.conf"], 1, "cannot write /nonexistent/"),
+    ],
+    ids=["tls-key-missing", "output-unwritable"],
+)
+def test_the_script_answers_a_bad_invocation_with_a_message_not_a_traceback(
+    args, code, message
+):
+    """docs/deploy.md §2.8 and §3 have operators run the script by hand: a
+    missing --tls-key or an -o it cannot write was a Python traceback."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "nginx" / "render.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_compose_config_is_rendered_from_the_template():

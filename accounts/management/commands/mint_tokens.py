@@ -2,15 +2,20 @@
 
 For benchmarks and tests (docs/protocol.md §5): users `<prefix>0 … <prefix>N-1` are
 created if missing (with an unusable password), and one access token per line
-is printed on stdout.
+is printed on stdout. A token lives at most as long as its session
+(AUTHSOCKET_REFRESH_TTL): past that it is refused anyway, and a far `exp` is
+more than a ticket row can hold.
 """
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import User
 from accounts.services import session_open
 from core.commands import unicode_text
+
+USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length
 
 
 class Command(BaseCommand):
@@ -20,14 +25,26 @@ class Command(BaseCommand):
         parser.add_argument("--users", type=int, required=True)
         parser.add_argument("--prefix", default="bench", type=unicode_text)
         parser.add_argument(
-            "--ttl", type=int, default=None, help="access token lifetime, s"
+            "--ttl",
+            type=int,
+            default=None,
+            help="access token lifetime, s (at most AUTHSOCKET_REFRESH_TTL)",
         )
 
     def handle(self, *args, users: int, prefix: str, ttl: int | None, **options):
         if not 1 <= users <= 1_000_000:
             raise CommandError("--users must be between 1 and 1000000.")
-        if ttl is not None and ttl < 1:
-            raise CommandError("--ttl must be a positive number of seconds.")
+        longest = settings.AUTHSOCKET_REFRESH_TTL
+        if ttl is not None and not 1 <= ttl <= longest:
+            raise CommandError(
+                f"--ttl must be between 1 and {longest} seconds "
+                "(AUTHSOCKET_REFRESH_TTL: a token cannot outlive its session)."
+            )
+        if len(prefix) + len(str(users - 1)) > USERNAME_MAX_LENGTH:
+            raise CommandError(
+                f"--prefix is too long: usernames are at most "
+                f"{USERNAME_MAX_LENGTH} characters."
+            )
         names = [f"{prefix}{i}" for i in range(users)]
         with transaction.atomic():
             existing = set(

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from core.commands import unicode_text
+from realtime.messages import InvalidData
 from realtime.publish import publish_to_user
 
 
@@ -19,7 +20,10 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
-        message = publish_to_user(user=user, data={"text": text})
+        try:
+            message = publish_to_user(user=user, data={"text": text})
+        except InvalidData as exc:  # over AUTHSOCKET_MAX_MESSAGE_BYTES, or a NUL
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"stored as user stream message {message.seq}")
         if not settings.REDIS_URL:
             self.stderr.write(

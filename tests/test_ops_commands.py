@@ -1,0 +1,120 @@
+"""Management commands refuse what the server could not use: a message, not a traceback.
+
+A command given an argument it cannot honour says why and exits non-zero
+(CommandError); it never stores or prints something the running server then
+fails on.
+"""
+
+import subprocess
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from accounts.models import User
+from realtime.models import Message
+from tests.servers import PROJECT, PYTHON, manage, server_env, sqlite_url
+from tests.services import postgres_database
+
+pytestmark = pytest.mark.django_db
+
+USERNAME_MAX = User._meta.get_field("username").max_length
+
+
+def test_notify_text_over_the_message_limit_is_a_usage_error(alice, settings):
+    """The API answers 400 to data over AUTHSOCKET_MAX_MESSAGE_BYTES; the
+    command raised InvalidData from deep in the publisher (a traceback)."""
+    settings.AUTHSOCKET_MAX_MESSAGE_BYTES = 1024
+    with pytest.raises(CommandError, match="larger than 1024 bytes"):
+        call_command("notify", "alice", "x" * 2000)
+    assert not Message.objects.exists()
+
+
+def test_notify_text_over_the_limit_from_a_shell_is_a_message(tmp_path):
+    env = server_env(sqlite_url(tmp_path), AUTHSOCKET_MAX_MESSAGE_BYTES="1024")
+    for args in (["migrate", "--noinput"], ["demo_data"]):
+        subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=PROJECT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    result = subprocess.run(
+        [PYTHON, "manage.py", "notify", "alice", "x" * 2000],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "CommandError: Data is larger than 1024 bytes." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_mint_tokens_refuses_a_ttl_beyond_the_session(db):
+    """A token outliving its session is refused at its first use anyway, and
+    an `exp` past what a ticket row holds (PostgreSQL `integer`, 2038) made
+    POST /api/auth/ticket a 500: the lifetime is bounded by the session's."""
+    longest = settings.AUTHSOCKET_REFRESH_TTL
+    with pytest.raises(CommandError, match=f"--ttl must be between 1 and {longest}"):
+        call_command("mint_tokens", "--users", "1", "--ttl", str(longest + 1))
+    assert not User.objects.exists()
+
+
+def test_mint_tokens_at_the_longest_ttl_gets_a_ticket(db, client, settings):
+    out = StringIO()
+    call_command(
+        "mint_tokens",
+        "--users",
+        "1",
+        "--ttl",
+        str(settings.AUTHSOCKET_REFRESH_TTL),
+        stdout=out,
+    )
+    response = client.post(
+        "/api/auth/ticket", HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}"
+    )
+    assert response.status_code == 200, response.content
+
+
+def test_mint_tokens_refuses_a_prefix_that_makes_usernames_too_long(db):
+    """Usernames are at most 150 characters: PostgreSQL refused the longer
+    ones with a DataError traceback (SQLite stored them)."""
+    with pytest.raises(CommandError, match="--prefix"):
+        call_command("mint_tokens", "--users", "10", "--prefix", "p" * USERNAME_MAX)
+    assert not User.objects.exists()
+    # The longest that fits: `<prefix>9` is exactly the limit.
+    call_command(
+        "mint_tokens",
+        "--users",
+        "10",
+        "--prefix",
+        "p" * (USERNAME_MAX - 1),
+        stdout=StringIO(),
+    )
+    assert User.objects.count() == 10
+
+
+def test_a_ticket_for_a_token_expiring_after_2038_is_stored_on_postgresql():
+    """A ticket keeps its access token's `exp`: PostgreSQL's `integer` ends in
+    January 2038 (2**31 - 1), a date tokens reach long before tickets go."""
+    with postgres_database() as database_url:
+        env = server_env(database_url)
+        manage(env, "migrate", "--noinput")
+        out = manage(
+            env,
+            "shell",
+            "-c",
+            "from accounts.models import User;"
+            "from accounts.services import session_open, ticket_issue, ticket_consume;"
+            "user = User.objects.create_user('ada', password='pw-ada-12345');"
+            "session = session_open(user=user, user_agent='test').session;"
+            "ticket, _ = ticket_issue(session=session, access_expires_at=2**31 + 60);"
+            "print(ticket_consume(ticket=ticket).access_expires_at)",
+        )
+        assert out.strip().splitlines()[-1] == str(2**31 + 60)
