@@ -137,6 +137,7 @@ def test_the_asgi_handlers_that_call_connect_and_receive_are_sealed(name):
 
 # --- frame declarations ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fields", [{"x": float}, {"x": "number"}, ["x", "y"]])
 def test_a_frame_field_that_is_not_a_field_type_is_refused_at_class_creation(fields):
     """A Django developer's guess at the field types (`float`, a string, a list

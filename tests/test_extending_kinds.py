@@ -19,6 +19,7 @@ from realtime.tests.sockets import welcomed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
+
 class PermKind(StreamKind):
     """`perm:<key>`: readers hold a Django permission, as a project grants it."""
 

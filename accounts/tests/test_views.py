@@ -40,9 +40,7 @@ def refresh_cookie(response):
 
 
 @pytest.mark.parametrize("headers", [{}, COOKIE], ids=["body", "cookie"])
-def test_no_answer_carrying_a_credential_may_be_stored_by_a_cache(
-    api, alice, headers
-):
+def test_no_answer_carrying_a_credential_may_be_stored_by_a_cache(api, alice, headers):
     """RFC 6749 §5.1: a shared cache or a proxy must not keep a token."""
     logged_in = login(api, alice, **headers)
     if headers:
