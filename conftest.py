@@ -1,5 +1,8 @@
 """Fixtures shared by every test: fast hashing, users, tokens, a clean guard."""
 
+import asyncio
+import contextlib
+
 import pytest
 from channels.layers import channel_layers
 from django.core.cache import cache
@@ -11,6 +14,7 @@ from realtime.connections import registry
 from realtime.presence import registry_reset
 from realtime.presence.relay import relay_reset
 from realtime.session_guard import guard
+from realtime.tests.sockets import db, welcomed
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +108,22 @@ def admin_client(make_user) -> Client:
     )
     assert response.status_code == 302 and response.url == "/admin/"
     return client
+
+
+@pytest.fixture
+async def connect(ws, open_session):
+    """`await connect(user)` → a welcomed `/ws/` communicator, disconnected afterwards."""
+    opened = []
+
+    async def connect_(user):
+        tokens = await db(open_session, user)
+        communicator = ws(f"token={tokens.access}")
+        await welcomed(communicator)
+        opened.append(communicator)
+        return communicator
+
+    yield connect_
+    for communicator in opened:
+        # Already closed by the server, or cancelled by a timed-out receive.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await communicator.disconnect()

@@ -7,15 +7,11 @@ the rights as they are after the change, not as they were when the socket
 opened.
 """
 
-import asyncio
-import contextlib
-
 import pytest
 from django.contrib.auth.models import Permission
 
 from realtime.kinds import Access, Publishers, StreamKind, registry, rights_changed
 from realtime.tests.conftest import TIMEOUT, db, send, subscribe
-from realtime.tests.sockets import welcomed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -46,25 +42,6 @@ class StaffKind(StreamKind):
 def _kinds(monkeypatch):
     for kind in (PermKind(), StaffKind()):
         monkeypatch.setitem(registry.kinds, kind.name, kind)
-
-
-@pytest.fixture
-async def connect(ws, open_session):
-    """`await connect(user)` → a welcomed `/ws/` communicator, closed afterwards."""
-    opened = []
-
-    async def connect_(user):
-        tokens = await db(open_session, user)
-        communicator = ws(f"token={tokens.access}")
-        await welcomed(communicator, timeout=TIMEOUT)
-        opened.append(communicator)
-        return communicator
-
-    yield connect_
-    for communicator in opened:
-        # Already closed, or cancelled by a receive that timed out.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await communicator.disconnect()
 
 
 def view_group_permission() -> Permission:

@@ -1,15 +1,12 @@
 """Fixtures for stream tests: rooms, connected sockets, an API client, processes."""
 
-import asyncio
-import contextlib
-
 import pytest
 from rest_framework.test import APIClient
 
 from realtime.models import Room
 from realtime.services import membership_create
 from realtime.tests.presence import BACKENDS, Cluster
-from realtime.tests.sockets import db, welcomed
+from realtime.tests.sockets import db
 from tests.api import api_client
 
 TIMEOUT = 5
@@ -45,25 +42,6 @@ def api(open_session):
         return api_client(open_session(user))
 
     return make
-
-
-@pytest.fixture
-async def connect(ws, open_session):
-    """`await connect(user)` → a welcomed communicator, disconnected afterwards."""
-    opened = []
-
-    async def connect_(user):
-        tokens = await db(open_session, user)
-        communicator = ws(f"token={tokens.access}")
-        await welcomed(communicator, timeout=TIMEOUT)
-        opened.append(communicator)
-        return communicator
-
-    yield connect_
-    for communicator in opened:
-        # Already closed by the server, or cancelled by a timed-out receive.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await communicator.disconnect()
 
 
 async def send(communicator, frame: dict) -> dict:

@@ -11,11 +11,10 @@ socket turned away with 4409 comes back after its long backoff plus jitter.
 
 import http.server
 import json
-import threading
 
 import pytest
 
-from tests.browser.conftest import ROOT
+from tests.browser.conftest import ROOT, http_origin
 from tests.browser.isolated import ALICE_LIVE, scripted_socket, welcoming_socket
 from tests.browser.test_demo import FETCH_GATE, HOLD, RELEASE
 
@@ -98,12 +97,8 @@ def fallback_origin():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_origin(Handler) as origin:
+        yield origin
 
 
 def test_a_page_where_json_was_expected_fails_cleanly(browsers, fallback_origin):

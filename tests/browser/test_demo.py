@@ -6,12 +6,11 @@ carol is not and cannot join it; everyone is in the public room `lobby`.
 
 import http.server
 import signal
-import threading
 import time
 
 import pytest
 
-from tests.browser.conftest import ROOT
+from tests.browser.conftest import ROOT, http_origin
 from tests.browser.isolated import welcoming_socket
 from tests.servers import manage
 
@@ -393,12 +392,8 @@ def app_origin():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_origin(Handler) as origin:
+        yield origin
 
 
 def test_the_refresh_cookie_reaches_an_api_on_another_origin_of_the_site(

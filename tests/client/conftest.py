@@ -9,7 +9,7 @@ import time
 import pytest
 import websockets
 
-from authsocket_client import ApiClient, MemoryTokenStore, Tokens
+from authsocket_client import ApiClient, MemoryTokenStore, Message, Tokens
 from tests.servers import DaphneServer, manage, server_env, sqlite_url
 
 PASSWORD = "authsocket-demo"
@@ -135,3 +135,12 @@ async def scripted_socket(server: ScriptedServer):
     finally:
         await socket.close()
         await api.aclose()
+
+
+async def next_message(socket, timeout: float = 10) -> Message:
+    """The socket's next message event (presence and others skipped)."""
+    async with asyncio.timeout(timeout):
+        async for event in socket:
+            if isinstance(event, Message):
+                return event
+    raise AssertionError("the socket stopped")

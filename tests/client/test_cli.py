@@ -32,17 +32,22 @@ def cli(server, tokens, *args, stdin: str | None = None):
     )
 
 
-def test_login_saves_tokens_0600_and_token_shows_claims_unverified(server, tmp_path):
-    tokens = tmp_path / "config" / "tokens.json"
-    done = cli(
+def cli_login(server, tokens, username: str = "bob", password: str = PASSWORD):
+    """`login --password-stdin` as `username`."""
+    return cli(
         server,
         tokens,
         "login",
         "--username",
-        "bob",
+        username,
         "--password-stdin",
-        stdin=PASSWORD + "\n",
+        stdin=password + "\n",
     )
+
+
+def test_login_saves_tokens_0600_and_token_shows_claims_unverified(server, tmp_path):
+    tokens = tmp_path / "config" / "tokens.json"
+    done = cli_login(server, tokens)
     assert done.returncode == 0, done.stderr
     assert "signed in as bob" in done.stdout
     assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
@@ -75,15 +80,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
 
 
 def test_wrong_password_fails_with_the_wire_code(server, tmp_path):
-    done = cli(
-        server,
-        tmp_path / "t.json",
-        "login",
-        "--username",
-        "bob",
-        "--password-stdin",
-        stdin="nope\n",
-    )
+    done = cli_login(server, tmp_path / "t.json", password="nope")
     assert done.returncode == 1
     assert "invalid_credentials" in done.stderr and "sign in again" in done.stderr
 
@@ -98,16 +95,7 @@ async def test_listen_prints_presence_and_messages_and_survives_a_restart(
     server, tmp_path
 ):
     tokens = tmp_path / "tokens.json"
-    done = await asyncio.to_thread(
-        cli,
-        server,
-        tokens,
-        "login",
-        "--username",
-        "alice",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    done = await asyncio.to_thread(cli_login, server, tokens, "alice")
     assert done.returncode == 0, done.stderr
     listener = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -160,15 +148,7 @@ async def test_listen_prints_presence_and_messages_and_survives_a_restart(
 
 def test_presence_shows_who_is_on_a_stream_and_a_hidden_one_plainly(server, tmp_path):
     tokens = tmp_path / "tokens.json"
-    cli(
-        server,
-        tokens,
-        "login",
-        "--username",
-        "alice",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    cli_login(server, tokens, "alice")
     done = cli(server, tokens, "presence", "room:lobby")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("room:lobby present (0)")
@@ -252,15 +232,7 @@ def test_a_token_file_that_cannot_be_written_is_a_plain_error(server, tmp_path):
     directory here): an error naming the file, not a traceback."""
     tokens = tmp_path / "a-directory"
     tokens.mkdir()
-    done = cli(
-        server,
-        tokens,
-        "login",
-        "--username",
-        "bob",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    done = cli_login(server, tokens)
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 1 and str(tokens) in done.stderr
 
@@ -273,16 +245,7 @@ async def test_logout_of_a_session_already_revoked_still_forgets_its_tokens(
     but the dead tokens must not stay on disk: they are removed, and the
     command says why it had nothing to do."""
     tokens = tmp_path / "tokens.json"
-    signed_in = await asyncio.to_thread(
-        cli,
-        server,
-        tokens,
-        "login",
-        "--username",
-        "bob",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    signed_in = await asyncio.to_thread(cli_login, server, tokens)
     assert signed_in.returncode == 0, signed_in.stderr
     store = FileTokenStore(tokens, server.http)
     async with ApiClient(server.http, store=store) as api:

@@ -19,22 +19,19 @@ from authsocket_client import (
     ApiClient,
     AuthSocketError,
     MemoryTokenStore,
-    Message,
     ServerClient,
     Tokens,
 )
 from authsocket_client.http import HttpSession
-from tests.client.conftest import FAST, ScriptedServer, scripted_socket, welcome_frame
+from tests.client.conftest import (
+    FAST,
+    ScriptedServer,
+    next_message,
+    scripted_socket,
+    welcome_frame,
+)
 
 pytestmark = [pytest.mark.e2e]
-
-
-async def next_message(socket, timeout: float = 5) -> Message:
-    async with asyncio.timeout(timeout):
-        async for event in socket:
-            if isinstance(event, Message):
-                return event
-    raise AssertionError("the socket stopped")
 
 
 BOB = {"id": 2, "username": "bob"}

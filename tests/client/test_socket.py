@@ -22,19 +22,17 @@ from authsocket_client import (
     Tokens,
     Unsubscribed,
 )
-from tests.client.conftest import FAST, PASSWORD, store_in_lobby, welcome_frame
+from tests.client.conftest import (
+    FAST,
+    PASSWORD,
+    next_message,
+    store_in_lobby,
+    welcome_frame,
+)
 from tests.http import call
 from tests.servers import free_port, manage
 
 pytestmark = [pytest.mark.e2e]
-
-
-async def next_message(socket, timeout: float = 10) -> Message:
-    async with asyncio.timeout(timeout):
-        async for event in socket:
-            if isinstance(event, Message):
-                return event
-    raise AssertionError("the socket stopped")
 
 
 @pytest.mark.parametrize("transport", ["header", "subprotocol", "ticket", "query"])
