@@ -9,12 +9,10 @@ from accounts.models import AuthSession, ServiceKey, SessionRevocation
 from accounts.service_keys import service_key_create
 from realtime.models import Message
 from realtime.protocol import CloseCode
-from realtime.tests import conftest as streams
 from realtime.tests.conftest import TIMEOUT, db
 from tests.api import run_action
 
 pytestmark = pytest.mark.django_db(transaction=True)
-connect = streams.connect  # the welcomed-socket fixture of the stream tests
 
 
 @pytest.mark.asyncio
