@@ -3,7 +3,9 @@
 import threading
 import time
 
-from authsocket_client import FileTokenStore, Tokens
+import pytest
+
+from authsocket_client import AuthSocketError, FileTokenStore, Tokens
 
 
 def test_saves_for_two_servers_at_once_never_bring_back_an_older_entry(tmp_path):
@@ -34,3 +36,36 @@ def test_saves_for_two_servers_at_once_never_bring_back_an_older_entry(tmp_path)
         writer.join(timeout=60)
         assert not writer.is_alive()
     assert reverted == {"a": 0, "b": 0}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"refresh": "r", "expires_in": 300},  # no access token
+        {"access": "", "refresh": "r", "expires_in": 300},
+        {"access": 7, "refresh": "r", "expires_in": 300},
+        {"access": "a", "refresh": "r"},  # no lifetime: renewed in a tight loop
+        {"access": "a", "refresh": "r", "expires_in": 0},
+        {"access": "a", "refresh": "r", "expires_in": "300"},
+        {"access": "a", "refresh": "r", "expires_in": True},
+        {"access": "a", "refresh": "r", "expires_in": float("inf")},
+        ["a", "r"],
+        None,
+    ],
+)
+def test_a_token_answer_the_client_cannot_use_is_a_transient_bad_response(body):
+    with pytest.raises(AuthSocketError) as refused:
+        Tokens.from_answer(body)
+    assert (refused.value.code, refused.value.transient) == ("bad_response", True)
+
+
+def test_a_token_answer_keeps_what_it_says():
+    tokens = Tokens.from_answer(
+        {"access": "a", "refresh": "r", "expires_in": 300, "user": {"id": 1}}, now=1000
+    )
+    assert (tokens.access, tokens.refresh, tokens.expires_at, tokens.lifetime) == (
+        "a",
+        "r",
+        1300.0,
+        300.0,
+    )

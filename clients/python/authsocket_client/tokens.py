@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from authsocket_client.errors import AuthSocketError
 
 try:
     import fcntl
@@ -39,10 +42,28 @@ class Tokens:
 
     @classmethod
     def from_answer(cls, body: dict[str, Any], *, now: float | None = None) -> Tokens:
-        """Built from `{"access", "refresh", "expires_in", "user"}` (login, refresh)."""
-        lifetime = float(body.get("expires_in") or 0)
+        """Built from `{"access", "refresh", "expires_in", "user"}` (login, refresh).
+
+        Checked, not trusted: without an access token and a positive lifetime
+        (a proxy's page, a broken server) it is `bad_response`, transient, and
+        never tokens that would have the renewer refresh in a tight loop.
+        """
+        access = body.get("access") if isinstance(body, dict) else None
+        lifetime = body.get("expires_in") if isinstance(body, dict) else None
+        if (
+            not isinstance(access, str)
+            or not access
+            or isinstance(lifetime, bool)
+            or not isinstance(lifetime, int | float)
+            or not 0 < lifetime < math.inf
+        ):
+            raise AuthSocketError(
+                "bad_response",
+                "a token answer needs `access` and a positive `expires_in`",
+            )
+        lifetime = float(lifetime)
         return cls(
-            access=body["access"],
+            access=access,
             refresh=body.get("refresh"),
             expires_at=(time.time() if now is None else now) + lifetime,
             lifetime=lifetime,
