@@ -4,6 +4,7 @@ Settings are parsed once here, so a bad value fails at start-up with a message
 that names the variable instead of surfacing later as a confusing error.
 """
 
+import math
 import os
 import re
 import secrets
@@ -62,16 +63,21 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
 
 
 def env_seconds(name: str, default: float) -> float:
-    """A duration in seconds: any number, negative ones taken as 0."""
+    """A duration in seconds: any finite number, negative ones taken as 0.
+
+    `inf` and `nan` parse as floats, but a wait that never ends (a drain that
+    never lets the process exit) is no duration.
+    """
     raw = env_str(name)
     if not raw:
         return default
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
-        raise ImproperlyConfigured(
-            f"{name} must be a number of seconds, not {raw!r}."
-        ) from None
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}.")
+    return max(0.0, seconds)
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:

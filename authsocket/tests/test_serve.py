@@ -139,8 +139,9 @@ def test_bad_message_limit_stops_start_up_with_the_variable_name(monkeypatch):
         serve.transport_message_limit()
 
 
-def test_bad_shutdown_grace_stops_start_up_with_the_variable_name(monkeypatch):
-    monkeypatch.setenv("AUTHSOCKET_SHUTDOWN_GRACE", "5s")
+@pytest.mark.parametrize("raw", ["5s", "inf", "nan", "-inf"])
+def test_bad_shutdown_grace_stops_start_up_with_the_variable_name(monkeypatch, raw):
+    monkeypatch.setenv("AUTHSOCKET_SHUTDOWN_GRACE", raw)
     with pytest.raises(SystemExit, match="AUTHSOCKET_SHUTDOWN_GRACE"):
         serve.GracefulCommandLineInterface().configure()
 
