@@ -54,6 +54,11 @@ class History:
         )
 
 
+# A century, in seconds: pruning subtracts the age from now, and a date
+# before year 1 cannot be made (manage.py prune_history would crash).
+MAX_HISTORY_AGE = 100 * 365 * 24 * 3600
+
+
 class StreamKind:
     """One kind of stream; subclass, set the attributes, override the checks.
 
@@ -165,14 +170,18 @@ def _check_settings(kind: StreamKind) -> None:
             )
     if kind.history is None:
         return
-    for field in ("max_per_stream", "max_age"):
+    for field, most in (("max_per_stream", None), ("max_age", MAX_HISTORY_AGE)):
         value = getattr(kind.history, field)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < 1
+            or (most is not None and value > most)
         ):
+            bound = f"between 1 and {most}" if most else "of at least 1"
             raise ImproperlyConfigured(
-                f"{_where(kind)}: history {field} must be a whole number of at "
-                f"least 1, or None for the setting's value; not {value!r}."
+                f"{_where(kind)}: history {field} must be a whole number {bound}, "
+                f"or None for the setting's value; not {value!r}."
             )
 
 

@@ -49,13 +49,26 @@ def stream_access(*, user, stream: Stream | None, action: Action) -> Decision:
         if user is None or not user.is_active:
             return HIDDEN
     if action is Action.READ:
-        return Decision(kind.can_read(user, key))
+        return Decision(_checked(kind, "can_read", kind.can_read(user, key)))
     if action is Action.PUBLISH and kind.publishers is Publishers.CLIENTS:
-        return Decision(kind.publish_access(user, key))
+        access = kind.publish_access(user, key)
+        return Decision(_checked(kind, "publish_access", access))
     if action is Action.JOIN and kind.name == ROOM_KIND:
         return room_access(user=user, slug=key, action=action)
-    read = kind.can_read(user, key)  # hidden stays hidden, whatever the action
+    # Hidden stays hidden, whatever the action.
+    read = _checked(kind, "can_read", kind.can_read(user, key))
     return HIDDEN if read is Access.HIDDEN else Decision(Access.FORBIDDEN)
+
+
+def _checked(kind, method: str, access) -> Access:
+    """A kind's answer, which must be an `Access`: a `True` would refuse
+    everyone without a word (only `Access.ALLOWED` allows)."""
+    if not isinstance(access, Access):
+        raise TypeError(
+            f"{kind!r}.{method}() must return realtime.kinds.Access (ALLOWED, "
+            f"FORBIDDEN or HIDDEN), not {access!r}."
+        )
+    return access
 
 
 def _as_stored(user):

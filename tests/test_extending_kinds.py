@@ -11,6 +11,8 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from realtime.kinds import Access, Publishers, StreamKind, registry, rights_changed
+from realtime.permissions import Action, stream_access
+from realtime.streams import stream_parse
 from realtime.tests.conftest import TIMEOUT, db, send, subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -92,3 +94,22 @@ async def test_a_permission_granted_on_an_open_socket_lets_it_subscribe(connect,
     assert refused["type"] == "error" and refused["code"] == "forbidden", refused
     await db(lambda: alice.user_permissions.add(view_group_permission()))
     await subscribe(socket, "perm:ops")
+
+
+class YesKind(StreamKind):
+    """`yes:<key>`: a `can_read` that answers a bool, as one might guess."""
+
+    name = "yes"
+    key_pattern = r"[a-z]{1,16}"
+
+    def can_read(self, user, key: str):
+        return True
+
+
+async def test_a_check_that_answers_no_access_is_a_loud_error(alice, monkeypatch):
+    """`True` is not `Access.ALLOWED`: taken as is, it refused everyone
+    without a word. The kind's author hears of it at the first decision."""
+    monkeypatch.setitem(registry.kinds, "yes", YesKind())
+    stream = stream_parse("yes:door", user_id=alice.pk)
+    with pytest.raises(TypeError, match=r"can_read\(\) must return .*Access.*not True"):
+        await db(stream_access, user=alice, stream=stream, action=Action.READ)

@@ -91,6 +91,9 @@ def test_a_pattern_that_is_not_a_regex_is_refused():
         ({"history": History(max_per_stream=0)}, "history"),
         ({"history": History(max_age=-1)}, "history"),
         ({"history": History(max_age=True)}, "history"),
+        # Beyond a century, pruning would compute a date before year 1.
+        ({"history": History(max_age=10**12)}, "between 1 and"),
+        ({"fresh_user": "yes"}, "fresh_user"),
     ],
 )
 def test_a_kind_with_a_mistyped_setting_is_refused_naming_it(attrs, named):
