@@ -13,6 +13,7 @@ class OpenKind(StreamKind):
     key_pattern = r"[a-z0-9-]{1,64}"
     publishers = Publishers.CLIENTS
     history = None
+    fresh_user = False  # reads nothing of the user: no read of him either
 
     def can_read(self, user, key: str) -> Access:
         return Access.ALLOWED
