@@ -5,7 +5,6 @@ A command given an argument it cannot honour says why and exits non-zero
 fails on.
 """
 
-import subprocess
 from io import StringIO
 
 import pytest
@@ -14,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from realtime.models import Message
-from tests.servers import PROJECT, PYTHON, manage, server_env, sqlite_url
+from tests.servers import manage, run_manage, server_env, sqlite_url
 from tests.services import postgres_database
 
 pytestmark = pytest.mark.django_db
@@ -33,24 +32,9 @@ def test_notify_text_over_the_message_limit_is_a_usage_error(alice, settings):
 
 def test_notify_text_over_the_limit_from_a_shell_is_a_message(tmp_path):
     env = server_env(sqlite_url(tmp_path), AUTHSOCKET_MAX_MESSAGE_BYTES="1024")
-    for args in (["migrate", "--noinput"], ["demo_data"]):
-        subprocess.run(
-            [PYTHON, "manage.py", *args],
-            cwd=PROJECT,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-    result = subprocess.run(
-        [PYTHON, "manage.py", "notify", "alice", "x" * 2000],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "demo_data")
+    result = run_manage(env, "notify", "alice", "x" * 2000, timeout=60)
     assert result.returncode == 1
     assert "CommandError: Data is larger than 1024 bytes." in result.stderr
     assert "Traceback" not in result.stderr
