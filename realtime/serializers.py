@@ -48,7 +48,16 @@ class PublishSerializer(serializers.Serializer):
 
 
 class QueryInteger(serializers.IntegerField):
-    """ASCII digits only: `int()` alone also takes `1_0`, ` 1`, `1.0` or `٣`."""
+    """ASCII digits only: `int()` alone also takes `1_0`, ` 1`, `1.0` or `٣`.
+
+    An empty value (`?after=`) is a bad value, not an absent one: DRF reads a
+    blank form field as missing, which would answer the latest page instead.
+    """
+
+    def get_value(self, dictionary):
+        if self.field_name in dictionary and dictionary[self.field_name] == "":
+            return ""
+        return super().get_value(dictionary)
 
     def to_internal_value(self, data):
         if isinstance(data, str) and not ASCII_DIGITS.fullmatch(data):

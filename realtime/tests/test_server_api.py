@@ -516,6 +516,8 @@ def test_history_of_an_unknown_stream_is_404(key, rooms, stream):
         "after=1.0",
         "after=%201",
         "limit=%D9%A3",  # an Arabic-Indic three
+        "after=",
+        "limit=",
     ],
 )
 def test_history_with_a_bad_page_is_400(key, rooms, query):

@@ -87,7 +87,8 @@ def test_history_pages_with_after_and_limit(api, alice, rooms):
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=201", "limit=x", "after=-1", "after=1.5"]
+    "query",
+    ["limit=0", "limit=201", "limit=x", "after=-1", "after=1.5", "after=", "limit="],
 )
 def test_history_rejects_bad_parameters(api, alice, rooms, query):
     response = api(alice).get(f"/api/rooms/team/messages?{query}")
