@@ -12,7 +12,11 @@ _CREDENTIALS = re.compile(r"[ \t]*([^ \t]*)(?:[ \t]+(.*?))?[ \t]*", re.DOTALL)
 
 
 class MalformedBearer(ValueError):
-    """A Bearer header without exactly one token; the message is a log reason."""
+    """A Bearer header without exactly one token; the message is a log reason.
+
+    Reasons name the scheme last: the log filter redacts whatever follows
+    `Bearer `, which would garble a reason worded "Bearer without ...".
+    """
 
 
 def bearer_token(value: str) -> str | None:
@@ -21,7 +25,7 @@ def bearer_token(value: str) -> str | None:
     if not (scheme.isascii() and scheme.lower() == "bearer"):
         return None
     if not rest:
-        raise MalformedBearer("Bearer without a token")
+        raise MalformedBearer("no token after Bearer")
     if " " in rest or "\t" in rest:
         raise MalformedBearer("more than one value after Bearer")
     return rest

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
 
+from accounts.bearer import MalformedBearer, bearer_token
 from authsocket.logging import (
     REDACTED,
     OneLineFilter,
@@ -74,6 +75,14 @@ def test_redact_removes_credential_values(text):
 )
 def test_identifiers_that_are_not_credentials_stay_readable(text):
     assert redact(text) == text
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer two tokens"])
+def test_a_malformed_bearer_reason_survives_redaction(header):
+    with pytest.raises(MalformedBearer) as refused:
+        bearer_token(header)
+    line = f"websocket refused: bad credential: Authorization header: {refused.value}"
+    assert redact(line) == line
 
 
 def test_a_clients_suspicious_request_is_one_line_at_warning():

@@ -88,7 +88,7 @@ MALFORMED = {
     "Token scheme authorization": lambda t, k: {
         "headers": [("authorization", f"Token {t}")]
     },
-    "Bearer without a token": lambda t, k: {"headers": [("authorization", "Bearer ")]},
+    "no token after Bearer": lambda t, k: {"headers": [("authorization", "Bearer ")]},
     "two Authorization headers": lambda t, k: {
         "headers": [("authorization", f"Bearer {t}"), ("authorization", f"Bearer {t}")]
     },
