@@ -50,3 +50,18 @@ def send_buffer_holds_a_replay(app_configs, **kwargs) -> list[CheckWarning]:
             id="authsocket.W002",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def allowed_origins_not_wildcard(app_configs, **kwargs) -> list[CheckWarning]:
+    """`*` is a valid Channels pattern, so it is accepted; but it lets any
+    site's pages open sockets here, which the Origin check exists to stop."""
+    if "*" not in settings.AUTHSOCKET_ALLOWED_ORIGINS:
+        return []
+    return [
+        CheckWarning(
+            "AUTHSOCKET_ALLOWED_ORIGINS holds '*': pages of every site may open WebSockets.",
+            hint="List the origins of your own pages, e.g. https://chat.example.org",
+            id="authsocket.W003",
+        )
+    ]

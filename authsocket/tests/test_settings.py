@@ -118,6 +118,19 @@ def test_a_presence_ttl_of_one_second_is_accepted_and_zero_refused():
     assert "AUTHSOCKET_PRESENCE_TTL" in refused.stderr
 
 
+def test_a_wildcard_allowed_origin_is_warned_by_the_deploy_check():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
+    env.update(DJANGO_SETTINGS_MODULE="authsocket.settings", DJANGO_DEBUG="1")
+    strict = ("check", "--deploy", "--fail-level", "WARNING")
+    named = {**env, "AUTHSOCKET_ALLOWED_ORIGINS": "https://chat.example.org"}
+    assert "authsocket.W003" not in run_manage(named, *strict).stderr
+    warned = run_manage(
+        {**env, "AUTHSOCKET_ALLOWED_ORIGINS": "https://a.example,*"}, *strict
+    )
+    assert warned.returncode != 0
+    assert "(authsocket.W003) AUTHSOCKET_ALLOWED_ORIGINS holds '*'" in warned.stderr
+
+
 def test_the_send_buffer_holds_a_full_replay_unless_lowered_which_is_warned():
     """A limit below one replay (AUTHSOCKET_REPLAY_LIMIT messages of
     AUTHSOCKET_MAX_MESSAGE_BYTES) could drop a client that reads: warned."""
