@@ -7,6 +7,7 @@ time it was rotated) so that reuse of an old one is recognized as theft.
 
 from django.contrib.auth.hashers import acheck_password, check_password, make_password
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -139,6 +140,24 @@ class WebSocketTicket(models.Model):
         return f"ticket of {self.session}"
 
 
+def service_key_name_validate(name: str) -> None:
+    """A key's name is one line of `manage.py service_key list`, read by people.
+
+    A control character (a newline, a tab, a terminal escape) would forge or
+    hide lines there, and padding makes two names look alike.
+    """
+    if not name.isprintable():
+        raise ValidationError(
+            "Only printable characters (no newlines, tabs or other control "
+            "characters).",
+            code="not_printable",
+        )
+    if name != name.strip():
+        raise ValidationError(
+            "No leading or trailing spaces.", code="surrounding_whitespace"
+        )
+
+
 class ServiceKeyQuerySet(models.QuerySet):
     def live(self) -> "ServiceKeyQuerySet":
         return self.filter(revoked_at__isnull=True)
@@ -151,7 +170,7 @@ class ServiceKey(models.Model):
     is what people see afterwards to tell keys apart.
     """
 
-    name = models.CharField(max_length=64)
+    name = models.CharField(max_length=64, validators=[service_key_name_validate])
     prefix = models.CharField(max_length=16, editable=False)
     # Unique, hence indexed: a request finds its key with one index lookup.
     digest = models.CharField(max_length=64, unique=True, editable=False)

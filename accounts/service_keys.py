@@ -32,13 +32,17 @@ def key_digest(raw: str) -> str:
 
 
 def service_key_create(*, name: str) -> tuple[ServiceKey, str]:
-    """A new live key named `name`; returns it with the raw key (shown once)."""
+    """A new live key named `name`; returns it with the raw key (shown once).
+
+    Raises ValidationError for a name the model refuses (blank, too long, not
+    one printable line): `save()` alone would store it.
+    """
     raw = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+    key = ServiceKey(name=name, prefix=raw[:SHOWN_PREFIX_LENGTH], digest=key_digest(raw))
+    key.clean_fields()
     try:
         with transaction.atomic():
-            key = ServiceKey.objects.create(
-                name=name, prefix=raw[:SHOWN_PREFIX_LENGTH], digest=key_digest(raw)
-            )
+            key.save(force_insert=True)
     except IntegrityError as exc:
         raise ServiceKeyNameTaken(f"a live key named {name!r} exists") from exc
     return key, raw

@@ -1,9 +1,10 @@
 """`manage.py service_key create|list|revoke`: keys for the server API.
 
 `create` prints the key once, on stdout, and never again: only its digest
-is stored. `list` shows names and prefixes, never a key.
+is stored. `list` shows names and prefixes, never a key: one key a line.
 """
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.errors import ServiceKeyNameTaken
@@ -34,10 +35,13 @@ class Command(BaseCommand):
             self._revoke(name)
 
     def _create(self, name: str) -> None:
-        if not name.strip() or len(name) > MAX_NAME_LENGTH:
-            raise CommandError(f"A name is 1 to {MAX_NAME_LENGTH} characters.")
         try:
             _, raw = service_key_create(name=name)
+        except ValidationError as exc:
+            raise CommandError(
+                f"A name is 1 to {MAX_NAME_LENGTH} printable characters, without "
+                f"leading or trailing spaces: {' '.join(exc.messages)}"
+            ) from None
         except ServiceKeyNameTaken:
             raise CommandError(
                 f"A live key named {name!r} exists; revoke it or pick another name."
@@ -52,7 +56,7 @@ class Command(BaseCommand):
             )
             used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
             self.stdout.write(
-                f"{key.name}\t{key.prefix}…\tcreated {key.created_at:%Y-%m-%d %H:%M}"
+                f"{one_line(key.name)}\t{key.prefix}…\tcreated {key.created_at:%Y-%m-%d %H:%M}"
                 f"\tlast used {used}\t{state}"
             )
 
@@ -60,3 +64,14 @@ class Command(BaseCommand):
         if not service_key_revoke(name=name):
             raise CommandError(f"No live key named {name!r}.")
         self.stdout.write(f"Revoked {name!r}.")
+
+
+def one_line(name: str) -> str:
+    """`name` with its unprintable characters escaped (`\\n`, `\\x1b`): a name
+    stored before they were refused still lists on one line."""
+    if name.isprintable():
+        return name
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in name
+    )
