@@ -1,5 +1,10 @@
 """The admin's "connected now": live sockets per user and per session, on every
-process, read from the registry of live sockets (realtime/presence)."""
+process, read from the registry of live sockets (realtime/presence).
+
+In a Redis outage the registry answers from this process's sockets alone
+(`SocketRegistry.degraded`); the page then says so rather than claim every
+process.
+"""
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -18,11 +23,13 @@ def connected_now_view(request):
     sessions_admin = admin.site.get_model_admin(AuthSession)
     if not sessions_admin.has_view_permission(request):
         raise PermissionDenied
-    rows = connected_read()
+    rows, degraded = connected_read()
     context = {
         **admin.site.each_context(request),
         "title": "Connected now",
         "rows": rows,
         "sockets": sum(row.connections for row in rows),
+        "degraded": degraded,
     }
     return TemplateResponse(request, "admin/connected_now.html", context)
+

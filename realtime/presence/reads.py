@@ -26,7 +26,9 @@ def connections_read(*, user_id: int) -> UserConnections:
     return async_to_sync(_user_connections)(user_id)
 
 
-def connected_read() -> list[ConnectedUser]:
+def connected_read() -> tuple[list[ConnectedUser], bool]:
+    """Every connected user, and whether the answer is this process's alone
+    (a Redis outage: `SocketRegistry.degraded`, read right after the rows)."""
     return async_to_sync(_connected_now)()
 
 
@@ -38,5 +40,7 @@ async def _user_connections(user_id: int) -> UserConnections:
     return await (await registry_started()).user_connections(user_id)
 
 
-async def _connected_now() -> list[ConnectedUser]:
-    return await (await registry_started()).connected_now()
+async def _connected_now() -> tuple[list[ConnectedUser], bool]:
+    registry = await registry_started()
+    rows = await registry.connected_now()
+    return rows, registry.degraded
