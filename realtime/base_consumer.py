@@ -7,6 +7,7 @@ adds on its own path (docs/extending.md).
 
 import inspect
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -22,7 +23,7 @@ from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
 from realtime.frame_fields import FIELDS, Field, frame_problem
 from realtime.frames import FrameError, dumps, frame_echo, frame_parse, frame_too_big
-from realtime.groups import user_group
+from realtime.groups import MAX_GROUP_LENGTH, user_group
 from realtime.presence import registry_get
 from realtime.presence.broadcast import presence_broadcast, registry_started
 from realtime.protocol import (
@@ -39,6 +40,9 @@ from realtime.session_guard import SessionRefused, guard
 logger = logging.getLogger(__name__)
 
 # What §4.1–§4.3 rest on: a subclass extends through hooks, never replaces these.
+# `on_auth` is the only place a socket's expiry moves, after checking the new
+# token; `ping` and `auth` are the protocol's own frames (docs/extending.md:
+# "taken"), answered the same on every path.
 SEALED = (
     "connect",
     "disconnect",
@@ -48,7 +52,11 @@ SEALED = (
     "websocket_receive",
     "websocket_disconnect",
     "sessions_revoked",
+    "on_ping",
+    "on_auth",
 )
+# Channels' rule for group names: these characters, fewer than 100 of them.
+GROUP_NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_GROUP_LENGTH}}}")
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,9 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     session or a deactivated user closes 4403; a shutting-down server closes
     4503; a handler that raises closes 1011 with this socket's state released.
 
-    Extend it with hooks, never by overriding `connect`, `receive` or
-    `disconnect` (refused at class creation):
+    Extend it with hooks, never by overriding `connect`, `receive`,
+    `disconnect` or the built-in `on_ping` and `on_auth` (refused at class
+    creation):
 
     - `frames = {"cursor": FrameSpec("on_cursor", {"x": NUMBER})}` declares
       your own frame types (merged with the built-ins; redeclaring one is an
@@ -271,7 +280,13 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     # --- groups ----------------------------------------------------------------
 
     async def group_join(self, group: str) -> bool:
-        """Join a channel-layer group, left on close; False (closed 4503) if the layer fails."""
+        """Join a channel-layer group, left on close; False (closed 4503) if the layer fails.
+
+        A name the layer can never take is this class's bug, not an outage:
+        it raises (the socket closes 1011, logged) rather than count a
+        channel-layer error and tell the client to come back (4503) forever.
+        """
+        _group_name_check(type(self), group)
         try:
             await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
@@ -429,6 +444,22 @@ def _frame_table(cls: type) -> dict[str, FrameSpec]:
             _check_fields(cls, frame_type, spec.fields)
             table[frame_type] = spec
     return table
+
+
+def _group_name_check(cls: type, group) -> None:
+    """Raises TypeError for what no channel layer takes as a group name.
+
+    The name is not shown: it may hold what a client put in the URL.
+    """
+    if isinstance(group, str) and GROUP_NAME.fullmatch(group):
+        return
+    what = f"{len(group)} characters" if isinstance(group, str) else type(group)
+    raise TypeError(
+        f"{cls.__name__}: the group name passed to group_join() ({what}) is not a "
+        "channel-layer group name: ASCII letters, digits, '-', '_' and '.', at "
+        f"most {MAX_GROUP_LENGTH} characters. Bound what you build it from, "
+        "e.g. the ids your route captures (docs/extending.md)."
+    )
 
 
 def _check_fields(cls: type, frame_type: str, fields) -> None:
