@@ -115,6 +115,18 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Without a connect_timeout, a PostgreSQL that drops packets holds every
+# request (and the revocation poll) that needs a new connection for as long
+# as psycopg waits: over two minutes. A URL's own `?connect_timeout=` wins,
+# and so does libpq's PGCONNECT_TIMEOUT (an explicit option would override it).
+DATABASE_CONNECT_TIMEOUT = 5  # seconds; libpq's minimum is 2
+if DATABASES["default"]["ENGINE"] in {
+    "django.db.backends.postgresql",
+    "django.contrib.gis.db.backends.postgis",
+} and not env_str("PGCONNECT_TIMEOUT"):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", DATABASE_CONNECT_TIMEOUT
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several daphne processes, `manage.py notify` and the database thread all
     # write one file: WAL lets readers run beside a writer, IMMEDIATE takes
@@ -259,6 +271,15 @@ AUTHSOCKET_JWT_ISSUER = env_str("AUTHSOCKET_JWT_ISSUER", "authsocket")
 AUTHSOCKET_JWT_AUDIENCE = env_str("AUTHSOCKET_JWT_AUDIENCE", "authsocket-ws")
 AUTHSOCKET_ACCESS_TTL = env_int("AUTHSOCKET_ACCESS_TTL", 300, minimum=1)
 AUTHSOCKET_REFRESH_TTL = env_int("AUTHSOCKET_REFRESH_TTL", 1_209_600, minimum=1)
+# A session ends AUTHSOCKET_REFRESH_TTL after login. A longer-lived access
+# token would outlive every session it is issued for: the API refuses it once
+# the session is over, but a socket opened with it stays open until its `exp`.
+if AUTHSOCKET_ACCESS_TTL > AUTHSOCKET_REFRESH_TTL:
+    raise ImproperlyConfigured(
+        f"AUTHSOCKET_ACCESS_TTL ({AUTHSOCKET_ACCESS_TTL} s) must be at most "
+        f"AUTHSOCKET_REFRESH_TTL ({AUTHSOCKET_REFRESH_TTL} s), the lifetime of "
+        "a session: a token cannot outlive its session."
+    )
 AUTHSOCKET_REFRESH_GRACE = env_int("AUTHSOCKET_REFRESH_GRACE", 10)
 AUTHSOCKET_TICKET_TTL = env_int("AUTHSOCKET_TICKET_TTL", 30, minimum=1)
 AUTHSOCKET_LEEWAY = env_int("AUTHSOCKET_LEEWAY", 10)
