@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 
+import httpx
 import pytest
 import websockets
 
@@ -144,3 +145,83 @@ async def next_message(socket, timeout: float = 10) -> Message:
             if isinstance(event, Message):
                 return event
     raise AssertionError("the socket stopped")
+
+
+class HttpRelay:
+    """An HTTP origin in front of a real server: forwards each request (one
+    per connection) and notes when it came, per path. A path can be held:
+    its requests wait, unforwarded, until the test releases it.
+
+    The server is the real one; the relay only decides when it is asked.
+    """
+
+    def __init__(self, upstream: str):
+        self._upstream = httpx.AsyncClient(base_url=upstream, timeout=10)
+        self._arrivals: dict[str, asyncio.Queue] = {}
+        self._gates: dict[str, asyncio.Event] = {}
+        self._serving: set[asyncio.Task] = set()
+
+    async def __aenter__(self):
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self._server.close()
+        for task in self._serving:
+            task.cancel()  # held or forwarding: the test is over
+        await asyncio.gather(*self._serving, return_exceptions=True)
+        await self._server.wait_closed()
+        await self._upstream.aclose()
+
+    def hold(self, path: str) -> None:
+        self._gates[path] = asyncio.Event()
+
+    def release(self, path: str) -> float:
+        """Forward the held requests of `path`, and the later ones; answers when."""
+        self._gates[path].set()
+        return time.monotonic()
+
+    async def arrival(self, path: str, timeout: float = 10.0) -> float:
+        """When the next request of `path` came (time.monotonic())."""
+        queue = self._arrivals.setdefault(path, asyncio.Queue())
+        return await asyncio.wait_for(queue.get(), timeout)
+
+    async def _serve(self, reader, writer):
+        task = asyncio.current_task()
+        self._serving.add(task)
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            request_line, *lines = head.split("\r\n")
+            method, target, _ = request_line.split(" ", 2)
+            fields = [line.split(":", 1) for line in lines if line]
+            headers = {name.strip().lower(): value.strip() for name, value in fields}
+            body = await reader.readexactly(int(headers.get("content-length", 0)))
+            path = target.split("?", 1)[0]
+            self._arrivals.setdefault(path, asyncio.Queue()).put_nowait(
+                time.monotonic()
+            )
+            gate = self._gates.get(path)
+            if gate is not None:
+                await gate.wait()
+            for hop in ("host", "connection", "content-length", "accept-encoding"):
+                headers.pop(hop, None)
+            answer = await self._upstream.request(
+                method, target, headers=headers, content=body
+            )
+            writer.write(_response_bytes(answer))
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, httpx.HTTPError):
+            pass  # the caller went away, or the server did: the caller sees it
+        finally:
+            writer.close()
+            self._serving.discard(task)
+
+
+def _response_bytes(answer: httpx.Response) -> bytes:
+    """`answer` as HTTP/1.1 bytes with its own length, closing the connection."""
+    skipped = {"content-length", "connection", "transfer-encoding", "content-encoding"}
+    lines = [f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}"]
+    lines += [f"{k}: {v}" for k, v in answer.headers.items() if k not in skipped]
+    lines += [f"Content-Length: {len(answer.content)}", "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.content

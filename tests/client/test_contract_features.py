@@ -148,6 +148,28 @@ async def test_server_api_publish_retried_after_a_lost_answer_is_stored_once(ser
     assert [m["id"] for m in stored] == [message["id"]]
 
 
+async def test_server_api_revoke_retried_after_a_lost_answer_revokes_and_counts_0(
+    server,
+):
+    """The revoke is done but its answer lost: the client retries, and the
+    retry finds the session revoked already. The sessions are revoked all
+    the same (a retry is safe); the count is the answering attempt's, 0
+    here, as the client's README says (the revoke takes no Idempotency-Key)."""
+    key = await asyncio.to_thread(service_key, server)
+    async with ApiClient(server.http) as alice:
+        await alice.login("alice", PASSWORD)
+        user_id = (await alice.me())["id"]
+        async with (
+            AnswerLosingProxy(server.port) as proxy,
+            ServerClient(proxy.url, key, backoff_base=0.05) as backend,
+        ):
+            assert await backend.revoke_user(user_id) == 0
+            assert proxy.lost.is_set() and proxy.connections == 2
+        with pytest.raises(CredentialsRejected) as dead:
+            await alice.me()
+        assert dead.value.code == "revoked"
+
+
 async def test_server_api_presence_and_connections_count_live_sockets(server):
     async with backend_and_lobby_socket(server) as (backend, socket):
         presence = await backend.presence("room:lobby")

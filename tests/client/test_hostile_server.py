@@ -7,6 +7,7 @@ not do.
 """
 
 import asyncio
+import http.server
 import json
 import time
 from http import HTTPStatus
@@ -17,12 +18,14 @@ import websockets
 
 from authsocket_client import (
     ApiClient,
+    ApiError,
     AuthSocketError,
     MemoryTokenStore,
     ServerClient,
     Tokens,
 )
 from authsocket_client.http import HttpSession
+from tests.browser.conftest import http_origin
 from tests.client.conftest import (
     FAST,
     ScriptedServer,
@@ -320,3 +323,35 @@ async def test_an_http_answer_too_deep_to_parse_is_still_a_typed_error():
     assert len(calls) == 2
     keys = {request.headers["Idempotency-Key"] for request in calls}
     assert len(keys) == 1
+
+
+@pytest.mark.parametrize("asked", ["86400", "1e999"], ids=["a day", "forever"])
+async def test_a_retry_after_beyond_the_cap_is_raised_not_slept(asked):
+    """A server, or a proxy before it, answers 429 with `Retry-After` of a
+    day (or more than any float): the call must not hang its caller that
+    long. Beyond `max_retry_wait` the ApiError is raised at once, carrying
+    what was asked, and nothing is sent again."""
+    requests = []
+
+    class Throttled(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            requests.append(self.path)
+            body = b'{"detail": "slow down", "code": "throttled"}'
+            self.send_response(429)
+            self.send_header("Retry-After", asked)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    with http_origin(Throttled) as origin:
+        async with ServerClient(origin, "ask_key", backoff_base=0.01) as backend:
+            with pytest.raises(ApiError) as throttled:
+                async with asyncio.timeout(5):
+                    await backend.publish("room:r", {"n": 1})
+    assert throttled.value.status == 429 and throttled.value.code == "throttled"
+    assert throttled.value.retry_after == float(asked)
+    assert requests == ["/api/server/publish"]

@@ -1,8 +1,10 @@
 """The client's socket against real daphne: transports, renewal, close codes."""
 
 import asyncio
+import contextlib
 import itertools
 import json
+import logging
 import signal
 import time
 
@@ -25,6 +27,7 @@ from authsocket_client import (
 from tests.client.conftest import (
     FAST,
     PASSWORD,
+    HttpRelay,
     next_message,
     store_in_lobby,
     welcome_frame,
@@ -64,6 +67,58 @@ async def test_token_is_renewed_in_band_before_it_expires(serve):
             assert api.refreshes >= 3
             message_id = await socket.publish("room:lobby", {"text": "still here"})
             assert (await next_message(socket)).id == message_id
+
+
+class FrameReceived(logging.Handler):
+    """Sets `seen` once the client's websockets DEBUG log shows a received
+    frame holding `text`: it logs each frame as it reads it, before the
+    socket handles it, and the socket handles frames in their order."""
+
+    def __init__(self, text: str):
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if line.startswith("< ") and self.text in line:
+            self.seen.set()
+
+
+@contextlib.contextmanager
+def frame_received(text: str):
+    log = logging.getLogger("authsocket_client.websockets")
+    handler, level = FrameReceived(text), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield handler.seen
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+async def test_a_warning_during_a_renewal_does_not_refresh_a_second_time(serve):
+    """The renewal is under way (its refresh held on its way to the server)
+    when `auth.expiring` comes for the token it is replacing. Its `auth.ok`
+    answers that warning too; renewing again for it would spend the new
+    refresh token at once. The next refresh comes when the new token is due
+    (at 0.3 of its 6 s), not right after the first."""
+    server = serve(AUTHSOCKET_ACCESS_TTL=6, AUTHSOCKET_LEEWAY=0)
+    refresh = "/api/auth/refresh"
+    async with HttpRelay(server.http) as relay, ApiClient(relay.url) as api:
+        await api.login("alice", PASSWORD)
+        relay.hold(refresh)
+        with frame_received('"auth.expiring"') as warned:
+            # Renewal at 1.8 s; the server warns 2 s before `exp`, at 3 s or later.
+            async with api.socket(ws_url=server.ws, renew_at=0.3, **FAST) as socket:
+                await relay.arrival(refresh)
+                assert not warned.is_set()  # the renewal came first
+                await asyncio.wait_for(warned.wait(), 10)
+                released = relay.release(refresh)
+                following = await relay.arrival(refresh)
+                assert following - released > 1.0, "refreshed again at once"
+                assert socket.stats.renewals == 1 and socket.stats.closes == {}
 
 
 async def test_expiry_4401_refreshes_and_resumes_without_losing_messages(serve):

@@ -3,7 +3,12 @@
 Every call is safe to retry: `publish` sends an `Idempotency-Key` made once
 per call and reused on its retries, so a publish whose answer was lost is
 not stored twice. Transient failures (network, 429, 5xx) are retried with
-backoff; anything else raises at once.
+backoff; anything else raises at once. A `Retry-After` longer than
+`max_retry_wait` is not slept through: the error is raised with it.
+
+`revoke_user` is safe to retry too (a revoked session stays revoked), but
+its count is the answering attempt's: after an answer lost on the way back,
+the retry finds the sessions revoked already and answers fewer, often 0.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ def new_idempotency_key() -> str:
 
 
 class ServerClient:
-    """`Authorization: ApiKey <key>` calls; never a user's JWT."""
+    """`Authorization: ApiKey <key>` calls; never a user's JWT.
+
+    retries: transient failures retried per call, with backoff.
+    max_retry_wait: the longest `Retry-After` (seconds) slept before a
+    retry. A server or proxy asking for longer (an hour, a day) gets its
+    ApiError raised at once, `retry_after` set, rather than a caller hung
+    for that long: whether to wait that much is the caller's decision.
+    """
 
     def __init__(
         self,
@@ -35,6 +47,7 @@ class ServerClient:
         retries: int = 3,
         backoff_base: float = 0.25,
         backoff_cap: float = 4.0,
+        max_retry_wait: float = 30.0,
     ):
         if not api_key:
             raise ValueError("a service key is required (manage.py service_key create)")
@@ -42,6 +55,7 @@ class ServerClient:
         self.http = HttpSession(self.url, timeout=timeout)
         self.retries = retries
         self._backoff = (backoff_base, backoff_cap)
+        self.max_retry_wait = max_retry_wait
         self._auth = {"Authorization": f"ApiKey {api_key}"}
 
     async def __aenter__(self) -> ServerClient:
@@ -76,7 +90,10 @@ class ServerClient:
             except AuthSocketError as exc:
                 if not exc.transient or attempt == self.retries:
                     raise
-                await asyncio.sleep(backoff.next_delay(exc.retry_after or 0.0))
+                asked = exc.retry_after or 0.0
+                if asked > self.max_retry_wait:
+                    raise  # carries `retry_after`: the caller decides to wait
+                await asyncio.sleep(backoff.next_delay(asked))
         raise AssertionError("unreachable")
 
     async def publish(
@@ -104,7 +121,11 @@ class ServerClient:
         return await self._call("GET", f"streams/{path_segment(stream)}/presence")
 
     async def revoke_user(self, user_id: int) -> int:
-        """Revoke every session of the user; answers how many there were."""
+        """Revoke every session of the user; answers how many this call revoked.
+
+        Retried like every call: after a lost answer the retry finds them
+        revoked already, so the count may be lower (0) though all are revoked.
+        """
         answer = await self._call("POST", f"users/{path_segment(user_id)}/revoke")
         return answer["revoked"]
 

@@ -257,6 +257,11 @@ class AuthSocket:
         self._ws: ClientConnection | None = None
         self._tokens: Tokens | None = None  # the token the live socket runs on
         self._stale: str | None = None  # a token the server called expired
+        # The `exp` the connection runs on, as the server said it (`welcome`,
+        # `auth.ok`), and the one the last `auth.expiring` warned of: a
+        # warning of an earlier `exp` came for a token already replaced.
+        self._expires_at: int | None = None
+        self._warned_of: int | None = None
         self._live = asyncio.Event()
         self._stopped = asyncio.Event()
         self._expiring = asyncio.Event()
@@ -665,10 +670,7 @@ class AuthSocket:
             tokens = self._tokens
             if tokens is None:
                 return  # set before this task starts: only after a detach
-            wait = tokens.remaining() - tokens.lifetime * (1 - self.renew_at)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._expiring.wait(), max(0.0, wait))
-            self._expiring.clear()
+            await self._renewal_due(tokens)
             try:
                 await self._renew(ws, tokens)
             except CredentialsRejected as exc:
@@ -680,19 +682,45 @@ class AuthSocket:
                 logger.info("token renewal failed (%s); retrying", exc.code)
                 await asyncio.sleep(max(1.0, min(5.0, tokens.remaining() / 4)))
 
+    async def _renewal_due(self, tokens: Tokens) -> None:
+        """Wait until `tokens` is due: at `renew_at` of its life, or warned of.
+
+        A warning of an `exp` earlier than the connection's came while a
+        renewal was in flight (`auth.expiring` and our `auth` crossed): that
+        renewal answered it, and renewing for it again would refresh twice
+        (spending the new refresh token for nothing). It is dropped.
+        """
+        while True:
+            wait = tokens.remaining() - tokens.lifetime * (1 - self.renew_at)
+            if wait <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._expiring.wait(), wait)
+            except TimeoutError:
+                break
+            self._expiring.clear()
+            if not self._warning_answered():
+                return
+        self._expiring.clear()
+
+    def _warning_answered(self) -> bool:
+        """The last `auth.expiring` was of an `exp` the connection has left."""
+        warned, current = self._warned_of, self._expires_at
+        return warned is not None and current is not None and warned < current
+
     async def _renew(self, ws: ClientConnection, tokens: Tokens) -> None:
         fresh = await self.api.fresh_tokens(
             min_remaining=tokens.remaining() + 1.0, not_this=tokens.access
         )
         try:
-            await self._request({"type": "auth", "token": fresh.access}, ws=ws)
+            answer = await self._request({"type": "auth", "token": fresh.access}, ws=ws)
         except FrameError as exc:
             if exc.code != "invalid_token":
                 raise
             # Another session's token (signed in again): only a new socket takes it.
             await ws.close()
             raise Disconnected("reconnecting with a token of another session") from exc
-        self._tokens = fresh
+        self._tokens, self._expires_at = fresh, _exp(answer)
         self.stats.renewals += 1
 
     # --- frames -----------------------------------------------------------------
@@ -769,6 +797,7 @@ class AuthSocket:
     async def _on_welcome(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         self.welcome = frame
         self.protocol = frame.get("protocol")
+        self._expires_at = _exp(frame)
         self.stats.connects += 1
         self.stats.refusals = 0
         for entry in list(self._streams.values()):
@@ -1008,6 +1037,7 @@ class AuthSocket:
     async def _on_auth_expiring(
         self, ws: ClientConnection, frame: dict[str, Any]
     ) -> None:
+        self._warned_of = _exp(frame)
         self._expiring.set()
 
 
@@ -1046,6 +1076,12 @@ def _unsubscribed(stream: str) -> AuthSocketError:
     return AuthSocketError(
         "unsubscribed", f"{stream} was unsubscribed before its subscribe was sent"
     )
+
+
+def _exp(frame: dict[str, Any]) -> int | None:
+    """A frame's `expires_at` (`welcome`, `auth.ok`, `auth.expiring`), if sound."""
+    expires_at = frame.get("expires_at")
+    return expires_at if is_id(expires_at) else None
 
 
 def _resumed(delivered_here: int | None, since: int) -> int:
