@@ -6,6 +6,7 @@ functions; the rules of docs/protocol.md §2–3 live here and nowhere else.
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,6 +47,7 @@ class IssuedTokens:
     access_expires_at: int
     refresh: str
     session: AuthSession
+    access_lifetime: int  # seconds, the answer's `expires_in`
 
     @property
     def user(self) -> User:
@@ -108,10 +110,15 @@ def session_open(
 def _issue(session: AuthSession, access_ttl: int | None = None) -> IssuedTokens:
     refresh = new_credential()
     RefreshToken.objects.create(token_hash=credential_hash(refresh), session=session)
+    now = int(time.time())
+    ttl = settings.AUTHSOCKET_ACCESS_TTL if access_ttl is None else access_ttl
+    # Never past the session's end: a socket opened with the token stays open
+    # until its `exp`, and nothing asks about the session before then.
+    ttl = min(ttl, int(session.expires_at.timestamp()) - now)
     access, exp = encode_access(
-        user_id=session.user_id, sid=session.sid, ttl=access_ttl
+        user_id=session.user_id, sid=session.sid, now=now, ttl=ttl
     )
-    return IssuedTokens(access, exp, refresh, session)
+    return IssuedTokens(access, exp, refresh, session, ttl)
 
 
 def session_refresh(*, refresh_token: str) -> IssuedTokens:

@@ -57,7 +57,7 @@ def token_response(request, issued: services.IssuedTokens) -> Response:
         "access": issued.access,
         "refresh": issued.refresh,
         "token_type": "Bearer",
-        "expires_in": settings.AUTHSOCKET_ACCESS_TTL,
+        "expires_in": issued.access_lifetime,
         "user": {"id": issued.user.pk, "username": issued.user.username},
     }
     if not wants_cookie(request):

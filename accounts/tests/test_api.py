@@ -2,12 +2,15 @@
 
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import AuthSession
+from accounts.tokens import decode_access
 
 pytestmark = pytest.mark.django_db
 
@@ -180,6 +183,21 @@ def test_session_past_absolute_lifetime_cannot_refresh(api, alice, settings):
         "/api/auth/refresh", {"refresh": first["refresh"]}, format="json"
     )
     assert response.json()["code"] == "session_expired"
+
+
+def test_an_access_token_ends_with_its_session_at_the_latest(api, alice):
+    """A socket opened with the token would stay open until its `exp`."""
+    first = login(api).json()
+    session = AuthSession.objects.get()
+    session.expires_at = timezone.now() + timedelta(seconds=60)
+    session.save(update_fields=["expires_at"])
+    body = api.post(
+        "/api/auth/refresh", {"refresh": first["refresh"]}, format="json"
+    ).json()
+    assert 58 <= body["expires_in"] <= 60
+    claims = decode_access(body["access"])
+    assert claims.exp <= int(session.expires_at.timestamp())
+    assert claims.exp - claims.iat == body["expires_in"]
 
 
 def test_refresh_updates_last_used_at(api, alice):
