@@ -147,7 +147,24 @@ async def next_message(socket, timeout: float = 10) -> Message:
     raise AssertionError("the socket stopped")
 
 
-class HttpRelay:
+class LocalTcpServer:
+    """A TCP server on a free port of 127.0.0.1 while the `async with` lasts;
+    a subclass serves each connection in `_serve(reader, writer)`."""
+
+    async def __aenter__(self):
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        raise NotImplementedError
+
+
+class HttpRelay(LocalTcpServer):
     """An HTTP origin in front of a real server: forwards each request (one
     per connection) and notes when it came, per path. A path can be held:
     its requests wait, unforwarded, until the test releases it.
@@ -161,17 +178,12 @@ class HttpRelay:
         self._gates: dict[str, asyncio.Event] = {}
         self._serving: set[asyncio.Task] = set()
 
-    async def __aenter__(self):
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
     async def __aexit__(self, *exc_info):
         self._server.close()
         for task in self._serving:
             task.cancel()  # held or forwarding: the test is over
         await asyncio.gather(*self._serving, return_exceptions=True)
-        await self._server.wait_closed()
+        await super().__aexit__(*exc_info)
         await self._upstream.aclose()
 
     def hold(self, path: str) -> None:

@@ -13,7 +13,7 @@ from authsocket_client import (
     PresenceEvent,
     ServerClient,
 )
-from tests.client.conftest import PASSWORD
+from tests.client.conftest import PASSWORD, LocalTcpServer
 from tests.servers import manage
 
 pytestmark = [pytest.mark.e2e]
@@ -90,7 +90,7 @@ async def test_server_api_publish_is_idempotent_and_reaches_sockets(server):
                     pass
 
 
-class AnswerLosingProxy:
+class AnswerLosingProxy(LocalTcpServer):
     """A TCP proxy to the server that loses the answer on its first connection:
     the request reaches the server, the server answers, the caller gets a
     dropped connection. Later connections pass through."""
@@ -99,15 +99,6 @@ class AnswerLosingProxy:
         self.upstream_port = upstream_port
         self.connections = 0
         self.lost = asyncio.Event()
-
-    async def __aenter__(self):
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc_info):
-        self._server.close()
-        await self._server.wait_closed()
 
     async def _serve(self, client_reader, client_writer):
         self.connections += 1
