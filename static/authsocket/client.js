@@ -306,7 +306,7 @@ export class AuthSocket extends EventTarget {
     // never rejected, until: how long a new refresh waits for it (ms) }.
     this._lateRefreshes = new Set();
     this._ws = null;
-    this._opening = false;
+    this._opening = null; // the generation of the `_open()` in flight, if any
     this._welcomed = false;
     this._connectedWith = null;
     this._everLive = false;
@@ -332,13 +332,14 @@ export class AuthSocket extends EventTarget {
     this._lastFrameAt = 0;
     this._liveSince = 0; // when the current socket got `welcome` (ms)
 
-    this._channel =
-      typeof BroadcastChannel === "function" ? new BroadcastChannel(this.options.channelName) : null;
-    if (this._channel) this._channel.onmessage = (event) => this._onBroadcast(event.data);
+    // Set by close(): no channel, no page listeners, no timer, no socket,
+    // until resume(), login() or reconnect() opens the client again.
+    this._closed = false;
+    this._channel = null;
+    this._listening = false;
     this._onOnline = () => this._wakeUp("online");
     this._onVisible = () => document.visibilityState === "visible" && this._wakeUp("visible");
-    window.addEventListener("online", this._onOnline);
-    document.addEventListener("visibilitychange", this._onVisible);
+    this._listen();
   }
 
   // ---- public API ---------------------------------------------------------
@@ -349,6 +350,7 @@ export class AuthSocket extends EventTarget {
 
   /** Resume a signed-in session from the refresh cookie; false when there is none. */
   async resume() {
+    this._reopen();
     const generation = this._generation;
     this._setState(STATE.CONNECTING, "resume");
     for (let attempt = 0; ; attempt++) {
@@ -377,6 +379,7 @@ export class AuthSocket extends EventTarget {
    * came while it waited: then it takes nothing and opens nothing.
    */
   async login(username, password) {
+    this._reopen();
     const generation = ++this._generation; // supersedes a resume still waiting for the server
     this._refreshing = null;
     // The cookie this login sets must be the last one set: a cookie request
@@ -565,24 +568,35 @@ export class AuthSocket extends EventTarget {
     return performance.now() - sentAt;
   }
 
-  /** Try to connect now (after OFFLINE, or to skip a backoff wait). */
+  /** Try to connect now (after OFFLINE or close(), or to skip a backoff wait). */
   reconnect() {
     if (!this._access) return;
+    if (this._closed) {
+      this._reopen();
+      // close() stopped the refresh timer: the token is kept fresh again.
+      this._scheduleRefresh();
+    }
     this._attempt = 0;
     this._refusals = 0;
     clearTimeout(this._timers.reconnect);
     this._open();
   }
 
-  /** Stop everything without signing out (the refresh cookie stays valid). */
+  /**
+   * Stop everything without signing out (the refresh cookie stays valid):
+   * `offline` while a token is held (reconnect() opens a socket again), or
+   * `signed-out`. The other tabs are no longer heard until it is opened again.
+   */
   close() {
     this._generation++;
+    this._closed = true;
+    // A refresh or an open still on its way belongs to the old generation and
+    // ends `cancelled`: what opens the client again must not wait on it.
+    this._refreshing = null;
     this._clearTimers();
     this._closeSocket(CLOSE.NORMAL);
-    this._channel?.close();
-    this._channel = null;
-    window.removeEventListener("online", this._onOnline);
-    document.removeEventListener("visibilitychange", this._onVisible);
+    this._unlisten();
+    this._setState(this._access ? STATE.OFFLINE : STATE.SIGNED_OUT, "closed");
   }
 
   // ---- tokens ---------------------------------------------------------------
@@ -775,6 +789,9 @@ export class AuthSocket extends EventTarget {
 
   _scheduleRefresh() {
     clearTimeout(this._timers.refresh);
+    // A closed client refreshes when asked (api(), refresh()), never by itself:
+    // each refresh rotates the cookie every tab shares.
+    if (this._closed) return;
     // Jitter spreads the tabs out; the first one to refresh shares its token.
     const jitter = Math.random() * this._marginMs() * 0.2;
     const delay = Math.max(0, this._remainingMs() - this._marginMs() - jitter);
@@ -806,11 +823,46 @@ export class AuthSocket extends EventTarget {
 
   // ---- other tabs -----------------------------------------------------------
 
+  /** Hear the other tabs and the page's online/visible events (once). */
+  _listen() {
+    if (this._listening) return;
+    this._channel = this._newChannel();
+    if (this._channel) this._channel.onmessage = (event) => this._onBroadcast(event.data);
+    window.addEventListener("online", this._onOnline);
+    document.addEventListener("visibilitychange", this._onVisible);
+    this._listening = true;
+  }
+
+  _unlisten() {
+    this._channel?.close();
+    this._channel = null;
+    window.removeEventListener("online", this._onOnline);
+    document.removeEventListener("visibilitychange", this._onVisible);
+    this._listening = false;
+  }
+
+  /** Undo close(): resume(), login() and reconnect() open the client again. */
+  _reopen() {
+    if (!this._closed) return;
+    this._closed = false;
+    this._listen();
+  }
+
+  _newChannel() {
+    return typeof BroadcastChannel === "function" ? new BroadcastChannel(this.options.channelName) : null;
+  }
+
   _broadcast(message) {
+    // A closed client hears nothing, but what it does to the shared session
+    // (a logout, a refresh that rotated the cookie) is still news to the
+    // other tabs: it speaks on a channel of its own, closed at once.
+    const channel = this._channel ?? this._newChannel();
     try {
-      this._channel?.postMessage(message);
+      channel?.postMessage(message);
     } catch {
       // A closed channel: the other tabs refresh on their own.
+    } finally {
+      if (channel !== this._channel) channel?.close();
     }
   }
 
@@ -846,10 +898,15 @@ export class AuthSocket extends EventTarget {
     return this._welcomed && this._ws !== null && this._ws.readyState === WebSocket.OPEN;
   }
 
+  /** An `_open()` of this generation is on its way (one of an older one ends by itself). */
+  _isOpening() {
+    return this._opening === this._generation;
+  }
+
   async _open() {
-    if (this._ws || this._opening || !this._access) return;
+    if (this._closed || this._ws || this._isOpening() || !this._access) return;
     const generation = this._generation;
-    this._opening = true;
+    this._opening = generation;
     clearTimeout(this._timers.reconnect);
     this._setState(this._everLive ? STATE.RECONNECTING : STATE.CONNECTING, "connect");
     try {
@@ -874,7 +931,7 @@ export class AuthSocket extends EventTarget {
       this._emitError(error.code || "network", error.detail || String(error));
       this._scheduleReconnect(error.code || "network", error.retryAfterMs);
     } finally {
-      this._opening = false;
+      if (this._opening === generation) this._opening = null;
     }
   }
 
@@ -1045,7 +1102,7 @@ export class AuthSocket extends EventTarget {
   _wakeUp(reason) {
     if (!this._access) return;
     if (this._remainingMs() < this._marginMs() && this._refreshing === null) this._timedRefresh();
-    if (this.state === STATE.RECONNECTING && !this._ws && !this._opening) {
+    if (this.state === STATE.RECONNECTING && !this._ws && !this._isOpening()) {
       clearTimeout(this._timers.reconnect);
       this._open();
     }
