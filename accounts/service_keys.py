@@ -38,7 +38,9 @@ def service_key_create(*, name: str) -> tuple[ServiceKey, str]:
     one printable line): `save()` alone would store it.
     """
     raw = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
-    key = ServiceKey(name=name, prefix=raw[:SHOWN_PREFIX_LENGTH], digest=key_digest(raw))
+    key = ServiceKey(
+        name=name, prefix=raw[:SHOWN_PREFIX_LENGTH], digest=key_digest(raw)
+    )
     key.clean_fields()
     try:
         with transaction.atomic():

@@ -32,4 +32,3 @@ def connected_now_view(request):
         "degraded": degraded,
     }
     return TemplateResponse(request, "admin/connected_now.html", context)
-
