@@ -23,17 +23,30 @@ BATCH = 1000
 
 
 def stream_history_delete(*, name: str) -> None:
-    """The stream is gone (its room or user deleted): its messages and counter too."""
-    _delete_in_batches(Message.objects.filter(stream=name))
+    """The stream is gone (its room or user deleted): its messages and counter too.
+
+    The counter first: deleting its row waits for a publish in flight (which
+    holds the row until it commits), so the message delete that follows sees
+    that message too. Messages first would leave it behind, and a room made
+    again with the slug would fail every publish once its ids reached it.
+    Run inside the owner's deletion (a transaction), so a publish after this
+    waits for the whole deletion.
+    """
     StreamCounter.objects.filter(pk=name).delete()
+    _delete_in_batches(Message.objects.filter(stream=name))
 
 
 def stream_history_rename(*, old: str, new: str) -> None:
-    """Carry messages and counter to the new name (a renamed room keeps its ids)."""
+    """Carry messages and counter to the new name (a renamed room keeps its ids).
+
+    The old counter is locked first, as a publish locks it: a publish in
+    flight commits before the messages move (its message moves with them and
+    the counter read is its id), and one after waits until the rename commits.
+    """
     with transaction.atomic():
+        counter = StreamCounter.objects.select_for_update().filter(pk=old).first()
         stream_history_delete(name=new)  # leftovers of a name nothing owns now
         Message.objects.filter(stream=old).update(stream=new)
-        counter = StreamCounter.objects.filter(pk=old).first()
         if counter is not None:
             StreamCounter.objects.create(
                 stream=new, last_message_id=counter.last_message_id

@@ -9,8 +9,14 @@ from django.utils import timezone
 
 from realtime.history import history_prune
 from realtime.models import Message, Room, StreamCounter
-from realtime.publish import publish_to_room, publish_to_user, stream_publish
+from realtime.publish import (
+    publish_to_room,
+    publish_to_user,
+    stream_publish,
+    stream_publish_to,
+)
 from realtime.services import membership_create
+from realtime.streams import room_stream
 from realtime.tests.conftest import TIMEOUT, db, subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -107,6 +113,16 @@ def test_deleting_a_room_deletes_its_history(rooms, alice):
     room = Room.objects.create(slug="team")
     membership_create(user=alice, room=room)
     assert publish_to_room(room=room, sender=alice, data=1).seq == 1
+
+
+def test_a_new_room_never_shows_what_an_earlier_room_of_its_slug_left(alice):
+    """A publish that passed its check before its room was deleted and
+    committed after leaves a message under the name: not the new room's."""
+    stream_publish_to(stream=room_stream("reborn"), data="private, old", sender=alice)
+    room = Room.objects.create(slug="reborn")
+    assert kept("room:reborn") == []
+    membership_create(user=alice, room=room)
+    assert publish_to_room(room=room, sender=alice, data="new").seq == 1
 
 
 def test_renaming_a_room_carries_its_history_and_ids(rooms, alice):
