@@ -78,6 +78,14 @@ class MemoryStore:
         self._beats.pop(pid, None)
         self._entries.pop(pid, None)
 
+    async def process_reaped(self, pid: str) -> bool:
+        self._beats.pop(pid, None)
+        entries = self._entries.get(pid)
+        if entries is not None and (entries.sockets or entries.streams):
+            return False
+        self._entries.pop(pid, None)
+        return True
+
     async def socket_add(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
         sockets = self._entries[pid].sockets
         if socket_id not in sockets:

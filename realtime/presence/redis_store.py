@@ -162,6 +162,15 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
 end
 """
 
+# KEYS: sock:<pid>, subs:<pid>, proc:<pid>, procs; ARGV: pid. The heartbeat
+# goes whatever is left: a process that was only stalled registers again.
+REAPED = """
+redis.call('DEL', KEYS[3])
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('SREM', KEYS[4], ARGV[1])
+return 1
+"""
+
 # KEYS: procs; ARGV: own pid, key prefix
 DEAD = """
 local dead = {}
@@ -206,6 +215,7 @@ class RedisStore:
         self._socket_add = client.register_script(SOCKET_ADD)
         self._socket_remove = client.register_script(SOCKET_REMOVE)
         self._dead = client.register_script(DEAD)
+        self._reaped = client.register_script(REAPED)
         self._pipeline = ScriptPipeline(client, timeout=TIMEOUT)
 
     def key(self, *parts: object) -> str:
@@ -248,6 +258,10 @@ class RedisStore:
             )
             pipe.srem(self.key("procs"), pid)
             await pipe.execute()
+
+    async def process_reaped(self, pid: str) -> bool:
+        keys = [self.key(kind, pid) for kind in ("sock", "subs", "proc")]
+        return bool(await self._reaped(keys=[*keys, self.key("procs")], args=[pid]))
 
     async def socket_add(self, pid: str, socket_id: str, entry: SocketEntry) -> None:
         name = name_encode(entry.username)  # JSON: any name is UTF-8 this way

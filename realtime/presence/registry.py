@@ -35,6 +35,7 @@ from realtime.presence.events import (
     UserConnections,
 )
 from realtime.presence.store import (
+    Left,
     Store,
     clock_version,
     connected_build,
@@ -414,27 +415,31 @@ class SocketRegistry:
         await self._emit([Resync(stream) for stream in sorted(touched)])
 
     async def _reap(self, dead: str) -> None:
-        """Remove a dead process's entries; its users' last sockets become leaves."""
+        """Remove a dead process's entries; its users' last sockets become leaves.
+
+        The leaves decided are sent even if the store fails midway: the next
+        claim finds those entries gone and would never decide them again.
+        """
         entries = await self.store.process_entries(dead)
-        changes = []
-        for socket_id, stream in entries.streams:
-            left = await self.store.stream_leave(dead, socket_id, stream)
-            if left is not None:
-                version, user_id, username, joined = left
-                changes.append(
-                    PresenceChange(
-                        Change.LEAVE, stream, user_id, username, version, None, joined
-                    )
-                )
-        for socket_id, entry in entries.sockets.items():
-            await self.store.socket_remove(dead, socket_id, entry)
-        await self.store.process_forget(dead)
+        changes: list[PresenceEvent] = []
+        try:
+            for socket_id, stream in entries.streams:
+                left = await self.store.stream_leave(dead, socket_id, stream)
+                if left is not None:
+                    changes.append(_reaped_leave(stream, left))
+            for socket_id, entry in entries.sockets.items():
+                await self.store.socket_remove(dead, socket_id, entry)
+            # Not a blind delete: what it recorded since the read above (it had
+            # only stalled) waits for the next claim, or for its own rebuild.
+            forgotten = await self.store.process_reaped(dead)
+        finally:
+            await self._emit(changes)
         logger.info(
-            "presence: removed %d socket(s) of dead process %s",
+            "presence: removed %d socket(s) of dead process %s%s",
             len(entries.sockets),
             dead,
+            "" if forgotten else "; it recorded more meanwhile",
         )
-        await self._emit(changes)
 
     # --- helpers ------------------------------------------------------------
 
@@ -475,3 +480,11 @@ class SocketRegistry:
         if lock is None:
             lock = self._locks[socket_id] = asyncio.Lock()
         return lock
+
+
+def _reaped_leave(stream: str, left: Left) -> PresenceChange:
+    """A leave decided by a dead process's cleanup: no socket caused it."""
+    version, user_id, username, joined = left
+    return PresenceChange(
+        Change.LEAVE, stream, user_id, username, version, None, joined
+    )

@@ -46,6 +46,15 @@ class Store(Protocol):
 
     async def process_forget(self, pid: str) -> None: ...
 
+    async def process_reaped(self, pid: str) -> bool:
+        """After its entries were removed: forget a dead process, unless it
+        recorded more meanwhile (False; the next claim of it reaps those).
+
+        A process taken for dead may only have stalled, and act while it is
+        reaped. Its heartbeat is removed either way: back, it registers again
+        and rebuilds what it holds, which must then be all it recorded.
+        """
+
     async def socket_add(
         self, pid: str, socket_id: str, entry: SocketEntry
     ) -> None: ...

@@ -7,12 +7,12 @@ import logging
 
 import pytest
 
-from realtime.presence.events import Change, PresenceChange, Resync
+from realtime.presence.events import Change, PresenceChange, Resync, SocketEntry
 from realtime.presence.memory import MemoryStore
 from realtime.presence.registry import SocketRegistry, UnknownSocket
 from realtime.presence.store import snapshot_of
 from realtime.presence_frames import snapshot_frame
-from realtime.tests.presence import Cluster
+from realtime.tests.presence import Cluster, Recorder
 from tests.reliability.services import TcpCutout
 from tests.servers import free_port
 
@@ -352,6 +352,113 @@ async def test_a_dead_process_is_cleaned_up_by_one_process_only(cluster):
     await asyncio.sleep(3 * survivors[0].tick)  # give a second cleaner time to err
     everyone = [e for p in survivors for e in p.on_change.events]
     assert leaves(everyone) == [(S, n + 1) for n in range(5)]
+
+
+async def taken_for_dead(reaper, doomed, monkeypatch, act) -> None:
+    """`doomed` stalls (no heartbeat) until `reaper` takes it for dead; then,
+    once the reaper has read its entries, `act` runs: the stalled process
+    resumes and does what it had queued, while the reaper cleans up."""
+    read = reaper.store.process_entries
+    acted = []
+
+    async def read_then_act(pid):
+        entries = await read(pid)
+        if pid == doomed.process_id and not acted:
+            acted.append(pid)
+            await act()
+        return entries
+
+    monkeypatch.setattr(reaper.store, "process_entries", read_then_act)
+    async with asyncio.timeout(doomed.ttl + 2):
+        while doomed.process_id not in await reaper.store.processes_dead("-"):
+            await asyncio.sleep(0.05)
+    await reaper.start()  # its first scan reaps `doomed`
+    assert acted
+
+
+async def test_a_stalled_process_that_subscribes_while_reaped_counts_once_when_back(
+    cluster, monkeypatch
+):
+    """Its heartbeat expired, so it was taken for dead; the subscribe it made
+    meanwhile must neither outlive its socket nor count twice once it is back
+    (its next heartbeat round registers it again and rebuilds its entries)."""
+    ttl = 1
+    doomed = await cluster.process(ttl=ttl)
+    await open_socket(doomed, "d1", 1, streams=[S])
+    await doomed.stop(goodbye=False)  # stalled
+    reaper = await cluster.process(ttl=ttl, start=False)
+    await taken_for_dead(
+        reaper, doomed, monkeypatch, lambda: doomed.stream_join("d1", T)
+    )
+    assert leaves(reaper.on_change.events) == [(S, 1)]
+    await doomed._tick()  # back: the heartbeat's next round
+    assert present(await reaper.snapshot(S)) == {1: 1}
+    assert present(await reaper.snapshot(T)) == {1: 1}
+    assert (await reaper.user_connections(1)).connections == 1
+    assert len(await doomed.socket_close("d1")) == 2  # the leaves of S and T
+    assert (await reaper.snapshot(S)).count == (await reaper.snapshot(T)).count == 0
+
+
+async def test_what_a_process_taken_for_dead_added_while_reaped_is_reaped_later(
+    cluster, monkeypatch
+):
+    """It subscribed a socket during its cleanup, then died for good: that
+    user's leave still comes, one TTL later, not never."""
+    ttl = 1
+    doomed = await cluster.process(ttl=ttl)
+    await open_socket(doomed, "d1", 1, streams=[S])
+    await open_socket(doomed, "d2", 2, sid="s2")
+    await doomed.stop(goodbye=False)
+    reaper = await cluster.process(ttl=ttl, start=False)
+
+    async def subscribe_and_open():
+        await doomed.stream_join("d1", T)
+        await doomed.stream_join("d2", S)
+        entry = SocketEntry(user_id=3, sid="s3", username="user3")
+        await doomed.store.socket_add(doomed.process_id, "d3", entry)
+
+    await taken_for_dead(reaper, doomed, monkeypatch, subscribe_and_open)
+    await reaper.on_change.wait_for(
+        lambda events: leaves(events) == [(S, 1), (S, 2), (T, 1)], 2 * ttl + 2
+    )
+    assert (await reaper.snapshot(S)).count == (await reaper.snapshot(T)).count == 0
+    assert (await reaper.user_connections(3)).connections == 0
+    assert await reaper.connected_now() == []
+
+
+class LeaveFailsOnce(MemoryStore):
+    """A store whose `fail_at`-th leave fails as an unreachable Redis does."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.leaves_left = fail_at
+
+    async def stream_leave(self, pid: str, socket_id: str, stream: str):
+        self.leaves_left -= 1
+        if self.leaves_left == 0:
+            raise ConnectionError("the store went away")
+        return await super().stream_leave(pid, socket_id, stream)
+
+
+async def test_leaves_decided_before_a_cleanup_fails_are_still_sent():
+    """The store failed in the middle of a dead process's cleanup: the
+    leaves it had already decided are sent now (the next claim cannot see
+    them again), the rest when the cleanup is tried again."""
+    ttl = 1
+    store = LeaveFailsOnce(fail_at=2)
+    doomed = SocketRegistry(store, ttl=ttl, on_change=Recorder())
+    for n in (1, 2):
+        await open_socket(doomed, f"d{n}", n, streams=[S])
+    await doomed.stop(goodbye=False)
+    reaper = SocketRegistry(store, ttl=ttl, on_change=Recorder())
+    await reaper.start()
+    try:
+        await reaper.on_change.wait_for(
+            lambda events: leaves(events) == [(S, 1), (S, 2)], 2 * ttl + 3
+        )
+    finally:
+        await reaper.stop(goodbye=False)
+    assert (await reaper.snapshot(S)).count == 0
 
 
 class CancelSwallowingStore(MemoryStore):

@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
+from accounts.models import User
 from accounts.service_keys import service_key_create
 from realtime.presence import registry_get
 from realtime.presence.registry import SocketRegistry
@@ -146,3 +147,43 @@ async def test_a_process_that_served_no_socket_forgets_a_killed_ones_presence(
     assert response.json() == {"stream": "room:lobby", "users": [], "count": 0}
     response = await get(service(key), f"/api/server/users/{bob.pk}/connections")
     assert response.json() == {"connections": 0, "sessions": []}
+
+
+async def test_a_room_of_more_than_a_thousand_lists_a_thousand_and_the_caller(
+    connect, api, make_user, key, alice, rooms
+):
+    """The real cap: 1,000 users, the lowest ids, `count` all of them; the
+    caller on the stream takes the last place wherever he asks from."""
+    crowd = await db(
+        lambda: User.objects.bulk_create(
+            User(username=f"crowd{n}", password="!") for n in range(1000)
+        )
+    )
+    caller = await db(make_user, "zed")  # the highest id of all
+    elsewhere = SocketRegistry(registry_get().store, ttl=30, process_id="elsewhere")
+    for user in crowd:
+        await elsewhere.socket_open(
+            f"c{user.pk}", user_id=user.pk, username=user.username, sid="s"
+        )
+        await elsewhere.stream_join(f"c{user.pk}", "room:lobby")
+    z = await connect(caller)
+    try:
+        await subscribe(z, "room:lobby")
+        first = sorted(user.pk for user in crowd)[:999]
+        own = [*first, caller.pk]
+        for answer in (
+            (await get(await db(api, caller), "/api/rooms/lobby/presence")).json(),
+            await send(z, {"type": "presence", "stream": "room:lobby"}),
+        ):
+            assert [u["id"] for u in answer["users"]] == own
+            assert (answer["count"], answer["truncated"]) == (1001, True)
+        plain = [*first, sorted(user.pk for user in crowd)[999]]
+        for client, path in (
+            (await db(api, alice), "/api/rooms/lobby/presence"),
+            (service(key), "/api/server/streams/room:lobby/presence"),
+        ):
+            body = (await get(client, path)).json()
+            assert [u["id"] for u in body["users"]] == plain, path
+            assert (body["count"], body["truncated"]) == (1001, True)
+    finally:
+        await elsewhere.stop()
