@@ -1,7 +1,8 @@
-"""daphne's HTTP requests, without two things a client could turn into errors.
+"""daphne's HTTP requests, without things a client could turn into errors.
 
 Patched in the process that runs daphne, plain or through authsocket.serve
-(a WebSocket handshake starts as one of these requests, so both apply to it):
+(a WebSocket handshake starts as one of these requests, so they apply to it,
+and so does the last one, to the WebSocket it becomes):
 
 * a client's ``Daphne-Root-Path`` header is dropped before daphne reads it.
   daphne takes the ASGI ``root_path`` from it, a header meant for a proxy
@@ -19,7 +20,14 @@ Patched in the process that runs daphne, plain or through authsocket.serve
   now has it too;
 * a request line or a header line over Twisted's 16 KiB is answered 414 or
   431, with the API's JSON error; Twisted closed the connection without a
-  word, and the client saw only that the server went away.
+  word, and the client saw only that the server went away;
+* a WebSocket text message that is not UTF-8 closes the socket with a 1007
+  close frame (RFC 6455 §8.1, docs/protocol.md §4.3). autobahn finds it
+  before the application sees the message, and under plain daphne dropped
+  the TCP connection instead (its default ``failByDrop``): the client saw
+  1006, which tells it to reconnect. ``authsocket.serve`` turns failByDrop
+  off for every connection already; this changes only that one failure, so
+  plain daphne still drops a connection for a broken frame.
 """
 
 import json
@@ -38,7 +46,8 @@ _TOO_LONG_BODY = json.dumps(
 
 
 def daphne_request_fixes() -> None:
-    """Fix daphne's HTTP request (core/daphne_fixes.py)."""
+    """Fix daphne's HTTP request and WebSocket protocol (core/daphne_fixes.py)."""
+    close_invalid_text_1007()
     request = daphne_class_to_fix("daphne.http_protocol", "WebRequest", "process")
     if request is None:
         return
@@ -58,6 +67,30 @@ def daphne_request_fixes() -> None:
 
     request.__init__ = __init__
     request.process = without_root_path_header
+
+
+def close_invalid_text_1007() -> None:
+    """autobahn's failure of a text message that is not UTF-8: a close frame."""
+    protocol = daphne_class_to_fix(
+        "daphne.ws_protocol", "WebSocketProtocol", "_invalid_payload"
+    )
+    if protocol is None:
+        return
+    invalid_payload = protocol._invalid_payload
+
+    @fixed
+    def _invalid_payload(self, reason):
+        # Imported here: this module is loaded before Django is set up.
+        from core import metrics
+
+        if self.state == self.STATE_OPEN:  # else no close frame goes out
+            metrics.close_code_sent(self.CLOSE_STATUS_CODE_INVALID_PAYLOAD)
+        # autobahn then sends 1007 and drops the message (failedByMe): the
+        # application never sees it, and daphne never decodes it.
+        self.failByDrop = False
+        return invalid_payload(self, reason)
+
+    protocol._invalid_payload = _invalid_payload
 
 
 def _answer_line_too_long(channel, line) -> None:
