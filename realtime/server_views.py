@@ -54,7 +54,15 @@ class ServerApiView(ApiView):
 
 
 def idempotency_key(request) -> str | None:
-    """The header's value; absent → None; not 1–64 printable ASCII → 400."""
+    """The header's value; absent → None; not 1–64 printable ASCII → 400.
+
+    Sent more than once → 400 too: Django joins repeated headers with ",",
+    which a key may hold, so keys `a` and `b` would be taken for `a,b`.
+    """
+    if header_lines(request, IDEMPOTENCY_HEADER) > 1:
+        raise exceptions.ValidationError(
+            {IDEMPOTENCY_HEADER: ["Sent more than once; send one key."]}
+        )
     value = request.headers.get(IDEMPOTENCY_HEADER)
     if value is None:
         return None
@@ -63,6 +71,19 @@ def idempotency_key(request) -> str | None:
             {IDEMPOTENCY_HEADER: ["1 to 64 printable ASCII characters."]}
         )
     return value
+
+
+def header_lines(request, name: str) -> int:
+    """How many lines of header `name` the request came with.
+
+    Counted in the ASGI scope, where daphne keeps each line; a WSGI server
+    has joined them before Django sees them, so there it is at most 1.
+    """
+    scope = getattr(request, "scope", None)  # Django's ASGIRequest has one
+    if scope is None:
+        return int(name in request.headers)
+    wanted = name.lower().encode("latin-1")
+    return sum(header.lower() == wanted for header, _ in scope.get("headers", ()))
 
 
 def resolved(name: str):
@@ -81,7 +102,8 @@ class PublishView(ServerApiView):
                 str,
                 OpenApiParameter.HEADER,
                 description=(
-                    "At most 64 printable ASCII characters. A repeat within 24 h "
+                    "At most 64 printable ASCII characters, in one header line "
+                    "(two are 400 `invalid`). A repeat within 24 h "
                     "from the same service key answers 200 with the first message "
                     "and publishes nothing."
                 ),
