@@ -4,8 +4,17 @@ An ASGI middleware between the JWT middleware and the router: it reads what
 the consumer SENDS (accept, close before or after accept), so the consumer
 itself holds no counting code. The refusal reason comes from `scope["auth"]`
 (a bounded code, never the credential or its error text).
+
+A handshake whose connection ended before the application accepted it
+(daphne's `--websocket_connect_timeout` gave up on a slow handshake, or the
+client left) is refused `abandoned`: daphne drops that accept and every
+frame after it, so counting it `accepted`, and its socket open, counted a
+client nobody served. The application learns of the end only from the
+`websocket.disconnect` it reads after its connect handler returns, so
+`HandshakeWatch` reads that one message ahead, while the handshake waits.
 """
 
+import asyncio
 from collections.abc import Awaitable
 
 from core import metrics
@@ -58,12 +67,62 @@ class SocketMetricsMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket" or not metrics.enabled():
             return await self.application(scope, receive, send)
-        counting = CountingSend(send, scope.get("auth"))
+        watch = HandshakeWatch(receive)
+        counting = CountingSend(send, scope.get("auth"), watch)
         try:
-            return await self.application(scope, receive, counting)
+            return await self.application(scope, watch, counting)
         finally:
+            watch.stop()
             if counting.phase in ("accepting", "open", "closed"):
                 metrics.socket_closed()
+
+
+class HandshakeWatch:
+    """One socket's `receive`, reading the message after `websocket.connect`
+    ahead, so that an accept can tell whether the connection is gone already.
+
+    Before accept the only message daphne can queue is `websocket.disconnect`;
+    the message read ahead is handed to the application's next `receive()` as
+    it is, so it sees every message once and in order. After that `receive`
+    is daphne's own awaitable, returned as it is (no coroutine per frame).
+    """
+
+    __slots__ = ("receive", "ahead", "started")
+
+    def __init__(self, receive) -> None:
+        self.receive, self.ahead, self.started = receive, None, False
+
+    def __call__(self) -> Awaitable[dict]:
+        ahead = self.ahead
+        if ahead is not None:
+            self.ahead = None
+            return ahead
+        if self.started:
+            return self.receive()
+        self.started = True
+        return self._first()
+
+    async def _first(self) -> dict:
+        message = await self.receive()  # websocket.connect
+        self.ahead = asyncio.ensure_future(self.receive())
+        return message
+
+    def gone(self) -> bool:
+        """Whether the connection ended before the application read that it did."""
+        ahead = self.ahead
+        return (
+            ahead is not None
+            and ahead.done()
+            and not ahead.cancelled()
+            and ahead.exception() is None
+            and ahead.result().get("type") == "websocket.disconnect"
+        )
+
+    def stop(self) -> None:
+        """The application ended: a message still awaited ahead is not."""
+        if self.ahead is not None:
+            self.ahead.cancel()
+            self.ahead = None
 
 
 class CountingSend:
@@ -73,10 +132,11 @@ class CountingSend:
     next send: 4409 or not), "open", and "refused" or "closed".
     """
 
-    __slots__ = ("send", "auth", "phase")
+    __slots__ = ("send", "auth", "watch", "phase")
 
-    def __init__(self, send, auth) -> None:
-        self.send, self.auth, self.phase = send, auth, "handshake"
+    def __init__(self, send, auth, watch: HandshakeWatch) -> None:
+        self.send, self.auth, self.watch = send, auth, watch
+        self.phase = "handshake"
 
     def __call__(self, message) -> Awaitable[None]:
         """Count, then hand back daphne's own awaitable.
@@ -91,6 +151,10 @@ class CountingSend:
             return self.send(message)
         kind = message["type"]
         if kind == "websocket.accept" and self.phase == "handshake":
+            if self.watch.gone():  # nobody is left to accept
+                metrics.handshake_refused("abandoned", _transport(self.auth))
+                self.phase = "refused"
+                return self.send(message)
             self.phase = "accepting"
             metrics.socket_opened()
         elif kind == "websocket.close":
