@@ -2,10 +2,11 @@
 
 The server takes N frames a second per socket (`AUTHSOCKET_FRAME_RATE`,
 bursts of 2N), refuses the rest `rate_limited`, and closes the socket with
-4429 once more than N are refused with none accepted in between. The client
-paces its subscribes (at most a few unanswered, the rest queued, a pause
-after a refusal) and sends an `auth` refused `rate_limited` again, so it
-never earns that close by itself. Against a real daphne.
+4429 once more than N refusals are outstanding (each accepted frame and each
+second forgive some). The client paces its subscribes (at most a few
+unanswered, the rest queued, a pause after a refusal) and sends an `auth`
+refused `rate_limited` again, so it never earns that close by itself.
+Against a real daphne.
 """
 
 import pytest

@@ -1,11 +1,11 @@
 """Subscribes are paced: a burst of them must never get the socket closed 4429.
 
 The server refuses frames beyond its budget (`AUTHSOCKET_FRAME_RATE`: N a
-second, bursts of 2N) and closes 4429 once more than N are refused with
-none accepted in between. A client holding more streams than a burst allows
-keeps at most `SUBSCRIBES_IN_FLIGHT` subscribes unanswered, queues the
-rest in order, and after a `rate_limited` answer holds the queue until the
-budget has refilled.
+second, bursts of 2N) and closes 4429 once more than N refusals are
+outstanding (each accepted frame and each second forgive some). A client
+holding more streams than a burst allows keeps at most
+`SUBSCRIBES_IN_FLIGHT` subscribes unanswered, queues the rest in order, and
+after a `rate_limited` answer holds the queue until the budget has refilled.
 
 Against real daphne: subscribing many streams at once, and the reconnect
 that subscribes them all again at `welcome`. Against a scripted server: the

@@ -67,11 +67,12 @@ MIN_LIFE_S = 1.0
 # Subscribe requests one connection keeps unanswered at once; the others wait
 # in order and go out as answers arrive. The server refuses frames beyond its
 # budget (`AUTHSOCKET_FRAME_RATE`: N a second, bursts of 2N) and closes 4429
-# once more than N are refused with none accepted in between. With at most 8
-# in flight, at most 8 can be refused before the first refusal holds the
-# queue, so subscribing any number of streams cannot close a socket on a
-# server that allows 8 frames a second or more (the default is 50/s); and 8
-# per round trip still subscribes quickly over a slow network.
+# once more than N refusals are outstanding (each accepted frame and each
+# second forgive some). With at most 8 in flight, at most 8 can be refused
+# before the first refusal holds the queue, so subscribing any number of
+# streams cannot close a socket on a server that allows 8 frames a second or
+# more (the default is 50/s); and 8 per round trip still subscribes quickly
+# over a slow network.
 SUBSCRIBES_IN_FLIGHT = 8
 # The largest frame read by default (websockets' own default): a server
 # frame is its message's data, at most the server's AUTHSOCKET_MAX_MESSAGE_BYTES
