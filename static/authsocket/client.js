@@ -1384,8 +1384,19 @@ export class AuthSocket extends EventTarget {
 
   _onAuthExpiring(frame) {
     this._emit("socket", { phase: "expiring", connection: this.stats.connects, expiresAt: frame.expires_at });
+    // A renewal under way answers the warning: another refresh would rotate
+    // the cookie every tab shares for nothing. That is a refresh running, an
+    // `auth` on its way, or the warning of an `exp` the socket has left (it
+    // crossed the `auth.ok` that moved it).
+    if (this._refreshing !== null || this._hasPending("auth")) return;
+    if (Number.isInteger(frame.expires_at) && frame.expires_at < (this.socketExpiresAt ?? -Infinity)) return;
+    if (this._access !== this._connectedWith) {
+      // Refreshed already, the `auth` not sent (waiting out `rate_limited`): send it now.
+      if (this._isLive()) this._sendAuth();
+      return;
+    }
     // The refresh timer may have been throttled (background tab): act now.
-    if (this._refreshing === null) this._timedRefresh();
+    this._timedRefresh();
   }
 
   _onError(frame) {
