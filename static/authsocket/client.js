@@ -97,8 +97,8 @@ const USER_STREAM = "user";
 const MIN_LIFE_MS = 1000;
 // Subscribe frames one socket may have unanswered at once; the rest wait in a
 // queue. The server refuses frames past a burst of 2N (AUTHSOCKET_FRAME_RATE
-// N/s, 50/s by default) and closes the socket with 4429 once more than N are
-// refused with none accepted in between (docs/protocol.md §4.2). Sent all at
+// N/s, 50/s by default) and closes the socket with 4429 once more than N
+// refusals are outstanding (docs/protocol.md §4.2). Sent all at
 // once, the resubscribes of a few hundred streams after a reconnect would
 // earn that close every time. With 8 in flight, a whole window refused is 8
 // refusals in a row, under N for any rate of 8/s or more; and 8 per round
