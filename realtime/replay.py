@@ -25,13 +25,22 @@ class Replay:
 
 
 def replay_read(
-    *, user, stream: Stream, since: int | None, sent: int = 0, limit: int
+    *,
+    user,
+    stream: Stream,
+    since: int | None,
+    sent: int = 0,
+    unsent_below: int = 0,
+    limit: int,
 ) -> Replay | None:
     """None when `user` may not read `stream`; else the answer to `subscribe`.
 
     `sent` is the highest id this socket was already sent on the stream (a
     subscription it holds): never sent again, whatever `since` says. What
     it was never sent is replayed as `since` asks, as on a first subscribe.
+    `unsent_below`: ids under it were never sent and cannot be any more (the
+    user stream's live messages before its `subscribe`); a `since` under it
+    cannot be honoured, so the answer is a `reset`, never a silent gap.
     """
     decision = stream_access(user=user, stream=stream, action=Action.READ)
     if not decision.allowed:
@@ -40,10 +49,12 @@ def replay_read(
     if not stream.keeps_history:  # nothing stored, nothing to replay (no `since`)
         return Replay(last_id, [], last_id, truncated=False, reset=False)
     start = last_id if since is None else max(since, sent)
+    skipped = since is not None and since + 1 < unsent_below
     if start >= last_id:
         # Past the end (a restored database, a client's bad memory): what comes
         # after `last_id` is delivered, nothing is swallowed.
-        return Replay(last_id, [], last_id, truncated=False, reset=start > last_id)
+        reset = start > last_id or skipped
+        return Replay(last_id, [], last_id, truncated=False, reset=reset)
     messages = messages_between(
         stream=stream, after=start, through=last_id, limit=limit
     )
@@ -55,7 +66,7 @@ def replay_read(
         frames[-1]["id"] if truncated else last_id,
         truncated=truncated,
         # `start + 1` is gone while later ones are kept: history was pruned.
-        reset=not frames or frames[0]["id"] != start + 1,
+        reset=skipped or not frames or frames[0]["id"] != start + 1,
     )
 
 

@@ -82,6 +82,7 @@ class StreamSubscriptions:
             stream=stream,
             since=since,
             sent=self.subs.sent_through(stream.label),
+            unsent_below=self.subs.unsent_below(stream.label),
             limit=settings.AUTHSOCKET_REPLAY_LIMIT,
         )
         if replay is None:  # a subscription already held ends too: the right is gone

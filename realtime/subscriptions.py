@@ -27,6 +27,10 @@ class Subscription:
     # After `replay.truncated` nothing live is passed on until the client
     # subscribes again with `next_since`: the server never fills a gap itself.
     paused: bool = False
+    # The first id sent live while the position was unknown (the user stream,
+    # before its `subscribe`): the ids below it were never sent on this
+    # socket, and can no longer be, since ids only go up. 0 for none.
+    unsent_below: int = 0
 
 
 class SubscriptionSet:
@@ -65,6 +69,8 @@ class SubscriptionSet:
         sub = self._by_key.get(key)
         if sub is None:
             return
+        if sub.delivered_through is None:
+            sub.unsent_below = message_id
         if sub.delivered_through is None or sub.delivered_through < message_id:
             sub.delivered_through = message_id
         sub.sent_through = max(sub.sent_through, message_id)
@@ -73,6 +79,11 @@ class SubscriptionSet:
         """The highest id sent on `key` (0: none, or not subscribed)."""
         sub = self._by_key.get(key)
         return 0 if sub is None else sub.sent_through
+
+    def unsent_below(self, key: str) -> int:
+        """Ids under this one were never sent on `key`, nor can be (0: none)."""
+        sub = self._by_key.get(key)
+        return 0 if sub is None else sub.unsent_below
 
     def accepts(self, key: str, message_id: int) -> bool:
         """Live message: subscribed, not paused, and not already passed on."""

@@ -14,7 +14,7 @@ from django.db import connection
 
 from realtime import stream_frames
 from realtime.models import Message
-from realtime.publish import publish_to_room
+from realtime.publish import publish_to_room, publish_to_user
 from realtime.replay import replay_read
 from realtime.tests.conftest import TIMEOUT, db, send
 from realtime.tests.messages import room_message_store
@@ -105,6 +105,35 @@ async def test_since_past_the_end_is_a_reset_and_swallows_nothing(
     await store(rooms, alice, 2)
     assert await ids(b, 2) == [3, 4]
     assert await b.receive_nothing(timeout=QUIET)
+
+
+async def test_a_user_since_below_what_came_live_before_it_is_a_reset(
+    connect, alice, bob
+):
+    """The user stream is live from `welcome`: a notification that arrives
+    before the client's `subscribe` with `since` is sent first, and the ids
+    under it can no longer be (ids only go up). That `since` is answered as
+    one the server cannot honour: `reset`, never a silent gap."""
+    for n in range(2):
+        await db(publish_to_user, user=bob, data=n)
+    b = await connect(bob)
+    await db(publish_to_user, user=bob, data="live")
+    assert await ids(b, 1) == [3]
+    assert await send(b, subscribe_frame("user", since=0)) == {
+        "type": "subscribed",
+        "stream": "user",
+        "last_id": 3,
+        "reset": True,
+    }
+    # From just under the live one, nothing was lost: no reset.
+    c = await connect(bob)
+    await db(publish_to_user, user=bob, data="live again")
+    assert await ids(c, 1) == [4]
+    assert await ids(b, 1) == [4]
+    answer = await send(c, subscribe_frame("user", since=3))
+    assert answer == {"type": "subscribed", "stream": "user", "last_id": 4}
+    assert await b.receive_nothing(timeout=QUIET)
+    assert await c.receive_nothing(timeout=QUIET)
 
 
 async def test_since_at_the_end_replays_nothing_and_is_no_reset(
