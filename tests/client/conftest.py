@@ -167,7 +167,9 @@ class LocalTcpServer:
 class HttpRelay(LocalTcpServer):
     """An HTTP origin in front of a real server: forwards each request (one
     per connection) and notes when it came, per path. A path can be held:
-    its requests wait, unforwarded, until the test releases it.
+    its requests wait, unforwarded, until the test releases it. A path can
+    be answered by the relay instead, as a proxy before the server would
+    (a 429 of its own), for as many requests as answers were given.
 
     The server is the real one; the relay only decides when it is asked.
     """
@@ -176,6 +178,7 @@ class HttpRelay(LocalTcpServer):
         self._upstream = httpx.AsyncClient(base_url=upstream, timeout=10)
         self._arrivals: dict[str, asyncio.Queue] = {}
         self._gates: dict[str, asyncio.Event] = {}
+        self._answers: dict[str, list[httpx.Response]] = {}
         self._serving: set[asyncio.Task] = set()
 
     async def __aexit__(self, *exc_info):
@@ -193,6 +196,11 @@ class HttpRelay(LocalTcpServer):
         """Forward the held requests of `path`, and the later ones; answers when."""
         self._gates[path].set()
         return time.monotonic()
+
+    def answer_once(self, path: str, response: httpx.Response) -> None:
+        """Answer the next request of `path` (not yet answered so) with
+        `response`, without asking the server; later ones are forwarded."""
+        self._answers.setdefault(path, []).append(response)
 
     async def arrival(self, path: str, timeout: float = 10.0) -> float:
         """When the next request of `path` came (time.monotonic())."""
@@ -218,9 +226,13 @@ class HttpRelay(LocalTcpServer):
                 await gate.wait()
             for hop in ("host", "connection", "content-length", "accept-encoding"):
                 headers.pop(hop, None)
-            answer = await self._upstream.request(
-                method, target, headers=headers, content=body
-            )
+            canned = self._answers.get(path)
+            if canned:
+                answer = canned.pop(0)
+            else:
+                answer = await self._upstream.request(
+                    method, target, headers=headers, content=body
+                )
             writer.write(_response_bytes(answer))
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError, httpx.HTTPError):

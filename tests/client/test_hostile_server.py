@@ -8,7 +8,10 @@ not do.
 
 import asyncio
 import http.server
+import itertools
 import json
+import logging
+import math
 import time
 from http import HTTPStatus
 
@@ -24,10 +27,12 @@ from authsocket_client import (
     ServerClient,
     Tokens,
 )
-from authsocket_client.http import HttpSession
+from authsocket_client.http import MAX_RETRY_AFTER, HttpSession, retry_after
 from tests.browser.conftest import http_origin
 from tests.client.conftest import (
     FAST,
+    PASSWORD,
+    HttpRelay,
     ScriptedServer,
     next_message,
     scripted_socket,
@@ -353,5 +358,110 @@ async def test_a_retry_after_beyond_the_cap_is_raised_not_slept(asked):
                 async with asyncio.timeout(5):
                     await backend.publish("room:r", {"n": 1})
     assert throttled.value.status == 429 and throttled.value.code == "throttled"
-    assert throttled.value.retry_after == float(asked)
+    assert throttled.value.retry_after == min(float(asked), MAX_RETRY_AFTER)
     assert requests == ["/api/server/publish"]
+
+
+RETRY_AFTERS = {
+    "seconds": ("120", None, 120.0),
+    "zero": ("0", None, 0.0),
+    "beyond a day": ("604800", None, MAX_RETRY_AFTER),
+    "beyond any float": ("1e999", None, MAX_RETRY_AFTER),
+    "infinity": ("inf", None, MAX_RETRY_AFTER),
+    "not a number": ("nan", None, None),
+    "negative": ("-5", None, None),
+    "unreadable": ("soon", None, None),
+    "a date, from the server's Date": (
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Wed, 21 Oct 2015 07:26:30 GMT",
+        90.0,
+    ),
+    "a date already past": ("Wed, 21 Oct 2015 07:28:00 GMT", None, 0.0),
+    "a date past year 9999": ("1 Jan 99999999999 00:00:00 GMT", None, None),
+}
+
+
+@pytest.mark.parametrize(
+    ("header", "date", "expected"), RETRY_AFTERS.values(), ids=RETRY_AFTERS.keys()
+)
+def test_retry_after_is_a_finite_wait_or_none(header, date, expected):
+    """Whatever a server or proxy sends as `Retry-After`, the client gets a
+    wait it can sleep (finite, at least 0, at most a day) or None: never
+    `inf` or NaN, which every computed wait would inherit. An HTTP-date
+    (RFC 9110 allows it) counts from the answer's own `Date`."""
+    headers = {"Retry-After": header, **({"Date": date} if date else {})}
+    assert retry_after(httpx.Response(429, headers=headers)) == expected
+
+
+THROTTLED = {"detail": "slow down", "code": "throttled"}
+TICKET = "/api/auth/ticket"
+
+
+def throttled(asked: str) -> httpx.Response:
+    return httpx.Response(429, headers={"Retry-After": asked}, json=THROTTLED)
+
+
+def capped_warnings(caplog) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.WARNING and "max_retry_wait" in record.getMessage()
+    ]
+
+
+@pytest.mark.parametrize("asked", ["86400", "1e999"], ids=["a day", "forever"])
+async def test_a_ticket_throttled_for_a_day_delays_the_socket_only_max_retry_wait(
+    server, asked, caplog
+):
+    """A proxy before the server answers the socket's ticket requests 429
+    with `Retry-After` of a day (or beyond any float), twice, then lets
+    them through. A socket runs in the background, where nobody would see
+    it stalled for a day: it waits `max_retry_wait` each time, tries again,
+    and is live within seconds; the warning comes once, not per retry."""
+    async with HttpRelay(server.http) as relay, ApiClient(relay.url) as api:
+        await api.login("alice", PASSWORD)
+        relay.answer_once(TICKET, throttled(asked))
+        relay.answer_once(TICKET, throttled(asked))
+        socket = api.socket(
+            transport="ticket", ws_url=server.ws, max_retry_wait=0.5, **FAST
+        )
+        with caplog.at_level(logging.WARNING, logger="authsocket_client"):
+            await socket.wait_live(10)
+        arrivals = [await relay.arrival(TICKET) for _ in range(3)]
+        waits = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+        assert min(waits) >= 0.5, waits
+        assert socket.stats.connects == 1
+    assert len(capped_warnings(caplog)) == 1, caplog.text
+
+
+@pytest.mark.parametrize("asked", ["86400", "1e999"], ids=["a day", "forever"])
+async def test_a_refusal_whose_diagnosis_is_throttled_for_a_day_still_reconnects(
+    server, asked, caplog
+):
+    """The handshake is refused (a ticket the server never issued), and
+    `GET /api/me`, asked why, is answered 429 with `Retry-After` of a day
+    by a proxy. The socket waits `max_retry_wait`, not a day, and the next
+    try (a real ticket) is live."""
+    async with HttpRelay(server.http) as relay, ApiClient(relay.url) as api:
+        await api.login("alice", PASSWORD)
+        bogus = {"ticket": "not-a-ticket-of-this-server", "expires_in": 30}
+        relay.answer_once(TICKET, httpx.Response(200, json=bogus))
+        relay.answer_once("/api/me", throttled(asked))
+        socket = api.socket(
+            transport="ticket", ws_url=server.ws, max_retry_wait=0.5, **FAST
+        )
+        with caplog.at_level(logging.WARNING, logger="authsocket_client"):
+            await socket.wait_live(10)
+        asked_why = await relay.arrival("/api/me")
+        await relay.arrival(TICKET)  # the bogus one
+        retried = await relay.arrival(TICKET)
+        assert retried - asked_why >= 0.5
+        assert socket.stats.connects == 1
+    assert len(capped_warnings(caplog)) == 1, caplog.text
+
+
+@pytest.mark.parametrize("cap", [math.inf, math.nan, -1.0])
+async def test_a_max_retry_wait_that_is_no_bound_is_refused(cap):
+    async with ApiClient("http://127.0.0.1:9") as api:
+        with pytest.raises(ValueError, match="max_retry_wait"):
+            api.socket(max_retry_wait=cap)

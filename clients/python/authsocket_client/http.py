@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -10,6 +13,10 @@ import httpx
 from authsocket_client.errors import NetworkError, api_error
 
 NO_BODY: Any = object()
+# The longest `Retry-After` believed, in seconds: a day, the longest period a
+# server throttle has (`N/day`). Longer, or beyond any float (`1e999`), is
+# taken as this, so that every wait computed from it stays finite.
+MAX_RETRY_AFTER = 86400.0
 
 
 def path_segment(value: str | int) -> str:
@@ -18,11 +25,42 @@ def path_segment(value: str | int) -> str:
 
 
 def retry_after(response: httpx.Response) -> float | None:
+    """The wait `Retry-After` asks for: seconds, or an HTTP-date (RFC 9110
+    §10.2.3, what some proxies send) counted from the answer's `Date`.
+
+    Always None or finite, in [0, MAX_RETRY_AFTER]: NaN, a negative number
+    or an unreadable value is None (no wait asked); `inf` or more than a day
+    is a day. A date already past is 0.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    seconds: float | None
     try:
-        seconds = float(response.headers.get("Retry-After", ""))
+        seconds = float(value)
     except ValueError:
+        seconds = _seconds_until(value, response.headers.get("Date"))
+    if seconds is None or math.isnan(seconds) or seconds < 0:
         return None
-    return seconds if seconds >= 0 else None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def _seconds_until(http_date: str, server_date: str | None) -> float | None:
+    """Seconds from the answer's `Date` (or now) to `http_date`; None if
+    it is no date. Counted from the server's own clock when it says it, so
+    a client clock that is off does not shorten or stretch the wait."""
+    retry_at = _http_date(http_date)
+    if retry_at is None:
+        return None
+    now = _http_date(server_date or "") or datetime.now(UTC)
+    return max(0.0, (retry_at - now).total_seconds())
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    # A date without a zone (`-0000`) is UTC, as HTTP-dates always are.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class HttpSession:

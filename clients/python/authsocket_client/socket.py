@@ -26,6 +26,7 @@ import heapq
 import itertools
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -209,6 +210,12 @@ class AuthSocket:
     the connection (1009). Raise it above the server's
     `AUTHSOCKET_MAX_MESSAGE_BYTES` + 2 KiB when that is over 1 MiB, or a
     stored message that big is replayed, and closes, at every reconnect.
+    max_retry_wait: the longest wait (seconds) before the next try when the
+    HTTP API answers the socket's own calls (refresh, ticket, `me`) 429 or
+    5xx with a `Retry-After` (60: the server's throttles are per minute).
+    A server or proxy asking for longer (a day, `1e999`) would stall the
+    socket that long, or for ever: it is waited this long instead, and the
+    socket tries again, as often as it takes (logged once as a warning).
     """
 
     def __init__(
@@ -226,11 +233,16 @@ class AuthSocket:
         open_timeout: float = 10.0,
         request_timeout: float = 10.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_retry_wait: float = 60.0,
         on_state: Callable[[str, str], None] | None = None,
     ):
         if transport not in TRANSPORTS:
             raise ValueError(
                 f"transport must be one of {TRANSPORTS}, not {transport!r}"
+            )
+        if not 0 <= max_retry_wait < math.inf:
+            raise ValueError(
+                f"max_retry_wait must be a finite number >= 0, not {max_retry_wait!r}"
             )
         self.api = api
         self.transport = transport
@@ -243,6 +255,7 @@ class AuthSocket:
         self.open_timeout = open_timeout
         self.max_message_bytes = max_message_bytes
         self.request_timeout = request_timeout
+        self.max_retry_wait = max_retry_wait
         self.on_state = on_state
 
         self.state = State.CONNECTING
@@ -279,6 +292,9 @@ class AuthSocket:
         self._paused: asyncio.Task | None = None  # the pause under way
         self._pumps: set[asyncio.Task] = set()  # queue runs not on the reader
         self._connected_at = 0.0
+        # Set once a `Retry-After` over `max_retry_wait` is logged; cleared
+        # at `welcome`, so each run of them warns once, not at every retry.
+        self._retry_capped = False
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -491,7 +507,7 @@ class AuthSocket:
         except AuthSocketError as exc:
             if not exc.transient:
                 raise  # dead credentials, or an answer a retry cannot change
-            return self.backoff.next_delay(exc.retry_after or 0.0)
+            return self._retry_wait(exc)
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             logger.info("server unreachable: %s", type(exc).__name__)
             return self.backoff.next_delay()
@@ -633,13 +649,33 @@ class AuthSocket:
         except AuthSocketError as exc:
             if not exc.transient:
                 raise
-            return self.backoff.next_delay(exc.retry_after or 0.0)
+            return self._retry_wait(exc)
         if self.stats.refusals > self.max_refusals:
             raise ConnectionStopped(
                 "handshake_refused",
                 f"refused {self.stats.refusals} times although the credentials work",
             )
         return self.backoff.next_delay()
+
+    def _retry_wait(self, exc: AuthSocketError) -> float:
+        """The wait after a transient API error: backoff, and at least what
+        its `Retry-After` asked, up to `max_retry_wait`. Waiting longer is
+        what a background loop must not do: nobody would see it stalled."""
+        asked = exc.retry_after
+        if asked is None or not asked >= 0:  # none, NaN or negative: not asked
+            return self.backoff.next_delay()
+        if asked > self.max_retry_wait:  # `inf` as well
+            if not self._retry_capped:
+                self._retry_capped = True
+                logger.warning(
+                    "the server answered %s with Retry-After %s s; "
+                    "retrying after max_retry_wait (%s s) instead",
+                    exc.code,
+                    asked,
+                    self.max_retry_wait,
+                )
+            asked = self.max_retry_wait
+        return self.backoff.next_delay(asked)
 
     async def _stop(self, error: AuthSocketError | None) -> None:
         if self._stopped.is_set():
@@ -801,6 +837,7 @@ class AuthSocket:
         self._expires_at = _exp(frame)
         self.stats.connects += 1
         self.stats.refusals = 0
+        self._retry_capped = False
         for entry in list(self._streams.values()):
             entry.delivered_here = None  # a new socket: the server's marks are new
             # `user` is subscribed by the server itself, without a `subscribed`
