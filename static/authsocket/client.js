@@ -224,9 +224,17 @@ function defaultWsUrl(baseUrl) {
   return url.toString();
 }
 
+// The longest Retry-After the client waits. The server's throttles count per
+// minute; a longer (or infinite) value from a proxy must not park a socket
+// for a day, nor overflow setTimeout (past about 24.8 days it fires at once).
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** Retry-After in ms (seconds or an HTTP-date), at most MAX_RETRY_AFTER_MS; 0 when absent or unreadable. */
 function retryAfterMs(response) {
-  const seconds = Number(response.headers.get("Retry-After"));
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+  const value = response.headers.get("Retry-After") ?? "";
+  const seconds = value.trim() === "" ? NaN : Number(value);
+  const ms = Number.isNaN(seconds) ? Date.parse(value) - Date.now() : seconds * 1000;
+  return ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : 0;
 }
 
 async function errorOf(response) {

@@ -132,6 +132,80 @@ def test_a_page_where_json_was_expected_fails_cleanly(browsers, fallback_origin)
     }, result
 
 
+@pytest.fixture
+def throttling_origin():
+    """Serves client.js, and answers login 429 with the `Retry-After` named
+    by the username: what a proxy or a misconfigured server may send."""
+    client_js = (ROOT / "static" / "authsocket" / "client.js").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript")
+            self.send_header("Content-Length", str(len(client_js)))
+            self.end_headers()
+            self.wfile.write(client_js)
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            asked = json.loads(self.rfile.read(length))["username"]
+            body = b'{"code": "throttled", "detail": "slow down"}'
+            self.send_response(429)
+            self.send_header("Retry-After", asked)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    with http_origin(Handler) as origin:
+        yield origin
+
+
+def test_a_retry_after_is_read_as_a_wait_of_at_most_a_minute(
+    browsers, throttling_origin
+):
+    """A day, a value past what setTimeout can hold (it would fire at once),
+    infinity and a far HTTP-date all wait a minute; a short wait is kept, and
+    what is no wait at all (past, negative, junk) is none."""
+    page = browsers.context("app")
+    page.driver.get(throttling_origin + "/")
+    waits = page.js_async(
+        "const { AuthSocket } = await import('/client.js');"
+        "const c = new AuthSocket({ channelName: 'isolated' });"
+        "const waits = {};"
+        "for (const asked of arguments[0]) {"
+        "  waits[asked] = await c.login(asked, 'x').then("
+        "    () => 'resolved', (e) => e.retryAfterMs);"
+        "}"
+        "c.close();"
+        "return waits;",
+        [
+            "86400",
+            "3000000",
+            "1e999",
+            "Fri, 01 Jan 2100 00:00:00 GMT",
+            "5",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "-3",
+            "soon",
+        ],
+        timeout=20,
+    )
+    assert waits == {
+        "86400": 60000,
+        "3000000": 60000,
+        "1e999": 60000,
+        "Fri, 01 Jan 2100 00:00:00 GMT": 60000,
+        "5": 5000,
+        "Thu, 01 Jan 1970 00:00:00 GMT": 0,
+        "-3": 0,
+        "soon": 0,
+    }, waits
+
+
 def test_frames_of_no_known_type_are_ignored(server, browsers):
     """The client ignores a frame type it does not know. Names that are
     also properties of every JavaScript object (`__proto__`, `constructor`,
