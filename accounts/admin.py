@@ -46,6 +46,17 @@ class UserAdmin(DjangoUserAdmin):
     inlines = [AuthSessionInline]
     action_form = UserActionForm
     actions = ["revoke_sessions"]
+    # Registered actions' names → the permission ("app.codename") each needs.
+    registered_permissions: dict[str, str] = {}
+
+    def get_actions(self, request):
+        """Django runs a list's actions for whoever may view the list, unless
+        an action names a permission: a registered action names its own."""
+        actions = super().get_actions(request)
+        for name, permission in self.registered_permissions.items():
+            if name in actions and not request.user.has_perm(permission):
+                del actions[name]
+        return actions
 
     @admin.action(
         description="Revoke all sessions of the selected users",
@@ -62,13 +73,15 @@ class UserAdmin(DjangoUserAdmin):
         return request.user.has_perm("accounts.change_authsession")
 
 
-def user_action_register(action, **fields: forms.Field) -> None:
+def user_action_register(action, *, permission: str, **fields: forms.Field) -> None:
     """Add a bulk action to the user list, and the action-bar fields it reads.
 
     `action(modeladmin, request, queryset)` is an ordinary admin action; it
-    finds its fields' values in `request.POST`.
+    finds its fields' values in `request.POST`. Only staff holding
+    `permission` ("app.codename") see and run it.
     """
     UserAdmin.actions = [*UserAdmin.actions, action]
+    UserAdmin.registered_permissions[action.__name__] = permission
     UserActionForm.base_fields.update(fields)
 
 
@@ -154,6 +167,13 @@ class ServiceKeyAdmin(admin.ModelAdmin):
     fields = ["name", "shown_prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
     actions = ["revoke"]
+
+    def lookup_allowed(self, lookup, value, request) -> bool:
+        """Django lets a list filter on any field of its own model: on the
+        digest, `?digest__startswith=` would spell it out a character at a time."""
+        return not lookup.startswith("digest") and super().lookup_allowed(
+            lookup, value, request
+        )
 
     @admin.display(description="key")
     def shown_prefix(self, key: ServiceKey) -> str:

@@ -34,8 +34,11 @@ def send_notification(modeladmin, request, queryset) -> None:
     modeladmin.message_user(request, f"Notified {len(users)} user(s).")
 
 
+# Notifying stores a message on each user's stream: whoever may merely view
+# users must not write there.
 user_action_register(
     send_notification,
+    permission="realtime.add_message",
     text=forms.CharField(required=False, max_length=1000, label="Notification text"),
 )
 
