@@ -11,14 +11,12 @@ plain daphne with a one-second timeout and a consumer that accepts only when
 the test releases it (tests/apps/slowaccept).
 """
 
-import base64
-import os
 import socket
 import urllib.request
 
 import pytest
 
-from tests.http import login, sample, scrape
+from tests.http import handshake_request, login, sample, scrape
 from tests.servers import DaphneServer
 from tests.wsclient import DEMO_PASSWORD
 
@@ -54,17 +52,9 @@ def figures(server) -> str:
 
 def handshake_answer(port: int, path: str) -> bytes:
     """Everything the server answers a WebSocket handshake, until it gives up."""
-    key = base64.b64encode(os.urandom(16))
-    head = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
-        + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        + b"Sec-WebSocket-Key: "
-        + key
-        + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
     answer = b""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        sock.sendall(head)
+        sock.sendall(handshake_request(port, path))
         try:
             while chunk := sock.recv(4096):  # until daphne closes: bounded
                 answer += chunk

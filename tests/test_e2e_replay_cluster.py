@@ -29,6 +29,7 @@ from tests.http import call
 from tests.reliability.services import RedisServer
 from tests.servers import DaphneServer, manage, server_env
 from tests.services import postgres_database
+from tests.wsclient import silent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.asyncio]
 
@@ -39,7 +40,6 @@ API_PUBLISHERS = 2
 API_PUBLISHES = 75  # each
 WINDOW = 8  # publishes in flight on one socket
 TIMEOUT = 20  # seconds for a frame that is due
-QUIET = 0.5  # how long a socket that should stay silent is watched
 USERS = 12  # minted users, members of every room made here
 KEEP = 10  # AUTHSOCKET_HISTORY_MAX_PER_STREAM of the prune runs
 
@@ -144,14 +144,6 @@ async def receive(socket) -> dict:
 
 async def send(socket, frame: dict) -> None:
     await socket.send(json.dumps(frame))
-
-
-async def silent(socket) -> bool:
-    try:
-        await asyncio.wait_for(socket.recv(), QUIET)
-    except TimeoutError:
-        return True
-    return False
 
 
 async def replay_of(socket, stream: str, since: int | None) -> tuple[dict, list[dict]]:

@@ -58,6 +58,18 @@ async def subscribe(communicator, stream: str, **fields) -> dict:
     return answer
 
 
+async def next_frame(communicator) -> dict:
+    return await communicator.receive_json_from(timeout=TIMEOUT)
+
+
+async def watch(communicator, stream: str) -> dict:
+    """Subscribe with presence; returns the snapshot that follows `subscribed`."""
+    await subscribe(communicator, stream, presence=True)
+    snapshot = await next_frame(communicator)
+    assert snapshot["type"] == "presence" and snapshot["stream"] == stream, snapshot
+    return snapshot
+
+
 @pytest.fixture
 def test_kinds(monkeypatch):
     """The kinds of realtime/tests/kinds.py, declared for one test only."""

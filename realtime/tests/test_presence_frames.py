@@ -13,7 +13,7 @@ from realtime.presence import broadcast, registry_get
 from realtime.presence.events import Resync
 from realtime.services import membership_delete
 from realtime.streams import room_stream
-from realtime.tests.conftest import TIMEOUT, db, send, subscribe
+from realtime.tests.conftest import TIMEOUT, db, next_frame, send, subscribe, watch
 from realtime.tests.sockets import close_code, welcomed
 from tests.metrics import Delta
 
@@ -29,18 +29,6 @@ FORBIDDEN = {
 
 def user(u) -> dict:
     return {"id": u.pk, "username": u.username}
-
-
-async def next_frame(communicator) -> dict:
-    return await communicator.receive_json_from(timeout=TIMEOUT)
-
-
-async def watch(communicator, stream: str) -> dict:
-    """Subscribe with presence; returns the snapshot that follows `subscribed`."""
-    await subscribe(communicator, stream, presence=True)
-    snapshot = await next_frame(communicator)
-    assert snapshot["type"] == "presence" and snapshot["stream"] == stream, snapshot
-    return snapshot
 
 
 async def test_the_snapshot_includes_the_caller_and_others_join_and_leave(

@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from realtime.presence.events import Resync
 from realtime.services import membership_create, membership_delete
 from realtime.streams import room_stream
-from realtime.tests.conftest import TIMEOUT, db, send, subscribe
+from realtime.tests.conftest import TIMEOUT, db, next_frame, send, subscribe, watch
 from realtime.tests.sockets import close_code
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -23,18 +23,6 @@ FORBIDDEN = {
     "code": "forbidden",
     "detail": "No such stream, or not allowed.",
 }
-
-
-async def next_frame(communicator) -> dict:
-    return await communicator.receive_json_from(timeout=TIMEOUT)
-
-
-async def watch(communicator, stream: str) -> dict:
-    """Subscribe with presence; returns the snapshot that follows `subscribed`."""
-    await subscribe(communicator, stream, presence=True)
-    snapshot = await next_frame(communicator)
-    assert snapshot["type"] == "presence" and snapshot["stream"] == stream, snapshot
-    return snapshot
 
 
 async def listed(communicator, stream: str) -> list[tuple[int, str, int]]:

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.server
 import json
 import os
 import re
 import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -465,16 +463,3 @@ def docs_screenshot():
             page.driver.save_screenshot(str(DOCS_SCREENSHOTS / f"{name}.png"))
 
     return save
-
-
-@contextlib.contextmanager
-def http_origin(handler: type[http.server.BaseHTTPRequestHandler]):
-    """Serve `handler` on a free port of 127.0.0.1 in a thread; yields its origin."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

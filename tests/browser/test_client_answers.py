@@ -9,14 +9,14 @@ socket frame of a type it does not know is ignored, whatever its name. And a
 socket turned away with 4409 comes back after its long backoff plus jitter.
 """
 
-import http.server
 import json
 
 import pytest
 
-from tests.browser.conftest import ROOT, http_origin
+from tests.browser.conftest import ROOT
 from tests.browser.isolated import ALICE_LIVE, scripted_socket, welcoming_socket
 from tests.browser.test_demo import FETCH_GATE, HOLD, RELEASE
+from tests.http import QuietHandler, http_origin
 
 pytestmark = pytest.mark.browser
 
@@ -73,29 +73,18 @@ def fallback_origin():
     client_js = (ROOT / "static" / "authsocket" / "client.js").read_bytes()
     page = b"<!doctype html><title>app</title><p>the app</p>"
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def answer(self):
+    class Handler(QuietHandler):
+        def reply(self):
             length = int(self.headers.get("Content-Length") or 0)
             if b'"null-body"' in self.rfile.read(length):
                 # An error whose JSON body is no object: `null`.
-                self.send_response(401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "4")
-                self.end_headers()
-                self.wfile.write(b"null")
+                self.answer(401, b"null", "application/json")
                 return
             js = self.path == "/client.js"
             body = client_js if js else page
-            self.send_response(200)
-            self.send_header("Content-Type", "text/javascript" if js else "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(200, body, "text/javascript" if js else "text/html")
 
-        do_GET = do_POST = answer
-
-        def log_message(self, *args):
-            pass
+        do_GET = do_POST = reply
 
     with http_origin(Handler) as origin:
         yield origin
@@ -138,27 +127,15 @@ def throttling_origin():
     by the username: what a proxy or a misconfigured server may send."""
     client_js = (ROOT / "static" / "authsocket" / "client.js").read_bytes()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/javascript")
-            self.send_header("Content-Length", str(len(client_js)))
-            self.end_headers()
-            self.wfile.write(client_js)
+            self.answer(200, client_js, "text/javascript")
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             asked = json.loads(self.rfile.read(length))["username"]
             body = b'{"code": "throttled", "detail": "slow down"}'
-            self.send_response(429)
-            self.send_header("Retry-After", asked)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(429, body, "application/json", {"Retry-After": asked})
 
     with http_origin(Handler) as origin:
         yield origin

@@ -4,14 +4,14 @@ Demo data (docs/protocol.md §5): alice and bob are members of the private room 
 carol is not and cannot join it; everyone is in the public room `lobby`.
 """
 
-import http.server
 import signal
 import time
 
 import pytest
 
-from tests.browser.conftest import ROOT, http_origin
+from tests.browser.conftest import ROOT
 from tests.browser.isolated import welcoming_socket
+from tests.http import QuietHandler, http_origin
 from tests.servers import manage
 
 pytestmark = pytest.mark.browser
@@ -380,17 +380,10 @@ def app_origin():
         "/client.js": (client_js, "text/javascript"),
     }
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
             body, kind = pages.get(self.path, (b"", "text/plain"))
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(200 if body else 404, body, kind)
 
     with http_origin(Handler) as origin:
         yield origin

@@ -7,7 +7,6 @@ not do.
 """
 
 import asyncio
-import http.server
 import itertools
 import json
 import logging
@@ -28,7 +27,6 @@ from authsocket_client import (
     Tokens,
 )
 from authsocket_client.http import MAX_RETRY_AFTER, HttpSession, retry_after
-from tests.browser.conftest import http_origin
 from tests.client.conftest import (
     FAST,
     PASSWORD,
@@ -38,6 +36,7 @@ from tests.client.conftest import (
     scripted_socket,
     welcome_frame,
 )
+from tests.http import QuietHandler, http_origin
 
 pytestmark = [pytest.mark.e2e]
 
@@ -338,19 +337,11 @@ async def test_a_retry_after_beyond_the_cap_is_raised_not_slept(asked):
     what was asked, and nothing is sent again."""
     requests = []
 
-    class Throttled(http.server.BaseHTTPRequestHandler):
+    class Throttled(QuietHandler):
         def do_POST(self):
             requests.append(self.path)
             body = b'{"detail": "slow down", "code": "throttled"}'
-            self.send_response(429)
-            self.send_header("Retry-After", asked)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(429, body, "application/json", {"Retry-After": asked})
 
     with http_origin(Throttled) as origin:
         async with ServerClient(origin, "ask_key", backoff_base=0.01) as backend:

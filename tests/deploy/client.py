@@ -82,6 +82,13 @@ async def close_code(ws, timeout=TIMEOUT) -> int | None:
     return ws.close_code if ws.close_code is not None else None
 
 
+async def watch(ws, stream: str) -> dict:
+    """Subscribe with presence; the snapshot that follows `subscribed`."""
+    await send_json(ws, {"type": "subscribe", "stream": stream, "presence": True})
+    await recv_until(ws, lambda f: f["type"] == "subscribed")
+    return await recv_until(ws, lambda f: f["type"] == "presence")
+
+
 async def subscribe(ws, stream: str, since=None, timeout=TIMEOUT) -> dict:
     """Send `subscribe` and return its answer (`subscribed` or an error)."""
     ref = f"sub-{stream}-{time.monotonic_ns()}"

@@ -1,40 +1,27 @@
 """The nginx site never proxies /metrics, whatever the upstream would answer."""
 
 import contextlib
-import http.server
-import threading
 import urllib.error
 import urllib.request
 
 import pytest
 
+from tests.http import QuietHandler, http_origin
+
 from .processes import NginxProcess
 
 
-class AnswersEverything(http.server.BaseHTTPRequestHandler):
+class AnswersEverything(QuietHandler):
     """An upstream that would hand its figures to anyone who asks."""
 
     def do_GET(self):  # noqa: N802 - the http.server API
-        body = b"authsocket_open_sockets 1.0\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.answer(200, b"authsocket_open_sockets 1.0\n")
 
 
 @contextlib.contextmanager
 def upstream():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_origin(AnswersEverything) as origin:
+        yield int(origin.rsplit(":", 1)[1])
 
 
 def status_of(url: str) -> int:

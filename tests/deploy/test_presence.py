@@ -19,7 +19,16 @@ import redis
 from tests import services
 from tests.servers import manage
 
-from .client import close_code, connect, http, login, recv_until, send_json, subscribe
+from .client import (
+    close_code,
+    connect,
+    http,
+    login,
+    recv_until,
+    send_json,
+    subscribe,
+    watch,
+)
 from .conftest import DEMO_PASSWORD, start_servers
 from .processes import ServerProcess
 
@@ -75,13 +84,6 @@ async def open_socket(server, username: str):
     tokens = await login(server.http, username, DEMO_PASSWORD)
     socket, welcome = await connect(server.ws, token=tokens["access"])
     return socket, welcome, tokens["access"]
-
-
-async def watch(socket, stream: str) -> dict:
-    """Subscribe with presence; the snapshot that follows `subscribed`."""
-    await send_json(socket, {"type": "subscribe", "stream": stream, "presence": True})
-    await recv_until(socket, lambda f: f["type"] == "subscribed")
-    return await recv_until(socket, lambda f: f["type"] == "presence")
 
 
 def change(kind: str, username: str):

@@ -21,7 +21,15 @@ import redis
 
 from tests.servers import manage
 
-from .client import close_code, connect, http, recv_json, recv_until, send_json
+from .client import (
+    close_code,
+    connect,
+    http,
+    recv_json,
+    recv_until,
+    send_json,
+    watch,
+)
 from .conftest import start_servers
 from .processes import ServerProcess
 
@@ -96,12 +104,6 @@ async def opened(server, token: str):
     """A socket on `server`, and its user's id."""
     socket, welcome = await connect(server.ws, token=token)
     return socket, welcome["user"]["id"]
-
-
-async def watch(socket, stream: str) -> dict:
-    await send_json(socket, {"type": "subscribe", "stream": stream, "presence": True})
-    await recv_until(socket, lambda f: f["type"] == "subscribed")
-    return await recv_until(socket, lambda f: f["type"] == "presence")
 
 
 async def subscribed(socket, stream: str) -> None:

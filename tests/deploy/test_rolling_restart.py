@@ -5,14 +5,14 @@ systemctl is replaced by a stub on PATH that records its arguments; the
 what is tested, bounded, without systemd.
 """
 
-import http.server
 import os
 import shutil
 import socket
 import subprocess
-import threading
 
 import pytest
+
+from tests.http import QuietHandler, http_origin
 
 from .processes import ROOT
 
@@ -41,26 +41,15 @@ def run(port: int, path: str, ready_timeout: str, timeout: float):
     )
 
 
-class Ready(http.server.BaseHTTPRequestHandler):
+class Ready(QuietHandler):
     def do_GET(self):
-        self.send_response(200 if self.path == "/readyz" else 404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
+        self.answer(200 if self.path == "/readyz" else 404)
 
 
 def test_each_unit_is_restarted_then_waited_for_until_ready(stub_path, tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        port = server.server_address[1]
+    with http_origin(Ready) as origin:
+        port = int(origin.rsplit(":", 1)[1])
         result = run(port, stub_path, "10", timeout=30)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.returncode == 0, result.stderr
     assert f"authsocket@{port} ready" in result.stdout
     assert (tmp_path / "systemctl.log").read_text() == f"restart authsocket@{port}\n"
