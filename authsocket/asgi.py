@@ -25,6 +25,7 @@ from authsocket.logging import redact_daphne_access_log  # noqa: E402
 from authsocket.metrics_endpoint import MetricsMiddleware  # noqa: E402
 from authsocket.routing import websocket_urlpatterns  # noqa: E402
 from realtime.handshake_refusals import daphne_handshake_refusals  # noqa: E402
+from realtime.internal_error_close import allow_internal_error_close  # noqa: E402
 from realtime.message_size import close_oversized_messages_4413  # noqa: E402
 from realtime.outgoing_frames import guard_outgoing_frames  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
@@ -43,6 +44,9 @@ guard_outgoing_frames()
 # Bytes go to the kernel at once, not at the next turn of the loop.
 write_at_once()
 close_oversized_messages_4413()
+# A consumer that met a database outage closes 1011 itself, without the
+# traceback daphne logs for an application that raised.
+allow_internal_error_close()
 # Each HTTP request's database connection is closed when it ends: under ASGI
 # no later request could reuse it (authsocket/db_connections.py).
 close_connections_after_requests()

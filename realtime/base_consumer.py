@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from channels.exceptions import StopConsumer
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from accounts.tokens import InvalidToken, decode_access
 from core import metrics
 from core.memory import reclaimer
+from core.throttled_log import ThrottledLog
 from realtime.channels_overrides import HoplessWebsocketConsumer
 from realtime.connections import registry
 from realtime.expiry import ExpiryTimer
@@ -57,6 +59,12 @@ SEALED = (
 )
 # Channels' rule for group names: these characters, fewer than 100 of them.
 GROUP_NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_GROUP_LENGTH}}}")
+# The database is unreachable or its connection broke: an outage, not a bug.
+# Its other errors (IntegrityError, ProgrammingError…) are bugs: they keep
+# their traceback.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+# One line per 10 s for an outage that closes many sockets (core/throttled_log.py).
+database_outage_log = ThrottledLog(logger, every=10.0)
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,9 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     "connected now", the server API's connection counts) until it closes;
     the token's expiry warns (`auth.expiring`) then closes 4401; a revoked
     session or a deactivated user closes 4403; a shutting-down server closes
-    4503; a handler that raises closes 1011 with this socket's state released.
+    4503; a handler that raises closes 1011 with this socket's state released
+    (a database outage with one short line, any other error with its
+    traceback).
 
     Extend it with hooks, never by overriding `connect`, `receive`,
     `disconnect` or the built-in `on_ping` and `on_auth` (refused at class
@@ -276,6 +286,35 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
     async def close_for(self, code: int) -> None:
         """Close from outside this socket's own handlers (revocation poll)."""
         await self.close(code=code)
+
+    async def dispatch(self, message: dict) -> None:
+        """Every frame and event, as Channels routes them; a database outage
+        in a handler closes the socket 1011 without a traceback.
+
+        A handler's exception already releases the socket's state
+        (channels_overrides); raised further, daphne would log it with its
+        traceback and close 1011. An outage is no bug: it meets every socket
+        that needs the database, so this socket says so in one rate-limited
+        line, counts it and closes 1011 itself, then ends, as a crashed one
+        would. Before accept the error goes on to daphne (HTTP 500).
+        """
+        try:
+            await super().dispatch(message)
+        except DATABASE_UNAVAILABLE as exc:
+            if self.limiter is None:
+                raise
+            await self._database_failed(message["type"], exc)
+            raise StopConsumer() from None
+
+    async def _database_failed(self, message_type: str, exc: Exception) -> None:
+        frame = message_type == "websocket.receive"
+        metrics.database_error("frame" if frame else "event")
+        database_outage_log.warning(
+            "websocket closed 1011: database unavailable (%s) on %s",
+            type(exc).__name__,
+            "a frame" if frame else f"event {message_type}",
+        )
+        await self.close(code=CloseCode.INTERNAL_ERROR)
 
     # --- groups ----------------------------------------------------------------
 
