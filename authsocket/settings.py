@@ -120,13 +120,31 @@ DATABASES = {
 # as psycopg waits: over two minutes. A URL's own `?connect_timeout=` wins,
 # and so does libpq's PGCONNECT_TIMEOUT (an explicit option would override it).
 DATABASE_CONNECT_TIMEOUT = 5  # seconds; libpq's minimum is 2
+# A connection already open to a server that vanished (a host gone, a
+# firewall dropping its packets) is bounded by neither: a query waits for an
+# answer on the system's TCP defaults, two hours before the first keepalive
+# probe, and about 15 minutes of retransmissions when its own bytes go
+# unacknowledged. These notice it within about 25 s: keepalive probes after
+# 10 s of silence, 5 s apart, 3 unanswered ones end it, and so do bytes sent
+# but unacknowledged for 25 s. A live server answers probes however long its
+# query runs. A URL's own value of each wins (libpq reads none of them from
+# the environment).
+DATABASE_TCP_OPTIONS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,  # seconds
+    "keepalives_interval": 5,  # seconds
+    "keepalives_count": 3,
+    "tcp_user_timeout": 25_000,  # milliseconds
+}
 if DATABASES["default"]["ENGINE"] in {
     "django.db.backends.postgresql",
     "django.contrib.gis.db.backends.postgis",
-} and not env_str("PGCONNECT_TIMEOUT"):
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", DATABASE_CONNECT_TIMEOUT
-    )
+}:
+    database_options = DATABASES["default"].setdefault("OPTIONS", {})
+    if not env_str("PGCONNECT_TIMEOUT"):
+        database_options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    for name, value in DATABASE_TCP_OPTIONS.items():
+        database_options.setdefault(name, value)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several daphne processes, `manage.py notify` and the database thread all
     # write one file: WAL lets readers run beside a writer, IMMEDIATE takes

@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from django.conf import settings
 
 from tests.servers import run_manage, server_env, sqlite_url
 
@@ -29,12 +30,13 @@ def options(database_url: str, **env: str) -> dict:
 @pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
 def test_a_postgresql_url_gets_a_connect_timeout(scheme):
     found = options(f"{scheme}://app:pw@db.internal:5432/app?sslmode=require")
-    assert found == {"sslmode": "require", "connect_timeout": 5}
+    tcp = settings.DATABASE_TCP_OPTIONS  # test_database_keepalives.py
+    assert found == {"sslmode": "require", "connect_timeout": 5, **tcp}
 
 
 def test_the_urls_own_connect_timeout_wins():
     found = options("postgres://app:pw@db.internal:5432/app?connect_timeout=12")
-    assert found == {"connect_timeout": 12}
+    assert found == {"connect_timeout": 12, **settings.DATABASE_TCP_OPTIONS}
 
 
 def test_libpqs_pgconnect_timeout_is_left_to_apply():
