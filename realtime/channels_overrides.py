@@ -4,7 +4,9 @@
   `close_old_connections` on the shared sync thread before every message and
   after every disconnect; our consumers reach the ORM only through
   `database_sync_to_async` or the session guard's threads, which clean up
-  connections themselves, so the hop is skipped.
+  connections themselves, so the hop is skipped. `.__call__`: a consumer that
+  is cancelled still runs `disconnect()` (Channels' does not), and the layer
+  forgets a consumer's channel when it ends (`channel_forget`).
 - `LocalChannelLayer._clean_expired` and `.group_send`: the in-memory layer
   sweeps every channel on every `receive()` and starts a task per group member;
   its `.send` and `.receive`: one `asyncio.Queue` per waiting channel (every
@@ -30,6 +32,16 @@ from realtime.mailbox import Mailbox
 from realtime.protocol import CloseCode
 
 SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired messages and groups
+# The code `disconnect()` gets when the application was cancelled before it
+# read its `websocket.disconnect`: the connection is gone, its code unread.
+ABNORMAL_CLOSURE = 1006
+# Releases of cancelled consumers under way: the loop holds tasks only
+# weakly, and one may outlive the consumer's own task.
+_releases: set[asyncio.Future] = set()
+# Seconds a cancelled consumer waits for its release: within the 5 s the
+# shutdown allows the registry's goodbye (docs/deploy.md §5.1), which runs
+# beside daphne's wait for its cancelled applications.
+RELEASE_WAIT = 5.0
 
 
 class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
@@ -37,11 +49,47 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
 
     Subclasses join groups themselves (`groups` stays empty), never touch the
     ORM on the event loop, and keep `disconnect()` idempotent: it also runs
-    when a handler raises.
+    when a handler raises, and when the consumer is cancelled.
     """
 
     # No per-socket list: Channels' __init__ makes one when this is None.
     groups = ()
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Channels' consumer; cancelled, it still releases its socket's state.
+
+        daphne cancels an application still running `--application-close-timeout`
+        seconds (10) after its client left: one whose handler waits on a slow
+        database or service (a frame in flight when the client went), or on
+        the queue of the one thread every socket's ORM work shares. Channels
+        would end the consumer without `disconnect()`, and its socket would
+        stay counted for the life of the process: in the per-user connection
+        limit, in presence, in its groups. The release runs in a task of its
+        own: daphne cancels again every second, and waits at shutdown.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            release = asyncio.ensure_future(self.disconnect(ABNORMAL_CLOSURE))
+            _releases.add(release)
+            release.add_done_callback(_releases.discard)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({release}, timeout=RELEASE_WAIT)
+            raise
+        finally:
+            self._channel_forget()
+
+    def _channel_forget(self) -> None:
+        """The layer drops what it still holds for this consumer's channel.
+
+        A consumer stops reading its channel with messages maybe still
+        queued there (its disconnect is handled before the messages that
+        arrived with it), and nothing else ever reads a consumer's channel.
+        """
+        forget = getattr(getattr(self, "channel_layer", None), "channel_forget", None)
+        channel = getattr(self, "channel_name", None)
+        if forget is not None and channel is not None:
+            forget(channel)
 
     async def dispatch(self, message: dict) -> None:
         """Route an ASGI or channel-layer message to its handler, with no hop.
@@ -144,6 +192,10 @@ class LocalChannelLayer(InMemoryChannelLayer):
         for channel in list(members):
             with contextlib.suppress(asyncio.QueueFull):
                 self._mailbox(channel).put_nowait(entry)
+
+    def channel_forget(self, channel: str) -> None:
+        """Its consumer has ended: what is queued for it goes now, not at its expiry."""
+        self.channels.pop(channel, None)
 
     def _mailbox(self, channel: str) -> Mailbox:
         mailbox = self.channels.get(channel)

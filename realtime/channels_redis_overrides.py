@@ -96,6 +96,16 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             self._inboxes.pop(channel, None)
         return message
 
+    def channel_forget(self, channel: str) -> None:
+        """Its consumer has ended (realtime/channels_overrides.py).
+
+        Its queue goes, with any messages it still held, and messages still
+        on their way are dropped (`_closed`), not queued for nobody for good.
+        """
+        self._inboxes.pop(channel, None)
+        if channel not in self._closed:
+            self._mark_closed(channel)
+
     async def flush(self) -> None:
         """Forget this process's state too, or a reader would re-add it."""
         await self._stop_readers()

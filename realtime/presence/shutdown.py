@@ -1,8 +1,9 @@
 """The registry's goodbye when plain daphne stops (SIGTERM, SIGINT).
 
 `authsocket.serve` drains its sockets and says goodbye itself. Plain daphne
-stops its reactor at once: it cancels every application instance, so no
-`disconnect` runs, and without this the other processes would send those
+stops its reactor at once: it cancels every application instance, whose
+`disconnect` (realtime/channels_overrides.py) may not finish before the
+loop stops, and without this the other processes would send those
 users' leaves only after `AUTHSOCKET_PRESENCE_TTL`, as for a killed process
 (docs/protocol.md §4.4). Twisted waits for the Deferred a "before shutdown"
 trigger returns, with the event loop still running.
