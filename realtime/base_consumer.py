@@ -220,6 +220,9 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             protocol=PROTOCOL_VERSION,
         )
         # Every path counts in "connected now" and the server API's counts.
+        # Marked first: a consumer cancelled while its store write waits on
+        # Redis must still be forgotten (`socket_close` is idempotent).
+        self.listed = True
         live = await registry_started()
         await live.socket_open(
             self.channel_name,
@@ -227,7 +230,6 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             username=user.get_username(),
             sid=self.sid,
         )
-        self.listed = True
         self.welcomed = True
         await self.socket_authenticated()
 

@@ -32,8 +32,9 @@ from realtime.broadcast import agroup_send
 from realtime.channels_redis_overrides import ResilientRedisChannelLayer
 from realtime.connections import registry as sockets
 from realtime.groups import user_group
-from realtime.presence import broadcast, registry_get
-from realtime.presence.broadcast import presence_flush
+from realtime.presence import broadcast, registry_get, registry_reset
+from realtime.presence.broadcast import presence_flush, registry_started
+from realtime.presence.redis_store import redis_client
 from realtime.presence.relay import relay_for
 from realtime.protocol import SessionEvent
 from realtime.session_guard import guard
@@ -443,3 +444,34 @@ async def test_a_socket_that_ends_with_messages_queued_leaves_no_queue_behind(
                 "type": "probe"
             }
     assert await settled() == before
+
+
+@contextlib.asynccontextmanager
+async def redis_writes_paused(url: str):
+    """Redis holds every client's writes (CLIENT PAUSE) until the block ends."""
+    admin = redis_client(url)
+    await admin.execute_command("CLIENT", "PAUSE", int(TIMEOUT * 1000), "WRITE")
+    try:
+        yield
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+
+
+async def test_a_socket_cancelled_while_it_is_being_listed_is_not_left_listed(
+    paths, settings
+):
+    """The registry's store write for a new socket waits on Redis, after the
+    welcome: daphne may cancel the consumer right there. The socket is
+    forgotten all the same, not counted in "connected now" for good."""
+    url = require_redis()
+    await registry_reset()
+    settings.REDIS_URL = url
+    live = await registry_started()  # its heartbeat written before the pause
+    try:
+        async with redis_writes_paused(url):
+            c = await paths.welcomed()  # its entry's write now waits on Redis
+            await cancelled(c)
+        await until(lambda: not live._sockets, "the cancelled socket forgotten")
+    finally:
+        await registry_reset()
