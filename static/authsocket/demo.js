@@ -10,6 +10,9 @@ const HISTORY_LIMIT = 50;
 // Messages one list keeps: a page left open in a busy room drops the oldest.
 const MESSAGES_KEPT = 200;
 const COUNTDOWN_MS = 250; // smooth enough to see a 5 s token run out
+// Longest message the send box takes. Checked on submit, not with `maxlength`:
+// a browser cuts a longer paste there without a word.
+const MESSAGE_MAX_CHARS = 2000;
 
 const params = new URLSearchParams(window.location.search);
 const client = new AuthSocket({
@@ -53,6 +56,21 @@ function showAlert(text) {
   alert.hidden = !text;
 }
 
+/** A room's name for people: its title, or its slug when the title is blank. */
+function roomName(room) {
+  return room.title || room.slug;
+}
+
+/**
+ * Focus `target` when the focused element was just hidden (the sign-in form
+ * after signing in, the account buttons after signing out): a keyboard user
+ * must not be left on an element that is gone.
+ */
+function refocus(target) {
+  const active = document.activeElement;
+  if (!active || active === document.body || active.closest("[hidden]")) target.focus();
+}
+
 const ERROR_TEXT = {
   too_many_connections: "Too many open connections for this user: close a tab and it will retry.",
   rate_limited: "Sending too fast: the server is dropping frames (and closes the socket if it goes on).",
@@ -61,9 +79,14 @@ const ERROR_TEXT = {
   forbidden: "Not allowed.",
 };
 
+// Who may have ended a session this tab did not sign out. A logout in another
+// tab of this browser is among them: its 4403 reaches this tab's socket
+// before the other tab's "signed out" message does.
+const SIGNED_OUT_ELSEWHERE = "signed out in another tab, on another device or by an admin";
+
 // Why the page went back to the sign-in form, when the user did not ask.
 const SIGNED_OUT_TEXT = {
-  revoked: "This session was signed out from another device or by an admin: sign in again.",
+  revoked: `This session was ${SIGNED_OUT_ELSEWHERE}: sign in again.`,
   token_reused: "This session was ended: an old refresh token was used again (possible theft).",
   session_expired: "Your session expired; please sign in again.",
   signed_out_in_another_tab: "You signed out in another tab.",
@@ -180,7 +203,7 @@ client.addEventListener("state", (event) => {
 function signedOutText(reason) {
   const close = token.lastClose;
   if (reason === "revoked" && close?.code === CLOSE.REVOKED) {
-    return `${closeText(close)}. It was signed out from another device or by an admin.`;
+    return `${closeText(close)}. It was ${SIGNED_OUT_ELSEWHERE}.`;
   }
   return SIGNED_OUT_TEXT[reason] ?? "";
 }
@@ -198,18 +221,24 @@ client.addEventListener("subscription", (event) => {
   if (pane && status === "unsubscribed") {
     pane.section.dataset.closed = "true";
     pane.status.textContent = "You can no longer read this room.";
+    // The room was deleted, renamed or made private: the list says so too.
+    loadRooms();
   }
 });
 
 client.addEventListener("user", (event) => {
   const { user } = event.detail;
   resetApp();
-  if (!user) return;
+  if (!user) {
+    refocus($("username")); // the sign-in form is back (the `state` event showed it)
+    return;
+  }
   $("who").textContent = `Signed in as ${user.username}`;
   $("who").hidden = false;
   $("account-actions").hidden = false;
   $("login").hidden = true;
   $("app").hidden = false;
+  refocus($("who"));
   client.subscribe("user", { since: 0 }); // every stored notification, then live
   loadMe();
   loadRooms();
@@ -267,7 +296,7 @@ client.addEventListener("message", (event) => {
 
 // ---- presence (who is subscribed to a room now) ------------------------------
 
-function renderPresence(pane, { users, count, truncated }) {
+function renderPresence(pane, { users, count, truncated, change }) {
   const items = users
     .slice()
     .sort((a, b) => a.username.localeCompare(b.username))
@@ -278,6 +307,9 @@ function renderPresence(pane, { users, count, truncated }) {
     });
   pane.online.replaceChildren(...items);
   pane.onlineCount.textContent = users.length ? `(${count}${truncated ? ", not all listed" : ""})` : "";
+  // Without a socket nobody is known to be here: an empty list is no news.
+  pane.onlineEmpty.textContent =
+    change === "offline" ? "Not known while the connection is down." : "Nobody listed yet.";
 }
 
 client.addEventListener("presence", (event) => {
@@ -304,7 +336,7 @@ async function loadRooms() {
   for (const room of rooms) {
     const item = el("li", { attrs: { "data-testid": `room-${room.slug}`, "data-slug": room.slug } });
     item.append(
-      el("span", { className: "room-title", text: room.title }),
+      el("span", { className: "room-title", text: roomName(room) }),
       el("span", { className: `tag ${room.public ? "public" : "private"}`, text: room.public ? "public" : "private" }),
     );
     if (room.member) {
@@ -313,7 +345,7 @@ async function loadRooms() {
     } else {
       const join = el("button", {
         text: "Join",
-        attrs: { type: "button", "data-testid": `join-${room.slug}`, "aria-label": `Join ${room.title}` },
+        attrs: { type: "button", "data-testid": `join-${room.slug}`, "aria-label": `Join ${roomName(room)}` },
       });
       join.addEventListener("click", () => joinRoom(room.slug));
       item.append(join);
@@ -344,18 +376,19 @@ async function openPane(room) {
   section.setAttribute("aria-labelledby", titleId);
   const title = section.querySelector(".pane-title");
   title.id = titleId;
-  title.textContent = room.title;
+  title.textContent = roomName(room);
   const list = section.querySelector(".messages");
   list.dataset.testid = `messages-${stream}`;
   section.querySelector(".messages-empty").dataset.testid = `messages-empty-${stream}`;
   const online = section.querySelector(".online-list");
   online.dataset.testid = `online-${stream}`;
-  online.setAttribute("aria-label", `Online now in ${room.title}`);
-  section.querySelector(".online-empty").dataset.testid = `online-empty-${stream}`;
+  online.setAttribute("aria-label", `Online now in ${roomName(room)}`);
+  const onlineEmpty = section.querySelector(".online-empty");
+  onlineEmpty.dataset.testid = `online-empty-${stream}`;
   const onlineCount = section.querySelector(".online-count");
   const label = section.querySelector(".send-label");
   label.htmlFor = inputId;
-  label.textContent = `Message to ${room.title}`;
+  label.textContent = `Message to ${roomName(room)}`;
   const input = section.querySelector(".send-input");
   input.id = inputId;
   input.dataset.testid = `send-input-${stream}`;
@@ -368,19 +401,24 @@ async function openPane(room) {
     event.preventDefault();
     const text = input.value.trim();
     if (!text) return;
+    const length = [...text].length;
+    if (length > MESSAGE_MAX_CHARS) {
+      status.textContent = `Not sent: ${length} characters, at most ${MESSAGE_MAX_CHARS}.`;
+      return;
+    }
     button.disabled = true;
     try {
       await client.publish(stream, { text });
       input.value = "";
       status.textContent = "";
     } catch (error) {
-      status.textContent = `Not sent (${error.code}).`;
+      status.textContent = notSentText(error);
     } finally {
       button.disabled = false;
       input.focus();
     }
   });
-  panes.set(stream, { section, list, status, online, onlineCount });
+  panes.set(stream, { section, list, status, online, onlineCount, onlineEmpty });
   $("panes").append(section);
 
   // History over HTTP, then the socket from the last id on: no gap, no double.
@@ -395,6 +433,16 @@ async function openPane(room) {
     log(`history of ${stream}: ${error.code}; replaying from the socket`);
   }
   if (panes.get(stream)?.section === section) client.subscribe(stream, { since, presence: true });
+}
+
+/** Why a publish failed, in words; the socket's close says it when it took the message along. */
+function notSentText(error) {
+  // The server closes the socket on a message over its size limit (4413): the
+  // publish fails `disconnected`, after the close was reported.
+  if (error.code === "disconnected" && token.lastClose?.code === CLOSE.MESSAGE_TOO_LARGE) {
+    return "Not sent: too large for this server (it closed the connection with 4413). Shorten it.";
+  }
+  return `Not sent (${error.code}).`;
 }
 
 // ---- account ----------------------------------------------------------------
@@ -490,23 +538,37 @@ $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const error = $("login-error");
   error.hidden = true;
+  const username = $("username").value.trim();
+  if (!username) {
+    error.textContent = "Enter a username.";
+    error.hidden = false;
+    $("username").focus();
+    return;
+  }
   $("login-submit").disabled = true;
   try {
-    await client.login($("username").value.trim(), $("password").value);
+    await client.login(username, $("password").value);
     $("password").value = "";
   } catch (failure) {
-    error.textContent =
-      failure.code === "invalid_credentials"
-        ? "Wrong username or password."
-        : failure.code === "throttled"
-          ? "Too many attempts; wait a minute."
-          : `Sign-in failed (${failure.code}).`;
+    error.textContent = signInFailedText(failure);
     error.hidden = false;
     $("password").focus();
   } finally {
     $("login-submit").disabled = false;
   }
 });
+
+/** One message for a wrong username and a wrong password alike: nothing tells which. */
+function signInFailedText(failure) {
+  if (failure.code === "invalid_credentials") return "Wrong username or password.";
+  if (failure.code === "throttled") {
+    // The server's words say how long: its limits are settings, "a minute" is
+    // only the default's (and the client caps the Retry-After it reads at one).
+    return `Too many attempts. ${failure.detail || "Try again later."}`;
+  }
+  if (failure.code === "network") return "The server cannot be reached; try again in a moment.";
+  return `Sign-in failed (${failure.code}).`;
+}
 
 for (const button of document.querySelectorAll("button.fill")) {
   button.addEventListener("click", () => {
