@@ -18,6 +18,8 @@ import getpass
 import json
 import math
 import os
+import select
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -63,6 +65,34 @@ def server_url(text: str) -> str:
     return text
 
 
+def message_id(text: str) -> int:
+    """`--since`: a message id (0: everything stored), refused here rather than
+    by the server after a connection."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a message id: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a message id: {text!r} (0 or more)")
+    return value
+
+
+def seconds(text: str) -> float:
+    """`--timeout`: a number of seconds above 0 (`inf` waits without end); 0,
+    a negative number or NaN would give up before trying."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0: {text!r}")
+    return value
+
+
+class InputEnded(Exception):
+    """Standard input ended before a prompt had its answer."""
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m authsocket_client", description=__doc__.split("\n\n")[0]
@@ -96,7 +126,10 @@ def parser() -> argparse.ArgumentParser:
     )
     listen.add_argument("streams", nargs="+", metavar="STREAM")
     listen.add_argument(
-        "--since", type=int, default=None, help="replay stored messages after this id"
+        "--since",
+        type=message_id,
+        default=None,
+        help="replay stored messages after this id",
     )
     presence = listen.add_mutually_exclusive_group()
     presence.add_argument(
@@ -116,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("--transport", choices=TRANSPORTS, default="header")
     publish.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=PUBLISH_TIMEOUT,
         help=f"seconds to get a live socket, then an answer (default {PUBLISH_TIMEOUT:g})",
     )
@@ -149,9 +182,17 @@ def run(argv: list[str] | None) -> int:
     if args.command == "token":
         return show_token(args, store)
     try:
+        if args.command == "login":
+            # Asked before the event loop runs: inside it, a Ctrl-C at a
+            # prompt only cancels the task that input() holds up, and the
+            # prompt goes on waiting.
+            args.username, args.password = read_credentials(args)
         return asyncio.run(COMMANDS[args.command](args, store))
     except KeyboardInterrupt:
         return 130
+    except InputEnded as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except CredentialsRejected as exc:
         print(f"error: {exc} — sign in again: login", file=sys.stderr)
         return 1
@@ -165,14 +206,27 @@ def run(argv: list[str] | None) -> int:
         return 1
 
 
-async def cmd_login(args: argparse.Namespace, store: FileTokenStore) -> int:
-    username = args.username or input("username: ")
+def read_credentials(args: argparse.Namespace) -> tuple[str, str]:
+    """The username (`--username`, else a prompt) and the password (standard
+    input, $AUTHSOCKET_PASSWORD, else a prompt); InputEnded at end of input."""
+    try:
+        username = args.username or input("username: ")
+    except EOFError:
+        raise InputEnded("standard input ended before a username") from None
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = os.environ.get("AUTHSOCKET_PASSWORD") or getpass.getpass()
+        line = sys.stdin.readline()
+        if not line:  # an empty line is a (wrong) password; no line is none
+            raise InputEnded("standard input ended before the password")
+        return username, line.rstrip("\n")
+    try:
+        return username, os.environ.get("AUTHSOCKET_PASSWORD") or getpass.getpass()
+    except EOFError:
+        raise InputEnded("standard input ended before the password") from None
+
+
+async def cmd_login(args: argparse.Namespace, store: FileTokenStore) -> int:
     async with ApiClient(args.url, store=store) as api:
-        tokens = await api.login(username, password)
+        tokens = await api.login(args.username, args.password)
     user = tokens.user or {}
     print(
         f"signed in as {user.get('username')} (user {user.get('id')}); "
@@ -212,27 +266,72 @@ async def cmd_listen(args: argparse.Namespace, store: FileTokenStore) -> int:
     async with ApiClient(args.url, store=store) as api:
         socket = api.socket(transport=args.transport, on_state=on_state)
         socket.start()
+        printing = asyncio.create_task(_print_events(socket, args, show))
+        reader_gone = _stdout_reader_gone()
+        either: set[asyncio.Future[Any]] = {printing, reader_gone}
         try:
-            for stream in args.streams:
-                presence = (
-                    stream.startswith("room:")
-                    if args.presence is None
-                    else args.presence
-                )
-                try:
-                    await socket.subscribe(stream, since=args.since, presence=presence)
-                except Disconnected:
-                    # Not answered, but held: the next welcome subscribes it.
-                    print(
-                        f"[{stream}] the connection closed before the answer; "
-                        "subscribing again on the next one",
-                        file=sys.stderr,
-                    )
-            async for event in socket:
-                print(show(event), flush=True)
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not printing.done():
+                raise BrokenPipeError("standard output: its reader is gone")
+            return printing.result()
         finally:
+            printing.cancel()
+            reader_gone.cancel()
             await socket.close()
+
+
+async def _print_events(socket: Any, args: argparse.Namespace, show: Callable) -> int:
+    """Subscribe each stream, then print every event until the socket stops."""
+    for stream in args.streams:
+        presence = (
+            stream.startswith("room:") if args.presence is None else args.presence
+        )
+        try:
+            await socket.subscribe(stream, since=args.since, presence=presence)
+        except Disconnected:
+            # Not answered, but held: the next welcome subscribes it.
+            print(
+                f"[{stream}] the connection closed before the answer; "
+                "subscribing again on the next one",
+                file=sys.stderr,
+            )
+    async for event in socket:
+        print(show(event), flush=True)
     return 0
+
+
+def _stdout_reader_gone() -> asyncio.Future[None]:
+    """Done when standard output is a pipe whose reader has exited
+    (`listen | head -1`, head done): a quiet stream would otherwise keep the
+    command connected, and listed as present, until its next line fails to
+    print. Never done for a terminal or a file, nor where the event loop
+    cannot watch the pipe (no poll(), or no add_reader: Windows)."""
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode) or not hasattr(select, "poll"):
+            return gone
+    except (OSError, ValueError):  # no stdout, or not a real file
+        return gone
+
+    def check() -> None:
+        # The write end of a pipe is never readable: the selector wakes us
+        # for an error only, POLLERR once the reader is gone. Anything else
+        # (another platform's selector) ends the watch rather than spin.
+        loop.remove_reader(fd)
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        broken = any(mask & select.POLLERR for _, mask in poller.poll(0))
+        if broken and not gone.done():
+            gone.set_result(None)
+
+    try:
+        loop.add_reader(fd, check)
+    except (NotImplementedError, OSError, ValueError):
+        return gone
+    gone.add_done_callback(lambda _: loop.remove_reader(fd))
+    return gone
 
 
 async def cmd_publish(args: argparse.Namespace, store: FileTokenStore) -> int:
