@@ -16,7 +16,11 @@
 //     server's `last_id` when nothing arrived yet, and `next_since` after
 //     `replay.truncated`; a `reset` means the server cannot honour that id, so
 //     whatever it sends next is taken. The `user` stream is always followed
-//     this way, asked for or not. Subscribes are paced: at most
+//     this way, asked for or not; it is live from `welcome`, so a `reset`
+//     there can also mean a notification came before the resubscribe was
+//     read: the ids it skipped are then read over HTTP and emitted first,
+//     the stream's frames held meanwhile (`_fillUser`);
+//   - subscribes are paced: at most
 //     SUBSCRIBES_IN_FLIGHT unanswered on a socket, the rest queued in order,
 //     and after a `rate_limited` refusal (the socket's frame budget, §4.2)
 //     the queue waits a backoff before it goes on, so a burst of them never
@@ -104,6 +108,14 @@ const MIN_LIFE_MS = 1000;
 // refusals in a row, under N for any rate of 8/s or more; and 8 per round
 // trip still keeps up with the default rate on a 100 ms round trip.
 const SUBSCRIBES_IN_FLIGHT = 8;
+// Reading the `user` ids a `reset` skipped (`_fillUser`): a page is the most
+// the history API answers at once; a page is tried this many times, with
+// backoff, before the ids left are given up (an `error` event says so).
+// Bounded: the `user` frames that came live wait for it.
+const FILL_PAGE = 200;
+const FILL_TRIES = 3;
+// The frames of `user` that wait while its earlier ids are read (`_hold`).
+const HELD_KINDS = new Set(["message", "replay.truncated", "subscribed"]);
 
 const DEFAULTS = Object.freeze({
   baseUrl: "",
@@ -215,7 +227,17 @@ const DEAD_CREDENTIALS = new Set([
  * server subscribes it by itself (§4.2), and a reconnect must resume it too.
  */
 function newStreams() {
-  return new Map([[USER_STREAM, { lastId: null, presence: false, history: true }]]);
+  return new Map([[USER_STREAM, { lastId: null, presence: false, history: true, ...unheld() }]]);
+}
+
+/**
+ * Per connection, `user` only: `held` (frames waiting, in order, or null)
+ * from `welcome` until the resubscribe with `since` is `answered`, and while
+ * the ids its `reset` skipped are read; `firstHere`: the first id the
+ * connection sent of it.
+ */
+function unheld() {
+  return { held: null, answered: false, firstHere: null };
 }
 
 function defaultWsUrl(baseUrl) {
@@ -524,7 +546,7 @@ export class AuthSocket extends EventTarget {
   subscribe(stream, { since = null, presence = false } = {}) {
     let entry = this._streams.get(stream);
     if (!entry) {
-      entry = { lastId: null, presence: false, history: true };
+      entry = { lastId: null, presence: false, history: true, ...unheld() };
       this._streams.set(stream, entry);
     }
     entry.presence = presence === true;
@@ -977,6 +999,9 @@ export class AuthSocket extends EventTarget {
     // Queued subscribes go with their socket, like those in flight (rejected
     // below): the next `welcome` subscribes every stream again.
     this._clearSubscribeQueue();
+    // What was held was never emitted: the next socket resumes from before it,
+    // and the server sends it again. A fill under way sees this and stops.
+    for (const entry of this._streams.values()) Object.assign(entry, unheld());
     for (const [ref, pending] of this._pending) {
       clearTimeout(pending.timer);
       pending.reject(new AuthSocketError("disconnected", "the socket closed before the answer"));
@@ -1203,8 +1228,18 @@ export class AuthSocket extends EventTarget {
     if (from !== null) frame.since = from;
     if (entry.presence) frame.presence = true;
     // Settled by its answer, a timeout or the socket's close; nobody awaits it.
-    this._request(frame, { kind: "subscribe", stream }).catch(() => {});
+    this._request(frame, { kind: "subscribe", stream }).catch((error) => {
+      if (error.code === "timeout") this._unanswered(stream);
+    });
     return true;
+  }
+
+  /** The resubscribe of `user` had no answer in time: nothing tells whether ids were skipped, so take what came. */
+  _unanswered(stream) {
+    const entry = this._streams.get(stream);
+    if (!entry?.held || entry.answered) return;
+    entry.answered = true;
+    this._letGo(entry);
   }
 
   /**
@@ -1307,9 +1342,28 @@ export class AuthSocket extends EventTarget {
     }
     // Own keys only: a type such as `__proto__` or `constructor` is one we do not know.
     const type = frame?.type;
-    if (typeof type === "string" && Object.hasOwn(FRAME_HANDLERS, type)) FRAME_HANDLERS[type].call(this, frame);
+    if (typeof type === "string" && Object.hasOwn(FRAME_HANDLERS, type) && !this._hold(frame)) {
+      FRAME_HANDLERS[type].call(this, frame);
+    }
     // An answer may have freed a place for a queued subscribe.
     this._pumpSubscribes();
+  }
+
+  /**
+   * Keep a frame of `user` back while its earlier ids are still to come: its
+   * messages from `welcome` until the resubscribe with `since` is answered,
+   * then, while `_fillUser` reads the ids that answer's `reset` skipped, its
+   * messages, truncations and answers. Each is handled later, in order.
+   */
+  _hold(frame) {
+    const entry = typeof frame.stream === "string" ? this._streams.get(frame.stream) : undefined;
+    if (!entry?.held || !HELD_KINDS.has(frame.type)) return false;
+    if (frame.type === "subscribed" && !entry.answered) return false; // it tells whether to fill
+    if (frame.type === "message" && entry.firstHere === null && Number.isInteger(frame.id)) {
+      entry.firstHere = frame.id;
+    }
+    entry.held.push(frame);
+    return true;
   }
 
   _onWelcome(frame) {
@@ -1329,6 +1383,11 @@ export class AuthSocket extends EventTarget {
       transport: this.options.transport,
     });
     this._setState(STATE.LIVE, "welcome");
+    // `user` is live already: its frames wait for the answer to its `since`.
+    for (const [stream, entry] of this._streams) {
+      Object.assign(entry, unheld());
+      if (stream === USER_STREAM && entry.lastId !== null && entry.history) entry.held = [];
+    }
     // Queued in order and paced (SUBSCRIBES_IN_FLIGHT): `_onFrame` starts them.
     for (const stream of this._streams.keys()) this._queueSubscribe(stream);
     // Refreshed while the handshake ran: move the socket to the newer token.
@@ -1336,20 +1395,99 @@ export class AuthSocket extends EventTarget {
   }
 
   _onSubscribed(frame) {
-    this._settle(frame.ref);
+    const pending = this._settle(frame.ref);
     this._subscribeHold.attempt = 0; // accepted: the bucket had room again
     const entry = this._streams.get(frame.stream);
+    // The answer to the resubscribe of `user` its frames were held for.
+    const first = Boolean(entry?.held) && !entry.answered;
+    let skipped = null;
+    if (first) entry.answered = true;
     if (entry && Number.isInteger(frame.last_id)) {
       if (frame.reset) {
         // Our position is past the server's end, or behind what it still keeps:
         // take what it sends from here (ids above `last_id`, or the kept rest).
         entry.lastId = Math.min(entry.lastId ?? 0, frame.last_id);
+        if (first) skipped = this._resetOnUser(entry, pending?.frame?.since);
       } else if (entry.lastId === null) {
         // Subscribed "from now": a reconnect resumes here, missing nothing.
         entry.lastId = frame.last_id;
       }
     }
     this._emit("subscription", { stream: frame.stream, status: "subscribed" });
+    if (first && skipped) this._fillUser(entry, ...skipped);
+    else if (first) this._letGo(entry);
+  }
+
+  /**
+   * A `reset` answering the resubscribe of `user`. The server sent live ids
+   * before it read that subscribe, from `firstHere` on; they are held, and
+   * come next. When `since` was under the one before it, the ids in between
+   * can no longer come on this socket, but are still stored (§4.2): returns
+   * that range, ends excluded, for `_fillUser`. Otherwise (a position past
+   * the server's end) null.
+   */
+  _resetOnUser(entry, since) {
+    if (entry.firstHere === null) return null;
+    entry.lastId = Math.min(entry.lastId ?? 0, entry.firstHere - 1);
+    if (!Number.isInteger(since) || since + 1 >= entry.firstHere) return null;
+    return [since, entry.firstHere];
+  }
+
+  /**
+   * Emit the `user` ids after `after` and under `before`, read over HTTP
+   * (`GET /api/streams/user/messages?after=`, paged), as replayed messages,
+   * then what was held. Dead credentials sign out, as on any call; another
+   * failure, once its tries are spent, is an `error` event (the ids left
+   * are skipped) and the held frames go on: the stream never stalls. A new
+   * socket, a sign-out or an unsubscribe meanwhile ends it silently.
+   */
+  async _fillUser(entry, after, before) {
+    const ws = this._ws;
+    const held = entry.held;
+    const current = () => this._ws === ws && entry.held === held && this._streams.get(USER_STREAM) === entry;
+    try {
+      while (after + 1 < before) {
+        const page = await this._fillPage(after, current);
+        if (!current()) return;
+        const newer = page.filter((m) => Number.isInteger(m?.id) && m.id > after).sort((a, b) => a.id - b.id);
+        const wanted = newer.filter((m) => m.id < before);
+        for (const message of wanted) this._onMessage({ ...message, stream: USER_STREAM, replay: true });
+        if (page.length < FILL_PAGE || wanted.length === 0 || wanted.length < newer.length) break;
+        after = wanted[wanted.length - 1].id;
+      }
+    } catch (error) {
+      if (!current()) return;
+      this._emitError(
+        error.code || "network",
+        `user ids after #${entry.lastId} unread after a reset: ${error.detail || error.message || ""}`,
+        { stream: USER_STREAM },
+      );
+    }
+    if (current()) this._letGo(entry);
+  }
+
+  /** One page of `user` after `after`; a transient error is tried again after a backoff (and its Retry-After). */
+  async _fillPage(after, current) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const page = await this.api(`/api/streams/${USER_STREAM}/messages?after=${after}&limit=${FILL_PAGE}`);
+        if (!Array.isArray(page)) {
+          throw new AuthSocketError("bad_response", "history that is no list", { transient: true });
+        }
+        return page;
+      } catch (error) {
+        if (!error.transient || attempt + 1 >= FILL_TRIES || !current()) throw error;
+        await this._delay(this._backoffMs(attempt, error.retryAfterMs));
+      }
+    }
+  }
+
+  /** Handle what `entry` held, in order, and hold no more. */
+  _letGo(entry) {
+    const held = entry.held ?? [];
+    entry.held = null;
+    for (const frame of held) FRAME_HANDLERS[frame.type].call(this, frame);
+    this._pumpSubscribes();
   }
 
   _onUnsubscribed(frame) {

@@ -249,3 +249,100 @@ def _response_bytes(answer: httpx.Response) -> bytes:
     lines += [f"{k}: {v}" for k, v in answer.headers.items() if k not in skipped]
     lines += [f"Content-Length: {len(answer.content)}", "Connection: close"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.content
+
+
+class SocketRelay(LocalTcpServer):
+    """A TCP relay in front of a real server's WebSocket: the bytes pass
+    unchanged both ways, so the client and the server speak as they would
+    directly. The relay only decides when: `shut()` keeps new connections
+    waiting at the door until `open()`; on a connection whose handshake
+    passes after `hold_sent()`, what the client sends next waits until
+    `release_sent()`; `drop()` cuts the connections open now."""
+
+    def __init__(self, upstream_port: int):
+        self._upstream_port = upstream_port
+        self._door = asyncio.Event()
+        self._door.set()
+        self._sent_gate: asyncio.Event | None = None
+        self._arrivals: asyncio.Queue = asyncio.Queue()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task] = set()
+
+    @property
+    def ws(self) -> str:
+        return self.url.replace("http://", "ws://", 1) + "/ws/"
+
+    async def __aexit__(self, *exc_info):
+        self._server.close()
+        # Let every connection run to its end, none left waiting on a gate.
+        self.release_sent()
+        self.open()
+        self.drop()
+        if self._serving:
+            await asyncio.wait(set(self._serving), timeout=5)
+        for task in self._serving:
+            task.cancel()
+        await asyncio.gather(*self._serving, return_exceptions=True)
+        await super().__aexit__(*exc_info)
+
+    def shut(self) -> None:
+        self._door.clear()
+
+    def open(self) -> None:
+        self._door.set()
+
+    def hold_sent(self) -> None:
+        self._sent_gate = asyncio.Event()
+
+    def release_sent(self) -> None:
+        if self._sent_gate is not None:
+            self._sent_gate.set()
+        self._sent_gate = None
+
+    def drop(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+
+    async def arrival(self, timeout: float = 10.0) -> None:
+        """Wait for the next connection a client opens (at the door or not)."""
+        await asyncio.wait_for(self._arrivals.get(), timeout)
+
+    async def _serve(self, reader, writer):
+        task = asyncio.current_task()
+        self._serving.add(task)
+        self._writers.add(writer)
+        upstream_writer = None
+        try:
+            self._arrivals.put_nowait(None)
+            await self._door.wait()
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", self._upstream_port
+            )
+            self._writers.add(upstream_writer)
+            handshake = await reader.readuntil(b"\r\n\r\n")
+            upstream_writer.write(handshake)
+            gate = self._sent_gate  # the hold in force when this one arrived
+            await asyncio.gather(
+                _pipe(reader, upstream_writer, gate),
+                _pipe(upstream_reader, writer, None),
+            )
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # either side went away: the other sees its connection end
+        finally:
+            for end in (writer, upstream_writer):
+                if end is not None:
+                    end.close()
+                    self._writers.discard(end)
+            self._serving.discard(task)
+
+
+async def _pipe(reader, writer, gate: asyncio.Event | None) -> None:
+    """Copy bytes until the end; with a gate, none before it opens."""
+    try:
+        while data := await reader.read(65536):
+            if gate is not None:
+                await gate.wait()
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()

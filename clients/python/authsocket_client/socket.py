@@ -16,6 +16,13 @@ Events (messages, presence, lost subscriptions) come out of one async
 iterator. Ids of a stream are checked, not trusted: a duplicate is dropped
 but counted in `stats.duplicates` and logged, a gap is counted in
 `stats.gaps`, so a server bug stays visible.
+
+The `user` stream is live from `welcome`, before its resubscribe with
+`since` is read: a notification sent in between makes the server answer
+`reset`, as the ids under it can no longer come on that socket. They are
+still stored, so the socket reads them over HTTP (`fill`) and hands them on
+first; what the connection sends on `user` meanwhile waits (`held`), so the
+caller sees the stream in id order.
 """
 
 from __future__ import annotations
@@ -80,6 +87,14 @@ SUBSCRIBES_IN_FLIGHT = 8
 # (64 KiB unless raised), and 2 KiB of envelope.
 MAX_MESSAGE_BYTES = 2**20
 FRAME_TOO_BIG = 1009  # the close websockets sends over `max_message_bytes`
+# Reading the `user` ids a `reset` skipped (see `_fill`): a page is the most
+# the history API answers at once; a page is tried this many times, with
+# backoff, before the ids left are given up on (a counted gap). Bounded, as
+# the live `user` messages wait for it.
+FILL_PAGE = 200
+FILL_TRIES = 3
+# Frames of a stream that wait while its earlier ids are read (`_hold`).
+HELD_KINDS = frozenset({"message", "replay.truncated", "subscribed"})
 
 
 class State:
@@ -135,6 +150,7 @@ class Stats:
     duplicates: Counter = field(default_factory=Counter)  # stream → dropped
     gaps: Counter = field(default_factory=Counter)  # stream → ids skipped
     rate_limited: int = 0  # subscribes refused `rate_limited`, sent again later
+    fills: int = 0  # `user` resets whose skipped ids were read over HTTP
 
 
 @dataclass
@@ -149,6 +165,13 @@ class _Stream:
     resyncing: bool = False  # after replay.truncated, until subscribed again
     reset: bool = False  # `subscribed` said reset: the next id may skip some
     view: PresenceView | None = None
+    # `user` only, per connection: its frames wait here, in order, from
+    # `welcome` until its resubscribe with `since` is answered, and while a
+    # fill reads the ids that answer's `reset` skipped (None: none wait).
+    held: list[dict[str, Any]] | None = None
+    answered: bool = False  # that resubscribe was answered (or timed out)
+    first_here: int | None = None  # the first id the connection sent of it
+    fill: asyncio.Task | None = None
 
 
 @dataclass(eq=False)
@@ -160,6 +183,7 @@ class _Subscribe:
     future: asyncio.Future | None  # the caller's; None: the socket's own
     timeout: float  # how long a sent one holds its slot without an answer
     timer: asyncio.TimerHandle | None = None  # frees the slot at the timeout
+    since: int | None = None  # the `since` it was sent with
 
 
 @dataclass
@@ -196,6 +220,10 @@ class Session(Protocol):
     async def ticket(self) -> str: ...
 
     async def me(self) -> dict[str, Any]: ...
+
+    async def stream_messages(
+        self, stream: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 class AuthSocket:
@@ -391,7 +419,9 @@ class AuthSocket:
             raise
 
     async def unsubscribe(self, stream: str, *, timeout: float | None = None) -> None:
-        self._streams.pop(stream, None)
+        entry = self._streams.pop(stream, None)
+        if entry is not None:
+            _unhold(entry)
         self._unqueue(stream)  # a subscribe still waiting is never sent
         if self.live:
             await self._request(
@@ -585,6 +615,10 @@ class AuthSocket:
                 task.cancel()
         self._paused = None
         self._pause.reset()
+        # What was held was never handed on: the next connection resumes
+        # from the position before it, and the server sends it again.
+        for entry in self._streams.values():
+            _unhold(entry)
         queued = [item for _, item in self._queue]
         self._queue.clear()
         self._in_flight.clear()
@@ -657,13 +691,17 @@ class AuthSocket:
             )
         return self.backoff.next_delay()
 
-    def _retry_wait(self, exc: AuthSocketError) -> float:
-        """The wait after a transient API error: backoff, and at least what
-        its `Retry-After` asked, up to `max_retry_wait`. Waiting longer is
-        what a background loop must not do: nobody would see it stalled."""
+    def _retry_wait(
+        self, exc: AuthSocketError, backoff: Backoff | None = None
+    ) -> float:
+        """The wait after a transient API error: backoff (the connection's
+        unless given), and at least what its `Retry-After` asked, up to
+        `max_retry_wait`. Waiting longer is what a background loop must not
+        do: nobody would see it stalled."""
+        backoff = self.backoff if backoff is None else backoff
         asked = exc.retry_after
         if asked is None or not asked >= 0:  # none, NaN or negative: not asked
-            return self.backoff.next_delay()
+            return backoff.next_delay()
         if asked > self.max_retry_wait:  # `inf` as well
             if not self._retry_capped:
                 self._retry_capped = True
@@ -675,7 +713,7 @@ class AuthSocket:
                     self.max_retry_wait,
                 )
             asked = self.max_retry_wait
-        return self.backoff.next_delay(asked)
+        return backoff.next_delay(asked)
 
     async def _stop(self, error: AuthSocketError | None) -> None:
         if self._stopped.is_set():
@@ -826,10 +864,28 @@ class AuthSocket:
             return
         kind = frame.get("type")
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
-        if handler is not None:
-            await handler(self, ws, frame)
-        else:
+        if handler is None:
             self._settle(frame)
+        elif not self._hold(frame):
+            await handler(self, ws, frame)
+
+    def _hold(self, frame: dict[str, Any]) -> bool:
+        """Keep a frame back while its stream's earlier ids are still to come.
+
+        Only `user` holds (`_Stream.held`): its messages from `welcome` until
+        the resubscribe with `since` is answered, then, while a fill reads
+        the ids a `reset` skipped, its messages, truncations and answers,
+        so that each is handled after what precedes it.
+        """
+        kind, entry = frame.get("type"), self._entry(frame)
+        if kind not in HELD_KINDS or entry is None or entry.held is None:
+            return False
+        if kind == "subscribed" and not entry.answered:
+            return False  # the answer that tells whether to fill
+        if kind == "message" and entry.first_here is None and is_id(frame.get("id")):
+            entry.first_here = frame["id"]
+        entry.held.append(frame)
+        return True
 
     async def _on_welcome(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         self.welcome = frame
@@ -840,6 +896,9 @@ class AuthSocket:
         self._retry_capped = False
         for entry in list(self._streams.values()):
             entry.delivered_here = None  # a new socket: the server's marks are new
+            _unhold(entry)
+            if entry.name == USER_STREAM and entry.position is not None:
+                entry.held = []  # live already: wait for the answer to `since`
             # `user` is subscribed by the server itself, without a `subscribed`
             # frame: asking anyway (never doubled) tells its `last_id`, so a
             # drop before its first message still resumes with `since`.
@@ -851,8 +910,12 @@ class AuthSocket:
 
     async def _on_subscribed(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         entry = self._entry(frame)
+        since = self._sent_since(frame)
+        skipped: tuple[int, int] | None = None
+        first = entry is not None and entry.held is not None and not entry.answered
         if entry is not None:
             entry.resyncing = False
+            entry.answered = True
             last_id = frame.get("last_id")
             if frame.get("reset"):
                 # Our position is past the end (a restored database) or pruned.
@@ -863,6 +926,8 @@ class AuthSocket:
                 entry.reset = True
                 if is_id(last_id) and last_id < (entry.position or 0):
                     entry.position = last_id
+                if first:
+                    skipped = self._reset_on_user(entry, since)
             elif is_id(last_id) and (entry.position is None or not entry.history):
                 # Sent without `since` (nothing seen yet, or a kind without
                 # history followed again from now): exactly the ids after
@@ -876,6 +941,38 @@ class AuthSocket:
             self._pause.reset()
             _resolve(pending.subscribe.future, frame)
             await self._pump()
+        if entry is not None and first:
+            if skipped is None:
+                await self._let_go(entry)
+            else:
+                entry.fill = asyncio.create_task(self._fill(ws, entry, *skipped))
+
+    def _sent_since(self, frame: dict[str, Any]) -> int | None:
+        """The `since` of the subscribe this `subscribed` answers, if any."""
+        ref = frame.get("ref")
+        pending = self._pending.get(ref) if isinstance(ref, int) else None
+        item = pending.subscribe if pending is not None else None
+        return item.since if item is not None else None
+
+    def _reset_on_user(
+        self, entry: _Stream, since: int | None
+    ) -> tuple[int, int] | None:
+        """A `reset` answering the connection's resubscribe of `user`.
+
+        The server sent live ids before it read that subscribe, from
+        `first_here` on; they wait in `held`, and come next. When `since`
+        was under the one before it, the ids in between can no longer come
+        on this socket, and are read over HTTP: answers that range, ends
+        excluded. Otherwise (a position past the end, say) nothing is.
+        """
+        first_here = entry.first_here
+        if first_here is None:
+            return None
+        if entry.position is not None:
+            entry.position = min(entry.position, first_here - 1)
+        if since is None or since + 1 >= first_here:
+            return None
+        return since, first_here
 
     async def _on_message(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         # Checked, not trusted: an id compared with positions must be an integer.
@@ -953,6 +1050,107 @@ class AuthSocket:
         elif pending.subscribe is not None:
             await self._subscribe_refused(pending.subscribe, error)
 
+    # --- the `user` ids a `reset` skipped --------------------------------------
+
+    async def _fill(
+        self, ws: ClientConnection, entry: _Stream, after: int, before: int
+    ) -> None:
+        """Hand on the `user` ids after `after` and under `before`, read over
+        HTTP (still stored, docs/protocol.md §4.2), then what was held.
+
+        Runs beside the reader, which holds `user` meanwhile. An error it
+        does not expect stops the socket, as one on the reader would.
+        """
+        try:
+            await self._fill_then_let_go(ws, entry, after, before)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("authsocket client stopped by an unexpected error")
+            error = AuthSocketError("client_error", repr(exc))
+            self._stopper = asyncio.create_task(self._stop(error))
+
+    async def _fill_then_let_go(
+        self, ws: ClientConnection, entry: _Stream, after: int, before: int
+    ) -> None:
+        """Dead credentials stop the socket, as on any call of it. Any other
+        failure, once its tries are spent, gives the ids left up, loudly: a
+        warning, and the skip counted in `stats.gaps` when the next id comes.
+        Either way what was held then goes on: the stream never stalls."""
+        try:
+            await self._fill_pages(ws, entry, after, before)
+            self.stats.fills += 1
+        except CredentialsRejected as exc:
+            self._stopper = asyncio.create_task(self._stop(exc))
+            return
+        except AuthSocketError as exc:
+            logger.warning(
+                "user ids after #%s could not be read after a reset (%s); "
+                "those under #%s are skipped",
+                entry.position,
+                exc.code,
+                before,
+            )
+            entry.reset = False  # the next id counts the skip as a gap
+        entry.fill = None
+        await self._let_go(entry)
+
+    async def _fill_pages(
+        self, ws: ClientConnection, entry: _Stream, after: int, before: int
+    ) -> None:
+        """Page through the history from `after`, handing on ids under `before`.
+
+        Handed on as replayed messages, through the checks of live ones:
+        an id the caller has already is dropped, the position moves on.
+        """
+        while after + 1 < before:
+            page = await self._fill_page(after)
+            newer = sorted(
+                (m for m in page if isinstance(m, dict) and is_id(m.get("id"))),
+                key=lambda m: m["id"],
+            )
+            newer = [m for m in newer if m["id"] > after]
+            for item in newer:
+                if item["id"] >= before:
+                    return
+                await self._on_message(
+                    ws, {**item, "stream": entry.name, "replay": True}
+                )
+            if len(page) < FILL_PAGE or not newer:
+                return
+            after = newer[-1]["id"]
+
+    async def _fill_page(self, after: int) -> list[Any]:
+        """One page of `user` after `after`; transient errors are tried
+        again after the socket's backoff, or the `Retry-After` asked for
+        (at most `max_retry_wait`), `FILL_TRIES` times in all."""
+        backoff = Backoff(base=self.backoff.base, cap=self.backoff.cap)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                page = await self.api.stream_messages(
+                    USER_STREAM, after=after, limit=FILL_PAGE
+                )
+                if not isinstance(page, list):
+                    raise AuthSocketError("bad_response", "history that is no list")
+                return page
+            except AuthSocketError as exc:
+                if not exc.transient or tries >= FILL_TRIES:
+                    raise
+                logger.info("reading user ids failed (%s); retrying", exc.code)
+                await asyncio.sleep(self._retry_wait(exc, backoff))
+
+    async def _let_go(self, entry: _Stream) -> None:
+        """Handle what `entry` held, in order, then hold no more. Frames that
+        arrive meanwhile join the same list, behind, so order still holds."""
+        held, ws = entry.held, self._ws
+        while held and entry.held is held and ws is not None and self._ws is ws:
+            frame = held.pop(0)
+            await _HANDLERS[frame["type"]](self, ws, frame)
+        if entry.held is held:
+            entry.held = None
+
     # --- the subscribe queue ----------------------------------------------------
 
     async def _subscribe(self, entry: _Stream, timeout: float | None) -> dict[str, Any]:
@@ -1015,8 +1213,10 @@ class AuthSocket:
             item.timer = asyncio.get_running_loop().call_later(
                 item.timeout, self._unanswered, item
             )
+            frame = self._subscribe_frame(entry)
+            item.since = frame.get("since")
             try:
-                await ws.send(json.dumps({**self._subscribe_frame(entry), "ref": ref}))
+                await ws.send(json.dumps({**frame, "ref": ref}))
             except websockets.ConnectionClosed:
                 return  # the reader sees the close; detaching fails the rest
 
@@ -1031,9 +1231,18 @@ class AuthSocket:
         item.timer = None
         self._in_flight.discard(item)
         _fail(item.future, NetworkError(f"no answer to subscribe in {item.timeout} s"))
-        pump = asyncio.create_task(self._pump())
-        self._pumps.add(pump)
-        pump.add_done_callback(self._pumps.discard)
+        self._background(self._pump())
+        entry = item.entry
+        if entry.held is not None and not entry.answered:
+            # No answer to tell whether ids were skipped: take what came.
+            entry.answered = True
+            self._background(self._let_go(entry))
+
+    def _background(self, work) -> None:
+        """Run `work` off the reader, as long as the connection lasts."""
+        task = asyncio.create_task(work)
+        self._pumps.add(task)
+        task.add_done_callback(self._pumps.discard)
 
     async def _subscribe_refused(self, item: _Subscribe, error: FrameError) -> None:
         self._release(item)
@@ -1120,6 +1329,13 @@ def _exp(frame: dict[str, Any]) -> int | None:
     """A frame's `expires_at` (`welcome`, `auth.ok`, `auth.expiring`), if sound."""
     expires_at = frame.get("expires_at")
     return expires_at if is_id(expires_at) else None
+
+
+def _unhold(entry: _Stream) -> None:
+    """Forget what `entry` held for a connection, and end its fill."""
+    if entry.fill is not None:
+        entry.fill.cancel()
+    entry.fill, entry.held, entry.answered, entry.first_here = None, None, False, None
 
 
 def _resumed(delivered_here: int | None, since: int) -> int:
