@@ -200,6 +200,29 @@ class SilentServer(LocalTcpServer):
         writer.close()
 
 
+async def listening(url: str, tokens):
+    """`listen room:lobby`, its output and errors piped to the test."""
+    return await spawn(
+        url,
+        tokens,
+        "listen",
+        "room:lobby",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def killed_unless(process, awaitable, timeout: float = 15):
+    """What `awaitable` gives within `timeout`; the process is killed if not."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+
+
 async def test_ctrl_c_while_connecting_and_while_streaming_exits_130(server, tmp_path):
     """Ctrl-C ends `listen` cleanly with 130 wherever it is: in a handshake
     the server never answers, and while messages stream."""
@@ -208,41 +231,15 @@ async def test_ctrl_c_while_connecting_and_while_streaming_exits_130(server, tmp
         FileTokenStore(tokens, silent.url).save(
             Tokens("a.b.c", "r", time.time() + 300, 300)
         )
-        connecting = await spawn(
-            silent.url,
-            tokens,
-            "listen",
-            "room:lobby",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await asyncio.wait_for(silent.arrived.wait(), 15)
-        except BaseException:
-            connecting.kill()
-            await connecting.wait()
-            raise
+        connecting = await listening(silent.url, tokens)
+        await killed_unless(connecting, silent.arrived.wait())
         code, err = await interrupted(connecting)
         assert (code, "Traceback" in err) == (130, False), err
 
     done = await asyncio.to_thread(cli_login, server, tokens, "alice")
     assert done.returncode == 0, done.stderr
-    streaming = await spawn(
-        server.http,
-        tokens,
-        "listen",
-        "room:lobby",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        line = await asyncio.wait_for(streaming.stdout.readline(), 15)
-    except BaseException:
-        streaming.kill()
-        await streaming.wait()
-        raise
+    streaming = await listening(server.http, tokens)
+    line = await killed_unless(streaming, streaming.stdout.readline())
     assert line.startswith(b"room:lobby present"), line
     code, err = await interrupted(streaming)
     assert (code, "Traceback" in err) == (130, False), err

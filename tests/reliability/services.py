@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 
-from tests.servers import RedisProcess, free_port
+from tests.servers import DaphneServer, RedisProcess, free_port, manage, server_env
 from tests.services import reachable, unavailable
 
 LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends RST, not FIN
@@ -149,3 +149,25 @@ def postgres_database():
 
 def postgres_url(name: str, port: int = POSTGRES_PORT) -> str:
     return f"postgres://postgres@{POSTGRES_HOST}:{port}/{name}"
+
+
+@contextlib.contextmanager
+def daphne_on_cut_postgres(log_path, module: str | None = None, **env: str):
+    """(server, cutout): a server, with the demo's users, on a private
+    PostgreSQL database that it reaches through a `TcpCutout`."""
+    with postgres_database() as name:
+        server_settings = server_env(postgres_url(name), **env)
+        manage(server_settings, "migrate", "--noinput")
+        manage(server_settings, "demo_data")
+        cutout = TcpCutout(POSTGRES_HOST, POSTGRES_PORT).start()
+        options = {} if module is None else {"module": module}
+        server = DaphneServer(
+            {**server_settings, "DATABASE_URL": postgres_url(name, cutout.port)},
+            log_path=log_path,
+            **options,
+        ).start()
+        try:
+            yield server, cutout
+        finally:
+            server.stop()
+            cutout.stop()

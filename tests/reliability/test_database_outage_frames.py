@@ -14,14 +14,7 @@ import json
 import pytest
 
 from tests.http import login, sample, scrape
-from tests.reliability.services import (
-    POSTGRES_HOST,
-    POSTGRES_PORT,
-    TcpCutout,
-    postgres_database,
-    postgres_url,
-)
-from tests.servers import DaphneServer, manage, server_env
+from tests.reliability.services import daphne_on_cut_postgres
 from tests.wsclient import close_code, open_socket, ping
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.services]
@@ -34,21 +27,12 @@ LOGGED = "database unavailable"  # realtime/base_consumer.py's line
 @pytest.fixture(params=["daphne", "authsocket.serve"])
 def server_and_cutout(request, tmp_path):
     """A server on a private PostgreSQL database reached through a cut-out."""
-    with postgres_database() as name:
-        env = server_env(postgres_url(name), AUTHSOCKET_METRICS_TOKEN=METRICS_TOKEN)
-        manage(env, "migrate", "--noinput")
-        manage(env, "demo_data")
-        cutout = TcpCutout(POSTGRES_HOST, POSTGRES_PORT).start()
-        server = DaphneServer(
-            {**env, "DATABASE_URL": postgres_url(name, cutout.port)},
-            log_path=tmp_path / "daphne.log",
-            module=request.param,
-        ).start()
-        try:
-            yield server, cutout
-        finally:
-            server.stop()
-            cutout.stop()
+    with daphne_on_cut_postgres(
+        tmp_path / "daphne.log",
+        module=request.param,
+        AUTHSOCKET_METRICS_TOKEN=METRICS_TOKEN,
+    ) as server_and_cutout:
+        yield server_and_cutout
 
 
 def figure(server, line_start: str) -> float:

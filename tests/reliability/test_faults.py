@@ -19,15 +19,11 @@ from realtime.groups import user_group
 from realtime.protocol import CloseCode
 from tests.http import call, login
 from tests.reliability.services import (
-    POSTGRES_HOST,
-    POSTGRES_PORT,
     RedisServer,
-    TcpCutout,
-    postgres_database,
-    postgres_url,
+    daphne_on_cut_postgres,
     wait_until,
 )
-from tests.servers import DaphneServer, manage, server_env
+from tests.servers import DaphneServer
 from tests.wsclient import (
     close_code,
     open_socket,
@@ -162,20 +158,8 @@ async def test_a_consumer_exception_closes_only_its_own_socket_with_1011(
 @pytest.fixture
 def postgres_daphne(tmp_path):
     """daphne on a private PostgreSQL database reached through a cut-out."""
-    with postgres_database() as name:
-        env = server_env(postgres_url(name))
-        manage(env, "migrate", "--noinput")
-        manage(env, "demo_data")
-        cutout = TcpCutout(POSTGRES_HOST, POSTGRES_PORT).start()
-        server = DaphneServer(
-            {**env, "DATABASE_URL": postgres_url(name, cutout.port)},
-            log_path=tmp_path / "daphne.log",
-        ).start()
-        try:
-            yield server, cutout
-        finally:
-            server.stop()
-            cutout.stop()
+    with daphne_on_cut_postgres(tmp_path / "daphne.log") as server_and_cutout:
+        yield server_and_cutout
 
 
 @pytest.mark.services
