@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -80,17 +81,38 @@ def session_login(
     user = authenticate(request, username=username, password=password)
     if user is None:
         raise InvalidCredentials()
-    now = timezone.now()
-    session = AuthSession.objects.create(
-        sid=secrets.token_urlsafe(24),
-        user=user,
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + timedelta(seconds=settings.AUTHSOCKET_REFRESH_TTL),
-        user_agent=(user_agent or "")[:256],
-        client_address=client_address,
+    with transaction.atomic():
+        _credentials_hold(user)
+        now = timezone.now()
+        session = AuthSession.objects.create(
+            sid=secrets.token_urlsafe(24),
+            user=user,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=settings.AUTHSOCKET_REFRESH_TTL),
+            user_agent=(user_agent or "")[:256],
+            client_address=client_address,
+        )
+        return _issue(session)
+
+
+def _credentials_hold(user: User) -> None:
+    """Lock the user's row and check it still holds what was authenticated.
+
+    Hashing the password takes a while: a password change or a deactivation
+    that commits meanwhile has already revoked every session it saw, so a
+    session stored now would outlive it. Under the lock, a change either
+    committed before (seen here: refused) or waits for this login's commit and
+    then revokes its session too.
+    """
+    current = (
+        User.objects.select_for_update(no_key=True)
+        .filter(pk=user.pk)
+        .values_list("password", "is_active")
+        .first()
     )
-    return _issue(session)
+    if current != (user.password, True):
+        raise InvalidCredentials()
 
 
 def session_open(
@@ -147,12 +169,29 @@ def session_refresh(*, refresh_token: str) -> IssuedTokens:
     if not rotated:
         _refuse_rotated(record, session, now)
     with transaction.atomic():
-        # The session may have been deleted (with its user) since it was read:
-        # then the token names nothing, and a new one could not be stored.
-        if not AuthSession.objects.filter(pk=session.pk).update(last_used_at=now):
-            raise InvalidRefreshToken()
-        session.last_used_at = now
+        _session_touch(session, now)
         return _issue(session)
+
+
+def _session_touch(session: AuthSession, now) -> None:
+    """Stamp the use, keeping the session's row locked until the commit.
+
+    Conditional on the session being unrevoked: a revocation that committed
+    while this waited for the row (PostgreSQL re-checks the condition on the
+    newest row) refuses the refresh, instead of issuing a pair for a session
+    that is gone; one that comes later waits for this commit and revokes the
+    new pair with the rest. The user is read again for the same reason.
+    """
+    if not AuthSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
+        last_used_at=now
+    ):
+        # Deleted (with its user) since it was read: the token names nothing.
+        if not AuthSession.objects.filter(pk=session.pk).exists():
+            raise InvalidRefreshToken()
+        raise SessionRevoked()
+    if not User.objects.filter(pk=session.user_id, is_active=True).exists():
+        raise SessionRevoked()
+    session.last_used_at = now
 
 
 def _check_session_usable(session: AuthSession, now) -> None:
@@ -224,20 +263,54 @@ def password_change(
     receivers of accounts.receivers revoke ALL sessions on any other password
     save (admin, `changepassword`, reset), and this path revokes itself.
     """
-    user = session.user
-    if not user.check_password(old_password):
+    refused = None
+    with transaction.atomic():
+        user = _caller_hold(session)
+        right = user.check_password(old_password)
+        if right:
+            AuthSession.objects.filter(
+                pk=session.pk, wrong_password_attempts__gt=0
+            ).update(wrong_password_attempts=0)
+            refused = _password_store(session, user, new_password)
+    if not right:
         _password_guess_record(session=session)
         raise WrongPassword()
-    AuthSession.objects.filter(pk=session.pk, wrong_password_attempts__gt=0).update(
-        wrong_password_attempts=0
-    )
-    password_validation.validate_password(new_password, user)
+    if refused is not None:
+        raise refused
+    password_validation.password_changed(new_password, user)  # as save() would
+
+
+def _caller_hold(session: AuthSession) -> User:
+    """The caller's user, its row locked, if the calling session still lives.
+
+    Two changes at once (two sessions of one user) take turns here: the
+    second sees the hash the first stored and that its own session was
+    revoked by it, so it cannot set its password after losing its session.
+    """
+    users = User.objects.select_for_update(no_key=True).filter(pk=session.user_id)
+    user = users.first()
+    if user is None or not user.is_active:
+        raise SessionRevoked()
+    if not AuthSession.objects.live().filter(pk=session.pk).exists():
+        raise SessionRevoked()
+    return user
+
+
+def _password_store(
+    session: AuthSession, user: User, new_password: str
+) -> DjangoValidationError | None:
+    """Store the new hash and revoke the other sessions; or the validators'
+    refusal, returned so the reset of the count above still commits."""
+    try:
+        password_validation.validate_password(new_password, user)
+    except DjangoValidationError as exc:
+        return exc
     user.password = make_password(new_password)
     User.objects.filter(pk=user.pk).update(password=user.password)
     user_sessions_revoke(
         user_id=user.pk, reason="password_changed", keep_sid=session.sid
     )
-    password_validation.password_changed(new_password, user)  # as save() would
+    return None
 
 
 def _password_guess_record(*, session: AuthSession) -> None:

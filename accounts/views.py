@@ -227,7 +227,7 @@ class PasswordChangeView(ApiView):
                 old_password=data.validated_data["old_password"],
                 new_password=data.validated_data["new_password"],
             )
-        except WrongPassword as exc:
+        except AuthError as exc:  # wrong_password, or revoked meanwhile
             raise auth_failed(exc) from exc
         except DjangoValidationError as exc:
             raise exceptions.ValidationError({"new_password": exc.messages}) from exc

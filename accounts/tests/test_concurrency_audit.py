@@ -1,0 +1,397 @@
+"""The accounts API's credentials under concurrent use, on PostgreSQL.
+
+Each test forces one interleaving between two database sessions in two
+processes (`tests.db_scripts`): one holds a transaction open until the test
+releases it, or stops right after a chosen statement, while the other acts.
+No timing luck: the order is the one chosen here, and every wait is bounded.
+What is checked is docs/protocol.md §2.3 and §3: a rotation and a ticket
+have one winner, a refresh never answers with tokens for a session revoked
+before it finished, and no login outlives the password it was made with.
+"""
+
+import json
+import threading
+import uuid
+
+import psycopg
+import pytest
+from django.db import connections
+from rest_framework.test import APIClient
+
+from accounts.models import AuthSession
+from accounts.services import session_logout
+from tests.db_scripts import Script, blocked_on_a_lock
+from tests.servers import manage, server_env
+from tests.services import postgres_database
+
+on_postgres = pytest.mark.services
+
+OLD_PASSWORD = "old-pw-racing-1234"
+NEW_PASSWORD = "new-pw-racing-5678"
+
+SETUP = """
+import json
+from accounts.models import AuthSession, User
+from accounts.services import session_open, ticket_issue
+user = User.objects.create_user(username={username!r}, password={password!r})
+a, b = session_open(user=user), session_open(user=user)
+AuthSession.objects.filter(pk=a.session.pk).update(wrong_password_attempts={attempts})
+ticket, _ = ticket_issue(session=a.session, access_expires_at=a.access_expires_at)
+print(json.dumps({{"user": user.pk, "username": user.username, "ticket": ticket,
+    "a": a.refresh, "a_sid": a.session.sid, "b": b.refresh, "b_sid": b.session.sid}}),
+    flush=True)
+"""
+
+# Runs `{action}` in a transaction kept open until the test releases it.
+HOLD = """
+import sys
+from django.db import transaction
+from accounts import services
+from accounts.errors import WrongPassword
+from accounts.models import AuthSession, User
+with transaction.atomic():
+    try:
+        {action}
+    except WrongPassword:
+        pass
+    print("held", flush=True)
+    sys.stdin.readline()  # committed when the test says so
+print("committed", flush=True)
+"""
+
+# Prints the outcome of `{call}`: "ok" or the error's wire code.
+ACT = """
+from accounts import services
+from accounts.errors import AuthError
+from accounts.models import AuthSession, User
+try:
+    {call}
+except AuthError as exc:
+    print(exc.code, flush=True)
+else:
+    print("ok", flush=True)
+"""
+
+# Like ACT, but stops (until released) right after the first statement
+# whose SQL holds `{fragment}`: another session then acts in that window.
+ACT_PAUSED = """
+import sys
+from django.db import connection
+from accounts import services
+from accounts.errors import AuthError
+state = {{"done": False}}
+def pause(execute, sql, params, many, context):
+    result = execute(sql, params, many, context)
+    if not state["done"] and {fragment!r} in sql:
+        state["done"] = True
+        print("paused", flush=True)
+        sys.stdin.readline()
+    return result
+with connection.execute_wrapper(pause):
+    try:
+        {call}
+    except AuthError as exc:
+        print(exc.code, flush=True)
+    else:
+        print("ok", flush=True)
+"""
+
+REFRESH = "services.session_refresh(refresh_token={token!r})"
+SESSION = "AuthSession.objects.get(sid={sid!r})"
+
+# Every way the API revokes session `a`, called as the API calls it.
+REVOCATIONS = {
+    "logout": f"services.session_logout(session={SESSION.format(sid='{a_sid}')})",
+    "logout-others": "services.session_logout_others("
+    f"session={SESSION.format(sid='{b_sid}')})",
+    "logout-all": "services.session_logout_all(user=User.objects.get(pk={user}))",
+    "delete": "services.session_delete("
+    "user=User.objects.get(pk={user}), sid={a_sid!r})",
+    "password": "services.password_change("
+    f"session={SESSION.format(sid='{b_sid}')}, "
+    f"old_password={OLD_PASSWORD!r}, new_password={NEW_PASSWORD!r})",
+    "deactivate": "user = User.objects.get(pk={user}); user.is_active = False; "
+    "user.save()",
+}
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A migrated PostgreSQL database: (env, dsn)."""
+    with postgres_database() as url:
+        env = server_env(url)
+        manage(env, "migrate", "--noinput")
+        yield env, url
+
+
+@pytest.fixture
+def scripts(database):
+    """Start scripts; every one still running at the end is killed."""
+    env, _ = database
+    started: list[Script] = []
+
+    def start(code: str) -> Script:
+        started.append(Script(env, code))
+        return started[-1]
+
+    yield start
+    for script in started:
+        script.kill()
+
+
+@pytest.fixture
+def user(scripts):
+    """A user with two sessions `a` and `b` and a ticket of `a` (names, tokens)."""
+
+    def make(attempts: int = 0) -> dict:
+        username = f"racer-{uuid.uuid4().hex[:12]}"
+        setup = scripts(
+            SETUP.format(username=username, password=OLD_PASSWORD, attempts=attempts)
+        )
+        made = json.loads(setup.line())
+        setup.finish()
+        return made
+
+    return make
+
+
+def query(dsn: str, sql: str, *params) -> list[tuple]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def live_refresh_tokens(dsn: str, sid: str) -> int:
+    """Refresh tokens of `sid` that would still be accepted, counted."""
+    return query(
+        dsn,
+        "SELECT count(*) FROM accounts_refreshtoken t"
+        " JOIN accounts_authsession s ON s.id = t.session_id"
+        " WHERE s.sid = %s AND t.rotated_at IS NULL AND s.revoked_at IS NULL",
+        sid,
+    )[0][0]
+
+
+def held(scripts, action: str) -> Script:
+    holder = scripts(HOLD.format(action=action))
+    assert holder.line() == "held"
+    return holder
+
+
+def commit(holder: Script) -> None:
+    holder.release()
+    assert holder.line() == "committed"
+    holder.finish()
+
+
+def outcome(actor: Script) -> str:
+    line = actor.line()
+    actor.finish()
+    return line
+
+
+@on_postgres
+def test_two_refreshes_with_one_token_have_one_winner(database, scripts, user):
+    """The loser waits for the winner's rotation and is told `token_rotated`
+    (within the grace): never two new pairs, never a 500."""
+    _, dsn = database
+    made = user()
+    winner = held(scripts, REFRESH.format(token=made["a"]))
+    loser = scripts(ACT.format(call=REFRESH.format(token=made["a"])))
+    blocked_on_a_lock(dsn)
+    commit(winner)
+    assert outcome(loser) == "token_rotated"
+    assert live_refresh_tokens(dsn, made["a_sid"]) == 1
+    assert query(
+        dsn, "SELECT revoked_at FROM accounts_authsession WHERE sid = %s", made["a_sid"]
+    ) == [(None,)]
+
+
+@on_postgres
+@pytest.mark.parametrize("revocation", sorted(REVOCATIONS))
+def test_a_refresh_waiting_on_a_revocation_is_refused(
+    database, scripts, user, revocation
+):
+    """A refresh that read the session as live, then waited for a revocation
+    of it to commit, answers 401 `revoked` and leaves no live token behind:
+    not a new pair for a session that is already gone."""
+    _, dsn = database
+    made = user()
+    revoker = held(scripts, REVOCATIONS[revocation].format(**made))
+    refresher = scripts(ACT.format(call=REFRESH.format(token=made["a"])))
+    blocked_on_a_lock(dsn)
+    commit(revoker)
+    assert outcome(refresher) == "revoked"
+    assert live_refresh_tokens(dsn, made["a_sid"]) == 0
+
+
+@on_postgres
+def test_a_ticket_used_twice_at_once_is_accepted_once(database, scripts, user):
+    """Two handshakes on two processes with one ticket: the second waits for
+    the first's use to commit, then finds the ticket spent."""
+    _, dsn = database
+    made = user()
+    consume = "services.ticket_consume(ticket={ticket!r})".format(**made)
+    first = held(scripts, consume)
+    second = scripts(ACT.format(call=consume))
+    blocked_on_a_lock(dsn)
+    commit(first)
+    assert outcome(second) == "invalid_token"
+
+
+def guesses(made: dict) -> tuple[str, str]:
+    """A wrong old password of session `a`: its count alone (held open by a
+    test while the user's row is free), and the whole API call."""
+    session = SESSION.format(sid=made["a_sid"])
+    return (
+        f"services._password_guess_record(session={session})",
+        f"services.password_change(session={session}, old_password='wrong', "
+        "new_password='whatever-9876')",
+    )
+
+
+@on_postgres
+def test_concurrent_wrong_passwords_lose_no_count(database, scripts, user):
+    """The ninth and tenth wrong old passwords at once: the tenth waits for
+    the ninth's count, counts 10 and revokes the session, once."""
+    _, dsn = database
+    made = user(attempts=8)
+    counted, guess = guesses(made)
+    ninth = held(scripts, counted)
+    tenth = scripts(ACT.format(call=guess))
+    blocked_on_a_lock(dsn)
+    commit(ninth)
+    assert outcome(tenth) == "wrong_password"
+    assert query(
+        dsn,
+        "SELECT wrong_password_attempts, revoke_reason FROM accounts_authsession"
+        " WHERE sid = %s",
+        made["a_sid"],
+    ) == [(10, "password_guessing")]
+    assert query(
+        dsn,
+        "SELECT reason FROM accounts_sessionrevocation WHERE sid = %s",
+        made["a_sid"],
+    ) == [("password_guessing",)]
+
+
+@on_postgres
+def test_a_guess_past_the_limit_does_not_revoke_again(database, scripts, user):
+    """The tenth guess revokes; an eleventh that waited for it adds no second
+    revocation (one log row, one announcement)."""
+    _, dsn = database
+    made = user(attempts=9)
+    counted, guess = guesses(made)
+    tenth = held(scripts, counted)
+    eleventh = scripts(ACT.format(call=guess))
+    blocked_on_a_lock(dsn)
+    commit(tenth)
+    assert outcome(eleventh) in {"wrong_password", "revoked"}
+    assert query(
+        dsn,
+        "SELECT reason FROM accounts_sessionrevocation WHERE sid = %s",
+        made["a_sid"],
+    ) == [("password_guessing",)]
+
+
+@on_postgres
+def test_a_login_checked_against_a_password_changed_meanwhile_is_refused(
+    database, scripts, user
+):
+    """The old password was checked, then changed (all other sessions revoked)
+    before the login stored its session: that login must not survive the
+    change it raced with."""
+    _, dsn = database
+    made = user()
+    login = (
+        "services.session_login(request=None, username={username!r}, "
+        "password={password!r})"
+    ).format(username=made["username"], password=OLD_PASSWORD)
+    actor = scripts(ACT_PAUSED.format(fragment='FROM "accounts_user"', call=login))
+    assert actor.line() == "paused"  # the old hash is read
+    changer = scripts(ACT.format(call=REVOCATIONS["password"].format(**made)))
+    assert outcome(changer) == "ok"
+    actor.release()
+    assert outcome(actor) == "invalid_credentials"
+    live = query(
+        dsn,
+        "SELECT count(*) FROM accounts_authsession WHERE user_id = %s"
+        " AND revoked_at IS NULL",
+        made["user"],
+    )
+    assert live == [(1,)]  # the changer's own session only
+
+
+@on_postgres
+def test_two_password_changes_at_once_leave_the_first_ones_password(
+    database, scripts, user
+):
+    """Sessions `a` and `b` change the password at once. `a` waits for `b`,
+    whose change revoked `a`: `a` is refused (401 `revoked`) and sets nothing,
+    so `b` keeps its session and its password, as if they had taken turns."""
+    _, dsn = database
+    made = user()
+    first = held(scripts, REVOCATIONS["password"].format(**made))
+    second = scripts(
+        ACT.format(
+            call=f"services.password_change(session={SESSION.format(sid=made['a_sid'])}, "
+            f"old_password={OLD_PASSWORD!r}, new_password='third-pw-racing-9012')"
+        )
+    )
+    blocked_on_a_lock(dsn)
+    commit(first)
+    assert outcome(second) == "revoked"
+    live = query(
+        dsn,
+        "SELECT sid FROM accounts_authsession WHERE user_id = %s"
+        " AND revoked_at IS NULL",
+        made["user"],
+    )
+    assert live == [(made["b_sid"],)]
+    check = scripts(
+        ACT.format(
+            call=f"assert User.objects.get(pk={made['user']})"
+            f".check_password({NEW_PASSWORD!r})"
+        )
+    )
+    assert outcome(check) == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_password_change_whose_session_is_revoked_meanwhile_is_401(
+    alice, open_session
+):
+    """The Bearer token was accepted, then its session revoked (another tab's
+    logout) before the change began: 401 `revoked`, and the password stays,
+    as if the logout had come first."""
+    tokens = open_session(alice)
+    state = {"done": False}
+
+    def logout_elsewhere(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not state["done"] and 'FROM "accounts_authsession" INNER JOIN' in sql:
+            state["done"] = True  # the Bearer token's session was found live
+            thread = threading.Thread(target=logout_on_another_connection)
+            thread.start()
+            thread.join(timeout=10)
+            assert not thread.is_alive()
+        return result
+
+    def logout_on_another_connection():
+        try:
+            session_logout(session=AuthSession.objects.get(pk=tokens.session.pk))
+        finally:
+            connections.close_all()
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access}")
+    with connections["default"].execute_wrapper(logout_elsewhere):
+        response = client.post(
+            "/api/auth/password",
+            {"old_password": alice.raw_password, "new_password": NEW_PASSWORD},
+            format="json",
+        )
+    assert state["done"]
+    assert response.status_code == 401
+    assert response.json()["code"] == "revoked"
+    alice.refresh_from_db()
+    assert alice.check_password(alice.raw_password)
