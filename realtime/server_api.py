@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ServiceKey
@@ -115,9 +116,14 @@ def server_publish_earlier(*, service_key: ServiceKey, key: str) -> dict | None:
 
 
 def _expired(service_key: ServiceKey, key: str):
+    """The key's row if it answers nothing: older than the window, or stored
+    before answers were (migration 0005) with its message pruned since. Left
+    in place, it would hold the key's unique slot and fail the insert."""
     cutoff = timezone.now() - IDEMPOTENCY_WINDOW
     return IdempotentPublish.objects.filter(
-        service_key=service_key, key=key, created_at__lte=cutoff
+        Q(created_at__lte=cutoff) | Q(answer__isnull=True, message__isnull=True),
+        service_key=service_key,
+        key=key,
     )
 
 

@@ -37,6 +37,7 @@ from realtime.views import HISTORY_PARAMETERS, history, presence
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,64}")
+FIELD_WHITESPACE = " \t"
 SERVER_API_REVOKE_REASON = "server_api"
 
 
@@ -66,6 +67,9 @@ def idempotency_key(request) -> str | None:
     value = request.headers.get(IDEMPOTENCY_HEADER)
     if value is None:
         return None
+    # RFC 9110 §5.5: whitespace around a field value is not part of it. daphne
+    # strips it already; a server that does not must not make ` k` a new key.
+    value = value.strip(FIELD_WHITESPACE)
     if not IDEMPOTENCY_KEY.fullmatch(value):
         raise exceptions.ValidationError(
             {IDEMPOTENCY_HEADER: ["1 to 64 printable ASCII characters."]}
@@ -121,13 +125,14 @@ class PublishView(ServerApiView):
     def post(self, request):
         """Store a message (sender null) on any stream and deliver it live."""
         key = idempotency_key(request)
+        earlier = key and server_publish_earlier(service_key=request.auth, key=key)
+        if earlier:
+            # Answered before the body is read: a repeat gets the first
+            # message whatever it sends, in any media type (only a body sent
+            # as JSON was already held to strict JSON, by ApiView).
+            return Response(earlier, status=status.HTTP_200_OK)
         body = ServerPublishSerializer(data=request.data)
-        if not body.is_valid():
-            # A repeat is answered the first message whatever its body holds.
-            earlier = key and server_publish_earlier(service_key=request.auth, key=key)
-            if earlier:
-                return Response(earlier, status=status.HTTP_200_OK)
-            raise exceptions.ValidationError(body.errors)
+        body.is_valid(raise_exception=True)
         try:
             answer, created = server_publish(
                 service_key=request.auth,
