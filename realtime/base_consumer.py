@@ -248,7 +248,12 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         return True
 
     async def disconnect(self, code: int) -> None:
-        """Release this socket's state once, however it ended (see dispatch)."""
+        """Release this socket's state once, however it ended (see dispatch).
+
+        What awaits (the layer, the registry's store, `socket_closed`) runs
+        to its end even if daphne cancels the consumer meanwhile (it waits
+        on a stalled Redis): `release_shielded`.
+        """
         if not self.registered:
             return
         self.registered = False
@@ -259,6 +264,11 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
             # The timer holds this consumer's methods: a cycle only a full
             # collection would free (core/memory.py). Refcounting frees both now.
             del self.expiry
+        if self.groups_joined or self.listed or self.welcomed:
+            await self.release_shielded(self._release(code))
+
+    async def _release(self, code: int) -> None:
+        """The part of `disconnect` that awaits: groups, presence, the hook."""
         for group in self.groups_joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)

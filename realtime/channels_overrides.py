@@ -5,8 +5,9 @@
   after every disconnect; our consumers reach the ORM only through
   `database_sync_to_async` or the session guard's threads, which clean up
   connections themselves, so the hop is skipped. `.__call__`: a consumer that
-  is cancelled still runs `disconnect()` (Channels' does not), and the layer
-  forgets a consumer's channel when it ends (`channel_forget`).
+  is cancelled still runs `disconnect()` (Channels' does not), or waits for
+  the release under way (`release_shielded`: a cancel never cuts it), and the
+  layer forgets a consumer's channel when it ends (`channel_forget`).
 - `LocalChannelLayer._clean_expired` and `.group_send`: the in-memory layer
   sweeps every channel on every `receive()` and starts a task per group member;
   its `.send` and `.receive`: one `asyncio.Queue` per waiting channel (every
@@ -21,6 +22,7 @@ upstream code these rely on, naming what to re-check.
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from copy import deepcopy
 
 from channels.consumer import get_handler_name
@@ -35,8 +37,8 @@ SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired messages and groups
 # The code `disconnect()` gets when the application was cancelled before it
 # read its `websocket.disconnect`: the connection is gone, its code unread.
 ABNORMAL_CLOSURE = 1006
-# Releases of cancelled consumers under way: the loop holds tasks only
-# weakly, and one may outlive the consumer's own task.
+# Releases under way (`release_shielded`, cancelled consumers): the loop
+# holds tasks only weakly, and one may outlive the consumer's own task.
 _releases: set[asyncio.Future] = set()
 # Seconds a cancelled consumer waits for its release: within the 5 s the
 # shutdown allows the registry's goodbye (docs/deploy.md §5.1), which runs
@@ -54,6 +56,8 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
 
     # No per-socket list: Channels' __init__ makes one when this is None.
     groups = ()
+    # The release started by `release_shielded`, once there is one.
+    releasing: asyncio.Future | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' consumer; cancelled, it still releases its socket's state.
@@ -65,19 +69,35 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
         would end the consumer without `disconnect()`, and its socket would
         stay counted for the life of the process: in the per-user connection
         limit, in presence, in its groups. The release runs in a task of its
-        own: daphne cancels again every second, and waits at shutdown.
+        own: daphne cancels again every second, and waits at shutdown. A
+        cancel that lands while the release already runs (it waits on a
+        stalled Redis) waits for that one: `release_shielded` kept it whole.
         """
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
-            release = asyncio.ensure_future(self.disconnect(ABNORMAL_CLOSURE))
-            _releases.add(release)
-            release.add_done_callback(_releases.discard)
+            release = self.releasing
+            if release is None:  # cancelled before its disconnect() began
+                release = _release_start(self.disconnect(ABNORMAL_CLOSURE))
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({release}, timeout=RELEASE_WAIT)
             raise
         finally:
             self._channel_forget()
+
+    async def release_shielded(self, release: Coroutine) -> None:
+        """Await `release` (what `disconnect()` awaits), run in a task that no
+        cancel of this consumer cuts.
+
+        Cut midway, a release would leave behind what it had not reached
+        yet (e.g. the presence of the streams not left yet, the registry's
+        entry), for the life of the process: `disconnect()` runs once, so
+        nothing releases it again. A task costs a few µs per close; only
+        consumers with something to await pay it.
+        """
+        done = asyncio.get_running_loop().create_future()
+        self.releasing = _release_start(_release_run(release, done))
+        await done
 
     def _channel_forget(self) -> None:
         """The layer drops what it still holds for this consumer's channel.
@@ -114,6 +134,33 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
         """Channels' version minus its group loop (no `groups`) and its hop."""
         await self.disconnect(message["code"])
         raise StopConsumer()
+
+
+def _release_start(release: Coroutine) -> asyncio.Future:
+    """`release` in a task of its own, held until it ends."""
+    task = asyncio.ensure_future(release)
+    _releases.add(task)
+    task.add_done_callback(_releases.discard)
+    return task
+
+
+async def _release_run(release: Coroutine, done: asyncio.Future) -> None:
+    """Run `release`; its outcome goes to `done`, whose awaiter may be gone.
+
+    `asyncio.shield` would do, at one more turn of the loop per close.
+    """
+    try:
+        result = await release
+    except asyncio.CancelledError:
+        done.cancel()
+        raise
+    except Exception as exc:
+        if done.done():  # nobody waits: the loop's handler reports it
+            raise
+        done.set_exception(exc)
+    else:
+        if not done.done():
+            done.set_result(result)
 
 
 class LocalChannelLayer(InMemoryChannelLayer):

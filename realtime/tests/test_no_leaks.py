@@ -475,3 +475,40 @@ async def test_a_socket_cancelled_while_it_is_being_listed_is_not_left_listed(
         await until(lambda: not live._sockets, "the cancelled socket forgotten")
     finally:
         await registry_reset()
+
+
+async def test_a_socket_cancelled_while_it_is_being_released_is_released_in_full(
+    paths, alice, settings
+):
+    """The release itself waits on Redis (its presence leaves, one store write
+    each) when daphne cancels the consumer: the cancel must not cut it short.
+    Cut, the streams it had not left yet and its registry entry stay for the
+    life of the process: a ghost in presence and in "connected now"."""
+    url = require_redis()
+    await registry_reset()
+    settings.REDIS_URL = url
+    live = await registry_started()
+    streams = ["room:lobby", "room:plaza", "room:team"]
+    try:
+        c = await paths.welcomed()
+        for stream in streams:
+            await watch(c, stream)
+        (socket,) = sockets.of_session(paths.tokens.session.sid)
+        channel = socket.channel_name
+        async with redis_writes_paused(url):
+            await c.send_input({"type": "websocket.disconnect", "code": 1006})
+            # Its registry entry is dropped just before the first leave's write.
+            await until(lambda: channel not in live._sockets, "the release under way")
+            c.future.cancel()  # daphne's --application-close-timeout
+        await asyncio.wait({c.future}, timeout=TIMEOUT)
+        assert c.future.done()
+        await until(
+            lambda: not any(s in live._here for s in streams) and not live._locks,
+            "the release finished",
+        )
+        assert not live._sockets and not live._streams
+        stored = await live.store.process_entries(live.process_id)
+        assert (stored.sockets, stored.streams) == ({}, {})
+        assert sockets.open_count() == 0 and sockets.count(alice.pk) == 0
+    finally:
+        await registry_reset()
