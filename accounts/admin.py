@@ -9,9 +9,10 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 
 from accounts.models import AuthSession, ServiceKey, SessionRevocation, User
-from accounts.revocation import sessions_revoke, user_sessions_revoke
+from accounts.revocation import sessions_revoke, user_sessions_revoke, users_lock
 from accounts.service_keys import service_keys_revoke
 
 ADMIN_REVOKE_REASON = "admin"
@@ -67,6 +68,26 @@ class UserAdmin(DjangoUserAdmin):
         for user in queryset:
             sids += user_sessions_revoke(user_id=user.pk, reason=ADMIN_REVOKE_REASON)
         self.message_user(request, f"Revoked {len(sids)} session(s).")
+
+    def delete_model(self, request, obj: User) -> None:
+        """Lock the user's row before the deletion reads what it deletes.
+
+        The lock order of accounts.revocation: a login or a password change
+        holding the row finishes first, and the deletion then finds (and
+        deletes) the session it made, instead of failing on it at commit.
+        """
+        with transaction.atomic():
+            users = User.objects.filter(pk=obj.pk)
+            list(users_lock(users, deleting=True).values_list("pk", flat=True))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        """The bulk "delete selected" action: every row locked first, in pk
+        order, as `delete_model` does for one."""
+        users = User.objects.filter(pk__in=list(queryset.values_list("pk", flat=True)))
+        with transaction.atomic():
+            list(users_lock(users, deleting=True).values_list("pk", flat=True))
+            super().delete_queryset(request, queryset)
 
     def has_revoke_sessions_permission(self, request) -> bool:
         """Revoking changes login sessions, whichever list it starts from."""

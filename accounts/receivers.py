@@ -16,9 +16,12 @@ from django.db.models.signals import post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from accounts.models import AuthSession, User
-from accounts.revocation import sessions_revoke, user_sessions_revoke
+from accounts.revocation import sessions_revoke, user_sessions_revoke, users_lock
 
 _WATCHED = {"password", "is_active"}
+# Set on a deletion's origin (a user or a queryset of users): the pks of the
+# sessions Django collected, and will delete, with the user.
+_COLLECTED = "_authsocket_sessions_collected"
 
 
 @receiver(pre_save, sender=User)
@@ -48,7 +51,30 @@ def revoke_on_credential_change(
 
 @receiver(pre_delete, sender=User)
 def revoke_on_delete(sender, instance: User, **kwargs) -> None:
+    """Revoke the user's sessions, its row locked first (the lock order of
+    accounts.revocation).
+
+    Its sessions' rows are deleted first and its own last: without this lock,
+    a password change holding the user's row and waiting for a session would
+    wait for this deletion while it waits for that row, a deadlock.
+    """
+    users = User.objects.filter(pk=instance.pk)
+    list(users_lock(users, deleting=True).values_list("pk", flat=True))
     user_sessions_revoke(user_id=instance.pk, reason="user_deleted")
+    _sessions_made_since_collected_delete(instance, kwargs.get("origin"))
+
+
+def _sessions_made_since_collected_delete(user: User, origin) -> None:
+    """Delete the sessions a login stored after Django collected the user's.
+
+    Django reads what a deletion cascades to before this lock is taken: a
+    login that held the row and committed meanwhile left a session the
+    collector does not know, and the user's DELETE would fail on it at
+    commit (an IntegrityError). The admin locks before collecting and finds
+    none here; `user.delete()` and `QuerySet.delete()` elsewhere may.
+    """
+    collected = getattr(origin, _COLLECTED, ())
+    AuthSession.objects.filter(user_id=user.pk).exclude(pk__in=collected).delete()
 
 
 @receiver(pre_delete, sender=AuthSession)
@@ -58,11 +84,15 @@ def revoke_on_session_delete(
     """Log a deleted session as revoked, so every process closes its sockets.
 
     When the deletion comes from its user's (the cascade), `revoke_on_delete`
-    revokes every session of the user once, as `user_deleted`.
+    revokes every session of the user once, as `user_deleted`. Several
+    sessions deleted at once come here in pk order (Django sorts them), the
+    lock order of accounts.revocation.
     """
     if isinstance(origin, User) or (
         isinstance(origin, QuerySet) and origin.model is User
     ):
+        # Signalled before its user's (Django deletes the sessions first).
+        setattr(origin, _COLLECTED, {*getattr(origin, _COLLECTED, ()), instance.pk})
         return
     sessions_revoke(
         sessions=AuthSession.objects.filter(pk=instance.pk), reason="session_deleted"

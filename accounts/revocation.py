@@ -8,6 +8,28 @@ can close them at once: accounts knows nothing of sockets.
 
 Bulk `QuerySet.update(is_active=False)` or `update(password=...)` bypass the
 model signals that call this service: call `user_sessions_revoke()` after them.
+
+LOCK ORDER. Every transaction that locks (or writes) both a user's row and
+rows of its login sessions takes them in this order, and only this order:
+
+1. the user's row (`users_lock`; several users in ascending pk order);
+2. then its sessions, in ascending pk order (`user_sessions_lock`,
+   `sessions_revoke`);
+3. then their refresh tokens and tickets.
+
+A path may skip a step (logout locks sessions only) but never go back up one.
+On PostgreSQL, two transactions that take the user and its sessions in
+opposite orders wait for each other: one is aborted with a deadlock error,
+and its request answers 500. The paths, checked by
+accounts/tests/test_concurrency_audit.py: login (`_credentials_hold`: user,
+then inserts its session), password change (`_caller_hold`: user, then every
+session of it), a save of a new hash or of `is_active=False` (the UPDATE locks
+the user, then the post_save receiver revokes), deletion (the pre_delete
+receiver and the admin lock the user before anything else; Django then
+deletes the sessions, sorted by pk), refresh (one session only), logout,
+logout-others, logout-all, the server API's and the admin's revocations, a
+deletion of sessions alone (sessions only). None of them can deadlock with
+another, so none retries.
 """
 
 import logging
@@ -23,6 +45,31 @@ from core import metrics
 logger = logging.getLogger(__name__)
 
 
+def users_lock(users: QuerySet, *, deleting: bool = False) -> QuerySet:
+    """`users` to evaluate inside a transaction, locking their rows: step 1
+    of the lock order above, so it comes before any session is locked.
+
+    A deletion takes the row's FOR UPDATE lock at once (the DELETE needs it):
+    a weaker lock upgraded later would wait, too late, behind another path's.
+    """
+    return users.select_for_update(no_key=not deleting).order_by("pk")
+
+
+def user_sessions_lock(*, user_id: int) -> list[tuple[int, str]]:
+    """Lock every session of a user (step 2); their `(pk, sid)`, live or not.
+
+    For a transaction that will write more than one of them: taking them all
+    at once, in pk order, is what keeps two such transactions from each
+    holding one the other wants.
+    """
+    return list(
+        AuthSession.objects.filter(user_id=user_id)
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk", "sid")
+    )
+
+
 def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
     """Revoke every still-live session of `sessions`; returns their sids."""
     # Inside a caller's transaction, the commit (and the rows' visibility to
@@ -31,6 +78,7 @@ def sessions_revoke(*, sessions: QuerySet, reason: str) -> list[str]:
     with transaction.atomic():
         rows = list(
             sessions.filter(revoked_at__isnull=True)
+            .order_by("pk")  # the lock order's step 2, whatever the caller's
             .select_for_update()
             .values_list("pk", "sid", "user_id")
         )

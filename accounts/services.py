@@ -32,7 +32,9 @@ from accounts.models import AuthSession, RefreshToken, User, WebSocketTicket
 from accounts.revocation import (
     session_revoke,
     sessions_revoke,
+    user_sessions_lock,
     user_sessions_revoke,
+    users_lock,
 )
 from accounts.tokens import encode_access
 
@@ -106,8 +108,7 @@ def _credentials_hold(user: User) -> None:
     then revokes its session too.
     """
     current = (
-        User.objects.select_for_update(no_key=True)
-        .filter(pk=user.pk)
+        users_lock(User.objects.filter(pk=user.pk))
         .values_list("password", "is_active")
         .first()
     )
@@ -286,11 +287,14 @@ def _caller_hold(session: AuthSession) -> User:
     Two changes at once (two sessions of one user) take turns here: the
     second sees the hash the first stored and that its own session was
     revoked by it, so it cannot set its password after losing its session.
+    The user's sessions are locked next, all at once, in the lock order of
+    accounts.revocation: the change writes the caller's and revokes the
+    others, and a deletion or a logout-all must not hold some of them.
     """
-    users = User.objects.select_for_update(no_key=True).filter(pk=session.user_id)
-    user = users.first()
+    user = users_lock(User.objects.filter(pk=session.user_id)).first()
     if user is None or not user.is_active:
         raise SessionRevoked()
+    user_sessions_lock(user_id=user.pk)
     if not AuthSession.objects.live().filter(pk=session.pk).exists():
         raise SessionRevoked()
     return user

@@ -79,6 +79,7 @@ import sys
 from django.db import connection
 from accounts import services
 from accounts.errors import AuthError
+from accounts.models import AuthSession, User
 state = {{"done": False}}
 def pause(execute, sql, params, many, context):
     result = execute(sql, params, many, context)
@@ -395,3 +396,145 @@ def test_a_password_change_whose_session_is_revoked_meanwhile_is_401(
     assert response.json()["code"] == "revoked"
     alice.refresh_from_db()
     assert alice.check_password(alice.raw_password)
+
+
+# Lock order (accounts.revocation): the user's row, then its sessions. Each
+# test below holds one side right after its first lock and lets the other run
+# into it; taken in opposite orders, PostgreSQL aborts one of them with a
+# deadlock error (a 500 for the request, a failed admin deletion).
+DELETIONS = {
+    "instance": "User.objects.get(pk={user}).delete()",
+    "queryset": "User.objects.filter(pk={user}).delete()",
+    # The admin's delete view, minus the confirmation page.
+    "admin": "__import__('django.contrib.admin').contrib.admin.site._registry[User]"
+    ".delete_model(None, User.objects.get(pk={user}))",
+}
+
+
+def deleted_completely(dsn: str, made: dict) -> None:
+    """The user is gone with its sessions, both logged as revoked by the
+    deletion or by the password change that came first."""
+    assert query(dsn, "SELECT 1 FROM accounts_user WHERE id = %s", made["user"]) == []
+    logged = query(
+        dsn,
+        "SELECT sid FROM accounts_sessionrevocation WHERE user_id = %s",
+        made["user"],
+    )
+    assert {made["a_sid"], made["b_sid"]} <= {sid for (sid,) in logged}
+
+
+@on_postgres
+@pytest.mark.parametrize("deletion", sorted(DELETIONS))
+def test_a_password_change_waiting_on_a_user_deletion_is_refused(
+    database, scripts, user, deletion
+):
+    """The deletion has taken its first lock when the password change of the
+    same user starts: the change waits for the whole deletion, then answers
+    401 `revoked`; never a deadlock on either side."""
+    _, dsn = database
+    made = user()
+    deleter = scripts(
+        ACT_PAUSED.format(
+            fragment="FOR UPDATE", call=DELETIONS[deletion].format(**made)
+        )
+    )
+    assert deleter.line() == "paused"
+    changer = scripts(ACT.format(call=REVOCATIONS["password"].format(**made)))
+    blocked_on_a_lock(dsn)
+    deleter.release()
+    assert outcome(deleter) == "ok"
+    assert outcome(changer) == "revoked"
+    deleted_completely(dsn, made)
+
+
+@on_postgres
+@pytest.mark.parametrize("deletion", sorted(DELETIONS))
+def test_a_user_deletion_waiting_on_a_password_change_completes(
+    database, scripts, user, deletion
+):
+    """The password change holds the user's row when the deletion starts:
+    the deletion waits for the change (which revokes the other session), then
+    deletes the user; never a deadlock on either side."""
+    _, dsn = database
+    made = user()
+    changer = scripts(
+        ACT_PAUSED.format(
+            fragment="FOR NO KEY UPDATE",
+            call=REVOCATIONS["password"].format(**made),
+        )
+    )
+    assert changer.line() == "paused"
+    deleter = scripts(ACT.format(call=DELETIONS[deletion].format(**made)))
+    blocked_on_a_lock(dsn)
+    changer.release()
+    assert outcome(changer) == "ok"
+    assert outcome(deleter) == "ok"
+    deleted_completely(dsn, made)
+
+
+@on_postgres
+@pytest.mark.parametrize("deletion", sorted(DELETIONS))
+def test_a_login_waiting_on_a_user_deletion_leaves_no_session(
+    database, scripts, user, deletion
+):
+    """A login that checked the password holds the user's row when the user
+    is deleted: the deletion waits for the login's commit and deletes the
+    session it made too, instead of failing on it (an IntegrityError)."""
+    _, dsn = database
+    made = user()
+    login = (
+        "services.session_login(request=None, username={username!r}, "
+        "password={password!r})"
+    ).format(username=made["username"], password=OLD_PASSWORD)
+    actor = scripts(ACT_PAUSED.format(fragment="FOR NO KEY UPDATE", call=login))
+    assert actor.line() == "paused"
+    deleter = scripts(ACT.format(call=DELETIONS[deletion].format(**made)))
+    blocked_on_a_lock(dsn)
+    actor.release()
+    assert outcome(actor) == "ok"
+    assert outcome(deleter) == "ok"
+    deleted_completely(dsn, made)
+    assert (
+        query(
+            dsn, "SELECT 1 FROM accounts_authsession WHERE user_id = %s", made["user"]
+        )
+        == []
+    )
+
+
+@on_postgres
+@pytest.mark.parametrize("caller", ["a_sid", "b_sid"], ids=["older", "newer"])
+def test_a_logout_all_waiting_on_a_password_change_completes(
+    database, scripts, user, caller
+):
+    """A right old password after wrong ones resets the caller's count (a
+    write to its session) before the others are revoked. A logout-all of the
+    same user then must not hold another session the change still wants:
+    both complete, in turn, whichever of the two sessions is the caller."""
+    _, dsn = database
+    made = user()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE accounts_authsession SET wrong_password_attempts = 3"
+            " WHERE sid = %s",
+            (made[caller],),
+        )
+    change = (
+        f"services.password_change(session={SESSION.format(sid=made[caller])}, "
+        f"old_password={OLD_PASSWORD!r}, new_password={NEW_PASSWORD!r})"
+    )
+    changer = scripts(
+        ACT_PAUSED.format(fragment='SET "wrong_password_attempts"', call=change)
+    )
+    assert changer.line() == "paused"
+    logout = scripts(ACT.format(call=REVOCATIONS["logout-all"].format(**made)))
+    blocked_on_a_lock(dsn)
+    changer.release()
+    assert outcome(changer) == "ok"
+    assert outcome(logout) == "ok"
+    assert query(
+        dsn,
+        "SELECT count(*) FROM accounts_authsession WHERE user_id = %s"
+        " AND revoked_at IS NULL",
+        made["user"],
+    ) == [(0,)]
