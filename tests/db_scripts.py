@@ -6,6 +6,7 @@ another session is seen waiting for it in `pg_stat_activity`. Every wait is
 bounded. PostgreSQL only (the tests that use it need `tests.services`).
 """
 
+import contextlib
 import queue
 import subprocess
 import threading
@@ -13,7 +14,8 @@ import threading
 import psycopg
 
 from tests.reliability.services import wait_until
-from tests.servers import PROJECT, PYTHON
+from tests.servers import PROJECT, PYTHON, manage, server_env
+from tests.services import postgres_database
 
 DEADLINE = 60.0
 
@@ -60,6 +62,35 @@ class Script:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(DEADLINE)
+
+
+@contextlib.contextmanager
+def migrated_database(*commands: tuple[str, ...]):
+    """A fresh PostgreSQL database, migrated, then each `manage.py` command
+    of `commands` run on it: (env, dsn)."""
+    with postgres_database() as url:
+        env = server_env(url)
+        manage(env, "migrate", "--noinput")
+        for command in commands:
+            manage(env, *command)
+        yield env, url
+
+
+@contextlib.contextmanager
+def scripts_started():
+    """`start(env, code)`, a running `Script`; those still running at the
+    end are killed."""
+    started: list[Script] = []
+
+    def start(env: dict[str, str], code: str) -> Script:
+        started.append(Script(env, code))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for script in started:
+            script.kill()
 
 
 def blocked_on_a_lock(dsn: str) -> None:

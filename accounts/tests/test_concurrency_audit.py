@@ -20,9 +20,12 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuthSession
 from accounts.services import session_logout
-from tests.db_scripts import Script, blocked_on_a_lock
-from tests.servers import manage, server_env
-from tests.services import postgres_database
+from tests.db_scripts import (
+    Script,
+    blocked_on_a_lock,
+    migrated_database,
+    scripts_started,
+)
 
 on_postgres = pytest.mark.services
 
@@ -119,25 +122,16 @@ REVOCATIONS = {
 @pytest.fixture(scope="module")
 def database():
     """A migrated PostgreSQL database: (env, dsn)."""
-    with postgres_database() as url:
-        env = server_env(url)
-        manage(env, "migrate", "--noinput")
-        yield env, url
+    with migrated_database() as env_and_dsn:
+        yield env_and_dsn
 
 
 @pytest.fixture
 def scripts(database):
-    """Start scripts; every one still running at the end is killed."""
+    """`start(code)`: a script on the test's database."""
     env, _ = database
-    started: list[Script] = []
-
-    def start(code: str) -> Script:
-        started.append(Script(env, code))
-        return started[-1]
-
-    yield start
-    for script in started:
-        script.kill()
+    with scripts_started() as start:
+        yield lambda code: start(env, code)
 
 
 @pytest.fixture

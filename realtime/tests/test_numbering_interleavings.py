@@ -10,9 +10,14 @@ what both left behind. No timing luck: the order is the one chosen here.
 
 import pytest
 
-from tests.db_scripts import Script, blocked_on_a_lock, stream_rows
-from tests.servers import alice_rooms, manage, server_env
-from tests.services import postgres_database
+from tests.db_scripts import (
+    Script,
+    blocked_on_a_lock,
+    migrated_database,
+    scripts_started,
+    stream_rows,
+)
+from tests.servers import alice_rooms
 
 pytestmark = [pytest.mark.services]
 
@@ -50,25 +55,14 @@ print("renamed", flush=True)
 @pytest.fixture(scope="module")
 def database():
     """A migrated PostgreSQL database with the demo users: (env, dsn)."""
-    with postgres_database() as url:
-        env = server_env(url)
-        manage(env, "migrate", "--noinput")
-        manage(env, "demo_data")
-        yield env, url
+    with migrated_database(("demo_data",)) as env_and_dsn:
+        yield env_and_dsn
 
 
 @pytest.fixture
 def scripts():
-    """Start scripts; every one still running at the end is killed."""
-    started: list[Script] = []
-
-    def start(env: dict[str, str], code: str) -> Script:
-        started.append(Script(env, code))
-        return started[-1]
-
-    yield start
-    for script in started:
-        script.kill()
+    with scripts_started() as start:
+        yield start
 
 
 def held_publish(start, env, stream: str) -> tuple[Script, int]:

@@ -18,9 +18,13 @@ from accounts.service_keys import service_key_create
 from realtime.models import IdempotentPublish, Message
 from realtime.protocol import CloseCode
 from realtime.tests.sockets import close_code, db, welcomed
-from tests.db_scripts import Script, blocked_on_a_lock, stream_rows
-from tests.servers import alice_rooms, manage, server_env
-from tests.services import postgres_database
+from tests.db_scripts import (
+    blocked_on_a_lock,
+    migrated_database,
+    scripts_started,
+    stream_rows,
+)
+from tests.servers import alice_rooms, manage
 
 PUBLISH = "/api/server/publish"
 JSON = "application/json"
@@ -181,25 +185,16 @@ IdempotentPublish.objects.update(created_at=timezone.now() - timedelta(days=2))
 @pytest.fixture(scope="module")
 def database():
     """A migrated PostgreSQL database with a service key: (env, dsn)."""
-    with postgres_database() as url:
-        env = server_env(url)
-        manage(env, "migrate", "--noinput")
-        manage(env, "demo_data")
-        manage(env, "service_key", "create", "racer")
-        yield env, url
+    with migrated_database(
+        ("demo_data",), ("service_key", "create", "racer")
+    ) as env_and_dsn:
+        yield env_and_dsn
 
 
 @pytest.fixture
 def scripts():
-    started: list[Script] = []
-
-    def start(env: dict[str, str], code: str) -> Script:
-        started.append(Script(env, code))
-        return started[-1]
-
-    yield start
-    for script in started:
-        script.kill()
+    with scripts_started() as start:
+        yield start
 
 
 def race(scripts, env, dsn, *, first: str, second: str, key: str):
