@@ -184,6 +184,20 @@ def outcome(actor: Script) -> str:
     return line
 
 
+def paused_then_raced(
+    scripts, dsn: str, *, first: str, paused_after: str, second: str
+) -> tuple[str, str]:
+    """`first` runs until its statement containing `paused_after` has taken
+    its locks; `second` starts and waits on one of them; `first` goes on.
+    The outcome of each, in that order."""
+    ahead = scripts(ACT_PAUSED.format(fragment=paused_after, call=first))
+    assert ahead.line() == "paused"
+    behind = scripts(ACT.format(call=second))
+    blocked_on_a_lock(dsn)
+    ahead.release()
+    return outcome(ahead), outcome(behind)
+
+
 @on_postgres
 def test_two_refreshes_with_one_token_have_one_winner(database, scripts, user):
     """The loser waits for the winner's rotation and is told `token_rotated`
@@ -427,17 +441,13 @@ def test_a_password_change_waiting_on_a_user_deletion_is_refused(
     401 `revoked`; never a deadlock on either side."""
     _, dsn = database
     made = user()
-    deleter = scripts(
-        ACT_PAUSED.format(
-            fragment="FOR UPDATE", call=DELETIONS[deletion].format(**made)
-        )
-    )
-    assert deleter.line() == "paused"
-    changer = scripts(ACT.format(call=REVOCATIONS["password"].format(**made)))
-    blocked_on_a_lock(dsn)
-    deleter.release()
-    assert outcome(deleter) == "ok"
-    assert outcome(changer) == "revoked"
+    assert paused_then_raced(
+        scripts,
+        dsn,
+        first=DELETIONS[deletion].format(**made),
+        paused_after="FOR UPDATE",
+        second=REVOCATIONS["password"].format(**made),
+    ) == ("ok", "revoked")
     deleted_completely(dsn, made)
 
 
@@ -451,18 +461,13 @@ def test_a_user_deletion_waiting_on_a_password_change_completes(
     deletes the user; never a deadlock on either side."""
     _, dsn = database
     made = user()
-    changer = scripts(
-        ACT_PAUSED.format(
-            fragment="FOR NO KEY UPDATE",
-            call=REVOCATIONS["password"].format(**made),
-        )
-    )
-    assert changer.line() == "paused"
-    deleter = scripts(ACT.format(call=DELETIONS[deletion].format(**made)))
-    blocked_on_a_lock(dsn)
-    changer.release()
-    assert outcome(changer) == "ok"
-    assert outcome(deleter) == "ok"
+    assert paused_then_raced(
+        scripts,
+        dsn,
+        first=REVOCATIONS["password"].format(**made),
+        paused_after="FOR NO KEY UPDATE",
+        second=DELETIONS[deletion].format(**made),
+    ) == ("ok", "ok")
     deleted_completely(dsn, made)
 
 
@@ -480,13 +485,13 @@ def test_a_login_waiting_on_a_user_deletion_leaves_no_session(
         "services.session_login(request=None, username={username!r}, "
         "password={password!r})"
     ).format(username=made["username"], password=OLD_PASSWORD)
-    actor = scripts(ACT_PAUSED.format(fragment="FOR NO KEY UPDATE", call=login))
-    assert actor.line() == "paused"
-    deleter = scripts(ACT.format(call=DELETIONS[deletion].format(**made)))
-    blocked_on_a_lock(dsn)
-    actor.release()
-    assert outcome(actor) == "ok"
-    assert outcome(deleter) == "ok"
+    assert paused_then_raced(
+        scripts,
+        dsn,
+        first=login,
+        paused_after="FOR NO KEY UPDATE",
+        second=DELETIONS[deletion].format(**made),
+    ) == ("ok", "ok")
     deleted_completely(dsn, made)
     assert (
         query(
@@ -517,15 +522,13 @@ def test_a_logout_all_waiting_on_a_password_change_completes(
         f"services.password_change(session={SESSION.format(sid=made[caller])}, "
         f"old_password={OLD_PASSWORD!r}, new_password={NEW_PASSWORD!r})"
     )
-    changer = scripts(
-        ACT_PAUSED.format(fragment='SET "wrong_password_attempts"', call=change)
-    )
-    assert changer.line() == "paused"
-    logout = scripts(ACT.format(call=REVOCATIONS["logout-all"].format(**made)))
-    blocked_on_a_lock(dsn)
-    changer.release()
-    assert outcome(changer) == "ok"
-    assert outcome(logout) == "ok"
+    assert paused_then_raced(
+        scripts,
+        dsn,
+        first=change,
+        paused_after='SET "wrong_password_attempts"',
+        second=REVOCATIONS["logout-all"].format(**made),
+    ) == ("ok", "ok")
     assert query(
         dsn,
         "SELECT count(*) FROM accounts_authsession WHERE user_id = %s"
