@@ -299,22 +299,17 @@ class AuthenticatedConsumer(HoplessWebsocketConsumer):
         """Close from outside this socket's own handlers (revocation poll)."""
         await self.close(code=code)
 
-    async def dispatch(self, message: dict) -> None:
-        """Every frame and event, as Channels routes them; a database outage
-        in a handler closes the socket 1011 without a traceback.
+    async def _handler_failed(self, message: dict, exc: Exception) -> None:
+        """A database outage in a handler closes the socket 1011 without a
+        traceback (channels_overrides calls this once the state is released).
 
-        A handler's exception already releases the socket's state
-        (channels_overrides); raised further, daphne would log it with its
-        traceback and close 1011. An outage is no bug: it meets every socket
-        that needs the database, so this socket says so in one rate-limited
-        line, counts it and closes 1011 itself, then ends, as a crashed one
-        would. Before accept the error goes on to daphne (HTTP 500).
+        Raised further, daphne would log the error with its traceback and
+        close 1011. An outage is no bug: it meets every socket that needs the
+        database, so this socket says so in one rate-limited line, counts it
+        and closes 1011 itself, then ends, as a crashed one would. Any other
+        error, and one before accept (HTTP 500), goes on to daphne.
         """
-        try:
-            await super().dispatch(message)
-        except DATABASE_UNAVAILABLE as exc:
-            if self.limiter is None:
-                raise
+        if isinstance(exc, DATABASE_UNAVAILABLE) and self.limiter is not None:
             await self._database_failed(message["type"], exc)
             raise StopConsumer() from None
 

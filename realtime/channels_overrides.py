@@ -126,9 +126,17 @@ class HoplessWebsocketConsumer(AsyncWebsocketConsumer):
             await handler(message)
         except StopConsumer:
             raise
-        except Exception:
+        except Exception as exc:
             await self.disconnect(CloseCode.INTERNAL_ERROR)
+            await self._handler_failed(message, exc)
             raise
+
+    async def _handler_failed(self, message: dict, exc: Exception) -> None:
+        """After a handler raised `exc` and the socket was released: raise
+        StopConsumer to end quietly instead of handing `exc` to daphne.
+
+        Off the hot path: only a failed message pays for it.
+        """
 
     async def websocket_disconnect(self, message: dict) -> None:
         """Channels' version minus its group loop (no `groups`) and its hop."""
