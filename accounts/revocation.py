@@ -26,7 +26,8 @@ then inserts its session), password change (`_caller_hold`: user, then every
 session of it), a save of a new hash or of `is_active=False` (the UPDATE locks
 the user, then the post_save receiver revokes), deletion (the pre_delete
 receiver and the admin lock the user before anything else; Django then
-deletes the sessions, sorted by pk), refresh (one session only), logout,
+deletes the sessions, sorted by pk), refresh and a ticket's issue (one
+session only, then its token or ticket), logout,
 logout-others, logout-all, the server API's and the admin's revocations, a
 deletion of sessions alone (sessions only). None of them can deadlock with
 another, so none retries.

@@ -327,16 +327,34 @@ def _password_guess_record(*, session: AuthSession) -> None:
 
 
 def ticket_issue(*, session: AuthSession, access_expires_at: int) -> tuple[str, int]:
-    """A one-time WebSocket ticket for this session; returns `(ticket, ttl)`."""
+    """A one-time WebSocket ticket for this session; returns `(ticket, ttl)`.
+
+    The session was live when the request was authenticated, but a logout or
+    a deletion may commit before the ticket is stored. Its row is locked
+    (step 2 of the lock order) and read again first, so the answer is
+    `SessionRevoked` instead of a ticket for a gone session, or a foreign
+    key error (a 500) when the row was deleted.
+    """
     ticket = new_credential()
     ttl = settings.AUTHSOCKET_TICKET_TTL
-    WebSocketTicket.objects.create(
-        ticket_hash=credential_hash(ticket),
-        session=session,
-        access_expires_at=access_expires_at,
-        expires_at=timezone.now() + timedelta(seconds=ttl),
-    )
+    with transaction.atomic():
+        if not _session_hold(session):
+            raise SessionRevoked()
+        WebSocketTicket.objects.create(
+            ticket_hash=credential_hash(ticket),
+            session=session,
+            access_expires_at=access_expires_at,
+            expires_at=timezone.now() + timedelta(seconds=ttl),
+        )
     return ticket, ttl
+
+
+def _session_hold(session: AuthSession) -> bool:
+    """Lock the session's row if it still lives: what may be attached to it."""
+    held = (
+        AuthSession.objects.live().filter(pk=session.pk).select_for_update(no_key=True)
+    )
+    return bool(held.values_list("pk", flat=True))
 
 
 def ticket_consume(*, ticket: str) -> WebSocketTicket:

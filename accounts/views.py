@@ -239,9 +239,12 @@ class TicketView(ApiView):
 
     @extend_schema(request=None, responses=TicketSerializer)
     def post(self, request):
-        ticket, ttl = services.ticket_issue(
-            session=request.auth.session, access_expires_at=request.auth.claims.exp
-        )
+        try:
+            ticket, ttl = services.ticket_issue(
+                session=request.auth.session, access_expires_at=request.auth.claims.exp
+            )
+        except AuthError as exc:  # revoked or deleted meanwhile
+            raise auth_failed(exc) from exc
         return credential_response({"ticket": ticket, "expires_in": ttl})
 
 

@@ -535,3 +535,41 @@ def test_a_logout_all_waiting_on_a_password_change_completes(
         " AND revoked_at IS NULL",
         made["user"],
     ) == [(0,)]
+
+
+TICKET_ISSUE = (
+    f"services.ticket_issue(session={SESSION.format(sid='{a_sid}')}, "
+    "access_expires_at=2**31 - 1)"
+)
+
+
+def tickets_of(dsn: str, sid: str) -> int:
+    return query(
+        dsn,
+        "SELECT count(*) FROM accounts_websocketticket t"
+        " JOIN accounts_authsession s ON s.id = t.session_id WHERE s.sid = %s",
+        sid,
+    )[0][0]
+
+
+@on_postgres
+@pytest.mark.parametrize(
+    "ending",
+    sorted(REVOCATIONS) + sorted(DELETIONS),
+)
+def test_a_ticket_asked_for_while_its_session_ends_is_refused(
+    database, scripts, user, ending
+):
+    """A ticket request that read its session as live, then waited for a
+    revocation or a deletion of it to commit, answers 401 `revoked`: not a
+    ticket for a session that is gone, nor an IntegrityError (a 500)."""
+    _, dsn = database
+    made = user()
+    action = {**REVOCATIONS, **DELETIONS}[ending].format(**made)
+    before = tickets_of(dsn, made["a_sid"])
+    ender = held(scripts, action)
+    asker = scripts(ACT.format(call=TICKET_ISSUE.format(**made)))
+    blocked_on_a_lock(dsn)
+    commit(ender)
+    assert outcome(asker) == "revoked"
+    assert tickets_of(dsn, made["a_sid"]) == (0 if ending in DELETIONS else before)
