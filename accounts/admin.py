@@ -16,6 +16,10 @@ from accounts.revocation import sessions_revoke, user_sessions_revoke, users_loc
 from accounts.service_keys import service_keys_revoke
 
 ADMIN_REVOKE_REASON = "admin"
+# The fields that grant rights. Django lets whoever may change users set them,
+# on themselves too, which its docs call as good as superuser status: here
+# only a superuser may.
+PRIVILEGE_FIELDS = ("is_superuser", "groups", "user_permissions")
 
 
 class UserActionForm(ActionForm):
@@ -88,6 +92,27 @@ class UserAdmin(DjangoUserAdmin):
         with transaction.atomic():
             list(users_lock(users, deleting=True).values_list("pk", flat=True))
             super().delete_queryset(request, queryset)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser:
+            return readonly
+        return (*readonly, *PRIVILEGE_FIELDS)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        """A superuser's account (its password, its rights) is changed by
+        superusers only: otherwise `change_user` could take it over."""
+        allowed = super().has_change_permission(request, obj)
+        return allowed and self._may_manage(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """Also asked per row by the bulk delete, which then refuses the batch."""
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and self._may_manage(request, obj)
+
+    @staticmethod
+    def _may_manage(request, obj: User | None) -> bool:
+        return obj is None or not obj.is_superuser or request.user.is_superuser
 
     def has_revoke_sessions_permission(self, request) -> bool:
         """Revoking changes login sessions, whichever list it starts from."""

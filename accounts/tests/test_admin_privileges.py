@@ -1,0 +1,128 @@
+"""The user admin keeps rights with superusers.
+
+Django lets whoever may change users set `is_superuser`, groups and
+permissions, their own included, and change a superuser's password. Here a
+staff member with every right on users can manage accounts, but cannot raise
+anyone's rights, nor change or delete a superuser.
+"""
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.test import Client
+
+from accounts.models import User
+from tests.api import run_action
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+USER_RIGHTS = ["view_user", "add_user", "change_user", "delete_user"]
+
+
+@pytest.fixture
+def manager(make_user) -> User:
+    """Staff with every right on users, and none beyond."""
+    user = make_user("manager", "pw-manager-123", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=USER_RIGHTS))
+    return user
+
+
+@pytest.fixture
+def root(make_user) -> User:
+    return make_user("root", "pw-root-123", is_staff=True, is_superuser=True)
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def change_url(user: User) -> str:
+    return f"/admin/accounts/user/{user.pk}/change/"
+
+
+def promoting_post(client: Client, user: User) -> dict:
+    """The user's change form as shown, with every right ticked: superuser,
+    a group holding every permission, and every permission."""
+    form = client.get(change_url(user)).context["adminform"].form
+    post = {
+        name: value
+        for name, value in form.initial.items()
+        if value is not None and name in form.fields and name != "password"
+    }
+    post.pop("date_joined", None)
+    post.pop("last_login", None)
+    everything = Group.objects.create(name=f"all-{user.pk}")
+    everything.permissions.set(Permission.objects.all())
+    return {
+        **post,
+        "is_active": "on",
+        "is_staff": "on",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "is_superuser": "on",
+        "groups": [everything.pk],
+        "user_permissions": list(Permission.objects.values_list("pk", flat=True)),
+        "auth_sessions-TOTAL_FORMS": "0",
+        "auth_sessions-INITIAL_FORMS": "0",
+    }
+
+
+def rights(user: User) -> tuple[bool, int, int]:
+    user = User.objects.get(pk=user.pk)
+    return user.is_superuser, user.groups.count(), user.user_permissions.count()
+
+
+@pytest.mark.parametrize("whom", ["self", "other"])
+def test_a_manager_cannot_raise_rights(manager, alice, whom):
+    target = manager if whom == "self" else alice
+    client = logged_in(manager)
+    before = rights(target)
+    response = client.post(change_url(target), promoting_post(client, target))
+    assert response.status_code == 302  # the rest of the form is saved
+    assert rights(target) == before
+    assert not User.objects.get(pk=target.pk).has_perm("auth.change_permission")
+
+
+def test_a_manager_sees_the_rights_but_no_field_for_them(manager, alice):
+    form = logged_in(manager).get(change_url(alice)).context["adminform"].form
+    assert {"is_superuser", "groups", "user_permissions"}.isdisjoint(form.fields)
+
+
+def test_a_superuser_still_grants_rights(root, alice):
+    client = logged_in(root)
+    response = client.post(change_url(alice), promoting_post(client, alice))
+    assert response.status_code == 302
+    is_superuser, groups, permissions = rights(alice)
+    assert is_superuser and groups == 1 and permissions > 0
+
+
+def test_a_manager_cannot_change_a_superusers_account(manager, root):
+    client = logged_in(manager)
+    page = client.get(change_url(root))
+    assert page.status_code == 200  # shown, read-only: view_user allows that
+    assert page.context["has_change_permission"] is False
+    taken = client.post(
+        f"/admin/accounts/user/{root.pk}/password/",
+        {"password1": "taken-over-123", "password2": "taken-over-123"},
+    )
+    assert taken.status_code == 403
+    assert User.objects.get(pk=root.pk).check_password("pw-root-123")
+
+
+def test_a_manager_cannot_delete_a_superuser(manager, root, alice):
+    client = logged_in(manager)
+    single = client.post(f"/admin/accounts/user/{root.pk}/delete/", {"post": "yes"})
+    assert single.status_code == 403
+    both = {
+        "action": "delete_selected",
+        "_selected_action": [root.pk, alice.pk],
+        "post": "yes",
+    }
+    assert client.post("/admin/accounts/user/", both).status_code == 403
+    assert User.objects.filter(pk=root.pk).exists()
+    assert User.objects.filter(pk=alice.pk).exists()  # one refusal stops the batch
+    run_action(
+        client, "/admin/accounts/user/", "delete_selected", [alice.pk], post="yes"
+    )
+    assert not User.objects.filter(pk=alice.pk).exists()
