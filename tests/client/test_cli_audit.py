@@ -257,3 +257,29 @@ async def test_ctrl_c_while_connecting_and_while_streaming_exits_130(server, tmp
     code, err = await interrupted(streaming)
     assert (code, "Traceback" in err) == (130, False), err
     assert "[stopped] closed" in err, err
+
+
+CORRUPT_TOKEN_FILES = {
+    "not JSON": b'{"http://x": {"access": ',
+    "not an object": b"[]",
+    "not UTF-8": b"\xff\xfe\x00",
+}
+
+
+@pytest.mark.parametrize(
+    "content", CORRUPT_TOKEN_FILES.values(), ids=list(CORRUPT_TOKEN_FILES)
+)
+def test_a_corrupt_token_file_is_named_and_never_overwritten(server, tmp_path, content):
+    """A token file the CLI cannot read is an error that names it, for every
+    command that reads it; it is not "sign in first", and a login does not
+    replace it: it may hold other servers' sessions."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(content)
+    for command in (("me",), ("token",), ("logout",)):
+        done = cli(UNREACHABLE, tokens, *command)
+        assert done.returncode == 1, (command, done.stdout)
+        assert str(tokens) in done.stderr and "sign in first" not in done.stderr
+        assert "Traceback" not in done.stderr
+    login = cli_login(server, tokens)
+    assert login.returncode == 1 and str(tokens) in login.stderr
+    assert tokens.read_bytes() == content

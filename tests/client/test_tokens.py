@@ -5,7 +5,12 @@ import time
 
 import pytest
 
-from authsocket_client import AuthSocketError, FileTokenStore, Tokens
+from authsocket_client import (
+    AuthSocketError,
+    FileTokenStore,
+    TokenFileUnreadable,
+    Tokens,
+)
 
 
 def test_saves_for_two_servers_at_once_never_bring_back_an_older_entry(tmp_path):
@@ -69,3 +74,19 @@ def test_a_token_answer_keeps_what_it_says():
         1300.0,
         300.0,
     )
+
+
+def test_an_unreadable_token_file_is_an_error_and_is_left_as_it_is(tmp_path):
+    """Read as empty, a corrupt file would be replaced by the next save, and
+    the sessions it holds for other servers lost with it."""
+    path = tmp_path / "tokens.json"
+    path.write_text("[]")
+    store = FileTokenStore(path, "http://a.example")
+    for call in (store.load, lambda: store.save(None)):
+        with pytest.raises(TokenFileUnreadable) as raised:
+            call()
+        assert isinstance(raised.value, OSError) and not raised.value.transient
+        assert str(path) in str(raised.value)
+    assert path.read_text() == "[]"
+    path.unlink()
+    assert store.load() is None  # no file yet: nothing saved, no error

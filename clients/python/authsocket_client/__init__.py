@@ -18,6 +18,7 @@ from authsocket_client.errors import (
     FrameError,
     NetworkError,
     NotLive,
+    TokenFileUnreadable,
     TokenRotated,
 )
 from authsocket_client.presence import PresenceEvent, PresenceView
@@ -52,6 +53,7 @@ __all__ = [
     "ServerClient",
     "State",
     "Stats",
+    "TokenFileUnreadable",
     "TokenRotated",
     "TokenStore",
     "Tokens",

@@ -179,13 +179,16 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     store = FileTokenStore(args.tokens or default_token_path(), args.url)
-    if args.command == "token":
-        return show_token(args, store)
     try:
+        if args.command == "token":
+            return show_token(args, store)
         if args.command == "login":
             # Asked before the event loop runs: inside it, a Ctrl-C at a
             # prompt only cancels the task that input() holds up, and the
-            # prompt goes on waiting.
+            # prompt goes on waiting. An unreadable token file fails first:
+            # before the password is typed, and before a session is made
+            # that could not be saved.
+            store.load()
             args.username, args.password = read_credentials(args)
         return asyncio.run(COMMANDS[args.command](args, store))
     except KeyboardInterrupt:

@@ -108,6 +108,22 @@ class ConnectionStopped(AuthSocketError):
         return False
 
 
+class TokenFileUnreadable(AuthSocketError, OSError):
+    """The token file exists but cannot be read as one (not JSON, not an
+    object, an I/O error). Never treated as empty: a save would replace it,
+    and with it the sessions it holds for other servers. Also an OSError."""
+
+    def __init__(self, path: object, why: str):
+        super().__init__(
+            "token_file_unreadable",
+            f"{path}: {why}; move it away (or delete it) and sign in again",
+        )
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+
 def api_error(status: int, body: object, retry_after: float | None) -> ApiError:
     """The typed error for an HTTP error answer."""
     code, detail = f"http_{status}", ""

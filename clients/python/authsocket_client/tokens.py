@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from authsocket_client.errors import AuthSocketError
+from authsocket_client.errors import AuthSocketError, TokenFileUnreadable
 
 try:
     import fcntl
@@ -116,11 +116,21 @@ class FileTokenStore:
         self.url = url.rstrip("/")
 
     def _entries(self) -> dict[str, Any]:
+        """Every server's entry; none when there is no file yet.
+
+        A file that is there but unreadable raises TokenFileUnreadable.
+        """
         try:
-            entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            entries = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
             return {}
-        return entries if isinstance(entries, dict) else {}
+        except OSError as exc:
+            raise TokenFileUnreadable(self.path, exc.strerror or str(exc)) from exc
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise TokenFileUnreadable(self.path, "not JSON") from exc
+        if not isinstance(entries, dict):
+            raise TokenFileUnreadable(self.path, "not a JSON object")
+        return entries
 
     def load(self) -> Tokens | None:
         entry = self._entries().get(self.url)
