@@ -10,11 +10,12 @@ If the channel layer is down the message stays stored for replay.
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from core import metrics
 from realtime.broadcast import agroup_send, group_send
+from realtime.lost_rows import lost_rows_check
 from realtime.messages import data_check, frame_text, message_frame
 from realtime.models import Message, Room, StreamCounter
 from realtime.protocol import StreamEvent
@@ -36,14 +37,19 @@ def message_store(*, stream: Stream, sender, data, keep: bool = False) -> Publis
     """Number a message and store it (if its kind keeps history, or `keep`).
 
     Fan-out is the caller's next step. A kind without history still numbers
-    its messages: the counter moves, the row is never written.
+    its messages: the counter moves, the row is never written. `UserGone`
+    when the sender was deleted since the caller read it.
     """
     data_check(data)
-    with transaction.atomic():
-        seq = _next_seq(stream.name)
-        message = Message(stream=stream.name, seq=seq, sender=sender, data=data)
-        if stream.keeps_history or keep:
-            message.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            seq = _next_seq(stream.name)
+            message = Message(stream=stream.name, seq=seq, sender=sender, data=data)
+            if stream.keeps_history or keep:
+                message.save(force_insert=True)
+    except IntegrityError:
+        lost_rows_check(user=sender)
+        raise
     return _published(message, stream)
 
 

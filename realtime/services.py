@@ -5,16 +5,27 @@ Rooms are made and edited in the admin. Live subscriptions are re-checked by
 realtime.signals after every change, whoever makes it.
 """
 
+from django.db import IntegrityError
+
+from realtime.lost_rows import lost_rows_check
 from realtime.models import Membership, Room
 
 
 def membership_create(
     *, user, room: Room, role: str = Membership.Role.MEMBER
 ) -> Membership:
-    """Idempotent: an existing membership is kept as it is."""
-    membership, _ = Membership.objects.get_or_create(
-        user=user, room=room, defaults={"role": role}
-    )
+    """Idempotent: an existing membership is kept as it is.
+
+    `Room.DoesNotExist` or `UserGone` when the room or the user was deleted
+    since the caller read it (realtime.lost_rows).
+    """
+    try:
+        membership, _ = Membership.objects.get_or_create(
+            user=user, room=room, defaults={"role": role}
+        )
+    except IntegrityError:
+        lost_rows_check(user=user, room=room)
+        raise
     return membership
 
 

@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from core import metrics
+from realtime.lost_rows import UserGone
 from realtime.messages import InvalidData, data_check, frame_text
 from realtime.permissions import Action, stream_access
 from realtime.presence_frames import StreamPresence
@@ -226,7 +227,12 @@ class StreamSubscriptions:
 
 
 def _publish_checked(user, stream: Stream | None, data) -> Published | None:
+    """The stored message; None when the user may not publish there, or was
+    deleted while it was stored (the socket closes 4403 next)."""
     decision = stream_access(user=user, stream=stream, action=Action.PUBLISH)
     if not decision.allowed:
         return None
-    return message_store(stream=stream, sender=user, data=data)
+    try:
+        return message_store(stream=stream, sender=user, data=data)
+    except UserGone:
+        return None

@@ -7,6 +7,8 @@ is a 404 whether or not it exists; a visible room he may not post in is 403.
 without history (or presence).
 """
 
+import contextlib
+
 from django.contrib.auth import get_user_model
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -14,9 +16,12 @@ from rest_framework import exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from accounts.authentication import AuthenticationFailed
 from core.api_errors import ApiView
 from realtime import services
+from realtime.lost_rows import UserGone
 from realtime.messages import message_frame
+from realtime.models import Room
 from realtime.permissions import (
     Access,
     Action,
@@ -49,6 +54,18 @@ class IsNotifier(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return may_notify(request.user)
+
+
+@contextlib.contextmanager
+def lost_rows_answered():
+    """A write whose room or user was deleted meanwhile (realtime.lost_rows):
+    404 as for any missing room, 401 `revoked` as for a deleted user's token."""
+    try:
+        yield
+    except Room.DoesNotExist as exc:
+        raise Http404 from exc
+    except UserGone as exc:
+        raise AuthenticationFailed(exc.detail, code=exc.code) from exc
 
 
 def room_decision(request, slug: str, action: Action) -> Decision:
@@ -118,7 +135,8 @@ class MembershipView(ApiView):
     def post(self, request, slug: str):
         """Join a public room (idempotent)."""
         room = room_decision(request, slug, Action.JOIN).room
-        services.membership_create(user=request.user, room=room)
+        with lost_rows_answered():
+            services.membership_create(user=request.user, room=room)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={204: None})
@@ -140,9 +158,10 @@ class RoomMessagesView(ApiView):
     @extend_schema(request=PublishSerializer, responses={201: MessageSerializer})
     def post(self, request, slug: str):
         room = room_decision(request, slug, Action.PUBLISH).room
-        message = publish_to_room(
-            room=room, sender=request.user, data=published_data(request)
-        )
+        with lost_rows_answered():
+            message = publish_to_room(
+                room=room, sender=request.user, data=published_data(request)
+            )
         return Response(message_frame(message), status=status.HTTP_201_CREATED)
 
 
