@@ -126,3 +126,22 @@ def test_a_manager_cannot_delete_a_superuser(manager, root, alice):
         client, "/admin/accounts/user/", "delete_selected", [alice.pk], post="yes"
     )
     assert not User.objects.filter(pk=alice.pk).exists()
+
+
+def test_a_manager_still_adds_and_edits_ordinary_accounts(manager, alice):
+    client = logged_in(manager)
+    added = client.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "dave",
+            "usable_password": "true",
+            "password1": "pw-dave-long-12345",
+            "password2": "pw-dave-long-12345",
+        },
+    )
+    assert added.status_code == 302
+    assert User.objects.get(username="dave").check_password("pw-dave-long-12345")
+    post = promoting_post(client, alice)
+    post["email"] = "alice@new.example"
+    assert client.post(change_url(alice), post).status_code == 302
+    assert User.objects.get(pk=alice.pk).email == "alice@new.example"
