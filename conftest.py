@@ -16,6 +16,9 @@ from realtime.presence.relay import relay_reset
 from realtime.session_guard import guard
 from realtime.tests.sockets import db, welcomed
 
+# `database` and `scripts`: PostgreSQL sessions in processes of their own.
+pytest_plugins = ["tests.db_scripts"]
+
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):

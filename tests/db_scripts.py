@@ -12,6 +12,7 @@ import subprocess
 import threading
 
 import psycopg
+import pytest
 
 from tests.reliability.services import wait_until
 from tests.servers import PROJECT, PYTHON, manage, server_env
@@ -91,6 +92,25 @@ def scripts_started():
     finally:
         for script in started:
             script.kill()
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A migrated PostgreSQL database for a module's scripts: (env, dsn).
+
+    A plugin of the root conftest; a module that needs more in it (demo
+    data, a service key) defines its own.
+    """
+    with migrated_database() as env_and_dsn:
+        yield env_and_dsn
+
+
+@pytest.fixture
+def scripts(database):
+    """`scripts(code)`: a running `Script` on `database`."""
+    env, _ = database
+    with scripts_started() as start:
+        yield lambda code: start(env, code)
 
 
 def blocked_on_a_lock(dsn: str) -> None:

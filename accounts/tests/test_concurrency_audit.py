@@ -23,8 +23,6 @@ from accounts.services import session_logout
 from tests.db_scripts import (
     Script,
     blocked_on_a_lock,
-    migrated_database,
-    scripts_started,
 )
 
 on_postgres = pytest.mark.services
@@ -117,21 +115,6 @@ REVOCATIONS = {
     "deactivate": "user = User.objects.get(pk={user}); user.is_active = False; "
     "user.save()",
 }
-
-
-@pytest.fixture(scope="module")
-def database():
-    """A migrated PostgreSQL database: (env, dsn)."""
-    with migrated_database() as env_and_dsn:
-        yield env_and_dsn
-
-
-@pytest.fixture
-def scripts(database):
-    """`start(code)`: a script on the test's database."""
-    env, _ = database
-    with scripts_started() as start:
-        yield lambda code: start(env, code)
 
 
 @pytest.fixture

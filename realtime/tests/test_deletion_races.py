@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.db_scripts import blocked_on_a_lock, migrated_database, scripts_started
+from tests.db_scripts import blocked_on_a_lock
 
 on_postgres = pytest.mark.services
 
@@ -75,19 +75,6 @@ RACES = {
     # On a socket, `forbidden`: its 4403 follows from the deletion.
     "socket-publish-user-deleted": (DELETE_USER, "socket_publish()", "member", "None"),
 }
-
-
-@pytest.fixture(scope="module")
-def database():
-    with migrated_database() as env_and_dsn:
-        yield env_and_dsn
-
-
-@pytest.fixture
-def scripts(database):
-    env, _ = database
-    with scripts_started() as start:
-        yield lambda code: start(env, code)
 
 
 def made(scripts) -> dict:
