@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.errors import InvalidServiceKey
 from accounts.models import ServiceKey
 from realtime.kind_registry import Publishers
 from realtime.messages import message_frame
@@ -91,11 +92,23 @@ def server_publish(
             )
     except IntegrityError:
         earlier = server_publish_earlier(service_key=service_key, key=idempotency_key)
-        if earlier is None:
-            raise
-        return earlier, False
+        if earlier is not None:
+            return earlier, False
+        _service_key_check(service_key)
+        raise
     idempotency_prune_now_and_then()
     return answer, True
+
+
+def _service_key_check(service_key: ServiceKey) -> None:
+    """InvalidServiceKey if the key was deleted since it authenticated.
+
+    Keys are revoked, not deleted (the admin cannot delete them), but the
+    shell can: the idempotency row then refers to nothing, and PostgreSQL
+    refuses it at commit. The caller is answered as for an unknown key.
+    """
+    if not ServiceKey.objects.filter(pk=service_key.pk).exists():
+        raise InvalidServiceKey("The service key was deleted.")
 
 
 def server_publish_earlier(*, service_key: ServiceKey, key: str) -> dict | None:

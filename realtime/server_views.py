@@ -15,6 +15,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from accounts.authentication import ApiKeyAuthentication
+from accounts.errors import InvalidServiceKey
 from accounts.models import ServiceKey
 from accounts.revocation import user_sessions_revoke
 from core.api_errors import ApiView
@@ -146,6 +147,8 @@ class PublishView(ServerApiView):
             raise exceptions.PermissionDenied(
                 "This stream takes no publishes from the server API."
             ) from None
+        except InvalidServiceKey as exc:
+            raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from None
         return Response(
             answer, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

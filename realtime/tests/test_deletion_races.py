@@ -1,9 +1,10 @@
-"""A room or a user deleted while a request that checked it writes, on PostgreSQL.
+"""A room, a user or a service key deleted while a request that checked it
+writes, on PostgreSQL.
 
-A join or a publish reads the room and the user, then inserts a row that
-refers to them. A deletion committing in between left that insert with a
-foreign key to nothing: an IntegrityError at commit, answered 500. Each test
-forces that order between two processes (`tests.db_scripts`): the deletion
+A join or a publish reads the room and the user (a keyed server publish, its
+service key), then inserts a row that refers to them. A deletion committing
+in between left that insert with a foreign key to nothing: an IntegrityError
+at commit, answered 500. Each test forces that order between two processes (`tests.db_scripts`): the deletion
 holds its transaction open until the writer is seen waiting on its lock.
 """
 
@@ -103,4 +104,49 @@ def test_a_write_waiting_on_a_deletion_is_a_typed_refusal(database, scripts, rac
     assert deleter.line() == "committed"
     deleter.finish()
     assert writer.line() == expected
+    writer.finish()
+
+
+KEY_SETUP = """
+import json
+from accounts.service_keys import service_key_create
+from realtime.models import Room
+Room.objects.create(slug={slug!r}, title="Keyed", public=True)
+key, raw = service_key_create(name={slug!r})
+print(json.dumps({{"key": key.pk, "raw": raw}}), flush=True)
+"""
+
+KEYED_PUBLISH = """
+from rest_framework.test import APIClient
+api = APIClient(HTTP_AUTHORIZATION="ApiKey {raw}", HTTP_HOST="localhost",
+    HTTP_IDEMPOTENCY_KEY="race-1")
+got = api.post("/api/server/publish", {{"stream": "room:{slug}", "data": 1}},
+    format="json", secure=True)
+challenge = got.headers.get("WWW-Authenticate", "-").split()[0]
+print(got.status_code, got.json().get("code"), challenge, flush=True)
+"""
+
+
+@on_postgres
+def test_a_keyed_publish_whose_service_key_is_deleted_meanwhile_is_refused(
+    database, scripts
+):
+    """A publish with an Idempotency-Key stores a row that refers to its
+    service key: deleted meanwhile (from the shell; the admin only revokes),
+    that row fails at commit. The caller is answered as for a key that no
+    longer exists (401 `invalid_key`), never 500."""
+    _, dsn = database
+    slug = f"keyed-{uuid.uuid4().hex[:8]}"
+    setup = scripts(KEY_SETUP.format(slug=slug))
+    rows = json.loads(setup.line())
+    setup.finish()
+    delete = f"from accounts.models import ServiceKey\n    ServiceKey.objects.filter(pk={rows['key']}).delete()"
+    deleter = scripts(HOLD.format(action=delete))
+    assert deleter.line() == "held"
+    writer = scripts(KEYED_PUBLISH.format(raw=rows["raw"], slug=slug))
+    blocked_on_a_lock(dsn)
+    deleter.release()
+    assert deleter.line() == "committed"
+    deleter.finish()
+    assert writer.line() == "401 invalid_key ApiKey"
     writer.finish()
