@@ -29,24 +29,22 @@ class MetricsMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path") != METRICS_PATH:
             return await self.application(scope, receive, send)
+        status, content, extra_headers = self._answer(scope)
+        await _respond(
+            send, status, content, extra_headers, head=scope["method"] == "HEAD"
+        )
+
+    def _answer(self, scope):
+        """`(status, (content type, body), extra headers)` for this request."""
         token = settings.AUTHSOCKET_METRICS_TOKEN
         if not token:
-            return await _respond(send, 404, _json({"detail": "Not found."}))
+            return 404, _json({"detail": "Not found."}), ()
         if not _authorized(scope, token):
-            return await _respond(
-                send,
-                401,
-                _json({"detail": "Metrics need their bearer token."}),
-                [(b"www-authenticate", b"Bearer")],
-            )
+            detail = {"detail": "Metrics need their bearer token."}
+            return 401, _json(detail), [(b"www-authenticate", b"Bearer")]
         if scope["method"] not in ("GET", "HEAD"):
-            return await _respond(
-                send, 405, _json({"detail": "GET only"}), [(b"allow", b"GET, HEAD")]
-            )
-        body = generate_latest(REGISTRY)
-        if scope["method"] == "HEAD":
-            body = b""
-        return await _respond(send, 200, (CONTENT_TYPE.encode(), body))
+            return 405, _json({"detail": "GET only"}), [(b"allow", b"GET, HEAD")]
+        return 200, (CONTENT_TYPE.encode(), generate_latest(REGISTRY)), ()
 
 
 def _authorized(scope, token: str) -> bool:
@@ -64,7 +62,9 @@ def _json(body: dict) -> tuple[bytes, bytes]:
     return b"application/json", json.dumps(body).encode()
 
 
-async def _respond(send, status: int, content, extra_headers=()) -> None:
+async def _respond(send, status: int, content, extra_headers, *, head: bool) -> None:
+    """The answer; to HEAD, its headers (Content-Length that of the body a
+    GET would get, as RFC 9110 §9.3.2 asks) and no body."""
     content_type, payload = content
     headers = [
         (b"content-type", content_type),
@@ -73,4 +73,4 @@ async def _respond(send, status: int, content, extra_headers=()) -> None:
         *extra_headers,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": "http.response.body", "body": b"" if head else payload})

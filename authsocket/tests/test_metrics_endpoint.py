@@ -92,6 +92,17 @@ async def test_other_paths_reach_django_and_post_is_405(token):
     assert (status, headers[b"allow"]) == (405, b"GET, HEAD")
 
 
+async def test_head_says_the_length_a_get_would_get_and_sends_no_body(token):
+    """RFC 9110 §9.3.2: a HEAD's Content-Length is that of the GET's body."""
+    status, body, headers = await get(method="HEAD", authorization=f"Bearer {token}")
+    assert (status, body) == (200, b"")
+    assert int(headers[b"content-length"]) > len(b"# TYPE authsocket_open_sockets")
+    got_body = (await get(authorization="Bearer wrong"))[1]
+    status, body, headers = await get(method="HEAD", authorization="Bearer wrong")
+    assert (status, body) == (401, b"")
+    assert int(headers[b"content-length"]) == len(got_body)
+
+
 def test_a_short_token_is_served_but_the_deploy_check_warns():
     """A short token is weak, not unusable: `check --deploy` names it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSOCKET_")}
