@@ -17,6 +17,8 @@ client nobody served. The application learns of the end only from the
 import asyncio
 from collections.abc import Awaitable
 
+from django.db import InterfaceError, OperationalError
+
 from core import metrics
 from realtime.protocol import CloseCode
 
@@ -71,6 +73,9 @@ class SocketMetricsMiddleware:
         counting = CountingSend(send, scope.get("auth"), watch)
         try:
             return await self.application(scope, watch, counting)
+        except Exception as exc:
+            counting.crashed(exc)
+            raise
         finally:
             watch.stop()
             if counting.phase in ("accepting", "open", "closed"):
@@ -163,6 +168,17 @@ class CountingSend:
             self.phase = "open"
             metrics.handshake_accepted(_transport(self.auth))
         return self.send(message)
+
+    def crashed(self, exc: Exception) -> None:
+        """The application raised: daphne answers HTTP 500 before accept and
+        closes 1011 after it, messages the application never sends."""
+        if self.phase == "handshake":
+            unavailable = isinstance(exc, (OperationalError, InterfaceError))
+            reason = "database_unavailable" if unavailable else "error"
+            metrics.handshake_refused(reason, _transport(self.auth))
+            self.phase = "refused"
+        else:
+            self._closing(CloseCode.INTERNAL_ERROR)
 
     def _closing(self, code) -> None:
         phase, auth = self.phase, self.auth
