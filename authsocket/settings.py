@@ -25,9 +25,11 @@ from core.env import (
     env_max_message_bytes,
     env_max_process_send_buffer_bytes,
     env_max_send_buffer_bytes,
+    env_origins,
     env_rate,
     env_secret,
     env_str,
+    env_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,7 +48,11 @@ if not SECRET_KEY:
         )
     SECRET_KEY = development_secret_key(BASE_DIR / ".dev-secret-key")
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = env_origins(
+    "DJANGO_ALLOWED_HOSTS",
+    ["localhost", "127.0.0.1", "[::1]"],
+    what="a host name like 'chat.example.org'",
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -108,13 +114,19 @@ USE_TZ = True
 
 # --- Database ---------------------------------------------------------------
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
+    }
+except ValueError:  # its message quotes nothing, but say which variable
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not a database URL (postgres://user:password@host:5432/"
+        "name, sqlite:///path): check its scheme, its port and its quoting."
+    ) from None
 # Without a connect_timeout, a PostgreSQL that drops packets holds every
 # request (and the revocation poll) that needs a new connection for as long
 # as psycopg waits: over two minutes. A URL's own `?connect_timeout=` wins,
@@ -164,7 +176,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # --- Channel layer and cache --------------------------------------------------
 
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -248,7 +260,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- CORS (HTTP API called from another site) ---------------------------------
 
-CORS_ALLOWED_ORIGINS = env_list("AUTHSOCKET_CORS_ORIGINS")
+CORS_ALLOWED_ORIGINS = env_origins(
+    "AUTHSOCKET_CORS_ORIGINS", what="an origin like 'https://app.example.org'"
+)
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = True
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "x-authsocket-cookie"]
@@ -322,7 +336,9 @@ AUTHSOCKET_SERVICE_KEY_THROTTLE = env_rate("AUTHSOCKET_SERVICE_KEY_THROTTLE", "3
 # --- WebSocket (docs/protocol.md §4) ------------------------------------------------
 
 AUTHSOCKET_QUERY_TOKEN = env_bool("AUTHSOCKET_QUERY_TOKEN", True)
-AUTHSOCKET_ALLOWED_ORIGINS = env_list("AUTHSOCKET_ALLOWED_ORIGINS")
+AUTHSOCKET_ALLOWED_ORIGINS = env_origins(
+    "AUTHSOCKET_ALLOWED_ORIGINS", what="an origin like 'https://chat.example.org'"
+)
 AUTHSOCKET_MAX_MESSAGE_BYTES = env_max_message_bytes()
 AUTHSOCKET_FRAME_RATE = env_rate("AUTHSOCKET_FRAME_RATE", "50/s")
 AUTHSOCKET_MAX_SUBSCRIPTIONS = env_int("AUTHSOCKET_MAX_SUBSCRIPTIONS", 100, minimum=1)

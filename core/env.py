@@ -10,6 +10,7 @@ import re
 import secrets
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -18,7 +19,14 @@ _PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    """The variable's text, stripped; `default` when unset or blank (a compose
+    file's `${VAR}` of an unset variable), refused when it is not UTF-8."""
+    value = os.environ.get(name, "").strip()
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # bytes the OS decoded with surrogateescape
+        raise ImproperlyConfigured(f"{name} is not valid UTF-8.") from None
+    return value or default
 
 
 # The examples (.env.example, deploy/systemd/authsocket.env.example) ship
@@ -49,7 +57,16 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be 1 or 0, not {raw!r}.")
 
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+# What a C int holds: as many seconds (68 years) stay within what a datetime
+# can add, Redis and SQLite store it, and `gc.set_threshold` takes it.
+INT_MAXIMUM = 2**31 - 1
+
+BYTES_MAXIMUM = 2**62  # a buffer's size in bytes: above any memory
+
+
+def env_int(
+    name: str, default: int, *, minimum: int = 0, maximum: int = INT_MAXIMUM
+) -> int:
     raw = env_str(name)
     if not raw:
         return default
@@ -59,6 +76,8 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}.") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}.")
+    if value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}.")
     return value
 
 
@@ -99,10 +118,63 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 def env_rate(name: str, default: str) -> str:
-    """Validate an `N/period` rate (DRF's format) and return it unchanged."""
-    raw = env_str(name) or default
-    if not _RATE.match(raw):
+    """An `N/period` rate, written as DRF reads it: `10 / min` → `10/min`.
+
+    DRF reads the period's first letter at a fixed place, so a space kept
+    there failed every throttled request; and N must be at least 1, or
+    nothing would ever pass.
+    """
+    raw = env_str(name, default)
+    match = _RATE.match(raw)
+    if not match:
         raise ImproperlyConfigured(f"{name} must look like '10/min' or '50/s'.")
+    count, period = int(match.group(1)), match.group(2)
+    if count < 1:
+        raise ImproperlyConfigured(f"{name} must allow at least 1 per period.")
+    return f"{count}/{period}"
+
+
+def env_origins(name: str, default: list[str] | None = None, *, what: str) -> list[str]:
+    """A list of origins or host names, each one that urllib can read.
+
+    Read on every request that carries one, an entry with a bad port or an
+    unclosed `[` raised there, as a 500 anyone could cause; here it stops
+    start-up. `what` says what an entry should look like.
+    """
+    entries = env_list(name, default)
+    for entry in entries:
+        if entry != "*" and not _readable_origin(entry):
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not {what}.")
+    return entries
+
+
+def _readable_origin(entry: str) -> bool:
+    try:
+        parsed = urlparse(entry if "://" in entry else "//" + entry)
+        parsed.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        return False
+    return bool(parsed.hostname)
+
+
+def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
+    """A URL with one of `schemes` and a readable port, "" when unset.
+
+    Never quoted in the error: it may hold a password.
+    """
+    raw = env_str(name)
+    if not raw:
+        return raw
+    try:
+        parsed = urlparse(raw)
+        parsed.port  # noqa: B018
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in schemes:
+        raise ImproperlyConfigured(
+            f"{name} must be a URL of scheme {', '.join(schemes)} with a "
+            "numeric port, if any."
+        )
     return raw
 
 
@@ -132,6 +204,7 @@ def env_max_send_buffer_bytes(*, replay_limit: int, max_message_bytes: int) -> i
         "AUTHSOCKET_MAX_SEND_BUFFER_BYTES",
         full_replay_bytes(replay_limit, max_message_bytes),
         minimum=max_message_bytes + FRAME_ENVELOPE_BYTES,
+        maximum=BYTES_MAXIMUM,
     )
 
 
@@ -149,6 +222,7 @@ def env_max_process_send_buffer_bytes(*, per_socket: int) -> int:
         "AUTHSOCKET_MAX_PROCESS_SEND_BUFFER_BYTES",
         PROCESS_SEND_BUFFERS * per_socket,
         minimum=per_socket,
+        maximum=BYTES_MAXIMUM,
     )
 
 
