@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.conf import settings
@@ -84,6 +85,10 @@ def _read_pem(path: str, *, private: bool) -> Any:
         return serialization.load_pem_public_key(data)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{path} is not a PEM key: {exc}") from exc
+    except (TypeError, UnsupportedAlgorithm) as exc:  # encrypted, or unknown
+        raise ImproperlyConfigured(
+            f"{path} cannot be used: {exc}. The key must be PEM without a passphrase."
+        ) from exc
 
 
 def _check_type(algorithm: str, public_key: Any, path: str) -> None:

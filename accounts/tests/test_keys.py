@@ -184,6 +184,22 @@ def test_p384_key_is_refused_for_es256(settings, tmp_path):
         keyring()
 
 
+def test_a_key_with_a_passphrase_is_a_configuration_error(settings, tmp_path):
+    """A TypeError from cryptography before: a traceback naming no file."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "encrypted.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    configure(settings, "RS256", path)
+    with pytest.raises(ImproperlyConfigured, match="without a passphrase"):
+        keyring()
+
+
 def test_kid_is_the_rfc7638_thumbprint(settings, tmp_path):
     private, public = write_key_pair(tmp_path, "current", "EdDSA")
     configure(settings, "EdDSA", private)
