@@ -245,8 +245,20 @@ def development_secret_key(path: Path) -> str:
 
     Several processes (two daphnes, `manage.py notify`) must agree on it or
     each would reject the others' tokens, so it is created atomically with
-    O_EXCL and read by everyone after the first writer.
+    O_EXCL and read by everyone after the first writer. A file that cannot
+    be made or read stops start-up with one line that names it.
     """
+    try:
+        return _development_secret_key(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a text file"
+        raise ImproperlyConfigured(
+            f"The development key file {path} cannot be used ({reason}): "
+            "delete it to regenerate, or set DJANGO_SECRET_KEY."
+        ) from None
+
+
+def _development_secret_key(path: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

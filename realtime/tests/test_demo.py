@@ -80,3 +80,11 @@ def test_demo_data_without_a_password_runs_only_in_debug(monkeypatch, settings):
     out = StringIO()
     call_command("demo_data", stdout=out)
     assert "(password: authsocket-demo)" in out.getvalue()
+
+
+def test_a_demo_password_that_is_not_utf8_is_refused_by_name(monkeypatch):
+    """Bytes the OS could not decode: a UnicodeEncodeError traceback before."""
+    monkeypatch.setenv("DEMO_PASSWORD", "p\udce4ss-word-1234")
+    with pytest.raises(CommandError, match="DEMO_PASSWORD is not valid UTF-8"):
+        call_command("demo_data")
+    assert not User.objects.exists()

@@ -17,11 +17,22 @@ DEFAULT_PASSWORD = "authsocket-demo"
 DEMO_USERS = ["alice", "bob", "carol"]
 
 
+def _demo_password() -> str:
+    """DEMO_PASSWORD as it is; bytes that are not UTF-8 are refused here,
+    before a transaction that would fail on them."""
+    password = os.environ.get("DEMO_PASSWORD", "")
+    try:
+        password.encode()
+    except UnicodeEncodeError:
+        raise CommandError("DEMO_PASSWORD is not valid UTF-8.") from None
+    return password
+
+
 class Command(BaseCommand):
     help = "Create the demo users (alice, bob, carol, admin) and rooms."
 
     def handle(self, *args, **options):
-        password = given = os.environ.get("DEMO_PASSWORD", "")
+        password = given = _demo_password()
         if not password:
             if not settings.DEBUG:
                 raise CommandError(
