@@ -5,11 +5,13 @@ A command given an argument it cannot honour says why and exits non-zero
 fails on.
 """
 
+import sqlite3
 from io import StringIO
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from accounts.models import User
 from realtime.models import Message
@@ -82,6 +84,38 @@ def test_mint_tokens_refuses_a_prefix_that_makes_usernames_too_long(db):
         stdout=StringIO(),
     )
     assert User.objects.count() == 10
+
+
+@pytest.mark.parametrize("prefix", ["has space", "evil\n", "a/b", "\x1b[31m"])
+def test_mint_tokens_refuses_a_prefix_no_username_may_hold(db, prefix):
+    """`bulk_create` skips validation: such users were made, and no form
+    would accept them after."""
+    with pytest.raises(CommandError, match="--prefix may hold only"):
+        call_command("mint_tokens", "--users", "1", "--prefix", prefix)
+    assert not User.objects.exists()
+
+
+def test_mint_tokens_refuses_to_print_tokens_of_deactivated_users(db):
+    User.objects.create_user(username="bench1", is_active=False)
+    with pytest.raises(CommandError, match=r"1 of these users are deactivated"):
+        call_command("mint_tokens", "--users", "3", stdout=StringIO())
+    assert User.objects.count() == 1
+
+
+def test_mint_tokens_stays_under_the_databases_parameter_limit(db):
+    """One `username IN (…)` of every name failed above SQLite's limit of
+    bound parameters (32,766 on a stock build), which --users reaches."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the limit lowered here is SQLite's")
+    connection.ensure_connection()
+    limit = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+    before = connection.connection.setlimit(limit, 1000)
+    try:
+        out = StringIO()
+        call_command("mint_tokens", "--users", "1200", stdout=out)
+    finally:
+        connection.connection.setlimit(limit, before)
+    assert len(out.getvalue().split()) == 1200
 
 
 def test_a_ticket_for_a_token_expiring_after_2038_is_stored_on_postgresql():
