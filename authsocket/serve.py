@@ -122,7 +122,8 @@ class ContractWebSocketProtocol(WebSocketProtocol):
         # Imported here: this module loads before Django is configured.
         from core import metrics
 
-        metrics.close_code_sent(MESSAGE_TOO_BIG_CLOSE_CODE)
+        if self.state == self.STATE_OPEN:  # else no close frame goes out
+            metrics.close_code_sent(MESSAGE_TOO_BIG_CLOSE_CODE)
         self._fail_connection(MESSAGE_TOO_BIG_CLOSE_CODE, reason)
 
 

@@ -29,7 +29,8 @@ def close_oversized_messages_4413() -> None:
         # Imported here: daphne may load this module before Django is set up.
         from core import metrics
 
-        metrics.close_code_sent(MESSAGE_TOO_BIG)
+        if self.state == self.STATE_OPEN:  # else no close frame goes out
+            metrics.close_code_sent(MESSAGE_TOO_BIG)
         self.failByDrop = False  # a close frame, not a dropped connection
         self._fail_connection(MESSAGE_TOO_BIG, reason)
 
