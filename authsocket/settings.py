@@ -153,7 +153,8 @@ if DATABASES["default"]["ENGINE"] in {
     "django.contrib.gis.db.backends.postgis",
 }:
     database_options = DATABASES["default"].setdefault("OPTIONS", {})
-    if not env_str("PGCONNECT_TIMEOUT"):
+    # libpq reads it, and refuses every connection if it is not a number.
+    if not env_int("PGCONNECT_TIMEOUT", 0):
         database_options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
     for name, value in DATABASE_TCP_OPTIONS.items():
         database_options.setdefault(name, value)

@@ -43,6 +43,8 @@ REFUSED = {
         "notaurl",
         "DATABASE_URL is not a database URL",
     ),
+    # Read by libpq, which then refused every connection.
+    "pg-connect-timeout": ("PGCONNECT_TIMEOUT", "abc", "must be an integer"),
     "huge-lifetime": ("AUTHSOCKET_REFRESH_TTL", "999999999999", "at most 2147483647"),
     "huge-history-age": ("AUTHSOCKET_HISTORY_MAX_AGE", "99999999999", "at most"),
     "huge-gc-threshold": ("AUTHSOCKET_GC_THRESHOLD", "99999999999", "at most"),
@@ -62,7 +64,10 @@ def debug_env(**overrides) -> dict:
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_a_value_that_cannot_work_stops_start_up_naming_its_variable(case):
     name, value, message = REFUSED[case]
-    result = run_manage(debug_env(**{name: value}), "check")
+    env = debug_env(**{name: value})
+    if name == "PGCONNECT_TIMEOUT":
+        env["DATABASE_URL"] = "postgres://authsocket@127.0.0.1:5432/test"
+    result = run_manage(env, "check")
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {name}" in result.stderr, result.stderr
     assert message in result.stderr
