@@ -301,3 +301,16 @@ async def test_listen_whose_first_connection_drops_before_the_answer_goes_on(
             if listener.returncode is None:
                 listener.terminate()
             await listener.wait()
+
+
+@pytest.mark.parametrize(
+    "data", ['{"v": NaN}', '{"v": -Infinity}', '{"v": 1e999}', '"\\ud800"']
+)
+def test_publish_data_that_is_not_strict_json_is_a_usage_error(tmp_path, data):
+    """Python's json reads NaN and Infinity (and 1e999 as infinity), which
+    JSON has not: sent, the server could not parse the frame, and the
+    command waited out its timeout. Like any argument that is not JSON, a
+    usage error (exit 2), before any connection."""
+    done = cli(UNREACHABLE, tmp_path / "t.json", "publish", "room:lobby", data)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "DATA must be JSON" in done.stderr, done.stderr

@@ -22,7 +22,10 @@ from authsocket_client import (
     ApiClient,
     ApiError,
     AuthSocketError,
+    ConnectionStopped,
     MemoryTokenStore,
+    NetworkError,
+    NotJson,
     ServerClient,
     Tokens,
 )
@@ -31,6 +34,7 @@ from tests.client.conftest import (
     FAST,
     PASSWORD,
     HttpRelay,
+    LocalTcpServer,
     ScriptedServer,
     next_message,
     scripted_socket,
@@ -456,3 +460,285 @@ async def test_a_max_retry_wait_that_is_no_bound_is_refused(cap):
     async with ApiClient("http://127.0.0.1:9") as api:
         with pytest.raises(ValueError, match="max_retry_wait"):
             api.socket(max_retry_wait=cap)
+
+
+TICKET_SECRET = "ticket-secret-of-the-test"
+
+
+class ApiStub(QuietHandler):
+    """The HTTP API of a socket's tests: each `(method, path)` of `routes`
+    answered with its (status, body) in turn, the last one for ever after;
+    alice's `GET /api/me` and a fresh ticket unless told otherwise."""
+
+    routes: dict = {}
+
+    def _route(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        defaults = {
+            ("GET", "/api/me"): [(200, {"id": 1, "username": "alice"})],
+            ("POST", "/api/auth/ticket"): [(200, {"ticket": TICKET_SECRET})],
+        }
+        answers = self.routes.get((self.command, self.path)) or defaults.get(
+            (self.command, self.path), [(404, {"code": "not_found"})]
+        )
+        status, body = answers.pop(0) if len(answers) > 1 else answers[0]
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answer(status, raw, "application/json")
+
+    do_GET = do_POST = _route
+
+
+def api_stub(routes: dict | None = None) -> type[ApiStub]:
+    return type("Stub", (ApiStub,), {"routes": routes or {}})
+
+
+UNUSABLE_LOCATIONS = ["#x", "http://127.0.0.1/ws/", "ws://127.0.0.1:notaport/ws/"]
+
+
+@pytest.mark.parametrize("location", UNUSABLE_LOCATIONS)
+@pytest.mark.parametrize("transport", ["ticket", "query", "header"])
+async def test_a_redirect_websockets_cannot_follow_is_a_refused_handshake(
+    location, transport, caplog
+):
+    """A redirect whose `Location` websockets cannot parse (a fragment, an
+    http:// URL, a port that is no number) made it raise InvalidURI or
+    ValueError, quoting the URL with the ticket or token in it: the socket
+    stopped for good as a client bug, the credential in its error and in
+    the log. It is a refused handshake like any redirect not followed:
+    asked why (`me`), and here, with no refusal allowed, `handshake_refused`,
+    with no credential in any message."""
+
+    def redirect(connection, request):
+        response = connection.respond(HTTPStatus.FOUND, "moved\n")
+        response.headers["Location"] = location
+        return response
+
+    async with websockets.serve(
+        None, "127.0.0.1", 0, process_request=redirect
+    ) as moved:
+        ws_url = f"ws://127.0.0.1:{moved.sockets[0].getsockname()[1]}/ws/"
+        with http_origin(api_stub()) as origin:
+            store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+            async with ApiClient(origin, store=store) as api:
+                socket = api.socket(
+                    transport=transport, ws_url=ws_url, max_refusals=0, **FAST
+                )
+                try:
+                    with (
+                        caplog.at_level(logging.DEBUG, logger="authsocket_client"),
+                        pytest.raises(ConnectionStopped) as stopped,
+                    ):
+                        await socket.wait_live(10)
+                finally:
+                    await socket.close()
+    assert stopped.value.code == "handshake_refused"
+    assert socket.stats.refusals == 1
+    for secret in (ACCESS, TICKET_SECRET):
+        assert secret not in str(stopped.value)
+        assert secret not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_connection_never_welcomed_is_closed_and_tried_again():
+    """A server that accepts the upgrade and never sends `welcome` (a stuck
+    consumer; keepalive pings are still answered) held the socket
+    `connecting` on that one connection for ever, and `async with
+    api.socket()` with it. `open_timeout` bounds the wait for `welcome` as
+    it does the handshake: the connection is closed, and the next one,
+    welcomed, is live."""
+    accepted: asyncio.Queue = asyncio.Queue()
+    count = itertools.count(1)
+
+    async def welcome_only_the_second(ws):
+        accepted.put_nowait(ws)
+        if next(count) > 1:
+            await ws.send(json.dumps(welcome_frame()))
+        await ws.wait_closed()
+
+    async with websockets.serve(welcome_only_the_second, "127.0.0.1", 0) as srv:
+        url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+        store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+        async with ApiClient(url, store=store) as api:
+            socket = api.socket(open_timeout=0.5, renew=False, **FAST)
+            socket.start()
+            try:
+                first = await asyncio.wait_for(accepted.get(), 5)
+                await asyncio.wait_for(first.wait_closed(), 5)
+                assert first.close_code == 1000  # closed by the client
+                await socket.wait_live(5)
+                assert socket.stats.connects == 1
+            finally:
+                await socket.close()
+
+
+BAD_SHAPES = {
+    "an empty object": {},
+    "a list": [],
+    "an HTML page": b"<html>maintenance</html>",
+    "a number": {"ticket": 12345, "revoked": "1"},
+    "empty": {"ticket": "", "revoked": None},
+}
+
+
+@pytest.mark.parametrize("body", BAD_SHAPES.values(), ids=BAD_SHAPES.keys())
+async def test_a_ticket_answer_of_the_wrong_shape_is_retried_by_the_socket(body):
+    """`POST /api/auth/ticket` answered 200 with something that is no
+    ticket (a proxy's page, a broken server) raised a raw KeyError or
+    TypeError, and a ticket socket stopped for good as a client bug. It is
+    the transient `bad_response`, as a malformed login answer: `ticket()`
+    raises it, and the socket tries again, live once a ticket comes."""
+
+    async def welcome(ws):
+        await ws.send(json.dumps(welcome_frame()))
+        await ws.wait_closed()
+
+    ticket = ("POST", "/api/auth/ticket")
+    routes = {ticket: [(200, body), (200, body), (200, {"ticket": TICKET_SECRET})]}
+    async with websockets.serve(welcome, "127.0.0.1", 0) as srv:
+        ws_url = f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/ws/"
+        with http_origin(api_stub(routes)) as origin:
+            store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+            async with ApiClient(origin, store=store) as api:
+                with pytest.raises(AuthSocketError) as refused:
+                    await api.ticket()
+                assert (refused.value.code, refused.value.transient) == (
+                    "bad_response",
+                    True,
+                )
+                socket = api.socket(transport="ticket", ws_url=ws_url, **FAST)
+                try:
+                    await socket.wait_live(5)
+                finally:
+                    await socket.close()
+
+
+@pytest.mark.parametrize("body", BAD_SHAPES.values(), ids=BAD_SHAPES.keys())
+async def test_a_revoke_answer_of_the_wrong_shape_is_a_bad_response(body):
+    """`revoke_user` answers the count the server revoked; an answer
+    without an integer one is the server's (or a proxy's) fault, raised as
+    the transient `bad_response`, not a KeyError or TypeError."""
+    revoke = ("POST", "/api/server/users/1/revoke")
+    with http_origin(api_stub({revoke: [(200, body)]})) as origin:
+        async with ServerClient(origin, "ask_key") as backend:
+            with pytest.raises(AuthSocketError) as refused:
+                await backend.revoke_user(1)
+    assert (refused.value.code, refused.value.transient) == ("bad_response", True)
+
+
+class UnwritableStore(MemoryTokenStore):
+    """A store whose saves fail as a full disk would (not an AuthSocketError)."""
+
+    def save(self, tokens):
+        raise OSError(28, "No space left on device")
+
+
+async def test_an_unexpected_error_of_the_renewer_stops_the_socket():
+    """The renewer caught only AuthSocketError: anything else (here the
+    store failing to save the refreshed tokens) ended it silently, the
+    socket left `live` with no renewal to come until the token ran out.
+    As on the reader, it stops the socket with `client_error`, loudly."""
+    refresh = ("POST", "/api/auth/refresh")
+    fresh = {"access": "a.b.c", "refresh": "r2", "expires_in": 300}
+    async with ScriptedServer() as server:
+        ws_url = server.url.replace("http://", "ws://", 1) + "/ws/"
+        with http_origin(api_stub({refresh: [(200, fresh)]})) as origin:
+            tokens = Tokens(ACCESS, "r1", time.time() + 300, 300)
+            async with ApiClient(origin, store=UnwritableStore(tokens)) as api:
+                socket = api.socket(ws_url=ws_url, **FAST)
+                try:
+                    await socket.wait_live(5)
+                    await server.connections[0].send(
+                        json.dumps({"type": "auth.expiring"})
+                    )
+                    with pytest.raises(AuthSocketError) as stopped:
+                        async with asyncio.timeout(5):
+                            async for _ in socket:
+                                pass
+                    assert stopped.value.code == "client_error"
+                    await asyncio.wait_for(server.connections[0].wait_closed(), 5)
+                finally:
+                    await socket.close()
+
+
+async def test_a_login_answered_with_a_token_no_header_can_carry_saves_nothing(caplog):
+    """A login answer whose access token is not in the JWT alphabet (here
+    with a CR/LF and a header after it) was saved, and every call then
+    failed with a raw error quoting it. The login raises `bad_response`,
+    saves nothing, and the token is in no message nor log line."""
+    access = ACCESS + "\r\nX-Evil: 1"
+    login = ("POST", "/api/auth/login")
+    answer = {"access": access, "refresh": "r1", "expires_in": 300}
+    with http_origin(api_stub({login: [(200, answer)]})) as origin:
+        async with ApiClient(origin) as api:
+            with (
+                caplog.at_level(logging.DEBUG),
+                pytest.raises(AuthSocketError) as refused,
+            ):
+                await api.login("alice", PASSWORD)
+            assert api.tokens is None
+    assert (refused.value.code, refused.value.transient) == ("bad_response", True)
+    assert ACCESS not in str(refused.value) and ACCESS not in caplog.text
+
+
+NOT_STRICT_JSON = {
+    "NaN": {"v": math.nan},
+    "infinity": {"v": -math.inf},
+    "a lone surrogate": {"text": "\ud800"},
+    "no JSON form": {"v": {1, 2}},
+}
+
+
+@pytest.mark.parametrize("data", NOT_STRICT_JSON.values(), ids=NOT_STRICT_JSON.keys())
+async def test_publishing_data_that_is_not_strict_json_fails_at_once(data):
+    """Python's json writes NaN, infinities and lone surrogates, which the
+    server cannot parse: it refuses the frame without its `ref`, and the
+    publish waited out its timeout to raise a NetworkError, transient, as
+    if the network were at fault. It raises NotJson at once (a retry cannot
+    help), sends nothing, and the socket goes on."""
+    async with ScriptedServer() as server, scripted_socket(server) as socket:
+        with pytest.raises(NotJson) as refused:
+            await asyncio.wait_for(socket.publish("room:r", data), 2)
+        assert refused.value.code == "not_json" and not refused.value.transient
+        assert isinstance(refused.value, ValueError)
+        publishing = asyncio.create_task(socket.publish("room:r", {"text": "é"}))
+        while True:
+            ws, frame, _ = await server.next()
+            if frame["type"] == "publish":
+                break
+        assert frame["data"] == {"text": "é"}  # the bad one never went out
+        await ws.send(json.dumps({"type": "published", "id": 1, "ref": frame["ref"]}))
+        assert await asyncio.wait_for(publishing, 5) == 1
+        assert socket.live
+
+
+class Drip(LocalTcpServer):
+    """An HTTP server that answers 200 and then its body a byte at a time,
+    each well within any read timeout, never to the end."""
+
+    async def _serve(self, reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        try:
+            for _ in range(1000):
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except OSError:
+            pass  # the client gave up: what the test waits for
+        finally:
+            writer.close()
+
+
+async def test_an_api_timeout_bounds_the_whole_call():
+    """`ApiClient(timeout=…)` was httpx's timeout, which bounds each read:
+    a server dripping its answer held the call (and a socket's refresh or
+    diagnosis) as long as it liked. The timeout bounds the call: past it,
+    the client's NetworkError."""
+    store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+    async with Drip() as drip, ApiClient(drip.url, store=store, timeout=0.5) as api:
+        started = time.monotonic()
+        with pytest.raises(NetworkError) as failed:
+            async with asyncio.timeout(5):
+                await api.me()
+        assert time.monotonic() - started < 2
+        assert failed.value.transient

@@ -64,6 +64,35 @@ def test_a_token_answer_the_client_cannot_use_is_a_transient_bad_response(body):
     assert (refused.value.code, refused.value.transient) == ("bad_response", True)
 
 
+SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2VjcmV0"
+
+
+@pytest.mark.parametrize(
+    "access",
+    [SECRET + "é", SECRET + "\r\nX-Evil: 1", SECRET + "\n", "Bearer " + SECRET],
+    ids=["non-ASCII", "CRLF", "a newline at the end", "a space"],
+)
+def test_an_access_token_that_is_no_header_value_is_a_bad_response(access):
+    """A token that is not in the JWT alphabet cannot go in a header: every
+    call would fail with a raw UnicodeEncodeError or ValueError, quoting the
+    token. It is a malformed answer like any other, and never quoted."""
+    body = {"access": access, "refresh": "r", "expires_in": 300}
+    with pytest.raises(AuthSocketError) as refused:
+        Tokens.from_answer(body)
+    assert (refused.value.code, refused.value.transient) == ("bad_response", True)
+    assert SECRET not in str(refused.value) and SECRET not in repr(refused.value)
+
+
+@pytest.mark.parametrize("lifetime", [10**400, -(10**400)], ids=["huge", "-huge"])
+def test_an_expires_in_beyond_any_float_is_a_bad_response(lifetime):
+    """JSON allows an integer of 400 digits; `float()` of it overflows. It is
+    no lifetime the client can count with: `bad_response`, not OverflowError."""
+    body = {"access": "a.b.c", "refresh": "r", "expires_in": lifetime}
+    with pytest.raises(AuthSocketError) as refused:
+        Tokens.from_answer(body)
+    assert (refused.value.code, refused.value.transient) == ("bad_response", True)
+
+
 def test_a_token_answer_keeps_what_it_says():
     tokens = Tokens.from_answer(
         {"access": "a", "refresh": "r", "expires_in": 300, "user": {"id": 1}}, now=1000

@@ -13,7 +13,7 @@ import time
 import weakref
 from typing import Any
 
-from authsocket_client.errors import CredentialsRejected, TokenRotated
+from authsocket_client.errors import AuthSocketError, CredentialsRejected, TokenRotated
 from authsocket_client.http import NO_BODY, HttpSession, path_segment
 from authsocket_client.protocol import DEFAULT_URL
 from authsocket_client.socket import AuthSocket
@@ -170,8 +170,17 @@ class ApiClient:
         return await self.request("GET", "/api/me")
 
     async def ticket(self) -> str:
-        """A one-time ticket for the WebSocket URL (keeps the JWT out of URLs)."""
-        return (await self.request("POST", "/api/auth/ticket"))["ticket"]
+        """A one-time ticket for the WebSocket URL (keeps the JWT out of URLs).
+
+        Checked, not trusted: an answer without a non-empty string `ticket`
+        (a proxy's page, a broken server) is the transient `bad_response`,
+        which a socket retries after its backoff, as a bad refresh answer.
+        """
+        answer = await self.request("POST", "/api/auth/ticket")
+        ticket = answer.get("ticket") if isinstance(answer, dict) else None
+        if not isinstance(ticket, str) or not ticket:
+            raise AuthSocketError("bad_response", "a ticket answer needs a `ticket`")
+        return ticket
 
     async def logout(self) -> None:
         """Revoke this session on the server and forget its tokens.

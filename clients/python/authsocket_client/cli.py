@@ -36,7 +36,7 @@ from authsocket_client.errors import (
     Disconnected,
 )
 from authsocket_client.presence import PresenceEvent
-from authsocket_client.protocol import DEFAULT_URL, TRANSPORTS
+from authsocket_client.protocol import DEFAULT_URL, TRANSPORTS, strict_json
 from authsocket_client.socket import Message, Unsubscribed
 from authsocket_client.tokens import FileTokenStore, default_token_path, jwt_parts
 
@@ -339,7 +339,8 @@ def _stdout_reader_gone() -> asyncio.Future[None]:
 
 async def cmd_publish(args: argparse.Namespace, store: FileTokenStore) -> int:
     try:
-        data = json.loads(args.data)
+        data = json.loads(args.data, parse_constant=_not_a_constant)
+        strict_json(data)  # a lone surrogate (`"\ud800"`) is not sent either
     except ValueError as exc:
         print(f"error: DATA must be JSON ({exc})", file=sys.stderr)
         return 2
@@ -360,6 +361,13 @@ async def cmd_publish(args: argparse.Namespace, store: FileTokenStore) -> int:
             await socket.close()
     print(f"published {args.stream} #{message_id}")
     return 0
+
+
+def _not_a_constant(name: str) -> Any:
+    """`json.loads` takes NaN, Infinity and -Infinity, which JSON has not:
+    the server could not read the frame, and the command would wait out
+    its timeout for an answer that never comes."""
+    raise ValueError(f"{name} is not JSON")
 
 
 async def cmd_presence(args: argparse.Namespace, store: FileTokenStore) -> int:

@@ -93,6 +93,21 @@ class Disconnected(AuthSocketError):
         super().__init__("disconnected", detail)
 
 
+class NotJson(AuthSocketError, ValueError):
+    """Data the client will not send: not strict JSON (NaN, infinity, an
+    object JSON has no form for) or not UTF-8 (a lone surrogate). The server
+    could not parse the frame, nor say which request it refused: the call
+    would wait out its timeout. Raised before anything is sent; a retry
+    cannot help. Also a ValueError, as json.dumps raises for it."""
+
+    def __init__(self, detail: str):
+        super().__init__("not_json", detail)
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+
 class ConnectionStopped(AuthSocketError):
     """The socket stopped for good: a client bug (4413, 4415) or too many refusals.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -64,12 +65,18 @@ def _http_date(value: str) -> datetime | None:
 
 
 class HttpSession:
-    """An httpx client bound to one server; `call` answers parsed JSON or raises."""
+    """An httpx client bound to one server; `call` answers parsed JSON or raises.
+
+    `timeout` bounds each call as a whole. httpx's own timeout bounds each
+    wait apart (connect, each read): a server that drips its answer a byte
+    at a time would hold a call, and a socket's refresh, for ever.
+    """
 
     def __init__(
         self, base_url: str, *, timeout: float, client: httpx.AsyncClient | None = None
     ):
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self._client = client or httpx.AsyncClient(
             base_url=self.base_url,
             timeout=timeout,
@@ -92,7 +99,12 @@ class HttpSession:
         if params:
             kwargs["params"] = {k: v for k, v in params.items() if v is not None}
         try:
-            response = await self._client.request(method, path, **kwargs)
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.request(method, path, **kwargs)
+        except TimeoutError:
+            raise NetworkError(
+                f"{method} {path}: no answer in {self.timeout} s"
+            ) from None
         except httpx.HTTPError as exc:
             # The message names the host, never a header: no secret leaks here.
             raise NetworkError(f"{method} {path}: {type(exc).__name__}") from exc

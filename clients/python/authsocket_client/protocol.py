@@ -4,8 +4,11 @@ A copy of the server's constants, kept here so the client installs without
 the server; tests assert the two agree.
 """
 
+import json
 from enum import IntEnum
-from typing import TypeGuard
+from typing import Any, TypeGuard
+
+from authsocket_client.errors import NotJson
 
 SUBPROTOCOL = "authsocket.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "authsocket.token."
@@ -34,3 +37,15 @@ TRANSPORTS = ("header", "subprotocol", "ticket", "query")
 def is_id(value: object) -> TypeGuard[int]:
     """A user or message id of the contract: an integer (a bool is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def strict_json(value: Any) -> str:
+    """`value` as the text of a frame: strict JSON (RFC 8259: no NaN nor
+    infinity) that encodes as UTF-8 (no lone surrogate). Python's json
+    writes both by default, and the server cannot parse them: NotJson."""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode()
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise NotJson(f"{type(exc).__name__}: {exc}") from None
+    return text

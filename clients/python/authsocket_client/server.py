@@ -20,7 +20,7 @@ from typing import Any
 from authsocket_client.backoff import Backoff
 from authsocket_client.errors import AuthSocketError
 from authsocket_client.http import NO_BODY, HttpSession, path_segment
-from authsocket_client.protocol import DEFAULT_URL
+from authsocket_client.protocol import DEFAULT_URL, is_id
 
 
 def new_idempotency_key() -> str:
@@ -125,9 +125,16 @@ class ServerClient:
 
         Retried like every call: after a lost answer the retry finds them
         revoked already, so the count may be lower (0) though all are revoked.
+        An answer without an integer `revoked` (a proxy's page) is the
+        transient `bad_response`: the sessions may or may not be revoked.
         """
         answer = await self._call("POST", f"users/{path_segment(user_id)}/revoke")
-        return answer["revoked"]
+        revoked = answer.get("revoked") if isinstance(answer, dict) else None
+        if not is_id(revoked) or revoked < 0:
+            raise AuthSocketError(
+                "bad_response", "a revoke answer needs an integer `revoked`"
+            )
+        return revoked
 
     async def connections(self, user_id: int) -> dict[str, Any]:
         """`{"connections": n, "sessions": [{"id", "connections"}]}`, all processes."""

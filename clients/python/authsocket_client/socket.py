@@ -65,6 +65,7 @@ from authsocket_client.protocol import (
     USER_STREAM,
     CloseCode,
     is_id,
+    strict_json,
 )
 from authsocket_client.tokens import Tokens
 
@@ -199,6 +200,10 @@ class _Refused(Exception):
         self.status = status
 
 
+class _NotWelcomed(Exception):
+    """The upgrade passed, but no `welcome` came within `open_timeout`."""
+
+
 _STOP = object()  # end of the event queue
 
 
@@ -234,6 +239,9 @@ class AuthSocket:
     URL) or "query" (`?token=`, which puts the JWT in URLs and logs).
     renew_at: the share of the token's life after which it is renewed in band;
     renew=False lets it expire instead (close 4401, refresh, reconnect).
+    open_timeout: how long the handshake may take (seconds), and then how
+    long `welcome` may: a connection not welcomed by then is closed, and
+    tried again after the backoff.
     max_message_bytes: the largest frame read (1 MiB); a larger one closes
     the connection (1009). Raise it above the server's
     `AUTHSOCKET_MAX_MESSAGE_BYTES` + 2 KiB when that is over 1 MiB, or a
@@ -435,7 +443,10 @@ class AuthSocket:
 
         A drop before the answer raises Disconnected: the message may or may not
         be stored (check the stream's history before publishing again).
+        Data that is not strict JSON (NaN, infinity, a lone surrogate) raises
+        NotJson at once, live or not: the server could not answer it.
         """
+        strict_json(data)
         await self.wait_live(timeout)
         answer = await self._request(
             {"type": "publish", "stream": stream, "data": data}, timeout=timeout
@@ -546,6 +557,11 @@ class AuthSocket:
         renewer = asyncio.create_task(self._renewer(ws) if self.renew else _idle())
         try:
             code = await self._read(ws)
+        except _NotWelcomed:
+            # Neither a close nor a connection that lived: no fresh backoff.
+            logger.info("no welcome within %s s; reconnecting", self.open_timeout)
+            await ws.close()
+            return self.backoff.next_delay()
         except Exception:
             # Not a close: `_run` stops the socket, and this connection must
             # end with it (detached, `_stop` no longer sees it).
@@ -596,7 +612,7 @@ class AuthSocket:
         """Handle frames until the connection ends; answers its close code."""
         while True:
             try:
-                raw = await ws.recv()
+                raw = await self._recv(ws)
             except websockets.ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else CloseCode.ABNORMAL
                 self.stats.closes[int(code)] += 1
@@ -604,6 +620,20 @@ class AuthSocket:
             # A Disconnected here: the next recv() tells how it closed.
             with contextlib.suppress(Disconnected):
                 await self._on_frame(ws, raw)
+
+    async def _recv(self, ws: ClientConnection) -> str | bytes:
+        """The next frame; raises _NotWelcomed when `welcome` has not come
+        within `open_timeout` of the upgrade. A server that accepts and never
+        welcomes (a stuck consumer) would otherwise hold the socket
+        `connecting` for ever: keepalive pings are still answered."""
+        if self._live.is_set():
+            return await ws.recv()
+        left = self._connected_at + self.open_timeout - time.monotonic()
+        try:
+            async with asyncio.timeout(max(left, 0.0)):
+                return await ws.recv()  # cancelling recv() loses no frame
+        except TimeoutError:
+            raise _NotWelcomed from None
 
     def _detach(self) -> None:
         self._ws = None
@@ -740,7 +770,20 @@ class AuthSocket:
     # --- token renewal in band --------------------------------------------------
 
     async def _renewer(self, ws: ClientConnection) -> None:
-        """Renew at `renew_at` of the token's life, or when the server warns."""
+        """Renew at `renew_at` of the token's life, or when the server warns.
+
+        An error it does not expect stops the socket, as one on the reader
+        would: ended silently, the renewer would leave the connection to
+        run out of token (4401) with nobody told why.
+        """
+        try:
+            await self._renew_forever(ws)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._crash(exc)
+
+    async def _renew_forever(self, ws: ClientConnection) -> None:
         while True:
             tokens = self._tokens
             if tokens is None:
@@ -811,10 +854,11 @@ class AuthSocket:
         if ws is None:
             raise Disconnected("not connected")
         ref = next(self._refs)
+        text = strict_json({**frame, "ref": ref})
         future = _future()
         self._pending[ref] = _Pending(future)
         try:
-            await ws.send(json.dumps({**frame, "ref": ref}))
+            await ws.send(text)
         except websockets.ConnectionClosed:
             self._pending.pop(ref, None)
             raise Disconnected() from None
@@ -1066,9 +1110,14 @@ class AuthSocket:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.exception("authsocket client stopped by an unexpected error")
-            error = AuthSocketError("client_error", repr(exc))
-            self._stopper = asyncio.create_task(self._stop(error))
+            self._crash(exc)
+
+    def _crash(self, exc: Exception) -> None:
+        """Stop the socket, loudly, for an error of a task beside the reader
+        (a bug of ours, a store that cannot save): never left to die alone."""
+        logger.exception("authsocket client stopped by an unexpected error")
+        error = AuthSocketError("client_error", repr(exc))
+        self._stopper = asyncio.create_task(self._stop(error))
 
     async def _fill_then_let_go(
         self, ws: ClientConnection, entry: _Stream, after: int, before: int
@@ -1360,15 +1409,21 @@ class _connect(connect):
     websockets sends the same headers and subprotocols after a redirect.
     Within the host, only to the same port or from ws:// up to wss://
     (websockets itself refuses a downgrade). Not followed, the redirect is
-    a refused handshake."""
+    a refused handshake, as is one websockets cannot follow: a `Location`
+    it cannot parse (`#x`, `http://…`, a bad port) raises there, quoting
+    the URL, which by then holds a ticket or a token."""
 
     def process_redirect(self, exc: Exception) -> Exception | str:
-        target = super().process_redirect(exc)
-        if isinstance(target, str):
-            old, new = parse_uri(self.uri), parse_uri(target)
-            upgrade = new.secure and not old.secure
-            if new.host != old.host or (new.port != old.port and not upgrade):
-                return exc
+        try:
+            target = super().process_redirect(exc)
+        except (websockets.InvalidURI, ValueError):
+            return exc
+        if not isinstance(target, str):
+            return exc  # a downgrade to ws://, say: its message quotes the URL
+        old, new = parse_uri(self.uri), parse_uri(target)
+        upgrade = new.secure and not old.secure
+        if new.host != old.host or (new.port != old.port and not upgrade):
+            return exc
         return target
 
 

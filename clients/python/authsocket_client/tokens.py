@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +26,10 @@ try:
     import fcntl
 except ImportError:  # not POSIX: saves are atomic, but not serialized
     fcntl = None  # type: ignore[assignment]
+
+# What an access token may hold: a JWT's base64url segments and their dots.
+# Anything else could not be sent in a header (nor in a subprotocol).
+_JWT_TEXT = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -47,21 +52,20 @@ class Tokens:
         Checked, not trusted: without an access token and a positive lifetime
         (a proxy's page, a broken server) it is `bad_response`, transient, and
         never tokens that would have the renewer refresh in a tight loop.
+        An access token outside the JWT alphabet (non-ASCII, CR/LF) could
+        not go in a header: every call would fail with an error quoting it.
+        The error never quotes the answer: it holds the tokens.
         """
         access = body.get("access") if isinstance(body, dict) else None
-        lifetime = body.get("expires_in") if isinstance(body, dict) else None
-        if (
-            not isinstance(access, str)
-            or not access
-            or isinstance(lifetime, bool)
-            or not isinstance(lifetime, int | float)
-            or not 0 < lifetime < math.inf
-        ):
+        lifetime = _lifetime(body.get("expires_in") if isinstance(body, dict) else None)
+        if not isinstance(access, str) or not _JWT_TEXT.fullmatch(access):
             raise AuthSocketError(
-                "bad_response",
-                "a token answer needs `access` and a positive `expires_in`",
+                "bad_response", "a token answer needs a JWT as `access`"
             )
-        lifetime = float(lifetime)
+        if lifetime is None:
+            raise AuthSocketError(
+                "bad_response", "a token answer needs a positive `expires_in`"
+            )
         return cls(
             access=access,
             refresh=body.get("refresh"),
@@ -175,6 +179,18 @@ class FileTokenStore:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+
+
+def _lifetime(value: Any) -> float | None:
+    """`expires_in` as seconds, if a positive finite number; an integer too
+    big for a float (JSON allows it) is none."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if 0 < seconds < math.inf else None
 
 
 def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
