@@ -358,7 +358,14 @@ export class AuthSocket extends EventTarget {
     this._subscribeHold = { attempt: 0, requeued: 0 };
     this._authAttempt = 0; // `auth` frames refused `rate_limited` in a row
     this._nextRef = 1;
-    this._timers = { refresh: null, reconnect: null, heartbeat: null, subscribe: null, auth: null };
+    this._timers = {
+      refresh: null,
+      reconnect: null,
+      heartbeat: null,
+      welcome: null,
+      subscribe: null,
+      auth: null,
+    };
     this._lastFrameAt = 0;
     this._liveSince = 0; // when the current socket got `welcome` (ms)
 
@@ -971,6 +978,7 @@ export class AuthSocket extends EventTarget {
     ws.onopen = () => {
       opened = true;
       this._lastFrameAt = Date.now();
+      this._awaitWelcome(ws);
     };
     ws.onmessage = (event) => {
       if (ws === this._ws) this._onFrame(event.data);
@@ -983,11 +991,25 @@ export class AuthSocket extends EventTarget {
     };
   }
 
+  /**
+   * Give up on an open socket that is not welcomed within `requestTimeoutMs`.
+   * A server that accepts and never welcomes (a stuck consumer) would hold
+   * the client connecting for ever: the heartbeat runs only once live.
+   */
+  _awaitWelcome(ws) {
+    this._timers.welcome = setTimeout(() => {
+      if (ws !== this._ws || this._welcomed) return;
+      this._closeSocket(CLOSE.NORMAL);
+      this._scheduleReconnect("welcome_timeout");
+    }, this.options.requestTimeoutMs);
+  }
+
   _detach() {
     // A socket welcomed a while ago earns a fresh backoff; `welcome` alone does
     // not, or a server that welcomes and drops at once is retried at step 0 forever.
     if (this._welcomed && Date.now() - this._liveSince >= MIN_LIFE_MS) this._attempt = 0;
     clearInterval(this._timers.heartbeat);
+    clearTimeout(this._timers.welcome);
     clearTimeout(this._timers.auth);
     this._timers.auth = null;
     this._authAttempt = 0;
@@ -1374,6 +1396,7 @@ export class AuthSocket extends EventTarget {
     this.sid = frame.session ?? this.sid;
     if (frame.user && !this.user) this.user = frame.user;
     this._welcomed = true;
+    clearTimeout(this._timers.welcome);
     this.socketExpiresAt = frame.expires_at ?? null;
     this._startHeartbeat();
     this._emit("socket", {
@@ -1647,6 +1670,7 @@ export class AuthSocket extends EventTarget {
     clearTimeout(this._timers.refresh);
     clearTimeout(this._timers.reconnect);
     clearInterval(this._timers.heartbeat);
+    clearTimeout(this._timers.welcome);
     clearTimeout(this._timers.auth);
     this._timers.auth = null;
     this._clearSubscribeQueue();

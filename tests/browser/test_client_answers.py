@@ -262,3 +262,52 @@ def test_the_long_backoff_after_4409_has_jitter(server, browsers):
     )
     assert len(gaps) == 3, gaps
     assert all(1000 < gap < 1600 for gap in gaps), gaps
+
+
+# A server that accepts and never welcomes (a stuck consumer): each socket
+# opens, then says nothing. `window.__silent` keeps each one's close code
+# (null while the client keeps it open); `window.__third` resolves when the
+# client opens a third.
+SILENT_SOCKET = """
+window.__silent = [];
+let thirdOpened;
+window.__third = new Promise((resolve) => { thirdOpened = resolve; });
+class SilentSocket {
+  static OPEN = 1;
+  constructor() {
+    this.index = window.__silent.push(null) - 1;
+    if (window.__silent.length === 3) thirdOpened();
+    this.readyState = 0;
+    setTimeout(() => { this.readyState = 1; this.onopen?.({}); }, 5);
+  }
+  send() {}
+  close(code) { this.readyState = 3; window.__silent[this.index] = code; }
+}
+"""
+
+
+def test_a_socket_never_welcomed_is_closed_and_tried_again(server, browsers):
+    """The heartbeat runs only once live: without a bound on the wait for
+    `welcome`, the client stayed `reconnecting` on an open socket for ever.
+    After `requestTimeoutMs` it closes it (1000) and opens another."""
+    page = browsers.context("alice").open()
+    result = page.js_async(
+        "const { AuthSocket } = await import('/static/authsocket/client.js');"
+        "const c = new AuthSocket({ transport: 'subprotocol', channelName: 'isolated',"
+        "  backoffBaseMs: 20, backoffCapMs: 40 });"
+        + ALICE_LIVE
+        + "c.options.requestTimeoutMs = 300;"
+        "const real = window.WebSocket;"
+        + SILENT_SOCKET
+        + "window.WebSocket = SilentSocket;"
+        "const reasons = [];"
+        "c.addEventListener('state', (e) => reasons.push(e.detail.reason));"
+        "try {"
+        "  c._ws.close(3000);"  # the real socket drops; no later one is welcomed
+        "  await window.__third;"
+        "} finally { window.WebSocket = real; c.close(); }"
+        "return { closes: window.__silent.slice(0, 2), reasons };",
+        timeout=20,
+    )
+    assert result["closes"] == [1000, 1000], result
+    assert "welcome_timeout" in result["reasons"], result
