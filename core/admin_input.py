@@ -17,7 +17,7 @@ leave such a value out, so the page shows the form's own error.
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.http import HttpResponseBadRequest
 
 
@@ -37,7 +37,11 @@ class AdminInputMiddleware:
             return None
         if not (request.user.is_active and request.user.is_staff):
             return None  # the admin sends everyone else to its login page
-        problem = nul_in(request) or bad_selection(request, model_admin)
+        problem = (
+            nul_in(request)
+            or bad_selection(request, model_admin)
+            or bad_filter(request, model_admin, view_func)
+        )
         if problem is None:
             return None
         return HttpResponseBadRequest(
@@ -63,6 +67,78 @@ def bad_selection(request, model_admin) -> str | None:
         if not column_takes(primary_key, value):
             return "The selected objects are not valid identifiers."
     return None
+
+
+# What a changelist reads besides its filters (django.contrib.admin.views.main).
+CHANGELIST_CONTROLS = frozenset(
+    {"all", "o", "p", "q", "e", "_to_field", "_popup", "_facets"}
+)
+# The lookups Django's own list filters send (exact and isnull for choices,
+# booleans and relations, a range for dates, `isempty` for EmptyFieldListFilter).
+OFFERED_LOOKUPS = frozenset(
+    {"exact", "in", "isnull", "isempty", "gt", "gte", "lt", "lte"}
+)
+ANY_VALUE_LOOKUPS = frozenset({"isnull", "isempty"})
+
+
+def bad_filter(request, model_admin, view_func) -> str | None:
+    """Why a changelist's query cannot be run; or None.
+
+    Django lets a changelist's query string filter on any lookup of the
+    model's own fields, and some fail only when the query runs: a year out
+    of range (`created_at__year=0`), a regex that does not compile, an
+    integer beyond its column, a JSON lookup SQLite has not, text in an
+    inet column. Here a query may use the lookups the list filters send,
+    with values their column takes; a name that is no field is left to
+    Django, which answers it itself (`?e=1`).
+    """
+    if model_admin is None or getattr(view_func, "__name__", "") != "changelist_view":
+        return None
+    own_filters = {
+        getattr(each, "parameter_name", None) for each in model_admin.list_filter
+    }
+    for name, values in request.GET.lists():
+        if name in CHANGELIST_CONTROLS or name in own_filters:
+            continue
+        resolved = _filtered_field(model_admin.model, name)
+        if resolved is None:
+            continue
+        field, lookup = resolved
+        if lookup not in OFFERED_LOOKUPS:
+            return f"The list cannot be filtered with {name!r}."
+        if lookup in ANY_VALUE_LOOKUPS:
+            continue
+        for value in values:
+            items = value.split(",") if lookup == "in" else [value]
+            if not all(column_takes(field, item) for item in items):
+                return f"{name!r} cannot take that value."
+    return None
+
+
+def _filtered_field(model, name: str):
+    """`(field, lookup)` that the filter parameter `name` names, following
+    relations (`room__id__exact`, `user_id__in`); None when it names no field.
+    A relation's field is the column it is filtered on (the related key)."""
+    parts = name.split("__")
+    field = None
+    for index, part in enumerate(parts):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            if field is None:
+                return None
+            return _column(field), "__".join(parts[index:])
+        rest = parts[index + 1 :]
+        if not rest:
+            return _column(field), "exact"
+        if not field.is_relation or field.related_model is None:
+            return field, "__".join(rest)
+        model = field.related_model
+    return None
+
+
+def _column(field):
+    return field.target_field if field.is_relation else field
 
 
 def column_takes(field, value) -> bool:
