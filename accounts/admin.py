@@ -8,7 +8,9 @@ users with `user_action_register`, so that accounts imports none of them.
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from accounts.models import AuthSession, ServiceKey, SessionRevocation, User
@@ -117,6 +119,25 @@ class UserAdmin(DjangoUserAdmin):
     def has_revoke_sessions_permission(self, request) -> bool:
         """Revoking changes login sessions, whichever list it starts from."""
         return request.user.has_perm("accounts.change_authsession")
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Django's group admin, whose permissions only a superuser may set.
+
+    Whoever may change a group could otherwise tick every permission on a
+    group he belongs to, and hold them all: the same escalation as the
+    user form's rights fields (PRIVILEGE_FIELDS).
+    """
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser:
+            return readonly
+        return (*readonly, "permissions")
 
 
 def user_action_register(action, *, permission: str, **fields: forms.Field) -> None:

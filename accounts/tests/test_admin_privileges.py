@@ -1,9 +1,11 @@
-"""The user admin keeps rights with superusers.
+"""The user and group admins keep rights with superusers.
 
 Django lets whoever may change users set `is_superuser`, groups and
-permissions, their own included, and change a superuser's password. Here a
+permissions, their own included, and change a superuser's password; and
+whoever may change groups tick every permission on a group he is in. Here a
 staff member with every right on users can manage accounts, but cannot raise
-anyone's rights, nor change or delete a superuser.
+anyone's rights, nor change or delete a superuser; one with every right on
+groups can name them, but not give them permissions.
 """
 
 import pytest
@@ -145,3 +147,44 @@ def test_a_manager_still_adds_and_edits_ordinary_accounts(manager, alice):
     post["email"] = "alice@new.example"
     assert client.post(change_url(alice), post).status_code == 302
     assert User.objects.get(pk=alice.pk).email == "alice@new.example"
+
+
+GROUP_RIGHTS = ["view_group", "add_group", "change_group"]
+
+
+@pytest.fixture
+def group_manager(make_user) -> User:
+    """Staff with every right on groups, in a group of his own."""
+    user = make_user("grouper", "pw-grouper-123", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=GROUP_RIGHTS))
+    user.groups.add(Group.objects.create(name="helpdesk"))
+    return user
+
+
+def every_permission() -> list[int]:
+    return list(Permission.objects.values_list("pk", flat=True))
+
+
+def test_a_group_manager_cannot_give_his_group_permissions(group_manager):
+    client = logged_in(group_manager)
+    team = group_manager.groups.get()
+    renamed = {"name": "support", "permissions": every_permission()}
+    response = client.post(f"/admin/auth/group/{team.pk}/change/", renamed)
+    assert response.status_code == 302  # the name is saved
+    team.refresh_from_db()
+    assert (team.name, team.permissions.count()) == ("support", 0)
+    fresh = User.objects.get(pk=group_manager.pk)
+    assert not fresh.has_perm("auth.change_permission")
+    added = client.post(
+        "/admin/auth/group/add/", {"name": "new", "permissions": every_permission()}
+    )
+    assert added.status_code == 302
+    assert Group.objects.get(name="new").permissions.count() == 0
+
+
+def test_a_superuser_still_gives_groups_permissions(root):
+    team = Group.objects.create(name="helpdesk")
+    client = logged_in(root)
+    post = {"name": "helpdesk", "permissions": every_permission()}
+    assert client.post(f"/admin/auth/group/{team.pk}/change/", post).status_code == 302
+    assert team.permissions.count() == len(every_permission())
