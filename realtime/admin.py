@@ -43,8 +43,28 @@ user_action_register(
 )
 
 
+class MembershipFormSet(forms.BaseInlineFormSet):
+    """A room's members, each new one checked against the database.
+
+    Django checks the (user, room) constraint only among the forms of the
+    page, not against rows stored since it was shown: a user who joined
+    meanwhile, added again here, failed the insert with a 500.
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            user = form.cleaned_data.get("user") if form.has_changed() else None
+            if user is None or form.cleaned_data.get("DELETE"):
+                continue
+            others = Membership.objects.filter(room=self.instance, user=user)
+            if others.exclude(pk=form.instance.pk).exists():
+                form.add_error("user", f"{user} is already a member of this room.")
+
+
 class MembershipInline(AutocompleteKeysOnly, admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from realtime.models import Message, Room
+from realtime.models import Membership, Message, Room
 from realtime.publish import publish_to_room, publish_to_user
 from realtime.tests.conftest import TIMEOUT, db, subscribe
 from tests.api import run_action
@@ -85,3 +85,31 @@ def test_notify_action_needs_a_text(admin_client, alice):
     )
     assert "Type the notification text first." in response.content.decode()
     assert not Message.objects.exists()
+
+
+def test_adding_a_member_who_joined_since_the_page_was_shown_is_a_form_error(
+    admin_client, alice, bob
+):
+    """Django checks the (user, room) constraint among the page's forms only:
+    alice, who joined after the page was shown, added again failed the
+    insert (500). The page is shown again with the reason; bob, added
+    beside her, waits for the next save."""
+    room = Room.objects.create(slug="team", title="Team")
+    page = admin_client.get(f"/admin/realtime/room/{room.pk}/change/")
+    assert 'name="memberships-INITIAL_FORMS" value="0"' in page.content.decode()
+    Membership.objects.create(room=room, user=alice)  # joined meanwhile
+    new_rows = {
+        "memberships-TOTAL_FORMS": "2",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-0-user": str(alice.pk),
+        "memberships-0-role": "member",
+        "memberships-1-user": str(bob.pk),
+        "memberships-1-role": "member",
+    }
+    response = admin_client.post(
+        f"/admin/realtime/room/{room.pk}/change/",
+        {"slug": "team", "title": "Team", **new_rows},
+    )
+    assert response.status_code == 200
+    assert "alice is already a member of this room." in response.content.decode()
+    assert list(room.memberships.values_list("user__username", flat=True)) == ["alice"]
