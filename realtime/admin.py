@@ -18,6 +18,8 @@ from realtime.models import Membership, Message, Room, StreamCounter
 from realtime.protocol import ROOM_STREAM_PREFIX
 from realtime.publish import publish_to_user
 
+NOTIFICATION_MAX_LENGTH = 1000
+
 
 @admin.action(description="Send a notification to the selected users")
 def send_notification(modeladmin, request, queryset) -> None:
@@ -26,6 +28,14 @@ def send_notification(modeladmin, request, queryset) -> None:
     if not text:
         modeladmin.message_user(
             request, "Type the notification text first.", messages.ERROR
+        )
+        return
+    if len(text) > NOTIFICATION_MAX_LENGTH:
+        modeladmin.message_user(
+            request,
+            f"The notification text is {len(text)} characters long; "
+            f"at most {NOTIFICATION_MAX_LENGTH} are sent.",
+            messages.ERROR,
         )
         return
     users = list(queryset)
@@ -39,7 +49,14 @@ def send_notification(modeladmin, request, queryset) -> None:
 user_action_register(
     send_notification,
     permission="realtime.add_message",
-    text=forms.CharField(required=False, max_length=1000, label="Notification text"),
+    # No max_length: Django's action form would fail on it and answer "No
+    # action selected."; the action says why instead. The browser still
+    # stops at the limit.
+    text=forms.CharField(
+        required=False,
+        label="Notification text",
+        widget=forms.TextInput(attrs={"maxlength": NOTIFICATION_MAX_LENGTH}),
+    ),
 )
 
 

@@ -113,3 +113,25 @@ def test_adding_a_member_who_joined_since_the_page_was_shown_is_a_form_error(
     assert response.status_code == 200
     assert "alice is already a member of this room." in response.content.decode()
     assert list(room.memberships.values_list("user__username", flat=True)) == ["alice"]
+
+
+def test_a_notification_text_over_the_limit_says_so(admin_client, alice):
+    """Django's action form failed on the field's max_length and answered
+    "No action selected.", which says nothing of the text."""
+    response = run_action(
+        admin_client,
+        "/admin/accounts/user/",
+        "send_notification",
+        [alice.pk],
+        text="x" * 1001,
+    )
+    assert "at most 1000 are sent." in response.content.decode()
+    assert not Message.objects.exists()
+    run_action(
+        admin_client,
+        "/admin/accounts/user/",
+        "send_notification",
+        [alice.pk],
+        text="x" * 1000,
+    )
+    assert Message.objects.count() == 1
