@@ -6,7 +6,7 @@ from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from accounts.admin_login import throttled_admin_login
+from accounts.admin_login import throttled_admin_login, throttled_admin_password_change
 from accounts.views import JwksView
 from core import api_errors
 from realtime.admin_views import connected_now_view
@@ -42,6 +42,11 @@ urlpatterns = [
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
     # Before the admin's own login/ so that the form counts on the login throttles.
     path("admin/login/", throttled_admin_login),
+    # The same for the password-change form, on the API's password throttle.
+    path(
+        "admin/password_change/",
+        admin.site.admin_view(throttled_admin_password_change, cacheable=True),
+    ),
     path(
         "admin/connected/",
         admin.site.admin_view(connected_now_view),

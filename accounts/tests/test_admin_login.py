@@ -103,3 +103,35 @@ def test_the_address_is_found_as_the_api_finds_it(root, settings):
     assert_throttled(admin_login(Client(), "root", ROOT_PASSWORD, **near))
     far = {"HTTP_X_FORWARDED_FOR": "198.51.100.9"}
     assert admin_login(Client(), "root", ROOT_PASSWORD, **far).status_code == 302
+
+
+def change_password(client: Client, old: str):
+    """A password change whose new passwords differ: nothing is ever changed,
+    but the answer says whether `old` was right."""
+    return client.post(
+        "/admin/password_change/",
+        {
+            "old_password": old,
+            "new_password1": "a-new-pw-1234",
+            "new_password2": "other-1234",
+        },
+    )
+
+
+def test_the_password_change_form_counts_on_the_apis_password_throttle(root):
+    """It told a right old password from a wrong one as often as asked:
+    now 5 a minute (AUTHSOCKET_PASSWORD_THROTTLE), the API's counter."""
+    client = Client()
+    client.force_login(root)
+    codes = [change_password(client, f"guess-{i}").status_code for i in range(5)]
+    assert codes == [200] * 5
+    assert_throttled(change_password(client, ROOT_PASSWORD))
+    assert client.get("/admin/password_change/").status_code == 200  # GETs are free
+
+
+def test_the_password_change_form_is_still_staff_only(make_user):
+    client = Client()
+    client.force_login(make_user("plain", "pw-plain-123"))
+    response = client.post("/admin/password_change/", {"old_password": "pw-plain-123"})
+    assert response.status_code == 302
+    assert response.url.startswith("/admin/login/")
