@@ -1,5 +1,9 @@
 """accounts.bearer: the one reader of `Authorization: Bearer <token>`."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from accounts.bearer import MalformedBearer, bearer_token
@@ -38,3 +42,26 @@ def test_bearer_spellings(value, expected):
             bearer_token(value)
     else:
         assert bearer_token(value) == expected
+
+
+def test_a_long_run_of_blanks_is_read_in_linear_time():
+    """The pattern it replaced backtracked over a run of blanks before the
+    last character: 16,000 spaces took a second of the event loop, and the
+    200,000 here minutes. Run apart, so the old code fails by its bound
+    instead of holding the test run."""
+    script = (
+        "from accounts.bearer import MalformedBearer, bearer_token\n"
+        "try:\n"
+        "    bearer_token('Bearer x' + ' ' * 200_000 + 'y')\n"
+        "except MalformedBearer:\n"
+        "    print('refused')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert result.stdout.strip() == "refused", result.stderr
