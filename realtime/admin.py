@@ -70,6 +70,8 @@ class MembershipFormSet(forms.BaseInlineFormSet):
 
     def clean(self) -> None:
         super().clean()
+        if self.instance.pk is None:  # a room being added has no members yet
+            return
         for form in self.forms:
             user = form.cleaned_data.get("user") if form.has_changed() else None
             if user is None or form.cleaned_data.get("DELETE"):
