@@ -48,8 +48,9 @@ def _parse_json_body(request) -> None:
     where docs/protocol.md §2 answers every non-strict body with 400. After
     authentication, permissions and throttles, so their answers come first.
     """
-    if request.content_type.split(";")[0].strip().lower() == "application/json":
-        request.data  # noqa: B018 - parsing is the point; it raises ParseError
+    media_type = request.content_type.split(";")[0].strip().lower()
+    if media_type == "application/json" or "*" in media_type:
+        request.data  # noqa: B018 - parsing is the point: ParseError, or 415
 
 
 def _first_code(detail) -> str:

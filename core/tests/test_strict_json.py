@@ -260,3 +260,52 @@ def test_a_bodiless_endpoint_still_takes_no_body_or_an_empty_one(bodiless_endpoi
 def test_authentication_is_answered_before_the_body():
     response = post("/api/auth/ticket", None, "NaN")
     assert (response.status_code, response.json()["code"]) == (401, "not_authenticated")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16", "punycode"])
+def test_a_body_in_a_charset_other_than_utf8_is_refused_unread(
+    endpoints, error_log, charset
+):
+    """JSON is UTF-8 (RFC 8259 §8.1). A body decoded in whatever charset it
+    named cost what that decoder costs: punycode's is quadratic, 18 s of CPU
+    for a 1 MB body on the unthrottled refresh."""
+    client = APIClient(raise_request_exception=False)
+    body = b"-" + b"a" * 300_000  # punycode's worst case, were it decoded
+    response = client.generic(
+        "POST", "/api/auth/refresh", body, f"application/json; charset={charset}"
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "parse_error")
+    assert "bodies are UTF-8" in response.json()["detail"]
+    assert error_log() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("charset", ["utf-8", "UTF8", "us-ascii"])
+def test_utf8_by_any_of_its_names_is_read(endpoints, charset):
+    path, token = endpoints["room messages"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = '{"data": "caf\u00e9"}'.encode()
+    response = client.generic(
+        "POST", path, body, f"application/json; charset={charset}"
+    )
+    assert response.status_code == 201, response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "media_type", ["*/*", "application/*", "*/json", "*/*; charset=utf-8"]
+)
+def test_a_wildcard_content_type_is_415_even_where_the_body_is_ignored(
+    endpoints, media_type
+):
+    """DRF took `*/*` for JSON, and the strict check looked for
+    `application/json` only: a logout with `{"a": NaN}` logged out (204)."""
+    path, token = endpoints["room messages"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    posted = client.generic("POST", path, b'{"data": 1}', media_type)
+    logout = client.generic("POST", "/api/auth/logout", b'{"a": NaN}', media_type)
+    assert (posted.status_code, logout.status_code) == (415, 415)
+    assert client.get("/api/me").status_code == 200  # still signed in
