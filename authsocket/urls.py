@@ -3,12 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView, TemplateView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
 from accounts.admin_login import throttled_admin_login, throttled_admin_password_change
 from accounts.views import JwksView
 from core import api_errors
+from core.schema_view import SchemaView
 from realtime.admin_views import connected_now_view
 
 PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -18,7 +19,7 @@ api_patterns = [
     path("", include("realtime.urls")),
     path("server/", include("realtime.server_urls")),
     # Public (docs/protocol.md §2: no auth): a bad Bearer header is ignored.
-    path("schema/", SpectacularAPIView.as_view(**PUBLIC), name="schema"),
+    path("schema/", SchemaView.as_view(**PUBLIC), name="schema"),
     # Swagger UI with its init script at its own URL (?script): no inline script.
     # A page, read only: OPTIONS is 405 like any other method (DRF's OPTIONS
     # answer went through the page's template renderer: 500).

@@ -66,6 +66,24 @@ def test_schema_is_served(client):
     assert "/api/auth/login" in answer.content.decode()
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "version=%0A",
+        "version=%0D%0ASet-Cookie:x=1",
+        "version=%00",
+        "lang=xx-" + "y" * 200,
+    ],
+)
+def test_the_schema_ignores_a_version_or_language_asked_for(client, query):
+    """drf-spectacular put `?version=` in a header (a line break: 500) and
+    the schema, and cached a translation per `?lang=` value for good."""
+    answer = client.get(f"/api/schema/?{query}", HTTP_ACCEPT="application/json")
+    assert answer.status_code == 200
+    assert answer.json()["info"]["version"] == "1"
+    assert answer["Content-Disposition"] == 'inline; filename="authsocket API.json"'
+
+
 def test_the_demo_page_and_the_readme_link_to_the_reference(client):
     demo = client.get("/").content.decode()
     assert 'href="/api/docs/"' in demo
