@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.api_errors.JsonErrorsUnderApi",  # outermost: sees every answer
+    "core.chunked_bodies.ChunkedBodyLength",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",

@@ -189,3 +189,43 @@ def test_a_multipart_body_twisted_cannot_parse_reaches_the_application(server):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 415"), head
     assert json.loads(body)["code"] == "unsupported_media_type"
+
+
+def chunked_post(server, path: str, body: bytes, token: str | None = None) -> tuple:
+    """POST `body` in two chunks (no Content-Length): (status, JSON answer)."""
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    half = len(body) // 2
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:])
+    )
+    request = (
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n{auth}"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        + chunks
+        + b"0\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # bounded by the socket's timeout
+            answer += chunk
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    return status, (json.loads(rest) if rest else None)
+
+
+def test_a_chunked_body_is_read_like_any_other(server):
+    """daphne hands a chunked body on with no Content-Length, which DRF took
+    for no body: a chunked login was 400, a chunked logout with NaN 204."""
+    credentials = {"username": "alice", "password": DEMO_PASSWORD}
+    status, answer = chunked_post(
+        server, "/api/auth/login", json.dumps(credentials).encode()
+    )
+    assert status == 200, answer
+    status, answer = chunked_post(
+        server, "/api/auth/logout", b'{"all": NaN}', token=answer["access"]
+    )
+    assert (status, answer["code"]) == (400, "parse_error")
