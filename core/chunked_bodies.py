@@ -11,6 +11,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE then bounds it as it bounds any other.
 
 import os
 
+from django.core.handlers.asgi import ASGIRequest
+
 
 class ChunkedBodyLength:
     """Sets CONTENT_LENGTH from the received body when the request had none."""
@@ -28,8 +30,10 @@ class ChunkedBodyLength:
 
 def _received_size(request) -> int:
     """Bytes of body left to read in an ASGI request's spooled body file."""
-    stream = getattr(request, "_stream", None)  # ASGIRequest's body file
-    if stream is None or not hasattr(stream, "seek"):
+    if not isinstance(request, ASGIRequest):
+        return 0  # a WSGI server de-chunks into a stream with a length, or not
+    stream = request._stream  # the spooled file the body was received into
+    if not stream.seekable():
         return 0
     here = stream.tell()
     size = stream.seek(0, os.SEEK_END)
