@@ -4,6 +4,7 @@ Apart from core.openapi, which drf-spectacular's views import themselves
 (it is the DEFAULT_SCHEMA_CLASS).
 """
 
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 
 
@@ -16,6 +17,7 @@ class SchemaView(SpectacularAPIView):
     has one version, in one language.
     """
 
+    @extend_schema(exclude=True)  # as drf-spectacular's (SERVE_INCLUDE_SCHEMA)
     def get(self, request, *args, **kwargs):
         return self._get_schema_response(request)  # without the `lang` branch
 
