@@ -16,6 +16,8 @@ import pytest
 
 from authsocket_client import ApiClient, FileTokenStore, Tokens
 from tests.client.conftest import PASSWORD, ScriptedServer
+from tests.client.test_hostile_server import api_stub
+from tests.http import http_origin
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e]
@@ -158,6 +160,45 @@ def test_presence_shows_who_is_on_a_stream_and_a_hidden_one_plainly(server, tmp_
     assert "Traceback" not in hidden.stderr
 
 
+PRESENCE_SHAPES = {
+    "a list": [],
+    "an HTML page": b"<html>maintenance</html>",
+    "users not a list": {"users": 5, "count": 1},
+}
+
+
+@pytest.mark.parametrize("body", PRESENCE_SHAPES.values(), ids=list(PRESENCE_SHAPES))
+def test_presence_answered_with_the_wrong_shape_is_one_error_line(tmp_path, body):
+    """A presence answer that is no object with a `users` list (a proxy's
+    page, a broken server) ended `presence` with a traceback. It is the
+    transient `bad_response`: one `error:` line, exit 1."""
+    presence = ("GET", "/api/streams/room:lobby/presence")
+    tokens = tmp_path / "tokens.json"
+    with http_origin(api_stub({presence: [(200, body)]})) as origin:
+        held = Tokens("a.b.c", "r", time.time() + 300, 300)
+        FileTokenStore(tokens, origin).save(held)
+        done = cli(SimpleNamespace(http=origin), tokens, "presence", "room:lobby")
+    assert done.returncode == 1, done.stdout
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: bad_response")
+
+
+@pytest.mark.parametrize("user", ["alice", {"username": "alice"}])
+def test_a_login_answer_whose_user_is_no_user_saves_nothing(tmp_path, user):
+    """A login answer whose `user` was a string was saved, and `login` then
+    died printing whom it signed in as. It is `bad_response`, one `error:`
+    line, and no tokens are saved."""
+    login = ("POST", "/api/auth/login")
+    answer = {"access": "a.b.c", "refresh": "r", "expires_in": 300, "user": user}
+    tokens = tmp_path / "tokens.json"
+    with http_origin(api_stub({login: [(200, answer)]})) as origin:
+        done = cli_login(SimpleNamespace(http=origin), tokens)
+    assert done.returncode == 1, done.stdout
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: bad_response")
+    assert not tokens.exists()
+
+
 async def test_publish_without_tokens_says_to_sign_in(server, tmp_path):
     done = await asyncio.to_thread(
         cli, server, tmp_path / "none.json", "publish", "room:lobby", "{}"
@@ -165,6 +206,8 @@ async def test_publish_without_tokens_says_to_sign_in(server, tmp_path):
     assert done.returncode == 1
     assert "not_authenticated" in done.stderr and "Traceback" not in done.stderr
 
+
+BOB = {"id": 2, "username": "bob"}
 
 # A server nobody listens on: the port was free a moment ago.
 UNREACHABLE = SimpleNamespace(http=f"http://127.0.0.1:{free_port()}")
@@ -256,6 +299,26 @@ async def test_logout_of_a_session_already_revoked_still_forgets_its_tokens(
     assert store.load() is None
 
 
+async def signed_in_listener(server, tmp_path, *args: str):
+    """`authsocket_client listen *args` as a process, signed in to `server`."""
+    tokens = tmp_path / "tokens.json"
+    held = Tokens("a.b.c", "r", time.time() + 300, 300)
+    FileTokenStore(tokens, server.url).save(held)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "authsocket_client",
+        "--url",
+        server.url,
+        "--tokens",
+        str(tokens),
+        "listen",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_listen_whose_first_connection_drops_before_the_answer_goes_on(
     tmp_path,
 ):
@@ -264,23 +327,7 @@ async def test_listen_whose_first_connection_drops_before_the_answer_goes_on(
     (the next welcome subscribes it again), so the command goes on instead
     of exiting `disconnected`."""
     async with ScriptedServer() as server:
-        tokens = tmp_path / "tokens.json"
-        held = Tokens("a.b.c", "r", time.time() + 300, 300)
-        FileTokenStore(tokens, server.url).save(held)
-        listener = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "authsocket_client",
-            "--url",
-            server.url,
-            "--tokens",
-            str(tokens),
-            "listen",
-            "room:r",
-            "--json",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        listener = await signed_in_listener(server, tmp_path, "room:r", "--json")
         try:
             async with asyncio.timeout(20):
                 got = {}
@@ -297,6 +344,29 @@ async def test_listen_whose_first_connection_drops_before_the_answer_goes_on(
                 await ws.send(json.dumps(message))
                 line = json.loads(await next_line(listener.stdout))
                 assert (line["event"], line["id"], line["data"]) == ("message", 1, 7)
+        finally:
+            if listener.returncode is None:
+                listener.terminate()
+            await listener.wait()
+
+
+async def test_listen_skips_a_message_whose_sender_is_not_a_user(tmp_path):
+    """A message whose `sender` was a string reached `listen`, which died on
+    it (AttributeError, exit 1). It is a malformed frame: ignored, with a
+    warning, and the command goes on to print the next message."""
+    async with ScriptedServer() as server:
+        listener = await signed_in_listener(server, tmp_path, "room:r", "--no-presence")
+        try:
+            async with asyncio.timeout(20):
+                while True:
+                    ws, frame, _ = await server.next(timeout=10)
+                    await server.answer(ws, frame)
+                    if frame["stream"] == "room:r":
+                        break
+                message = {"type": "message", "stream": "room:r", "data": 7}
+                await ws.send(json.dumps({**message, "id": 1, "sender": "bob"}))
+                await ws.send(json.dumps({**message, "id": 2, "sender": BOB}))
+                assert await next_line(listener.stdout) == "room:r #2 bob: 7\n"
         finally:
             if listener.returncode is None:
                 listener.terminate()

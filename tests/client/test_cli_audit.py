@@ -3,6 +3,7 @@ connects and while it streams, standard input that ends, a reader that goes
 away (`| head -1`), and arguments that cannot mean anything."""
 
 import asyncio
+import json
 import os
 import select
 import signal
@@ -283,3 +284,20 @@ def test_a_corrupt_token_file_is_named_and_never_overwritten(server, tmp_path, c
     login = cli_login(server, tokens)
     assert login.returncode == 1 and str(tokens) in login.stderr
     assert tokens.read_bytes() == content
+
+
+def test_a_token_file_entry_of_the_wrong_types_is_named_not_a_traceback(tmp_path):
+    """An entry with the right keys and wrong types (hand-edited, another
+    program's) was used as it was: `token` died on a numeric `access`,
+    `publish` stopped with `client_error` and a logged traceback. The file
+    is unreadable, and said so, as a corrupt one is."""
+    tokens = tmp_path / "tokens.json"
+    entry = {"access": 12345, "refresh": "r", "expires_at": "soon", "lifetime": None}
+    tokens.write_text(json.dumps({UNREACHABLE.http: {**entry, "user": None}}))
+    publish = ("publish", "room:lobby", "{}", "--timeout", "5")
+    for command in (("token",), ("me",), publish):
+        done = cli(UNREACHABLE, tokens, *command)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 1, (command, done.stdout)
+        assert done.stderr.startswith("error: token_file_unreadable"), done.stderr
+        assert str(tokens) in done.stderr

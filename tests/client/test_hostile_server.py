@@ -7,6 +7,7 @@ not do.
 """
 
 import asyncio
+import gzip
 import itertools
 import json
 import logging
@@ -29,7 +30,12 @@ from authsocket_client import (
     ServerClient,
     Tokens,
 )
-from authsocket_client.http import MAX_RETRY_AFTER, HttpSession, retry_after
+from authsocket_client.http import (
+    MAX_ANSWER_BYTES,
+    MAX_RETRY_AFTER,
+    HttpSession,
+    retry_after,
+)
 from tests.client.conftest import (
     FAST,
     PASSWORD,
@@ -66,6 +72,24 @@ MALFORMED = {
     "message id null": {"type": "message", "stream": "room:r", "id": None},
     "message id a boolean": {"type": "message", "stream": "room:r", "id": True},
     "message stream not a string": {"type": "message", "stream": ["room:r"], "id": 1},
+    "message sender a string": {
+        "type": "message",
+        "stream": "room:r",
+        "id": 1,
+        "sender": "bob",
+    },
+    "message sender a list": {
+        "type": "message",
+        "stream": "room:r",
+        "id": 1,
+        "sender": [BOB],
+    },
+    "message sender id not an integer": {
+        "type": "message",
+        "stream": "room:r",
+        "id": 1,
+        "sender": {"id": "2", "username": "bob"},
+    },
     "snapshot users not a list": {
         "type": "presence",
         "stream": "room:r",
@@ -96,13 +120,14 @@ MALFORMED = {
 async def test_a_malformed_frame_is_ignored_and_the_socket_stays_up(frame):
     """One bad frame of the server (wrong types, too deep for the parser)
     must not stop the socket for good nor swallow what follows: it is
-    ignored, and the next good message of the stream is delivered."""
+    ignored, and the next good message of the stream is delivered. A
+    `sender` that is no user was delivered, and `listen` died on it."""
     async with ScriptedServer() as server, scripted_socket(server) as socket:
         ws = await held_with_presence(server, socket, "room:r")
         await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
         await ws.send(json.dumps({"type": "message", "stream": "room:r", "id": 1}))
         message = await next_message(socket)
-        assert (message.stream, message.id) == ("room:r", 1)
+        assert (message.stream, message.id, message.sender) == ("room:r", 1, None)
         assert socket.live and socket.error is None
         assert socket.stats.connects == 1 and socket.stats.closes == {}
         assert socket.stats.gaps == {} and socket.stats.duplicates == {}
@@ -742,3 +767,57 @@ async def test_an_api_timeout_bounds_the_whole_call():
                 await api.me()
         assert time.monotonic() - started < 2
         assert failed.value.transient
+
+
+def gzipped_list(size: int) -> bytes:
+    """A JSON list `size` bytes long (spaces inside), gzipped: about a
+    thousandth of that on the wire."""
+    return gzip.compress(b"[" + b" " * (size - 2) + b"]", compresslevel=9)
+
+
+class GzipStub(ApiStub):
+    """An ApiStub whose answers say they are gzipped (the routes' bodies are),
+    each with a `Retry-After` that only a 429 means anything by."""
+
+    def answer(self, status, body=b"", content_type=None, headers=None):
+        gzipped = {"Content-Encoding": "gzip", "Retry-After": "7"}
+        super().answer(status, body, content_type, gzipped)
+
+
+async def test_an_http_answer_over_the_cap_is_a_bad_response():
+    """An answer was read whole: 254 KiB of gzip inflating to 256 MiB took
+    564 MiB of memory in `me()`. The body is read as it comes, decoded, and
+    no further than `MAX_ANSWER_BYTES`: a success beyond is the transient
+    `bad_response`; an error answer beyond is judged by its status, as an
+    error page that is not JSON, its `Retry-After` kept."""
+    bomb = gzipped_list(MAX_ANSWER_BYTES + 1)
+    routes = {
+        ("GET", "/api/me"): [(200, bomb)],
+        ("POST", "/api/auth/ticket"): [(429, bomb)],
+    }
+    store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+    with http_origin(type("Stub", (GzipStub,), {"routes": routes})) as origin:
+        async with ApiClient(origin, store=store) as api:
+            with pytest.raises(AuthSocketError) as refused:
+                await asyncio.wait_for(api.me(), 10)
+            with pytest.raises(ApiError) as throttled:
+                await asyncio.wait_for(api.ticket(), 10)
+    assert (refused.value.code, refused.value.transient) == ("bad_response", True)
+    assert str(MAX_ANSWER_BYTES) in str(refused.value)
+    assert (throttled.value.status, throttled.value.retry_after) == (429, 7.0)
+
+
+async def test_an_http_answer_up_to_the_cap_is_read_whole():
+    """`max_answer_bytes` (an ApiClient option, for a server whose history
+    pages are bigger) counts decoded bytes: an answer of exactly that many
+    is read and parsed, one byte more is `bad_response`."""
+    routes = {
+        ("GET", "/api/me"): [(200, gzipped_list(1000)), (200, gzipped_list(1001))]
+    }
+    store = MemoryTokenStore(Tokens(ACCESS, None, time.time() + 300, 300))
+    with http_origin(type("Stub", (GzipStub,), {"routes": routes})) as origin:
+        async with ApiClient(origin, store=store, max_answer_bytes=1000) as api:
+            assert await asyncio.wait_for(api.me(), 10) == []
+            with pytest.raises(AuthSocketError) as refused:
+                await asyncio.wait_for(api.me(), 10)
+    assert refused.value.code == "bad_response"

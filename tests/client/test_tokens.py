@@ -1,5 +1,6 @@
 """The token file shared by processes: one entry per server URL."""
 
+import json
 import threading
 import time
 
@@ -103,6 +104,51 @@ def test_a_token_answer_keeps_what_it_says():
         1300.0,
         300.0,
     )
+
+
+@pytest.mark.parametrize(
+    "user", ["alice", ["alice"], {"username": "alice"}, {"id": "1"}, {"id": True}]
+)
+def test_a_user_that_is_no_user_is_left_out_of_a_token_answer(user):
+    """`user` only names whom the tokens are for. One that is not a user
+    object (with an integer `id`) was kept, and failed whoever showed it;
+    it is left out, and the tokens kept: a refresh's answer cannot be thrown
+    away for it, the refresh token sent is spent (`login` refuses it)."""
+    body = {"access": "a", "refresh": "r", "expires_in": 300, "user": user}
+    tokens = Tokens.from_answer(body)
+    assert (tokens.access, tokens.refresh, tokens.user) == ("a", "r", None)
+
+
+WRONG_TYPES = {
+    "access a number": {"access": 12345},
+    "refresh a number": {"refresh": 7},
+    "expires_at a string": {"expires_at": "soon"},
+    "expires_at NaN": {"expires_at": float("nan")},
+    "expires_at beyond a float": {"expires_at": 10**400},
+    "lifetime null": {"lifetime": None},
+    "lifetime 0": {"lifetime": 0},
+    "user a string": {"user": "alice"},
+}
+
+
+@pytest.mark.parametrize("wrong", WRONG_TYPES.values(), ids=list(WRONG_TYPES))
+def test_a_token_file_entry_of_the_wrong_types_is_unreadable(tmp_path, wrong):
+    """An entry with the right keys and a field of the wrong type (hand-edited,
+    another program's) was used as it was, and failed deep inside a call
+    (AttributeError, TypeError). It is an unreadable token file, naming the
+    field, never its value, nor the secrets beside it."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path, "http://a.example")
+    store.save(Tokens(SECRET, "refresh-secret", time.time() + 300, 300))
+    entries = json.loads(path.read_text())
+    entries["http://a.example"].update(wrong)
+    path.write_text(json.dumps(entries))
+    with pytest.raises(TokenFileUnreadable) as raised:
+        store.load()
+    (field,) = wrong
+    assert f"`{field}`" in str(raised.value) and str(path) in str(raised.value)
+    assert not raised.value.transient
+    assert SECRET not in str(raised.value) and "refresh-secret" not in str(raised.value)
 
 
 def test_an_unreadable_token_file_is_an_error_and_is_left_as_it_is(tmp_path):

@@ -14,7 +14,12 @@ import weakref
 from typing import Any
 
 from authsocket_client.errors import AuthSocketError, CredentialsRejected, TokenRotated
-from authsocket_client.http import NO_BODY, HttpSession, path_segment
+from authsocket_client.http import (
+    MAX_ANSWER_BYTES,
+    NO_BODY,
+    HttpSession,
+    path_segment,
+)
 from authsocket_client.protocol import DEFAULT_URL
 from authsocket_client.socket import AuthSocket
 from authsocket_client.tokens import MemoryTokenStore, Tokens, TokenStore
@@ -26,7 +31,13 @@ ROTATED_POLL = 0.05
 
 
 class ApiClient:
-    """A signed-in user's HTTP client; also the factory of its sockets."""
+    """A signed-in user's HTTP client; also the factory of its sockets.
+
+    max_answer_bytes: the largest answer body read (16 MiB, decoded); a
+    larger success is `bad_response`. Raise it for a server whose
+    `AUTHSOCKET_MAX_MESSAGE_BYTES` is above 64 KiB: a page of its history
+    may be bigger.
+    """
 
     def __init__(
         self,
@@ -34,10 +45,13 @@ class ApiClient:
         *,
         store: TokenStore | None = None,
         timeout: float = 10.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ):
         self.url = url.rstrip("/")
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
-        self.http = HttpSession(self.url, timeout=timeout)
+        self.http = HttpSession(
+            self.url, timeout=timeout, max_answer_bytes=max_answer_bytes
+        )
         self._refresh_lock = asyncio.Lock()
         # A refresh token answered `token_rotated`: another holder has its
         # successor. Sent again after the grace it would be `token_reused`,
@@ -73,11 +87,18 @@ class ApiClient:
         return tokens
 
     async def login(self, username: str, password: str) -> Tokens:
-        """Sign in with a password; the new session's tokens go to the store."""
+        """Sign in with a password; the new session's tokens go to the store.
+
+        An answer whose `user` is not a user object (with an integer `id`)
+        is the transient `bad_response`, and nothing is saved: whoever
+        shows whom they signed in as would fail on it after the save.
+        """
         body = await self.http.call(
             "POST", "/api/auth/login", body={"username": username, "password": password}
         )
         tokens = Tokens.from_answer(body)
+        if tokens.user is None and body.get("user") is not None:
+            raise AuthSocketError("bad_response", "a login answer's `user` is no user")
         self.store.save(tokens)
         return tokens
 

@@ -456,11 +456,19 @@ def _json_line(event: Any) -> str:
     return json.dumps({"event": kind, **event.__dict__}, default=list)
 
 
-def _snapshot_event(stream: str, snapshot: dict[str, Any]) -> PresenceEvent:
-    users = tuple(u for u in snapshot.get("users") or () if isinstance(u, dict))
-    return PresenceEvent(
-        stream, "snapshot", None, users, snapshot.get("count", len(users)), True
-    )
+def _snapshot_event(stream: str, snapshot: Any) -> PresenceEvent:
+    """The presence answer as the socket's snapshot event. Checked, not
+    trusted: an answer that is not an object with a list of `users` (a
+    proxy's page, a broken server) is the transient `bad_response`, one
+    `error:` line; users that are not objects are left out."""
+    listed = snapshot.get("users") if isinstance(snapshot, dict) else None
+    if not isinstance(listed, list):
+        raise AuthSocketError("bad_response", "a presence answer needs a `users` list")
+    users = tuple(u for u in listed if isinstance(u, dict))
+    count = snapshot.get("count")
+    if not isinstance(count, int):
+        count = len(users)
+    return PresenceEvent(stream, "snapshot", None, users, count, True)
 
 
 def _when(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -11,13 +12,19 @@ from urllib.parse import quote
 
 import httpx
 
-from authsocket_client.errors import NetworkError, api_error
+from authsocket_client.errors import AuthSocketError, NetworkError, api_error
 
 NO_BODY: Any = object()
 # The longest `Retry-After` believed, in seconds: a day, the longest period a
 # server throttle has (`N/day`). Longer, or beyond any float (`1e999`), is
 # taken as this, so that every wait computed from it stays finite.
 MAX_RETRY_AFTER = 86400.0
+# The largest answer body read, decoded (after gzip and the like), in bytes.
+# A history page (200 messages of at most 64 KiB each, the server's default
+# `AUTHSOCKET_MAX_MESSAGE_BYTES`) is about 13 MiB; beyond this the server,
+# or a proxy, is not answering the API (a 250 KiB gzip of 256 MiB of spaces,
+# read whole, took over half a GiB of memory).
+MAX_ANSWER_BYTES = 16 * 2**20
 
 
 def path_segment(value: str | int) -> str:
@@ -70,13 +77,24 @@ class HttpSession:
     `timeout` bounds each call as a whole. httpx's own timeout bounds each
     wait apart (connect, each read): a server that drips its answer a byte
     at a time would hold a call, and a socket's refresh, for ever.
+
+    `max_answer_bytes` bounds each answer's body, decoded: it is read as it
+    comes and no further, so an answer that inflates without end (a gzip
+    bomb) costs that much memory, and one network read inflated (httpx
+    decodes each whole), not all it holds.
     """
 
     def __init__(
-        self, base_url: str, *, timeout: float, client: httpx.AsyncClient | None = None
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        client: httpx.AsyncClient | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
         self._client = client or httpx.AsyncClient(
             base_url=self.base_url,
             timeout=timeout,
@@ -92,7 +110,12 @@ class HttpSession:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        """The parsed JSON answer (None for 204); ApiError or NetworkError else."""
+        """The parsed JSON answer (None for 204); ApiError or NetworkError else.
+
+        A success whose body is over `max_answer_bytes` is the transient
+        `bad_response`; an error answer that big is judged by its status,
+        as an error page that is not JSON is.
+        """
         kwargs: dict[str, Any] = {"headers": headers or {}}
         if body is not NO_BODY:
             kwargs["json"] = body
@@ -100,7 +123,7 @@ class HttpSession:
             kwargs["params"] = {k: v for k, v in params.items() if v is not None}
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._client.request(method, path, **kwargs)
+                response, content = await self._answer(method, path, kwargs)
         except TimeoutError:
             raise NetworkError(
                 f"{method} {path}: no answer in {self.timeout} s"
@@ -108,13 +131,32 @@ class HttpSession:
         except httpx.HTTPError as exc:
             # The message names the host, never a header: no secret leaks here.
             raise NetworkError(f"{method} {path}: {type(exc).__name__}") from exc
+        if content is None and response.is_success:
+            raise AuthSocketError(
+                "bad_response",
+                f"{method} {path}: an answer over {self.max_answer_bytes} bytes",
+            )
         try:
-            parsed = response.json() if response.content else None
+            parsed = json.loads(content) if content else None
         except (ValueError, RecursionError):
             parsed = None  # a proxy's HTML error page: the status says enough
         if response.is_success:
             return parsed
         raise api_error(response.status_code, parsed, retry_after(response))
+
+    async def _answer(
+        self, method: str, path: str, kwargs: dict[str, Any]
+    ) -> tuple[httpx.Response, bytes | None]:
+        """The answer and its body, decoded; None for a body over
+        `max_answer_bytes`, of which nothing more is kept or read: the
+        connection is closed on the rest."""
+        async with self._client.stream(method, path, **kwargs) as response:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                if len(content) + len(chunk) > self.max_answer_bytes:
+                    return response, None
+                content += chunk
+            return response, bytes(content)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -39,6 +39,12 @@ def is_id(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_user(value: object) -> TypeGuard[dict[str, Any]]:
+    """A user of the contract (a message's `sender`, a token answer's
+    `user`): an object with an integer `id`."""
+    return isinstance(value, dict) and is_id(value.get("id"))
+
+
 def strict_json(value: Any) -> str:
     """`value` as the text of a frame: strict JSON (RFC 8259: no NaN nor
     infinity) that encodes as UTF-8 (no lone surrogate). Python's json

@@ -19,7 +19,12 @@ from typing import Any
 
 from authsocket_client.backoff import Backoff
 from authsocket_client.errors import AuthSocketError
-from authsocket_client.http import NO_BODY, HttpSession, path_segment
+from authsocket_client.http import (
+    MAX_ANSWER_BYTES,
+    NO_BODY,
+    HttpSession,
+    path_segment,
+)
 from authsocket_client.protocol import DEFAULT_URL, is_id
 
 
@@ -36,6 +41,7 @@ class ServerClient:
     retry. A server or proxy asking for longer (an hour, a day) gets its
     ApiError raised at once, `retry_after` set, rather than a caller hung
     for that long: whether to wait that much is the caller's decision.
+    max_answer_bytes: the largest answer body read, as for `ApiClient`.
     """
 
     def __init__(
@@ -48,11 +54,14 @@ class ServerClient:
         backoff_base: float = 0.25,
         backoff_cap: float = 4.0,
         max_retry_wait: float = 30.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ):
         if not api_key:
             raise ValueError("a service key is required (manage.py service_key create)")
         self.url = url.rstrip("/")
-        self.http = HttpSession(self.url, timeout=timeout)
+        self.http = HttpSession(
+            self.url, timeout=timeout, max_answer_bytes=max_answer_bytes
+        )
         self.retries = retries
         self._backoff = (backoff_base, backoff_cap)
         self.max_retry_wait = max_retry_wait

@@ -65,6 +65,7 @@ from authsocket_client.protocol import (
     USER_STREAM,
     CloseCode,
     is_id,
+    is_user,
     strict_json,
 )
 from authsocket_client.tokens import Tokens
@@ -118,6 +119,15 @@ class Message:
 
     @classmethod
     def from_frame(cls, frame: dict[str, Any]) -> Message:
+        """Checked, not trusted: ValueError for a `stream` that is not a
+        string, an `id` that is not an integer (ids are compared with
+        positions), or a `sender` that is neither null (the server) nor a
+        user with an integer `id` (whose `username` a reader would ask for)."""
+        if not isinstance(frame.get("stream"), str) or not is_id(frame.get("id")):
+            raise ValueError("a message frame without a valid stream or id")
+        sender = frame.get("sender")
+        if sender is not None and not is_user(sender):
+            raise ValueError("a message frame whose sender is not a user")
         return cls(
             stream=frame["stream"],
             id=frame["id"],
@@ -1019,11 +1029,11 @@ class AuthSocket:
         return since, first_here
 
     async def _on_message(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
-        # Checked, not trusted: an id compared with positions must be an integer.
-        if not isinstance(frame.get("stream"), str) or not is_id(frame.get("id")):
-            logger.warning("ignored a message frame without a valid stream or id")
+        try:
+            message = Message.from_frame(frame)
+        except ValueError as exc:
+            logger.warning("ignored %s", exc)
             return
-        message = Message.from_frame(frame)
         entry = self._streams.get(message.stream)
         if entry is None:
             if message.stream != USER_STREAM:

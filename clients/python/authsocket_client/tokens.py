@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from authsocket_client.errors import AuthSocketError, TokenFileUnreadable
+from authsocket_client.protocol import is_user
 
 try:
     import fcntl
@@ -55,6 +56,10 @@ class Tokens:
         An access token outside the JWT alphabet (non-ASCII, CR/LF) could
         not go in a header: every call would fail with an error quoting it.
         The error never quotes the answer: it holds the tokens.
+
+        A `user` that is not a user object (with an integer `id`) is left
+        out: it only names whom the tokens are for, and a refresh's tokens
+        are kept whatever it says, as the refresh token sent is spent.
         """
         access = body.get("access") if isinstance(body, dict) else None
         lifetime = _lifetime(body.get("expires_in") if isinstance(body, dict) else None)
@@ -71,7 +76,7 @@ class Tokens:
             refresh=body.get("refresh"),
             expires_at=(time.time() if now is None else now) + lifetime,
             lifetime=lifetime,
-            user=body.get("user"),
+            user=body["user"] if is_user(body.get("user")) else None,
         )
 
     def remaining(self) -> float:
@@ -137,13 +142,23 @@ class FileTokenStore:
         return entries
 
     def load(self) -> Tokens | None:
+        """This server's tokens; None when there are none. An entry whose
+        fields are of the wrong type (hand-edited, written by another
+        program) raises TokenFileUnreadable: used as they are, they failed
+        deep inside a call, with a traceback."""
         entry = self._entries().get(self.url)
         if not isinstance(entry, dict):
             return None
         try:
-            return Tokens(**entry)
+            tokens = Tokens(**entry)
         except TypeError:
             return None
+        wrong = _wrong_field(tokens)
+        if wrong is not None:
+            raise TokenFileUnreadable(
+                self.path, f"the `{wrong}` saved for {self.url} is not of its type"
+            )
+        return tokens
 
     def save(self, tokens: Tokens | None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -179,6 +194,30 @@ class FileTokenStore:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+
+
+def _wrong_field(tokens: Tokens) -> str | None:
+    """The first field of `tokens` that is not of its type (times: finite
+    numbers, the lifetime above 0, as a token answer gives them); never its
+    value, which may be a secret."""
+    fields = {
+        "access": isinstance(tokens.access, str),
+        "refresh": tokens.refresh is None or isinstance(tokens.refresh, str),
+        "expires_at": _finite(tokens.expires_at),
+        "lifetime": _lifetime(tokens.lifetime) is not None,
+        "user": tokens.user is None or isinstance(tokens.user, dict),
+    }
+    return next((name for name, right in fields.items() if not right), None)
+
+
+def _finite(value: Any) -> bool:
+    """A finite number (a bool is none; nor an integer too big for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _lifetime(value: Any) -> float | None:
