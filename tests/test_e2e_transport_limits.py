@@ -173,6 +173,16 @@ def test_a_refused_handshake_never_quotes_the_token_back(server, token):
     assert token not in server.output
 
 
+def raw_answer(server, request: bytes) -> bytes:
+    """What the server answers `request`, sent as it is, up to its close."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # bounded by the socket's timeout
+            answer += chunk
+    return answer
+
+
 def test_a_multipart_body_twisted_cannot_parse_reaches_the_application(server):
     # Twisted parsed POST bodies itself and answered this one an empty 400.
     request = (
@@ -181,12 +191,7 @@ def test_a_multipart_body_twisted_cannot_parse_reaches_the_application(server):
         "Content-Type: multipart/form-data\r\n"
         "Content-Length: 1\r\nConnection: close\r\n\r\nx"
     ).encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):  # bounded by the socket's timeout
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, _, body = raw_answer(server, request).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 415"), head
     assert json.loads(body)["code"] == "unsupported_media_type"
 
@@ -207,12 +212,7 @@ def chunked_post(server, path: str, body: bytes, token: str | None = None) -> tu
         + chunks
         + b"0\r\n\r\n"
     )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):  # bounded by the socket's timeout
-            answer += chunk
-    head, _, rest = answer.partition(b"\r\n\r\n")
+    head, _, rest = raw_answer(server, request).partition(b"\r\n\r\n")
     status = int(head.split()[1])
     return status, (json.loads(rest) if rest else None)
 
